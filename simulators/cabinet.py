@@ -1,0 +1,178 @@
+"""The physical cabinet: which fob hangs in which slot, door open or shut, power on or off.
+
+Every simulated device (lock-board simulator, GPIO mock pins, relay board, RFID antenna)
+reads and changes this one model, so a simulated person who takes a key changes what every
+sensor reports at once. Nothing here knows about people or policy: a slot is just a latch
+and a hook that a fob may hang on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+
+class PhysicalError(Exception):
+    """A simulated person tried something the hardware would not allow (e.g. pulling a locked key)."""
+
+
+@dataclass
+class SlotModel:
+    """One slot: its latch and the fob (if any) hanging in it."""
+
+    number: int
+    fob: str | None = None
+    unlocked_until: float = 0.0
+    jammed: bool = False
+    """A jammed latch stays open whatever the coil does (a fault the simulators can inject)."""
+
+    def is_unlocked(self, now: float) -> bool:
+        return self.jammed or now < self.unlocked_until
+
+
+Listener = Callable[[str, int | None], None]
+
+
+@dataclass
+class CabinetModel:
+    """A thread-safe model of the physical cabinet shared by every simulator.
+
+    ``clock`` is injectable so tests can move time without sleeping.
+    """
+
+    slot_numbers: Iterable[int]
+    clock: Callable[[], float] = time.monotonic
+    door_open: bool = False
+    door_locked: bool = True
+    powered: bool = True
+    antenna: object | None = None
+    """The tag currently held to the reader antenna (a simulator tag object), if any."""
+    slots: dict[int, SlotModel] = field(init=False)
+    _listeners: list[Listener] = field(default_factory=list, init=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.slots = {n: SlotModel(n) for n in self.slot_numbers}
+
+    # -- observers -------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(what, slot)`` after every change (what: 'slot', 'door', 'power', 'antenna')."""
+        self._listeners.append(listener)
+
+    def _changed(self, what: str, slot: int | None = None) -> None:
+        for listener in list(self._listeners):
+            listener(what, slot)
+
+    def _slot(self, number: int) -> SlotModel:
+        try:
+            return self.slots[number]
+        except KeyError:
+            raise PhysicalError(f"the cabinet has no slot {number}") from None
+
+    # -- what the lock hardware does ----------------------------------------------------------
+    def unlock(self, slot: int, seconds: float) -> None:
+        """The coil of ``slot`` is energised: the latch is free for ``seconds``."""
+        with self._lock:
+            if not self.powered:
+                return
+            self._slot(slot).unlocked_until = self.clock() + seconds
+        self._changed("slot", slot)
+
+    def relock(self, slot: int) -> None:
+        """The coil drops: the latch closes (unless jammed)."""
+        with self._lock:
+            self._slot(slot).unlocked_until = 0.0
+        self._changed("slot", slot)
+
+    def relock_all(self) -> None:
+        with self._lock:
+            for s in self.slots.values():
+                s.unlocked_until = 0.0
+        self._changed("slot", None)
+
+    def is_unlocked(self, slot: int) -> bool:
+        with self._lock:
+            return self._slot(slot).is_unlocked(self.clock())
+
+    def key_present(self, slot: int) -> bool:
+        with self._lock:
+            return self._slot(slot).fob is not None
+
+    def fob_in(self, slot: int) -> str | None:
+        with self._lock:
+            return self._slot(slot).fob
+
+    def set_jammed(self, slot: int, jammed: bool = True) -> None:
+        with self._lock:
+            self._slot(slot).jammed = jammed
+        self._changed("slot", slot)
+
+    # -- what a person does -----------------------------------------------------------------
+    def take(self, slot: int, *, force: bool = False) -> str:
+        """Pull the fob out of ``slot``. A locked latch holds it unless ``force`` (tamper)."""
+        with self._lock:
+            s = self._slot(slot)
+            if s.fob is None:
+                raise PhysicalError(f"slot {slot} is empty")
+            if not force and not s.is_unlocked(self.clock()):
+                raise PhysicalError(f"slot {slot} is locked")
+            fob, s.fob = s.fob, None
+        self._changed("slot", slot)
+        return fob
+
+    def insert(self, fob: str, slot: int) -> None:
+        """Hang ``fob`` in ``slot``. Latches accept a fob only while released."""
+        with self._lock:
+            s = self._slot(slot)
+            if s.fob is not None:
+                raise PhysicalError(f"slot {slot} already holds {s.fob}")
+            if not s.is_unlocked(self.clock()):
+                raise PhysicalError(f"slot {slot} is locked")
+            for other in self.slots.values():
+                if other.fob == fob:
+                    raise PhysicalError(f"fob {fob} is already in slot {other.number}")
+            s.fob = fob
+        self._changed("slot", slot)
+
+    def load(self, fobs: dict[int, str]) -> None:
+        """Stock the cabinet at start (installer's work, no latch involved)."""
+        with self._lock:
+            for slot, fob in fobs.items():
+                self._slot(slot).fob = fob
+        self._changed("slot", None)
+
+    def open_door(self) -> None:
+        with self._lock:
+            self.door_open = True
+        self._changed("door")
+
+    def close_door(self) -> None:
+        with self._lock:
+            self.door_open = False
+        self._changed("door")
+
+    def power_cut(self) -> None:
+        """Mains gone: every coil drops (fail-secure) and boards stop answering."""
+        with self._lock:
+            self.powered = False
+            for s in self.slots.values():
+                s.unlocked_until = 0.0
+        self._changed("power")
+
+    def power_restore(self) -> None:
+        with self._lock:
+            self.powered = True
+        self._changed("power")
+
+    def place_tag(self, tag: object) -> None:
+        """Hold a card or fob tag to the reader antenna."""
+        with self._lock:
+            self.antenna = tag
+        self._changed("antenna")
+
+    def remove_tag(self) -> None:
+        with self._lock:
+            self.antenna = None
+        self._changed("antenna")
