@@ -1,0 +1,205 @@
+"""The ``kiosk`` command: the composition root that wires settings, store, API and simulators.
+
+Exit codes: 0 success; 1 the check failed (e.g. the audit log does not verify); 2 bad usage
+or configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from kiosk.config import Settings, load_settings
+from kiosk.errors import KioskError
+
+
+class _Context:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+pass_ctx = click.make_pass_decorator(_Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML config file (default: ./kiosk.toml when present). KIOSK_* variables override it.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Electronic key cabinet and access kiosk."""
+    ctx.obj = _Context(config)
+
+
+@cli.command()
+@pass_ctx
+def run(ctx: _Context) -> None:
+    """Run the daemon (simulated hardware unless the config says otherwise)."""
+    from kiosk.daemon import run as run_daemon
+
+    run_daemon(ctx.settings)
+
+
+# --------------------------------------------------------------------------------- db
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@pass_ctx
+def db_upgrade(ctx: _Context, revision: str) -> None:
+    """Migrate the schema up to REVISION (default: the newest)."""
+    from kiosk.store import migrate
+    from kiosk.store.db import describe_database, make_engine
+
+    engine = make_engine(ctx.settings.resolved_database_url)
+    migrate.upgrade(engine, revision)
+    click.echo(f"{describe_database(engine)}: schema at {migrate.current_revision(engine)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@pass_ctx
+def db_downgrade(ctx: _Context, revision: str) -> None:
+    """Migrate the schema down to REVISION ('base' removes every table)."""
+    from kiosk.store import migrate
+    from kiosk.store.db import describe_database, make_engine
+
+    engine = make_engine(ctx.settings.resolved_database_url)
+    migrate.downgrade(engine, revision)
+    click.echo(f"{describe_database(engine)}: schema at {migrate.current_revision(engine)}")
+
+
+@db.command("current")
+@pass_ctx
+def db_current(ctx: _Context) -> None:
+    """Print the schema revision of the database and the newest one this version knows."""
+    from kiosk.store import migrate
+    from kiosk.store.db import make_engine
+
+    engine = make_engine(ctx.settings.resolved_database_url)
+    click.echo(f"current {migrate.current_revision(engine)} head {migrate.head_revision(engine)}")
+
+
+# ------------------------------------------------------------------------------ audit
+@cli.group()
+def audit() -> None:
+    """The tamper-evident event log."""
+
+
+@audit.command("verify")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint exported earlier (kiosk audit checkpoint --out); catches a cut tail.",
+)
+@click.option("--public-key", help="Expected device public key (hex); default: this device's.")
+@pass_ctx
+def audit_verify(ctx: _Context, checkpoint_file: Path | None, public_key: str | None) -> None:
+    """Check the hash chain and the signed checkpoints; exit 1 naming the first bad row."""
+    from kiosk.audit.device_key import load, public_from_hex
+    from kiosk.audit.verify import ExportedCheckpoint, verify_log
+    from kiosk.store.db import make_engine
+
+    settings = ctx.settings
+    engine = make_engine(settings.resolved_database_url)
+    if public_key:
+        key = public_from_hex(public_key)
+    elif settings.device_key_path.exists():
+        key = load(settings.device_key_path).public
+    else:
+        key = None
+        click.echo("warning: no device key here; checkpoint signatures of the log are not checked")
+    exported = ExportedCheckpoint.read(checkpoint_file) if checkpoint_file else None
+    result = verify_log(engine, cabinet_id=settings.cabinet_id, public_key=key, exported=exported)
+    click.echo(
+        f"cabinet {result.cabinet_id}: {result.checked} events, last seq {result.last_seq}, "
+        f"{result.checkpoints} stored checkpoints"
+        + (f", exported checkpoint at seq {exported.seq}" if exported else "")
+    )
+    if result.ok:
+        click.echo("OK: the chain and every checkpoint verify")
+        return
+    click.echo(f"FAILED: first bad sequence number {result.first_bad_seq}", err=True)
+    for problem in result.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the signed checkpoint here (keep it off the device). Default: print it.",
+)
+@pass_ctx
+def audit_checkpoint(ctx: _Context, out: Path | None) -> None:
+    """Sign the current head of the log now and export it."""
+    from kiosk.runtime import Runtime
+
+    runtime = Runtime.open(ctx.settings)
+    row = runtime.audit.checkpoint()
+    doc = json.dumps(runtime.audit.export_checkpoint(row), indent=2, ensure_ascii=False)
+    if out:
+        out.write_text(doc + "\n", encoding="utf-8")
+        click.echo(f"checkpoint at seq {row.seq} written to {out}")
+    else:
+        click.echo(doc)
+
+
+@audit.command("pubkey")
+@pass_ctx
+def audit_pubkey(ctx: _Context) -> None:
+    """Print this device's public key (hex) to pin in an off-device verifier."""
+    from kiosk.audit.device_key import load_or_create
+
+    click.echo(load_or_create(ctx.settings.device_key_path).public_hex)
+
+
+# ------------------------------------------------------------------------------ demo
+@cli.command("demo-data")
+@click.option("--seed", default=20261127, show_default=True, help="Random seed for names.")
+@pass_ctx
+def demo_data(ctx: _Context, seed: int) -> None:
+    """Fill an empty database with a realistic office tower (百富国际大厦)."""
+    from kiosk.demo import load_demo
+    from kiosk.runtime import Runtime
+
+    runtime = Runtime.open(ctx.settings)
+    summary = load_demo(runtime, seed=seed)
+    click.echo(", ".join(f"{n} {what}" for what, n in summary.items()))
+
+
+def _register_simulators() -> None:
+    try:
+        from simulators.cli import sim
+    except ImportError:  # the simulators are part of the distribution; keep the CLI usable
+        return
+    cli.add_command(sim)
+
+
+_register_simulators()
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KioskError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

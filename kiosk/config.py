@@ -1,0 +1,180 @@
+"""The daemon's configuration: one ``Settings`` from a TOML file plus ``KIOSK_*`` variables.
+
+Precedence, highest first: keyword arguments, environment (``KIOSK_ADMIN_PORT=9000``,
+nested with ``__`` as in ``KIOSK_BUSINESS_HOURS__START=09:00``), the TOML file, defaults.
+A bad value stops start-up with a message that names the option and the allowed range,
+because a cabinet that starts with a half-understood config is worse than one that stops.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from kiosk.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("kiosk.toml")
+
+_toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_path", default=None)
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Strict(BaseModel):
+    """Sections reject unknown options so a typo is a start-up error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BusinessHours(_Strict):
+    """When the cabinet opens to one badge; outside these hours K8 two-person opening applies."""
+
+    start: dt.time = dt.time(8, 30)
+    end: dt.time = dt.time(18, 0)
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        description="ISO weekdays that are working days (1 = Monday).",
+    )
+    holidays: list[dt.date] = Field(
+        default_factory=list, description="Public holidays: closed although a weekday."
+    )
+    extra_workdays: list[dt.date] = Field(
+        default_factory=list,
+        description="Make-up working days (调休): open although a weekend day.",
+    )
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHours:
+        if self.start >= self.end:
+            raise ValueError(f"start {self.start} must be before end {self.end}")
+        return self
+
+
+class AuditSettings(_Strict):
+    """Tamper-evident log options."""
+
+    checkpoint_every: int = Field(
+        default=256, ge=1, le=1_000_000, description="Sign a checkpoint every N events."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything the daemon needs to start, validated with bounds."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KIOSK_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(default=Path("var"), description="Database, device key, backups.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite at DATA_DIR/kiosk.db."
+    )
+    cabinet_id: str = Field(default="cab-01", min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    cabinet_name: str = Field(default="百富国际大厦 客服中心钥匙柜", max_length=200)
+    simulate: bool = Field(default=True, description="Drive the simulators instead of hardware.")
+    timezone: str = "Asia/Shanghai"
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    admin_host: str = "127.0.0.1"
+    admin_port: Port = 8080
+    kiosk_port: Port = 8081
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)"
+            ) from None
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The URL actually used: the configured one, or SQLite inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'kiosk.db').as_posix()}"
+
+    @property
+    def device_key_path(self) -> Path:
+        return self.data_dir / "device_key.pem"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error["loc"]) or "(config)"
+    msg = error["msg"]
+    ctx = error.get("ctx") or {}
+    bounds = [
+        f"{k} {ctx[k]}" for k in ("ge", "gt", "le", "lt", "min_length", "max_length") if k in ctx
+    ]
+    allowed = f" (allowed: {', '.join(bounds)})" if bounds else ""
+    got = (
+        f"; got {error['input']!r}"
+        if "input" in error and not isinstance(error["input"], dict)
+        else ""
+    )
+    return f"option '{loc}': {msg}{allowed}{got}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``config_file`` (or ``./kiosk.toml`` when present) and the environment.
+
+    Raises ``ConfigError`` whose message names every bad option, its allowed range and the
+    file it came from.
+    """
+    path = config_file
+    if path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if path is not None:
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    token = _toml_path.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        where = f"{path} / KIOSK_* environment" if path else "KIOSK_* environment"
+        lines = "\n  ".join(_describe(dict(e)) for e in exc.errors())
+        raise ConfigError(f"invalid configuration ({where}):\n  {lines}") from None
+    finally:
+        _toml_path.reset(token)

@@ -1,0 +1,34 @@
+"""One error root for the daemon; each layer has its own subclasses.
+
+Only ``api/`` maps these to HTTP status codes; the CLI maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+
+class KioskError(Exception):
+    """Root of every error the daemon raises on purpose."""
+
+
+class ConfigError(KioskError):
+    """The configuration is invalid; the message names the option and the allowed range."""
+
+
+class StoreError(KioskError):
+    """The database refused an operation (constraint, missing record, wrong schema)."""
+
+
+class NotFound(StoreError):
+    """A record that was asked for by id or number does not exist."""
+
+
+class Conflict(StoreError):
+    """The change would break an integrity rule (duplicate key number, second open loan...)."""
+
+
+class AuditError(KioskError):
+    """The audit log could not be written or read."""
+
+
+class DeviceKeyError(AuditError):
+    """The device signing key is missing, unreadable or has unsafe permissions."""

@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole suite.
+
+Database tests run on SQLite always and on a real PostgreSQL server too when ``CI=true``
+or ``KIOSK_TEST_POSTGRES=1`` (see ``tests/pg_server.py``): use the ``db_url`` fixture.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pg_server
+
+from kiosk.config import Settings
+from kiosk.runtime import Runtime
+
+BACKENDS = ["sqlite", "postgres"] if pg_server.wanted() else ["sqlite"]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with pg_server.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend under test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kiosk.db'}"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "var", database_url=db_url, cabinet_id="cab-test")
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime.open(settings)
+    yield rt
+    rt.close()

@@ -1,0 +1,92 @@
+"""The ``kiosk`` command as an operator uses it, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def kiosk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kiosk", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    return {"KIOSK_DATA_DIR": str(tmp_path / "var"), "KIOSK_DATABASE_URL": db_url}
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path) -> dict[str, str]:
+    return {"KIOSK_DATA_DIR": str(tmp_path / "var"), "KIOSK_DATABASE_URL": ""}
+
+
+def test_demo_data_loads_a_tower_and_the_log_verifies(env: dict[str, str]) -> None:
+    out = kiosk(env, "demo-data")
+    assert out.returncode == 0, out.stderr
+    assert "202 keys" in out.stdout and "208 slots" in out.stdout
+    again = kiosk(env, "demo-data")
+    assert again.returncode == 2 and "already holds people" in again.stderr
+    verify = kiosk(env, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "OK" in verify.stdout
+
+
+def _edit_row_with_sqlite3(db: Path, statement: str) -> None:
+    """Use the sqlite3 command-line tool where installed (as an operator would), else the module."""
+    tool = shutil.which("sqlite3")
+    if tool:
+        subprocess.run([tool, str(db), statement], check=True)
+    else:
+        with sqlite3.connect(db) as conn:
+            conn.execute(statement)
+
+
+def test_one_row_changed_with_sqlite3_fails_verify_and_names_the_row(
+    sqlite_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert kiosk(sqlite_env, "demo-data").returncode == 0
+    for _ in range(3):
+        assert kiosk(sqlite_env, "audit", "checkpoint", "--out", str(tmp_path / "cp.json")).returncode == 0
+    db = tmp_path / "var" / "kiosk.db"
+    _edit_row_with_sqlite3(db, "UPDATE events SET type = 'daemon.started' WHERE seq = 1")
+    verify = kiosk(sqlite_env, "audit", "verify")
+    assert verify.returncode == 1
+    assert "first bad sequence number 1" in verify.stderr
+    assert "seq 1: content does not match its hash" in verify.stderr
+
+
+def test_exported_checkpoint_catches_a_tail_cut(sqlite_env: dict[str, str], tmp_path: Path) -> None:
+    assert kiosk(sqlite_env, "demo-data").returncode == 0
+    cp = tmp_path / "cp.json"
+    assert kiosk(sqlite_env, "audit", "checkpoint", "--out", str(cp)).returncode == 0
+    db = tmp_path / "var" / "kiosk.db"
+    _edit_row_with_sqlite3(db, "DELETE FROM events")
+    _edit_row_with_sqlite3(db, "DELETE FROM checkpoints")
+    _edit_row_with_sqlite3(db, "DELETE FROM audit_heads")
+    assert kiosk(sqlite_env, "audit", "verify").returncode == 0  # an empty log looks fine alone
+    verify = kiosk(sqlite_env, "audit", "verify", "--checkpoint", str(cp))
+    assert verify.returncode == 1
+    assert "tail cut" in verify.stderr and "first bad sequence number 1" in verify.stderr
+
+
+def test_db_commands_and_a_bad_config_exit_2(env: dict[str, str], tmp_path: Path) -> None:
+    up = kiosk(env, "db", "upgrade")
+    assert up.returncode == 0 and "schema at 0001" in up.stdout
+    assert "current 0001 head 0001" in kiosk(env, "db", "current").stdout
+    down = kiosk(env, "db", "downgrade", "base")
+    assert down.returncode == 0 and "schema at None" in down.stdout
+    bad = kiosk({**env, "KIOSK_AUDIT__CHECKPOINT_EVERY": "0"}, "audit", "verify")
+    assert bad.returncode == 2
+    assert "audit.checkpoint_every" in bad.stderr and "ge 1" in bad.stderr
