@@ -1,0 +1,397 @@
+"""Who may open what, when: the access rules of REQUIREMENTS.md as pure functions.
+
+Given who tapped, what they ask for, the time, the duty roster and the approval records,
+each function returns a ``Decision`` naming the rule ids that allowed or denied it. There is
+no I/O here: the cabinet gathers the facts (snapshots below) and acts on the decision, so
+every rule can be read next to REQUIREMENTS.md and tested case by case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+
+class Need(StrEnum):
+    """A further step a draw needs before the slot may open."""
+
+    COSIGN = "cosign"  # K3: a custodian's badge confirms the draw
+    DUTY_MANAGER = "duty_manager"  # K8: after hours, the rostered duty manager taps too
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of a rule check: allowed or not, why, and by which rule ids."""
+
+    allowed: bool
+    code: str
+    """Machine-readable cause, e.g. ``card_lost``; the screen translates it."""
+    reason: str
+    """Plain English for the log and the API."""
+    rules: tuple[str, ...]
+    needs: frozenset[Need] = frozenset()
+    approval_id: uuid.UUID | None = None
+    authorization_id: uuid.UUID | None = None
+
+    @classmethod
+    def allow(cls, code: str, reason: str, *rules: str, **extra: object) -> Decision:
+        return cls(True, code, reason, tuple(rules), **extra)  # type: ignore[arg-type]
+
+    @classmethod
+    def deny(cls, code: str, reason: str, *rules: str) -> Decision:
+        return cls(False, code, reason, tuple(rules))
+
+
+# ------------------------------------------------------------------------------ facts
+@dataclass(frozen=True)
+class Calendar:
+    """Business hours in local time, with holidays and make-up working days."""
+
+    zone: ZoneInfo
+    start: dt.time
+    end: dt.time
+    weekdays: frozenset[int]
+    holidays: frozenset[dt.date] = frozenset()
+    extra_workdays: frozenset[dt.date] = frozenset()
+
+    def is_workday(self, day: dt.date) -> bool:
+        if day in self.holidays:
+            return False
+        return day in self.extra_workdays or day.isoweekday() in self.weekdays
+
+    def is_business_time(self, now: dt.datetime) -> bool:
+        local = now.astimezone(self.zone)
+        return self.is_workday(local.date()) and self.start <= local.time() < self.end
+
+    def end_of_business_day(self, now: dt.datetime) -> dt.datetime:
+        """Today's closing time if today is open and not yet closed, else the next working
+        day's opening (a key drawn at night is due when the office opens)."""
+        local = now.astimezone(self.zone)
+        if self.is_workday(local.date()) and local.time() < self.end:
+            if local.time() >= self.start:
+                return dt.datetime.combine(local.date(), self.end, self.zone)
+        day = local.date() if local.time() < self.start else local.date() + dt.timedelta(days=1)
+        for _ in range(366):
+            if self.is_workday(day):
+                return dt.datetime.combine(day, self.start, self.zone)
+            day += dt.timedelta(days=1)
+        raise ValueError("no working day within a year: check the business-hours calendar")
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    uid: str
+    status: str  # active | lost | revoked
+    kind: str  # staff | owner_proxy
+    valid_from: dt.datetime | None
+    valid_to: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    id: uuid.UUID
+    name: str
+    roles: frozenset[str]
+    active: bool = True
+    department_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    id: uuid.UUID
+    key_number: str
+    label: str
+    group_id: uuid.UUID
+    requires_cosign: bool
+    loan_minutes: int | None
+    status: str  # active | retired
+    on_loan: bool
+    home_slot: int | None
+    unit_id: uuid.UUID | None = None
+    special: bool = False
+
+
+@dataclass(frozen=True)
+class RightFacts:
+    key_group_id: uuid.UUID
+    person_id: uuid.UUID | None = None
+    role: str | None = None
+    weekdays: str = "1234567"
+    start_time: dt.time | None = None
+    end_time: dt.time | None = None
+    valid_from: dt.datetime | None = None
+    valid_to: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalFacts:
+    id: uuid.UUID
+    key_id: uuid.UUID
+    requested_for_id: uuid.UUID
+    status: str  # pending | approved | rejected | expired | used
+    valid_until: dt.datetime
+
+
+@dataclass(frozen=True)
+class AuthorizationFacts:
+    id: uuid.UUID
+    proxy_id: uuid.UUID
+    unit_ids: frozenset[uuid.UUID]
+    valid_from: dt.datetime
+    valid_to: dt.datetime
+    revoked: bool
+    requires_phone_confirmation: bool
+    phone_confirmed: bool
+
+
+@dataclass(frozen=True)
+class ShiftFacts:
+    person_id: uuid.UUID
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DrawContext:
+    """Everything a draw decision depends on, gathered by the cabinet."""
+
+    person: PersonFacts
+    card: CardFacts
+    now: dt.datetime
+    calendar: Calendar
+    rights: Sequence[RightFacts] = ()
+    approvals: Sequence[ApprovalFacts] = ()
+    authorizations: Sequence[AuthorizationFacts] = ()
+    phone_confirmation_required: bool = True
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- identification
+def identify(card: CardFacts | None, person: PersonFacts | None, now: dt.datetime) -> Decision:
+    """K3 starts with a badge: only a known, active, currently valid card of an active person."""
+    if card is None or person is None:
+        return Decision.deny("card_unknown", "card not registered", "K3")
+    if card.status == "lost":
+        return Decision.deny("card_lost", "card reported lost", "K3")
+    if card.status == "revoked":
+        return Decision.deny("card_revoked", "card revoked", "K3")
+    if card.status != "active":
+        return Decision.deny("card_inactive", f"card status {card.status}", "K3")
+    if card.valid_from is not None and now < card.valid_from:
+        return Decision.deny("card_not_yet_valid", "card not valid yet", "K3")
+    if card.valid_to is not None and now >= card.valid_to:
+        return Decision.deny("card_expired", "card expired", "K3")
+    if not person.active:
+        return Decision.deny("person_inactive", "person is no longer active", "K3")
+    return Decision.allow("identified", f"identified {person.name}", "K3")
+
+
+# ------------------------------------------------------------------------------- draws
+def _right_covers(
+    right: RightFacts, person: PersonFacts, key: KeyFacts, cal: Calendar, now: dt.datetime
+) -> bool:
+    if right.key_group_id != key.group_id:
+        return False
+    if right.person_id is not None and right.person_id != person.id:
+        return False
+    if right.role is not None and right.role not in person.roles:
+        return False
+    if right.valid_from is not None and now < right.valid_from:
+        return False
+    if right.valid_to is not None and now >= right.valid_to:
+        return False
+    local = now.astimezone(cal.zone)
+    if str(local.isoweekday()) not in right.weekdays:
+        return False
+    if right.start_time is not None and local.time() < right.start_time:
+        return False
+    return not (right.end_time is not None and local.time() >= right.end_time)
+
+
+def decide_draw(ctx: DrawContext, key: KeyFacts) -> Decision:
+    """May ``ctx.person`` draw ``key`` now (K3, K6, K7, K10), and what else is needed (K3 co-sign,
+    K8 duty manager)? Denials name the first rule that stops the draw."""
+    if key.status != "active":
+        return Decision.deny("key_retired", f"key {key.key_number} is retired", "K2")
+    if key.on_loan:
+        return Decision.deny("key_out", f"key {key.key_number} is already out", "K10")
+    if key.home_slot is None:
+        return Decision.deny("key_no_slot", f"key {key.key_number} has no slot", "K2")
+
+    authorization_id = None
+    if ctx.card.kind == "owner_proxy":
+        auth = _proxy_authorization(ctx, key)
+        if isinstance(auth, Decision):
+            return auth
+        authorization_id = auth.id
+        rules = ["K6"]
+    else:
+        if not any(_right_covers(r, ctx.person, key, ctx.calendar, ctx.now) for r in ctx.rights):
+            return Decision.deny(
+                "no_access_right", f"{ctx.person.name} may not draw {key.key_number} now", "K3"
+            )
+        rules = ["K3"]
+
+    approval_id = None
+    if key.special:
+        approval = _valid_approval(ctx, key)
+        if approval is None:
+            return Decision.deny(
+                "approval_required",
+                f"{key.key_number} is a special room: a department leader's approval is needed",
+                "K7",
+            )
+        approval_id = approval.id
+        rules.append("K7")
+
+    needs: set[Need] = set()
+    if key.requires_cosign:
+        needs.add(Need.COSIGN)
+        rules.append("K3")
+    if not ctx.calendar.is_business_time(ctx.now):
+        needs.add(Need.DUTY_MANAGER)
+        rules.append("K8")
+    return Decision(
+        True,
+        "allowed",
+        f"{ctx.person.name} may draw {key.key_number}",
+        tuple(dict.fromkeys(rules)),
+        frozenset(needs),
+        approval_id,
+        authorization_id,
+    )
+
+
+def _proxy_authorization(ctx: DrawContext, key: KeyFacts) -> AuthorizationFacts | Decision:
+    """K6: a proxy draws only the owner's unit keys, under a valid letter of authorization,
+    after the phone confirmation with the owner where policy asks for one."""
+    if key.unit_id is None:
+        return Decision.deny(
+            "proxy_not_unit_key", "a proxy may draw only an owner's unit key", "K6"
+        )
+    covering = [
+        a
+        for a in ctx.authorizations
+        if a.proxy_id == ctx.person.id and key.unit_id in a.unit_ids and not a.revoked
+    ]
+    if not covering:
+        return Decision.deny(
+            "no_authorization", f"no letter of authorization for {key.label}", "K6"
+        )
+    current = [a for a in covering if a.valid_from <= ctx.now < a.valid_to]
+    if not current:
+        return Decision.deny(
+            "authorization_expired", "the letter of authorization is not valid now", "K6"
+        )
+    for auth in current:
+        needs_call = ctx.phone_confirmation_required and auth.requires_phone_confirmation
+        if not needs_call or auth.phone_confirmed:
+            return auth
+    return Decision.deny(
+        "phone_confirmation_required", "the owner's phone confirmation is not on record", "K6"
+    )
+
+
+def _valid_approval(ctx: DrawContext, key: KeyFacts) -> ApprovalFacts | None:
+    for approval in ctx.approvals:
+        if (
+            approval.key_id == key.id
+            and approval.requested_for_id == ctx.person.id
+            and approval.status == "approved"
+            and ctx.now < approval.valid_until
+        ):
+            return approval
+    return None
+
+
+def drawable(ctx: DrawContext, keys: Iterable[KeyFacts]) -> list[tuple[KeyFacts, Decision]]:
+    """The keys the screen lists for this person: each with its decision. Keys denied only for
+    want of a K7 approval are listed too (shown as "needs approval"); others are left out."""
+    shown = []
+    for key in keys:
+        decision = decide_draw(ctx, key)
+        if decision.allowed or decision.code in ("approval_required", "key_out"):
+            shown.append((key, decision))
+    return shown
+
+
+# ------------------------------------------------------------------------ co-signing
+def decide_cosign(borrower: PersonFacts, custodian: PersonFacts, identified: Decision) -> Decision:
+    """K3: where the key group asks for a human issuer, a custodian other than the borrower."""
+    if not identified.allowed:
+        return identified
+    if "custodian" not in custodian.roles:
+        return Decision.deny(
+            "cosigner_not_custodian", f"{custodian.name} is not a key custodian", "K3"
+        )
+    if custodian.id == borrower.id:
+        return Decision.deny(
+            "cosigner_is_borrower", "the borrower cannot co-sign their own draw", "K3"
+        )
+    return Decision.allow("cosigned", f"co-signed by {custodian.name}", "K3")
+
+
+# -------------------------------------------------------------------- night opening
+def decide_night_pair(
+    *,
+    employee: PersonFacts,
+    manager: PersonFacts,
+    manager_identified: Decision,
+    first_tap_at: dt.datetime,
+    second_tap_at: dt.datetime,
+    window: dt.timedelta,
+    roster: Sequence[ShiftFacts],
+) -> Decision:
+    """K8: after hours the rostered duty manager and the employee tap together: two different
+    people, the second tap within ``window`` of the first."""
+    if not manager_identified.allowed:
+        return Decision.deny(
+            manager_identified.code, manager_identified.reason, "K8", *manager_identified.rules
+        )
+    if manager.id == employee.id:
+        return Decision.deny(
+            "same_person_twice", "the same person tapped twice; two people are needed", "K8"
+        )
+    if second_tap_at - first_tap_at > window:
+        return Decision.deny(
+            "second_tap_too_late",
+            f"the duty manager tapped after the {int(window.total_seconds())} s window",
+            "K8",
+        )
+    on_duty = any(
+        s.person_id == manager.id and s.starts_at <= second_tap_at < s.ends_at for s in roster
+    )
+    if not on_duty:
+        return Decision.deny(
+            "not_on_duty", f"{manager.name} is not the rostered duty manager now", "K8"
+        )
+    return Decision.allow("night_pair", f"opened with duty manager {manager.name}", "K8")
+
+
+# ----------------------------------------------------------------------------- returns
+def decide_return(*, borrower_id: uuid.UUID, returner_id: uuid.UUID | None) -> Decision:
+    """K4/K5: any return is accepted (a key belongs in the cabinet), but a return by someone
+    other than the borrower is recorded as such and flagged."""
+    if returner_id is not None and returner_id == borrower_id:
+        return Decision.allow("returned", "returned by the borrower", "K4")
+    if returner_id is None:
+        return Decision(
+            True,
+            "returned_unidentified",
+            "returned with a fob tap: the returner is not known",
+            ("K4", "K5"),
+        )
+    return Decision(
+        True, "returned_by_other", "returned by someone other than the borrower", ("K4", "K5")
+    )
+
+
+def due_at(key: KeyFacts, drawn_at: dt.datetime, calendar: Calendar) -> dt.datetime:
+    """When a loan is due back: the key group's loan time, else the end of the business day."""
+    if key.loan_minutes:
+        return drawn_at + dt.timedelta(minutes=key.loan_minutes)
+    return calendar.end_of_business_day(drawn_at)

@@ -1,0 +1,330 @@
+"""One person's visit to the cabinet as a pure state machine.
+
+Events come in (a badge identified, a selection made, a key removed, a timer run out);
+commands go out (unlock a slot, relock it, show a screen, record a loan). The transition
+table below is the whole flow: a pair (state, event) not in it raises ``IllegalTransition``.
+There is no I/O and no clock: the cabinet supplies ``now`` with every event and turns
+deadlines into ``Timeout`` events, so every path, including every timeout, is unit-tested.
+
+The cabinet (``kiosk.cabinet``) does the rest: it asks ``kiosk.policy`` before feeding an
+event in (the session only sees decisions already made), writes the durable intent event
+before performing an ``Unlock``, and records outcomes once the sensors confirm them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    AWAIT_MANAGER = "await_manager"  # K8: after hours, waiting for the duty manager's tap
+    CHOOSING = "choosing"  # identified: the screen lists drawable keys
+    AWAIT_COSIGN = "await_cosign"  # K3: waiting for a custodian's badge
+    RELEASING = "releasing"  # slot(s) unlocked, waiting for the key(s) to leave
+    RETURNING = "returning"  # home slot unlocked, waiting for the key to come back
+    INTAKE = "intake"  # K1: a free slot unlocked, waiting for the new key
+
+
+class IllegalTransition(Exception):
+    """An event arrived that the current state does not accept."""
+
+
+# ---------------------------------------------------------------------------- events
+@dataclass(frozen=True)
+class Event:
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class Identified(Event):
+    person_id: uuid.UUID
+    night: bool = False
+    """After hours: the duty manager must tap next (K8)."""
+
+
+@dataclass(frozen=True)
+class ManagerConfirmed(Event):
+    manager_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class DrawChosen(Event):
+    """The person picked keys and a reason; policy has allowed each one already."""
+
+    slots: tuple[int, ...]
+    needs_cosign: bool = False
+
+
+@dataclass(frozen=True)
+class Cosigned(Event):
+    custodian_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ReturnChosen(Event):
+    slot: int
+
+
+@dataclass(frozen=True)
+class IntakeChosen(Event):
+    slot: int
+
+
+@dataclass(frozen=True)
+class KeyRemoved(Event):
+    slot: int
+
+
+@dataclass(frozen=True)
+class KeyInserted(Event):
+    slot: int
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    reason: str = "cancelled"
+
+
+@dataclass(frozen=True)
+class Timeout(Event):
+    """The cabinet sends this when ``Session.deadline`` has passed."""
+
+
+# -------------------------------------------------------------------------- commands
+@dataclass(frozen=True)
+class Command:
+    pass
+
+
+@dataclass(frozen=True)
+class Unlock(Command):
+    slots: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Relock(Command):
+    slots: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Show(Command):
+    screen: str
+
+
+@dataclass(frozen=True)
+class Taken(Command):
+    """A key left its slot during a draw: record the loan now."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class Returned(Command):
+    """A key came back into its slot: close the loan."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class Received(Command):
+    """A new key was hung in its slot at intake (K1)."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class NotTaken(Command):
+    """The slot(s) were opened but nothing was taken in time: record it."""
+
+    slots: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Ended(Command):
+    reason: str
+
+
+# --------------------------------------------------------------------------- timeouts
+@dataclass(frozen=True)
+class Timeouts:
+    choose: dt.timedelta = dt.timedelta(seconds=60)
+    manager: dt.timedelta = dt.timedelta(seconds=60)
+    cosign: dt.timedelta = dt.timedelta(seconds=60)
+    take: dt.timedelta = dt.timedelta(seconds=20)
+    put_back: dt.timedelta = dt.timedelta(seconds=30)
+
+
+# ---------------------------------------------------------------------------- session
+Handler = Callable[["Session", Event], list[Command]]
+
+
+@dataclass
+class Session:
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    state: State = State.IDLE
+    person_id: uuid.UUID | None = None
+    manager_id: uuid.UUID | None = None
+    custodian_id: uuid.UUID | None = None
+    open_slots: tuple[int, ...] = ()
+    """Slots released and still waiting for their key to leave (or arrive)."""
+    pending_slots: tuple[int, ...] = ()
+    """Slots chosen and waiting for a co-sign before they open."""
+    deadline: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+
+    def handle(self, event: Event) -> list[Command]:
+        handler = TRANSITIONS.get((self.state, type(event)))
+        if handler is None:
+            raise IllegalTransition(f"{type(event).__name__} is not accepted in state {self.state}")
+        return handler(self, event)
+
+    def expired(self, now: dt.datetime) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+    # ----------------------------------------------------------------------- helpers
+    def _to(self, state: State, now: dt.datetime, timeout: dt.timedelta | None) -> None:
+        self.state = state
+        self.deadline = now + timeout if timeout is not None else None
+
+    def _end(self, reason: str) -> list[Command]:
+        commands: list[Command] = []
+        if self.open_slots:
+            commands.append(Relock(self.open_slots))
+        self.state = State.IDLE
+        self.person_id = self.manager_id = self.custodian_id = None
+        self.open_slots = self.pending_slots = ()
+        self.deadline = self.started_at = None
+        commands += [Show("idle"), Ended(reason)]
+        return commands
+
+
+# --------------------------------------------------------------------------- handlers
+def _identified(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, Identified)
+    s.person_id, s.started_at = e.person_id, e.now
+    if e.night:
+        s._to(State.AWAIT_MANAGER, e.now, s.timeouts.manager)
+        return [Show("await_manager")]
+    s._to(State.CHOOSING, e.now, s.timeouts.choose)
+    return [Show("choose")]
+
+
+def _manager_confirmed(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, ManagerConfirmed)
+    s.manager_id = e.manager_id
+    s._to(State.CHOOSING, e.now, s.timeouts.choose)
+    return [Show("choose")]
+
+
+def _release(s: Session, now: dt.datetime, slots: tuple[int, ...]) -> list[Command]:
+    s.open_slots, s.pending_slots = slots, ()
+    s._to(State.RELEASING, now, s.timeouts.take)
+    return [Unlock(slots), Show("take_key")]
+
+
+def _draw_chosen(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, DrawChosen)
+    if not e.slots:
+        raise IllegalTransition("a draw needs at least one slot")
+    if e.needs_cosign:
+        s.pending_slots = e.slots
+        s._to(State.AWAIT_COSIGN, e.now, s.timeouts.cosign)
+        return [Show("await_cosign")]
+    return _release(s, e.now, e.slots)
+
+
+def _cosigned(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, Cosigned)
+    s.custodian_id = e.custodian_id
+    return _release(s, e.now, s.pending_slots)
+
+
+def _return_chosen(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, ReturnChosen)
+    s.open_slots = (e.slot,)
+    s.started_at = s.started_at or e.now
+    s._to(State.RETURNING, e.now, s.timeouts.put_back)
+    return [Unlock((e.slot,)), Show("put_back")]
+
+
+def _intake_chosen(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, IntakeChosen)
+    s.open_slots = (e.slot,)
+    s._to(State.INTAKE, e.now, s.timeouts.put_back)
+    return [Unlock((e.slot,)), Show("intake_put")]
+
+
+def _key_removed(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, KeyRemoved)
+    if e.slot not in s.open_slots:
+        raise IllegalTransition(f"slot {e.slot} was not released in this session")
+    s.open_slots = tuple(x for x in s.open_slots if x != e.slot)
+    commands: list[Command] = [Relock((e.slot,)), Taken(e.slot)]
+    if not s.open_slots:
+        return commands + s._end("drawn")
+    return commands
+
+
+def _key_inserted(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, KeyInserted)
+    if e.slot not in s.open_slots:
+        raise IllegalTransition(f"slot {e.slot} was not opened for a return in this session")
+    done: Command = Returned(e.slot) if s.state == State.RETURNING else Received(e.slot)
+    s.open_slots = ()
+    return [
+        Relock((e.slot,)),
+        done,
+        *s._end("returned" if isinstance(done, Returned) else "received"),
+    ]
+
+
+def _cancelled(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, Cancelled)
+    return s._end(e.reason)
+
+
+def _timeout(s: Session, e: Event) -> list[Command]:
+    if not s.expired(e.now):
+        return []  # a stale timer: the deadline moved
+    if s.state == State.RELEASING:
+        slots = s.open_slots
+        return [NotTaken(slots), *s._end("not_taken")]
+    reason = {
+        State.AWAIT_MANAGER: "manager_timeout",
+        State.AWAIT_COSIGN: "cosign_timeout",
+        State.CHOOSING: "choose_timeout",
+        State.RETURNING: "return_timeout",
+        State.INTAKE: "intake_timeout",
+    }[s.state]
+    return s._end(reason)
+
+
+_ANY_ACTIVE = (
+    State.AWAIT_MANAGER,
+    State.CHOOSING,
+    State.AWAIT_COSIGN,
+    State.RELEASING,
+    State.RETURNING,
+    State.INTAKE,
+)
+
+TRANSITIONS: dict[tuple[State, type[Event]], Handler] = {
+    (State.IDLE, Identified): _identified,
+    (State.IDLE, ReturnChosen): _return_chosen,  # a fob tap returns without a badge
+    (State.AWAIT_MANAGER, ManagerConfirmed): _manager_confirmed,
+    (State.CHOOSING, DrawChosen): _draw_chosen,
+    (State.CHOOSING, ReturnChosen): _return_chosen,
+    (State.CHOOSING, IntakeChosen): _intake_chosen,
+    (State.AWAIT_COSIGN, Cosigned): _cosigned,
+    (State.RELEASING, KeyRemoved): _key_removed,
+    (State.RETURNING, KeyInserted): _key_inserted,
+    (State.INTAKE, KeyInserted): _key_inserted,
+    **{(state, Cancelled): _cancelled for state in _ANY_ACTIVE},
+    **{(state, Timeout): _timeout for state in _ANY_ACTIVE},
+}
+"""The whole flow. Anything not listed is illegal."""
