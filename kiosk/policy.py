@@ -71,9 +71,8 @@ class Calendar:
         """Today's closing time if today is open and not yet closed, else the next working
         day's opening (a key drawn at night is due when the office opens)."""
         local = now.astimezone(self.zone)
-        if self.is_workday(local.date()) and local.time() < self.end:
-            if local.time() >= self.start:
-                return dt.datetime.combine(local.date(), self.end, self.zone)
+        if self.is_workday(local.date()) and self.start <= local.time() < self.end:
+            return dt.datetime.combine(local.date(), self.end, self.zone)
         day = local.date() if local.time() < self.start else local.date() + dt.timedelta(days=1)
         for _ in range(366):
             if self.is_workday(day):
