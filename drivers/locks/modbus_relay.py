@@ -1,0 +1,381 @@
+"""Slot locks on a generic 8/16/32-channel Modbus RTU relay module (the common RS-485 boards).
+
+Three layers, as everywhere in ``drivers``:
+
+* transport: a pymodbus *sync* client. :meth:`ModbusRelayBank.from_url` builds one from the
+  config URL (a serial port or pyserial URL for RTU, ``tcp://`` for Modbus TCP, ``rtu+tcp://``
+  for RTU frames through a TCP gateway); any pymodbus sync client may be injected instead.
+* codec: :func:`encode_flash` / :func:`decode_flash`, the boards' timed "flash on" command.
+* device: :class:`ModbusRelayBank`, the :class:`~drivers.locks.base.LockBank`.
+
+Pulse modes. ``"write-on-then-off"`` works on every board: coil on (FC05), wait, coil off.
+``"flash"`` asks the board to time the pulse itself: one FC06 write to register
+``flash_register_base + channel`` with ``(flash_command << 8) | units`` where a unit is
+``flash_unit_ms``. With flash, a Pi that dies mid-pulse cannot leave a coil on. Boards
+differ (command byte, register numbering, 100 ms or 1 s units): bench-test before use. In
+both modes the coil is read back after the pulse; a coil still on after ``settle_ms`` is
+forced off and reported as :class:`LockFault`, so a wrong unit cannot hold a coil on.
+
+Failures. Every bus request is retried a bounded number of times with doubling backoff;
+a board that stops answering is :class:`LockBoardError`, never a silent success. Any
+exception inside ``unlock``, ``close()`` and process exit drive every coil to locked.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pymodbus import FramerType
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.client.base import ModbusBaseSyncClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.pdu import ModbusPDU
+
+from drivers.errors import LockBoardError, LockFault
+from drivers.io import safety
+from drivers.io.pulse import Sleep, check_max_pulse
+from drivers.locks.base import HARD_MAX_PULSE_MS, SlotState, cap_pulse
+
+log = logging.getLogger(__name__)
+
+PulseMode = Literal["write-on-then-off", "flash"]
+PULSE_MODES: tuple[str, ...] = ("write-on-then-off", "flash")
+POLL_MS = 50
+"""Read-back interval while waiting for a coil to drop."""
+NOT_RETRIED = frozenset({1, 2, 3})
+"""Exception codes (illegal function/address/value) that no retry can fix."""
+
+
+# -- codec ---------------------------------------------------------------------------------
+def encode_flash(pulse_ms: int, *, command: int, unit_ms: int) -> int:
+    """The register value for a timed pulse: command byte high, time in units low.
+
+    At least one unit (a pulse is never zero); with a command byte the low byte caps the
+    count at 255 units. ``command=0`` means the whole register is the unit count.
+    """
+    if pulse_ms <= 0:
+        raise ValueError(f"pulse must be positive, got {pulse_ms} ms")
+    units = max(1, pulse_ms // unit_ms)
+    if command:
+        return (command << 8) | min(units, 0xFF)
+    return min(units, 0xFFFF)
+
+
+def decode_flash(value: int, *, command: int, unit_ms: int) -> int | None:
+    """The pulse in ms a register write asks for, or ``None`` if it is not a flash command."""
+    if command:
+        if value >> 8 != command:
+            return None
+        units = value & 0xFF
+    else:
+        units = value
+    return units * unit_ms if units else None
+
+
+# -- config --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModbusRelayConfig:
+    """How one relay board is addressed and wired; validated when built.
+
+    ``slots`` maps cabinet slot -> relay channel (0-based); default slot n -> channel n-1.
+    """
+
+    unit: int = 1
+    channels: int = 16
+    slots: Mapping[int, int] | None = None
+    coil_base: int = 0
+    coil_on_unlocks: bool = True
+    key_input_base: int | None = None
+    key_present_when: bool = True
+    pulse_mode: PulseMode = "write-on-then-off"
+    flash_register_base: int = 1
+    flash_command: int = 0x06
+    flash_unit_ms: int = 100
+    max_pulse_ms: int = 1000
+    settle_ms: int = 300
+    verify_readback: bool = True
+    retries: int = 2
+    backoff_ms: int = 50
+
+    def __post_init__(self) -> None:
+        _bounded("unit", self.unit, 1, 247)
+        _bounded("channels", self.channels, 1, 32)
+        _bounded("coil_base", self.coil_base, 0, 0xFFFF - self.channels)
+        if self.key_input_base is not None:
+            _bounded("key_input_base", self.key_input_base, 0, 0xFFFF - self.channels)
+        if self.pulse_mode not in PULSE_MODES:
+            raise ValueError(f"pulse_mode must be one of {PULSE_MODES}, got {self.pulse_mode!r}")
+        _bounded("flash_register_base", self.flash_register_base, 0, 0xFFFF - self.channels)
+        _bounded("flash_command", self.flash_command, 0, 0xFF)
+        check_max_pulse(self.max_pulse_ms)
+        _bounded("flash_unit_ms", self.flash_unit_ms, 10, min(1000, self.max_pulse_ms))
+        _bounded("settle_ms", self.settle_ms, 0, HARD_MAX_PULSE_MS)
+        _bounded("retries", self.retries, 0, 5)
+        _bounded("backoff_ms", self.backoff_ms, 0, 1000)
+        if self.pulse_mode == "flash" and not self.coil_on_unlocks:
+            raise ValueError("flash pulses energise the coil: needs coil_on_unlocks=true")
+        slots = (
+            dict(self.slots)
+            if self.slots is not None
+            else {n: n - 1 for n in range(1, self.channels + 1)}
+        )
+        if not slots:
+            raise ValueError("a relay bank needs at least one slot")
+        owner: dict[int, int] = {}
+        for slot, channel in slots.items():
+            if slot < 1:
+                raise ValueError(f"slot numbers start at 1, got {slot}")
+            _bounded(f"channel of slot {slot}", channel, 0, self.channels - 1)
+            if channel in owner:
+                raise ValueError(f"channel {channel} drives slots {owner[channel]} and {slot}")
+            owner[channel] = slot
+        object.__setattr__(self, "slots", MappingProxyType(slots))
+
+    @property
+    def slot_map(self) -> Mapping[int, int]:
+        """The validated slot -> channel map (never ``None`` after construction)."""
+        assert self.slots is not None
+        return self.slots
+
+
+def _bounded(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be {low}..{high}, got {value}")
+
+
+def unit_keyword(client: object) -> str:
+    """The unit-address keyword of this pymodbus: ``device_id`` (3.10+), ``slave`` or ``unit``."""
+    params = inspect.signature(client.read_coils).parameters  # type: ignore[attr-defined]
+    for name in ("device_id", "slave", "unit"):
+        if name in params:
+            return name
+    raise TypeError(f"cannot tell how {type(client).__name__} addresses a unit")
+
+
+class _Refused(LockBoardError):
+    """The board answered with a Modbus exception no retry can fix."""
+
+
+# -- device --------------------------------------------------------------------------------
+class ModbusRelayBank:
+    """:class:`~drivers.locks.base.LockBank` on one Modbus relay board (one unit address)."""
+
+    def __init__(
+        self,
+        client: ModbusBaseSyncClient,
+        config: ModbusRelayConfig | None = None,
+        *,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.config = config or ModbusRelayConfig()
+        self._client = client
+        self._sleep = sleep
+        # dict[str, Any]: the keyword name depends on the installed pymodbus (see unit_keyword).
+        self._unit: dict[str, Any] = {unit_keyword(client): self.config.unit}
+        self._bus = threading.RLock()  # one request on the wire at a time
+        self._pulse = threading.Lock()  # one coil pulsed at a time: the PSU sees one inrush
+        self._closed = False
+        self.attempts = 0
+        """Requests sent so far, retries included (diagnostics)."""
+        safety.lock_on_exit(self)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        config: ModbusRelayConfig | None = None,
+        *,
+        baud: int = 9600,
+        parity: str = "N",
+        timeout_s: float = 0.5,
+        sleep: Sleep = time.sleep,
+    ) -> ModbusRelayBank:
+        """Open the transport named by ``url`` (pymodbus's own retries off: ours are bounded).
+
+        ``tcp://host:port`` Modbus TCP; ``rtu+tcp://host:port`` RTU frames over TCP; anything
+        else is a serial port or pyserial URL (``/dev/ttyUSB0``, ``socket://``, ``loop://``)
+        spoken as RTU at ``baud`` 8-``parity``-1.
+        """
+        if not 0.01 <= timeout_s <= 10:
+            raise ValueError(f"timeout_s must be 0.01..10, got {timeout_s}")
+        client: ModbusBaseSyncClient
+        parts = urlsplit(url)
+        if parts.scheme in ("tcp", "rtu+tcp"):
+            if parts.hostname is None or parts.port is None:
+                raise ValueError(f"{url!r}: expected {parts.scheme}://host:port")
+            framer = FramerType.SOCKET if parts.scheme == "tcp" else FramerType.RTU
+            client = ModbusTcpClient(
+                parts.hostname, port=parts.port, framer=framer, timeout=timeout_s, retries=0
+            )
+        else:
+            client = ModbusSerialClient(
+                url,
+                framer=FramerType.RTU,
+                baudrate=baud,
+                bytesize=8,
+                parity=parity,
+                stopbits=1,
+                timeout=timeout_s,
+                retries=0,
+            )
+        return cls(client, config, sleep=sleep)
+
+    # -- LockBank ---------------------------------------------------------------------------
+    @property
+    def slots(self) -> tuple[int, ...]:
+        return tuple(sorted(self.config.slot_map))
+
+    def unlock(self, slot: int, pulse_ms: int | None = None) -> None:
+        """Pulse ``slot``'s relay (blocking) and confirm its coil dropped.
+
+        ``ValueError`` for a slot not on this board; ``LockBoardError`` if the board does
+        not answer; ``LockFault`` if the coil still reads energised after ``settle_ms``.
+        """
+        cfg = self.config
+        if slot not in cfg.slot_map:
+            raise ValueError(f"slot {slot} is not on relay board unit {cfg.unit}")
+        channel = cfg.slot_map[slot]
+        ms = cap_pulse(pulse_ms, configured_max_ms=cfg.max_pulse_ms)
+        with self._pulse:
+            if self._closed:
+                raise LockBoardError(f"relay board unit {cfg.unit} is closed")
+            try:
+                if cfg.pulse_mode == "flash":
+                    value = encode_flash(ms, command=cfg.flash_command, unit_ms=cfg.flash_unit_ms)
+                    address = cfg.flash_register_base + channel
+                    self._call(
+                        "flash",
+                        lambda: self._client.write_register(address, value, **self._unit),
+                    )
+                    self._sleep(ms / 1000)
+                else:
+                    self._write_coil(channel, unlocked=True)
+                    try:
+                        self._sleep(ms / 1000)
+                    finally:
+                        self._write_coil(channel, unlocked=False)
+                if cfg.verify_readback and not self._coil_dropped(channel):
+                    raise LockFault(slot, f"relay channel {channel} still on after its pulse")
+            except BaseException:
+                self.lock_all()
+                raise
+
+    def status(self) -> dict[int, SlotState]:
+        """Coil state of every mapped channel, plus key inputs where the board has them."""
+        cfg = self.config
+        if self._closed:
+            raise LockBoardError(f"relay board unit {cfg.unit} is closed")
+        coils = self._read_coils()
+        keys: list[bool] | None = None
+        if cfg.key_input_base is not None:
+            base = cfg.key_input_base
+            reply = self._call(
+                "read inputs",
+                lambda: self._client.read_discrete_inputs(base, count=cfg.channels, **self._unit),
+            )
+            keys = list(reply.bits)
+        result: dict[int, SlotState] = {}
+        for slot, channel in sorted(cfg.slot_map.items()):
+            locked = coils[channel] != cfg.coil_on_unlocks
+            present = None if keys is None else keys[channel] == cfg.key_present_when
+            result[slot] = SlotState(slot=slot, locked=locked, key_present=present)
+        return result
+
+    def lock_all(self) -> None:
+        """Write every channel to locked in one FC15 request; per channel if FC15 is refused.
+
+        Never raises: a silent board is logged (it has dropped its relays if unpowered, and
+        the caller already has the ``LockBoardError`` from the request that failed).
+        """
+        if self._closed:
+            return
+        cfg = self.config
+        locked = [not cfg.coil_on_unlocks] * cfg.channels
+        try:
+            self._call(
+                "lock all",
+                lambda: self._client.write_coils(cfg.coil_base, locked, **self._unit),
+            )
+            return
+        except _Refused:
+            log.info("unit %s refuses FC15; locking channel by channel", cfg.unit)
+        except LockBoardError:
+            log.exception("could not lock relay board unit %s", cfg.unit)
+            return
+        for channel in sorted(cfg.slot_map.values()):
+            try:
+                self._write_coil(channel, unlocked=False)
+            except LockBoardError:
+                log.exception("could not lock channel %s of unit %s", channel, cfg.unit)
+
+    def close(self) -> None:
+        """Lock every coil and close the transport. Idempotent."""
+        if self._closed:
+            return
+        with self._pulse:
+            self.lock_all()
+            self._closed = True
+        safety.release(self)
+        with self._bus:
+            self._client.close()
+
+    # -- bus --------------------------------------------------------------------------------
+    def _write_coil(self, channel: int, *, unlocked: bool) -> None:
+        address = self.config.coil_base + channel
+        value = unlocked == self.config.coil_on_unlocks
+        self._call("write coil", lambda: self._client.write_coil(address, value, **self._unit))
+
+    def _read_coils(self) -> list[bool]:
+        cfg = self.config
+        reply = self._call(
+            "read coils",
+            lambda: self._client.read_coils(cfg.coil_base, count=cfg.channels, **self._unit),
+        )
+        return list(reply.bits)
+
+    def _coil_dropped(self, channel: int) -> bool:
+        """Read the coil back until it reads locked or ``settle_ms`` is spent."""
+        cfg = self.config
+        for _ in range(cfg.settle_ms // POLL_MS):
+            if self._read_coils()[channel] != cfg.coil_on_unlocks:
+                return True
+            self._sleep(POLL_MS / 1000)
+        return self._read_coils()[channel] != cfg.coil_on_unlocks
+
+    def _call(self, what: str, request: Callable[[], ModbusPDU]) -> Any:
+        """Send one request with bounded retries; return the reply or raise LockBoardError."""
+        cfg = self.config
+        attempts = cfg.retries + 1
+        last = "no attempt"
+        for attempt in range(attempts):
+            if attempt:
+                self._sleep(cfg.backoff_ms * 2 ** (attempt - 1) / 1000)
+            with self._bus:
+                self.attempts += 1
+                try:
+                    reply = request()
+                except (ModbusException, OSError) as exc:
+                    last = str(exc) or type(exc).__name__
+                    # Drop the link so a late reply cannot be taken for the next request's.
+                    self._client.close()
+                    continue
+            if not reply.isError():
+                return reply
+            code = getattr(reply, "exception_code", None)
+            last = f"Modbus exception code {code}"
+            if code in NOT_RETRIED:
+                raise _Refused(f"relay board unit {cfg.unit}: {what} refused: {last}")
+        raise LockBoardError(
+            f"relay board unit {cfg.unit}: {what} failed after {attempts} attempts: {last}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<ModbusRelayBank unit={self.config.unit} slots={self.slots}>"
