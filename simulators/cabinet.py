@@ -27,9 +27,11 @@ class SlotModel:
     unlocked_until: float = 0.0
     jammed: bool = False
     """A jammed latch stays open whatever the coil does (a fault the simulators can inject)."""
+    popped: bool = False
+    """A pop-open compartment door sprang open on its pulse and stays open until shut."""
 
     def is_unlocked(self, now: float) -> bool:
-        return self.jammed or now < self.unlocked_until
+        return self.jammed or self.popped or now < self.unlocked_until
 
 
 Listener = Callable[[str, int | None], None]
@@ -49,6 +51,10 @@ class CabinetModel:
     powered: bool = True
     antenna: object | None = None
     """The tag currently held to the reader antenna (a simulator tag object), if any."""
+    pop_open: bool = False
+    """Slot style. False: a solenoid latch, free only while its coil is energised. True: a
+    locker compartment (what Kerong KR-CU16 boards drive) whose door springs open on a pulse
+    and stays open until a person shuts it; the lock reads locked again only then."""
     slots: dict[int, SlotModel] = field(init=False)
     _listeners: list[Listener] = field(default_factory=list, init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
@@ -77,11 +83,14 @@ class CabinetModel:
         with self._lock:
             if not self.powered:
                 return
-            self._slot(slot).unlocked_until = self.clock() + seconds
+            if self.pop_open:
+                self._slot(slot).popped = True
+            else:
+                self._slot(slot).unlocked_until = self.clock() + seconds
         self._changed("slot", slot)
 
     def relock(self, slot: int) -> None:
-        """The coil drops: the latch closes (unless jammed)."""
+        """The coil drops: a latch closes (unless jammed); a popped compartment stays open."""
         with self._lock:
             self._slot(slot).unlocked_until = 0.0
         self._changed("slot", slot)
@@ -142,6 +151,18 @@ class CabinetModel:
             for slot, fob in fobs.items():
                 self._slot(slot).fob = fob
         self._changed("slot", None)
+
+    def shut_slot(self, slot: int) -> None:
+        """A person pushes a popped compartment door shut: it latches again."""
+        with self._lock:
+            s = self._slot(slot)
+            s.popped = False
+            s.unlocked_until = 0.0
+        self._changed("slot", slot)
+
+    def is_popped(self, slot: int) -> bool:
+        with self._lock:
+            return self._slot(slot).popped
 
     def open_door(self) -> None:
         with self._lock:

@@ -1,0 +1,408 @@
+"""A bus of Kerong KR-CU16 lock boards that answers real frames, backed by a CabinetModel.
+
+The simulator sits at the lowest practical layer: it speaks the exact bytes of the boards
+(reusing the driver's codec, which the byte-table tests pin down independently) over a TCP
+socket or a pty, so the production driver runs against it unchanged through
+``serial_for_url``. Latches live in the shared :class:`~simulators.cabinet.CabinetModel`:
+an unlock command calls ``model.unlock(slot, unlock_time)``, and a status request reads
+``model.is_unlocked`` and ``model.key_present``, so a simulated person taking a key is what
+the board reports.
+
+Faults are switchable while running (``sim.set_faults(...)``, :meth:`KerongBoardSim.jam`,
+or the text console of :meth:`KerongBoardSim.control`), because the bugs worth finding show
+up when a bus goes bad in the middle of a session, not at start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import select
+import socket
+import threading
+import tty
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from drivers.locks.kerong.codec import (
+    CHANNELS_PER_BOARD,
+    CMD_SET_UNLOCK_TIME,
+    CMD_STATUS,
+    CMD_STATUS_ALL,
+    CMD_UNLOCK,
+    CMD_UNLOCK_ALL,
+    MAX_BOARDS,
+    Frame,
+    FrameParser,
+    decode_unlock_time_ms,
+    encode_status_reply,
+)
+from simulators.cabinet import CabinetModel, PhysicalError
+
+log = logging.getLogger(__name__)
+
+CONSOLE_HELP = (
+    "status | faults | clear | no-reply on|off | delay MS | bad-checksum on|off | "
+    "garbage on|off | garbage-only on|off | offline BOARD on|off | jam SLOT on|off | "
+    "take SLOT | insert SLOT FOB | power on|off | help"
+)
+"""The commands :meth:`KerongBoardSim.control` understands."""
+
+GARBAGE = bytes.fromhex("ff 00 55 aa 13 37 fe 01 7f")
+"""Line noise the ``garbage`` faults send: no 02 byte, so it can never look like a frame."""
+
+
+@dataclass
+class KerongFaults:
+    """What is wrong with the bus right now. Every field may change while serving."""
+
+    no_reply: bool = False
+    """Boards still obey commands but never answer (a dead transmitter: the nasty case,
+    the latch may have opened while the host hears nothing)."""
+    delay_s: float = 0.0
+    """Answer this late (after obeying at once)."""
+    bad_checksum: bool = False
+    """Answer with a wrong SUM byte."""
+    garbage_before: bool = False
+    """Send line noise in front of each answer (a good driver resynchronises)."""
+    garbage_instead: bool = False
+    """Send line noise instead of each answer."""
+    offline_boards: set[int] = field(default_factory=set)
+    """Boards that are dead: they neither obey nor answer."""
+
+
+class KerongBoardSim:
+    """Up to 16 boards of 16 channels each, sharing one bus and one cabinet model.
+
+    ``slot_map`` maps (board, channel 1–16) to the model's slot numbers; by default board
+    ``b`` channel ``c`` is slot ``16*b + c`` (slots 1–16 on board 0). Channels whose slot is
+    not in the model read locked and empty, like a channel with no lock wired.
+    """
+
+    def __init__(
+        self,
+        model: CabinetModel,
+        *,
+        boards: int = 1,
+        slot_map: Mapping[tuple[int, int], int] | None = None,
+        unlock_time_ms: int = 500,
+        answers_unlock: bool = True,
+        bit_set_means_locked: bool = True,
+        faults: KerongFaults | None = None,
+    ) -> None:
+        """Build the bus; raise ``ValueError`` for a board or channel outside the protocol."""
+        if not 1 <= boards <= MAX_BOARDS:
+            raise ValueError(f"boards must be 1..{MAX_BOARDS}, got {boards}")
+        if slot_map is None:
+            slot_map = {
+                (b, c): b * CHANNELS_PER_BOARD + c
+                for b in range(boards)
+                for c in range(1, CHANNELS_PER_BOARD + 1)
+            }
+        for board, channel in slot_map:
+            if not 0 <= board < MAX_BOARDS or not 1 <= channel <= CHANNELS_PER_BOARD:
+                raise ValueError(f"no board {board} channel {channel} on a Kerong bus")
+        self.model = model
+        self.slot_map = dict(slot_map)
+        self.boards = tuple(sorted(set(range(boards)) | {b for b, _ in slot_map}))
+        self.answers_unlock = answers_unlock
+        self.bit_set_means_locked = bit_set_means_locked
+        self.faults = faults or KerongFaults()
+        self._unlock_time_ms = dict.fromkeys(self.boards, unlock_time_ms)
+        self._lock = threading.RLock()
+        self.received: deque[Frame] = deque(maxlen=1000)
+        """Every well-formed frame heard, newest last (for tests and the console)."""
+
+    # -- configuration at run time ----------------------------------------------------------
+    def set_faults(self, **changes: object) -> None:
+        """Change fault fields by name, e.g. ``set_faults(no_reply=True, delay_s=0.3)``."""
+        with self._lock:
+            self.faults = dataclasses.replace(self.faults, **changes)  # type: ignore[arg-type]
+
+    def clear_faults(self) -> None:
+        """Back to a healthy bus (jammed latches are the model's and stay jammed)."""
+        with self._lock:
+            self.faults = KerongFaults()
+
+    def slot_at(self, board: int, channel: int) -> int | None:
+        """The model slot wired to ``board``/``channel``, or None if none is."""
+        slot = self.slot_map.get((board, channel))
+        return slot if slot is not None and slot in self.model.slots else None
+
+    def jam(self, board: int, channel: int, jammed: bool = True) -> None:
+        """Jam or free the latch at board/channel: it stays open whatever the coil does.
+
+        A shortcut to ``model.set_jammed`` by bus address, as a test thinks of it.
+        """
+        slot = self.slot_at(board, channel)
+        if slot is None:
+            raise ValueError(f"board {board} channel {channel} drives no slot")
+        self.model.set_jammed(slot, jammed)
+
+    def unlock_time_ms(self, board: int) -> int:
+        """The coil on-time ``board`` currently uses (what the last 0x37 set)."""
+        with self._lock:
+            return self._unlock_time_ms[board]
+
+    # -- the boards' behaviour ----------------------------------------------------------------
+    def status_frame(self, board: int) -> bytes:
+        """The 0x35 frame ``board`` would send now."""
+        lock_bits = 0
+        key_bits = 0
+        for channel in range(1, CHANNELS_PER_BOARD + 1):
+            slot = self.slot_at(board, channel)
+            locked = slot is None or not self.model.is_unlocked(slot)
+            if locked == self.bit_set_means_locked:
+                lock_bits |= 1 << (channel - 1)
+            if slot is not None and self.model.key_present(slot):
+                key_bits |= 1 << (channel - 1)
+        return encode_status_reply(board, lock_bits, key_bits)
+
+    def _alive(self, board: int) -> bool:
+        return board in self._unlock_time_ms and board not in self.faults.offline_boards
+
+    def respond(self, frame: Frame) -> list[bytes]:
+        """Obey one received frame and return the bytes the bus sends back (faults applied)."""
+        with self._lock:
+            self.received.append(frame)
+            if not self.model.powered:
+                return []
+            board = frame.board
+            replies: list[bytes] = []
+            if frame.cmd == CMD_STATUS_ALL:
+                replies = [self.status_frame(b) for b in self.boards if self._alive(b)]
+            elif not self._alive(board):
+                return []
+            elif frame.cmd == CMD_STATUS:
+                replies = [self.status_frame(board)]
+            elif frame.cmd in (CMD_UNLOCK, CMD_UNLOCK_ALL):
+                seconds = self._unlock_time_ms[board] / 1000
+                channels = (
+                    [frame.channel]
+                    if frame.cmd == CMD_UNLOCK
+                    else range(1, CHANNELS_PER_BOARD + 1)
+                )
+                for channel in channels:
+                    slot = self.slot_at(board, channel)
+                    if slot is not None:
+                        self.model.unlock(slot, seconds)
+                if self.answers_unlock:
+                    replies = [self.status_frame(board)]
+            elif frame.cmd == CMD_SET_UNLOCK_TIME:
+                self._unlock_time_ms[board] = decode_unlock_time_ms(frame)
+            # 0x35 is another board's answer (or our own echo): boards ignore it.
+            return self._mangle(replies)
+
+    def _mangle(self, replies: list[bytes]) -> list[bytes]:
+        f = self.faults
+        if f.no_reply:
+            return []
+        out = []
+        for reply in replies:
+            if f.bad_checksum:
+                reply = reply[:-1] + bytes(((reply[-1] + 1) & 0xFF,))
+            if f.garbage_instead:
+                reply = GARBAGE
+            elif f.garbage_before:
+                reply = GARBAGE + reply
+            out.append(reply)
+        return out
+
+    def handle_bytes(self, parser: FrameParser, data: bytes) -> list[bytes]:
+        """Feed raw received bytes through ``parser``; frames with a bad SUM are ignored,
+        as real boards do, and every good frame is obeyed in order."""
+        frames, _errors = parser.feed_all(data)
+        out: list[bytes] = []
+        for frame in frames:
+            out.extend(self.respond(frame))
+        return out
+
+    # -- a text console for people and end-to-end tests --------------------------------------
+    def control(self, line: str) -> str:
+        """Run one console command and return a one-line answer ('ok ...' or 'error: ...').
+
+        The commands are listed in :data:`CONSOLE_HELP`; ``status`` prints every slot as
+        ``slot:open|locked:fob``. A console makes faults switchable in a running process,
+        where the Python API is out of reach.
+        """
+        words = line.split()
+        if not words:
+            return ""
+        cmd, args = words[0].lower(), words[1:]
+        flags = {"on": True, "off": False}
+        try:
+            if cmd == "help":
+                return "ok " + CONSOLE_HELP
+            if cmd == "status":
+                parts = []
+                for slot in sorted(self.model.slots):
+                    state = "open" if self.model.is_unlocked(slot) else "locked"
+                    parts.append(f"{slot}:{state}:{self.model.fob_in(slot) or '-'}")
+                return "ok " + " ".join(parts)
+            if cmd == "faults":
+                return f"ok {self.faults}"
+            if cmd == "clear":
+                self.clear_faults()
+            elif cmd in ("no-reply", "bad-checksum", "garbage", "garbage-only") and len(args) == 1:
+                name = {
+                    "no-reply": "no_reply",
+                    "bad-checksum": "bad_checksum",
+                    "garbage": "garbage_before",
+                    "garbage-only": "garbage_instead",
+                }[cmd]
+                self.set_faults(**{name: flags[args[0]]})
+            elif cmd == "delay" and len(args) == 1:
+                self.set_faults(delay_s=max(0, int(args[0])) / 1000)
+            elif cmd == "offline" and len(args) == 2:
+                offline = set(self.faults.offline_boards)
+                (offline.add if flags[args[1]] else offline.discard)(int(args[0]))
+                self.set_faults(offline_boards=offline)
+            elif cmd == "jam" and len(args) == 2:
+                self.model.set_jammed(int(args[0]), flags[args[1]])
+            elif cmd == "take" and len(args) == 1:
+                return f"ok took {self.model.take(int(args[0]))}"
+            elif cmd == "insert" and len(args) == 2:
+                self.model.insert(args[1], int(args[0]))
+            elif cmd == "power" and len(args) == 1:
+                (self.model.power_restore if flags[args[0]] else self.model.power_cut)()
+            else:
+                return f"error: unknown command {line.strip()!r} (try help)"
+        except (KeyError, ValueError, PhysicalError) as exc:
+            return f"error: {exc}"
+        return "ok"
+
+
+class KerongBoardServer:
+    """Serve a :class:`KerongBoardSim` over TCP or a pty from background threads.
+
+    ``listen`` is ``socket://HOST:PORT`` (port 0 picks a free one) or ``pty``; afterwards
+    :attr:`url` is what a driver passes to ``serial_for_url``: the ``socket://`` URL with the
+    real port, or the pty's slave path (e.g. ``/dev/pts/5``). Several TCP clients may be
+    connected at once; they share one bus, as two masters on one RS-485 line would.
+    """
+
+    def __init__(self, sim: KerongBoardSim, listen: str = "socket://127.0.0.1:0") -> None:
+        self.sim = sim
+        self.listen = listen
+        self.url = ""
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: socket.socket | None = None
+        self._clients: set[socket.socket] = set()
+        self._clients_lock = threading.Lock()
+        self._pty: tuple[int, int] | None = None
+
+    def start(self) -> KerongBoardServer:
+        """Open the listening endpoint and start serving; returns self for chaining."""
+        if self.listen == "pty":
+            master, slave = os.openpty()
+            tty.setraw(slave)  # no line discipline: 0x03 must not become SIGINT
+            self._pty = (master, slave)
+            self.url = os.ttyname(slave)
+            self._spawn(self._serve_pty, master)
+        else:
+            parts = urlsplit(self.listen)
+            if parts.scheme != "socket" or parts.hostname is None or parts.port is None:
+                raise ValueError(f"listen must be socket://HOST:PORT or pty, got {self.listen!r}")
+            server = socket.create_server((parts.hostname, parts.port))
+            server.settimeout(0.1)
+            self._server = server
+            host, port = server.getsockname()[:2]
+            self.url = f"socket://{host}:{port}"
+            self._spawn(self._accept_loop, server)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close every endpoint, and wait for the threads."""
+        self._stop.set()
+        if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept()
+            self._server.close()
+        with self._clients_lock:
+            for client in self._clients:
+                with contextlib.suppress(OSError):
+                    client.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(timeout=2)
+        if self._pty is not None:
+            for fd in self._pty:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._pty = None
+
+    def __enter__(self) -> KerongBoardServer:
+        return self.start() if not self.url else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        name = f"kerong-sim-{len(self._threads)}"
+        thread = threading.Thread(target=target, args=args, daemon=True, name=name)
+        self._threads.append(thread)
+        thread.start()
+
+    def _send_all(self, replies: Iterable[bytes], send: Callable[[bytes], object]) -> bool:
+        """Send replies, honouring the delay fault; False if stopped meanwhile."""
+        for reply in replies:
+            delay = self.sim.faults.delay_s
+            if delay > 0 and self._stop.wait(delay):
+                return False
+            send(reply)
+        return True
+
+    def _accept_loop(self, server: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._clients_lock:
+                self._clients.add(client)
+            self._spawn(self._serve_client, client)
+
+    def _serve_client(self, client: socket.socket) -> None:
+        parser = FrameParser()
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([client], [], [], 0.1)
+                if not ready:
+                    continue
+                data = client.recv(4096)
+                if not data:
+                    return
+                replies = self.sim.handle_bytes(parser, data)
+                if not self._send_all(replies, client.sendall):
+                    return
+        except OSError as exc:
+            log.debug("kerong sim client gone: %s", exc)
+        finally:
+            with self._clients_lock:
+                self._clients.discard(client)
+            client.close()
+
+    def _serve_pty(self, master: int) -> None:
+        parser = FrameParser()
+
+        def send(data: bytes) -> None:
+            os.write(master, data)
+
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([master], [], [], 0.1)
+                if not ready:
+                    continue
+                data = os.read(master, 4096)
+                if not data:
+                    continue
+                if not self._send_all(self.sim.handle_bytes(parser, data), send):
+                    return
+        except OSError as exc:
+            log.debug("kerong sim pty closed: %s", exc)

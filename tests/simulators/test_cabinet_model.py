@@ -1,0 +1,70 @@
+"""The physical cabinet model: latches, pop-open compartments, power, the antenna."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulators.cabinet import CabinetModel, PhysicalError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_latch_frees_a_key_only_while_its_coil_is_energised() -> None:
+    clock = Clock()
+    m = CabinetModel([1, 2], clock=clock)
+    m.load({1: "FOB1"})
+    with pytest.raises(PhysicalError, match="locked"):
+        m.take(1)
+    m.unlock(1, 0.5)
+    clock.t = 0.6
+    with pytest.raises(PhysicalError, match="locked"):
+        m.take(1)
+    m.unlock(1, 0.5)
+    assert m.take(1) == "FOB1" and not m.key_present(1)
+
+
+def test_pop_open_compartment_stays_open_until_shut() -> None:
+    clock = Clock()
+    m = CabinetModel([1], clock=clock, pop_open=True)
+    m.load({1: "FOB1"})
+    m.unlock(1, 0.5)
+    clock.t = 60.0
+    m.relock(1)  # the coil dropping does not close a popped door
+    assert m.is_unlocked(1) and m.is_popped(1)
+    assert m.take(1) == "FOB1"
+    m.shut_slot(1)
+    assert not m.is_unlocked(1)
+    with pytest.raises(PhysicalError, match="locked"):
+        m.insert("FOB1", 1)
+
+
+def test_power_cut_drops_coils_and_nothing_unlocks_until_power_returns() -> None:
+    m = CabinetModel([1])
+    m.unlock(1, 10)
+    m.power_cut()
+    assert not m.is_unlocked(1)
+    m.unlock(1, 10)
+    assert not m.is_unlocked(1)
+    m.power_restore()
+    m.unlock(1, 10)
+    assert m.is_unlocked(1)
+
+
+def test_a_fob_hangs_in_one_slot_only_and_forced_removal_is_possible() -> None:
+    m = CabinetModel([1, 2])
+    m.load({1: "FOB1"})
+    m.unlock(2, 10)
+    with pytest.raises(PhysicalError, match="already in slot 1"):
+        m.insert("FOB1", 2)
+    assert m.take(1, force=True) == "FOB1"  # tamper: pulled through a locked latch
+    seen: list[tuple[str, int | None]] = []
+    m.subscribe(lambda what, slot: seen.append((what, slot)))
+    m.open_door()
+    m.place_tag(object())
+    assert seen == [("door", None), ("antenna", None)]
