@@ -70,6 +70,25 @@ class AuditSettings(_Strict):
     )
 
 
+class CabinetSettings(_Strict):
+    """How the cabinet treats people at the screen; each bound is what a user can live with."""
+
+    night_window_s: int = Field(
+        default=60, ge=5, le=300, description="K8: the duty manager taps within this many seconds."
+    )
+    choose_timeout_s: int = Field(default=60, ge=10, le=600)
+    cosign_timeout_s: int = Field(default=60, ge=10, le=600)
+    take_timeout_s: int = Field(
+        default=20, ge=5, le=120, description="Slot open this long for the key to be taken."
+    )
+    return_timeout_s: int = Field(default=30, ge=5, le=120)
+    door_held_open_s: int = Field(default=120, ge=10, le=3600)
+    slot_left_open_s: int = Field(default=30, ge=5, le=3600)
+    phone_confirmation_required: bool = Field(
+        default=True, description="K6: a proxy's first draw needs the owner's phone confirmation."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the daemon needs to start, validated with bounds."""
 
@@ -90,6 +109,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    cabinet: CabinetSettings = Field(default_factory=CabinetSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     kiosk_port: Port = 8081

@@ -96,11 +96,13 @@ def _uid(rng: random.Random, nbytes: int) -> str:
     return rng.randbytes(nbytes).hex().upper()
 
 
-def load_demo(runtime: Runtime, *, seed: int = 20261127) -> dict[str, int]:
+def load_demo(
+    runtime: Runtime, *, seed: int = 20261127, now: dt.datetime | None = None
+) -> dict[str, int]:
     """Load the demo tower into an empty database; refuse if people are already there."""
     rng = random.Random(seed)
     zone = ZoneInfo(runtime.settings.timezone)
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     with Session(runtime.engine, expire_on_commit=False) as s:
         if s.scalar(select(func.count()).select_from(Person)):
             raise Conflict(

@@ -1,0 +1,85 @@
+"""What the kiosk screen says, in zh-CN and English, keyed by the policy's decision codes.
+
+The company's own words (REQUIREMENTS.md) are used: 领取钥匙, 归还钥匙, 事由, 值班经理…
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Text:
+    zh: str
+    en: str
+
+
+REASONS: dict[str, Text] = {
+    "repair": Text("维修", "Repair"),
+    "cleaning": Text("保洁", "Cleaning"),
+    "patrol": Text("巡视", "Patrol"),
+    "renovation": Text("装修检查", "Renovation inspection"),
+    "owner_request": Text("业主委托", "Owner's request"),
+    "meter": Text("抄表", "Meter reading"),
+    "viewing": Text("看房", "Viewing"),
+    "emergency": Text("紧急情况", "Emergency"),
+    "other": Text("其他", "Other"),
+}
+
+MESSAGES: dict[str, Text] = {
+    # badge (K3)
+    "card_unknown": Text("卡片未登记，请联系客服中心", "Card not registered: ask the customer-service desk"),
+    "card_lost": Text("此卡已挂失，不能使用", "This card was reported lost and cannot be used"),
+    "card_revoked": Text("此卡已注销", "This card has been revoked"),
+    "card_inactive": Text("此卡不可用", "This card is not active"),
+    "card_expired": Text("此卡已过期", "This card has expired"),
+    "card_not_yet_valid": Text("此卡尚未生效", "This card is not valid yet"),
+    "person_inactive": Text("人员已停用", "This person is no longer active"),
+    "no_access_right": Text("您无权领取此钥匙", "You may not draw this key now"),
+    "cosigner_not_custodian": Text("请由钥匙管理员刷卡确认", "A key custodian must confirm"),
+    "cosigner_is_borrower": Text("领取人不能自己确认", "The borrower cannot confirm their own draw"),
+    # key state
+    "key_out": Text("钥匙已借出", "Key is out"),
+    "key_retired": Text("钥匙已停用", "Key retired"),
+    "key_no_slot": Text("钥匙未分配位置", "Key has no slot"),
+    "key_unknown": Text("没有这把钥匙", "No such key in this cabinet"),
+    # K6 proxies
+    "proxy_not_unit_key": Text("委托人只能领取业主单元钥匙", "A proxy may draw only the owner's unit key"),
+    "no_authorization": Text("没有业主委托书", "No owner's letter of authorization on record"),
+    "authorization_expired": Text("委托书不在有效期内", "The letter of authorization is not valid now"),
+    "phone_confirmation_required": Text("需先与业主电话确认", "The owner's phone confirmation is needed first"),
+    # K7
+    "approval_required": Text("特殊房间：需部门领导审批", "Special room: a department leader's approval is needed"),
+    # K8
+    "await_manager": Text("非工作时间：请值班经理刷卡", "After hours: the on-duty manager must tap now"),
+    "same_person_twice": Text("需两人共同开启，请值班经理刷卡", "Two people are needed: the duty manager must tap"),
+    "second_tap_too_late": Text("值班经理刷卡超时", "The duty manager tapped too late"),
+    "not_on_duty": Text("刷卡人不是当班值班经理", "This person is not the rostered duty manager"),
+    "manager_timeout": Text("等待值班经理超时", "Timed out waiting for the duty manager"),
+    # flow
+    "choose": Text("请选择钥匙和事由", "Choose the key and the reason"),
+    "await_cosign": Text("请钥匙管理员刷卡确认", "A key custodian must tap to confirm"),
+    "take_key": Text("请取出钥匙", "Take the key now"),
+    "put_back": Text("请将钥匙放回亮灯位置", "Put the key back where the light is on"),
+    "intake_put": Text("请将新钥匙放入亮灯位置", "Hang the new key where the light is on"),
+    "drawn": Text("已领取，请按时归还", "Drawn: please return it on time"),
+    "returned": Text("已归还，谢谢", "Returned, thank you"),
+    "received": Text("钥匙已登记入柜", "Key registered into the cabinet"),
+    "not_taken": Text("未取钥匙，已重新上锁", "Key not taken: locked again"),
+    "return_timeout": Text("未放回钥匙，已重新上锁", "Key not put back: locked again"),
+    "intake_timeout": Text("未放入钥匙，已重新上锁", "Key not hung: locked again"),
+    "choose_timeout": Text("操作超时", "Timed out"),
+    "cosign_timeout": Text("等待确认超时", "Timed out waiting for confirmation"),
+    "cancelled": Text("已取消", "Cancelled"),
+    "reason_required": Text("请选择事由", "Choose a reason"),
+    "intake_not_custodian": Text("只有钥匙管理员可以登记钥匙", "Only a key custodian may register keys"),
+    "no_free_slot": Text("没有空位", "No free slot"),
+    "duplicate_key_number": Text("钥匙编号已存在", "That key number already exists"),
+    "lock_fault": Text("锁故障，已通知管理员", "Lock fault: staff have been alerted"),
+    "busy": Text("请稍候", "Please wait"),
+    "not_on_loan": Text("这把钥匙没有借出", "This key is not out"),
+}
+
+
+def text(code: str) -> Text:
+    return MESSAGES.get(code, Text(code, code))

@@ -1,0 +1,165 @@
+"""Start-up reconciliation: what the sensors say against what the records say.
+
+Run once at every start, after every lock has been driven locked and every slot scanned:
+
+1. An action interrupted by a crash or power cut left an intent event with no outcome.
+   It is resolved from the intent and the sensors: a draw whose key is gone becomes a loan
+   (the intent names the borrower, the reason and what allowed it); a draw whose key is
+   still there is recorded as not taken; a return whose key is back closes its loan.
+2. Then every slot is compared with the records: a key expected in but absent, or present
+   but not expected, raises an alarm (F1) that a person must close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from drivers.locks.base import SlotState
+from kiosk import policy, records
+from kiosk.audit import AppendedEvent, NewEvent
+from kiosk.store.db import write_session
+from kiosk.store.models import Event, Loan
+
+if TYPE_CHECKING:
+    from kiosk.cabinet import Cabinet
+
+INTENTS = ("draw.intent", "return.intent", "intake.intent")
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+def unresolved_intents(session: Session, cabinet_code: str) -> list[Event]:
+    """Intent events since the last reconciliation that no outcome event points back to."""
+    since = session.scalar(
+        select(func.max(Event.seq)).where(
+            Event.cabinet_id == cabinet_code, Event.type == "cabinet.reconciled"
+        )
+    ) or 0
+    rows = session.scalars(
+        select(Event).where(Event.cabinet_id == cabinet_code, Event.seq > since).order_by(Event.seq)
+    ).all()
+    resolved = set()
+    intents = []
+    for row in rows:
+        if row.type in INTENTS:
+            intents.append(row)
+        else:
+            seq = json.loads(row.payload).get("intent_seq")
+            if isinstance(seq, int):
+                resolved.add(seq)
+    return [row for row in intents if row.seq not in resolved]
+
+
+def reconcile(cabinet: Cabinet, status: dict[int, SlotState]) -> dict[str, int]:
+    engine, audit = cabinet.runtime.engine, cabinet.audit
+    now = cabinet.clock()
+    counts = {"resolved_draws": 0, "resolved_returns": 0, "not_taken": 0, "alarms": 0}
+    committed: list[AppendedEvent] = []
+    with write_session(engine) as s:
+        for intent in unresolved_intents(s, cabinet.code):
+            committed += _resolve(s, cabinet, intent, status, now, counts)
+    for event in committed:
+        audit.notify_committed(event)
+
+    with Session(engine) as s:
+        expected = records.expected_presence(s, cabinet_id=cabinet.cabinet_id)
+    for slot, st in sorted(status.items()):
+        if st.key_present is None:
+            continue
+        if slot in expected and not st.key_present:
+            counts["alarms"] += _alarm_once(
+                cabinet, "key_missing", slot, "K10",
+                f"key {expected[slot]} should be in slot {slot} but the slot is empty",
+            )
+        elif slot not in expected and st.key_present:
+            with Session(engine) as s:
+                home_of = records.key_in_slot(s, cabinet_id=cabinet.cabinet_id, slot=slot)
+            what = (f"key {home_of.key_number} is recorded as out but is in slot {slot}"
+                    if home_of else f"an unregistered key is in slot {slot}")
+            counts["alarms"] += _alarm_once(cabinet, "key_unexpected", slot, "K10", what)
+    audit.append(NewEvent(type="cabinet.reconciled", rules=["K10"], payload={
+        **counts, "slots": len(status), "expected_in": len(expected),
+        "present": sum(1 for st in status.values() if st.key_present),
+    }))
+    return counts
+
+
+def _alarm_once(cabinet: Cabinet, kind: str, slot: int, rule: str, message: str) -> int:
+    with write_session(cabinet.runtime.engine) as s:
+        slot_id = records.slot_id(s, cabinet_id=cabinet.cabinet_id, number=slot)
+        if records.has_open_alarm(s, kind=kind, slot=slot_id):
+            return 0
+        _, event = records.raise_alarm(
+            s, cabinet.audit, cabinet_id=cabinet.cabinet_id, cabinet_code=cabinet.code,
+            kind=kind, rule=rule, slot=slot, message=message,
+        )
+    cabinet.audit.notify_committed(event)
+    return 1
+
+
+def _resolve(s: Session, cabinet: Cabinet, intent: Event, status: dict[int, SlotState],
+             now: dt.datetime, counts: dict[str, int]) -> list[AppendedEvent]:
+    payload = json.loads(intent.payload)
+    slot = intent.slot
+    present = status.get(slot).key_present if slot in status else None  # type: ignore[union-attr]
+    key = records.key_in_slot(s, cabinet_id=cabinet.cabinet_id, slot=slot) if slot else None
+    base = {"intent_seq": intent.seq, "resolved_at_start": True}
+
+    def log(type_: str, rules: list[str], **extra: Any) -> AppendedEvent:
+        return cabinet.audit.append_in(s, NewEvent(
+            type=type_, slot=slot, key_number=intent.key_number, rules=rules,
+            actors=json.loads(intent.actors), payload={**base, **extra},
+        ))
+
+    if intent.type == "draw.intent":
+        if key is None or present is None or present or records.open_loan(s, key_id=key.id):
+            counts["not_taken"] += 1
+            return [log("draw.resolved", ["K3"], outcome="not_taken")]
+        borrower = _uuid(payload.get("borrower"))
+        assert borrower is not None
+        loan = Loan(
+            key_id=key.id, cabinet_id=cabinet.cabinet_id, borrower_id=borrower,
+            issuer_id=_uuid(payload.get("issuer")), duty_manager_id=_uuid(payload.get("duty_manager")),
+            approval_id=_uuid(payload.get("approval")),
+            authorization_id=_uuid(payload.get("authorization")),
+            reason_code=payload.get("reason_code") or "other", reason_text=payload.get("reason_text"),
+            drawn_at=intent.at, due_at=policy.due_at(key, intent.at, cabinet.calendar),
+        )
+        s.add(loan)
+        s.flush()
+        if loan.approval_id is not None:
+            # Already consumed: the loan still stands, and the event says what allowed it.
+            with contextlib.suppress(ValueError):
+                records.consume_approval(s, approval_id=loan.approval_id, loan_id=loan.id)
+        event = log("draw.resolved", json.loads(intent.rules), outcome="taken", loan=str(loan.id))
+        loan.draw_event_seq = event.seq
+        counts["resolved_draws"] += 1
+        return [event]
+
+    if intent.type == "return.intent":
+        open_loan = records.open_loan(s, key_id=key.id) if key else None
+        if open_loan is None or not present or slot is None:
+            return [log("return.resolved", ["K4"], outcome="not_returned")]
+        loan = open_loan
+        returner = _uuid(payload.get("returner"))
+        decision = policy.decide_return(borrower_id=loan.borrower_id, returner_id=returner)
+        loan.returned_at = max(now, loan.drawn_at)
+        loan.returned_by_id = returner
+        loan.returned_by_other = decision.code != "returned"
+        loan.return_slot_id = records.slot_id(s, cabinet_id=cabinet.cabinet_id, number=slot)
+        event = log("return.resolved", list(decision.rules), outcome="returned", loan=str(loan.id))
+        loan.return_event_seq = event.seq
+        counts["resolved_returns"] += 1
+        return [event]
+
+    # An intake interrupted before its key was registered: a custodian registers it again.
+    return [log("intake.resolved", ["K1"], outcome="needs_review", present=bool(present))]

@@ -1,0 +1,137 @@
+"""Part of the composition root: builds the hardware the cabinet drives from ``Settings``.
+
+Simulated mode builds the real drivers against the simulators at their lowest layer: the
+Kerong driver talks real protocol bytes over a TCP socket to the lock-board simulator, the
+MFRC522 driver reads registers of the chip simulator, the door reed is a gpiozero mock pin
+driven by the physical cabinet model. Only this module, ``kiosk.cli`` and ``kiosk.daemon``
+import ``simulators``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from gpiozero.pins.mock import MockFactory
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from drivers.errors import ReaderError
+from drivers.io.door import DoorSensor
+from drivers.locks.kerong import KerongLockBank
+from drivers.rfid import CardReader, Mfrc522Reader
+from drivers.rfid.mfrc522 import Mfrc522Config
+from kiosk import records
+from kiosk.runtime import Runtime
+from kiosk.store.models import Key, Slot
+from simulators.cabinet import CabinetModel
+from simulators.gpio_cabinet import GpioCabinet
+from simulators.kerong_board import KerongBoardServer, KerongBoardSim
+from simulators.mfrc522_chip import Mfrc522ChipSim
+from simulators.tags import card_from_uid_hex
+
+log = logging.getLogger("kiosk.wiring")
+
+CHANNELS = 16
+DOOR_PIN = "GPIO5"
+IRQ_PIN = "GPIO24"
+
+
+def kerong_slot_map(slots: list[int]) -> dict[int, tuple[int, int]]:
+    """Slot n is board (n-1)//16, channel (n-1)%16+1: the order boards are daisy-chained in."""
+    return {n: ((n - 1) // CHANNELS, (n - 1) % CHANNELS + 1) for n in slots}
+
+
+@dataclass
+class SimulatedHardware:
+    """A whole virtual cabinet and the real drivers connected to it."""
+
+    model: CabinetModel
+    board: KerongBoardServer
+    locks: KerongLockBank
+    reader: CardReader
+    chip: Mfrc522ChipSim
+    door: DoorSensor
+    gpio: GpioCabinet
+    pins: MockFactory
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def tap(self, uid_hex: str, *, hold_s: float = 0.4) -> None:
+        """Hold a card (or key fob tag) with this UID to the reader, then take it away."""
+        self.model.place_tag(card_from_uid_hex(uid_hex))
+        timer = threading.Timer(hold_s, self.model.remove_tag)
+        timer.daemon = True
+        timer.start()
+
+    def close(self) -> None:
+        for closer in (self.reader.close, self.locks.close, self.gpio.close, self.board.stop,
+                       self.pins.close):
+            with contextlib.suppress(Exception):
+                closer()
+
+
+def stocked_slots(runtime: Runtime) -> tuple[list[int], dict[int, str]]:
+    """Every slot of this cabinet, and the fob the records say hangs in each occupied one."""
+    with Session(runtime.engine) as s:
+        cabinet = records.cabinet_row(s, code=runtime.settings.cabinet_id)
+        slots = sorted(s.scalars(select(Slot.number).where(Slot.cabinet_id == cabinet.id)))
+        present = records.expected_presence(s, cabinet_id=cabinet.id)
+        fob_of = {n: f for n, f in s.execute(select(Key.key_number, Key.fob_tag))}
+    fobs = {n: fob_of.get(number) or number for n, number in present.items()}
+    return slots or list(range(1, CHANNELS + 1)), fobs
+
+
+def build_simulated(runtime: Runtime, *, pop_open: bool = True) -> SimulatedHardware:
+    slots, fobs = stocked_slots(runtime)
+    model = CabinetModel(slots, pop_open=pop_open)
+    model.load(fobs)
+    slot_map = kerong_slot_map(slots)
+    boards = max(b for b, _ in slot_map.values()) + 1
+    sim = KerongBoardSim(model, boards=boards,
+                         slot_map={loc: n for n, loc in slot_map.items()}, answers_unlock=False)
+    server = KerongBoardServer(sim).start()
+    locks = KerongLockBank(server.url, slot_map, max_pulse_ms=500)
+    pins = MockFactory()
+    gpio = GpioCabinet(model, pins, door_pin=DOOR_PIN)
+    door = DoorSensor(DOOR_PIN, pin_factory=pins)
+    irq = pins.pin(IRQ_PIN)
+    chip = Mfrc522ChipSim(model, irq_pin=irq)
+    reader = Mfrc522Reader(chip, Mfrc522Config(reader_id="sim-mfrc522"), irq_pin=IRQ_PIN,
+                           pin_factory=pins)
+    return SimulatedHardware(model, server, locks, reader, chip, door, gpio, pins)
+
+
+class ReaderPump:
+    """Runs a blocking reader in its own thread and hands each read to the asyncio loop."""
+
+    def __init__(self, reader: CardReader, on_card: Callable[[str], Coroutine[Any, Any, Any]],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.reader, self.on_card, self.loop = reader, on_card, loop
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reader", daemon=True)
+
+    def start(self) -> ReaderPump:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                read = self.reader.wait_for_card(0.5)
+            except ReaderError as exc:
+                if self._stop.is_set():
+                    return
+                log.warning("reader error: %s", exc)
+                self._stop.wait(1.0)
+                continue
+            if read is not None:
+                asyncio.run_coroutine_threadsafe(self.on_card(read.uid_hex), self.loop)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
