@@ -187,6 +187,10 @@ class Cabinet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), poll_s)
 
+    def request_stop(self) -> None:
+        """Ask ``run()`` to return (from a signal handler); ``stop()`` then secures the locks."""
+        self._stopping.set()
+
     async def stop(self) -> None:
         self._stopping.set()
         async with self._lock:

@@ -187,10 +187,12 @@ def demo_data(ctx: _Context, seed: int) -> None:
 
 
 def _register_simulators() -> None:
-    try:
-        from simulators.cli import sim
-    except ImportError:  # the simulators are part of the distribution; keep the CLI usable
-        return
+    from kiosk.cli_sim import register
+    from simulators.cli import sim
+    from simulators.modbus_board import modbus_command
+
+    sim.add_command(modbus_command)
+    register(sim)
     cli.add_command(sim)
 
 

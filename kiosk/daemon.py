@@ -1,7 +1,9 @@
-"""The long-running daemon: one asyncio loop serving the admin API (and, later, the cabinet).
+"""The long-running daemon: one asyncio loop running the cabinet, the admin API listener
+and the kiosk screen listener (loopback only).
 
 Start-up and shutdown are events in the audit log, so a gap in the daemon's life (a crash,
-a power cut) is visible as a start without a preceding stop.
+a power cut) is visible as a start without a preceding stop. On the way out, every lock is
+driven locked whatever else failed.
 """
 
 from __future__ import annotations
@@ -13,14 +15,23 @@ import signal
 from collections.abc import Iterator
 
 import uvicorn
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from api.app import create_admin_app
+from api.kiosk.app import create_kiosk_app
 from kiosk.audit import NewEvent
+from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
+from kiosk.demo import load_demo
+from kiosk.errors import ConfigError
 from kiosk.runtime import Runtime
 from kiosk.store.db import describe_database
+from kiosk.store.models import Department, Key, Person, Slot
+from kiosk.wiring import ReaderPump, SimulatedHardware, build_simulated
 
 log = logging.getLogger("kiosk.daemon")
+KIOSK_HOST = "127.0.0.1"  # the screen's endpoints never leave the machine
 
 
 class _Server(uvicorn.Server):
@@ -32,41 +43,87 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _server(app: object, host: str, port: int, settings: Settings) -> _Server:
+    return _Server(uvicorn.Config(app, host=host, port=port,  # type: ignore[arg-type]
+                                  log_level=settings.log_level.lower(), lifespan="on"))
+
+
+def _hints(runtime: Runtime) -> str:
+    """A few `kiosk sim` commands that work on this database, printed at start."""
+    with Session(runtime.engine) as s:
+        person = s.scalars(select(Person).join(Department).where(Department.code == "ENG")
+                           .order_by(Person.staff_no)).first()
+        row = s.execute(select(Key.key_number, Slot.number, Key.fob_tag)
+                        .join(Slot, Key.home_slot_id == Slot.id).order_by(Slot.number)).first()
+        if person is None or not person.cards or row is None:
+            return ""
+        uid, name = person.cards[0].uid, person.name
+    number, slot, fob = row
+    return (
+        f"kiosk: try it from another terminal:\n"
+        f"  .venv/bin/kiosk sim tap {uid}         # {name} taps a badge\n"
+        f"  (choose {number} and a reason on the kiosk screen)\n"
+        f"  .venv/bin/kiosk sim take {slot}              # take the key out of slot {slot}\n"
+        f"  .venv/bin/kiosk sim tap {fob}        # tap the key's fob to return it\n"
+        f"  .venv/bin/kiosk sim insert {fob} {slot}\n"
+        f"  .venv/bin/kiosk sim door open             # no session: a forced-door alarm\n"
+    )
+
+
 async def serve(settings: Settings) -> None:
     runtime = Runtime.open(settings)
-    runtime.audit.append(
-        NewEvent(
-            type="daemon.started",
-            payload={"simulate": settings.simulate, "database": runtime.engine.dialect.name},
-        )
-    )
-    app = create_admin_app(runtime)
-    config = uvicorn.Config(
-        app,
-        host=settings.admin_host,
-        port=settings.admin_port,
-        log_level=settings.log_level.lower(),
-        lifespan="on",
-    )
-    server = _Server(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.handle_exit, sig, None)
-    print(
-        f"kiosk: cabinet {settings.cabinet_id}, database {describe_database(runtime.engine)}\n"
-        f"kiosk: admin API on http://{settings.admin_host}:{settings.admin_port}/api/v1/health"
-        f" (docs at /api/v1/docs)",
-        flush=True,
-    )
+    hardware: SimulatedHardware | None = None
     try:
-        await server.serve()
+        if not settings.simulate:
+            raise ConfigError(
+                "simulate = false: real-hardware wiring is configured in [hardware] "
+                "(see docs/hardware.md); this build drives the simulated cabinet only"
+            )
+        with Session(runtime.engine) as s:
+            empty = not s.scalar(select(func.count()).select_from(Person))
+        if empty:
+            summary = load_demo(runtime)
+            print(f"kiosk: empty database, loaded the demo tower: {summary['keys']} keys, "
+                  f"{summary['people']} people", flush=True)
+        runtime.audit.append(NewEvent(type="daemon.started", payload={
+            "simulate": settings.simulate, "database": runtime.engine.dialect.name}))
+        hardware = build_simulated(runtime)
+        cabinet = Cabinet(runtime, hardware.locks, calendar=calendar_from(settings),
+                          options=options_from(settings),
+                          door_is_open=lambda: hardware.door_sensor.is_open if hardware else False)
+        await cabinet.start()
+        loop = asyncio.get_running_loop()
+        pump = ReaderPump(hardware.reader, cabinet.tap, loop).start()
+        admin = _server(create_admin_app(runtime), settings.admin_host, settings.admin_port, settings)
+        screen = _server(create_kiosk_app(cabinet, hardware), KIOSK_HOST, settings.kiosk_port,
+                         settings)
+
+        def shutdown() -> None:
+            admin.should_exit = screen.should_exit = True
+            cabinet.request_stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, shutdown)
+        print(
+            f"kiosk: cabinet {settings.cabinet_id}, database {describe_database(runtime.engine)}\n"
+            f"kiosk: kiosk screen  http://{KIOSK_HOST}:{settings.kiosk_port}/\n"
+            f"kiosk: admin API     http://{settings.admin_host}:{settings.admin_port}/api/v1/health"
+            f" (docs at /api/v1/docs)\n" + _hints(runtime),
+            flush=True,
+        )
+        try:
+            await asyncio.gather(admin.serve(), screen.serve(), cabinet.run())
+        finally:
+            pump.stop()
+            await cabinet.stop()
     finally:
+        if hardware is not None:
+            hardware.close()
         runtime.audit.append(NewEvent(type="daemon.stopped"))
         runtime.close()
 
 
 def run(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(settings))

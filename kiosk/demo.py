@@ -278,7 +278,7 @@ def load_demo(
             raise Conflict(f"{len(keys)} demo keys do not fit {SLOTS} slots")
         for key, slot in zip(keys, slots, strict=False):
             key.home_slot = slot
-            key.fob_tag = f"F{_uid(rng, 4)}"
+            key.fob_tag = _uid(rng, 7)  # NTAG-style 7-byte UID of the key fob
             key.copies = 1 if key.category != KeyCategory.UNIT else rng.choice((1, 1, 2))
         s.add_all(keys)
         s.flush()

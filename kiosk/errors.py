@@ -32,3 +32,32 @@ class AuditError(KioskError):
 
 class DeviceKeyError(AuditError):
     """The device signing key is missing, unreadable or has unsafe permissions."""
+
+
+class InvalidRequest(KioskError):
+    """The request is well-formed but breaks a rule no schema can express (dates out of order,
+    a custodian who is not one). Distinct from ``Conflict``: retrying later will not help."""
+
+
+class AuthError(KioskError):
+    """Authentication or authorization refused a caller."""
+
+
+class NotAuthenticated(AuthError):
+    """No credentials, or credentials that are unknown, expired or revoked."""
+
+
+class PermissionDenied(AuthError):
+    """The caller is known but their role, token scopes or department do not allow this."""
+
+
+class TooManyAttempts(AuthError):
+    """Login is rate-limited or the account is locked after repeated failures."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SimulationError(KioskError):
+    """A simulated person tried something the physical cabinet would not allow."""

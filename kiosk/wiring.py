@@ -27,9 +27,10 @@ from drivers.locks.kerong import KerongLockBank
 from drivers.rfid import CardReader, Mfrc522Reader
 from drivers.rfid.mfrc522 import Mfrc522Config
 from kiosk import records
+from kiosk.errors import SimulationError
 from kiosk.runtime import Runtime
 from kiosk.store.models import Key, Slot
-from simulators.cabinet import CabinetModel
+from simulators.cabinet import CabinetModel, PhysicalError
 from simulators.gpio_cabinet import GpioCabinet
 from simulators.kerong_board import KerongBoardServer, KerongBoardSim
 from simulators.mfrc522_chip import Mfrc522ChipSim
@@ -56,7 +57,7 @@ class SimulatedHardware:
     locks: KerongLockBank
     reader: CardReader
     chip: Mfrc522ChipSim
-    door: DoorSensor
+    door_sensor: DoorSensor
     gpio: GpioCabinet
     pins: MockFactory
     _closers: list[Callable[[], None]] = field(default_factory=list)
@@ -67,6 +68,42 @@ class SimulatedHardware:
         timer = threading.Timer(hold_s, self.model.remove_tag)
         timer.daemon = True
         timer.start()
+
+    def take(self, slot: int, *, shut: bool = True, force: bool = False) -> str:
+        """Pull the key out of ``slot`` and (by default) push the compartment shut."""
+        fob = self._physical(self.model.take, slot, force=force)
+        if shut:
+            self.model.shut_slot(slot)
+        return str(fob)
+
+    def insert(self, fob: str, slot: int, *, shut: bool = True) -> None:
+        self._physical(self.model.insert, fob, slot)
+        if shut:
+            self.model.shut_slot(slot)
+
+    def shut(self, slot: int) -> None:
+        self._physical(self.model.shut_slot, slot)
+
+    def door(self, open_: bool) -> None:
+        (self.model.open_door if open_ else self.model.close_door)()
+
+    def power(self, on: bool) -> None:
+        (self.model.power_restore if on else self.model.power_cut)()
+
+    def state(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "powered": m.powered,
+            "door_open": m.door_open,
+            "slots": {n: {"fob": m.fob_in(n), "open": m.is_unlocked(n)} for n in sorted(m.slots)},
+        }
+
+    @staticmethod
+    def _physical(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        try:
+            return fn(*args, **kw)
+        except PhysicalError as exc:
+            raise SimulationError(str(exc)) from None
 
     def close(self) -> None:
         for closer in (self.reader.close, self.locks.close, self.gpio.close, self.board.stop,

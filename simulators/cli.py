@@ -25,10 +25,18 @@ SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 SIM_HELP = """Simulated cabinet hardware that speaks the real bytes.
 
 \b
-Simulators:
+Simulated devices, each a process of its own (prints the URL for the config):
   board   Kerong KR-CU16 RS-485 lock boards (TCP socket or pty), with fault injection.
+  modbus  a Modbus relay board (pymodbus's own server).
 
-Each simulator prints the URL to put in the daemon's config, then runs until Ctrl-C.
+\b
+A person at the simulated cabinet of a running `kiosk run` (simulate mode):
+  tap UID          hold a badge or key fob to the reader
+  take SLOT        take the key out of a released slot
+  insert FOB SLOT  hang a key in a released slot
+  shut SLOT        push a compartment shut
+  door open|close  the outer door (opened with no session: forced-door alarm)
+  power-cut, power-restore, state
 """
 
 

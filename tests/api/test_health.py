@@ -25,7 +25,7 @@ def test_health_reports_database_schema_and_log_head(runtime: Runtime) -> None:
     client = TestClient(create_admin_app(runtime))
     body = client.get("/api/v1/health").json()
     assert body["status"] == "ok"
-    assert body["database"]["schema_version"] == "0001"
+    assert body["database"]["schema_version"] == "0002"
     assert body["database"]["up_to_date"] is True
     assert body["database"]["backend"] == runtime.engine.dialect.name
     if runtime.engine.dialect.name == "sqlite":
@@ -47,7 +47,7 @@ def _free_port() -> int:
 def test_kiosk_run_answers_health_and_logs_start_and_stop(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "KIOSK_DATA_DIR": str(tmp_path / "var"), "KIOSK_ADMIN_PORT": str(port),
-           "KIOSK_DATABASE_URL": ""}
+           "KIOSK_KIOSK_PORT": str(_free_port()), "KIOSK_DATABASE_URL": ""}
     proc = subprocess.Popen([sys.executable, "-m", "kiosk", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -60,7 +60,7 @@ def test_kiosk_run_answers_health_and_logs_start_and_stop(tmp_path: Path) -> Non
                 time.sleep(0.1)
         assert body is not None, "daemon did not answer within 30 s"
         assert body["database"]["location"] == str((tmp_path / "var" / "kiosk.db").resolve())
-        assert body["database"]["schema_version"] == "0001"
+        assert body["database"]["schema_version"] == "0002"
         assert body["audit"]["head_seq"] >= 1  # daemon.started
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -70,4 +70,6 @@ def test_kiosk_run_answers_health_and_logs_start_and_stop(tmp_path: Path) -> Non
     with Session(runtime.engine) as s:
         types = s.scalars(select(Event.type).order_by(Event.seq)).all()
     runtime.close()
-    assert types == ["daemon.started", "daemon.stopped"]
+    assert types[0] == "demo.loaded"  # an empty database in simulate mode gets the demo tower
+    assert "daemon.started" in types and "cabinet.reconciled" in types
+    assert types[-2:] == ["cabinet.stopped", "daemon.stopped"]
