@@ -448,7 +448,8 @@ class Cabinet:
     async def _apply(self, commands: list[flow.Command]) -> None:
         for command in commands:
             if isinstance(command, flow.Unlock):
-                await self._unlock(command.slots)
+                if not await self._unlock(command.slots):
+                    return  # the fault handling already ended the session
             elif isinstance(command, flow.Relock):
                 for slot in command.slots:
                     self._light(slot, False)
@@ -467,17 +468,19 @@ class Cabinet:
             elif isinstance(command, flow.Show) and command.screen not in ("idle", "choose"):
                 self._say(command.screen, "info", for_s=3600)
 
-    async def _unlock(self, slots: tuple[int, ...]) -> None:
+    async def _unlock(self, slots: tuple[int, ...]) -> bool:
+        """Log the intents durably, then move the locks; False if a lock failed."""
         self._record_intents(slots)
         for slot in slots:
             try:
                 await self._driver(self.locks.unlock, slot)
             except DriverError as exc:
                 await self._lock_fault(slot, exc)
-                return
+                return False
             self._unlocked_since[slot] = self.clock()
             self._light(slot, True)
         self._beep("ok")
+        return True
 
     async def _lock_fault(self, slot: int, exc: Exception) -> None:
         with write_session(self.runtime.engine) as s:

@@ -24,6 +24,7 @@ from kiosk.store.models import (
     DutyShift,
     Event,
     Key,
+    KeyGroup,
     Loan,
     Person,
     PersonRole,
@@ -86,6 +87,12 @@ class Rig:
             slot = s.get(Slot, key.home_slot_id)
             assert slot is not None and key.fob_tag is not None
             return slot.number, key.fob_tag
+
+    def first_key(self, group_code: str) -> str:
+        """The key number of the first key (by number) in a key group, e.g. 'UNIT'."""
+        with Session(self.runtime.engine) as s:
+            return s.scalars(select(Key.key_number).join(KeyGroup).where(KeyGroup.code == group_code)
+                             .order_by(Key.key_number)).first() or ""
 
     def open_loans(self) -> list[Loan]:
         with Session(self.runtime.engine) as s:
