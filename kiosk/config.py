@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from kiosk.errors import ConfigError
+from kiosk.hardware_config import HardwareSettings
 
 DEFAULT_CONFIG_FILE = Path("kiosk.toml")
 
@@ -110,6 +111,7 @@ class Settings(BaseSettings):
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     cabinet: CabinetSettings = Field(default_factory=CabinetSettings)
+    hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     kiosk_port: Port = 8081
@@ -140,6 +142,12 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _real_hardware_has_locks(self) -> Settings:
+        if not self.simulate and self.hardware.locks is None:
+            raise ValueError("simulate = false needs a [hardware.locks] section")
+        return self
 
     @property
     def zone(self) -> ZoneInfo:

@@ -24,11 +24,16 @@ from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
 from kiosk.demo import load_demo
-from kiosk.errors import ConfigError
 from kiosk.runtime import Runtime
 from kiosk.store.db import describe_database
 from kiosk.store.models import Department, Key, Person, Slot
-from kiosk.wiring import ReaderPump, SimulatedHardware, build_simulated
+from kiosk.wiring import (
+    ReaderPump,
+    RealHardware,
+    SimulatedHardware,
+    build_real,
+    build_simulated,
+)
 
 log = logging.getLogger("kiosk.daemon")
 KIOSK_HOST = "127.0.0.1"  # the screen's endpoints never leave the machine
@@ -72,30 +77,32 @@ def _hints(runtime: Runtime) -> str:
 
 async def serve(settings: Settings) -> None:
     runtime = Runtime.open(settings)
-    hardware: SimulatedHardware | None = None
+    hardware: SimulatedHardware | RealHardware | None = None
     try:
-        if not settings.simulate:
-            raise ConfigError(
-                "simulate = false: real-hardware wiring is configured in [hardware] "
-                "(see docs/hardware.md); this build drives the simulated cabinet only"
-            )
-        with Session(runtime.engine) as s:
-            empty = not s.scalar(select(func.count()).select_from(Person))
-        if empty:
-            summary = load_demo(runtime)
-            print(f"kiosk: empty database, loaded the demo tower: {summary['keys']} keys, "
-                  f"{summary['people']} people", flush=True)
+        if settings.simulate:
+            with Session(runtime.engine) as s:
+                empty = not s.scalar(select(func.count()).select_from(Person))
+            if empty:
+                summary = load_demo(runtime)
+                print(f"kiosk: empty database, loaded the demo tower: {summary['keys']} keys, "
+                      f"{summary['people']} people", flush=True)
         runtime.audit.append(NewEvent(type="daemon.started", payload={
             "simulate": settings.simulate, "database": runtime.engine.dialect.name}))
-        hardware = build_simulated(runtime)
-        cabinet = Cabinet(runtime, hardware.locks, calendar=calendar_from(settings),
-                          options=options_from(settings),
-                          door_is_open=lambda: hardware.door_sensor.is_open if hardware else False)
+        hardware = build_simulated(runtime) if settings.simulate else build_real(settings)
+        door = hardware.door_sensor
+        cabinet = Cabinet(
+            runtime, hardware.locks, calendar=calendar_from(settings),
+            options=options_from(settings),
+            door_is_open=(lambda: door.is_open) if door is not None else None,
+            indicators=hardware.indicators if isinstance(hardware, RealHardware) else None,
+        )
         await cabinet.start()
         loop = asyncio.get_running_loop()
-        pump = ReaderPump(hardware.reader, cabinet.tap, loop).start()
+        pump = (ReaderPump(hardware.reader, cabinet.tap, loop).start()
+                if hardware.reader is not None else None)
         admin = _server(create_admin_app(runtime), settings.admin_host, settings.admin_port, settings)
-        screen = _server(create_kiosk_app(cabinet, hardware), KIOSK_HOST, settings.kiosk_port,
+        sim_control = hardware if isinstance(hardware, SimulatedHardware) else None
+        screen = _server(create_kiosk_app(cabinet, sim_control), KIOSK_HOST, settings.kiosk_port,
                          settings)
 
         def shutdown() -> None:
@@ -108,13 +115,14 @@ async def serve(settings: Settings) -> None:
             f"kiosk: cabinet {settings.cabinet_id}, database {describe_database(runtime.engine)}\n"
             f"kiosk: kiosk screen  http://{KIOSK_HOST}:{settings.kiosk_port}/\n"
             f"kiosk: admin API     http://{settings.admin_host}:{settings.admin_port}/api/v1/health"
-            f" (docs at /api/v1/docs)\n" + _hints(runtime),
+            f" (docs at /api/v1/docs)\n" + (_hints(runtime) if sim_control else ""),
             flush=True,
         )
         try:
             await asyncio.gather(admin.serve(), screen.serve(), cabinet.run())
         finally:
-            pump.stop()
+            if pump is not None:
+                pump.stop()
             await cabinet.stop()
     finally:
         if hardware is not None:

@@ -22,12 +22,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drivers.errors import ReaderError
+from drivers.io.buzzer import CabinetBuzzer
 from drivers.io.door import DoorSensor
+from drivers.io.leds import SlotLeds
+from drivers.io.pins import make_pin_factory
+from drivers.locks.base import LockBank
+from drivers.locks.gpio_bank import GpioBankConfig, GpioLockBank, GpioSlotPins
 from drivers.locks.kerong import KerongLockBank
-from drivers.rfid import CardReader, Mfrc522Reader
-from drivers.rfid.mfrc522 import Mfrc522Config
+from drivers.locks.modbus_relay import ModbusRelayBank, ModbusRelayConfig
+from drivers.rfid import CardReader, Mfrc522Reader, NfcpyReader
+from drivers.rfid.mfrc522 import Mfrc522Config, open_spidev
+from drivers.rfid.nfcpy_reader import NfcpyConfig
 from kiosk import records
-from kiosk.errors import SimulationError
+from kiosk.config import Settings
+from kiosk.errors import ConfigError, SimulationError
+from kiosk.hardware_config import GpioLocks, KerongLocks, ModbusLocks
 from kiosk.runtime import Runtime
 from kiosk.store.models import Key, Slot
 from simulators.cabinet import CabinetModel, PhysicalError
@@ -172,3 +181,93 @@ class ReaderPump:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+
+
+# ------------------------------------------------------------------------ real hardware
+@dataclass
+class RealIndicators:
+    """Slot LEDs and buzzer behind the cabinet's ``Indicators`` interface."""
+
+    leds: Any = None
+    buzzer: Any = None
+
+    def slot_light(self, slot: int, on: bool) -> None:
+        if self.leds is not None:
+            self.leds.set(slot, on)
+
+    def beep(self, pattern: str) -> None:
+        if self.buzzer is not None:
+            self.buzzer.beep("deny" if pattern == "alarm" else pattern)
+
+
+@dataclass
+class RealHardware:
+    """Drivers opened from ``[hardware]``: what ``kiosk run`` drives when simulate = false."""
+
+    locks: LockBank
+    reader: CardReader | None
+    door_sensor: DoorSensor | None
+    indicators: RealIndicators
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                closer()
+
+
+def build_real(settings: Settings) -> RealHardware:
+    """Open every configured driver. The pin factory (lgpio, Pi only) is made only when some
+    part is wired to GPIO, so a cabinet of serial lock boards and a USB reader runs anywhere."""
+    hw = settings.hardware
+    uses_gpio = (isinstance(hw.locks, GpioLocks) or hw.door.reed_pin is not None
+                 or hw.indicators.buzzer_pin is not None or bool(hw.indicators.led_pins)
+                 or (hw.reader is not None and hw.reader.driver == "mfrc522"))
+    factory = make_pin_factory("real") if uses_gpio else None
+    closers: list[Callable[[], None]] = []
+    locks = _open_locks(hw.locks, factory)
+    closers.append(locks.close)
+    reader: CardReader | None = None
+    if hw.reader is not None and hw.reader.driver == "nfcpy":
+        reader = NfcpyReader(NfcpyConfig(path=hw.reader.path, reader_id="nfc"))
+    elif hw.reader is not None:
+        reader = Mfrc522Reader(
+            open_spidev(hw.reader.spi_bus, hw.reader.spi_device), Mfrc522Config(),
+            irq_pin=hw.reader.irq_pin, rst_pin=hw.reader.rst_pin, pin_factory=factory,
+        )
+    if reader is not None:
+        closers.append(reader.close)
+    door = None
+    if hw.door.reed_pin is not None:
+        door = DoorSensor(hw.door.reed_pin, pin_factory=factory,
+                          closed_when_active=hw.door.closed_when_active)
+        closers.append(door.close)
+    indicators = RealIndicators(
+        SlotLeds(hw.indicators.led_pins, pin_factory=factory) if hw.indicators.led_pins else None,
+        CabinetBuzzer(hw.indicators.buzzer_pin, pin_factory=factory)
+        if hw.indicators.buzzer_pin is not None else None,
+    )
+    return RealHardware(locks, reader, door, indicators, closers)
+
+
+def _open_locks(cfg: KerongLocks | ModbusLocks | GpioLocks | None, factory: Any) -> LockBank:
+    if isinstance(cfg, KerongLocks):
+        return KerongLockBank(cfg.url, cfg.slot_map(), max_pulse_ms=cfg.max_pulse_ms,
+                              baudrate=cfg.baud, bit_set_means_locked=cfg.bit_set_means_locked,
+                              board_answers_unlock=cfg.board_answers_unlock)
+    if isinstance(cfg, ModbusLocks):
+        return ModbusRelayBank.from_url(
+            cfg.url, ModbusRelayConfig(unit=cfg.unit, channels=cfg.channels,
+                                       pulse_mode=cfg.pulse_mode, key_input_base=cfg.key_input_base,
+                                       max_pulse_ms=cfg.max_pulse_ms),
+            baud=cfg.baud,
+        )
+    if isinstance(cfg, GpioLocks):
+        return GpioLockBank(
+            GpioBankConfig(
+                slots={n: GpioSlotPins(p.lock, p.key, p.feedback) for n, p in cfg.slots.items()},
+                lock_active_high=cfg.lock_active_high, max_pulse_ms=cfg.max_pulse_ms,
+            ),
+            pin_factory=factory,
+        )
+    raise ConfigError("simulate = false needs a [hardware.locks] section")
