@@ -1,22 +1,152 @@
-"""The admin listener's FastAPI application (remote administration over REST)."""
+"""The admin listener's FastAPI application (remote administration over REST).
+
+Everything lives under ``/api/v1``. ``health`` and ``auth/login`` are public; every other
+endpoint needs a bearer token and one permission, published in its OpenAPI operation as
+``x-permission``. Every failure, from a 404 route to an unhandled exception, is an RFC 9457
+problem document; the OpenAPI document says so for every operation ("4XX"/"5XX").
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from api.routes import health
+from fastapi import Depends, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from api import errors
+from api.deps import AdminOptions, forbid_unknown_query, permission_of
+from api.routes import (
+    access_rights,
+    accounts,
+    alarms,
+    approvals,
+    audit,
+    auth,
+    authorizations,
+    cabinets,
+    cards,
+    events,
+    health,
+    keys,
+    loans,
+    owners,
+    people,
+    roster,
+)
+from api.stream import EventFeed
 from api.version import package_version
 from kiosk.runtime import Runtime
 
+PREFIX = "/api/v1"
+ROUTERS = [
+    health.router,
+    auth.router,
+    accounts.router,
+    people.router,
+    cards.router,
+    owners.router,
+    keys.router,
+    cabinets.router,
+    access_rights.router,
+    approvals.router,
+    authorizations.router,
+    roster.router,
+    loans.router,
+    alarms.router,
+    events.router,
+    audit.router,
+]
 
-def create_admin_app(runtime: Runtime) -> FastAPI:
+
+def create_admin_app(runtime: Runtime, options: AdminOptions | None = None) -> FastAPI:
+    feed = EventFeed()
+    runtime.audit.listeners.append(feed.notify)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if feed.notify in runtime.audit.listeners:
+                runtime.audit.listeners.remove(feed.notify)
+
     app = FastAPI(
         title="Key cabinet admin API",
         version=package_version(),
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=f"{PREFIX}/docs",
         redoc_url=None,
+        lifespan=lifespan,
+        dependencies=[Depends(forbid_unknown_query)],
     )
     app.state.runtime = runtime
-    app.include_router(health.router, prefix="/api/v1")
+    app.state.options = options or AdminOptions()
+    app.state.feed = feed
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix=PREFIX)
+
+    app.state.allow = errors.allow_index(
+        [
+            (PREFIX + route.path, set(route.methods or ()))
+            for router in ROUTERS
+            for route in router.routes
+            if isinstance(route, APIRoute)
+        ]
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _permission(dependant: Dependant) -> str | None:
+    for dep in dependant.dependencies:
+        if dep.call is not None and (found := permission_of(dep.call)) is not None:
+            return found.value
+        if (nested := _permission(dep)) is not None:
+            return nested
+    return None
+
+
+def _document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, plus the problem-details responses and each endpoint's permission."""
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=(
+            "Remote administration of the key cabinet. Log in with POST /api/v1/auth/login "
+            "and send `Authorization: Bearer <token>`. Each operation's `x-permission` names "
+            "the permission it needs; errors are RFC 9457 problem details."
+        ),
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = errors.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    problem_response = {
+        "content": {errors.PROBLEM_JSON: {"schema": errors.problem_schema_ref()}},
+    }
+    routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    for route in routes:
+        permission = _permission(route.dependant)
+        for method in route.methods or ():
+            operation = schema["paths"][PREFIX + route.path_format][method.lower()]
+            responses = operation["responses"]
+            responses.pop("422", None)
+            responses["4XX"] = {"description": "Client error (problem details)", **problem_response}
+            responses["5XX"] = {"description": "Server error (problem details)", **problem_response}
+            if permission is not None:
+                operation["x-permission"] = permission
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema

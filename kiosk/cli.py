@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from kiosk import cli_admin
 from kiosk.config import Settings, load_settings
 from kiosk.errors import KioskError
 
@@ -197,6 +198,7 @@ def _register_simulators() -> None:
 
 
 _register_simulators()
+cli.add_command(cli_admin.admin)
 
 
 def main() -> None:

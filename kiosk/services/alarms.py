@@ -1,0 +1,220 @@
+"""F1 alarms: every alarm or discrepancy has an owner and a state, with notes.
+
+States go open → handled → closed, never back and never skipping "handled": whoever first
+acknowledges an alarm owns it (首接责任制) until it is closed or assigned on. Alarms are
+never deleted (K9: reports are only acknowledged); each step adds a note and an event.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from kiosk.audit import AuditLog, NewEvent
+from kiosk.errors import Conflict, InvalidRequest
+from kiosk.services import tx
+from kiosk.services.authz import Principal
+from kiosk.store.models import Alarm, AlarmNote, AlarmState, Cabinet, Key, Person, Slot
+from kiosk.store.types import utcnow
+
+
+def raise_alarm(
+    session: Session,
+    audit: AuditLog,
+    *,
+    kind: str,
+    message: str,
+    actors: list[str],
+    rule: str | None = None,
+    cabinet_id: uuid.UUID | None = None,
+    slot_id: uuid.UUID | None = None,
+    key_id: uuid.UUID | None = None,
+    loan_id: uuid.UUID | None = None,
+    owner_id: uuid.UUID | None = None,
+) -> Alarm:
+    """Open an alarm (the cabinet, the daily count, or a person reporting a discrepancy)."""
+    if cabinet_id is not None:
+        tx.get(session, Cabinet, cabinet_id, "cabinet")
+    slot = tx.get(session, Slot, slot_id, "slot") if slot_id is not None else None
+    key = tx.get(session, Key, key_id, "key") if key_id is not None else None
+    if owner_id is not None:
+        tx.get(session, Person, owner_id, "person")
+    alarm = Alarm(
+        kind=kind,
+        message=message,
+        rule=rule,
+        cabinet_id=cabinet_id or (slot.cabinet_id if slot else None),
+        slot_id=slot_id,
+        key_id=key_id,
+        loan_id=loan_id,
+        owner_id=owner_id,
+        raised_at=utcnow(),
+    )
+    session.add(alarm)
+    session.flush()
+    stored = tx.log(
+        session,
+        audit,
+        NewEvent(
+            type="alarm.raised",
+            actors=actors,
+            slot=slot.number if slot else None,
+            key_number=key.key_number if key else None,
+            rules=["F1", *([rule] if rule and rule != "F1" else [])],
+            payload={"alarm": str(alarm.id), "kind": kind, "message": message},
+        ),
+    )
+    alarm.event_seq = stored.seq
+    return alarm
+
+
+def list_alarms(
+    session: Session,
+    *,
+    state: AlarmState | None,
+    kind: str | None,
+    owner_id: uuid.UUID | None,
+    key_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Alarm], int]:
+    query = select(Alarm).options(selectinload(Alarm.notes))
+    if state is not None:
+        query = query.where(Alarm.state == state)
+    if kind is not None:
+        query = query.where(Alarm.kind == kind)
+    if owner_id is not None:
+        query = query.where(Alarm.owner_id == owner_id)
+    if key_id is not None:
+        query = query.where(Alarm.key_id == key_id)
+    return tx.page(
+        session, query, order_by=[Alarm.raised_at.desc(), Alarm.id], limit=limit, offset=offset
+    )
+
+
+def get_alarm(session: Session, *, alarm_id: uuid.UUID) -> Alarm:
+    return tx.get(session, Alarm, alarm_id, "alarm")
+
+
+def _author(by: Principal) -> uuid.UUID:
+    if by.person_id is None:
+        raise InvalidRequest("F1: notes are signed by a person; link this account to one")
+    return by.person_id
+
+
+def _step(
+    session: Session,
+    audit: AuditLog,
+    *,
+    by: Principal,
+    alarm: Alarm,
+    text: str,
+    new_state: AlarmState | None,
+    kind: str,
+    extra: dict[str, str | None] | None = None,
+) -> Alarm:
+    author = _author(by)
+    now = utcnow()
+    if new_state is not None:
+        alarm.state = new_state
+        if new_state == AlarmState.CLOSED:
+            alarm.closed_at = now
+    session.add(
+        AlarmNote(alarm_id=alarm.id, author_id=author, at=now, text=text, new_state=new_state)
+    )
+    session.flush()
+    session.refresh(alarm)
+    tx.log(
+        session,
+        audit,
+        NewEvent(
+            type=f"alarm.{kind}",
+            actors=by.actors(),
+            rules=["F1", *([alarm.rule] if alarm.rule and alarm.rule != "F1" else [])],
+            payload={
+                "alarm": str(alarm.id),
+                "state": alarm.state.value,
+                "owner": str(alarm.owner_id) if alarm.owner_id else None,
+                "note": text,
+                **(extra or {}),
+            },
+        ),
+    )
+    return alarm
+
+
+def acknowledge(
+    session: Session, audit: AuditLog, *, by: Principal, alarm_id: uuid.UUID, note: str
+) -> Alarm:
+    """open → handled; the first to acknowledge owns the alarm unless it was assigned."""
+    alarm = get_alarm(session, alarm_id=alarm_id)
+    if alarm.state != AlarmState.OPEN:
+        raise Conflict(f"F1: alarm is {alarm.state.value}; only an open alarm is acknowledged")
+    if alarm.owner_id is None:
+        alarm.owner_id = _author(by)
+    return _step(
+        session,
+        audit,
+        by=by,
+        alarm=alarm,
+        text=note,
+        new_state=AlarmState.HANDLED,
+        kind="acknowledged",
+    )
+
+
+def assign(
+    session: Session,
+    audit: AuditLog,
+    *,
+    by: Principal,
+    alarm_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    note: str,
+) -> Alarm:
+    """Hand the alarm to another owner (the previous owner stays in the notes and the log)."""
+    alarm = get_alarm(session, alarm_id=alarm_id)
+    if alarm.state == AlarmState.CLOSED:
+        raise Conflict("F1: alarm is closed")
+    owner = tx.get(session, Person, owner_id, "person")
+    if not owner.active:
+        raise Conflict(f"F1: {owner.name} is not active")
+    previous = alarm.owner_id
+    alarm.owner_id = owner.id
+    return _step(
+        session,
+        audit,
+        by=by,
+        alarm=alarm,
+        text=note,
+        new_state=None,
+        kind="assigned",
+        extra={"previous_owner": str(previous) if previous else None},
+    )
+
+
+def add_note(
+    session: Session, audit: AuditLog, *, by: Principal, alarm_id: uuid.UUID, note: str
+) -> Alarm:
+    alarm = get_alarm(session, alarm_id=alarm_id)
+    if alarm.state == AlarmState.CLOSED:
+        raise Conflict("F1: alarm is closed; notes are final")
+    return _step(session, audit, by=by, alarm=alarm, text=note, new_state=None, kind="noted")
+
+
+def close(
+    session: Session, audit: AuditLog, *, by: Principal, alarm_id: uuid.UUID, note: str
+) -> Alarm:
+    """handled → closed, with the resolution as the note."""
+    alarm = get_alarm(session, alarm_id=alarm_id)
+    if alarm.state != AlarmState.HANDLED:
+        raise Conflict(
+            f"F1: alarm is {alarm.state.value}; acknowledge it before closing"
+            if alarm.state == AlarmState.OPEN
+            else "F1: alarm is already closed"
+        )
+    return _step(
+        session, audit, by=by, alarm=alarm, text=note, new_state=AlarmState.CLOSED, kind="closed"
+    )

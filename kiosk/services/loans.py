@@ -1,0 +1,75 @@
+"""Loans, read-only: which keys are out, with whom, since when, due when (K9, K10).
+
+Loans are written by the cabinet on draw and return; the admin API only reads them. A
+department-scoped account sees the loans of its own department's borrowers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kiosk.services import tx
+from kiosk.services.authz import Principal
+from kiosk.store.models import Loan, Person
+from kiosk.store.types import utcnow
+
+
+class LoanState(enum.StrEnum):
+    OPEN = "open"
+    RETURNED = "returned"
+    ALL = "all"
+
+
+def is_overdue(loan: Loan, at: dt.datetime) -> bool:
+    return loan.returned_at is None and loan.due_at < at
+
+
+def list_loans(
+    session: Session,
+    *,
+    by: Principal,
+    state: LoanState,
+    overdue: bool | None,
+    person_id: uuid.UUID | None,
+    key_id: uuid.UUID | None,
+    drawn_since: dt.datetime | None,
+    drawn_before: dt.datetime | None,
+    limit: int,
+    offset: int,
+    now: dt.datetime | None = None,
+) -> tuple[list[Loan], int]:
+    """``overdue=True``: open and past due (K9's "long overdue"); ``False``: everything else."""
+    now = now or utcnow()
+    query = select(Loan).join(Person, Loan.borrower_id == Person.id)
+    if by.department_id is not None:
+        query = query.where(Person.department_id == by.department_id)
+    if state == LoanState.OPEN:
+        query = query.where(Loan.returned_at.is_(None))
+    elif state == LoanState.RETURNED:
+        query = query.where(Loan.returned_at.is_not(None))
+    if overdue is True:
+        query = query.where(Loan.returned_at.is_(None), Loan.due_at < now)
+    elif overdue is False:
+        query = query.where((Loan.returned_at.is_not(None)) | (Loan.due_at >= now))
+    if person_id is not None:
+        query = query.where(Loan.borrower_id == person_id)
+    if key_id is not None:
+        query = query.where(Loan.key_id == key_id)
+    if drawn_since is not None:
+        query = query.where(Loan.drawn_at >= drawn_since)
+    if drawn_before is not None:
+        query = query.where(Loan.drawn_at < drawn_before)
+    return tx.page(
+        session, query, order_by=[Loan.drawn_at.desc(), Loan.id], limit=limit, offset=offset
+    )
+
+
+def get_loan(session: Session, *, by: Principal, loan_id: uuid.UUID) -> Loan:
+    loan = tx.get(session, Loan, loan_id, "loan")
+    by.check_department(loan.borrower.department_id, f"loan {loan_id}")
+    return loan

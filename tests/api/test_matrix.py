@@ -1,0 +1,436 @@
+"""Every role × every endpoint, against records of another department: no unexpected 2xx.
+
+Each role gets an account scoped to department A; every request targets fresh records
+(people, cards, rights, approvals, loans, accounts) of department B where the endpoint has
+one. The expected outcome comes from the permission table alone:
+
+- the role lacks the endpoint's permission → 403;
+- it has it but the record is another department's → 404 (or 403), never 2xx;
+- otherwise → 2xx.
+
+Every request is first made by a control account that may do it (an unscoped administrator,
+or department B's own leader for K7 decisions) and must succeed, so a refusal in the matrix
+is the authorization at work and not a malformed request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from kiosk.audit import NewEvent
+from kiosk.services import accounts, tx
+from kiosk.services.authz import ROLE_PERMISSIONS, Permission
+from kiosk.store.models import (
+    AccessRight,
+    Alarm,
+    AlarmState,
+    Approval,
+    AuthorizationUnit,
+    Card,
+    DutyShift,
+    IntakeRecord,
+    Key,
+    KeyCategory,
+    OwnerAuthorization,
+    Role,
+    Slot,
+)
+from kiosk.store.models_auth import AccountRole
+from kiosk.store.types import utcnow
+from tests.api.conftest import World
+
+V1 = "/api/v1"
+_counter = itertools.count(1)
+_first_slot = itertools.count(2000, 2)
+
+
+def n() -> int:
+    return next(_counter)
+
+
+@dataclass
+class Req:
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+
+
+class Fresh:
+    """Makes a new record for each request, so no request depends on an earlier one."""
+
+    def __init__(self, world: World) -> None:
+        self.w = world
+
+    def id(self, name: str) -> str:
+        return str(self.w.ids[name])
+
+    def person_b(self) -> str:
+        return str(self.w.person(f"B{n():05d}", dept="B"))
+
+    def account_b(self) -> uuid.UUID:
+        with tx.write(self.w.audit) as session:
+            account = accounts.create_account(
+                session, self.w.audit, by=None, username=f"b-user-{n()}",
+                password="correct horse battery", role=AccountRole.AUDITOR,
+                department_id=self.w.ids["dept:B"], policy=self.w.policy,
+            )
+        return account.id
+
+    def token_b(self) -> str:
+        with tx.write(self.w.audit) as session:
+            token, _ = accounts.create_api_token(
+                session, self.w.audit, by=None, account_id=self.account_b(), name="t",
+                scopes=["keys:read"], expires_at=None,
+            )
+        return str(token.id)
+
+    def card_b(self) -> str:
+        card = Card(uid=f"{n():08X}", person_id=uuid.UUID(self.person_b()))
+        self.w.add(card)
+        return str(card.id)
+
+    def right_b(self) -> str:
+        right = AccessRight(person_id=uuid.UUID(self.person_b()), key_group_id=self.w.ids["group"])
+        self.w.add(right)
+        return str(right.id)
+
+    def approval_b(self) -> str:
+        approval = Approval(
+            key_id=self.w.ids["key:E-PWR"], requested_for_id=self.w.ids["staff_b"],
+            reason="检修", valid_until=utcnow() + dt.timedelta(hours=2),
+        )
+        self.w.add(approval)
+        return str(approval.id)
+
+    def key(self) -> str:
+        key = Key(key_number=f"K{n()}", label="测试钥匙", group_id=self.w.ids["group"],
+                  category=KeyCategory.OTHER)
+        self.w.add(key)
+        return str(key.id)
+
+    def slot(self) -> str:
+        slot = Slot(cabinet_id=self.w.ids["cabinet"], number=1000 + n())
+        self.w.add(slot)
+        return str(slot.id)
+
+    def loan_b(self) -> str:
+        key = uuid.UUID(self.key())
+        self.w.ids[f"key:{key}"] = key
+        return str(self.w.loan(str(key), self.w.ids["staff_b"], drawn_hours_ago=1, due_in_hours=1))
+
+    def alarm(self, state: AlarmState = AlarmState.OPEN) -> str:
+        alarm = Alarm(kind="test", message="测试", state=state)
+        self.w.add(alarm)
+        return str(alarm.id)
+
+    def authorization(self) -> str:
+        now = utcnow()
+        auth = OwnerAuthorization(
+            owner_id=self.w.ids["owner"], proxy_id=self.w.ids["proxy"], letter_ref=f"WT-{n()}",
+            valid_from=now - dt.timedelta(days=1), valid_to=now + dt.timedelta(days=1),
+        )
+        auth.units = [AuthorizationUnit(unit_id=self.w.ids["unit"])]
+        self.w.add(auth)
+        return str(auth.id)
+
+    def shift(self) -> str:
+        start = utcnow() + dt.timedelta(days=100 + n())
+        shift = DutyShift(person_id=self.w.ids["manager"], starts_at=start,
+                          ends_at=start + dt.timedelta(hours=8))
+        self.w.add(shift)
+        return str(shift.id)
+
+    def shift_body(self) -> dict[str, Any]:
+        start = utcnow() + dt.timedelta(days=1000 + n())
+        return {"person_id": self.id("manager"), "starts_at": start.isoformat(),
+                "ends_at": (start + dt.timedelta(hours=8)).isoformat()}
+
+    def intake(self) -> str:
+        record = IntakeRecord(
+            key_id=self.w.ids["key:U1201"], delivered_by_name="王伟", delivered_by_department="工程部",
+            room_number="1201", key_count=1, deliverer_confirmed=True,
+            custodian_id=self.w.ids["custodian"],
+        )
+        self.w.add(record)
+        return str(record.id)
+
+    def checkpoint(self) -> int:
+        self.w.audit.append(NewEvent(type="test.tick"))
+        return self.w.audit.checkpoint().seq
+
+    def exported(self) -> dict[str, Any]:
+        return self.w.audit.export_checkpoint(self.w.audit.checkpoint())
+
+
+Make = Callable[[Fresh], Req]
+
+
+@dataclass
+class Op:
+    method: str
+    template: str
+    make: Make
+    other_dept: bool = False
+
+
+def op(method: str, template: str, make: Make, *, other_dept: bool = False) -> Op:
+    return Op(method, V1 + template, make, other_dept)
+
+
+until = lambda: (utcnow() + dt.timedelta(hours=3)).isoformat()  # noqa: E731
+
+OPS: list[Op] = [
+    # accounts and API tokens
+    op("GET", "/accounts", lambda f: Req("GET", "/accounts")),
+    op("POST", "/accounts", lambda f: Req("POST", "/accounts", {
+        "username": f"new-{n()}", "password": "correct horse battery", "role": "auditor",
+        "department_id": f.id("dept:B")}), other_dept=True),
+    op("GET", "/accounts/{account_id}",
+       lambda f: Req("GET", f"/accounts/{f.account_b()}"), other_dept=True),
+    op("PATCH", "/accounts/{account_id}",
+       lambda f: Req("PATCH", f"/accounts/{f.account_b()}", {"active": True}), other_dept=True),
+    op("POST", "/accounts/{account_id}/password", lambda f: Req(
+        "POST", f"/accounts/{f.account_b()}/password", {"password": "another long secret"}),
+       other_dept=True),
+    op("POST", "/accounts/{account_id}/unlock",
+       lambda f: Req("POST", f"/accounts/{f.account_b()}/unlock"), other_dept=True),
+    op("GET", "/api-tokens", lambda f: Req("GET", "/api-tokens")),
+    op("POST", "/api-tokens", lambda f: Req("POST", "/api-tokens", {
+        "account_id": str(f.account_b()), "name": "sync", "scopes": ["keys:read"]}),
+       other_dept=True),
+    op("GET", "/api-tokens/{token_id}",
+       lambda f: Req("GET", f"/api-tokens/{f.token_b()}"), other_dept=True),
+    op("POST", "/api-tokens/{token_id}/revoke",
+       lambda f: Req("POST", f"/api-tokens/{f.token_b()}/revoke"), other_dept=True),
+    # departments and people
+    op("GET", "/departments", lambda f: Req("GET", "/departments")),
+    op("POST", "/departments", lambda f: Req("POST", "/departments",
+                                             {"code": f"D{n()}", "name": "新部门"}),
+       other_dept=True),
+    op("GET", "/departments/{department_id}",
+       lambda f: Req("GET", f"/departments/{f.id('dept:B')}")),
+    op("PATCH", "/departments/{department_id}", lambda f: Req(
+        "PATCH", f"/departments/{f.id('dept:B')}", {"name_en": "Security"}), other_dept=True),
+    op("GET", "/people", lambda f: Req("GET", "/people")),
+    op("POST", "/people", lambda f: Req("POST", "/people", {
+        "staff_no": f"N{n()}", "name": "新员工", "department_id": f.id("dept:B")}),
+       other_dept=True),
+    op("GET", "/people/{person_id}",
+       lambda f: Req("GET", f"/people/{f.person_b()}"), other_dept=True),
+    op("PATCH", "/people/{person_id}",
+       lambda f: Req("PATCH", f"/people/{f.person_b()}", {"name": "改名"}), other_dept=True),
+    # cards
+    op("GET", "/cards", lambda f: Req("GET", "/cards")),
+    op("POST", "/cards", lambda f: Req("POST", "/cards", {
+        "uid": f"{n():08X}", "person_id": f.person_b()}), other_dept=True),
+    op("GET", "/cards/{card_id}", lambda f: Req("GET", f"/cards/{f.card_b()}"), other_dept=True),
+    op("POST", "/cards/{card_id}/lost",
+       lambda f: Req("POST", f"/cards/{f.card_b()}/lost"), other_dept=True),
+    op("POST", "/cards/{card_id}/revoke",
+       lambda f: Req("POST", f"/cards/{f.card_b()}/revoke"), other_dept=True),
+    # owners and units
+    op("GET", "/owners", lambda f: Req("GET", "/owners")),
+    op("POST", "/owners", lambda f: Req("POST", "/owners", {"name": "新业主", "phone": "13800000000"})),
+    op("GET", "/owners/{owner_id}", lambda f: Req("GET", f"/owners/{f.id('owner')}")),
+    op("PATCH", "/owners/{owner_id}",
+       lambda f: Req("PATCH", f"/owners/{f.id('owner')}", {"address": "百富国际大厦 1201"})),
+    op("GET", "/owners/{owner_id}/personal-data",
+       lambda f: Req("GET", f"/owners/{f.id('owner')}/personal-data")),
+    op("GET", "/units", lambda f: Req("GET", "/units")),
+    op("POST", "/units", lambda f: Req("POST", "/units", {"room_number": f"R{n()}", "floor": 9})),
+    op("GET", "/units/{unit_id}", lambda f: Req("GET", f"/units/{f.id('unit')}")),
+    op("PATCH", "/units/{unit_id}",
+       lambda f: Req("PATCH", f"/units/{f.id('other_unit')}", {"vacant": True})),
+    # keys
+    op("GET", "/key-groups", lambda f: Req("GET", "/key-groups")),
+    op("POST", "/key-groups", lambda f: Req("POST", "/key-groups", {"code": f"G{n()}", "name": "组"})),
+    op("GET", "/key-groups/{group_id}", lambda f: Req("GET", f"/key-groups/{f.id('group')}")),
+    op("PATCH", "/key-groups/{group_id}",
+       lambda f: Req("PATCH", f"/key-groups/{f.id('group')}", {"loan_minutes": 120})),
+    op("GET", "/keys", lambda f: Req("GET", "/keys")),
+    op("POST", "/keys", lambda f: Req("POST", "/keys", {
+        "key_number": f"N-{n()}", "label": "新钥匙", "group_id": f.id("group"),
+        "category": "other"})),
+    op("GET", "/keys/{key_id}", lambda f: Req("GET", f"/keys/{f.id('key:U1201')}")),
+    op("PATCH", "/keys/{key_id}", lambda f: Req("PATCH", f"/keys/{f.key()}", {"copies": 2})),
+    op("POST", "/keys/{key_id}/move",
+       lambda f: Req("POST", f"/keys/{f.key()}/move", {"slot_id": f.slot()})),
+    op("POST", "/keys/{key_id}/retire",
+       lambda f: Req("POST", f"/keys/{f.key()}/retire", {"reason": "损坏"})),
+    op("GET", "/intake-records", lambda f: Req("GET", "/intake-records")),
+    op("POST", "/intake-records", lambda f: Req("POST", "/intake-records", {
+        "key_id": f.key(), "delivered_by_name": "王伟", "delivered_by_department": "工程部",
+        "room_number": "1201", "key_count": 1, "deliverer_confirmed": True,
+        "custodian_id": f.id("custodian")})),
+    op("GET", "/intake-records/{intake_id}",
+       lambda f: Req("GET", f"/intake-records/{f.intake()}")),
+    # cabinets and slots
+    op("GET", "/cabinets", lambda f: Req("GET", "/cabinets")),
+    op("POST", "/cabinets", lambda f: Req("POST", "/cabinets", {"code": f"cab-{n()}", "name": "柜"})),
+    op("GET", "/cabinets/{cabinet_id}", lambda f: Req("GET", f"/cabinets/{f.id('cabinet')}")),
+    op("PATCH", "/cabinets/{cabinet_id}",
+       lambda f: Req("PATCH", f"/cabinets/{f.id('cabinet')}", {"location": "1F 客服中心"})),
+    op("GET", "/cabinets/{cabinet_id}/slots",
+       lambda f: Req("GET", f"/cabinets/{f.id('cabinet')}/slots")),
+    op("POST", "/cabinets/{cabinet_id}/slots", lambda f: Req(
+        "POST", f"/cabinets/{f.id('cabinet')}/slots", {"first": next(_first_slot), "count": 2})),
+    op("GET", "/slots/{slot_id}", lambda f: Req("GET", f"/slots/{f.slot()}")),
+    op("PATCH", "/slots/{slot_id}",
+       lambda f: Req("PATCH", f"/slots/{f.slot()}", {"enabled": False})),
+    # access rights
+    op("GET", "/access-rights", lambda f: Req("GET", "/access-rights")),
+    op("POST", "/access-rights", lambda f: Req("POST", "/access-rights", {
+        "person_id": f.person_b(), "key_group_id": f.id("group")}), other_dept=True),
+    op("GET", "/access-rights/{right_id}",
+       lambda f: Req("GET", f"/access-rights/{f.right_b()}"), other_dept=True),
+    op("DELETE", "/access-rights/{right_id}",
+       lambda f: Req("DELETE", f"/access-rights/{f.right_b()}"), other_dept=True),
+    # approvals (K7)
+    op("GET", "/approvals", lambda f: Req("GET", "/approvals")),
+    op("POST", "/approvals", lambda f: Req("POST", "/approvals", {
+        "key_id": f.id("key:E-PWR"), "requested_for_id": f.person_b(), "reason": "检修",
+        "valid_until": until()}), other_dept=True),
+    op("POST", "/approvals/expire-due", lambda f: Req("POST", "/approvals/expire-due")),
+    op("GET", "/approvals/{approval_id}",
+       lambda f: Req("GET", f"/approvals/{f.approval_b()}"), other_dept=True),
+    op("POST", "/approvals/{approval_id}/approve",
+       lambda f: Req("POST", f"/approvals/{f.approval_b()}/approve"), other_dept=True),
+    op("POST", "/approvals/{approval_id}/reject",
+       lambda f: Req("POST", f"/approvals/{f.approval_b()}/reject"), other_dept=True),
+    op("POST", "/approvals/{approval_id}/expire",
+       lambda f: Req("POST", f"/approvals/{f.approval_b()}/expire"), other_dept=True),
+    # owner authorizations (K6)
+    op("GET", "/owner-authorizations", lambda f: Req("GET", "/owner-authorizations")),
+    op("POST", "/owner-authorizations", lambda f: Req("POST", "/owner-authorizations", {
+        "owner_id": f.id("owner"), "proxy_id": f.id("proxy"), "letter_ref": f"WT-{n()}",
+        "unit_ids": [f.id("unit")], "valid_from": utcnow().isoformat(), "valid_to": until()})),
+    op("GET", "/owner-authorizations/{authorization_id}",
+       lambda f: Req("GET", f"/owner-authorizations/{f.authorization()}")),
+    op("POST", "/owner-authorizations/{authorization_id}/revoke",
+       lambda f: Req("POST", f"/owner-authorizations/{f.authorization()}/revoke")),
+    op("GET", "/owner-authorizations/{authorization_id}/phone-confirmations",
+       lambda f: Req("GET", f"/owner-authorizations/{f.authorization()}/phone-confirmations")),
+    op("POST", "/owner-authorizations/{authorization_id}/phone-confirmations", lambda f: Req(
+        "POST", f"/owner-authorizations/{f.authorization()}/phone-confirmations",
+        {"outcome": "confirmed", "called_by_id": f.id("custodian")})),
+    # duty roster (K8)
+    op("GET", "/duty-roster", lambda f: Req("GET", "/duty-roster")),
+    op("POST", "/duty-roster", lambda f: Req("POST", "/duty-roster", f.shift_body())),
+    op("GET", "/duty-roster/on-duty", lambda f: Req("GET", "/duty-roster/on-duty")),
+    op("GET", "/duty-roster/{shift_id}", lambda f: Req("GET", f"/duty-roster/{f.shift()}")),
+    op("DELETE", "/duty-roster/{shift_id}", lambda f: Req("DELETE", f"/duty-roster/{f.shift()}")),
+    # loans (read-only)
+    op("GET", "/loans", lambda f: Req("GET", "/loans", params={"overdue": "true"})),
+    op("GET", "/loans/{loan_id}", lambda f: Req("GET", f"/loans/{f.loan_b()}"), other_dept=True),
+    # alarms (F1)
+    op("GET", "/alarms", lambda f: Req("GET", "/alarms")),
+    op("POST", "/alarms", lambda f: Req("POST", "/alarms", {"kind": "manual", "message": "门未关"})),
+    op("GET", "/alarms/{alarm_id}", lambda f: Req("GET", f"/alarms/{f.alarm()}")),
+    op("POST", "/alarms/{alarm_id}/acknowledge",
+       lambda f: Req("POST", f"/alarms/{f.alarm()}/acknowledge", {"note": "收到"})),
+    op("POST", "/alarms/{alarm_id}/assign", lambda f: Req(
+        "POST", f"/alarms/{f.alarm()}/assign", {"owner_id": f.id("custodian"), "note": "转交"})),
+    op("POST", "/alarms/{alarm_id}/notes",
+       lambda f: Req("POST", f"/alarms/{f.alarm()}/notes", {"note": "跟进"})),
+    op("POST", "/alarms/{alarm_id}/close", lambda f: Req(
+        "POST", f"/alarms/{f.alarm(AlarmState.HANDLED)}/close", {"note": "已处理"})),
+    # events and audit
+    op("GET", "/events", lambda f: Req("GET", "/events")),
+    op("GET", "/events/export.csv", lambda f: Req("GET", "/events/export.csv")),
+    op("GET", "/events/stream", lambda f: Req("GET", "/events/stream", params={"after": 0})),
+    op("GET", "/events/{seq}", lambda f: Req("GET", "/events/1")),
+    op("GET", "/audit/checkpoints", lambda f: Req("GET", "/audit/checkpoints")),
+    op("POST", "/audit/checkpoints", lambda f: Req("POST", "/audit/checkpoints")),
+    op("GET", "/audit/checkpoints/{seq}",
+       lambda f: Req("GET", f"/audit/checkpoints/{f.checkpoint()}")),
+    op("GET", "/audit/verify", lambda f: Req("GET", "/audit/verify")),
+    op("POST", "/audit/verify",
+       lambda f: Req("POST", "/audit/verify", {"checkpoint": f.exported()})),
+]
+
+MATRIX_PERSON_ROLES = {
+    AccountRole.DUTY_MANAGER: (Role.STAFF, Role.DUTY_MANAGER),
+    AccountRole.CUSTODIAN: (Role.STAFF, Role.CUSTODIAN),
+    AccountRole.DEPT_LEADER: (Role.STAFF, Role.DEPT_LEADER),
+}
+
+
+def _send(world: World, req: Req, headers: dict[str, str]) -> Any:
+    return world.client.request(
+        req.method, V1 + req.path, json=req.json, params=req.params, headers=headers
+    )
+
+
+@pytest.fixture
+def fast_stream(world: World) -> None:
+    """The live feed ends at once here, so a request to it returns like any other."""
+    options = world.client.app.state.options  # type: ignore[attr-defined]
+    world.client.app.state.options = type(options)(  # type: ignore[attr-defined]
+        auth_policy=options.auth_policy, stream_heartbeat_seconds=0.01, stream_max_seconds=0.01
+    )
+
+
+def test_matrix_covers_every_protected_operation(world: World) -> None:
+    doc = world.client.get(f"{V1}/openapi.json").json()
+    protected = {
+        (method.upper(), path)
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        if "x-permission" in operation
+    }
+    assert {(o.method, o.template) for o in OPS} == protected
+
+
+@pytest.mark.usefixtures("fast_stream")
+def test_every_role_every_endpoint_other_department(world: World) -> None:
+    doc = world.client.get(f"{V1}/openapi.json").json()
+    permission = {
+        (o.method, o.template): Permission(doc["paths"][o.template][o.method.lower()]["x-permission"])
+        for o in OPS
+    }
+    fresh = Fresh(world)
+    admin = world.token(AccountRole.ADMIN, person=world.ids["custodian"])
+    leader_b = world.token(AccountRole.DEPT_LEADER, dept="B", person=world.ids["leader_b"])
+    scoped = {
+        role: world.token(
+            role, dept="A",
+            person=world.person(f"M{role.value}", dept="A", roles=MATRIX_PERSON_ROLES.get(
+                role, (Role.STAFF,))),
+        )
+        for role in AccountRole
+    }
+    unexpected: list[str] = []
+    for o in OPS:
+        needed = permission[(o.method, o.template)]
+        control = admin if needed in ROLE_PERMISSIONS[AccountRole.ADMIN] else leader_b
+        ok = _send(world, o.make(fresh), control)
+        assert 200 <= ok.status_code < 300, f"control {o.method} {o.template}: {ok.text}"
+        for role, headers in scoped.items():
+            got = _send(world, o.make(fresh), headers).status_code
+            if needed not in ROLE_PERMISSIONS[role]:
+                expected: set[int] | range = {403}
+            elif o.other_dept:
+                expected = {403, 404}
+            else:
+                expected = range(200, 300)
+            if got not in expected:
+                unexpected.append(f"{role.value} {o.method} {o.template}: {got}")
+    assert unexpected == []
+
+
+def test_auditor_never_writes(world: World) -> None:
+    reads_by_post = {("POST", f"{V1}/audit/verify")}
+    auditor = ROLE_PERMISSIONS[AccountRole.AUDITOR]
+    doc = world.client.get(f"{V1}/openapi.json").json()
+    for o in OPS:
+        granted = doc["paths"][o.template][o.method.lower()]["x-permission"] in auditor
+        if o.method != "GET" and (o.method, o.template) not in reads_by_post:
+            assert not granted, f"auditor may {o.method} {o.template}"

@@ -1,0 +1,150 @@
+"""Property-based run of schemathesis over every operation of the app's own OpenAPI document.
+
+Every response must be documented (status code, content type, body schema, problem details
+for errors) and no input may produce a 5xx. The app runs in-process (ASGI) on the test
+database, with an administrator's token; the live feed ends its streams quickly here so a
+generated request to it returns. Generated ids are swapped, some of the time, for ids of
+records that exist, so the runs reach past "404 not found" into the state changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+
+from api.app import create_admin_app
+from api.deps import AdminOptions
+from api.schemas import MAX_SEQ
+from kiosk.runtime import Runtime
+from kiosk.services.accounts import AuthPolicy
+from kiosk.store.models_auth import AccountRole
+from tests.api.conftest import World, build_world
+
+HEADERS: dict[str, str] = {}
+WORLD: list[World] = []
+
+
+@pytest.fixture
+def api_schema(
+    request: pytest.FixtureRequest, runtime: Runtime, policy: AuthPolicy
+) -> Iterator[schemathesis.BaseSchema]:
+    # schemathesis 4.32 renames the running item through ``node._nodeid``, which pytest 9.2
+    # no longer has as an attribute; give it one so the per-operation reports carry names.
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
+    options = AdminOptions(
+        auth_policy=policy, stream_heartbeat_seconds=0.05, stream_max_seconds=0.1
+    )
+    app = create_admin_app(runtime, options)
+    with TestClient(app) as client:
+        world: World = build_world(runtime, client, policy)
+        HEADERS.clear()
+        HEADERS.update(world.token(AccountRole.ADMIN, person=world.ids["custodian"]))
+        WORLD[:] = [world]
+        loaded = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
+        pools = _pools(world)
+
+        @loaded.hook
+        def flatmap_path_parameters(
+            context: schemathesis.HookContext, path_parameters: dict[str, Any] | None
+        ) -> st.SearchStrategy[Any]:
+            if path_parameters is None:
+                return st.just(path_parameters)
+            return _swap_ids(path_parameters, pools)
+
+        @loaded.hook
+        def flatmap_body(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
+            if isinstance(body, dict):
+                return _swap_ids(body, pools)
+            return st.just(body)
+
+        yield loaded
+
+
+def _pools(world: World) -> dict[str, list[Any]]:
+    """Ids of existing records by parameter name (one of each kind the tower lacks is made)."""
+    from kiosk.store.models import Alarm, Approval, DutyShift
+
+    now = dt.datetime.now(dt.UTC)
+    approval = Approval(key_id=world.ids["key:E-PWR"], requested_for_id=world.ids["staff_a"],
+                        reason="检修", valid_until=now + dt.timedelta(hours=2))
+    shift = DutyShift(person_id=world.ids["manager"], starts_at=now,
+                      ends_at=now + dt.timedelta(hours=8))
+    alarms = [Alarm(kind="test", message="测试") for _ in range(3)]
+    world.add(approval, shift, *alarms)
+    loan = world.loan("U1202", world.ids["staff_b"], drawn_hours_ago=3, due_in_hours=-1)
+    people = [world.ids[k] for k in ("custodian", "staff_a", "staff_b", "leader_a", "manager",
+                                    "proxy")]
+    keys = [world.ids[k] for k in ("key:U1201", "key:U1202", "key:E-PWR")]
+    return {
+        "person_id": people, "requested_for_id": people, "proxy_id": people,
+        "called_by_id": people, "custodian_id": people,
+        "owner_id": [world.ids["owner"], *people],
+        "key_id": keys, "group_id": [world.ids["group"]], "key_group_id": [world.ids["group"]],
+        "slot_id": [world.ids[f"slot:{i}"] for i in (1, 4, 5)],
+        "unit_id": [world.ids["unit"], world.ids["power_unit"]],
+        "department_id": [world.ids["dept:A"], world.ids["dept:B"]],
+        "cabinet_id": [world.ids["cabinet"]], "card_id": [world.ids["card_a"]],
+        "approval_id": [approval.id], "shift_id": [shift.id], "loan_id": [loan],
+        "alarm_id": [a.id for a in alarms], "seq": [1, 2, 3],
+    }
+
+
+def _valid(value: Any) -> bool:
+    """Only a well-formed id is swapped: a deliberately invalid one (a negative test case)
+    must reach the API as generated."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 1 <= value <= MAX_SEQ
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str) and len(value) == 36
+
+
+def _swap_ids(values: dict[str, Any], pools: dict[str, list[Any]]) -> st.SearchStrategy[Any]:
+    choices: dict[str, st.SearchStrategy[Any]] = {}
+    for name, value in values.items():
+        pool = pools.get(name)
+        if pool and _valid(value):
+            existing = [v if isinstance(v, int) else str(v) for v in pool]
+            choices[name] = st.sampled_from([value, *existing])
+        else:
+            choices[name] = st.just(value)
+    return st.fixed_dictionaries(choices)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_conforms_and_never_fails(case: schemathesis.Case) -> None:
+    headers = HEADERS
+    if case.operation.path == "/api/v1/auth/logout":
+        # Logging out ends the token it is sent with; spend a fresh one, keep the shared one.
+        headers = WORLD[0].token(AccountRole.ADMIN)
+    # Not checked: "schema-valid request rejected". Rules JSON Schema cannot state (valid_to
+    # after valid_from, times between 2000 and 2100, a department leader needs a department)
+    # are answered 422 on purpose; every other check, including "schema-violating request
+    # accepted", runs.
+    case.call_and_validate(
+        headers=headers, excluded_checks=[schemathesis.checks.positive_data_acceptance]
+    )
