@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench demo clean
+.PHONY: run test lint bench crash-test demo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,13 +25,18 @@ test: $(STAMP)
 
 ## lint: ruff and mypy
 lint: $(STAMP)
-	$(BIN)/ruff check kiosk api drivers simulators tests
+	$(BIN)/ruff check kiosk api drivers simulators tests bench
 	$(BIN)/mypy
 
 ## bench: benchmarks; figures printed and written to bench/results/
 bench: $(STAMP)
 	@mkdir -p bench/results
 	$(BIN)/python bench/run_all.py
+
+## crash-test: SIGKILL the daemon at random points, then check nothing was lost (KILLS=30 SEED=1)
+crash-test: $(STAMP)
+	@mkdir -p bench/results
+	$(BIN)/python bench/crash_harness.py --kills $(or $(KILLS),30) --seed $(or $(SEED),1)
 
 ## demo: load the demo tower (百富国际大厦) into ./var/kiosk.db
 demo: $(STAMP)

@@ -159,22 +159,38 @@ class Cabinet:
         self._door_open_since: dt.datetime | None = None
         self._door_alarmed = False
         self._bus_down = False
+        self._reconcile_pending = False
         self._next_overdue_check: dt.datetime | None = None
         self._stopping = asyncio.Event()
 
     # ------------------------------------------------------------------- lifecycle
     async def start(self) -> dict[str, int]:
-        """Relock everything, scan every slot and the door, reconcile with the records."""
-        from kiosk.reconcile import reconcile
+        """Relock everything, scan every slot and the door, reconcile with the records.
 
+        If the scan fails (lock bus silent), reconciliation waits for the first scan that
+        succeeds (``_scan``): resolved blind, a draw whose key was taken during the outage
+        would be recorded as not taken and, once ``cabinet.reconciled`` is logged, never
+        looked at again (K10; found by bench/crash_harness.py).
+        """
         await self._driver(self.locks.lock_all)
         self._log(NewEvent(type="cabinet.started", payload={"slots": len(self.locks.slots)}))
         status = await self._status()
-        summary = reconcile(self, status or {})
-        self._present = {n: bool(st.key_present) for n, st in (status or {}).items()}
+        if status is None:
+            self._reconcile_pending = True
+            summary = {"reconcile_pending": 1}
+        else:
+            summary = self._reconcile(status)
         if self.door_is_open is not None and self.door_is_open():
             self._door_open_since = self.clock()
         self._changed()
+        return summary
+
+    def _reconcile(self, status: dict[int, SlotState]) -> dict[str, int]:
+        from kiosk.reconcile import reconcile
+
+        summary = reconcile(self, status)
+        self._present = {n: bool(st.key_present) for n, st in status.items()}
+        self._reconcile_pending = False
         return summary
 
     async def run(self, poll_s: float = 0.1) -> None:
@@ -446,6 +462,8 @@ class Cabinet:
 
     # ------------------------------------------------------------------- commands
     async def _apply(self, commands: list[flow.Command]) -> None:
+        if commands:
+            self._changed()  # the screen's long-poll wakes on every step, timers and sensors too
         for command in commands:
             if isinstance(command, flow.Unlock):
                 if not await self._unlock(command.slots):
@@ -549,7 +567,7 @@ class Cabinet:
                 return
             decision = policy.decide_return(borrower_id=loan.borrower_id,
                                             returner_id=returner.id if returner else None)
-            loan.returned_at = now
+            loan.returned_at = max(now, loan.drawn_at)  # a Pi without RTC may step back in time
             loan.returned_by_id = returner.id if returner else None
             loan.returned_by_other = decision.code != "returned"
             loan.return_slot_id = records.slot_id(s, cabinet_id=self.cabinet_id, number=slot)
@@ -661,6 +679,10 @@ class Cabinet:
     async def _scan(self, now: dt.datetime) -> None:
         status = await self._status()
         if status is None:
+            return
+        if self._reconcile_pending and self.session.state == flow.State.IDLE:
+            self._reconcile(status)  # deferred by start(): the bus was silent then
+            self._changed()
             return
         for slot, st in status.items():
             present = bool(st.key_present)

@@ -17,16 +17,21 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_kiosk_app(cabinet: Cabinet, hardware: sim.SimControl | None = None) -> FastAPI:
-    app = FastAPI(title="Key cabinet kiosk screen", docs_url=None, redoc_url=None,
-                  openapi_url="/kiosk/openapi.json")
+    app = FastAPI(
+        title="Key cabinet kiosk screen",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/kiosk/openapi.json",
+    )
     app.state.cabinet = cabinet
     app.state.hardware = hardware
 
     @app.exception_handler(CabinetError)
     async def _cabinet_error(_: Request, exc: CabinetError) -> JSONResponse:
         t = text(exc.code)
-        return JSONResponse(status_code=409,
-                            content={"code": exc.code, "zh": t.zh, "en": t.en, "detail": str(exc)})
+        return JSONResponse(
+            status_code=409, content={"code": exc.code, "zh": t.zh, "en": t.en, "detail": str(exc)}
+        )
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
 
 from kiosk.cabinet import Cabinet
+from kiosk.store.models import Key, Unit
 
 router = APIRouter(prefix="/kiosk/api", tags=["kiosk"])
 
@@ -21,12 +25,83 @@ def get_cabinet(request: Request) -> Cabinet:
 CabinetDep = Annotated[Cabinet, Depends(get_cabinet)]
 
 
+def _key_floors(cabinet: Cabinet) -> dict[str, int]:
+    """Key number → floor of its room (basements negative), for keys that belong to a room."""
+    with DbSession(cabinet.runtime.engine) as s:
+        rows = s.execute(select(Key.key_number, Unit.floor).join(Unit, Key.unit_id == Unit.id))
+        return {number: floor for number, floor in rows}
+
+
+def _slot_keys(cabinet: Cabinet, open_slots: list[int]) -> dict[str, dict[str, str]]:
+    """Which key each open (or co-sign-pending) slot is for, so the page can name it."""
+    v = cabinet.visit
+    named: dict[int, dict[str, str]] = {
+        slot: {"key_number": plan.key.key_number, "label": plan.key.label}
+        for slot, plan in v.draws.items()
+    }
+    if v.returning is not None and v.returning.home_slot is not None:
+        named[v.returning.home_slot] = {
+            "key_number": v.returning.key_number,
+            "label": v.returning.label,
+        }
+    for slot in open_slots:
+        if v.intake and slot not in named:
+            named[slot] = {
+                "key_number": str(v.intake.get("key_number") or ""),
+                "label": str(v.intake.get("label") or ""),
+            }
+    return {str(slot): named[slot] for slot in open_slots if slot in named}
+
+
+def _signature(cabinet: Cabinet) -> tuple[Any, ...]:
+    """What the page shows, cheaply (no database). ``Cabinet.tick()`` moves the session (a key
+    taken or put back, a timeout) without bumping ``version``; comparing this with what was
+    served at a version lets the long-poll wake for those changes too."""
+    session, message, person = cabinet.session, cabinet.message, cabinet.visit.person
+    return (
+        session.state,
+        session.open_slots,
+        session.pending_slots,
+        (message.code, message.until) if message else None,
+        person.id if person else None,
+    )
+
+
+_SERVED: weakref.WeakKeyDictionary[Cabinet, dict[int, tuple[Any, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _served(cabinet: Cabinet) -> dict[int, tuple[Any, ...]]:
+    """Version → signature of the last screen served at that version."""
+    return _SERVED.setdefault(cabinet, {})
+
+
+def view(cabinet: Cabinet) -> dict[str, Any]:
+    """``cabinet.screen()`` plus two additive fields the page uses to find and name keys:
+    ``keys[].floor`` (int or null) and ``slot_keys`` ({"slot": {key_number, label}})."""
+    signature = _signature(cabinet)
+    data = cabinet.screen()
+    served = _served(cabinet)
+    served[data["version"]] = signature
+    for old in [v for v in served if v < data["version"] - 16]:
+        del served[old]
+    if data["keys"]:
+        floors = _key_floors(cabinet)
+        for key in data["keys"]:
+            key.setdefault("floor", floors.get(key["key_number"]))
+    data.setdefault("slot_keys", _slot_keys(cabinet, list(data["open_slots"])))
+    return data
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class DrawRequest(_Body):
-    keys: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(min_length=1, max_length=5)
+    keys: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
+        min_length=1, max_length=5
+    )
     reason_code: str = Field(min_length=1, max_length=32)
     reason_text: str | None = Field(default=None, max_length=200)
 
@@ -51,36 +126,39 @@ class IntakeRequest(_Body):
 @router.get("/screen")
 async def screen(
     cabinet: CabinetDep,
-    since: Annotated[int | None, Query(ge=0, description="Wait until the version moves past this.")] = None,
+    since: Annotated[
+        int | None, Query(ge=0, description="Wait until the version moves past this.")
+    ] = None,
 ) -> dict[str, Any]:
     """The whole screen state; with ``since`` it long-polls (up to 10 s) for a change."""
     if since is not None:
+        seen = _served(cabinet).get(since)
         for _ in range(50):
-            if cabinet.version != since:
+            if cabinet.version != since or (seen is not None and _signature(cabinet) != seen):
                 break
             await asyncio.sleep(0.2)
-    return cabinet.screen()
+    return view(cabinet)
 
 
 @router.post("/draw")
 async def draw(body: DrawRequest, cabinet: CabinetDep) -> dict[str, Any]:
     await cabinet.choose_draw(body.keys, body.reason_code, body.reason_text)
-    return cabinet.screen()
+    return view(cabinet)
 
 
 @router.post("/return")
 async def return_key(body: ReturnRequest, cabinet: CabinetDep) -> dict[str, Any]:
     await cabinet.choose_return(body.key_number)
-    return cabinet.screen()
+    return view(cabinet)
 
 
 @router.post("/intake")
 async def intake(body: IntakeRequest, cabinet: CabinetDep) -> dict[str, Any]:
     slot = await cabinet.choose_intake(**body.model_dump())
-    return {**cabinet.screen(), "intake_slot": slot}
+    return {**view(cabinet), "intake_slot": slot}
 
 
 @router.post("/cancel")
 async def cancel(cabinet: CabinetDep) -> dict[str, Any]:
     await cabinet.cancel()
-    return cabinet.screen()
+    return view(cabinet)

@@ -77,7 +77,10 @@ def tap(body: Tap, hw: HwDep) -> dict[str, str]:
 
 @router.post("/take")
 def take(body: SlotAction, hw: HwDep) -> dict[str, Any]:
-    return {"took": _physical(hw.take, body.slot, shut=body.shut, force=body.force), "slot": body.slot}
+    return {
+        "took": _physical(hw.take, body.slot, shut=body.shut, force=body.force),
+        "slot": body.slot,
+    }
 
 
 @router.post("/insert")
