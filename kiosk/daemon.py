@@ -49,8 +49,10 @@ class _Server(uvicorn.Server):
 
 
 def _server(app: object, host: str, port: int, settings: Settings) -> _Server:
+    # A screen long-poll may be pending at shutdown: do not wait for it to run out.
     return _Server(uvicorn.Config(app, host=host, port=port,  # type: ignore[arg-type]
-                                  log_level=settings.log_level.lower(), lifespan="on"))
+                                  log_level=settings.log_level.lower(), lifespan="on",
+                                  timeout_graceful_shutdown=2))
 
 
 def _hints(runtime: Runtime) -> str:
