@@ -111,38 +111,22 @@ class AuditLog:
             session.flush()
         seq = head.seq + 1
         at = self.clock()
-        actors = canonical_json(list(event.actors))
-        rules = canonical_json(list(event.rules))
-        payload = canonical_json(dict(event.payload))
-        digest = event_hash(
-            cabinet_id=self.cabinet_id,
-            seq=seq,
-            at=at,
-            type=event.type,
-            actors=actors,
-            slot=event.slot,
-            key_number=event.key_number,
-            decision=event.decision,
-            rules=rules,
-            payload=payload,
-            prev_hash=head.hash,
-        )
-        session.add(
-            Event(
-                cabinet_id=self.cabinet_id,
-                seq=seq,
-                at=at,
-                type=event.type,
-                actors=actors,
-                slot=event.slot,
-                key_number=event.key_number,
-                decision=event.decision,
-                rules=rules,
-                payload=payload,
-                prev_hash=head.hash,
-                hash=digest,
-            )
-        )
+        # The stored columns are exactly what is hashed: one dict feeds both.
+        fields: dict[str, Any] = {
+            "cabinet_id": self.cabinet_id,
+            "seq": seq,
+            "at": at,
+            "type": event.type,
+            "actors": canonical_json(list(event.actors)),
+            "slot": event.slot,
+            "key_number": event.key_number,
+            "decision": event.decision,
+            "rules": canonical_json(list(event.rules)),
+            "payload": canonical_json(dict(event.payload)),
+            "prev_hash": head.hash,
+        }
+        digest = event_hash(**fields)
+        session.add(Event(**fields, hash=digest))
         head.seq, head.hash = seq, digest
         if seq % self.checkpoint_every == 0:
             self._checkpoint_in(session, seq, digest)
