@@ -33,8 +33,10 @@ from api.routes import (
     health,
     keys,
     loans,
+    metrics,
     owners,
     people,
+    reports,
     roster,
 )
 from api.stream import EventFeed
@@ -59,6 +61,8 @@ ROUTERS = [
     alarms.router,
     events.router,
     audit.router,
+    metrics.router,
+    reports.router,
 ]
 
 

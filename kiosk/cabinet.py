@@ -203,6 +203,10 @@ class Cabinet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), poll_s)
 
+    def last_scan(self) -> dict[int, bool]:
+        """Key presence per slot from the latest sensor scan (the K9 daily count reads it)."""
+        return dict(self._present)
+
     def request_stop(self) -> None:
         """Ask ``run()`` to return (from a signal handler); ``stop()`` then secures the locks."""
         self._stopping.set()
@@ -243,6 +247,14 @@ class Cabinet:
             try:
                 return await self._choose_intake(details)
             finally:
+                self._changed()
+
+    async def still_here(self) -> None:
+        """The person touched the screen while choosing: give them the full choice time again
+        (a custodian filling in the intake form must not lose it to the 60 s timer)."""
+        async with self._lock:
+            if self.session.state == flow.State.CHOOSING:
+                self.session.handle(flow.StillHere(self.clock()))
                 self._changed()
 
     async def cancel(self) -> None:

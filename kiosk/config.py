@@ -90,6 +90,42 @@ class CabinetSettings(_Strict):
     )
 
 
+class ScheduleSettings(_Strict):
+    """K9 jobs of the daemon's scheduler; times are local (``timezone``)."""
+
+    enabled: bool = Field(default=True, description="Run the scheduler inside the daemon.")
+    daily_count_at: dt.time = Field(
+        default=dt.time(18, 15),
+        description="K9: compare the slot sensors with the records and open loans.",
+    )
+    daily_report_at: dt.time = Field(
+        default=dt.time(18, 30), description="K9: end-of-day report of keys drawn today still out."
+    )
+    report_language: Literal["zh", "en"] = Field(
+        default="zh", description="Language the stored daily report is generated in."
+    )
+    escalate_supervisor_after_h: float = Field(
+        default=2.0, ge=0.25, le=72,
+        description="K9: an overdue key goes to the supervisor after this many hours.",
+    )
+    long_overdue_after_days: int = Field(
+        default=3, ge=1, le=90, description="K9: 长期未归 after this many days past due."
+    )
+    poll_s: float = Field(
+        default=30.0, ge=1, le=600,
+        description="How often the scheduler wakes to look for due jobs and overdue keys.",
+    )
+
+    @model_validator(mode="after")
+    def _count_before_report(self) -> ScheduleSettings:
+        if self.daily_count_at > self.daily_report_at:
+            raise ValueError(
+                f"daily_count_at {self.daily_count_at} must not be after daily_report_at "
+                f"{self.daily_report_at}: the report lists the day's count"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the daemon needs to start, validated with bounds."""
 
@@ -112,6 +148,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     cabinet: CabinetSettings = Field(default_factory=CabinetSettings)
     hardware: HardwareSettings = Field(default_factory=HardwareSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     kiosk_port: Port = 8081

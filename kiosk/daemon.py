@@ -4,6 +4,10 @@ and the kiosk screen listener (loopback only).
 Start-up and shutdown are events in the audit log, so a gap in the daemon's life (a crash,
 a power cut) is visible as a start without a preceding stop. On the way out, every lock is
 driven locked whatever else failed.
+
+Under systemd (``deploy/kiosk.service``, ``Type=notify``) the daemon reports READY once the
+cabinet has started and both listeners accept connections, and sends watchdog keep-alives
+from this event loop, so a hung loop gets the daemon restarted (``kiosk.systemd``).
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
 from kiosk.demo import load_demo
+from kiosk.runlock import hold
 from kiosk.runtime import Runtime
+from kiosk.scheduler import run_scheduler
 from kiosk.store.db import describe_database
 from kiosk.store.models import Department, Key, Person, Slot
+from kiosk.systemd import Notifier
 from kiosk.wiring import (
     ReaderPump,
     RealHardware,
@@ -77,7 +84,23 @@ def _hints(runtime: Runtime) -> str:
     )
 
 
+async def _ready_then_watchdog(notifier: Notifier, servers: list[_Server], status: str) -> None:
+    """READY=1 once every listener is accepting connections, then keep-alives from this loop."""
+    while not all(server.started for server in servers):
+        await asyncio.sleep(0.05)
+    notifier.ready(status)
+    await notifier.watchdog()
+
+
 async def serve(settings: Settings) -> None:
+    notifier = Notifier()
+    notifier.status("starting: opening the database")
+    with hold(settings.data_dir):  # one daemon per data folder; `kiosk restore` checks it
+        await _serve(settings, notifier)
+    notifier.close()
+
+
+async def _serve(settings: Settings, notifier: Notifier) -> None:
     runtime = Runtime.open(settings)
     hardware: SimulatedHardware | RealHardware | None = None
     try:
@@ -98,6 +121,7 @@ async def serve(settings: Settings) -> None:
             door_is_open=(lambda: door.is_open) if door is not None else None,
             indicators=hardware.indicators if isinstance(hardware, RealHardware) else None,
         )
+        notifier.status("starting: relocking and scanning every slot")
         await cabinet.start()
         loop = asyncio.get_running_loop()
         pump = (ReaderPump(hardware.reader, cabinet.tap, loop).start()
@@ -107,8 +131,11 @@ async def serve(settings: Settings) -> None:
         screen = _server(create_kiosk_app(cabinet, sim_control), KIOSK_HOST, settings.kiosk_port,
                          settings)
 
+        scheduler_stop = asyncio.Event()
+
         def shutdown() -> None:
             admin.should_exit = screen.should_exit = True
+            scheduler_stop.set()
             cabinet.request_stop()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -120,9 +147,17 @@ async def serve(settings: Settings) -> None:
             f" (docs at /api/v1/docs)\n" + (_hints(runtime) if sim_control else ""),
             flush=True,
         )
+        alive = asyncio.create_task(_ready_then_watchdog(
+            notifier, [admin, screen], f"cabinet {settings.cabinet_id} serving"))
         try:
-            await asyncio.gather(admin.serve(), screen.serve(), cabinet.run())
+            await asyncio.gather(
+                admin.serve(), screen.serve(), cabinet.run(),
+                run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop),
+            )
         finally:
+            scheduler_stop.set()
+            notifier.stopping("stopping: securing the locks")
+            alive.cancel()
             if pump is not None:
                 pump.stop()
             await cabinet.stop()

@@ -91,6 +91,11 @@ class Cancelled(Event):
 
 
 @dataclass(frozen=True)
+class StillHere(Event):
+    """The person is still using the screen (filling in a form): the choice timer restarts."""
+
+
+@dataclass(frozen=True)
 class Timeout(Event):
     """The cabinet sends this when ``Session.deadline`` has passed."""
 
@@ -288,6 +293,11 @@ def _cancelled(s: Session, e: Event) -> list[Command]:
     return s._end(e.reason)
 
 
+def _still_here(s: Session, e: Event) -> list[Command]:
+    s._to(s.state, e.now, s.timeouts.choose)
+    return []
+
+
 def _timeout(s: Session, e: Event) -> list[Command]:
     if not s.expired(e.now):
         return []  # a stale timer: the deadline moved
@@ -320,6 +330,7 @@ TRANSITIONS: dict[tuple[State, type[Event]], Handler] = {
     (State.CHOOSING, DrawChosen): _draw_chosen,
     (State.CHOOSING, ReturnChosen): _return_chosen,
     (State.CHOOSING, IntakeChosen): _intake_chosen,
+    (State.CHOOSING, StillHere): _still_here,
     (State.AWAIT_COSIGN, Cosigned): _cosigned,
     (State.RELEASING, KeyRemoved): _key_removed,
     (State.RETURNING, KeyInserted): _key_inserted,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -121,6 +121,9 @@ class IntakeRequest(_Body):
     group_code: str = Field(default="UNIT", min_length=1, max_length=32)
     fob_tag: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Fa-f]{4,30}$")
     slot: int | None = Field(default=None, ge=1)
+    # Additive: the key's category (KeyCategory value) so a public-area or equipment-room key
+    # registered at the screen is not filed as a unit key; None keeps the cabinet's default.
+    category: Literal["unit", "public_area", "equipment", "other"] | None = None
 
 
 @router.get("/screen")
@@ -156,6 +159,13 @@ async def return_key(body: ReturnRequest, cabinet: CabinetDep) -> dict[str, Any]
 async def intake(body: IntakeRequest, cabinet: CabinetDep) -> dict[str, Any]:
     slot = await cabinet.choose_intake(**body.model_dump())
     return {**view(cabinet), "intake_slot": slot}
+
+
+@router.post("/still-here")
+async def still_here(cabinet: CabinetDep) -> dict[str, Any]:
+    """Any touch while choosing restarts the choice timer (the page throttles these)."""
+    await cabinet.still_here()
+    return {"ok": True}
 
 
 @router.post("/cancel")

@@ -55,6 +55,10 @@ class Permission(enum.StrEnum):
     EVENTS_READ = "events:read"
     AUDIT_READ = "audit:read"
     AUDIT_CHECKPOINT = "audit:checkpoint"
+    REPORTS_READ = "reports:read"
+    REPORTS_ACKNOWLEDGE = "reports:acknowledge"
+    METRICS_READ = "metrics:read"
+    """Prometheus counters only: give a scraper's API token this scope and nothing else."""
 
     @property
     def is_read(self) -> bool:
@@ -78,6 +82,7 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
         P.ROSTER_WRITE,
         P.APPROVALS_EXPIRE,
         P.AUDIT_CHECKPOINT,
+        P.REPORTS_ACKNOWLEDGE,  # K9: reports go to the supervisor, who acknowledges them
     },
     # Approves special-room draws for their own department (K7).
     AccountRole.DEPT_LEADER: frozenset(
@@ -140,6 +145,7 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
             P.LOANS_READ,
             P.ALARMS_READ,
             P.ALARMS_WRITE,
+            P.REPORTS_READ,  # K9: the custodian does the daily count and reads its report
         }
     ),
     # Reads everything, including the log and its verification, but never writes and never

@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 
 from kiosk.audit import NewEvent
+from kiosk.reports import store as report_store
+from kiosk.reports.data import DailyReport
 from kiosk.services import accounts, tx
 from kiosk.services.authz import ROLE_PERMISSIONS, Permission
 from kiosk.store.models import (
@@ -168,6 +170,15 @@ class Fresh:
 
     def exported(self) -> dict[str, Any]:
         return self.w.audit.export_checkpoint(self.w.audit.checkpoint())
+
+    def report(self) -> str:
+        day = dt.date(2026, 11, 27)
+        daily = DailyReport(cabinet="柜", day=day.isoformat(), as_of="2026-11-27T18:30:00+08:00",
+                            drawn_today=0, returned_today=0, out_from_today=[],
+                            out_from_earlier=[], count=None, alarms=[])
+        with tx.write(self.w.audit) as session:
+            row = report_store.save(session, self.w.audit, report=daily, language="zh")
+        return str(row.id)
 
 
 Make = Callable[[Fresh], Req]
@@ -354,6 +365,15 @@ OPS: list[Op] = [
     op("GET", "/audit/verify", lambda f: Req("GET", "/audit/verify")),
     op("POST", "/audit/verify",
        lambda f: Req("POST", "/audit/verify", {"checkpoint": f.exported()})),
+    # reports (K9): read, download, acknowledge; never deleted
+    op("GET", "/reports", lambda f: Req("GET", "/reports", params={"kind": "daily"})),
+    op("GET", "/reports/{report_id}", lambda f: Req("GET", f"/reports/{f.report()}")),
+    op("GET", "/reports/{report_id}/download", lambda f: Req(
+        "GET", f"/reports/{f.report()}/download", params={"format": "csv", "lang": "en"})),
+    op("POST", "/reports/{report_id}/acknowledge", lambda f: Req(
+        "POST", f"/reports/{f.report()}/acknowledge", {"note": "已阅"})),
+    # Prometheus
+    op("GET", "/metrics", lambda f: Req("GET", "/metrics")),
 ]
 
 MATRIX_PERSON_ROLES = {

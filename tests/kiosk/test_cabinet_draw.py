@@ -113,3 +113,16 @@ async def test_key_removed_from_a_locked_slot_raises_an_alarm(rig: Rig) -> None:
     await rig.settle()
     alarms = rig.events("alarm.key_removed_unauthorised")
     assert len(alarms) == 1 and alarms[0].slot == slot
+
+
+async def test_a_custodian_filling_in_a_form_keeps_the_visit_alive(rig: Rig) -> None:
+    uid, _ = rig.card_of(role=Role.CUSTODIAN)
+    await rig.cabinet.tap(uid)
+    rig.clock.advance(50)
+    await rig.cabinet.still_here()
+    rig.clock.advance(50)
+    await rig.settle()
+    assert rig.cabinet.screen()["state"] == "choosing"
+    rig.clock.advance(11)
+    await rig.settle()
+    assert rig.cabinet.screen()["state"] == "idle"

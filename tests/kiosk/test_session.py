@@ -27,6 +27,7 @@ from kiosk.session import (
     Session,
     Show,
     State,
+    StillHere,
     Taken,
     Timeout,
     Unlock,
@@ -162,3 +163,11 @@ def test_transition_table_covers_timeout_and_cancel_for_every_active_state() -> 
     for st in active:
         assert (st, Timeout) in TRANSITIONS and (st, Cancelled) in TRANSITIONS
     assert (State.IDLE, Timeout) not in TRANSITIONS
+
+
+def test_touches_while_choosing_restart_the_choice_timer() -> None:
+    s = Session()
+    s.handle(Identified(at(0), ALICE))
+    s.handle(StillHere(at(50)))
+    assert s.handle(Timeout(at(61))) == []  # 60 s from the last touch, not from the tap
+    assert Ended("choose_timeout") in s.handle(Timeout(at(111)))

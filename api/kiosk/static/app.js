@@ -2,7 +2,8 @@
  *
  * Touch only: no text fields, no hover. The server owns the flow and every timeout; this page
  * reflects `state`, keeps itself in sync by long-polling ?since=VERSION, and keeps only
- * local view state (floor tab, keypad query, keys picked, reason sheet open).
+ * local view state (floor tab, keypad query, keys picked, reason sheet open, the custodian's
+ * intake form). Text is typed on the page's own keypad and Latin keyboard, never the system's.
  */
 'use strict';
 
@@ -11,6 +12,27 @@
   const MAX_KEYS = 5;
   const SEARCH_LIMIT = 12;
   const TOAST_MS = 7000;
+  const REASON_TEXT_MAX = 200;   // DrawRequest.reason_text
+  const NAME_MAX = 40;           // a deliverer's name in pinyin (IntakeRequest allows 100)
+
+  // K1 intake: the key types a custodian registers at the screen. Each sets the key number's
+  // prefix, the key group and category, and how the label is written (the demo data's style).
+  const INTAKE_TYPES = [
+    { code: 'unit', zh: '单元', en: 'Unit', prefix: 'U', group: 'UNIT', category: 'unit',
+      label: (room) => `${room} 室` },
+    { code: 'vacant', zh: '空置房', en: 'Vacant', prefix: 'U', group: 'VACANT', category: 'unit',
+      label: (room) => `${room} 室 (空置)` },
+    { code: 'public', zh: '公共区域', en: 'Public', prefix: 'P-', group: 'PUBLIC', category: 'public_area',
+      label: (room) => `公共区域 ${room} Public area` },
+    { code: 'equip', zh: '设备房', en: 'Equipment', prefix: 'E-', group: 'EQUIP', category: 'equipment',
+      label: (room) => `设备房 ${room} Equipment room` },
+  ];
+  const INTAKE_COUNTS = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+  // The deliverer's department as preset buttons; the Chinese name is what is recorded.
+  const DEPARTMENTS = [
+    ['业主', 'Owner'], ['租户', 'Tenant'], ['装修公司', 'Contractor'], ['工程部', 'Engineering'],
+    ['保洁部', 'Cleaning'], ['安保部', 'Security'], ['其他', 'Other'],
+  ];
 
   // Texts for key statuses and local hints (the server's own texts come with `message`
   // and with 409 answers; these mirror kiosk/messages.py for the statuses listed in `keys`).
@@ -22,7 +44,12 @@
     mine: ['我借的 · 点此归还', 'Mine: touch to return'],
     cosign: ['需管理员确认', 'Custodian confirms'],
     special: ['特殊房间', 'Special room'],
-    other_reason: ['其他事由请到客服中心办理', 'For any other reason, ask at the customer-service desk'],
+    other_text: ['请先输入事由', 'Type the reason first'],
+    room_first: ['请输入房号', 'Type the room number first'],
+    dept_first: ['请选择送交人部门', "Choose the deliverer's department first"],
+    name_first: ['请输入送交人姓名（拼音）', "Type the deliverer's name (pinyin) first"],
+    confirm_first: ['请送交人确认后再登记', 'The deliverer must confirm first (K1)'],
+    intake_incomplete: ['登记信息不完整', 'The intake record is incomplete'],
     too_many: ['一次最多领取五把钥匙', 'At most five keys at a time'],
     cannot: ['不能领取此钥匙', 'This key cannot be drawn'],
     offline: ['无法连接钥匙柜，请稍后再试', 'Cannot reach the cabinet: try again'],
@@ -45,7 +72,9 @@
   let toastTimer = 0;
   let noticeDismissed = null;  // a message not to show in the notice bar (stale or touched away)
   const messageId = (msg) => (msg ? `${msg.code}|${msg.zh}` : null);
-  const ui = { mode: 'floors', floor: null, query: '', selected: [], sheet: false };
+  const ui = { mode: 'floors', floor: null, query: '', selected: [], sheet: false, other: false, intake: null };
+  let nameKb = null;        // the on-screen keyboards (built once in init)
+  let otherKb = null;
 
   // ------------------------------------------------------------------ DOM helpers
   function el(tag, props, ...children) {
@@ -117,7 +146,9 @@
       }
       if (r.status === 409 && data && data.zh) {
         noticeDismissed = messageId({ code: data.code, zh: data.zh });  // the toast says it
-        showToast(data.zh, data.en, data.detail && data.detail !== data.code ? data.detail : '');
+        // A code the server has no words for comes back as itself: say it with ours if we can.
+        const [z, e] = data.zh === data.code && T[data.code] ? T[data.code] : [data.zh, data.en];
+        showToast(z, e, data.detail && data.detail !== data.code ? data.detail : '');
       } else {
         showToast(T.failed[0], `${T.failed[1]} (HTTP ${r.status})`, '');
       }
@@ -152,6 +183,10 @@
     ui.query = '';
     ui.selected = [];
     ui.sheet = false;
+    ui.other = false;
+    ui.intake = null;
+    if (otherKb) otherKb.reset();
+    if (nameKb) nameKb.reset();
   }
 
   function secondsLeft() {
@@ -168,12 +203,15 @@
   function render() {
     const state = snap.state;
     $('app').dataset.state = state;
-    const target = SCREEN_OF[state] || 's-idle';
+    // The intake form is the page's own view over the server's "choosing" state.
+    const target = intakeOpen() ? 's-intake' : SCREEN_OF[state] || 's-idle';
     for (const s of document.querySelectorAll('.screen')) s.classList.toggle('active', s.id === target);
     renderBar();
     renderNotice();
+    if (state !== 'idle') clearIdle();
     if (state === 'idle') renderIdle();
     else if (state === 'await_manager') renderManager();
+    else if (intakeOpen()) renderIntake();
     else if (state === 'choosing') renderChoosing();
     else if (state === 'await_cosign') renderCosign();
     else renderSlots();
@@ -198,7 +236,8 @@
       returning: ['归还钥匙', 'Return a key'],
       intake: ['登记钥匙', 'Register a key'],
     };
-    prompt.replaceChildren(...pair(prompts[state] || prompts.idle));
+    prompt.replaceChildren(...pair(intakeOpen() ? prompts.intake : prompts[state] || prompts.idle));
+    show($('intake-open'), state === 'choosing' && snap.custodian === true && !ui.intake);
     show($('cancel'), state !== 'idle');
     show($('countdown'), state !== 'idle' && snap.seconds_left !== null);
   }
@@ -223,6 +262,15 @@
     const box = $('idle-message');
     if (snap.message) messageBox(box, snap.message);
     else show(box, false);
+  }
+
+  // Off the idle screen its last message is emptied, not just hidden: the next idle screen
+  // shows only what the server says then (no stale "drawn" from the visit before).
+  function clearIdle() {
+    const box = $('idle-message');
+    show(box, false);
+    delete box.dataset.code;
+    box.replaceChildren();
   }
 
   function renderManager() {
@@ -437,35 +485,162 @@
 
   function renderSheet() {
     $('sheet-keys').textContent = ui.selected.map((k) => `${k.label}（${k.key_number}）`).join('、');
-    show($('sheet-add'), ui.selected.length < MAX_KEYS);
+    // "other": the reasons give way to the keyboard; Back returns to the reasons.
+    show($('reason-grid'), !ui.other);
+    show($('other-text'), ui.other);
+    show($('sheet-add'), !ui.other && ui.selected.length < MAX_KEYS);
+    show($('other-go'), ui.other);
+    $('other-go').setAttribute('aria-disabled', otherKb.value.trim() ? 'false' : 'true');
+    const ask = ui.other ? ['请输入事由（拼音或英文）', 'type the reason, then confirm'] : ['请选择事由', 'touch the reason to open the slot'];
+    $('sheet-ask').replaceChildren(...pair(ask));
     const grid = $('reason-grid');
-    grid.replaceChildren(...(snap.reasons || []).map((r) => {
-      const other = r.code === 'other';
-      return el('button', {
-        class: 'btn reason' + (other ? ' reason-other' : ''), type: 'button',
-        dataset: { reason: r.code }, 'aria-disabled': other ? 'true' : 'false',
-        onclick: () => chooseReason(r),
-      }, el('span', { class: 'zh' }, r.zh), en(r.en),
-      other ? el('small', { class: 'reason-note' }, '请到客服中心 ask at the desk') : null);
-    }));
+    grid.replaceChildren(...(snap.reasons || []).map((r) => el('button', {
+      class: 'btn reason' + (r.code === 'other' ? ' reason-other' : ''), type: 'button',
+      dataset: { reason: r.code }, onclick: () => chooseReason(r),
+    }, el('span', { class: 'zh' }, r.zh), en(r.en),
+    r.code === 'other' ? el('small', { class: 'reason-note' }, '输入事由 type it') : null)));
   }
 
   function chooseReason(r) {
-    if (r.code === 'other') { showToast(...T.other_reason, '', 'info'); return; }
+    if (r.code === 'other') { ui.other = true; render(); return; }  // the text comes first
+    sendDraw(r.code, null);
+  }
+
+  function sendOther() {
+    const text = otherKb.value.trim();
+    if (!text) { showToast(...T.other_text, '', 'info'); return; }
+    sendDraw('other', text);
+  }
+
+  function sendDraw(reasonCode, reasonText) {
     const keys = ui.selected.map((k) => k.key_number);
     const person = snap.person;
     const floor = floorKey(ui.selected[ui.selected.length - 1]);
     ui.sheet = false;
+    ui.other = false;
     ui.selected = [];
-    post('draw', { keys, reason_code: r.code, reason_text: null }).then((ok) => {
+    otherKb.reset();
+    post('draw', { keys, reason_code: reasonCode, reason_text: reasonText }).then((ok) => {
       if (ok) rememberFloor(person, floor);
       else if (snap) render();
     });
   }
 
+  // ---------------------------------------------------------------- intake (K1)
+  function intakeOpen() {
+    return ui.intake !== null && snap && snap.state === 'choosing';
+  }
+
+  function openIntake() {
+    // Unit is the usual case, one key the usual count: both preset, so a unit key needs only
+    // the room, the department, the name and the confirmation.
+    ui.intake = { step: 1, type: 'unit', room: '', count: 1, dept: null, confirmed: false };
+    nameKb.reset();
+    render();
+  }
+
+  const intakeType = () => INTAKE_TYPES.find((t) => t.code === ui.intake.type);
+
+  // What will be sent, or the first thing still missing (as [zh, en]).
+  function intakeRecord() {
+    const f = ui.intake;
+    const type = intakeType();
+    const room = f.room;
+    const name = nameKb.value.trim();
+    return {
+      missing: !room ? T.room_first : !f.dept ? T.dept_first : !name ? T.name_first
+        : !f.confirmed ? T.confirm_first : null,
+      body: {
+        key_number: room ? type.prefix + room : '', label: room ? type.label(room) : '',
+        room_number: room || null, group_code: type.group, category: type.category,
+        key_count: f.count, delivered_by: name, delivered_by_department: f.dept || '',
+        deliverer_confirmed: f.confirmed,
+      },
+    };
+  }
+
+  // A row of preset buttons; the chosen one is marked .on.
+  function choiceButtons(items, current, attr, pick) {
+    return items.map((it) => el('button', {
+      class: 'btn choice' + (it.value === current ? ' on' : ''), type: 'button',
+      dataset: { [attr]: String(it.value) }, 'aria-pressed': it.value === current ? 'true' : 'false',
+      onclick: () => { pick(it.value); render(); },
+    }, ...it.text));
+  }
+
+  function renderIntake() {
+    const f = ui.intake;
+    show($('intake-key'), f.step === 1);
+    show($('intake-deliverer'), f.step === 2);
+    const rec = intakeRecord();
+    if (f.step === 1) renderIntakeKey(rec);
+    else renderIntakeDeliverer(rec);
+  }
+
+  function renderIntakeKey(rec) {
+    const f = ui.intake;
+    const type = intakeType();
+    $('intake-room').replaceChildren(f.room
+      ? el('b', {}, el('span', { class: 'prefix' }, type.prefix), f.room)
+      : el('span', { class: 'placeholder' }, zh('输入房号'), ' ', en('type the room no.')));
+    $('intake-types').replaceChildren(...choiceButtons(
+      INTAKE_TYPES.map((t) => ({ value: t.code, text: [zh(t.zh), en(t.en)] })), f.type, 'intakeType',
+      (v) => { f.type = v; }));
+    $('intake-counts').replaceChildren(...choiceButtons(
+      INTAKE_COUNTS.map((n) => ({ value: n, text: [String(n)] })), f.count, 'count', (v) => { f.count = v; }));
+    $('intake-depts').replaceChildren(...choiceButtons(
+      DEPARTMENTS.map(([z, e]) => ({ value: z, text: [zh(z), en(e)] })), f.dept, 'dept', (v) => { f.dept = v; }));
+    $('intake-preview').replaceChildren(...intakePreview(rec.body));
+    const ready = Boolean(f.room && f.dept);
+    $('intake-next').setAttribute('aria-disabled', ready ? 'false' : 'true');
+  }
+
+  function intakePreview(b) {
+    if (!b.key_number) return [zh('新钥匙'), ' ', en('New key')];
+    return [el('b', {}, b.key_number), ' ', b.label, ' ', zh(`${b.key_count} 把`), ' ', en(b.key_count === 1 ? '1 key' : `${b.key_count} keys`)];
+  }
+
+  function renderIntakeDeliverer(rec) {
+    const f = ui.intake;
+    const b = rec.body;
+    // The whole record in one line: this is what the deliverer confirms.
+    $('intake-summary').replaceChildren(
+      el('span', { class: 'chip' }, ...intakePreview(b)),
+      el('span', { class: 'chip' }, zh('送交人'), ' ', en('from'), ' ', b.delivered_by_department, ' ',
+        el('b', {}, b.delivered_by || '…')));
+    const confirm = $('intake-confirm');
+    confirm.classList.toggle('on', f.confirmed);
+    confirm.setAttribute('aria-pressed', f.confirmed ? 'true' : 'false');
+    $('intake-submit').setAttribute('aria-disabled', rec.missing ? 'true' : 'false');
+  }
+
+  function intakeNext() {
+    const f = ui.intake;
+    if (!f.room) { showToast(...T.room_first, '', 'info'); return; }
+    if (!f.dept) { showToast(...T.dept_first, '', 'info'); return; }
+    f.step = 2;
+    render();
+  }
+
+  function intakeBack() {
+    if (ui.intake.step === 2) ui.intake.step = 1;
+    else ui.intake = null;  // back to the keys; the visit goes on
+    render();
+  }
+
+  function submitIntake() {
+    const rec = intakeRecord();
+    if (rec.missing) { showToast(...rec.missing, '', 'info'); return; }
+    // On success the server moves to "intake" (the slot screen) and the form resets itself;
+    // on a refusal (duplicate number, no free slot…) the toast says why and the form stays.
+    post('intake', rec.body).then((ok) => { if (!ok && snap) render(); });
+  }
+
   // --------------------------------------------------------------------- keypad
-  function buildKeypad() {
-    const pad = $('keypad');
+  // The room-number keypad, used by the key search (ui.query) and the intake form (the room):
+  // `read`/`write` say which value it edits; `attr` names its keys (data-pad, data-room-pad)
+  // so each keypad's keys can be told apart.
+  function buildKeypad(pad, attr, read, write) {
     const keys = [
       ['1'], ['2'], ['3'], ['B'],
       ['4'], ['5'], ['6'], ['F'],
@@ -474,15 +649,76 @@
     ];
     for (const [label, action, wide] of keys) {
       pad.append(el('button', {
-        class: 'btn pad' + (wide ? ' pad-wide' : ''), type: 'button', dataset: { pad: action || label },
+        class: 'btn pad' + (wide ? ' pad-wide' : ''), type: 'button', dataset: { [attr]: action || label },
         onclick: () => {
-          if (action === 'back') ui.query = ui.query.slice(0, -1);
-          else if (action === 'clear') ui.query = '';
-          else if (ui.query.length < 8) ui.query += label;
+          const q = read();
+          if (action === 'back') write(q.slice(0, -1));
+          else if (action === 'clear') write('');
+          else if (q.length < 8) write(q + label);
           render();
         },
       }, label));
     }
+  }
+
+  // ----------------------------------------------------------- on-screen keyboard
+  /* A small Latin keyboard: A–Z, space, backspace, clear. The kiosk has no system keyboard,
+   * and Chinese would need an input method, so names and free text are typed in capitals,
+   * Chinese names in pinyin ("SUN WEI"). Used for the intake's deliverer name and the
+   * "other" reason. Its value lives here, not in `ui`: typing only redraws its own display
+   * and then calls onChange (for buttons that depend on the text).
+   *
+   *   const kb = makeKeyboard({ max, hint: [zh, en], onChange });
+   *   host.append(kb.node); kb.value; kb.reset();
+   */
+  const KB_ROWS = ['QWERTYUIOP', 'ASDFGHJKL', 'ZXCVBNM'];
+  const KB_SHOWN = 40;  // characters that fit the display at 1024 px
+
+  function makeKeyboard({ max, hint, onChange }) {
+    let value = '';
+    const text = el('span', { class: 'kb-text' });
+    const count = el('span', { class: 'kb-count' });
+    const display = el('div', { class: 'kb-display' }, text, count);
+
+    function redraw() {
+      // a long text shows its end, where the typing is
+      const tail = value.length > KB_SHOWN ? `…${value.slice(-KB_SHOWN)}` : value;
+      if (value) text.replaceChildren(el('b', {}, tail), el('span', { class: 'kb-caret' }));
+      else text.replaceChildren(el('span', { class: 'placeholder' }, zh(hint[0]), ' ', en(hint[1])));
+      count.textContent = value.length > max - 20 ? `${value.length}/${max}` : '';
+    }
+    function type(ch) {
+      if (ch === ' ' && (!value || value.endsWith(' '))) return;  // no leading or double spaces
+      if (value.length >= max) return;
+      value += ch;
+      changed();
+    }
+    function changed() { redraw(); if (onChange) onChange(value); }
+    const key = (label, action, cls) => el('button', {
+      class: 'btn kb-key' + (cls ? ' ' + cls : ''), type: 'button', dataset: { kb: action },
+      onclick: () => {
+        if (action === 'back') value = value.slice(0, -1);
+        else if (action === 'clear') value = '';
+        else { type(action === 'space' ? ' ' : action); return; }
+        changed();
+      },
+    }, ...label);
+
+    const keys = el('div', { class: 'kb-keys' });
+    KB_ROWS.forEach((row, i) => {
+      const line = el('div', { class: `kb-row kb-row-${i + 1}` });
+      if (i === 2) line.append(key([zh('清空'), en('Clear')], 'clear', 'kb-wide'));
+      for (const ch of row) line.append(key([ch], ch));
+      if (i === 2) line.append(key(['⌫'], 'back', 'kb-wide'));
+      keys.append(line);
+    });
+    keys.append(el('div', { class: 'kb-row kb-row-4' }, key([zh('空格'), en('Space')], 'space', 'kb-space')));
+    redraw();
+    return {
+      node: el('div', { class: 'kb' }, display, keys),
+      get value() { return value; },
+      reset() { value = ''; redraw(); },
+    };
   }
 
   // ---------------------------------------------------------------------- toast
@@ -513,11 +749,43 @@
 
   // ---------------------------------------------------------------------- wiring
   function init() {
-    buildKeypad();
+    buildKeypad($('keypad'), 'pad', () => ui.query, (v) => { ui.query = v; });
+    buildKeypad($('intake-pad'), 'roomPad', () => ui.intake.room, (v) => { ui.intake.room = v; });
+    nameKb = makeKeyboard({
+      max: NAME_MAX, hint: ['送交人姓名（拼音）', "Deliverer's name (pinyin)"],
+      onChange: () => { if (intakeOpen()) renderIntake(); },
+    });
+    $('intake-name').append(nameKb.node);
+    otherKb = makeKeyboard({
+      max: REASON_TEXT_MAX, hint: ['输入事由', 'Type the reason'],
+      onChange: () => { if (ui.sheet) renderSheet(); },
+    });
+    $('other-text').append(otherKb.node);
+    // Touches while choosing (e.g. a custodian filling in the intake form) keep the visit
+    // alive: the server restarts its choice timer. At most one call every 10 s.
+    let lastStillHere = 0;
+    document.addEventListener('pointerdown', () => {
+      const now = Date.now();
+      if (now - lastStillHere < 10000) return;
+      lastStillHere = now;
+      fetch(`${API}/still-here`, { method: 'POST', cache: 'no-store' }).catch(() => {});
+    }, { passive: true });
+    $('intake-open').addEventListener('click', openIntake);
+    $('intake-next').addEventListener('click', intakeNext);
+    $('intake-back').addEventListener('click', intakeBack);
+    $('intake-back2').addEventListener('click', intakeBack);
+    $('intake-confirm').addEventListener('click', () => { ui.intake.confirmed = !ui.intake.confirmed; render(); });
+    $('intake-submit').addEventListener('click', submitIntake);
+    $('other-go').addEventListener('click', sendOther);
     $('cancel').addEventListener('click', () => { resetUi(); post('cancel'); });
     $('mode-floors').addEventListener('click', () => { ui.mode = 'floors'; render(); });
     $('mode-search').addEventListener('click', () => { ui.mode = 'search'; render(); });
-    $('sheet-back').addEventListener('click', () => { ui.sheet = false; ui.selected = []; render(); });
+    $('sheet-back').addEventListener('click', () => {
+      // from the typed reason back to the reasons; from the reasons back to the keys
+      if (ui.other) ui.other = false;
+      else { ui.sheet = false; ui.selected = []; otherKb.reset(); }
+      render();
+    });
     $('sheet-add').addEventListener('click', () => { ui.sheet = false; render(); });
     $('selection-clear').addEventListener('click', () => { ui.selected = []; render(); });
     $('selection-go').addEventListener('click', () => { ui.sheet = true; render(); });

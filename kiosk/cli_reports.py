@@ -1,0 +1,160 @@
+"""``kiosk report``: K9 reports from the device's own database, as PDF or CSV.
+
+Each report made here is also stored (``reports`` table, with its hash and a
+``report.generated`` event by ``console``), like the scheduler's: K9 reports are never
+made off the record. The default output is standard output, so a report can be piped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kiosk.reports.data import AnyReport
+
+FORMATS = ("pdf", "csv")
+
+
+def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                      help="Write here (default: standard output).")(fn)
+    fn = click.option("--lang", type=click.Choice(["zh", "en"]), default="zh",
+                      show_default=True)(fn)
+    fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default="pdf",
+                      show_default=True)(fn)
+    return fn
+
+
+def _period(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--to", "to_day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                      help="Last local day (default: today).")(fn)
+    fn = click.option("--from", "from_day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                      help="First local day (default: 30 days before --to).")(fn)
+    return fn
+
+
+def _emit(ctx: click.Context, build: Callable[..., AnyReport], fmt: str, lang: str,
+          out: Path | None) -> None:
+    """Build the report in a write transaction, store it, render it, write it out."""
+    from kiosk.reports import render
+    from kiosk.reports import store as report_store
+    from kiosk.reports.data import content
+    from kiosk.runtime import Runtime
+    from kiosk.services import tx
+
+    settings = ctx.find_root().obj.settings
+    runtime = Runtime.open(settings)
+    try:
+        cabinet = runtime.ensure_cabinet()
+        with tx.write(runtime.audit) as session:
+            report = build(session, cabinet, settings.zone)
+            row = report_store.save(session, runtime.audit, report=report, language=lang,
+                                    actors=["console"])
+        data = content(report)
+        footer = f"{cabinet.name} · report {row.id} · sha256 {row.sha256[:16]}…"
+        body = (render.render_pdf(data, lang, footer=footer) if fmt == "pdf"  # type: ignore[arg-type]
+                else render.render_csv(data, lang))  # type: ignore[arg-type]
+    finally:
+        runtime.close()
+    if out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(body)
+        click.echo(f"{out}: {data['kind']} report {row.id} ({len(body)} bytes)", err=True)
+
+
+def _span(from_day: dt.datetime | None, to_day: dt.datetime | None,
+          today: dt.date) -> tuple[dt.date, dt.date]:
+    end = to_day.date() if to_day else today
+    start = from_day.date() if from_day else end - dt.timedelta(days=30)
+    if start > end:
+        raise click.BadParameter("--from must not be after --to")
+    return start, end
+
+
+@click.group()
+def report() -> None:
+    """K9 reports (daily, overdue, key and person history) as PDF or CSV."""
+
+
+@report.command("daily")
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Local day (default: today).")
+@_options
+@click.pass_context
+def daily(ctx: click.Context, day: dt.datetime | None, fmt: str, lang: str,
+          out: Path | None) -> None:
+    """K9: keys drawn that day still out, the daily count, the day's K9 alarms."""
+    from kiosk.reports.data import build_daily
+    from kiosk.store.types import utcnow
+
+    def build(session: Any, cabinet: Any, zone: Any) -> AnyReport:
+        now = utcnow()
+        return build_daily(session, cabinet_id=cabinet.id, cabinet=cabinet.name,
+                           day=day.date() if day else now.astimezone(zone).date(),
+                           zone=zone, now=now)
+
+    _emit(ctx, build, fmt, lang, out)
+
+
+@report.command("overdue")
+@_options
+@click.pass_context
+def overdue(ctx: click.Context, fmt: str, lang: str, out: Path | None) -> None:
+    """Every key past its due time, with how far it was escalated (长期未归 included)."""
+    from kiosk.reports.data import build_overdue
+    from kiosk.store.types import utcnow
+
+    days = ctx.find_root().obj.settings.schedule.long_overdue_after_days
+
+    def build(session: Any, cabinet: Any, zone: Any) -> AnyReport:
+        return build_overdue(session, cabinet_id=cabinet.id, cabinet=cabinet.name, zone=zone,
+                             now=utcnow(), long_overdue_days=days)
+
+    _emit(ctx, build, fmt, lang, out)
+
+
+@report.command("key")
+@click.argument("key_number")
+@_period
+@_options
+@click.pass_context
+def key(ctx: click.Context, key_number: str, from_day: dt.datetime | None,
+        to_day: dt.datetime | None, fmt: str, lang: str, out: Path | None) -> None:
+    """History of one key: who drew it, why, when it came back, its alarms."""
+    from kiosk.reports.data import build_key_history
+    from kiosk.store.types import utcnow
+
+    def build(session: Any, cabinet: Any, zone: Any) -> AnyReport:
+        now = utcnow()
+        start, end = _span(from_day, to_day, now.astimezone(zone).date())
+        return build_key_history(session, cabinet=cabinet.name, key_number=key_number,
+                                 start=start, end=end, zone=zone, now=now)
+
+    _emit(ctx, build, fmt, lang, out)
+
+
+@report.command("person")
+@click.argument("staff_no")
+@_period
+@_options
+@click.pass_context
+def person(ctx: click.Context, staff_no: str, from_day: dt.datetime | None,
+           to_day: dt.datetime | None, fmt: str, lang: str, out: Path | None) -> None:
+    """History of one person's draws and returns."""
+    from kiosk.reports.data import build_person_history
+    from kiosk.store.types import utcnow
+
+    def build(session: Any, cabinet: Any, zone: Any) -> AnyReport:
+        now = utcnow()
+        start, end = _span(from_day, to_day, now.astimezone(zone).date())
+        return build_person_history(session, cabinet=cabinet.name, staff_no=staff_no,
+                                    start=start, end=end, zone=zone, now=now)
+
+    _emit(ctx, build, fmt, lang, out)

@@ -1,0 +1,323 @@
+"""The reports as data: frozen dataclasses built from the register, rendered elsewhere.
+
+A report is computed once, frozen as canonical JSON (``content()``) and stored with its
+SHA-256 (``kiosk.reports.store``); CSV and PDF are renderings of that JSON, so a report
+downloaded a year later shows exactly what the supervisor was shown that evening (K9).
+Times in the content are local ISO strings with their offset: a report is read by people.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from kiosk.errors import NotFound
+from kiosk.store.models import Alarm, AlarmState, Key, Loan, Person
+from kiosk.store.models_reports import AlarmEscalation, JobRun
+
+COUNT_JOB = "daily_count"
+
+
+@dataclass(frozen=True)
+class LoanLine:
+    """One key out (or one past loan, in the histories)."""
+
+    key_number: str
+    label: str
+    borrower: str
+    staff_no: str
+    reason: str
+    drawn_at: str
+    due_at: str
+    returned_at: str | None = None
+    overdue_hours: float = 0.0
+    escalation: str | None = None
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    slot: int
+    key_number: str | None
+    problem: str  # "missing": records say in, sensor says empty; "unexpected": the reverse
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """K9 daily count: the sensors against the records and the open loans."""
+
+    counted_at: str
+    sensors_available: bool
+    keys_total: int
+    expected_in: int
+    sensed_in: int | None
+    open_loans: int
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AlarmLine:
+    kind: str
+    rule: str | None
+    key_number: str | None
+    message: str
+    state: str
+    raised_at: str
+
+
+@dataclass(frozen=True)
+class DailyReport:
+    """K9 当日钥匙当日点清: keys drawn today still out, the count, the day's K9 alarms."""
+
+    cabinet: str
+    day: str
+    as_of: str
+    drawn_today: int
+    returned_today: int
+    out_from_today: list[LoanLine]
+    out_from_earlier: list[LoanLine]
+    count: CountResult | None
+    alarms: list[AlarmLine]
+    kind: str = "daily"
+
+
+@dataclass(frozen=True)
+class OverdueReport:
+    """Every key past its due time, longest first, with how far it has been escalated."""
+
+    cabinet: str
+    as_of: str
+    long_overdue_days: int
+    overdue: list[LoanLine]
+    kind: str = "overdue"
+
+
+@dataclass(frozen=True)
+class KeyHistory:
+    cabinet: str
+    key_number: str
+    label: str
+    period_start: str
+    period_end: str
+    loans: list[LoanLine]
+    alarms: list[AlarmLine]
+    kind: str = "key"
+
+
+@dataclass(frozen=True)
+class PersonHistory:
+    cabinet: str
+    staff_no: str
+    name: str
+    period_start: str
+    period_end: str
+    loans: list[LoanLine]
+    kind: str = "person"
+
+
+AnyReport = DailyReport | OverdueReport | KeyHistory | PersonHistory
+
+
+def content(report: AnyReport) -> dict[str, Any]:
+    """The report as a JSON-ready dict (what is stored, hashed and rendered)."""
+    return dataclasses.asdict(report)
+
+
+def canonical(data: dict[str, Any]) -> str:
+    """Sorted keys, no spaces, UTF-8 kept: the same report always hashes the same."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ------------------------------------------------------------------------------ helpers
+def local_iso(value: dt.datetime | None, zone: ZoneInfo) -> str | None:
+    return value.astimezone(zone).isoformat(timespec="seconds") if value else None
+
+
+def day_bounds(day: dt.date, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC instants where a local day starts and ends (DST-safe: built from local midnights)."""
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def _escalations(session: Session, loan_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Highest escalation level reached per loan (through its key_overdue alarm)."""
+    order = {"custodian": 1, "supervisor": 2, "long_overdue": 3}
+    if not loan_ids:
+        return {}
+    rows = session.execute(
+        select(Alarm.loan_id, AlarmEscalation.level)
+        .join(AlarmEscalation, AlarmEscalation.alarm_id == Alarm.id)
+        .where(Alarm.loan_id.in_(loan_ids))
+    ).all()
+    best: dict[uuid.UUID, str] = {}
+    for loan_id, level in rows:
+        if loan_id is not None and order[level] > order.get(best.get(loan_id, ""), 0):
+            best[loan_id] = level
+    return best
+
+
+def loan_line(
+    loan: Loan, zone: ZoneInfo, *, as_of: dt.datetime, escalation: str | None = None
+) -> LoanLine:
+    end = loan.returned_at if loan.returned_at and loan.returned_at <= as_of else as_of
+    late = max(0.0, (end - loan.due_at).total_seconds() / 3600)
+    return LoanLine(
+        key_number=loan.key.key_number,
+        label=loan.key.label,
+        borrower=loan.borrower.name,
+        staff_no=loan.borrower.staff_no,
+        reason=loan.reason_text or loan.reason_code,
+        drawn_at=local_iso(loan.drawn_at, zone) or "",
+        due_at=local_iso(loan.due_at, zone) or "",
+        returned_at=local_iso(loan.returned_at, zone)
+        if loan.returned_at and loan.returned_at <= as_of else None,
+        overdue_hours=round(late, 1),
+        escalation=escalation,
+    )
+
+
+def _alarm_line(alarm: Alarm, key_number: str | None, zone: ZoneInfo) -> AlarmLine:
+    return AlarmLine(
+        kind=alarm.kind, rule=alarm.rule, key_number=key_number, message=alarm.message,
+        state=alarm.state.value, raised_at=local_iso(alarm.raised_at, zone) or "",
+    )
+
+
+def _loans(session: Session) -> Any:
+    return select(Loan).options(selectinload(Loan.key), selectinload(Loan.borrower))
+
+
+def _still_out(as_of: dt.datetime) -> Any:
+    return (Loan.returned_at.is_(None)) | (Loan.returned_at > as_of)
+
+
+# ------------------------------------------------------------------------------ builders
+def build_daily(
+    session: Session,
+    *,
+    cabinet_id: uuid.UUID,
+    cabinet: str,
+    day: dt.date,
+    zone: ZoneInfo,
+    now: dt.datetime,
+) -> DailyReport:
+    """K9 for ``day``, as of ``now`` (or the day's end, for a day already over)."""
+    start, end = day_bounds(day, zone)
+    as_of = min(now, end)
+    mine = Loan.cabinet_id == cabinet_id
+    drawn = session.scalars(
+        _loans(session).where(mine, Loan.drawn_at >= start, Loan.drawn_at < as_of)
+        .order_by(Loan.drawn_at)
+    ).all()
+    returned_today = sum(
+        1 for _ in session.scalars(
+            select(Loan.id).where(mine, Loan.returned_at >= start, Loan.returned_at < as_of)
+        )
+    )
+    earlier = session.scalars(
+        _loans(session).where(mine, Loan.drawn_at < start, _still_out(as_of))
+        .order_by(Loan.drawn_at)
+    ).all()
+    today_out = [x for x in drawn if x.returned_at is None or x.returned_at > as_of]
+    esc = _escalations(session, [x.id for x in [*today_out, *earlier]])
+    count_row = session.scalars(
+        select(JobRun).where(JobRun.job == COUNT_JOB, JobRun.day == day)
+    ).one_or_none()
+    count = count_from_json(json.loads(count_row.result)) if count_row else None
+    alarms = session.execute(
+        select(Alarm, Key.key_number)
+        .outerjoin(Key, Alarm.key_id == Key.id)
+        .where(
+            Alarm.rule == "K9",
+            Alarm.raised_at < as_of,
+            # raised that day, or raised earlier and still not closed: nothing drops out
+            (Alarm.raised_at >= start) | (Alarm.state != AlarmState.CLOSED),
+        )
+        .order_by(Alarm.raised_at)
+    ).all()
+    return DailyReport(
+        cabinet=cabinet,
+        day=day.isoformat(),
+        as_of=local_iso(as_of, zone) or "",
+        drawn_today=len(drawn),
+        returned_today=returned_today,
+        out_from_today=[loan_line(x, zone, as_of=as_of, escalation=esc.get(x.id)) for x in today_out],
+        out_from_earlier=[loan_line(x, zone, as_of=as_of, escalation=esc.get(x.id)) for x in earlier],
+        count=count,
+        alarms=[_alarm_line(a, k, zone) for a, k in alarms],
+    )
+
+
+def count_from_json(data: dict[str, Any]) -> CountResult:
+    mismatches = [Mismatch(**m) for m in data.get("mismatches", [])]
+    return CountResult(**{**data, "mismatches": mismatches})
+
+
+def build_overdue(
+    session: Session, *, cabinet_id: uuid.UUID, cabinet: str, zone: ZoneInfo, now: dt.datetime,
+    long_overdue_days: int,
+) -> OverdueReport:
+    rows = session.scalars(
+        _loans(session).where(
+            Loan.cabinet_id == cabinet_id, Loan.returned_at.is_(None), Loan.due_at <= now
+        ).order_by(Loan.due_at)
+    ).all()
+    esc = _escalations(session, [x.id for x in rows])
+    return OverdueReport(
+        cabinet=cabinet, as_of=local_iso(now, zone) or "", long_overdue_days=long_overdue_days,
+        overdue=[loan_line(x, zone, as_of=now, escalation=esc.get(x.id)) for x in rows],
+    )
+
+
+def build_key_history(
+    session: Session, *, cabinet: str, key_number: str, start: dt.date, end: dt.date,
+    zone: ZoneInfo, now: dt.datetime,
+) -> KeyHistory:
+    key = session.scalars(select(Key).where(Key.key_number == key_number)).one_or_none()
+    if key is None:
+        raise NotFound(f"key {key_number} does not exist")
+    lo, _ = day_bounds(start, zone)
+    _, hi = day_bounds(end, zone)
+    loans = session.scalars(
+        _loans(session).where(Loan.key_id == key.id, Loan.drawn_at >= lo, Loan.drawn_at < hi)
+        .order_by(Loan.drawn_at)
+    ).all()
+    alarms = session.scalars(
+        select(Alarm).where(Alarm.key_id == key.id, Alarm.raised_at >= lo, Alarm.raised_at < hi)
+        .order_by(Alarm.raised_at)
+    ).all()
+    return KeyHistory(
+        cabinet=cabinet, key_number=key.key_number, label=key.label,
+        period_start=start.isoformat(), period_end=end.isoformat(),
+        loans=[loan_line(x, zone, as_of=now) for x in loans],
+        alarms=[_alarm_line(a, key.key_number, zone) for a in alarms],
+    )
+
+
+def build_person_history(
+    session: Session, *, cabinet: str, staff_no: str, start: dt.date, end: dt.date,
+    zone: ZoneInfo, now: dt.datetime,
+) -> PersonHistory:
+    person = session.scalars(select(Person).where(Person.staff_no == staff_no)).one_or_none()
+    if person is None:
+        raise NotFound(f"person with staff number {staff_no} does not exist")
+    lo, _ = day_bounds(start, zone)
+    _, hi = day_bounds(end, zone)
+    loans = session.scalars(
+        _loans(session).where(
+            Loan.borrower_id == person.id, Loan.drawn_at >= lo, Loan.drawn_at < hi
+        ).order_by(Loan.drawn_at)
+    ).all()
+    return PersonHistory(
+        cabinet=cabinet, staff_no=person.staff_no, name=person.name,
+        period_start=start.isoformat(), period_end=end.isoformat(),
+        loans=[loan_line(x, zone, as_of=now) for x in loans],
+    )

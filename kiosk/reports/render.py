@@ -1,0 +1,317 @@
+"""Rendering stored report content to CSV and PDF, in zh-CN or English.
+
+Both renderings start from the same JSON content (``kiosk.reports.data.content``) through
+one neutral layout (title, facts, tables), so the CSV and the PDF of a report never
+disagree. PDFs embed a subset of WenQuanYi Zen Hei: borrowers' names are Chinese even in an
+English report, and a PDF that leans on the reader's fonts shows boxes on a machine
+without CJK fonts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kiosk.errors import KioskError
+from kiosk.messages import REASONS
+
+Language = Literal["zh", "en"]
+LANGUAGES: tuple[Language, ...] = ("zh", "en")
+
+FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+FONT_PACKAGE = "fonts-wqy-zenhei"
+FONT_NAME = "WQYZenHei"
+
+
+class ReportError(KioskError):
+    """A report cannot be produced (e.g. the font to embed is missing)."""
+
+
+# ---------------------------------------------------------------------------- words
+_W: dict[str, tuple[str, str]] = {
+    "daily": ("当日钥匙报告（当日钥匙当日点清）", "Daily key report (today's keys accounted for today)"),
+    "overdue": ("逾期钥匙报告", "Overdue keys report"),
+    "key": ("钥匙历史记录", "Key history"),
+    "person": ("人员借用记录", "Person history"),
+    "cabinet": ("钥匙柜", "Cabinet"),
+    "day": ("日期", "Date"),
+    "as_of": ("截至", "As of"),
+    "period": ("期间", "Period"),
+    "drawn_today": ("今日领取", "Drawn today"),
+    "returned_today": ("今日归还", "Returned today"),
+    "out_from_today": ("今日领取尚未归还", "Keys drawn today still out"),
+    "out_from_earlier": ("此前领取尚未归还", "Keys drawn earlier still out"),
+    "count": ("每日点数（传感器 / 记录 / 借出）", "Daily count (sensors / records / loans)"),
+    "count_none": ("当日未点数", "No count was taken that day"),
+    "no_sensors": ("传感器不可用，仅按记录", "Sensors unavailable: records only"),
+    "keys_total": ("钥匙总数", "Keys in register"),
+    "expected_in": ("记录应在柜", "In cabinet by records"),
+    "sensed_in": ("传感器在柜", "In cabinet by sensors"),
+    "open_loans": ("借出中", "Open loans"),
+    "counted_at": ("点数时间", "Counted at"),
+    "mismatches": ("点数差异", "Count mismatches"),
+    "alarms": ("K9 告警", "K9 alarms"),
+    "overdue_list": ("逾期未还", "Overdue keys"),
+    "loans": ("借用记录", "Loans"),
+    "long_overdue_days": ("长期未归（天）", "Long overdue after (days)"),
+    "none": ("无", "None"),
+    "key_number": ("钥匙编号", "Key"),
+    "label": ("名称", "Name"),
+    "borrower": ("借用人", "Borrower"),
+    "staff_no": ("工号", "Staff no."),
+    "reason": ("事由", "Reason"),
+    "drawn_at": ("领取时间", "Drawn at"),
+    "due_at": ("应还时间", "Due at"),
+    "returned_at": ("归还时间", "Returned at"),
+    "overdue_hours": ("逾期（小时）", "Overdue (h)"),
+    "escalation": ("升级", "Escalated to"),
+    "slot": ("槽位", "Slot"),
+    "problem": ("问题", "Problem"),
+    "kind": ("类型", "Kind"),
+    "state": ("状态", "State"),
+    "message": ("说明", "Message"),
+    "raised_at": ("时间", "Raised at"),
+    "missing": ("记录在柜，传感器为空", "missing: records say in, slot empty"),
+    "unexpected": ("传感器有钥匙，记录不在柜", "unexpected: slot holds a key records say is out"),
+    "custodian": ("钥匙管理员", "custodian"),
+    "supervisor": ("客服主管", "supervisor"),
+    "long_overdue": ("长期未归", "long overdue"),
+    "open": ("未处理", "open"),
+    "handled": ("处理中", "handled"),
+    "closed": ("已关闭", "closed"),
+    "name": ("姓名", "Name"),
+    "out": ("未还", "out"),
+    "generated": ("生成时间", "Generated at"),
+}
+
+
+def word(name: str, lang: Language) -> str:
+    zh, en = _W.get(name, (name, name))
+    return zh if lang == "zh" else en
+
+
+def _t(value: str | None) -> str:
+    """A local ISO time as people read it: 2026-11-27 10:00."""
+    return value[:16].replace("T", " ") if value else ""
+
+
+def _reason(value: str, lang: Language) -> str:
+    text = REASONS.get(value)
+    return (text.zh if lang == "zh" else text.en) if text else value
+
+
+# --------------------------------------------------------------------------- layout
+@dataclass
+class Table:
+    heading: str
+    columns: list[str]
+    rows: list[list[str]]
+    widths: list[float] = field(default_factory=list)  # relative widths for the PDF
+
+
+@dataclass
+class Layout:
+    title: str
+    facts: list[tuple[str, str]]
+    tables: list[Table]
+
+
+_LOAN_COLS = ["key_number", "label", "borrower", "staff_no", "reason", "drawn_at", "due_at",
+              "overdue_hours", "escalation"]
+_LOAN_WIDTHS = [1.1, 2.2, 1.0, 0.9, 1.2, 1.3, 1.3, 0.9, 1.0]
+
+
+def _loan_table(heading: str, lines: list[dict[str, Any]], lang: Language,
+                *, returned: bool = False) -> Table:
+    cols = list(_LOAN_COLS)
+    widths = list(_LOAN_WIDTHS)
+    if returned:
+        cols.insert(7, "returned_at")
+        widths.insert(7, 1.3)
+    rows = []
+    for x in lines:
+        row = []
+        for c in cols:
+            v = x.get(c)
+            if c in ("drawn_at", "due_at"):
+                row.append(_t(v))
+            elif c == "returned_at":
+                row.append(_t(v) if v else word("out", lang))
+            elif c == "reason":
+                row.append(_reason(v or "", lang))
+            elif c == "escalation":
+                row.append(word(v, lang) if v else "")
+            elif c == "overdue_hours":
+                row.append(f"{v:g}" if v else "")
+            else:
+                row.append(str(v or ""))
+        rows.append(row)
+    return Table(heading, [word(c, lang) for c in cols], rows, widths)
+
+
+def _alarm_table(alarms: list[dict[str, Any]], lang: Language) -> Table:
+    rows = [[_t(a["raised_at"]), a["kind"], a.get("key_number") or "",
+             word(a["state"], lang), a["message"]] for a in alarms]
+    return Table(word("alarms", lang),
+                 [word(c, lang) for c in ("raised_at", "kind", "key_number", "state", "message")],
+                 rows, [1.3, 1.3, 1.1, 0.8, 6.0])
+
+
+def layout(data: dict[str, Any], lang: Language) -> Layout:
+    """The neutral layout of one report's content in one language."""
+    kind = data["kind"]
+    title = word(kind, lang)
+    facts: list[tuple[str, str]] = [(word("cabinet", lang), data["cabinet"])]
+    tables: list[Table] = []
+    if kind == "daily":
+        facts += [(word("day", lang), data["day"]), (word("as_of", lang), _t(data["as_of"])),
+                  (word("drawn_today", lang), str(data["drawn_today"])),
+                  (word("returned_today", lang), str(data["returned_today"]))]
+        count = data.get("count")
+        if count is None:
+            facts.append((word("count", lang), word("count_none", lang)))
+        else:
+            sensed = (str(count["sensed_in"]) if count["sensors_available"]
+                      else word("no_sensors", lang))
+            facts += [
+                (word("counted_at", lang), _t(count["counted_at"])),
+                (word("keys_total", lang), str(count["keys_total"])),
+                (word("expected_in", lang), str(count["expected_in"])),
+                (word("sensed_in", lang), sensed),
+                (word("open_loans", lang), str(count["open_loans"])),
+            ]
+        tables.append(_loan_table(word("out_from_today", lang), data["out_from_today"], lang))
+        tables.append(_loan_table(word("out_from_earlier", lang), data["out_from_earlier"], lang))
+        mism = count["mismatches"] if count else []
+        tables.append(Table(
+            word("mismatches", lang), [word(c, lang) for c in ("slot", "key_number", "problem")],
+            [[str(m["slot"]), m.get("key_number") or "", word(m["problem"], lang)] for m in mism],
+            [0.8, 1.5, 5.0],
+        ))
+        tables.append(_alarm_table(data["alarms"], lang))
+    elif kind == "overdue":
+        facts += [(word("as_of", lang), _t(data["as_of"])),
+                  (word("long_overdue_days", lang), str(data["long_overdue_days"]))]
+        tables.append(_loan_table(word("overdue_list", lang), data["overdue"], lang))
+    elif kind == "key":
+        facts += [(word("key_number", lang), data["key_number"]),
+                  (word("label", lang), data["label"]),
+                  (word("period", lang), f"{data['period_start']} – {data['period_end']}")]
+        tables.append(_loan_table(word("loans", lang), data["loans"], lang, returned=True))
+        tables.append(_alarm_table(data["alarms"], lang))
+    elif kind == "person":
+        facts += [(word("name", lang), data["name"]), (word("staff_no", lang), data["staff_no"]),
+                  (word("period", lang), f"{data['period_start']} – {data['period_end']}")]
+        tables.append(_loan_table(word("loans", lang), data["loans"], lang, returned=True))
+    else:
+        raise ReportError(f"unknown report kind {kind!r}")
+    return Layout(title, facts, tables)
+
+
+# ------------------------------------------------------------------------------ CSV
+def render_csv(data: dict[str, Any], lang: Language) -> bytes:
+    """UTF-8 with a byte-order mark, so spreadsheet programs open the Chinese correctly."""
+    doc = layout(data, lang)
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\r\n")
+    out.writerow([doc.title])
+    for name, value in doc.facts:
+        out.writerow([name, value])
+    for table in doc.tables:
+        out.writerow([])
+        out.writerow([table.heading])
+        out.writerow(table.columns)
+        out.writerows(table.rows)
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+# ------------------------------------------------------------------------------ PDF
+def ensure_font() -> str:
+    """Register the embedded CJK font once; a clear error names the package when it is missing."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if FONT_NAME in pdfmetrics.getRegisteredFontNames():
+        return FONT_NAME
+    if not FONT_PATH.is_file():
+        raise ReportError(
+            f"the Chinese font for PDF reports is missing ({FONT_PATH}): install the Debian "
+            f"package {FONT_PACKAGE} (apt-get install {FONT_PACKAGE})"
+        )
+    pdfmetrics.registerFont(TTFont(FONT_NAME, str(FONT_PATH), subfontIndex=0))
+    return FONT_NAME
+
+
+def render_pdf(data: dict[str, Any], lang: Language, *, footer: str = "") -> bytes:
+    """An A4 landscape PDF with the Chinese glyphs embedded (subset of WenQuanYi Zen Hei)."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import (
+        LongTable,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        TableStyle,
+    )
+    from reportlab.platypus import Table as PdfTable
+
+    font = ensure_font()
+    doc = layout(data, lang)
+    title_style = ParagraphStyle("t", fontName=font, fontSize=15, leading=20, spaceAfter=4)
+    head_style = ParagraphStyle("h", fontName=font, fontSize=11, leading=15, spaceBefore=8,
+                                spaceAfter=3)
+    cell = ParagraphStyle("c", fontName=font, fontSize=8, leading=10, wordWrap="CJK")
+    bold = ParagraphStyle("b", parent=cell, textColor=colors.white)
+    buf = io.BytesIO()
+    pdf = SimpleDocTemplate(
+        buf, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
+        topMargin=12 * mm, bottomMargin=14 * mm, title=doc.title, author="kiosk",
+    )
+    width = pdf.width
+
+    def esc(text: str) -> str:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    story: list[Any] = [Paragraph(esc(doc.title), title_style)]
+    facts = [[Paragraph(esc(k), cell), Paragraph(esc(v), cell)] for k, v in doc.facts]
+    fact_table = PdfTable(facts, colWidths=[45 * mm, 90 * mm], hAlign="LEFT")
+    fact_table.setStyle(TableStyle([
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#EEF2F7")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]))
+    story += [fact_table, Spacer(1, 3 * mm)]
+    for table in doc.tables:
+        story.append(Paragraph(f"{esc(table.heading)}（{len(table.rows)}）" if lang == "zh"
+                               else f"{esc(table.heading)} ({len(table.rows)})", head_style))
+        if not table.rows:
+            story.append(Paragraph(word("none", lang), cell))
+            continue
+        total = sum(table.widths) or len(table.columns)
+        widths = [width * w / total for w in (table.widths or [1.0] * len(table.columns))]
+        rows = [[Paragraph(esc(c), bold) for c in table.columns]]
+        rows += [[Paragraph(esc(v), cell) for v in row] for row in table.rows]
+        grid = LongTable(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
+        grid.setStyle(TableStyle([
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#34495E")),
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+            ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F6F8FA")]),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]))
+        story.append(grid)
+
+    def page(canvas: Any, _doc: Any) -> None:
+        canvas.saveState()
+        canvas.setFont(font, 7)
+        canvas.setFillColor(colors.grey)
+        canvas.drawString(12 * mm, 7 * mm, footer)
+        canvas.drawRightString(landscape(A4)[0] - 12 * mm, 7 * mm, f"{canvas.getPageNumber()}")
+        canvas.restoreState()
+
+    pdf.build(story, onFirstPage=page, onLaterPages=page)
+    return buf.getvalue()

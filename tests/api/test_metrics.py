@@ -1,0 +1,115 @@
+"""``GET /api/v1/metrics``: counters derived from committed audit events, scoped by token."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from fastapi.testclient import TestClient
+
+from api.app import create_admin_app
+from kiosk import records
+from kiosk.audit import NewEvent
+from kiosk.metrics import AuditMetrics
+from kiosk.runtime import Runtime
+from kiosk.services import accounts, tx
+from kiosk.store.models_auth import AccountRole
+from tests.api.conftest import World
+
+URL = "/api/v1/metrics"
+_n = itertools.count(1)
+
+
+def sample(text: str, name: str, labels: str = "") -> float:
+    """The value of one sample (``name{labels}``) in the exposition text."""
+    pattern = rf"^{re.escape(name)}{re.escape('{' + labels + '}') if labels else ''} (\S+)$"
+    found = re.search(pattern, text, re.MULTILINE)
+    assert found, f"{name}{{{labels}}} not in:\n{text}"
+    return float(found.group(1))
+
+
+def metrics_token(world: World) -> dict[str, str]:
+    """What a Prometheus server gets: an API token scoped to metrics:read alone."""
+    username = f"prometheus-{next(_n)}"
+    world.token(AccountRole.AUDITOR, username=username)  # makes the account
+    with tx.write(world.audit) as session:
+        account = accounts.find_by_username(session, username)
+        assert account is not None
+        _, secret = accounts.create_api_token(
+            session, world.audit, by=None, account_id=account.id, name="prometheus",
+            scopes=["metrics:read"], expires_at=None,
+        )
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def alarm(world: World, kind: str, *, slot: int | None = None, rule: str = "K2") -> None:
+    with tx.write(world.audit) as session:
+        _, event = records.raise_alarm(
+            session, world.audit, cabinet_id=world.ids["cabinet"], cabinet_code="cab-test",
+            kind=kind, message=f"test {kind}", rule=rule, slot=slot,
+        )
+    world.audit.notify_committed(event)
+
+
+def test_metrics_count_events_committed_after_start(world: World) -> None:
+    headers = metrics_token(world)
+    before = world.client.get(URL, headers=headers)
+    assert before.status_code == 200
+    assert before.headers["content-type"].startswith("text/plain")
+    assert sample(before.text, "kiosk_draws_total") == 0
+
+    audit = world.audit
+    for _ in range(3):
+        audit.append(NewEvent(type="key.drawn", slot=1, key_number="U1201", decision="allow",
+                              rules=["K3"]))
+    audit.append(NewEvent(type="key.returned", slot=1, key_number="U1201", rules=["K4"]))
+    audit.append(NewEvent(type="access.denied", decision="deny", rules=["K3"]))
+    audit.append(NewEvent(type="access.denied", decision="deny", rules=["K8", "K3"]))
+    audit.append(NewEvent(type="access.denied", decision="deny", rules=["K7"]))
+    alarm(world, "door_forced")
+    alarm(world, "door_forced")
+    alarm(world, "bus_fault")
+    alarm(world, "lock_fault", slot=2)
+    alarm(world, "lock_fault", slot=2)
+    alarm(world, "lock_fault", slot=3)
+    world.loan("U1201", world.ids["staff_a"], drawn_hours_ago=1, due_in_hours=2)
+    world.loan("U1202", world.ids["staff_a"], drawn_hours_ago=5, due_in_hours=-1)
+
+    text = world.client.get(URL, headers=headers).text
+    assert sample(text, "kiosk_draws_total") == 3
+    assert sample(text, "kiosk_returns_total") == 1
+    assert sample(text, "kiosk_denials_total", 'rule="K3"') == 2
+    assert sample(text, "kiosk_denials_total", 'rule="K8"') == 1
+    assert sample(text, "kiosk_denials_total", 'rule="K7"') == 1
+    assert sample(text, "kiosk_alarms_total", 'kind="door_forced"') == 2
+    assert sample(text, "kiosk_alarms_total", 'kind="lock_fault"') == 3
+    assert sample(text, "kiosk_lock_bus_errors_total") == 1
+    assert sample(text, "kiosk_lock_faults_total", 'slot="2"') == 2
+    assert sample(text, "kiosk_lock_faults_total", 'slot="3"') == 1
+    assert sample(text, "kiosk_audit_head_seq") == audit.head()[0]
+    assert sample(text, "kiosk_open_loans") == 2
+    assert sample(text, "kiosk_overdue_loans") == 1
+
+    # A second scrape counts nothing twice.
+    again = world.client.get(URL, headers=headers).text
+    assert sample(again, "kiosk_denials_total", 'rule="K3"') == 2
+    assert sample(again, "kiosk_lock_faults_total", 'slot="2"') == 2
+
+
+def test_metrics_need_a_token_with_the_scope(world: World) -> None:
+    assert world.client.get(URL).status_code == 401
+    assert world.client.get(URL, headers=world.token(AccountRole.CUSTODIAN)).status_code == 403
+    assert world.client.get(URL, headers=world.token(AccountRole.SUPERVISOR)).status_code == 200
+    # The scraper's token reads metrics and nothing else.
+    scraper = metrics_token(world)
+    assert world.client.get("/api/v1/events", headers=scraper).status_code == 403
+
+
+def test_listener_is_attached_while_the_app_runs(runtime: Runtime) -> None:
+    def ours() -> list[object]:
+        return [fn for fn in runtime.audit.listeners
+                if isinstance(getattr(fn, "__self__", None), AuditMetrics)]
+
+    with TestClient(create_admin_app(runtime)):
+        assert len(ours()) == 1
+    assert ours() == []  # the app stopped: its lifespan detached the collector
