@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from fastapi.dependencies.models import Dependant
@@ -32,6 +32,7 @@ from api.routes import (
     events,
     health,
     keys,
+    live,
     loans,
     metrics,
     owners,
@@ -43,6 +44,9 @@ from api.stream import EventFeed
 from api.version import package_version
 from kiosk.runtime import Runtime
 
+if TYPE_CHECKING:
+    from kiosk.cabinet import Cabinet
+
 PREFIX = "/api/v1"
 ROUTERS = [
     health.router,
@@ -53,6 +57,7 @@ ROUTERS = [
     owners.router,
     keys.router,
     cabinets.router,
+    live.router,
     access_rights.router,
     approvals.router,
     authorizations.router,
@@ -66,7 +71,11 @@ ROUTERS = [
 ]
 
 
-def create_admin_app(runtime: Runtime, options: AdminOptions | None = None) -> FastAPI:
+def create_admin_app(
+    runtime: Runtime, options: AdminOptions | None = None, cabinet: Cabinet | None = None
+) -> FastAPI:
+    """The admin app on ``runtime``; ``cabinet`` is the running cabinet, when there is one
+    (the live-status and remote-unlock endpoints answer 503 without it)."""
     feed = EventFeed()
     runtime.audit.listeners.append(feed.notify)
 
@@ -90,6 +99,8 @@ def create_admin_app(runtime: Runtime, options: AdminOptions | None = None) -> F
     app.state.runtime = runtime
     app.state.options = options or AdminOptions()
     app.state.feed = feed
+    app.state.cabinet = cabinet
+    app.state.remote_unlocks = live.RemoteUnlocks()
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)

@@ -30,6 +30,7 @@ from kiosk.errors import (
     NotFound,
     PermissionDenied,
     TooManyAttempts,
+    Unavailable,
 )
 
 log = logging.getLogger("api.errors")
@@ -66,6 +67,7 @@ _MAPPING: list[tuple[type[KioskError], int, str, str]] = [
     (Conflict, 409, "conflict", "Conflict"),
     (InvalidRequest, 422, "invalid-request", "Invalid request"),
     (AuditError, 503, "audit-unavailable", "Audit log unavailable"),
+    (Unavailable, 503, "unavailable", "Service unavailable"),
     (KioskError, 500, "internal", "Internal error"),
 ]
 

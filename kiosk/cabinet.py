@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 
 from drivers.errors import DriverError
@@ -29,10 +30,11 @@ from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import AppendedEvent, NewEvent
 from kiosk.config import Settings
+from kiosk.errors import AuditError
 from kiosk.messages import REASONS, text
 from kiosk.runtime import Runtime
 from kiosk.store.db import write_session
-from kiosk.store.models import IntakeRecord, Key, KeyCategory, KeyGroup, Loan, Unit
+from kiosk.store.models import IntakeRecord, Key, KeyCategory, KeyGroup, Loan, Person, Slot, Unit
 from kiosk.store.types import utcnow
 
 log = logging.getLogger("kiosk.cabinet")
@@ -82,6 +84,8 @@ class Visit:
     """Slot → sequence number of its intent event."""
     resolved: set[int] = field(default_factory=set)
     """Slots whose intent already has its outcome event."""
+    remote_admins: tuple[str, ...] = ()
+    """A remote unlock (K2): the two admin accounts that requested and confirmed it."""
 
 
 @dataclass
@@ -206,6 +210,30 @@ class Cabinet:
     def last_scan(self) -> dict[int, bool]:
         """Key presence per slot from the latest sensor scan (the K9 daily count reads it)."""
         return dict(self._present)
+
+    def live_status(self) -> dict[str, Any]:
+        """The running cabinet as the admin API shows it: session state, door, lock bus, and
+        per slot the last scan's key presence, the key whose home it is and whether it is out."""
+        with DbSession(self.runtime.engine) as s:
+            numbers = sorted(s.scalars(select(Slot.number).where(Slot.cabinet_id == self.cabinet_id)))
+            homes = {k.home_slot: k for k in records.cabinet_keys(s, cabinet_id=self.cabinet_id)}
+        slots = []
+        for number in sorted(set(numbers) | set(self._present)):
+            key = homes.get(number)
+            slots.append({
+                "number": number, "key_present": self._present.get(number),
+                "key_number": key.key_number if key else None,
+                "on_loan": key.on_loan if key else None,
+                "released": number in self.session.open_slots,
+            })
+        return {
+            "cabinet": self.code,
+            "state": self.session.state.value,
+            "door_open": self.door_is_open() if self.door_is_open is not None else None,
+            "lock_bus_ok": not self._bus_down,
+            "reconcile_pending": self._reconcile_pending,
+            "slots": slots,
+        }
 
     def request_stop(self) -> None:
         """Ask ``run()`` to return (from a signal handler); ``stop()`` then secures the locks."""
@@ -397,6 +425,7 @@ class Cabinet:
         v = self.visit
         for slot in slots:
             actors = [str(p.id) for p in (v.person, v.manager, v.cosigner) if p is not None]
+            actors += list(v.remote_admins)
             if slot in v.draws:
                 plan = v.draws[slot]
                 event = NewEvent(
@@ -410,6 +439,7 @@ class Cabinet:
                         "approval": str(plan.decision.approval_id) if plan.decision.approval_id else None,
                         "authorization": str(plan.decision.authorization_id)
                         if plan.decision.authorization_id else None,
+                        **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {}),
                     },
                 )
             elif v.returning is not None:
@@ -421,6 +451,65 @@ class Cabinet:
                                  key_number=(v.intake or {}).get("key_number"), rules=["K1"],
                                  payload={k: str(val) for k, val in (v.intake or {}).items()})
             v.intents[slot] = self._log(event).seq
+
+    # --------------------------------------------------------------- remote unlock
+    def check_remote_draw(self, key_number: str, person_id: uuid.UUID, reason_code: str,
+                          reason_text: str | None) -> tuple[policy.KeyFacts, policy.PersonFacts]:
+        """Whether a remote unlock of ``key_number`` for ``person_id`` could be carried out
+        now, the session aside: raises ``CabinetError`` if not. Reads only."""
+        if reason_code not in REASONS or (reason_code == "other" and not (reason_text or "").strip()):
+            raise CabinetError("reason_required")
+        with DbSession(self.runtime.engine) as s:
+            key = records.key_by_number(s, cabinet_id=self.cabinet_id, key_number=key_number)
+            person = s.get(Person, person_id)
+            facts = records.person_facts(person) if person is not None else None
+        if key is None:
+            raise CabinetError("key_unknown", key_number)
+        if key.status != "active":
+            raise CabinetError("key_retired", key_number)
+        if key.home_slot is None:
+            raise CabinetError("key_no_slot", key_number)
+        if key.on_loan:
+            raise CabinetError("key_out", key_number)
+        if not self._present.get(key.home_slot, False):
+            raise CabinetError("key_not_in_slot", f"the sensor of slot {key.home_slot} sees no key")
+        if facts is None:
+            raise CabinetError("person_unknown", str(person_id))
+        if not facts.active:
+            raise CabinetError("person_inactive", facts.name)
+        return key, facts
+
+    async def remote_draw(self, key_number: str, person_id: uuid.UUID, reason_code: str,
+                          reason_text: str | None, admins: tuple[str, str]) -> int:
+        """Release a key's slot for ``person_id`` on two different admins' word (K2), logged
+        like a night opening (K8): the intent names both admins, then the normal flow records
+        the loan when the key leaves, or ``draw.not_taken``. Refused (``CabinetError``) unless
+        the cabinet is idle and the key is in and active. Returns the slot number."""
+        async with self._lock:
+            try:
+                return await self._remote_draw(key_number, person_id, reason_code, reason_text,
+                                               admins)
+            finally:
+                self._changed()
+
+    async def _remote_draw(self, key_number: str, person_id: uuid.UUID, reason_code: str,
+                           reason_text: str | None, admins: tuple[str, str]) -> int:
+        if self.session.state != flow.State.IDLE:
+            raise CabinetError("busy", f"the cabinet is in use ({self.session.state})")
+        if len(set(admins)) != 2:
+            raise CabinetError("same_person_twice", "a remote unlock needs two different admins")
+        key, person = self.check_remote_draw(key_number, person_id, reason_code, reason_text)
+        assert key.home_slot is not None
+        now = self.clock()
+        decision = policy.Decision.allow(
+            "remote_unlock", f"remote unlock confirmed by {admins[0]} and {admins[1]}", "K2", "K8")
+        self.visit = Visit(person=person, first_tap_at=now, remote_admins=tuple(admins))
+        self.visit.draws = {key.home_slot: DrawPlan(key, decision, reason_code, reason_text)}
+        await self._apply(self.session.handle(flow.Identified(now, person.id)))
+        await self._apply(self.session.handle(flow.DrawChosen(now, (key.home_slot,))))
+        if self.session.state != flow.State.RELEASING:
+            raise CabinetError("lock_fault", f"slot {key.home_slot} did not unlock")
+        return key.home_slot
 
     # ---------------------------------------------------------------------- returns
     async def _choose_return(self, key_number: str) -> None:
@@ -499,8 +588,20 @@ class Cabinet:
                 self._say(command.screen, "info", for_s=3600)
 
     async def _unlock(self, slots: tuple[int, ...]) -> bool:
-        """Log the intents durably, then move the locks; False if a lock failed."""
-        self._record_intents(slots)
+        """Log the intents durably, then move the locks; False if the log or a lock failed."""
+        try:
+            self._record_intents(slots)
+        except (AuditError, SQLAlchemyError) as exc:
+            # Disk full, database locked: no intent, so no lock may move. Nothing more can
+            # be logged either; an intent already written for an earlier slot is resolved
+            # from the sensors at the next start.
+            log.error("intent not durable, nothing unlocked: %s", exc)
+            self.visit.resolved.update(self.visit.intents)
+            self.visit.intents.clear()
+            await self._apply(self.session.handle(flow.Cancelled(self.clock(), "storage_fault")))
+            self._say("storage_fault", "error")
+            self._beep("deny")
+            return False
         for slot in slots:
             try:
                 await self._driver(self.locks.unlock, slot)
@@ -561,7 +662,8 @@ class Cabinet:
                 payload={"loan": str(loan.id), "intent_seq": v.intents.get(slot),
                          "due_at": loan.due_at.isoformat(), "reason_code": plan.reason_code,
                          "reason_text": plan.reason_text, "borrower_name": v.person.name,
-                         "issuer": v.cosigner.name if v.cosigner else "cabinet"},
+                         "issuer": v.cosigner.name if v.cosigner else "cabinet",
+                         **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {})},
             ))
             loan.draw_event_seq = event.seq
         self.visit.resolved.add(slot)

@@ -126,7 +126,7 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
         loop = asyncio.get_running_loop()
         pump = (ReaderPump(hardware.reader, cabinet.tap, loop).start()
                 if hardware.reader is not None else None)
-        admin = _server(create_admin_app(runtime), settings.admin_host, settings.admin_port, settings)
+        admin = _server(create_admin_app(runtime, cabinet=cabinet), settings.admin_host, settings.admin_port, settings)
         sim_control = hardware if isinstance(hardware, SimulatedHardware) else None
         screen = _server(create_kiosk_app(cabinet, sim_control), KIOSK_HOST, settings.kiosk_port,
                          settings)

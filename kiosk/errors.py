@@ -39,6 +39,10 @@ class InvalidRequest(KioskError):
     a custodian who is not one). Distinct from ``Conflict``: retrying later will not help."""
 
 
+class Unavailable(KioskError):
+    """A part of the daemon this request needs is not running (the API without a cabinet)."""
+
+
 class AuthError(KioskError):
     """Authentication or authorization refused a caller."""
 

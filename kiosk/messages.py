@@ -42,6 +42,8 @@ MESSAGES: dict[str, Text] = {
     "key_out": Text("钥匙已借出", "Key is out"),
     "key_retired": Text("钥匙已停用", "Key retired"),
     "key_no_slot": Text("钥匙未分配位置", "Key has no slot"),
+    "key_not_in_slot": Text("格口内没有钥匙", "The slot's sensor sees no key"),
+    "person_unknown": Text("没有此人员", "No such person"),
     "key_unknown": Text("没有这把钥匙", "No such key in this cabinet"),
     # K6 proxies
     "proxy_not_unit_key": Text("委托人只能领取业主单元钥匙", "A proxy may draw only the owner's unit key"),
@@ -75,6 +77,7 @@ MESSAGES: dict[str, Text] = {
     "intake_not_custodian": Text("只有钥匙管理员可以登记钥匙", "Only a key custodian may register keys"),
     "no_free_slot": Text("没有空位", "No free slot"),
     "duplicate_key_number": Text("钥匙编号已存在", "That key number already exists"),
+    "storage_fault": Text("记录失败，未开锁，已通知管理员", "Could not record it: nothing opened; staff alerted"),
     "lock_fault": Text("锁故障，已通知管理员", "Lock fault: staff have been alerted"),
     "busy": Text("请稍候", "Please wait"),
     "not_on_loan": Text("这把钥匙没有借出", "This key is not out"),

@@ -38,6 +38,8 @@ class Permission(enum.StrEnum):
     KEYS_INTAKE = "keys:intake"
     CABINETS_READ = "cabinets:read"
     CABINETS_WRITE = "cabinets:write"
+    CABINETS_REMOTE_UNLOCK = "cabinets:remote_unlock"
+    """K2: request or confirm a remote unlock (two different admins); admins only."""
     RIGHTS_READ = "rights:read"
     RIGHTS_WRITE = "rights:write"
     APPROVALS_READ = "approvals:read"

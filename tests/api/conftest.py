@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.audit import AuditLog
+from kiosk.cabinet import Cabinet, calendar_from
 from kiosk.runtime import Runtime
 from kiosk.services import accounts, tx
 from kiosk.services.accounts import AuthPolicy
@@ -39,6 +41,7 @@ from kiosk.store.models import (
 )
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.types import utcnow
+from kiosk.wiring import build_simulated
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 
@@ -160,6 +163,27 @@ def build_world(runtime: Runtime, client: TestClient, policy: AuthPolicy) -> Wor
     world.add(card_a, card_b)
     world.ids["card_a"], world.ids["card_b"] = card_a.id, card_b.id
     return world
+
+
+@contextmanager
+def attached_cabinet(world: World) -> Iterator[Cabinet]:
+    """A real cabinet on the world's runtime and simulated locks, started on the test
+    client's event loop and attached to its app (the live and remote-unlock endpoints)."""
+    portal = world.client.portal
+    assert portal is not None, "use the client inside its `with` block"
+    hw = build_simulated(world.runtime)
+    cabinet = portal.call(lambda: Cabinet(
+        world.runtime, hw.locks, calendar=calendar_from(world.runtime.settings),
+        door_is_open=lambda: hw.door_sensor.is_open,
+    ))
+    portal.call(cabinet.start)
+    world.client.app.state.cabinet = cabinet  # type: ignore[attr-defined]
+    try:
+        yield cabinet
+    finally:
+        world.client.app.state.cabinet = None  # type: ignore[attr-defined]
+        portal.call(cabinet.stop)
+        hw.close()
 
 
 @pytest.fixture

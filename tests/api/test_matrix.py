@@ -11,6 +11,10 @@ one. The expected outcome comes from the permission table alone:
 Every request is first made by a control account that may do it (an unscoped administrator,
 or department B's own leader for K7 decisions) and must succeed, so a refusal in the matrix
 is the authorization at work and not a malformed request.
+
+The live-status and remote-unlock endpoints need a running cabinet: the matrix attaches a
+real ``Cabinet`` on the same runtime, driving simulated locks (``kiosk.wiring``), started on
+the test client's event loop (``cabinet_attached``).
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from api.routes.live import RemoteUnlocks
 from kiosk.audit import NewEvent
+from kiosk.cabinet import Cabinet
 from kiosk.reports import store as report_store
 from kiosk.reports.data import DailyReport
 from kiosk.services import accounts, tx
@@ -46,7 +52,7 @@ from kiosk.store.models import (
 )
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.types import utcnow
-from tests.api.conftest import World
+from tests.api.conftest import World, attached_cabinet
 
 V1 = "/api/v1"
 _counter = itertools.count(1)
@@ -170,6 +176,28 @@ class Fresh:
 
     def exported(self) -> dict[str, Any]:
         return self.w.audit.export_checkpoint(self.w.audit.checkpoint())
+
+    def remote_body(self) -> dict[str, Any]:
+        return {"key_number": "U1201", "person_id": self.person_b(), "reason_code": "repair"}
+
+    def remote_request(self) -> str:
+        """A pending remote unlock for a person of department B, asked for by another admin;
+        the cabinet is made idle first (the previous confirmation left a slot released)."""
+        app = self.w.client.app
+        cabinet: Cabinet = app.state.cabinet  # type: ignore[attr-defined]
+        self.w.client.portal.call(cabinet.cancel)  # type: ignore[union-attr]
+        with tx.write(self.w.audit) as session:
+            account = accounts.create_account(
+                session, self.w.audit, by=None, username=f"requester-{n()}",
+                password="correct horse battery", role=AccountRole.ADMIN, policy=self.w.policy,
+            )
+        store: RemoteUnlocks = app.state.remote_unlocks  # type: ignore[attr-defined]
+        pending = store.add(
+            key_number="U1201", person_id=uuid.UUID(self.person_b()), reason_code="repair",
+            reason_text=None, requested_by=account.id, requested_actor=f"account:{account.username}",
+            department_id=self.w.ids["dept:B"],
+        )
+        return str(pending.id)
 
     def report(self) -> str:
         day = dt.date(2026, 11, 27)
@@ -296,6 +324,13 @@ OPS: list[Op] = [
     op("GET", "/slots/{slot_id}", lambda f: Req("GET", f"/slots/{f.slot()}")),
     op("PATCH", "/slots/{slot_id}",
        lambda f: Req("PATCH", f"/slots/{f.slot()}", {"enabled": False})),
+    # the running cabinet: live status, remote unlock by two admins (K2)
+    op("GET", "/cabinet/live", lambda f: Req("GET", "/cabinet/live")),
+    op("POST", "/cabinet/remote-unlocks",
+       lambda f: Req("POST", "/cabinet/remote-unlocks", f.remote_body()), other_dept=True),
+    op("POST", "/cabinet/remote-unlocks/{request_id}/confirm",
+       lambda f: Req("POST", f"/cabinet/remote-unlocks/{f.remote_request()}/confirm"),
+       other_dept=True),
     # access rights
     op("GET", "/access-rights", lambda f: Req("GET", "/access-rights")),
     op("POST", "/access-rights", lambda f: Req("POST", "/access-rights", {
@@ -398,6 +433,12 @@ def fast_stream(world: World) -> None:
     )
 
 
+@pytest.fixture
+def cabinet_attached(world: World) -> Iterator[Cabinet]:
+    with attached_cabinet(world) as cabinet:
+        yield cabinet
+
+
 def test_matrix_covers_every_protected_operation(world: World) -> None:
     doc = world.client.get(f"{V1}/openapi.json").json()
     protected = {
@@ -409,7 +450,7 @@ def test_matrix_covers_every_protected_operation(world: World) -> None:
     assert {(o.method, o.template) for o in OPS} == protected
 
 
-@pytest.mark.usefixtures("fast_stream")
+@pytest.mark.usefixtures("fast_stream", "cabinet_attached")
 def test_every_role_every_endpoint_other_department(world: World) -> None:
     doc = world.client.get(f"{V1}/openapi.json").json()
     permission = {

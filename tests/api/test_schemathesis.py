@@ -9,6 +9,7 @@ records that exist, so the runs reach past "404 not found" into the state change
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from api.schemas import MAX_SEQ
 from kiosk.runtime import Runtime
 from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models_auth import AccountRole
-from tests.api.conftest import World, build_world
+from tests.api.conftest import World, attached_cabinet, build_world
 
 HEADERS: dict[str, str] = {}
 WORLD: list[World] = []
@@ -44,8 +45,10 @@ def api_schema(
         auth_policy=policy, stream_heartbeat_seconds=0.05, stream_max_seconds=0.1
     )
     app = create_admin_app(runtime, options)
-    with TestClient(app) as client:
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(TestClient(app))
         world: World = build_world(runtime, client, policy)
+        stack.enter_context(attached_cabinet(world))  # the live and remote-unlock endpoints
         HEADERS.clear()
         HEADERS.update(world.token(AccountRole.ADMIN, person=world.ids["custodian"]))
         WORLD[:] = [world]
