@@ -40,6 +40,7 @@ from kiosk.wiring import (
     SimulatedHardware,
     build_real,
     build_simulated,
+    reader_fault_logger,
 )
 
 log = logging.getLogger("kiosk.daemon")
@@ -124,7 +125,8 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
         notifier.status("starting: relocking and scanning every slot")
         await cabinet.start()
         loop = asyncio.get_running_loop()
-        pump = (ReaderPump(hardware.reader, cabinet.tap, loop).start()
+        pump = (ReaderPump(hardware.reader, cabinet.tap, loop,
+                           reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
                 if hardware.reader is not None else None)
         admin = _server(create_admin_app(runtime, cabinet=cabinet), settings.admin_host, settings.admin_port, settings)
         sim_control = hardware if isinstance(hardware, SimulatedHardware) else None

@@ -34,6 +34,7 @@ from drivers.rfid import CardReader, Mfrc522Reader, NfcpyReader
 from drivers.rfid.mfrc522 import Mfrc522Config, open_spidev
 from drivers.rfid.nfcpy_reader import NfcpyConfig
 from kiosk import records
+from kiosk.audit import AuditLog, NewEvent
 from kiosk.config import Settings
 from kiosk.errors import ConfigError, SimulationError
 from kiosk.hardware_config import GpioLocks, KerongLocks, ModbusLocks
@@ -152,12 +153,31 @@ def build_simulated(runtime: Runtime, *, pop_open: bool = True) -> SimulatedHard
     return SimulatedHardware(model, server, locks, reader, chip, door, gpio, pins)
 
 
+def reader_fault_logger(audit: AuditLog, reader_id: str) -> Callable[[str | None], None]:
+    """Reader outages and recoveries as audit events (safe from the reader thread: appends
+    are serialised by the log)."""
+
+    def record(message: str | None) -> None:
+        if message is None:
+            audit.append(NewEvent(type="reader.restored", payload={"reader": reader_id}))
+        else:
+            audit.append(NewEvent(type="reader.fault", rules=["K3"],
+                                  payload={"reader": reader_id, "error": message}))
+
+    return record
+
+
 class ReaderPump:
     """Runs a blocking reader in its own thread and hands each read to the asyncio loop."""
 
     def __init__(self, reader: CardReader, on_card: Callable[[str], Coroutine[Any, Any, Any]],
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop,
+                 on_fault: Callable[[str | None], None] | None = None) -> None:
+        """``on_fault(message)`` is called (from the reader thread) when the reader fails, and
+        ``on_fault(None)`` when it reads again: once per outage, not once per poll."""
         self.reader, self.on_card, self.loop = reader, on_card, loop
+        self.on_fault = on_fault
+        self._failing = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reader", daemon=True)
 
@@ -172,11 +192,30 @@ class ReaderPump:
             except ReaderError as exc:
                 if self._stop.is_set():
                     return
-                log.warning("reader error: %s", exc)
+                if not self._failing:
+                    self._failing = True
+                    log.warning("reader error: %s", exc)
+                    if self.on_fault is not None:
+                        self.on_fault(str(exc))
                 self._stop.wait(1.0)
+                self._reinitialise()
                 continue
+            if self._failing:
+                self._failing = False
+                log.warning("reader answering again")
+                if self.on_fault is not None:
+                    self.on_fault(None)
             if read is not None:
                 asyncio.run_coroutine_threadsafe(self.on_card(read.uid_hex), self.loop)
+
+    def _reinitialise(self) -> None:
+        """A reader that lost power lost its configuration too (an MFRC522 forgets every
+        register): set it up again before the next read, where the driver can."""
+        reset = getattr(self.reader, "reset", None)
+        if reset is None:
+            return
+        with contextlib.suppress(ReaderError):  # still unplugged: again after the next wait
+            reset()
 
     def stop(self) -> None:
         self._stop.set()

@@ -134,6 +134,8 @@ class Mfrc522ChipSim:
         self.air_log: list[tuple[bytes, int]] = []
         """Every frame sent on air as (bytes, valid bits in last byte)."""
         self.closed = False
+        self.unplugged = False
+        """A pulled cable: the chip answers nothing (all zeros), as on a dead SPI bus."""
         self._unpowered = False
         self._rst_seen = 0
         self._reset()
@@ -221,7 +223,7 @@ class Mfrc522ChipSim:
     def _has_power(self) -> bool:
         if self.rst_pin is not None and self._rst_went_low():
             self._unpowered = True
-        if ((self.cabinet is not None and not self.cabinet.powered)
+        if (self.unplugged or (self.cabinet is not None and not self.cabinet.powered)
                 or (self.rst_pin is not None and not self.rst_pin.state)):
             self._unpowered = True
             return False

@@ -85,3 +85,35 @@ async def test_disk_full_before_the_intent_means_no_lock_moves(rig: Rig) -> None
         event.remove(engine, "connect", _cap)
         engine.dispose()
     assert rig.open_loans() == []
+
+
+async def test_reader_unplugged_is_a_fault_event_and_taps_work_again_after(rig: Rig) -> None:
+    import asyncio
+
+    from kiosk.wiring import ReaderPump, reader_fault_logger
+
+    pump = ReaderPump(rig.hw.reader, rig.cabinet.tap, asyncio.get_running_loop(),
+                      reader_fault_logger(rig.runtime.audit, "sim-mfrc522")).start()
+    try:
+        rig.hw.chip.unplugged = True
+        for _ in range(100):
+            if rig.events("reader.fault"):
+                break
+            await asyncio.sleep(0.05)
+        assert len(rig.events("reader.fault")) == 1
+        rig.hw.chip.unplugged = False
+        for _ in range(100):
+            if rig.events("reader.restored"):
+                break
+            await asyncio.sleep(0.05)
+        assert len(rig.events("reader.restored")) == 1
+        assert len(rig.events("reader.fault")) == 1, "one event per outage, not per poll"
+        uid, person = rig.card_of(dept="ENG")
+        rig.hw.tap(uid, hold_s=0.2)
+        for _ in range(100):
+            if rig.cabinet.screen()["person"] == person.name:
+                break
+            await asyncio.sleep(0.05)
+        assert rig.cabinet.screen()["state"] == "choosing"
+    finally:
+        pump.stop()
