@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="SQLAlchemy URL; empty means SQLite at DATA_DIR/kiosk.db."
     )
+    database_busy_timeout_ms: int = Field(
+        default=10_000, ge=50, le=60_000,
+        description="SQLite: how long a write waits for another writer's lock before failing.",
+    )
     cabinet_id: str = Field(default="cab-01", min_length=1, max_length=64, pattern=r"^[\w.-]+$")
     cabinet_name: str = Field(default="百富国际大厦 客服中心钥匙柜", max_length=200)
     simulate: bool = Field(default=True, description="Drive the simulators instead of hardware.")

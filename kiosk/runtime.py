@@ -29,7 +29,8 @@ class Runtime:
     @classmethod
     def open(cls, settings: Settings, *, upgrade: bool = True) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url,
+                             busy_timeout_ms=settings.database_busy_timeout_ms)
         if upgrade:
             migrate.upgrade(engine)
         device_key = load_or_create(settings.device_key_path)

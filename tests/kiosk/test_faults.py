@@ -3,8 +3,10 @@ and no lock moves without a durable intent record (issue: benchmarks and fault h
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from rig import Rig
+from rig import Rig, close_rig, make_rig
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -117,3 +119,30 @@ async def test_reader_unplugged_is_a_fault_event_and_taps_work_again_after(rig: 
         assert rig.cabinet.screen()["state"] == "choosing"
     finally:
         pump.stop()
+
+
+async def test_database_locked_by_another_process_means_no_lock_moves(tmp_path: Path) -> None:
+    """Another writer holds the database (an operator's sqlite3 shell in a transaction):
+    the intent cannot be made durable, so nothing opens; once the lock goes, draws work."""
+    import sqlite3
+
+    rig = await make_rig(tmp_path, database_busy_timeout_ms=100)
+    try:
+        uid, _ = rig.card_of(dept="ENG")
+        slot, _ = rig.key("U1203")
+        await rig.cabinet.tap(uid)
+        blocker = sqlite3.connect(tmp_path / "var" / "kiosk.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            await rig.cabinet.choose_draw(["U1203"], "repair")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert not rig.hw.model.is_unlocked(slot), "a lock moved without a durable intent"
+        screen = rig.cabinet.screen()
+        assert screen["state"] == "idle" and screen["message"]["code"] == "storage_fault"
+        await rig.cabinet.tap(uid)
+        await rig.cabinet.choose_draw(["U1203"], "repair")
+        assert rig.hw.model.is_unlocked(slot)
+    finally:
+        await close_rig(rig)
