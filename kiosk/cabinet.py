@@ -160,6 +160,7 @@ class Cabinet:
         self._bus = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lockbus")
         self._present: dict[int, bool] = {}
         self._unlocked_since: dict[int, dt.datetime] = {}
+        self._slot_open_alarmed: set[int] = set()
         self._door_open_since: dt.datetime | None = None
         self._door_alarmed = False
         self._bus_down = False
@@ -616,7 +617,7 @@ class Cabinet:
     async def _lock_fault(self, slot: int, exc: Exception) -> None:
         with write_session(self.runtime.engine) as s:
             _, event = records.raise_alarm(
-                s, self.audit, cabinet_id=self.cabinet_id, cabinet_code=self.code,
+                s, self.audit, cabinet_id=self.cabinet_id,
                 kind="lock_fault", message=f"slot {slot} did not unlock: {exc}", slot=slot,
                 payload={"intent_seq": self.visit.intents.get(slot)},
             )
@@ -696,7 +697,7 @@ class Cabinet:
             alarm_event = None
             if loan.returned_by_other:
                 _, alarm_event = records.raise_alarm(
-                    s, self.audit, cabinet_id=self.cabinet_id, cabinet_code=self.code,
+                    s, self.audit, cabinet_id=self.cabinet_id,
                     kind="returned_by_other", rule="K5", slot=slot, key_id=key.id,
                     key_number=key.key_number, loan_id=loan.id, message=decision.reason,
                 )
@@ -839,13 +840,14 @@ class Cabinet:
         """A slot still unlocked long after its session let go of it is a fault (K2)."""
         if st.locked:
             self._unlocked_since.pop(slot, None)
+            self._slot_open_alarmed.discard(slot)
             return
         if slot in self.session.open_slots:
             return
         since = self._unlocked_since.setdefault(slot, now)
-        if since is not None and now - since >= self.options.slot_left_open:
+        if slot not in self._slot_open_alarmed and now - since >= self.options.slot_left_open:
             self._alarm("slot_left_open", f"slot {slot} is still open", rule="K2", slot=slot)
-            self._unlocked_since[slot] = now + dt.timedelta(days=3650)  # once per opening
+            self._slot_open_alarmed.add(slot)  # once per opening
 
     def _check_door(self, now: dt.datetime) -> None:
         if self.door_is_open is None:
@@ -872,7 +874,7 @@ class Cabinet:
             for loan in records.loans_out(s, cabinet_id=self.cabinet_id):
                 if loan.due_at <= now and not records.has_open_alarm(s, kind="key_overdue", loan_id=loan.id):
                     _, event = records.raise_alarm(
-                        s, self.audit, cabinet_id=self.cabinet_id, cabinet_code=self.code,
+                        s, self.audit, cabinet_id=self.cabinet_id,
                         kind="key_overdue", rule="K9", key_id=loan.key_id,
                         key_number=loan.key.key_number, loan_id=loan.id,
                         message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
@@ -887,7 +889,7 @@ class Cabinet:
                key: policy.KeyFacts | None = None) -> None:
         with write_session(self.runtime.engine) as s:
             _, event = records.raise_alarm(
-                s, self.audit, cabinet_id=self.cabinet_id, cabinet_code=self.code, kind=kind,
+                s, self.audit, cabinet_id=self.cabinet_id, kind=kind,
                 message=message, rule=rule, slot=slot, key_id=key.id if key else None,
                 key_number=key.key_number if key else None,
             )

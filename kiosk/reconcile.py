@@ -99,7 +99,7 @@ def _alarm_once(cabinet: Cabinet, kind: str, slot: int, rule: str, message: str)
         if records.has_open_alarm(s, kind=kind, slot=slot_id):
             return 0
         _, event = records.raise_alarm(
-            s, cabinet.audit, cabinet_id=cabinet.cabinet_id, cabinet_code=cabinet.code,
+            s, cabinet.audit, cabinet_id=cabinet.cabinet_id,
             kind=kind, rule=rule, slot=slot, message=message,
         )
     cabinet.audit.notify_committed(event)

@@ -255,7 +255,6 @@ def raise_alarm(
     audit: AuditLog,
     *,
     cabinet_id: uuid.UUID,
-    cabinet_code: str,
     kind: str,
     message: str,
     rule: str | None = None,

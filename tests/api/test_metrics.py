@@ -45,7 +45,7 @@ def metrics_token(world: World) -> dict[str, str]:
 def alarm(world: World, kind: str, *, slot: int | None = None, rule: str = "K2") -> None:
     with tx.write(world.audit) as session:
         _, event = records.raise_alarm(
-            session, world.audit, cabinet_id=world.ids["cabinet"], cabinet_code="cab-test",
+            session, world.audit, cabinet_id=world.ids["cabinet"],
             kind=kind, message=f"test {kind}", rule=rule, slot=slot,
         )
     world.audit.notify_committed(event)
