@@ -35,6 +35,7 @@ from api.routes import (
     live,
     loans,
     metrics,
+    notifications,
     owners,
     people,
     reports,
@@ -68,6 +69,7 @@ ROUTERS = [
     audit.router,
     metrics.router,
     reports.router,
+    notifications.router,
 ]
 
 

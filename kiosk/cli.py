@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kiosk import cli_admin, cli_ops, cli_reports
+from kiosk import cli_admin, cli_notify, cli_ops, cli_reports
 from kiosk.config import Settings, load_settings
 from kiosk.errors import KioskError
 
@@ -200,6 +200,7 @@ def _register_simulators() -> None:
 _register_simulators()
 cli.add_command(cli_admin.admin)
 cli.add_command(cli_reports.report)
+cli.add_command(cli_notify.notify)
 cli.add_command(cli_ops.backup)
 cli.add_command(cli_ops.restore)
 

@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from kiosk.errors import ConfigError
 from kiosk.hardware_config import HardwareSettings
+from kiosk.notify.settings import NotificationSettings
 
 DEFAULT_CONFIG_FILE = Path("kiosk.toml")
 
@@ -153,6 +154,7 @@ class Settings(BaseSettings):
     cabinet: CabinetSettings = Field(default_factory=CabinetSettings)
     hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     kiosk_port: Port = 8081
@@ -206,6 +208,10 @@ class Settings(BaseSettings):
         return self.data_dir / "device_key.pem"
 
 
+_SECRET_OPTIONS = frozenset({"password", "secret"})
+"""Options whose rejected value is never echoed: a start-up error is logged."""
+
+
 def _describe(error: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in error["loc"]) or "(config)"
     msg = error["msg"]
@@ -214,9 +220,10 @@ def _describe(error: dict[str, Any]) -> str:
         f"{k} {ctx[k]}" for k in ("ge", "gt", "le", "lt", "min_length", "max_length") if k in ctx
     ]
     allowed = f" (allowed: {', '.join(bounds)})" if bounds else ""
+    secret = bool(error["loc"]) and str(error["loc"][-1]) in _SECRET_OPTIONS
     got = (
         f"; got {error['input']!r}"
-        if "input" in error and not isinstance(error["input"], dict)
+        if "input" in error and not isinstance(error["input"], dict) and not secret
         else ""
     )
     return f"option '{loc}': {msg}{allowed}{got}"

@@ -28,6 +28,7 @@ from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
 from kiosk.demo import load_demo
+from kiosk.notify.dispatcher import run_notifications
 from kiosk.runlock import hold
 from kiosk.runtime import Runtime
 from kiosk.scheduler import run_scheduler
@@ -155,6 +156,8 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
             await asyncio.gather(
                 admin.serve(), screen.serve(), cabinet.run(),
                 run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop),
+                *([run_notifications(runtime, stop=scheduler_stop)]
+                  if settings.notifications.active else []),
             )
         finally:
             scheduler_stop.set()

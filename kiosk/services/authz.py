@@ -59,6 +59,10 @@ class Permission(enum.StrEnum):
     AUDIT_CHECKPOINT = "audit:checkpoint"
     REPORTS_READ = "reports:read"
     REPORTS_ACKNOWLEDGE = "reports:acknowledge"
+    NOTIFICATIONS_READ = "notifications:read"
+    """The delivery log of email and webhook notifications."""
+    NOTIFICATIONS_RETRY = "notifications:retry"
+    """Send a failed notification again (admins: it talks to the outside world)."""
     METRICS_READ = "metrics:read"
     """Prometheus counters only: give a scraper's API token this scope and nothing else."""
 

@@ -51,6 +51,7 @@ from kiosk.store.models import (
     Slot,
 )
 from kiosk.store.models_auth import AccountRole
+from kiosk.store.models_notify import NotificationDelivery
 from kiosk.store.types import utcnow
 from tests.api.conftest import World, attached_cabinet
 
@@ -206,6 +207,17 @@ class Fresh:
                             out_from_earlier=[], count=None, alarms=[])
         with tx.write(self.w.audit) as session:
             row = report_store.save(session, self.w.audit, report=daily, language="zh")
+        return str(row.id)
+
+    def delivery(self, state: str = "failed") -> str:
+        """A notification delivery of a fresh event (failed ones can be retried)."""
+        stored = self.w.audit.append(NewEvent(type="alarm.door_forced"))
+        row = NotificationDelivery(
+            cabinet_id=stored.cabinet_id, event_seq=stored.seq, event_type=stored.type,
+            channel="webhook", target="ops", state=state, attempts=1, round_attempts=1,
+            next_attempt_at=utcnow() if state == "pending" else None, last_error="HTTP 500",
+        )
+        self.w.add(row)
         return str(row.id)
 
 
@@ -407,6 +419,12 @@ OPS: list[Op] = [
         "GET", f"/reports/{f.report()}/download", params={"format": "csv", "lang": "en"})),
     op("POST", "/reports/{report_id}/acknowledge", lambda f: Req(
         "POST", f"/reports/{f.report()}/acknowledge", {"note": "已阅"})),
+    # notifications: the delivery log, retry of a failed delivery
+    op("GET", "/notifications", lambda f: Req("GET", "/notifications", params={"state": "failed"})),
+    op("GET", "/notifications/{delivery_id}",
+       lambda f: Req("GET", f"/notifications/{f.delivery()}")),
+    op("POST", "/notifications/{delivery_id}/retry",
+       lambda f: Req("POST", f"/notifications/{f.delivery()}/retry")),
     # Prometheus
     op("GET", "/metrics", lambda f: Req("GET", "/metrics")),
 ]

@@ -1,0 +1,243 @@
+"""The human text of an event: a one-line subject and a plain-text body, zh-CN then English.
+
+The same text goes into the email and into the webhook body (``message``), so a chat
+integration can post it as is. Alarms get a dedicated rendering that names the alarm kind,
+key number, slot, rule and message, because an alarm is what a supervisor acts on at night;
+every other event type gets a generic rendering of its fields, so a route to a new event
+type never fails for want of a template. Values from payloads are made single-line for the
+subject (a newline in a header would be an injection, and ``EmailMessage`` refuses it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kiosk.store.models import Event
+
+ALARM_KINDS: dict[str, tuple[str, str]] = {
+    "door_forced": ("柜门被强行打开", "Cabinet door forced"),
+    "door_held_open": ("柜门长时间未关", "Cabinet door held open"),
+    "slot_left_open": ("格口未关", "Slot left open"),
+    "key_removed_unauthorised": ("钥匙被非法取出", "Key removed without a release"),
+    "key_inserted_unexpectedly": ("格口出现未登记钥匙", "Unexpected key in a slot"),
+    "wrong_slot": ("钥匙放错格口", "Key returned to the wrong slot"),
+    "returned_by_other": ("他人代还钥匙", "Key returned by someone else"),
+    "key_overdue": ("钥匙逾期未还", "Key overdue"),
+    "count_mismatch": ("每日盘点不符", "Daily count mismatch"),
+    "lock_fault": ("锁故障", "Lock fault"),
+    "bus_fault": ("锁控总线故障", "Lock bus fault"),
+    "manual": ("人工报告", "Reported by a person"),
+}
+"""Known alarm kinds; an unknown kind is shown by its code in both languages."""
+
+ALARM_LIFECYCLE = frozenset({"acknowledged", "assigned", "noted", "closed", "escalated"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+SUBJECT_MAX = 200
+
+
+@dataclass(frozen=True)
+class EventView:
+    """An event row decoded once (JSON columns parsed), for messages and webhook bodies."""
+
+    cabinet_id: str
+    seq: int
+    at: dt.datetime
+    type: str
+    actors: list[str]
+    slot: int | None
+    key_number: str | None
+    decision: str | None
+    rules: list[str]
+    payload: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def of(cls, row: Event) -> EventView:
+        return cls(
+            cabinet_id=row.cabinet_id, seq=row.seq, at=row.at, type=row.type,
+            actors=json.loads(row.actors), slot=row.slot, key_number=row.key_number,
+            decision=row.decision, rules=json.loads(row.rules), payload=json.loads(row.payload),
+            hash=row.hash,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The event as the webhook receives it (the stored fields, times in ISO 8601 UTC)."""
+        return {
+            "cabinet_id": self.cabinet_id, "seq": self.seq,
+            "at": self.at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "type": self.type, "actors": self.actors, "slot": self.slot,
+            "key_number": self.key_number, "decision": self.decision, "rules": self.rules,
+            "payload": self.payload, "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+
+
+def one_line(value: object, limit: int = SUBJECT_MAX) -> str:
+    """``value`` as a single line of at most ``limit`` characters."""
+    text = _CONTROL.sub(" ", str(value)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _alarm_kind(event: EventView) -> str | None:
+    """The alarm kind of an alarm-raising event, or None for other events.
+
+    Services log ``alarm.raised`` with the kind in the payload; the cabinet logs
+    ``alarm.<kind>`` directly. Lifecycle steps (``alarm.acknowledged``...) are not raises.
+    """
+    if event.type == "alarm.raised":
+        return str(event.payload.get("kind") or "unknown")
+    prefix, _, rest = event.type.partition(".")
+    if prefix == "alarm" and rest and rest not in ALARM_LIFECYCLE:
+        return rest
+    return None
+
+
+def _rules(event: EventView) -> str:
+    specific = [r for r in event.rules if r != "F1"]
+    return ", ".join(specific or event.rules) or "—"
+
+
+def _when(event: EventView, zone: ZoneInfo) -> str:
+    return f"{event.at.astimezone(zone):%Y-%m-%d %H:%M:%S} ({zone.key})"
+
+
+def _block(rows: Sequence[tuple[str, object]]) -> str:
+    return "\n".join(f"{label}: {value}" for label, value in rows if value not in (None, ""))
+
+
+def render(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
+    """Subject and bilingual body for ``event`` (times in the cabinet's own zone)."""
+    kind = _alarm_kind(event)
+    if kind is not None:
+        return _alarm(event, kind, zone=zone, cabinet_name=cabinet_name)
+    if event.type == "alarm.escalated":
+        return _escalated(event, zone=zone, cabinet_name=cabinet_name)
+    if event.type == "report.generated":
+        return _report(event, zone=zone, cabinet_name=cabinet_name)
+    if event.type == "notification.test":
+        where, _ = _header(event, cabinet_name)
+        return Message(
+            one_line(f"[{event.cabinet_id}] 测试通知 Test notification"),
+            f"钥匙柜 {where} 的通知设置可用。\nThe notification settings of the key cabinet "
+            f"{where} work.\n时间 Time: {_when(event, zone)}\n",
+        )
+    return _generic(event, zone=zone, cabinet_name=cabinet_name)
+
+
+def _header(event: EventView, cabinet_name: str) -> tuple[str, str]:
+    where = f"{cabinet_name} ({event.cabinet_id})"
+    return where, f"#{event.seq} {event.type}"
+
+
+def _alarm(event: EventView, kind: str, *, zone: ZoneInfo, cabinet_name: str) -> Message:
+    zh, en = ALARM_KINDS.get(kind, (kind, kind))
+    text = str(event.payload.get("message") or "")
+    where, ref = _header(event, cabinet_name)
+    subject_bits = [f"[{event.cabinet_id}] 报警 Alarm: {zh} / {en}"]
+    if event.key_number:
+        subject_bits.append(f"钥匙 key {event.key_number}")
+    if event.slot is not None:
+        subject_bits.append(f"格口 slot {event.slot}")
+    body = "\n\n".join([
+        f"钥匙柜报警：{where}\n" + _block([
+            ("类型", f"{zh} ({kind})"), ("钥匙编号", event.key_number), ("格口", event.slot),
+            ("规则", _rules(event)), ("说明", text), ("时间", _when(event, zone)),
+            ("事件", ref),
+        ]),
+        f"Key cabinet alarm: {where}\n" + _block([
+            ("Kind", f"{en} ({kind})"), ("Key", event.key_number), ("Slot", event.slot),
+            ("Rule", _rules(event)), ("Message", text), ("Time", _when(event, zone)),
+            ("Event", ref),
+        ]),
+        "请在管理后台确认并处理该报警（首接责任制 F1）。\n"
+        "Acknowledge and handle the alarm in the admin console (first-contact rule F1).",
+    ])
+    return Message(one_line(" · ".join(subject_bits)), body + "\n")
+
+
+def _escalated(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
+    p = event.payload
+    kind = str(p.get("kind") or "")
+    zh, en = ALARM_KINDS.get(kind, (kind, kind))
+    level = str(p.get("level") or "")
+    levels = {"custodian": ("钥匙管理员", "custodian"), "supervisor": ("客服主管", "supervisor"),
+              "long_overdue": ("长期未归", "long overdue")}
+    lzh, len_ = levels.get(level, (level, level))
+    where, ref = _header(event, cabinet_name)
+    subject = (f"[{event.cabinet_id}] 报警升级 Alarm escalated: {zh} / {en} → {lzh} / {len_}"
+               + (f" · 钥匙 key {event.key_number}" if event.key_number else ""))
+    body = "\n\n".join([
+        f"报警升级：{where}\n" + _block([
+            ("类型", f"{zh} ({kind})"), ("级别", lzh), ("钥匙编号", event.key_number),
+            ("交给", p.get("to_name")), ("逾期小时", p.get("overdue_hours")),
+            ("规则", _rules(event)), ("时间", _when(event, zone)), ("事件", ref),
+        ]),
+        f"Alarm escalated: {where}\n" + _block([
+            ("Kind", f"{en} ({kind})"), ("Level", len_), ("Key", event.key_number),
+            ("To", p.get("to_name")), ("Hours overdue", p.get("overdue_hours")),
+            ("Rule", _rules(event)), ("Time", _when(event, zone)), ("Event", ref),
+        ]),
+    ])
+    return Message(one_line(subject), body + "\n")
+
+
+def _report(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
+    p = event.payload
+    kinds = {"daily": ("日报", "daily"), "overdue": ("逾期报表", "overdue"),
+             "key": ("钥匙记录", "key history"), "person": ("人员记录", "person history")}
+    kzh, ken = kinds.get(str(p.get("kind")), (str(p.get("kind")), str(p.get("kind"))))
+    start, end = p.get("period_start"), p.get("period_end")
+    period = str(start) if start == end else f"{start} – {end}"
+    where, ref = _header(event, cabinet_name)
+    subject = f"[{event.cabinet_id}] 报表已生成 Report generated: {kzh} / {ken} {period}"
+    body = "\n\n".join([
+        f"报表已生成（当日钥匙当日点清 K9）：{where}\n" + _block([
+            ("类型", kzh), ("期间", period), ("对象", p.get("subject")),
+            ("报表编号", p.get("report")), ("SHA-256", p.get("sha256")),
+            ("时间", _when(event, zone)), ("事件", ref),
+        ]),
+        f"Report generated (K9): {where}\n" + _block([
+            ("Kind", ken), ("Period", period), ("Subject", p.get("subject")),
+            ("Report", p.get("report")), ("SHA-256", p.get("sha256")),
+            ("Time", _when(event, zone)), ("Event", ref),
+        ]),
+        "下载：GET /api/v1/reports/{id}/download · Download it from the admin API.".replace(
+            "{id}", str(p.get("report") or "{id}")),
+    ])
+    return Message(one_line(subject), body + "\n")
+
+
+def _fields(payload: Mapping[str, Any]) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for name in sorted(payload):
+        value = payload[name]
+        shown = value if isinstance(value, str | int | float | bool) or value is None else (
+            json.dumps(value, ensure_ascii=False, sort_keys=True))
+        rows.append((f"  {name}", one_line(shown, 300)))
+    return rows
+
+
+def _generic(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
+    where, ref = _header(event, cabinet_name)
+    subject = f"[{event.cabinet_id}] 事件 Event: {event.type}" + (
+        f" · 钥匙 key {event.key_number}" if event.key_number else "")
+    common = [("事件 Event", ref), ("时间 Time", _when(event, zone)),
+              ("钥匙 Key", event.key_number), ("格口 Slot", event.slot),
+              ("规则 Rules", ", ".join(event.rules) or None),
+              ("决定 Decision", event.decision),
+              ("操作者 Actors", ", ".join(event.actors) or None)]
+    body = f"钥匙柜事件 Key cabinet event: {where}\n" + _block(common)
+    if event.payload:
+        body += "\n内容 Details:\n" + _block(_fields(event.payload))
+    return Message(one_line(subject), body + "\n")
