@@ -30,6 +30,7 @@ from api.routes import (
     cabinets,
     cards,
     events,
+    handovers,
     health,
     keys,
     live,
@@ -69,6 +70,7 @@ ROUTERS = [
     audit.router,
     metrics.router,
     reports.router,
+    handovers.router,
     notifications.router,
 ]
 

@@ -30,10 +30,13 @@ from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import AppendedEvent, NewEvent
 from kiosk.config import Settings
-from kiosk.errors import AuditError
+from kiosk.errors import AuditError, Conflict, InvalidRequest
 from kiosk.messages import REASONS, text
+from kiosk.policy import Decision
 from kiosk.runtime import Runtime
+from kiosk.services import handovers, tx
 from kiosk.store.db import write_session
+from kiosk.store.models import Cabinet as CabinetRow
 from kiosk.store.models import IntakeRecord, Key, KeyCategory, KeyGroup, Loan, Person, Slot, Unit
 from kiosk.store.types import utcnow
 
@@ -56,6 +59,8 @@ class CabinetOptions:
     overdue_every: dt.timedelta = dt.timedelta(seconds=60)
     message_for: dt.timedelta = dt.timedelta(seconds=6)
     phone_confirmation_required: bool = True
+    handover_valid_for: dt.timedelta = dt.timedelta(minutes=30)
+    report_language: str = "zh"
 
 
 @dataclass
@@ -86,6 +91,8 @@ class Visit:
     """Slots whose intent already has its outcome event."""
     remote_admins: tuple[str, ...] = ()
     """A remote unlock (K2): the two admin accounts that requested and confirmed it."""
+    handover_id: uuid.UUID | None = None
+    """H1: the handover this visit started and is waiting for the incoming keeper's tap."""
 
 
 @dataclass
@@ -114,11 +121,19 @@ def options_from(settings: Settings) -> CabinetOptions:
             cosign=dt.timedelta(seconds=c.cosign_timeout_s),
             take=dt.timedelta(seconds=c.take_timeout_s),
             put_back=dt.timedelta(seconds=c.return_timeout_s),
+            incoming=dt.timedelta(seconds=c.handover_tap_timeout_s),
         ),
         door_held_open=dt.timedelta(seconds=c.door_held_open_s),
         slot_left_open=dt.timedelta(seconds=c.slot_left_open_s),
         phone_confirmation_required=c.phone_confirmation_required,
+        handover_valid_for=dt.timedelta(minutes=c.handover_valid_min),
+        report_language=settings.schedule.report_language,
     )
+
+
+_SIGNED_IN = (flow.State.CHOOSING, flow.State.AWAIT_MANAGER)
+"""H1: where a keeper who tapped in may start or accept a handover. After hours that is
+before the duty manager's tap too: a handover opens no lock, and K8 is about opening."""
 
 
 class CabinetError(Exception):
@@ -278,6 +293,22 @@ class Cabinet:
             finally:
                 self._changed()
 
+    async def start_handover(self, notes: str | None = None) -> None:
+        """H1: the keeper at the screen hands over; the incoming keeper taps next."""
+        async with self._lock:
+            try:
+                await self._start_handover(notes)
+            finally:
+                self._changed()
+
+    async def accept_handover(self) -> None:
+        """H1: the keeper at the screen (identified by their tap) accepts a waiting handover."""
+        async with self._lock:
+            try:
+                await self._accept_handover(self.visit.person, self.visit.card)
+            finally:
+                self._changed()
+
     async def still_here(self) -> None:
         """The person touched the screen while choosing: give them the full choice time again
         (a custodian filling in the intake form must not lose it to the 60 s timer)."""
@@ -288,6 +319,8 @@ class Cabinet:
 
     async def cancel(self) -> None:
         async with self._lock:
+            if self.session.state == flow.State.AWAIT_INCOMING and self.visit.handover_id:
+                self._cancel_handover(self.visit.handover_id)
             if self.session.state != flow.State.IDLE:
                 await self._apply(self.session.handle(flow.Cancelled(self.clock())))
             self._changed()
@@ -338,6 +371,8 @@ class Cabinet:
                 return
             self.visit.cosigner = person
             await self._apply(self.session.handle(flow.Cosigned(now, person.id)))  # type: ignore[union-attr]
+        elif state == flow.State.AWAIT_INCOMING:
+            await self._accept_handover(person, card, uid=uid)
         elif state == flow.State.CHOOSING and person is not None and self.visit.person is not None \
                 and person.id == self.visit.person.id:
             self._load_choices(now)  # a second tap by the same person refreshes the list
@@ -389,6 +424,104 @@ class Cabinet:
             ctx = self._draw_context(s, now)
             keys = records.cabinet_keys(s, cabinet_id=self.cabinet_id)
         self.visit.choices = policy.drawable(ctx, keys)
+
+    # --------------------------------------------------------------------- handover
+    async def _start_handover(self, notes: str | None) -> None:
+        person, card = self.visit.person, self.visit.card
+        if self.session.state not in _SIGNED_IN or person is None or card is None:
+            raise CabinetError("busy", f"no handover can start in state {self.session.state}")
+        decision = policy.decide_handover_signer(person, Decision.allow("identified", ""))
+        if not decision.allowed:
+            self._deny(decision, uid=card.uid, person=person)
+            raise CabinetError(decision.code)
+        now = self.clock()
+        try:
+            with tx.write(self.audit) as s:
+                row = handovers.start(
+                    s, self.audit, cabinet=s.get_one(CabinetRow, self.cabinet_id),
+                    outgoing_id=person.id, card=card.uid, zone=self.calendar.zone,
+                    sensed=self.last_scan() or None, notes=notes, now=now,
+                    valid_for=self.options.handover_valid_for,
+                )
+                self.visit.handover_id = row.id
+        except Conflict as exc:
+            raise CabinetError("handover_pending", str(exc)) from None
+        await self._apply(self.session.handle(flow.HandoverStarted(now)))
+
+    async def _accept_handover(self, person: policy.PersonFacts | None,
+                               card: policy.CardFacts | None, *, uid: str | None = None) -> None:
+        """The incoming keeper's badge signs: tapped while waiting, or from their own menu."""
+        now = self.clock()
+        state = self.session.state
+        if state not in (flow.State.AWAIT_INCOMING, *_SIGNED_IN):
+            raise CabinetError("busy", f"no handover can be accepted in state {state}")
+        identified = policy.identify(card, person, now)
+        with DbSession(self.runtime.engine) as s:
+            waiting = handovers.pending(s, cabinet_id=self.cabinet_id, now=now)
+            outgoing = records.person_facts(waiting.outgoing) if waiting is not None else None
+        if waiting is None or outgoing is None:
+            raise CabinetError("handover_none")
+        decision = policy.decide_handover_signer(
+            person or policy.PersonFacts(uuid.uuid4(), uid or "?", frozenset()), identified,
+            outgoing=outgoing,
+        )
+        if not decision.allowed:
+            self._deny(decision, uid=uid or (card.uid if card else None), person=person,
+                       end=False)
+            if state in _SIGNED_IN:
+                raise CabinetError(decision.code)
+            return  # keep waiting for the right person's tap
+        assert person is not None and card is not None
+        try:
+            with tx.write(self.audit) as s:
+                handovers.accept(
+                    s, self.audit, cabinet_id=self.cabinet_id, incoming_id=person.id,
+                    card=card.uid, zone=self.calendar.zone,
+                    language=self.options.report_language, handover_id=waiting.id, now=now,
+                )
+        except (Conflict, InvalidRequest) as exc:
+            raise CabinetError("handover_none", str(exc)) from None
+        self._beep("ok")
+        self.message = None  # an earlier refused tap is no longer the news
+        await self._apply(self.session.handle(flow.HandoverAccepted(now, person.id)))
+
+    def _cancel_handover(self, handover_id: uuid.UUID) -> None:
+        person = self.visit.person
+        with contextlib.suppress(Conflict), tx.write(self.audit) as s:
+            handovers.cancel(s, self.audit, handover_id=handover_id,
+                             actors=[str(person.id)] if person else [],
+                             reason="cancelled_at_kiosk", now=self.clock())
+
+    def _handover_screen(self) -> dict[str, Any] | None:
+        """What the screen shows of a handover: the one waiting, and whether this person may
+        start one or accept the waiting one."""
+        person, state = self.visit.person, self.session.state
+        if person is None or state not in (flow.State.AWAIT_INCOMING, *_SIGNED_IN):
+            return None
+        keeper = bool(person.roles & policy.HANDOVER_ROLES) and person.active
+        if not keeper:
+            return None
+        with DbSession(self.runtime.engine) as s:
+            waiting = handovers.pending(s, cabinet_id=self.cabinet_id, now=self.clock())
+            if waiting is None:
+                return {"can_start": True, "waiting": None}
+            data = handovers.content_of(waiting)
+            mine = waiting.outgoing_id == person.id
+            return {
+                "can_start": False,
+                "waiting": {
+                    "id": str(waiting.id), "outgoing": data["outgoing"]["name"],
+                    "started_at": data["period_end"], "mine": mine,
+                    "can_accept": not mine and state in _SIGNED_IN,
+                    "keys_out": len(data["keys_out"]), "open_alarms": len(data["open_alarms"]),
+                    "overdue": data["overdue"], "mismatches": len(data["count"]["mismatches"]),
+                    "keys_total": data["count"]["keys_total"],
+                    "expected_in": data["count"]["expected_in"],
+                    "sensed_in": data["count"]["sensed_in"],
+                    "drawn": data["drawn"], "returned": data["returned"],
+                    "key_list": [k["key_number"] for k in data["keys_out"]][:12],
+                },
+            }
 
     # ------------------------------------------------------------------------ draws
     async def _choose_draw(self, key_numbers: list[str], reason_code: str,
@@ -757,7 +890,7 @@ class Cabinet:
                 "return" if self.visit.returning is not None else "intake")
             rules = {"draw": ["K3"], "return": ["K4"], "intake": ["K1"]}[kind]
             self._log(self._outcome(f"{kind}.abandoned", slot, rules=rules, reason=reason))
-        level = "ok" if reason in ("drawn", "returned", "received") else "info"
+        level = "ok" if reason in ("drawn", "returned", "received", "handed_over") else "info"
         if reason not in ("lock_fault",) and not (self.message and self.message.level == "error"):
             self._say(reason, level)
         self.visit = Visit()
@@ -925,6 +1058,23 @@ class Cabinet:
         self.version += 1
 
     # ------------------------------------------------------------------------- screen
+    def _slot_names(self, open_slots: list[int]) -> dict[str, dict[str, str]]:
+        """Which key each open (or co-sign-pending) slot is for, so the screen can name it."""
+        v = self.visit
+        named: dict[int, dict[str, str]] = {
+            slot: {"key_number": plan.key.key_number, "label": plan.key.label}
+            for slot, plan in v.draws.items()
+        }
+        if v.returning is not None and v.returning.home_slot is not None:
+            named[v.returning.home_slot] = {
+                "key_number": v.returning.key_number, "label": v.returning.label,
+            }
+        for slot in open_slots:
+            if v.intake and slot not in named:
+                named[slot] = {"key_number": str(v.intake.get("key_number") or ""),
+                               "label": str(v.intake.get("label") or "")}
+        return {str(slot): named[slot] for slot in open_slots if slot in named}
+
     def screen(self) -> dict[str, Any]:
         """Everything the kiosk page shows, in one JSON-able snapshot."""
         v, s = self.visit, self.session
@@ -939,6 +1089,7 @@ class Cabinet:
                 "key_number": key.key_number, "label": key.label, "slot": key.home_slot,
                 "status": "out" if key.on_loan else ("ok" if decision.allowed else decision.code),
                 "cosign": policy.Need.COSIGN in decision.needs, "special": key.special,
+                "floor": key.floor,
             })
         mine: list[dict[str, Any]] = []
         if v.person is not None and s.state == flow.State.CHOOSING:
@@ -957,8 +1108,10 @@ class Cabinet:
             "deadline": s.deadline.isoformat() if s.deadline else None,
             "seconds_left": max(0, int((s.deadline - now).total_seconds())) if s.deadline else None,
             "open_slots": list(s.open_slots or s.pending_slots),
+            "slot_keys": self._slot_names(list(s.open_slots or s.pending_slots)),
             "keys": keys,
             "my_loans": mine,
             "reasons": [{"code": c, "zh": t.zh, "en": t.en} for c, t in REASONS.items()],
             "message": msg,
+            "handover": self._handover_screen(),
         }

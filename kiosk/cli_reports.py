@@ -80,7 +80,7 @@ def _span(from_day: dt.datetime | None, to_day: dt.datetime | None,
 
 @click.group()
 def report() -> None:
-    """K9 reports (daily, overdue, key and person history) as PDF or CSV."""
+    """K9 reports (daily, overdue, key and person history) and H1 handovers, as PDF or CSV."""
 
 
 @report.command("daily")
@@ -158,3 +158,52 @@ def person(ctx: click.Context, staff_no: str, from_day: dt.datetime | None,
                                     start=start, end=end, zone=zone, now=now)
 
     _emit(ctx, build, fmt, lang, out)
+
+
+@report.command("handover")
+@click.argument("handover_id", required=False)
+@_options
+@click.pass_context
+def handover(ctx: click.Context, handover_id: str | None, fmt: str, lang: str,
+             out: Path | None) -> None:
+    """H1: a shift handover's report (the latest if no id), signed or still waiting.
+
+    Prints what was frozen when the handover started, with the incoming signature once it
+    was accepted; nothing new is stored (the accepted report already is).
+    """
+    import uuid
+
+    from sqlalchemy import select
+
+    from kiosk.reports import render
+    from kiosk.runtime import Runtime
+    from kiosk.services import handovers, tx
+    from kiosk.store.models import Handover
+
+    runtime = Runtime.open(ctx.find_root().obj.settings)
+    try:
+        with tx.read(runtime.audit) as session:
+            if handover_id is None:
+                row = session.scalars(
+                    select(Handover).order_by(Handover.started_at.desc()).limit(1)
+                ).first()
+                if row is None:
+                    raise click.ClickException("no handover has been started yet")
+            else:
+                try:
+                    ident = uuid.UUID(handover_id)
+                except ValueError:
+                    raise click.BadParameter(f"{handover_id!r} is not a handover id") from None
+                row = handovers.get_handover(session, handover_id=ident)
+            data = handovers.content_of(row)
+            footer = f"handover {row.id} · {row.state.value}"
+    finally:
+        runtime.close()
+    body = (render.render_pdf(data, lang, footer=footer) if fmt == "pdf"  # type: ignore[arg-type]
+            else render.render_csv(data, lang))  # type: ignore[arg-type]
+    if out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(body)
+        click.echo(f"{out}: handover {row.id} ({row.state.value}, {len(body)} bytes)", err=True)

@@ -89,6 +89,14 @@ class CabinetSettings(_Strict):
     phone_confirmation_required: bool = Field(
         default=True, description="K6: a proxy's first draw needs the owner's phone confirmation."
     )
+    handover_tap_timeout_s: int = Field(
+        default=120, ge=10, le=600,
+        description="H1: the screen waits this long for the incoming keeper's badge tap.",
+    )
+    handover_valid_min: int = Field(
+        default=30, ge=5, le=240,
+        description="H1: a started handover can be accepted for this long, then it lapses.",
+    )
 
 
 class ScheduleSettings(_Strict):

@@ -81,6 +81,14 @@ MESSAGES: dict[str, Text] = {
     "lock_fault": Text("锁故障，已通知管理员", "Lock fault: staff have been alerted"),
     "busy": Text("请稍候", "Please wait"),
     "not_on_loan": Text("这把钥匙没有借出", "This key is not out"),
+    # H1 shift handover
+    "await_incoming": Text("交接班：请接班人刷卡确认", "Shift handover: the incoming staff member taps to accept"),
+    "handed_over": Text("交接班完成，报告已保存", "Handover accepted: the report is stored"),
+    "incoming_timeout": Text("接班人未刷卡，交接班仍在等待确认", "No one accepted yet: the handover is still waiting"),
+    "handover_not_keeper": Text("只有钥匙管理员、值班经理或主管可以交接班", "Only a custodian, duty manager or supervisor can sign a handover"),
+    "handover_same_person": Text("交班人和接班人不能是同一人", "The incoming staff member must be someone else"),
+    "handover_pending": Text("已有交接班等待确认", "A handover is already waiting to be accepted"),
+    "handover_none": Text("没有等待确认的交接班", "No handover is waiting to be accepted"),
 }
 
 

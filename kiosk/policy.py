@@ -112,6 +112,8 @@ class KeyFacts:
     home_slot: int | None
     unit_id: uuid.UUID | None = None
     special: bool = False
+    floor: int | None = None
+    """Floor of the key's room (basements negative); the screen groups keys by it."""
 
 
 @dataclass(frozen=True)
@@ -394,3 +396,32 @@ def due_at(key: KeyFacts, drawn_at: dt.datetime, calendar: Calendar) -> dt.datet
     if key.loan_minutes:
         return drawn_at + dt.timedelta(minutes=key.loan_minutes)
     return calendar.end_of_business_day(drawn_at)
+
+
+# ----------------------------------------------------------------------- handover (H1)
+HANDOVER_ROLES = frozenset({"custodian", "duty_manager", "supervisor"})
+"""Who keeps the key register across a shift change and so may sign a handover."""
+
+
+def decide_handover_signer(
+    person: PersonFacts, identified: Decision, *, outgoing: PersonFacts | None = None
+) -> Decision:
+    """H1: a handover is signed by two different keepers of the register.
+
+    ``outgoing`` is None when ``person`` starts the handover, and the outgoing signer when
+    ``person`` taps to accept it.
+    """
+    if not identified.allowed:
+        return identified
+    if not person.active:
+        return Decision.deny("person_inactive", f"{person.name} is not active", "H1")
+    if not person.roles & HANDOVER_ROLES:
+        return Decision.deny(
+            "handover_not_keeper",
+            f"{person.name} is not a custodian, duty manager or supervisor", "H1",
+        )
+    if outgoing is not None and person.id == outgoing.id:
+        return Decision.deny(
+            "handover_same_person", "the incoming staff member must be someone else", "H1"
+        )
+    return Decision.allow("handover_signer", f"{person.name} may sign the handover", "H1")

@@ -85,6 +85,7 @@ def _key_facts(key: Key, slot_number: int | None, on_loan: bool) -> policy.KeyFa
         requires_cosign=key.group.requires_cosign, loan_minutes=key.group.loan_minutes,
         status=key.status.value, on_loan=on_loan, home_slot=slot_number, unit_id=key.unit_id,
         special=bool(key.unit is not None and key.unit.special),
+        floor=key.unit.floor if key.unit is not None else None,
     )
 
 

@@ -39,16 +39,14 @@ from kiosk.reports import data as report_data
 from kiosk.reports import store as report_store
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
-from kiosk.services import tx
+from kiosk.services import handovers, tx
 from kiosk.store.models import (
     Alarm,
     AlarmState,
     Key,
-    KeyStatus,
     Person,
     PersonRole,
     Role,
-    Slot,
 )
 from kiosk.store.models_reports import AlarmEscalation, JobRun
 from kiosk.store.types import utcnow
@@ -114,6 +112,7 @@ class Scheduler:
         today = self.local_today(now)
         ran: list[tuple[str, dt.date]] = []
         self.escalate(now)
+        self.lapse_handovers(now)
         for back in range(CATCH_UP_DAYS, -1, -1):
             day = today - dt.timedelta(days=back)
             for job in self.jobs:
@@ -124,6 +123,12 @@ class Scheduler:
                 if self.run_job(job, day, now=now, catch_up=catch_up or back > 0):
                     ran.append((job.name, day))
         return ran
+
+    def lapse_handovers(self, now: dt.datetime) -> int:
+        """H1: a handover nobody accepted in time is closed and logged, not left hanging."""
+        with tx.write(self.runtime.audit) as session:
+            return handovers.lapse_expired(session, self.runtime.audit,
+                                           cabinet_id=self.cabinet.id, now=now)
 
     def run_job(self, job: DailyJob, day: dt.date, *, now: dt.datetime, catch_up: bool) -> bool:
         """Run ``job`` for ``day`` unless a ``job_runs`` row says it already ran; True if it ran."""
@@ -156,30 +161,10 @@ class Scheduler:
     def _daily_count(self, session: Session, day: dt.date, now: dt.datetime) -> dict[str, Any]:
         """K9: sensors vs records vs open loans; each mismatched slot is an alarm to the supervisor."""
         cabinet_id = self.cabinet.id
-        expected = records.expected_presence(session, cabinet_id=cabinet_id)
-        homes = dict(session.execute(
-            select(Slot.number, Key.key_number).join(Key, Key.home_slot_id == Slot.id)
-            .where(Slot.cabinet_id == cabinet_id, Key.status == KeyStatus.ACTIVE)
-        ).all())
-        open_loans = len(records.loans_out(session, cabinet_id=cabinet_id))
         sensed = dict(self.presence()) if self.presence is not None else None
-        mismatches: list[report_data.Mismatch] = []
-        if sensed is not None:
-            for slot, key_number in sorted(expected.items()):
-                if not sensed.get(slot, False):
-                    mismatches.append(report_data.Mismatch(slot, key_number, "missing"))
-            for slot, present in sorted(sensed.items()):
-                if present and slot not in expected:
-                    mismatches.append(report_data.Mismatch(slot, homes.get(slot), "unexpected"))
-        count = report_data.CountResult(
-            counted_at=report_data.local_iso(now, self.zone) or "",
-            sensors_available=sensed is not None,
-            keys_total=len(homes),
-            expected_in=len(expected),
-            sensed_in=sum(1 for v in sensed.values() if v) if sensed is not None else None,
-            open_loans=open_loans,
-            mismatches=mismatches,
-        )
+        count = report_data.take_count(session, cabinet_id=cabinet_id, sensed=sensed,
+                                       zone=self.zone, now=now)
+        mismatches, open_loans = count.mismatches, count.open_loans
         supervisors = self._people_with(session, Role.SUPERVISOR)
         supervisor = supervisors[0] if supervisors else None
         raised = []

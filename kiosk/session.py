@@ -28,6 +28,7 @@ class State(StrEnum):
     RELEASING = "releasing"  # slot(s) unlocked, waiting for the key(s) to leave
     RETURNING = "returning"  # home slot unlocked, waiting for the key to come back
     INTAKE = "intake"  # K1: a free slot unlocked, waiting for the new key
+    AWAIT_INCOMING = "await_incoming"  # H1: handover started, waiting for the incoming's tap
 
 
 class IllegalTransition(Exception):
@@ -73,6 +74,18 @@ class ReturnChosen(Event):
 @dataclass(frozen=True)
 class IntakeChosen(Event):
     slot: int
+
+
+@dataclass(frozen=True)
+class HandoverStarted(Event):
+    """H1: the outgoing keeper started a handover; the incoming keeper taps next."""
+
+
+@dataclass(frozen=True)
+class HandoverAccepted(Event):
+    """H1: the incoming keeper signed (tapped while the handover waited, or from their menu)."""
+
+    incoming_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,7 @@ class Timeouts:
     cosign: dt.timedelta = dt.timedelta(seconds=60)
     take: dt.timedelta = dt.timedelta(seconds=20)
     put_back: dt.timedelta = dt.timedelta(seconds=30)
+    incoming: dt.timedelta = dt.timedelta(seconds=120)
 
 
 # ---------------------------------------------------------------------------- session
@@ -264,6 +278,16 @@ def _intake_chosen(s: Session, e: Event) -> list[Command]:
     return [Unlock((e.slot,)), Show("intake_put")]
 
 
+def _handover_started(s: Session, e: Event) -> list[Command]:
+    s._to(State.AWAIT_INCOMING, e.now, s.timeouts.incoming)
+    return [Show("await_incoming")]
+
+
+def _handover_accepted(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, HandoverAccepted)
+    return s._end("handed_over")
+
+
 def _key_removed(s: Session, e: Event) -> list[Command]:
     assert isinstance(e, KeyRemoved)
     if e.slot not in s.open_slots:
@@ -310,6 +334,7 @@ def _timeout(s: Session, e: Event) -> list[Command]:
         State.CHOOSING: "choose_timeout",
         State.RETURNING: "return_timeout",
         State.INTAKE: "intake_timeout",
+        State.AWAIT_INCOMING: "incoming_timeout",
     }[s.state]
     return s._end(reason)
 
@@ -321,16 +346,23 @@ _ANY_ACTIVE = (
     State.RELEASING,
     State.RETURNING,
     State.INTAKE,
+    State.AWAIT_INCOMING,
 )
 
 TRANSITIONS: dict[tuple[State, type[Event]], Handler] = {
     (State.IDLE, Identified): _identified,
     (State.IDLE, ReturnChosen): _return_chosen,  # a fob tap returns without a badge
     (State.AWAIT_MANAGER, ManagerConfirmed): _manager_confirmed,
+    # H1 after hours: a handover opens no lock, so it needs no duty manager (K8 is for opening)
+    (State.AWAIT_MANAGER, HandoverStarted): _handover_started,
+    (State.AWAIT_MANAGER, HandoverAccepted): _handover_accepted,
     (State.CHOOSING, DrawChosen): _draw_chosen,
     (State.CHOOSING, ReturnChosen): _return_chosen,
     (State.CHOOSING, IntakeChosen): _intake_chosen,
     (State.CHOOSING, StillHere): _still_here,
+    (State.CHOOSING, HandoverStarted): _handover_started,
+    (State.CHOOSING, HandoverAccepted): _handover_accepted,  # accepted from the menu
+    (State.AWAIT_INCOMING, HandoverAccepted): _handover_accepted,
     (State.AWAIT_COSIGN, Cosigned): _cosigned,
     (State.RELEASING, KeyRemoved): _key_removed,
     (State.RETURNING, KeyInserted): _key_inserted,

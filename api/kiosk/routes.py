@@ -8,11 +8,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session as DbSession
 
 from kiosk.cabinet import Cabinet
-from kiosk.store.models import Key, Unit
 
 router = APIRouter(prefix="/kiosk/api", tags=["kiosk"])
 
@@ -23,34 +20,6 @@ def get_cabinet(request: Request) -> Cabinet:
 
 
 CabinetDep = Annotated[Cabinet, Depends(get_cabinet)]
-
-
-def _key_floors(cabinet: Cabinet) -> dict[str, int]:
-    """Key number → floor of its room (basements negative), for keys that belong to a room."""
-    with DbSession(cabinet.runtime.engine) as s:
-        rows = s.execute(select(Key.key_number, Unit.floor).join(Unit, Key.unit_id == Unit.id))
-        return {number: floor for number, floor in rows}
-
-
-def _slot_keys(cabinet: Cabinet, open_slots: list[int]) -> dict[str, dict[str, str]]:
-    """Which key each open (or co-sign-pending) slot is for, so the page can name it."""
-    v = cabinet.visit
-    named: dict[int, dict[str, str]] = {
-        slot: {"key_number": plan.key.key_number, "label": plan.key.label}
-        for slot, plan in v.draws.items()
-    }
-    if v.returning is not None and v.returning.home_slot is not None:
-        named[v.returning.home_slot] = {
-            "key_number": v.returning.key_number,
-            "label": v.returning.label,
-        }
-    for slot in open_slots:
-        if v.intake and slot not in named:
-            named[slot] = {
-                "key_number": str(v.intake.get("key_number") or ""),
-                "label": str(v.intake.get("label") or ""),
-            }
-    return {str(slot): named[slot] for slot in open_slots if slot in named}
 
 
 def _signature(cabinet: Cabinet) -> tuple[Any, ...]:
@@ -78,19 +47,13 @@ def _served(cabinet: Cabinet) -> dict[int, tuple[Any, ...]]:
 
 
 def view(cabinet: Cabinet) -> dict[str, Any]:
-    """``cabinet.screen()`` plus two additive fields the page uses to find and name keys:
-    ``keys[].floor`` (int or null) and ``slot_keys`` ({"slot": {key_number, label}})."""
+    """``cabinet.screen()``, remembering what was served at its version (for the long-poll)."""
     signature = _signature(cabinet)
     data = cabinet.screen()
     served = _served(cabinet)
     served[data["version"]] = signature
     for old in [v for v in served if v < data["version"] - 16]:
         del served[old]
-    if data["keys"]:
-        floors = _key_floors(cabinet)
-        for key in data["keys"]:
-            key.setdefault("floor", floors.get(key["key_number"]))
-    data.setdefault("slot_keys", _slot_keys(cabinet, list(data["open_slots"])))
     return data
 
 
@@ -171,4 +134,22 @@ async def still_here(cabinet: CabinetDep) -> dict[str, Any]:
 @router.post("/cancel")
 async def cancel(cabinet: CabinetDep) -> dict[str, Any]:
     await cabinet.cancel()
+    return view(cabinet)
+
+
+class HandoverStartRequest(_Body):
+    notes: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/handover/start")
+async def handover_start(body: HandoverStartRequest, cabinet: CabinetDep) -> dict[str, Any]:
+    """H1: the keeper at the screen starts a handover; the incoming keeper taps next."""
+    await cabinet.start_handover(body.notes)
+    return view(cabinet)
+
+
+@router.post("/handover/accept")
+async def handover_accept(cabinet: CabinetDep) -> dict[str, Any]:
+    """H1: the keeper at the screen (signed in by their badge tap) accepts the waiting one."""
+    await cabinet.accept_handover()
     return view(cabinet)

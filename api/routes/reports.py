@@ -1,4 +1,4 @@
-"""K9 reports: list, read, download as CSV or PDF, acknowledge. Never deleted.
+"""K9 reports (and H1 handover reports): list, read, download, acknowledge. Never deleted.
 
 There is no DELETE here on purpose: K9 says a mismatch or an overdue key "cannot be
 hidden". A download renders the stored JSON after checking it against its SHA-256, so the
@@ -25,7 +25,7 @@ from kiosk.services.authz import Permission as P
 
 router = APIRouter(tags=["reports (K9)"])
 
-Kind = Literal["daily", "overdue", "key", "person"]
+Kind = Literal["daily", "overdue", "key", "person", "handover"]
 
 
 def _iso_day(value: object) -> object:

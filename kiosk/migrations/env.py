@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from alembic import context
 
-from kiosk.store import models_notify  # noqa: F401  (its tables join Base.metadata)
 from kiosk.store.db import make_engine
 from kiosk.store.models import Base
 

@@ -16,11 +16,21 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from kiosk.errors import NotFound
-from kiosk.store.models import Alarm, AlarmState, Key, Loan, Person
+from kiosk.store.models import (
+    Alarm,
+    AlarmState,
+    Handover,
+    HandoverState,
+    Key,
+    KeyStatus,
+    Loan,
+    Person,
+    Slot,
+)
 from kiosk.store.models_reports import AlarmEscalation, JobRun
 
 COUNT_JOB = "daily_count"
@@ -122,7 +132,50 @@ class PersonHistory:
     kind: str = "person"
 
 
-AnyReport = DailyReport | OverdueReport | KeyHistory | PersonHistory
+@dataclass(frozen=True)
+class OpenAlarmLine(AlarmLine):
+    """An alarm not yet closed, with its latest follow-up note (H1: what is handed over)."""
+
+    follow_up: str | None = None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Who signed a handover and how: a badge tap (``card``) or a linked admin account."""
+
+    name: str
+    staff_no: str
+    at: str
+    card: str | None = None
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class HandoverReport:
+    """H1 交接班 "三清 / 三明": what happened in the shift, what is handed over, the counts.
+
+    Frozen when the outgoing staff member starts the handover, so both sign the same
+    content; ``incoming`` is filled in when the incoming staff member taps to accept.
+    """
+
+    cabinet: str
+    handover: str
+    period_start: str
+    period_end: str
+    outgoing: Signature
+    drawn: int
+    returned: int
+    alarms_raised: list[AlarmLine]
+    keys_out: list[LoanLine]
+    open_alarms: list[OpenAlarmLine]
+    count: CountResult
+    overdue: int
+    notes: str | None = None
+    incoming: Signature | None = None
+    kind: str = "handover"
+
+
+AnyReport = DailyReport | OverdueReport | KeyHistory | PersonHistory | HandoverReport
 
 
 def content(report: AnyReport) -> dict[str, Any]:
@@ -321,3 +374,101 @@ def build_person_history(
         period_start=start.isoformat(), period_end=end.isoformat(),
         loans=[loan_line(x, zone, as_of=now) for x in loans],
     )
+
+
+def take_count(
+    session: Session, *, cabinet_id: uuid.UUID, sensed: dict[int, bool] | None,
+    zone: ZoneInfo, now: dt.datetime,
+) -> CountResult:
+    """K9/H1: the slot sensors against the records and the open loans, now.
+
+    ``sensed`` is the cabinet's last scan (slot → key present), or None when no cabinet is
+    attached (a count from the records alone, and the result says so).
+    """
+    from kiosk import records  # the register's queries; imported late to keep data.py light
+
+    expected = records.expected_presence(session, cabinet_id=cabinet_id)
+    homes = dict(session.execute(
+        select(Slot.number, Key.key_number).join(Key, Key.home_slot_id == Slot.id)
+        .where(Slot.cabinet_id == cabinet_id, Key.status == KeyStatus.ACTIVE)
+    ).all())
+    open_loans = len(records.loans_out(session, cabinet_id=cabinet_id))
+    mismatches: list[Mismatch] = []
+    if sensed is not None:
+        for slot, key_number in sorted(expected.items()):
+            if not sensed.get(slot, False):
+                mismatches.append(Mismatch(slot, key_number, "missing"))
+        for slot, present in sorted(sensed.items()):
+            if present and slot not in expected:
+                mismatches.append(Mismatch(slot, homes.get(slot), "unexpected"))
+    return CountResult(
+        counted_at=local_iso(now, zone) or "",
+        sensors_available=sensed is not None,
+        keys_total=len(homes),
+        expected_in=len(expected),
+        sensed_in=sum(1 for v in sensed.values() if v) if sensed is not None else None,
+        open_loans=open_loans,
+        mismatches=mismatches,
+    )
+
+
+def handover_period_start(
+    session: Session, *, cabinet_id: uuid.UUID, zone: ZoneInfo, now: dt.datetime
+) -> dt.datetime:
+    """The shift being handed over began at the last accepted handover, or local midnight."""
+    last = session.scalar(
+        select(Handover.accepted_at)
+        .where(Handover.cabinet_id == cabinet_id, Handover.state == HandoverState.ACCEPTED)
+        .order_by(Handover.accepted_at.desc()).limit(1)
+    )
+    midnight, _ = day_bounds(now.astimezone(zone).date(), zone)
+    return last if last is not None and last <= now else midnight
+
+
+def build_handover(
+    session: Session, *, cabinet_id: uuid.UUID, cabinet: str, handover_id: uuid.UUID,
+    outgoing: Signature, since: dt.datetime, now: dt.datetime, zone: ZoneInfo,
+    sensed: dict[int, bool] | None, notes: str | None,
+) -> HandoverReport:
+    """H1 for the shift ``since`` → ``now``: the three 清 — happened, handed over, counted."""
+    mine = Loan.cabinet_id == cabinet_id
+    drawn = session.scalar(
+        select(func.count()).select_from(Loan)
+        .where(mine, Loan.drawn_at >= since, Loan.drawn_at <= now)
+    ) or 0
+    returned = session.scalar(
+        select(func.count()).select_from(Loan)
+        .where(mine, Loan.returned_at >= since, Loan.returned_at <= now)
+    ) or 0
+    out = session.scalars(
+        _loans(session).where(mine, Loan.returned_at.is_(None)).order_by(Loan.drawn_at)
+    ).all()
+    esc = _escalations(session, [x.id for x in out])
+    keyed = (
+        select(Alarm, Key.key_number).outerjoin(Key, Alarm.key_id == Key.id)
+        .where((Alarm.cabinet_id == cabinet_id) | Alarm.cabinet_id.is_(None))
+        .options(selectinload(Alarm.notes))
+        .order_by(Alarm.raised_at)
+    )
+    raised = session.execute(keyed.where(Alarm.raised_at >= since, Alarm.raised_at <= now)).all()
+    still_open = session.execute(keyed.where(Alarm.state != AlarmState.CLOSED)).all()
+    return HandoverReport(
+        cabinet=cabinet,
+        handover=str(handover_id),
+        period_start=local_iso(since, zone) or "",
+        period_end=local_iso(now, zone) or "",
+        outgoing=outgoing,
+        drawn=drawn,
+        returned=returned,
+        alarms_raised=[_alarm_line(a, k, zone) for a, k in raised],
+        keys_out=[loan_line(x, zone, as_of=now, escalation=esc.get(x.id)) for x in out],
+        open_alarms=[
+            OpenAlarmLine(**dataclasses.asdict(_alarm_line(a, k, zone)),
+                          follow_up=a.notes[-1].text if a.notes else None)
+            for a, k in still_open
+        ],
+        count=take_count(session, cabinet_id=cabinet_id, sensed=sensed, zone=zone, now=now),
+        overdue=sum(1 for x in out if x.due_at <= now),
+        notes=notes,
+    )
+

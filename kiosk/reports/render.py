@@ -85,6 +85,21 @@ _W: dict[str, tuple[str, str]] = {
     "name": ("姓名", "Name"),
     "out": ("未还", "out"),
     "generated": ("生成时间", "Generated at"),
+    "handover": ("交接班报告（三清三明）", "Shift handover report"),
+    "outgoing": ("交班人", "Outgoing"),
+    "incoming": ("接班人", "Incoming"),
+    "not_accepted": ("尚未接班签认", "not yet accepted"),
+    "by_badge": ("刷卡", "badge"),
+    "by_account": ("账户", "account"),
+    "shift": ("本班时段", "Shift"),
+    "drawn": ("本班领取", "Drawn this shift"),
+    "returned": ("本班归还", "Returned this shift"),
+    "overdue_now": ("逾期未还", "Overdue now"),
+    "notes": ("备注", "Notes"),
+    "alarms_raised": ("本班发生的告警", "Alarms raised this shift"),
+    "keys_out": ("移交：借出未还的钥匙", "Handed over: keys out"),
+    "open_alarms": ("移交：未关闭的告警及跟进", "Handed over: open alarms and follow-ups"),
+    "follow_up": ("最新跟进", "Latest follow-up"),
 }
 
 
@@ -152,12 +167,45 @@ def _loan_table(heading: str, lines: list[dict[str, Any]], lang: Language,
     return Table(heading, [word(c, lang) for c in cols], rows, widths)
 
 
-def _alarm_table(alarms: list[dict[str, Any]], lang: Language) -> Table:
+def _alarm_table(alarms: list[dict[str, Any]], lang: Language, heading: str = "alarms",
+                 *, follow_up: bool = False) -> Table:
+    cols = ["raised_at", "kind", "key_number", "state", "message"]
+    widths = [1.3, 1.3, 1.1, 0.8, 6.0]
+    if follow_up:
+        cols.append("follow_up")
+        widths = [1.3, 1.3, 1.1, 0.8, 3.5, 2.5]
     rows = [[_t(a["raised_at"]), a["kind"], a.get("key_number") or "",
-             word(a["state"], lang), a["message"]] for a in alarms]
-    return Table(word("alarms", lang),
-                 [word(c, lang) for c in ("raised_at", "kind", "key_number", "state", "message")],
-                 rows, [1.3, 1.3, 1.1, 0.8, 6.0])
+             word(a["state"], lang), a["message"]] + ([a.get("follow_up") or ""] if follow_up else [])
+            for a in alarms]
+    return Table(word(heading, lang), [word(c, lang) for c in cols], rows, widths)
+
+
+def _signature(sig: dict[str, Any] | None, lang: Language) -> str:
+    """名字 (工号) · 时间 · 刷卡 UID: who signed, when, and with what."""
+    if sig is None:
+        return word("not_accepted", lang)
+    how = (f"{word('by_badge', lang)} {sig['card']}" if sig.get("card")
+           else f"{word('by_account', lang)} {sig.get('account') or ''}")
+    return f"{sig['name']} ({sig['staff_no']}) · {_t(sig['at'])} · {how}"
+
+
+def _count_facts(count: dict[str, Any], lang: Language) -> list[tuple[str, str]]:
+    sensed = str(count["sensed_in"]) if count["sensors_available"] else word("no_sensors", lang)
+    return [
+        (word("counted_at", lang), _t(count["counted_at"])),
+        (word("keys_total", lang), str(count["keys_total"])),
+        (word("expected_in", lang), str(count["expected_in"])),
+        (word("sensed_in", lang), sensed),
+        (word("open_loans", lang), str(count["open_loans"])),
+    ]
+
+
+def _mismatch_table(mism: list[dict[str, Any]], lang: Language) -> Table:
+    return Table(
+        word("mismatches", lang), [word(c, lang) for c in ("slot", "key_number", "problem")],
+        [[str(m["slot"]), m.get("key_number") or "", word(m["problem"], lang)] for m in mism],
+        [0.8, 1.5, 5.0],
+    )
 
 
 def layout(data: dict[str, Any], lang: Language) -> Layout:
@@ -174,24 +222,27 @@ def layout(data: dict[str, Any], lang: Language) -> Layout:
         if count is None:
             facts.append((word("count", lang), word("count_none", lang)))
         else:
-            sensed = (str(count["sensed_in"]) if count["sensors_available"]
-                      else word("no_sensors", lang))
-            facts += [
-                (word("counted_at", lang), _t(count["counted_at"])),
-                (word("keys_total", lang), str(count["keys_total"])),
-                (word("expected_in", lang), str(count["expected_in"])),
-                (word("sensed_in", lang), sensed),
-                (word("open_loans", lang), str(count["open_loans"])),
-            ]
+            facts += _count_facts(count, lang)
         tables.append(_loan_table(word("out_from_today", lang), data["out_from_today"], lang))
         tables.append(_loan_table(word("out_from_earlier", lang), data["out_from_earlier"], lang))
-        mism = count["mismatches"] if count else []
-        tables.append(Table(
-            word("mismatches", lang), [word(c, lang) for c in ("slot", "key_number", "problem")],
-            [[str(m["slot"]), m.get("key_number") or "", word(m["problem"], lang)] for m in mism],
-            [0.8, 1.5, 5.0],
-        ))
+        tables.append(_mismatch_table(count["mismatches"] if count else [], lang))
         tables.append(_alarm_table(data["alarms"], lang))
+    elif kind == "handover":
+        facts += [
+            (word("shift", lang), f"{_t(data['period_start'])} – {_t(data['period_end'])}"),
+            (word("outgoing", lang), _signature(data["outgoing"], lang)),
+            (word("incoming", lang), _signature(data.get("incoming"), lang)),
+            (word("drawn", lang), str(data["drawn"])),
+            (word("returned", lang), str(data["returned"])),
+            (word("overdue_now", lang), str(data["overdue"])),
+            *_count_facts(data["count"], lang),
+        ]
+        if data.get("notes"):
+            facts.append((word("notes", lang), data["notes"]))
+        tables.append(_loan_table(word("keys_out", lang), data["keys_out"], lang))
+        tables.append(_alarm_table(data["open_alarms"], lang, "open_alarms", follow_up=True))
+        tables.append(_mismatch_table(data["count"]["mismatches"], lang))
+        tables.append(_alarm_table(data["alarms_raised"], lang, "alarms_raised"))
     elif kind == "overdue":
         facts += [(word("as_of", lang), _t(data["as_of"])),
                   (word("long_overdue_days", lang), str(data["long_overdue_days"]))]

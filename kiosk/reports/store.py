@@ -25,8 +25,7 @@ from kiosk.store.models_reports import REPORT_KINDS, Report
 from kiosk.store.types import utcnow
 
 
-def _period(report: AnyReport) -> tuple[dt.date, dt.date, str | None]:
-    data = content(report)
+def _period(data: dict[str, Any]) -> tuple[dt.date, dt.date, str | None]:
     kind = data["kind"]
     if kind == "daily":
         day = dt.date.fromisoformat(data["day"])
@@ -34,8 +33,10 @@ def _period(report: AnyReport) -> tuple[dt.date, dt.date, str | None]:
     if kind == "overdue":
         day = dt.date.fromisoformat(data["as_of"][:10])
         return day, day, None
-    start = dt.date.fromisoformat(data["period_start"])
-    end = dt.date.fromisoformat(data["period_end"])
+    start = dt.date.fromisoformat(data["period_start"][:10])
+    end = dt.date.fromisoformat(data["period_end"][:10])
+    if kind == "handover":
+        return start, end, data["handover"]
     return start, end, data["key_number"] if kind == "key" else data["staff_no"]
 
 
@@ -44,19 +45,30 @@ def save(
     actors: list[str] | None = None, now: dt.datetime | None = None,
 ) -> Report:
     """Freeze ``report`` as canonical JSON with its SHA-256 and log ``report.generated``."""
+    return save_content(session, audit, data=content(report), language=language,
+                        actors=actors, now=now)
+
+
+def save_content(
+    session: Session, audit: AuditLog, *, data: dict[str, Any], language: str,
+    actors: list[str] | None = None, now: dt.datetime | None = None,
+) -> Report:
+    """``save`` for content that is already JSON (a handover's, with both signatures)."""
     if language not in ("zh", "en"):
         raise InvalidRequest(f"language must be zh or en, not {language!r}")
-    body = canonical(content(report))
+    body = canonical(data)
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
-    start, end, subject = _period(report)
+    start, end, subject = _period(data)
+    kind = data["kind"]
     row = Report(
-        kind=report.kind, subject=subject, period_start=start, period_end=end,
+        kind=kind, subject=subject, period_start=start, period_end=end,
         language=language, generated_at=now or utcnow(), content=body, sha256=digest,
     )
     session.add(row)
     session.flush()
     stored = tx.log(session, audit, NewEvent(
-        type="report.generated", actors=actors or ["scheduler"], rules=["K9"],
+        type="report.generated", actors=actors or ["scheduler"],
+        rules=["H1", "K9"] if kind == "handover" else ["K9"],
         payload={"report": str(row.id), "kind": row.kind, "period_start": start.isoformat(),
                  "period_end": end.isoformat(), "subject": subject, "sha256": digest},
     ))

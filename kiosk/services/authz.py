@@ -59,6 +59,11 @@ class Permission(enum.StrEnum):
     AUDIT_CHECKPOINT = "audit:checkpoint"
     REPORTS_READ = "reports:read"
     REPORTS_ACKNOWLEDGE = "reports:acknowledge"
+    HANDOVERS_READ = "handovers:read"
+    HANDOVERS_START = "handovers:start"
+    """H1: start a handover as the caller's own linked person (a keeper of the register)."""
+    HANDOVERS_CANCEL = "handovers:cancel"
+    """Withdraw someone's waiting handover (at the cabinet the outgoing cancels their own)."""
     NOTIFICATIONS_READ = "notifications:read"
     """The delivery log of email and webhook notifications."""
     NOTIFICATIONS_RETRY = "notifications:retry"
@@ -89,6 +94,8 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
         P.APPROVALS_EXPIRE,
         P.AUDIT_CHECKPOINT,
         P.REPORTS_ACKNOWLEDGE,  # K9: reports go to the supervisor, who acknowledges them
+        P.HANDOVERS_START,  # H1: supervisors keep the register across shifts too
+        P.HANDOVERS_CANCEL,
     },
     # Approves special-room draws for their own department (K7).
     AccountRole.DEPT_LEADER: frozenset(
@@ -124,6 +131,8 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
             P.LOANS_READ,
             P.ALARMS_READ,
             P.ALARMS_WRITE,
+            P.HANDOVERS_READ,  # H1: the duty manager takes over the register after hours
+            P.HANDOVERS_START,
         }
     ),
     # Receives keys (K1), registers owners' letters and calls owners (K6): needs their phone.
@@ -152,6 +161,8 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
             P.ALARMS_READ,
             P.ALARMS_WRITE,
             P.REPORTS_READ,  # K9: the custodian does the daily count and reads its report
+            P.HANDOVERS_READ,  # H1: hands the register over at the end of the shift
+            P.HANDOVERS_START,
         }
     ),
     # Reads everything, including the log and its verification, but never writes and never

@@ -10,8 +10,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from kiosk.store import models_notify  # noqa: F401  (every model module is known before a migration)
-
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 

@@ -539,7 +539,15 @@ class AlarmNote(Base):
 
 # ---------------------------------------------------------------------- handovers (H1)
 class Handover(Base):
-    """H1: outgoing and incoming staff confirm keys out, open alarms, follow-ups and counts."""
+    """H1: outgoing and incoming staff confirm keys out, open alarms, follow-ups and counts.
+
+    Both sign: the outgoing by a badge tap at the cabinet (``outgoing_card``) or through the
+    admin API with their own linked account (``outgoing_account``); the incoming only by a
+    badge tap at the cabinet (``incoming_card``), because accepting means standing in front
+    of the keys. The report is frozen at the start, so both sign the same content; a
+    handover not accepted by ``expires_at`` lapses and has to be started again. At most one
+    handover per cabinet is pending at a time (a partial unique index).
+    """
 
     __tablename__ = "handovers"
 
@@ -556,12 +564,42 @@ class Handover(Base):
         Text, doc="Canonical JSON: what happened, handed over, counts."
     )
     notes: Mapped[str | None] = mapped_column(Text)
+    outgoing_card: Mapped[str | None] = mapped_column(
+        String(32), doc="Badge UID the outgoing staff member tapped to start (at the kiosk)."
+    )
+    outgoing_account: Mapped[str | None] = mapped_column(
+        String(64), doc="Admin account (linked to the outgoing person) that started it."
+    )
+    incoming_card: Mapped[str | None] = mapped_column(
+        String(32), doc="Badge UID the incoming staff member tapped to accept."
+    )
+    expires_at: Mapped[dt.datetime | None]
+    closed_at: Mapped[dt.datetime | None] = mapped_column(doc="Cancelled or lapsed at.")
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    started_seq: Mapped[int | None] = mapped_column(BigInteger)
+    accepted_seq: Mapped[int | None] = mapped_column(BigInteger)
+    report_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("reports.id"), doc="The stored, printable report both signed (K9: kept)."
+    )
+
+    outgoing: Mapped[Person] = relationship(foreign_keys=[outgoing_id])
+    incoming: Mapped[Person | None] = relationship(foreign_keys=[incoming_id])
 
     __table_args__ = (
         CheckConstraint("incoming_id IS NULL OR incoming_id <> outgoing_id", name="two_people"),
         CheckConstraint(
             "state <> 'accepted' OR (incoming_id IS NOT NULL AND accepted_at IS NOT NULL)",
             name="accepted_signed",
+        ),
+        CheckConstraint(
+            "state <> 'accepted' OR incoming_card IS NOT NULL", name="incoming_tapped"
+        ),
+        CheckConstraint(
+            "outgoing_card IS NOT NULL OR outgoing_account IS NOT NULL", name="outgoing_signed"
+        ),
+        Index(
+            "uq_handovers_one_pending", "cabinet_id", unique=True,
+            sqlite_where=text("state = 'started'"), postgresql_where=text("state = 'started'"),
         ),
     )
 
@@ -613,4 +651,4 @@ class Checkpoint(Base):
     signed_at: Mapped[dt.datetime]
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
-from kiosk.store import models_auth, models_reports  # noqa: E402,F401
+from kiosk.store import models_auth, models_notify, models_reports  # noqa: E402,F401

@@ -34,7 +34,7 @@ from kiosk.errors import Conflict
 from kiosk.store.models import Base
 from kiosk.store.types import utcnow
 
-REPORT_KINDS = ("daily", "overdue", "key", "person")
+REPORT_KINDS = ("daily", "overdue", "key", "person", "handover")
 REPORT_LANGUAGES = ("zh", "en")
 ESCALATION_LEVELS = ("custodian", "supervisor", "long_overdue")
 
@@ -83,7 +83,7 @@ class Report(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     kind: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str | None] = mapped_column(
-        String(64), doc="Key number or staff number for history reports."
+        String(64), doc="Key number or staff number for history reports; handover id."
     )
     period_start: Mapped[dt.date] = mapped_column(Date)
     period_end: Mapped[dt.date] = mapped_column(Date)
@@ -98,7 +98,9 @@ class Report(Base):
     acknowledgement_note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        CheckConstraint("kind IN ('daily', 'overdue', 'key', 'person')", name="kind_known"),
+        CheckConstraint(
+            "kind IN ('daily', 'overdue', 'key', 'person', 'handover')", name="kind_known"
+        ),
         CheckConstraint("language IN ('zh', 'en')", name="language_known"),
         CheckConstraint("period_end >= period_start", name="period_order"),
         CheckConstraint(

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from api.routes.live import RemoteUnlocks
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet
 from kiosk.reports import store as report_store
 from kiosk.reports.data import DailyReport
-from kiosk.services import accounts, tx
+from kiosk.services import accounts, handovers, tx
 from kiosk.services.authz import ROLE_PERMISSIONS, Permission
 from kiosk.store.models import (
     AccessRight,
@@ -43,6 +44,8 @@ from kiosk.store.models import (
     AuthorizationUnit,
     Card,
     DutyShift,
+    Handover,
+    HandoverState,
     IntakeRecord,
     Key,
     KeyCategory,
@@ -50,6 +53,7 @@ from kiosk.store.models import (
     Role,
     Slot,
 )
+from kiosk.store.models import Cabinet as CabinetRow
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.models_notify import NotificationDelivery
 from kiosk.store.types import utcnow
@@ -207,6 +211,24 @@ class Fresh:
                             out_from_earlier=[], count=None, alarms=[])
         with tx.write(self.w.audit) as session:
             row = report_store.save(session, self.w.audit, report=daily, language="zh")
+        return str(row.id)
+
+    def no_handover_waiting(self) -> None:
+        """H1 allows one waiting handover: clear the last request's so the next can start."""
+        with tx.write(self.w.audit) as session:
+            for row in session.scalars(select(Handover).where(
+                    Handover.state == HandoverState.STARTED)):
+                handovers.cancel(session, self.w.audit, handover_id=row.id, actors=["test"])
+
+    def handover(self) -> str:
+        """A handover started at the cabinet by the custodian's badge, waiting for acceptance."""
+        self.no_handover_waiting()
+        with tx.write(self.w.audit) as session:
+            row = handovers.start(
+                session, self.w.audit, cabinet=session.get_one(CabinetRow, self.w.ids["cabinet"]),
+                outgoing_id=self.w.ids["custodian"], card="C0DE0001",
+                zone=self.w.runtime.settings.zone, sensed=None,
+            )
         return str(row.id)
 
     def delivery(self, state: str = "failed") -> str:
@@ -419,6 +441,15 @@ OPS: list[Op] = [
         "GET", f"/reports/{f.report()}/download", params={"format": "csv", "lang": "en"})),
     op("POST", "/reports/{report_id}/acknowledge", lambda f: Req(
         "POST", f"/reports/{f.report()}/acknowledge", {"note": "已阅"})),
+    # handovers (H1): list, read, print; start as oneself; cancel someone's waiting one
+    op("GET", "/handovers", lambda f: Req("GET", "/handovers", params={"state": "started"})),
+    op("GET", "/handovers/{handover_id}", lambda f: Req("GET", f"/handovers/{f.handover()}")),
+    op("GET", "/handovers/{handover_id}/download", lambda f: Req(
+        "GET", f"/handovers/{f.handover()}/download", params={"format": "csv", "lang": "en"})),
+    op("POST", "/handovers", lambda f: (f.no_handover_waiting(), Req(
+        "POST", "/handovers", {"notes": "交接正常"}))[1]),
+    op("POST", "/handovers/{handover_id}/cancel",
+       lambda f: Req("POST", f"/handovers/{f.handover()}/cancel")),
     # notifications: the delivery log, retry of a failed delivery
     op("GET", "/notifications", lambda f: Req("GET", "/notifications", params={"state": "failed"})),
     op("GET", "/notifications/{delivery_id}",
@@ -430,6 +461,8 @@ OPS: list[Op] = [
 ]
 
 MATRIX_PERSON_ROLES = {
+    AccountRole.ADMIN: (Role.STAFF, Role.SUPERVISOR),  # H1: POST /handovers signs as a keeper
+    AccountRole.SUPERVISOR: (Role.STAFF, Role.SUPERVISOR),
     AccountRole.DUTY_MANAGER: (Role.STAFF, Role.DUTY_MANAGER),
     AccountRole.CUSTODIAN: (Role.STAFF, Role.CUSTODIAN),
     AccountRole.DEPT_LEADER: (Role.STAFF, Role.DEPT_LEADER),

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 VIEWPORT = {"width": 1024, "height": 600}
+REPEAT_TAP_S = 1.0
+"""Sim tap holds a badge 0.4 s; the reader forgets it 0.3 s (and two polls) after it left."""
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,6 +44,7 @@ class Daemon:
     kiosk_port: int
     log_path: Path
     people: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _last_tap: tuple[str, float] | None = None
 
     @property
     def url(self) -> str:
@@ -71,7 +74,13 @@ class Daemon:
         return data
 
     def tap(self, uid: str) -> None:
+        """A badge held to the reader. The same badge again counts as a new tap only once it
+        has been off the antenna for the reader's hold-off, as when a person lifts it and taps
+        again: so a repeat of the last badge waits for that first."""
+        if self._last_tap is not None and self._last_tap[0] == uid:
+            time.sleep(max(0.0, self._last_tap[1] + REPEAT_TAP_S - time.monotonic()))
         self.post("/sim/tap", {"uid": uid})
+        self._last_tap = (uid, time.monotonic())
 
     def slot_open(self, slot: int) -> bool:
         return bool(self.get("/sim/state")["slots"][str(slot)]["open"])
@@ -154,6 +163,8 @@ def start_daemon(tmp: Path, **env_extra: str) -> Daemon:
         "KIOSK_BUSINESS_HOURS__END": "23:59:59",
         "KIOSK_BUSINESS_HOURS__WEEKDAYS": "[1,2,3,4,5,6,7]",
         "KIOSK_BUSINESS_HOURS__HOLIDAYS": "[]",
+        # H1: the screen stops waiting for the incoming keeper soon (the minimum)
+        "KIOSK_CABINET__HANDOVER_TAP_TIMEOUT_S": "10",
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         **env_extra,
     }
@@ -211,3 +222,49 @@ def open_kiosk(browser: Any, url: str) -> Kiosk:
     page.goto(url + "/")
     page.wait_for_selector("#app:not([data-state='loading'])")
     return Kiosk(page, errors)
+
+
+# ------------------------------------------------------------------ shared checks
+MIN_TOUCH = 64  # px, every button on every screen
+
+
+def person(
+    daemon: Daemon, dept: str, index: int, *, roles: set[str] | None = None
+) -> dict[str, Any]:
+    """The ``index``-th person of a department (with exactly ``roles``, when given)."""
+    people = [p for p in daemon.people[dept] if roles is None or p["roles"] == roles]
+    return people[index]
+
+
+def key_slot(daemon: Daemon, key_number: str) -> int:
+    keys = {k["key_number"]: k for k in daemon.screen()["keys"]}
+    slot: int = keys[key_number]["slot"]
+    return slot
+
+
+def assert_fits(kiosk: Kiosk) -> None:
+    """Nothing scrolls, every visible button is inside 1024×600 and at least 64×64 px."""
+    report = kiosk.page.evaluate("""() => {
+        const doc = document.scrollingElement;
+        const bad = [];
+        for (const b of document.querySelectorAll('button')) {
+            const r = b.getBoundingClientRect();
+            if (!r.width || !r.height || getComputedStyle(b).visibility === 'hidden') continue;
+            if (r.width < 64 || r.height < 64 || r.left < 0 || r.top < 0
+                || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) {
+                bad.push(`${b.id || b.dataset.key || b.dataset.floor || b.dataset.reason
+                           || b.textContent.trim().slice(0, 20)}: ${Math.round(r.left)},${Math.round(r.top)} `
+                         + `${Math.round(r.width)}x${Math.round(r.height)}`);
+            }
+        }
+        const grid = document.getElementById('key-grid');
+        return {scroll: [doc.scrollWidth, doc.scrollHeight, innerWidth, innerHeight],
+                gridScrolls: grid.offsetParent !== null && grid.scrollHeight > grid.clientHeight + 1,
+                bad};
+    }""")
+    width, height, view_w, view_h = report["scroll"]
+    assert width <= view_w and height <= view_h, report
+    assert not report["gridScrolls"], "the key list needs scrolling"
+    assert report["bad"] == [], (
+        f"buttons outside the screen or under {MIN_TOUCH} px: {report['bad']}"
+    )

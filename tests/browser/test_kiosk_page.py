@@ -15,56 +15,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from browser_rig import Daemon, Kiosk, open_kiosk, start_daemon
+from browser_rig import Daemon, Kiosk, assert_fits, key_slot, open_kiosk, person, start_daemon
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = pytest.mark.browser
-
-MIN_TOUCH = 64  # px, every button on every screen
-
-
-def person(
-    daemon: Daemon, dept: str, index: int, *, roles: set[str] | None = None
-) -> dict[str, Any]:
-    """The ``index``-th person of a department (with exactly ``roles``, when given)."""
-    people = [p for p in daemon.people[dept] if roles is None or p["roles"] == roles]
-    return people[index]
-
-
-def key_slot(daemon: Daemon, key_number: str) -> int:
-    keys = {k["key_number"]: k for k in daemon.screen()["keys"]}
-    slot: int = keys[key_number]["slot"]
-    return slot
-
-
-def assert_fits(kiosk: Kiosk) -> None:
-    """Nothing scrolls, every visible button is inside 1024×600 and at least 64×64 px."""
-    report = kiosk.page.evaluate("""() => {
-        const doc = document.scrollingElement;
-        const bad = [];
-        for (const b of document.querySelectorAll('button')) {
-            const r = b.getBoundingClientRect();
-            if (!r.width || !r.height || getComputedStyle(b).visibility === 'hidden') continue;
-            if (r.width < 64 || r.height < 64 || r.left < 0 || r.top < 0
-                || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) {
-                bad.push(`${b.id || b.dataset.key || b.dataset.floor || b.dataset.reason
-                           || b.textContent.trim().slice(0, 20)}: ${Math.round(r.left)},${Math.round(r.top)} `
-                         + `${Math.round(r.width)}x${Math.round(r.height)}`);
-            }
-        }
-        const grid = document.getElementById('key-grid');
-        return {scroll: [doc.scrollWidth, doc.scrollHeight, innerWidth, innerHeight],
-                gridScrolls: grid.offsetParent !== null && grid.scrollHeight > grid.clientHeight + 1,
-                bad};
-    }""")
-    width, height, view_w, view_h = report["scroll"]
-    assert width <= view_w and height <= view_h, report
-    assert not report["gridScrolls"], "the key list needs scrolling"
-    assert report["bad"] == [], (
-        f"buttons outside the screen or under {MIN_TOUCH} px: {report['bad']}"
-    )
-
 
 def test_idle_screen(kiosk: Kiosk, screenshots: Path) -> None:
     page = kiosk.page

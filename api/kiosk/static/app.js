@@ -72,7 +72,7 @@
   let toastTimer = 0;
   let noticeDismissed = null;  // a message not to show in the notice bar (stale or touched away)
   const messageId = (msg) => (msg ? `${msg.code}|${msg.zh}` : null);
-  const ui = { mode: 'floors', floor: null, query: '', selected: [], sheet: false, other: false, intake: null };
+  const ui = { mode: 'floors', floor: null, query: '', selected: [], sheet: false, other: false, intake: null, handover: false };
   let nameKb = null;        // the on-screen keyboards (built once in init)
   let otherKb = null;
 
@@ -185,6 +185,7 @@
     ui.sheet = false;
     ui.other = false;
     ui.intake = null;
+    ui.handover = false;
     if (otherKb) otherKb.reset();
     if (nameKb) nameKb.reset();
   }
@@ -197,7 +198,7 @@
   // ---------------------------------------------------------------------- render
   const SCREEN_OF = {
     idle: 's-idle', await_manager: 's-await_manager', choosing: 's-choosing',
-    await_cosign: 's-await_cosign', releasing: 's-slots', returning: 's-slots', intake: 's-slots',
+    await_cosign: 's-await_cosign', await_incoming: 's-await_incoming', releasing: 's-slots', returning: 's-slots', intake: 's-slots',
   };
 
   function render() {
@@ -214,7 +215,9 @@
     else if (intakeOpen()) renderIntake();
     else if (state === 'choosing') renderChoosing();
     else if (state === 'await_cosign') renderCosign();
+    else if (state === 'await_incoming') renderHandoverSummary($('incoming-summary'));
     else renderSlots();
+    renderHandoverSheet();
     tick();
   }
 
@@ -232,12 +235,14 @@
       await_manager: ['等待值班经理刷卡', 'Waiting for the on-duty manager'],
       choosing: ['请选择钥匙和事由', 'Choose the key and the reason'],
       await_cosign: ['等待钥匙管理员确认', 'Waiting for a key custodian'],
+      await_incoming: ['交接班', 'Shift handover'],
       releasing: ['领取钥匙', 'Draw a key'],
       returning: ['归还钥匙', 'Return a key'],
       intake: ['登记钥匙', 'Register a key'],
     };
     prompt.replaceChildren(...pair(intakeOpen() ? prompts.intake : prompts[state] || prompts.idle));
     show($('intake-open'), state === 'choosing' && snap.custodian === true && !ui.intake);
+    renderHandoverButton();
     show($('cancel'), state !== 'idle');
     show($('countdown'), state !== 'idle' && snap.seconds_left !== null);
   }
@@ -292,6 +297,57 @@
       const k = slotKeyText(slot);
       if (k) box.append(el('span', { class: 'chip' }, k.label, ' ', el('small', {}, k.key_number)));
     }
+  }
+
+  // ------------------------------------------------------------------ handover (H1)
+  function renderHandoverButton() {
+    const h = snap.handover;
+    const btn = $('handover-open');
+    const waiting = h && h.waiting;
+    const signedIn = snap.state === 'choosing' || snap.state === 'await_manager';
+    const visible = signedIn && !ui.intake && h && (h.can_start || (waiting && waiting.can_accept));
+    show(btn, !!visible);
+    if (!visible) return;
+    btn.dataset.action = h.can_start ? 'start' : 'accept';
+    btn.replaceChildren(...(h.can_start
+      ? [zh('⇄ 交接班'), en('Shift handover')]
+      : [zh(`⇄ 接班 ${waiting.outgoing}`), en('Accept handover')]));
+  }
+
+  // The frozen handover report in a few lines: what is handed over and the counts (三清三明).
+  function renderHandoverSummary(box) {
+    const w = snap.handover && snap.handover.waiting;
+    box.replaceChildren();
+    if (!w) return;
+    const chip = (zhText, enText, value, warn) => el('span', { class: 'chip' + (warn ? ' chip-warn' : '') },
+      zh(zhText), ' ', en(enText), ' ', el('b', {}, String(value)));
+    const sensed = w.sensed_in === null ? '—' : w.sensed_in;
+    box.append(
+      el('div', { class: 'handover-row' },
+        chip('交班人', 'Outgoing', w.outgoing),
+        chip('本班领取', 'Drawn', w.drawn), chip('本班归还', 'Returned', w.returned)),
+      el('div', { class: 'handover-row' },
+        chip('借出未还', 'Keys out', w.keys_out, w.keys_out > 0),
+        chip('逾期', 'Overdue', w.overdue, w.overdue > 0),
+        chip('未关闭告警', 'Open alarms', w.open_alarms, w.open_alarms > 0)),
+      el('div', { class: 'handover-row' },
+        chip('钥匙总数', 'Keys', w.keys_total), chip('记录在柜', 'In by records', w.expected_in),
+        chip('传感器在柜', 'In by sensors', sensed), chip('点数差异', 'Mismatches', w.mismatches, w.mismatches > 0)));
+    if (w.key_list.length) box.append(el('div', { class: 'handover-keys' }, zh('借出：'), en('Out:'), ' ', w.key_list.join('、')));
+  }
+
+  function renderHandoverSheet() {
+    const w = snap.handover && snap.handover.waiting;
+    const open = ui.handover && (snap.state === 'choosing' || snap.state === 'await_manager') && w && w.can_accept;
+    show($('handover-sheet'), !!open);
+    if (!open) return;
+    $('handover-from').textContent = w.outgoing;
+    renderHandoverSummary($('handover-summary'));
+  }
+
+  function handoverPressed() {
+    if ($('handover-open').dataset.action === 'start') post('handover/start', {});
+    else { ui.handover = true; render(); }
   }
 
   function renderSlots() {
@@ -743,7 +799,7 @@
       en(`${WEEKDAY_EN[now.getDay()]} ${now.getDate()} ${MONTH_EN[now.getMonth()]} ${now.getFullYear()}`));
     const left = secondsLeft();
     const s = left === null ? '' : String(left);
-    for (const id of ['countdown-s', 'manager-count', 'cosign-count', 'slot-count']) $(id).textContent = s;
+    for (const id of ['countdown-s', 'manager-count', 'cosign-count', 'incoming-count', 'slot-count']) $(id).textContent = s;
     $('app').classList.toggle('hurry', left !== null && left <= 10);
   }
 
@@ -771,6 +827,9 @@
       fetch(`${API}/still-here`, { method: 'POST', cache: 'no-store' }).catch(() => {});
     }, { passive: true });
     $('intake-open').addEventListener('click', openIntake);
+    $('handover-open').addEventListener('click', handoverPressed);
+    $('handover-back').addEventListener('click', () => { ui.handover = false; render(); });
+    $('handover-accept').addEventListener('click', () => post('handover/accept', {}));
     $('intake-next').addEventListener('click', intakeNext);
     $('intake-back').addEventListener('click', intakeBack);
     $('intake-back2').addEventListener('click', intakeBack);
