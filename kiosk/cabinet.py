@@ -34,6 +34,7 @@ from kiosk.errors import AuditError, Conflict, InvalidRequest
 from kiosk.messages import REASONS, text
 from kiosk.policy import Decision
 from kiosk.runtime import Runtime
+from kiosk.services import alarms as alarm_service
 from kiosk.services import handovers, tx
 from kiosk.store.db import write_session
 from kiosk.store.models import Cabinet as CabinetRow
@@ -748,13 +749,13 @@ class Cabinet:
         return True
 
     async def _lock_fault(self, slot: int, exc: Exception) -> None:
-        with write_session(self.runtime.engine) as s:
-            _, event = records.raise_alarm(
-                s, self.audit, cabinet_id=self.cabinet_id,
-                kind="lock_fault", message=f"slot {slot} did not unlock: {exc}", slot=slot,
+        with tx.write(self.audit) as s:
+            alarm_service.raise_alarm(
+                s, self.audit, kind="lock_fault", message=f"slot {slot} did not unlock: {exc}",
+                rule="K2", actors=[], cabinet_id=self.cabinet_id,
+                slot_id=records.slot_id(s, cabinet_id=self.cabinet_id, number=slot),
                 payload={"intent_seq": self.visit.intents.get(slot)},
             )
-        self.audit.notify_committed(event)
         self._log(self._outcome("unlock.failed", slot, rules=["K2"], detail=str(exc)))
         self.visit.resolved.add(slot)
         await self._apply(self.session.handle(flow.Cancelled(self.clock(), "lock_fault")))
@@ -808,7 +809,7 @@ class Cabinet:
         assert key is not None
         returner = self.visit.person
         now = self.clock()
-        with write_session(self.runtime.engine) as s:
+        with tx.write(self.audit) as s:
             loan = records.open_loan(s, key_id=key.id)
             self.visit.resolved.add(slot)
             if loan is None:  # closed meanwhile by a start-up resolution: nothing to close
@@ -819,7 +820,7 @@ class Cabinet:
             loan.returned_by_id = returner.id if returner else None
             loan.returned_by_other = decision.code != "returned"
             loan.return_slot_id = records.slot_id(s, cabinet_id=self.cabinet_id, number=slot)
-            event = self.audit.append_in(s, NewEvent(
+            event = tx.log(s, self.audit, NewEvent(
                 type="key.returned", slot=slot, key_number=key.key_number, decision="allow",
                 rules=list(decision.rules), actors=[str(returner.id)] if returner else [],
                 payload={"loan": str(loan.id), "intent_seq": self.visit.intents.get(slot),
@@ -827,16 +828,12 @@ class Cabinet:
                          "overdue": now > loan.due_at},
             ))
             loan.return_event_seq = event.seq
-            alarm_event = None
             if loan.returned_by_other:
-                _, alarm_event = records.raise_alarm(
-                    s, self.audit, cabinet_id=self.cabinet_id,
-                    kind="returned_by_other", rule="K5", slot=slot, key_id=key.id,
-                    key_number=key.key_number, loan_id=loan.id, message=decision.reason,
+                alarm_service.raise_alarm(
+                    s, self.audit, kind="returned_by_other", rule="K5", message=decision.reason,
+                    actors=[str(returner.id)] if returner else [], cabinet_id=self.cabinet_id,
+                    slot_id=loan.return_slot_id, key_id=key.id, loan_id=loan.id,
                 )
-        self.audit.notify_committed(event)
-        if alarm_event:
-            self.audit.notify_committed(alarm_event)
 
     def _register_key(self, slot: int) -> None:
         details = self.visit.intake or {}
@@ -1002,31 +999,26 @@ class Cabinet:
         if self._next_overdue_check is not None and now < self._next_overdue_check:
             return
         self._next_overdue_check = now + self.options.overdue_every
-        with write_session(self.runtime.engine) as s:
-            events = []
+        with tx.write(self.audit) as s:
             for loan in records.loans_out(s, cabinet_id=self.cabinet_id):
                 if loan.due_at <= now and not records.has_open_alarm(s, kind="key_overdue", loan_id=loan.id):
-                    _, event = records.raise_alarm(
-                        s, self.audit, cabinet_id=self.cabinet_id,
-                        kind="key_overdue", rule="K9", key_id=loan.key_id,
-                        key_number=loan.key.key_number, loan_id=loan.id,
+                    alarm_service.raise_alarm(
+                        s, self.audit, kind="key_overdue", rule="K9", actors=[],
+                        cabinet_id=self.cabinet_id, key_id=loan.key_id, loan_id=loan.id,
                         message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
                                 f"{loan.due_at.isoformat()}",
                     )
-                    events.append(event)
-        for event in events:
-            self.audit.notify_committed(event)
 
     # ------------------------------------------------------------------------ helpers
     def _alarm(self, kind: str, message: str, *, rule: str | None = None, slot: int | None = None,
                key: policy.KeyFacts | None = None) -> None:
-        with write_session(self.runtime.engine) as s:
-            _, event = records.raise_alarm(
-                s, self.audit, cabinet_id=self.cabinet_id, kind=kind,
-                message=message, rule=rule, slot=slot, key_id=key.id if key else None,
-                key_number=key.key_number if key else None,
+        with tx.write(self.audit) as s:
+            alarm_service.raise_alarm(
+                s, self.audit, kind=kind, message=message, rule=rule, actors=[],
+                cabinet_id=self.cabinet_id, key_id=key.id if key else None,
+                slot_id=records.slot_id(s, cabinet_id=self.cabinet_id, number=slot)
+                if slot is not None else None,
             )
-        self.audit.notify_committed(event)
         self._beep("alarm")
         self._changed()
 

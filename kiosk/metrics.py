@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from kiosk.audit import AppendedEvent
 from kiosk.runtime import Runtime
+from kiosk.services.alarms import alarm_kind_of
 from kiosk.store.models import Event, Loan
 from kiosk.store.types import utcnow
 
@@ -116,8 +117,8 @@ class AuditMetrics(Collector):
         yield _labelled("kiosk_denials", "Refusals at the cabinet, by rule id cited.", "rule",
                         sorted(denials.items()))
         yield _labelled("kiosk_alarms", "Alarms raised, by kind.", "kind",
-                        sorted((t.removeprefix("alarm."), n) for t, n in types.items()
-                               if t.startswith("alarm.")))
+                        sorted((kind, n) for t, n in types.items()
+                               if (kind := alarm_kind_of(t)) is not None))
         yield _counter("kiosk_lock_bus_errors",
                        "Times the lock bus stopped answering (alarm.bus_fault).",
                        types["alarm.bus_fault"])

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from drivers.locks.base import SlotState
 from kiosk import policy, records
 from kiosk.audit import AppendedEvent, NewEvent
+from kiosk.services import alarms as alarm_service
+from kiosk.services import tx
 from kiosk.store.db import write_session
 from kiosk.store.models import Event, Loan
 
@@ -94,15 +96,14 @@ def reconcile(cabinet: Cabinet, status: dict[int, SlotState]) -> dict[str, int]:
 
 
 def _alarm_once(cabinet: Cabinet, kind: str, slot: int, rule: str, message: str) -> int:
-    with write_session(cabinet.runtime.engine) as s:
+    with tx.write(cabinet.audit) as s:
         slot_id = records.slot_id(s, cabinet_id=cabinet.cabinet_id, number=slot)
         if records.has_open_alarm(s, kind=kind, slot=slot_id):
             return 0
-        _, event = records.raise_alarm(
-            s, cabinet.audit, cabinet_id=cabinet.cabinet_id,
-            kind=kind, rule=rule, slot=slot, message=message,
+        alarm_service.raise_alarm(
+            s, cabinet.audit, kind=kind, rule=rule, message=message, actors=[],
+            cabinet_id=cabinet.cabinet_id, slot_id=slot_id,
         )
-    cabinet.audit.notify_committed(event)
     return 1
 
 

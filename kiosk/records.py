@@ -16,7 +16,6 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from kiosk import policy
-from kiosk.audit import AppendedEvent, AuditLog, NewEvent
 from kiosk.store.models import (
     AccessRight,
     Alarm,
@@ -249,39 +248,6 @@ def unit_label(session: Session, *, unit_id: uuid.UUID | None) -> str | None:
 
 
 # ----------------------------------------------------------------------------- writes
-
-
-def raise_alarm(
-    session: Session,
-    audit: AuditLog,
-    *,
-    cabinet_id: uuid.UUID,
-    kind: str,
-    message: str,
-    rule: str | None = None,
-    slot: int | None = None,
-    key_id: uuid.UUID | None = None,
-    key_number: str | None = None,
-    loan_id: uuid.UUID | None = None,
-    payload: dict[str, object] | None = None,
-) -> tuple[Alarm, AppendedEvent]:
-    """F1: an alarm is a record with an owner and a state, and an event in the log."""
-    event = audit.append_in(
-        session,
-        NewEvent(
-            type=f"alarm.{kind}", slot=slot, key_number=key_number,
-            rules=[rule] if rule else ["F1"],
-            payload={"message": message, **(payload or {})},
-        ),
-    )
-    alarm = Alarm(
-        kind=kind, cabinet_id=cabinet_id, message=message, rule=rule,
-        slot_id=slot_id(session, cabinet_id=cabinet_id, number=slot) if slot else None,
-        key_id=key_id, loan_id=loan_id, event_seq=event.seq,
-    )
-    session.add(alarm)
-    session.flush()
-    return alarm, event
 
 
 def consume_approval(session: Session, *, approval_id: uuid.UUID, loan_id: uuid.UUID) -> None:

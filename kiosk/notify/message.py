@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kiosk.services.alarms import alarm_kind_of
 from kiosk.store.models import Event
 
 ALARM_KINDS: dict[str, tuple[str, str]] = {
@@ -36,7 +37,6 @@ ALARM_KINDS: dict[str, tuple[str, str]] = {
 }
 """Known alarm kinds; an unknown kind is shown by its code in both languages."""
 
-ALARM_LIFECYCLE = frozenset({"acknowledged", "assigned", "noted", "closed", "escalated"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 SUBJECT_MAX = 200
 
@@ -90,17 +90,8 @@ def one_line(value: object, limit: int = SUBJECT_MAX) -> str:
 
 
 def _alarm_kind(event: EventView) -> str | None:
-    """The alarm kind of an alarm-raising event, or None for other events.
-
-    Services log ``alarm.raised`` with the kind in the payload; the cabinet logs
-    ``alarm.<kind>`` directly. Lifecycle steps (``alarm.acknowledged``...) are not raises.
-    """
-    if event.type == "alarm.raised":
-        return str(event.payload.get("kind") or "unknown")
-    prefix, _, rest = event.type.partition(".")
-    if prefix == "alarm" and rest and rest not in ALARM_LIFECYCLE:
-        return rest
-    return None
+    """The alarm kind of an alarm-raising event (``alarm.<kind>``), or None for other events."""
+    return alarm_kind_of(event.type)
 
 
 def _rules(event: EventView) -> str:

@@ -2,7 +2,7 @@
 
 Headers of every request:
 
-- ``X-Kiosk-Event``: the event type (``alarm.raised``);
+- ``X-Kiosk-Event``: the event type (``alarm.key_overdue``);
 - ``X-Kiosk-Delivery``: the delivery id, the same on every retry: receivers de-duplicate on
   it (delivery is at least once: a crash between the receiver's 200 and our commit sends
   the delivery again after the restart);

@@ -19,6 +19,16 @@ from kiosk.services.authz import Principal
 from kiosk.store.models import Alarm, AlarmNote, AlarmState, Cabinet, Key, Person, Slot
 from kiosk.store.types import utcnow
 
+ALARM_LIFECYCLE = frozenset({"raised", "acknowledged", "assigned", "noted", "closed", "escalated"})
+"""Steps in an alarm's life, logged as ``alarm.<step>``. Raising logs ``alarm.<kind>``, so
+these words cannot be alarm kinds: a route or a metric tells a raise from a step by name."""
+
+
+def alarm_kind_of(event_type: str) -> str | None:
+    """The kind an ``alarm.<kind>`` event raised, or None for any other event or a step."""
+    prefix, _, kind = event_type.partition(".")
+    return kind if prefix == "alarm" and kind and kind not in ALARM_LIFECYCLE else None
+
 
 def raise_alarm(
     session: Session,
@@ -33,8 +43,16 @@ def raise_alarm(
     key_id: uuid.UUID | None = None,
     loan_id: uuid.UUID | None = None,
     owner_id: uuid.UUID | None = None,
+    payload: dict[str, object] | None = None,
 ) -> Alarm:
-    """Open an alarm (the cabinet, the daily count, or a person reporting a discrepancy)."""
+    """Open an alarm: the cabinet, the daily count, or a person reporting a discrepancy.
+
+    The one way an alarm comes to be, whoever raises it: an ``Alarm`` row with a state and
+    an owner (F1) and an ``alarm.<kind>`` event (``alarm.door_forced``...), so a
+    notification route or a Prometheus counter can pick out one kind by its event type.
+    """
+    if kind in ALARM_LIFECYCLE:
+        raise InvalidRequest(f"F1: {kind!r} is a step in an alarm's life, not an alarm kind")
     if cabinet_id is not None:
         tx.get(session, Cabinet, cabinet_id, "cabinet")
     slot = tx.get(session, Slot, slot_id, "slot") if slot_id is not None else None
@@ -58,12 +76,13 @@ def raise_alarm(
         session,
         audit,
         NewEvent(
-            type="alarm.raised",
+            type=f"alarm.{kind}",
             actors=actors,
             slot=slot.number if slot else None,
             key_number=key.key_number if key else None,
             rules=["F1", *([rule] if rule and rule != "F1" else [])],
-            payload={"alarm": str(alarm.id), "kind": kind, "message": message},
+            payload={"alarm": str(alarm.id), "kind": kind, "message": message,
+                     **(payload or {})},
         ),
     )
     alarm.event_seq = stored.seq

@@ -8,11 +8,10 @@ import re
 from fastapi.testclient import TestClient
 
 from api.app import create_admin_app
-from kiosk import records
 from kiosk.audit import NewEvent
 from kiosk.metrics import AuditMetrics
 from kiosk.runtime import Runtime
-from kiosk.services import accounts, tx
+from kiosk.services import accounts, alarms, tx
 from kiosk.store.models_auth import AccountRole
 from tests.api.conftest import World
 
@@ -44,11 +43,11 @@ def metrics_token(world: World) -> dict[str, str]:
 
 def alarm(world: World, kind: str, *, slot: int | None = None, rule: str = "K2") -> None:
     with tx.write(world.audit) as session:
-        _, event = records.raise_alarm(
-            session, world.audit, cabinet_id=world.ids["cabinet"],
-            kind=kind, message=f"test {kind}", rule=rule, slot=slot,
+        alarms.raise_alarm(
+            session, world.audit, kind=kind, message=f"test {kind}", rule=rule, actors=[],
+            cabinet_id=world.ids["cabinet"],
+            slot_id=world.ids[f"slot:{slot}"] if slot is not None else None,
         )
-    world.audit.notify_committed(event)
 
 
 def test_metrics_count_events_committed_after_start(world: World) -> None:

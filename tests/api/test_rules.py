@@ -339,7 +339,7 @@ def test_f1_alarm_owner_and_states_open_handled_closed(world: World) -> None:
     auditor = world.token(AccountRole.AUDITOR)
     assert world.client.get(url, headers=auditor).status_code == 200
     assert world.client.post(f"{url}/notes", headers=auditor, json={"note": "x"}).status_code == 403
-    for type_ in ("alarm.raised", "alarm.acknowledged", "alarm.assigned", "alarm.closed"):
+    for type_ in ("alarm.count_mismatch", "alarm.acknowledged", "alarm.assigned", "alarm.closed"):
         (event,) = events_of(world, type_)
         assert event["rules"] == ["F1", "K9"]
 

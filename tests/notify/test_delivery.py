@@ -86,12 +86,12 @@ async def test_an_alarm_arrives_by_email_naming_the_key_slot_and_rule(
     assert "钥匙编号: U1201" in body and "Key: U1201" in body
     assert "规则: K9" in body and "Rule: K9" in body
     assert "格口: 7" in body and "Slot: 7" in body
-    assert "王伟" in body and f"#{seq} alarm.raised" in body
+    assert "王伟" in body and f"#{seq} alarm.key_overdue" in body
     [row] = deliveries(runtime)
     assert (row.state, row.channel, row.target, row.event_seq) == (
         "delivered", "email", "supervisor@tower.example", seq)
     assert mail["X-Kiosk-Delivery"] == str(row.id)
-    assert mail["X-Kiosk-Event"] == "alarm.raised"
+    assert mail["X-Kiosk-Event"] == "alarm.key_overdue"
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -135,7 +135,7 @@ async def test_webhook_is_signed_and_the_signature_verifies_only_untampered(
     [request] = receiver.requests
     [row] = deliveries(runtime)
     h = {k.lower(): v for k, v in request.headers.items()}
-    assert h["x-kiosk-event"] == "alarm.raised"
+    assert h["x-kiosk-event"] == "alarm.key_overdue"
     assert h["x-kiosk-delivery"] == str(row.id)
     assert h["x-kiosk-timestamp"] == str(int(clock().timestamp()))
     assert h["x-kiosk-signature"].startswith("sha256=")
@@ -154,7 +154,7 @@ async def test_webhook_is_signed_and_the_signature_verifies_only_untampered(
 
     document = json.loads(body)
     assert document["delivery"] == str(row.id)
-    assert document["event"]["seq"] == seq and document["event"]["type"] == "alarm.raised"
+    assert document["event"]["seq"] == seq and document["event"]["type"] == "alarm.key_overdue"
     assert document["event"]["key_number"] == "U1201" and document["event"]["slot"] == 7
     assert "K9" in document["event"]["rules"]
     assert "U1201" in document["message"]["subject"]

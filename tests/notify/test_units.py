@@ -55,7 +55,7 @@ def test_an_alarm_from_the_cabinet_names_kind_key_slot_rule_and_local_time() -> 
 
 
 def test_alarm_lifecycle_reports_and_unknown_types_have_text_too() -> None:
-    raised = render(event("alarm.raised", rules=["F1"],
+    raised = render(event("alarm.something_new", rules=["F1"],
                           payload={"kind": "something_new", "message": "x"}),
                     zone=SHANGHAI, cabinet_name="柜")
     assert "something_new" in raised.subject and "规则: F1" in raised.text
