@@ -13,6 +13,7 @@ calling the very methods the badge reader pump and the kiosk page call:
     tap UID               Cabinet.tap (a badge or a key fob at the reader)
     draw KEY REASON       Cabinet.choose_draw([KEY], REASON)
     return KEY            Cabinet.choose_return(KEY)
+    nobadge               Cabinet.return_without_badge (after a fob tap: no badge to hand)
     cancel                Cabinet.cancel
     state                 nothing; reports the session state
     quit                  graceful stop: Cabinet.stop, lock bank closed, daemon.stopped
@@ -103,6 +104,8 @@ async def dispatch(cabinet: Cabinet, words: list[str]) -> None:
             await cabinet.choose_draw([key], reason)
         case ["return", key]:
             await cabinet.choose_return(key)
+        case ["nobadge"]:
+            await cabinet.return_without_badge()
         case ["cancel"]:
             await cabinet.cancel()
         case ["state"]:

@@ -533,8 +533,12 @@ class Harness:
         by_fob = self.rng.random() < 0.5
         self.say(f"return {key.number} (slot {key.slot}) by {'fob' if by_fob else person.name}")
         before = self.max_ack()
-        if by_fob:
-            self.child.write(f"tap {fob}")
+        if by_fob:  # K4: the fob, then the returner's badge (or, now and then, no badge)
+            if self.child.ask(f"tap {fob}") != "ok await_returner":
+                self.fail(f"the fob of {key.number} did not ask for the returner's badge")
+                self.idle_state()
+                return False
+            self.child.write("nobadge" if self.rng.random() < 0.25 else f"tap {person.uid}")
         else:
             if self.child.ask(f"tap {person.uid}") != "ok choosing":
                 self.fail(f"{person.name} could not badge in to return {key.number}")

@@ -123,6 +123,7 @@ def options_from(settings: Settings) -> CabinetOptions:
             take=dt.timedelta(seconds=c.take_timeout_s),
             put_back=dt.timedelta(seconds=c.return_timeout_s),
             incoming=dt.timedelta(seconds=c.handover_tap_timeout_s),
+            returner=dt.timedelta(seconds=c.returner_tap_timeout_s),
         ),
         door_held_open=dt.timedelta(seconds=c.door_held_open_s),
         slot_left_open=dt.timedelta(seconds=c.slot_left_open_s),
@@ -345,8 +346,15 @@ class Cabinet:
             card, person = records.card_holder(s, uid=uid)
             fob_key = None if card else records.key_by_fob(s, cabinet_id=self.cabinet_id, fob=uid)
         state = self.session.state
-        if fob_key is not None and state in (flow.State.IDLE, flow.State.CHOOSING):
+        if fob_key is not None and state == flow.State.CHOOSING:
             await self._start_return(fob_key, returner=self.visit.person)
+            return
+        if fob_key is not None and state == flow.State.IDLE:
+            await self._ask_returner(fob_key)
+            return
+        if state == flow.State.AWAIT_RETURNER:
+            if fob_key is None:  # the same fob again is ignored: the badge is what is asked for
+                await self._returner_tap(uid, card, person, now)
             return
         if state == flow.State.IDLE:
             decision = policy.identify(card, person, now)
@@ -654,7 +662,40 @@ class Cabinet:
             key = records.key_by_number(s, cabinet_id=self.cabinet_id, key_number=key_number)
         if key is None:
             raise CabinetError("key_unknown", key_number)
-        await self._start_return(key, returner=self.visit.person)
+        if self.session.state == flow.State.IDLE:
+            await self._ask_returner(key)  # nobody signed in: who is returning it?
+        else:
+            await self._start_return(key, returner=self.visit.person)
+
+    async def _ask_returner(self, key: policy.KeyFacts) -> None:
+        """K4: a return records who returned the key, so a fob tap with nobody signed in asks
+        for the returner's badge before the slot opens (or an explicit "without badge")."""
+        if not key.on_loan or key.home_slot is None:
+            self._say("not_on_loan", "error")
+            return
+        self.visit = Visit(returning=key)
+        await self._apply(self.session.handle(flow.FobTapped(self.clock(), key.home_slot)))
+
+    async def _returner_tap(self, uid: str, card: policy.CardFacts | None,
+                            person: policy.PersonFacts | None, now: dt.datetime) -> None:
+        decision = policy.identify(card, person, now)
+        if not decision.allowed:
+            self._deny(decision, uid=uid, person=person, end=False)
+            return  # still waiting for a badge that identifies someone
+        assert person is not None and self.visit.returning is not None
+        self.visit.person, self.visit.card = person, card
+        self.message = None
+        await self._start_return(self.visit.returning, returner=person)
+
+    async def return_without_badge(self) -> None:
+        """K5: the returner has no badge with them: the return opens and is flagged."""
+        async with self._lock:
+            try:
+                if self.session.state != flow.State.AWAIT_RETURNER or self.visit.returning is None:
+                    raise CabinetError("busy", f"nothing to return in state {self.session.state}")
+                await self._start_return(self.visit.returning, returner=None)
+            finally:
+                self._changed()
 
     async def _start_return(self, key: policy.KeyFacts, returner: policy.PersonFacts | None) -> None:
         if not key.on_loan or key.home_slot is None:

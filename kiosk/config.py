@@ -89,6 +89,10 @@ class CabinetSettings(_Strict):
     phone_confirmation_required: bool = Field(
         default=True, description="K6: a proxy's first draw needs the owner's phone confirmation."
     )
+    returner_tap_timeout_s: int = Field(
+        default=20, ge=5, le=120,
+        description="K4: after a key's fob is tapped, wait this long for the returner's badge.",
+    )
     handover_tap_timeout_s: int = Field(
         default=120, ge=10, le=600,
         description="H1: the screen waits this long for the incoming keeper's badge tap.",

@@ -80,7 +80,8 @@ def _hints(runtime: Runtime) -> str:
         f"  .venv/bin/kiosk sim tap {uid}         # {name} taps a badge\n"
         f"  (choose {number} and a reason on the kiosk screen)\n"
         f"  .venv/bin/kiosk sim take {slot}              # take the key out of slot {slot}\n"
-        f"  .venv/bin/kiosk sim tap {fob}        # tap the key's fob to return it\n"
+        f"  .venv/bin/kiosk sim tap {fob}        # tap the key's fob to return it,\n"
+        f"  .venv/bin/kiosk sim tap {uid}         # then the badge: who returns it (K4)\n"
         f"  .venv/bin/kiosk sim insert {fob} {slot}\n"
         f"  .venv/bin/kiosk sim door open             # no session: a forced-door alarm\n"
     )

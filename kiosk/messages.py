@@ -63,6 +63,8 @@ MESSAGES: dict[str, Text] = {
     "await_cosign": Text("请钥匙管理员刷卡确认", "A key custodian must tap to confirm"),
     "take_key": Text("请取出钥匙", "Take the key now"),
     "put_back": Text("请将钥匙放回亮灯位置", "Put the key back where the light is on"),
+    "await_returner": Text("归还钥匙：请刷工卡", "Returning a key: tap your badge"),
+    "returner_timeout": Text("未刷工卡，格口未打开", "No badge tapped: nothing was opened"),
     "intake_put": Text("请将新钥匙放入亮灯位置", "Hang the new key where the light is on"),
     "drawn": Text("已领取，请按时归还", "Drawn: please return it on time"),
     "returned": Text("已归还，谢谢", "Returned, thank you"),

@@ -29,6 +29,7 @@ class State(StrEnum):
     RETURNING = "returning"  # home slot unlocked, waiting for the key to come back
     INTAKE = "intake"  # K1: a free slot unlocked, waiting for the new key
     AWAIT_INCOMING = "await_incoming"  # H1: handover started, waiting for the incoming's tap
+    AWAIT_RETURNER = "await_returner"  # K4: a key's fob was tapped; whose badge returns it?
 
 
 class IllegalTransition(Exception):
@@ -68,6 +69,13 @@ class Cosigned(Event):
 
 @dataclass(frozen=True)
 class ReturnChosen(Event):
+    slot: int
+
+
+@dataclass(frozen=True)
+class FobTapped(Event):
+    """K4: a key's own fob at the reader with nobody signed in: the returner taps next."""
+
     slot: int
 
 
@@ -176,6 +184,7 @@ class Timeouts:
     take: dt.timedelta = dt.timedelta(seconds=20)
     put_back: dt.timedelta = dt.timedelta(seconds=30)
     incoming: dt.timedelta = dt.timedelta(seconds=120)
+    returner: dt.timedelta = dt.timedelta(seconds=20)
 
 
 # ---------------------------------------------------------------------------- session
@@ -263,9 +272,16 @@ def _cosigned(s: Session, e: Event) -> list[Command]:
     return _release(s, e.now, s.pending_slots)
 
 
+def _fob_tapped(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, FobTapped)
+    s.pending_slots, s.started_at = (e.slot,), e.now
+    s._to(State.AWAIT_RETURNER, e.now, s.timeouts.returner)
+    return [Show("await_returner")]
+
+
 def _return_chosen(s: Session, e: Event) -> list[Command]:
     assert isinstance(e, ReturnChosen)
-    s.open_slots = (e.slot,)
+    s.open_slots, s.pending_slots = (e.slot,), ()
     s.started_at = s.started_at or e.now
     s._to(State.RETURNING, e.now, s.timeouts.put_back)
     return [Unlock((e.slot,)), Show("put_back")]
@@ -335,6 +351,7 @@ def _timeout(s: Session, e: Event) -> list[Command]:
         State.RETURNING: "return_timeout",
         State.INTAKE: "intake_timeout",
         State.AWAIT_INCOMING: "incoming_timeout",
+        State.AWAIT_RETURNER: "returner_timeout",
     }[s.state]
     return s._end(reason)
 
@@ -347,11 +364,15 @@ _ANY_ACTIVE = (
     State.RETURNING,
     State.INTAKE,
     State.AWAIT_INCOMING,
+    State.AWAIT_RETURNER,
 )
 
 TRANSITIONS: dict[tuple[State, type[Event]], Handler] = {
     (State.IDLE, Identified): _identified,
-    (State.IDLE, ReturnChosen): _return_chosen,  # a fob tap returns without a badge
+    # K4: a fob tap with nobody signed in asks for the returner's badge first; the return
+    # opens once they tap, or when they choose to return without one (flagged, K5)
+    (State.IDLE, FobTapped): _fob_tapped,
+    (State.AWAIT_RETURNER, ReturnChosen): _return_chosen,
     (State.AWAIT_MANAGER, ManagerConfirmed): _manager_confirmed,
     # H1 after hours: a handover opens no lock, so it needs no duty manager (K8 is for opening)
     (State.AWAIT_MANAGER, HandoverStarted): _handover_started,

@@ -118,6 +118,13 @@ async def return_key(body: ReturnRequest, cabinet: CabinetDep) -> dict[str, Any]
     return view(cabinet)
 
 
+@router.post("/return-without-badge")
+async def return_without_badge(cabinet: CabinetDep) -> dict[str, Any]:
+    """K5: a key's fob was tapped and its returner has no badge: open, and flag the return."""
+    await cabinet.return_without_badge()
+    return view(cabinet)
+
+
 @router.post("/intake")
 async def intake(body: IntakeRequest, cabinet: CabinetDep) -> dict[str, Any]:
     slot = await cabinet.choose_intake(**body.model_dump())

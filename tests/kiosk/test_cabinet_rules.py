@@ -170,6 +170,7 @@ async def test_K7_special_room_needs_an_approval_which_its_draw_uses_up(rig: Rig
         assert used is not None and used.status == ApprovalStatus.USED and used.used_loan_id == loan.id
     # Used once: after returning it, the same approval does not open it again.
     await rig.cabinet.tap(fob)
+    await rig.cabinet.tap(uid)  # K4: the returner's badge opens the slot
     await rig.put_back(fob, slot)
     await rig.cabinet.tap(uid)
     with pytest.raises(CabinetError):

@@ -13,6 +13,7 @@ from kiosk.session import (
     Cosigned,
     DrawChosen,
     Ended,
+    FobTapped,
     Identified,
     IllegalTransition,
     IntakeChosen,
@@ -97,6 +98,8 @@ def test_night_opening_times_out_without_the_manager_K8() -> None:
 
 def test_return_opens_the_home_slot_and_closes_on_insert_K4() -> None:
     s = Session()
+    assert s.handle(FobTapped(at(0), 12)) == [Show("await_returner")]  # nothing opens yet
+    assert s.pending_slots == (12,)
     assert s.handle(ReturnChosen(at(0), 12)) == [Unlock((12,)), Show("put_back")]
     out = s.handle(KeyInserted(at(4), 12))
     assert out[:2] == [Relock((12,)), Returned(12)] and Ended("returned") in out
@@ -114,7 +117,8 @@ def test_intake_opens_a_free_slot_for_the_new_key_K1() -> None:
     [
         ([Identified(at(0), ALICE)], 61, "choose_timeout"),
         ([Identified(at(0), ALICE), DrawChosen(at(0), (1,), True)], 61, "cosign_timeout"),
-        ([ReturnChosen(at(0), 5)], 31, "return_timeout"),
+        ([FobTapped(at(0), 5)], 21, "returner_timeout"),
+        ([FobTapped(at(0), 5), ReturnChosen(at(0), 5)], 31, "return_timeout"),
         ([Identified(at(0), BOB), IntakeChosen(at(0), 6)], 31, "intake_timeout"),
     ],
 )

@@ -198,7 +198,7 @@
   // ---------------------------------------------------------------------- render
   const SCREEN_OF = {
     idle: 's-idle', await_manager: 's-await_manager', choosing: 's-choosing',
-    await_cosign: 's-await_cosign', await_incoming: 's-await_incoming', releasing: 's-slots', returning: 's-slots', intake: 's-slots',
+    await_cosign: 's-await_cosign', await_incoming: 's-await_incoming', await_returner: 's-await_returner', releasing: 's-slots', returning: 's-slots', intake: 's-slots',
   };
 
   function render() {
@@ -216,6 +216,7 @@
     else if (state === 'choosing') renderChoosing();
     else if (state === 'await_cosign') renderCosign();
     else if (state === 'await_incoming') renderHandoverSummary($('incoming-summary'));
+    else if (state === 'await_returner') renderReturner();
     else renderSlots();
     renderHandoverSheet();
     tick();
@@ -236,6 +237,7 @@
       choosing: ['请选择钥匙和事由', 'Choose the key and the reason'],
       await_cosign: ['等待钥匙管理员确认', 'Waiting for a key custodian'],
       await_incoming: ['交接班', 'Shift handover'],
+      await_returner: ['归还钥匙', 'Return a key'],
       releasing: ['领取钥匙', 'Draw a key'],
       returning: ['归还钥匙', 'Return a key'],
       intake: ['登记钥匙', 'Register a key'],
@@ -348,6 +350,15 @@
   function handoverPressed() {
     if ($('handover-open').dataset.action === 'start') post('handover/start', {});
     else { ui.handover = true; render(); }
+  }
+
+  function renderReturner() {
+    const box = $('returner-key');
+    box.replaceChildren();
+    for (const slot of snap.open_slots || []) {
+      const k = slotKeyText(slot);
+      if (k) box.append(el('span', { class: 'chip' }, k.label, ' ', el('small', {}, k.key_number)));
+    }
   }
 
   function renderSlots() {
@@ -799,7 +810,7 @@
       en(`${WEEKDAY_EN[now.getDay()]} ${now.getDate()} ${MONTH_EN[now.getMonth()]} ${now.getFullYear()}`));
     const left = secondsLeft();
     const s = left === null ? '' : String(left);
-    for (const id of ['countdown-s', 'manager-count', 'cosign-count', 'incoming-count', 'slot-count']) $(id).textContent = s;
+    for (const id of ['countdown-s', 'manager-count', 'cosign-count', 'incoming-count', 'returner-count', 'slot-count']) $(id).textContent = s;
     $('app').classList.toggle('hurry', left !== null && left <= 10);
   }
 
@@ -828,6 +839,7 @@
     }, { passive: true });
     $('intake-open').addEventListener('click', openIntake);
     $('handover-open').addEventListener('click', handoverPressed);
+    $('returner-skip').addEventListener('click', () => post('return-without-badge', {}));
     $('handover-back').addEventListener('click', () => { ui.handover = false; render(); });
     $('handover-accept').addEventListener('click', () => post('handover/accept', {}));
     $('intake-next').addEventListener('click', intakeNext);
