@@ -41,7 +41,6 @@ def _period(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _emit(ctx: click.Context, build: Callable[..., AnyReport], fmt: str, lang: str,
           out: Path | None) -> None:
     """Build the report in a write transaction, store it, render it, write it out."""
-    from kiosk.reports import render
     from kiosk.reports import store as report_store
     from kiosk.reports.data import content
     from kiosk.runtime import Runtime
@@ -57,16 +56,24 @@ def _emit(ctx: click.Context, build: Callable[..., AnyReport], fmt: str, lang: s
                                     actors=["console"])
         data = content(report)
         footer = f"{cabinet.name} · report {row.id} · sha256 {row.sha256[:16]}…"
-        body = (render.render_pdf(data, lang, footer=footer) if fmt == "pdf"  # type: ignore[arg-type]
-                else render.render_csv(data, lang))  # type: ignore[arg-type]
     finally:
         runtime.close()
+    _write(data, fmt, lang, footer, out, f"{data['kind']} report {row.id}")
+
+
+def _write(data: dict[str, Any], fmt: str, lang: str, footer: str, out: Path | None,
+           what: str) -> None:
+    """Render ``data`` as PDF or CSV to ``out`` (standard output when None)."""
+    from kiosk.reports import render
+
+    body = (render.render_pdf(data, lang, footer=footer) if fmt == "pdf"  # type: ignore[arg-type]
+            else render.render_csv(data, lang))  # type: ignore[arg-type]
     if out is None:
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
     else:
         out.write_bytes(body)
-        click.echo(f"{out}: {data['kind']} report {row.id} ({len(body)} bytes)", err=True)
+        click.echo(f"{out}: {what} ({len(body)} bytes)", err=True)
 
 
 def _span(from_day: dt.datetime | None, to_day: dt.datetime | None,
@@ -175,7 +182,6 @@ def handover(ctx: click.Context, handover_id: str | None, fmt: str, lang: str,
 
     from sqlalchemy import select
 
-    from kiosk.reports import render
     from kiosk.runtime import Runtime
     from kiosk.services import handovers, tx
     from kiosk.store.models import Handover
@@ -199,11 +205,4 @@ def handover(ctx: click.Context, handover_id: str | None, fmt: str, lang: str,
             footer = f"handover {row.id} · {row.state.value}"
     finally:
         runtime.close()
-    body = (render.render_pdf(data, lang, footer=footer) if fmt == "pdf"  # type: ignore[arg-type]
-            else render.render_csv(data, lang))  # type: ignore[arg-type]
-    if out is None:
-        sys.stdout.buffer.write(body)
-        sys.stdout.buffer.flush()
-    else:
-        out.write_bytes(body)
-        click.echo(f"{out}: handover {row.id} ({row.state.value}, {len(body)} bytes)", err=True)
+    _write(data, fmt, lang, footer, out, f"handover {row.id} ({row.state.value})")
