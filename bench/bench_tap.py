@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drivers.locks.kerong import KerongLockBank, open_port
-from drivers.locks.kerong.codec import CMD_UNLOCK
+from drivers.locks.kerong.codec import CMD_UNLOCK, FrameParser
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
 from kiosk.demo import load_demo
@@ -35,7 +35,12 @@ BAUD = 19200
 
 
 class SpyPort:
-    """Delegates to a pyserial port and notes when an unlock frame has been written."""
+    """Delegates to a pyserial port and notes when an unlock frame has been written.
+
+    The driver writes a whole request (0x37 unlock time, 0x31 unlock, 0x30 status) in one
+    call, so the written bytes are parsed and the time is taken once the call that carried
+    the 0x31 frame has been flushed.
+    """
 
     def __init__(self, port: Any) -> None:
         self._port = port
@@ -44,11 +49,13 @@ class SpyPort:
 
     def write(self, data: bytes) -> int | None:
         n = self._port.write(data)
-        if len(data) >= 3 and data[0] == 0x02 and data[2] == CMD_UNLOCK:
+        frames, _ = FrameParser().feed_all(bytes(data))
+        unlock = next((f for f in frames if f.cmd == CMD_UNLOCK), None)
+        if unlock is not None:
             self._port.flush()
             self.unlock_written_at = time.perf_counter()
-            self.unlock_frame = bytes(data)
-        return n  # type: ignore[no-any-return]
+            self.unlock_frame = unlock.encode()
+        return n
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._port, name)
@@ -65,7 +72,7 @@ async def main() -> None:
         hw.locks.close()  # replace the driver with one whose port is spied on
         slots = sorted(hw.model.slots)
         spy = SpyPort(open_port(hw.board.url))
-        locks = KerongLockBank(spy, kerong_slot_map(slots), max_pulse_ms=500)  # type: ignore[arg-type]
+        locks = KerongLockBank(spy, kerong_slot_map(slots), max_pulse_ms=500)
         cabinet = Cabinet(runtime, locks, calendar=calendar_from(settings),
                           options=options_from(settings))
         await cabinet.start()
@@ -91,8 +98,10 @@ async def main() -> None:
             await cabinet.cancel()
         wire_ms = len(spy.unlock_frame) * 10 / BAUD * 1000
 
-        # Card on antenna → unlock: a key fob tapped for a return opens its home slot with
-        # no screen choice in between, so the whole path is reader + policy + intent + bus.
+        # Card on antenna → unlock: a key fob tapped by a person already signed in (badge
+        # tapped, the screen listing their keys) opens its home slot with no screen choice in
+        # between, so the whole path is reader + policy + intent + bus. (A fob tapped with
+        # nobody signed in asks for the returner's badge first, K4.)
         key_number = keys[0]
         await cabinet.tap(uid)
         await cabinet.choose_draw([key_number], "repair")
@@ -105,6 +114,8 @@ async def main() -> None:
         pump = ReaderPump(hw.reader, cabinet.tap, asyncio.get_running_loop()).start()
         antenna_ms = []
         for _ in range(antenna_taps):
+            await cabinet.tap(uid)  # the borrower signed in, not through the reader
+            assert cabinet.session.state.value == "choosing", cabinet.screen()["message"]
             spy.unlock_written_at = 0.0
             t0 = time.perf_counter()
             hw.tap(fob or "", hold_s=0.15)

@@ -74,8 +74,10 @@ class SimulatedHardware:
 
     def tap(self, uid_hex: str, *, hold_s: float = 0.4) -> None:
         """Hold a card (or key fob tag) with this UID to the reader, then take it away."""
-        self.model.place_tag(card_from_uid_hex(uid_hex))
-        timer = threading.Timer(hold_s, self.model.remove_tag)
+        tag = card_from_uid_hex(uid_hex)
+        self.model.place_tag(tag)
+        # Only this tag is taken away: a later tap's tag stays until its own hold is over.
+        timer = threading.Timer(hold_s, self.model.remove_tag, args=(tag,))
         timer.daemon = True
         timer.start()
 

@@ -193,7 +193,15 @@ class CabinetModel:
             self.antenna = tag
         self._changed("antenna")
 
-    def remove_tag(self) -> None:
+    def remove_tag(self, tag: object | None = None) -> None:
+        """Take the tag away from the antenna; with ``tag``, only if that one is still there.
+
+        Two people tapping in quick succession: the first taking their badge away must not
+        take away the fob the second has put down since (a timed tap, like
+        ``SimulatedHardware.tap``, names its tag for that reason).
+        """
         with self._lock:
+            if tag is not None and self.antenna is not tag:
+                return
             self.antenna = None
         self._changed("antenna")

@@ -364,6 +364,11 @@ class KerongBoardServer:
                 continue
             except OSError:
                 return
+            # A wire sends each byte as it comes; without TCP_NODELAY the kernel would hold a
+            # board's second answer (Nagle) until the driver's next request acknowledged the
+            # first, and that late answer would then look like a reply to the new request.
+            with contextlib.suppress(OSError):
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._clients_lock:
                 self._clients.add(client)
             self._spawn(self._serve_client, client)

@@ -25,6 +25,7 @@ from serial.urlhandler import protocol_socket
 from drivers.errors import LockBoardError, LockFault
 from drivers.locks.base import LockBank, SlotState
 from drivers.locks.kerong import KerongLockBank
+from drivers.locks.kerong import device as kerong_device
 from drivers.locks.kerong.codec import CMD_SET_UNLOCK_TIME, CMD_STATUS, CMD_UNLOCK
 from simulators.cabinet import CabinetModel
 from simulators.kerong_board import KerongBoardServer, KerongBoardSim
@@ -198,6 +199,54 @@ def test_answering_board_also_works_in_silent_mode(make_rig: Callable[..., Rig])
         rig.bank.unlock(slot)
         assert rig.bank.read_board(0)[slot].locked is False
     assert rig.open_slots() == [1, 2, 3]
+
+
+def _timed(call: Callable[[], object]) -> float:
+    start = time.monotonic()
+    call()
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize(("sim_answers", "bank_answers"), [
+    (True, True),  # 0x37 0x31 -> one answer
+    (False, False),  # 0x37 0x31 0x30 -> one answer, and the 0x30 alone -> one answer
+    (True, False),  # 0x37 0x31 0x30 -> both answers came: nothing more can follow
+], ids=["answers-configured-answers", "silent-configured-silent", "answers-configured-silent"])
+def test_a_complete_clean_exchange_ends_without_waiting_for_quiet(
+    make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch,
+    sim_answers: bool, bank_answers: bool,
+) -> None:
+    # a quiet wait this long would show in every call below
+    monkeypatch.setattr(kerong_device, "QUIET_S", 1.0)
+    rig = make_rig(sim={"answers_unlock": sim_answers}, board_answers_unlock=bank_answers,
+                   reply_timeout_s=2.0)
+    assert _timed(rig.bank.status) < 0.5  # two boards, one 0x30 each
+    assert _timed(lambda: rig.bank.read_board(1)) < 0.5
+    if bank_answers or sim_answers:
+        assert _timed(lambda: rig.bank.unlock(3)) < 0.5
+        assert rig.bank.read_board(0)[3].locked is False  # the right answer, not a stale one
+
+
+def test_a_second_answer_still_possible_is_waited_for(
+    make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # configured silent: after 0x31 0x30 one answer came, a second (to the 0x31) may follow
+    monkeypatch.setattr(kerong_device, "QUIET_S", 0.3)
+    rig = make_rig(sim={"answers_unlock": False}, board_answers_unlock=False,
+                   reply_timeout_s=1.0)
+    assert _timed(lambda: rig.bank.unlock(3)) >= 0.3
+    assert rig.open_slots() == [3]
+
+
+def test_noise_around_an_answer_lets_the_line_settle(
+    make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kerong_device, "QUIET_S", 0.3)
+    rig = make_rig(reply_timeout_s=1.0)
+    rig.sim.set_faults(garbage_before=True)
+    assert _timed(lambda: rig.bank.read_board(0)) >= 0.3
+    rig.sim.clear_faults()
+    assert _timed(lambda: rig.bank.read_board(0)) < 0.3
 
 
 def test_silent_board_configured_as_answering_is_an_error(make_rig: Callable[..., Rig]) -> None:

@@ -68,3 +68,17 @@ def test_a_fob_hangs_in_one_slot_only_and_forced_removal_is_possible() -> None:
     m.open_door()
     m.place_tag(object())
     assert seen == [("door", None), ("antenna", None)]
+
+
+def test_taking_a_tag_away_leaves_a_later_one_on_the_antenna() -> None:
+    m = CabinetModel([1])
+    badge, fob = object(), object()
+    m.place_tag(badge)
+    m.place_tag(fob)  # the next person's fob, put down before the badge's hold ran out
+    m.remove_tag(badge)
+    assert m.antenna is fob
+    m.remove_tag(fob)
+    assert m.antenna is None
+    m.place_tag(badge)
+    m.remove_tag()  # no tag named: whatever is there goes
+    assert m.antenna is None

@@ -45,7 +45,10 @@ from drivers.errors import LockBoardError, LockFault
 from drivers.locks.base import HARD_MAX_PULSE_MS, SlotState, cap_pulse
 from drivers.locks.kerong.codec import (
     CHANNELS_PER_BOARD,
+    CMD_STATUS,
     CMD_STATUS_REPLY,
+    CMD_UNLOCK,
+    CMD_UNLOCK_ALL,
     MAX_BOARDS,
     UNLOCK_TIME_UNIT_MS,
     BoardStatus,
@@ -64,8 +67,18 @@ DEFAULT_BAUDRATE = 19200
 POLL_S = 0.02
 """Longest single blocking read; the reply deadline is enforced around it."""
 QUIET_S = 0.02
-"""After an answer, how long the line must stay silent before the next request
-(about ten frame times at 19200 baud)."""
+"""How long the line must stay silent before the next request when an exchange did not
+end cleanly: a second answer is still possible (a board configured as silent that answers
+0x31 after all), or noise, a bad checksum or half a frame came with the answer. About ten
+frame times at 19200 baud; deliberately not 3.5 character times (1.8 ms, the Modbus RTU
+gap), because a USB RS-485 adapter delivers bytes in bursts up to its latency timer
+(16 ms by default on FTDI) late, so a shorter host-side gap would not prove the line quiet.
+An exchange that did end cleanly (every answer the request can draw came, checksums good,
+nothing else on the line) ends at once: there is nothing left to wait for."""
+
+REPLYING_COMMANDS = frozenset({CMD_STATUS, CMD_UNLOCK, CMD_UNLOCK_ALL})
+"""Requests a board may answer with a 0x35 status frame (0x31/0x33 only on firmware that
+answers unlocks, so they count as "may")."""
 
 
 class SerialPort(Protocol):
@@ -446,15 +459,19 @@ class KerongLockBank:
         """
         attempts = self._retries + 1
         reason = "no attempt made"
+        request = b"".join(frames)
+        replies = sum(1 for frame in frames if frame[2] in REPLYING_COMMANDS)
         for attempt in range(attempts):
             if attempt:
                 self._sleep(min(self._backoff_max_s, self._backoff_s * 2 ** (attempt - 1)))
             try:
                 self._port.reset_input_buffer()
-                for frame in frames:
-                    self._port.write(frame)
+                # One write: the same bytes back to back as frame-by-frame writes, but one
+                # syscall, and on a TCP bus (the simulator, serial servers) Nagle's algorithm
+                # cannot hold the second frame back until the first is acknowledged.
+                self._port.write(request)
                 self._port.flush()
-                st, reason = self._await_status(board)
+                st, reason = self._await_status(board, replies)
             except (serial.SerialException, OSError) as exc:
                 reason = f"transport error: {exc}"
                 continue
@@ -463,19 +480,26 @@ class KerongLockBank:
             log.info("%s: attempt %d/%d failed: %s", what, attempt + 1, attempts, reason)
         raise LockBoardError(f"{what}: {reason} (after {attempts} attempts)")
 
-    def _await_status(self, board: int) -> tuple[BoardStatus | None, str]:
-        """Read until ``board``'s 0x35 frame arrives and the line has gone quiet.
+    def _await_status(self, board: int, replies: int = 1) -> tuple[BoardStatus | None, str]:
+        """Read until ``board``'s 0x35 frame arrives and no other answer can follow.
 
         Frames from other boards and echoes of our own request (common on two-wire RS-485
-        adapters) are skipped. After the first match the driver keeps listening until no
-        byte came for ``QUIET_S`` and keeps the *last* match: a board that answers unlock
-        although configured as silent sends two status frames (unlock, then status), and
-        the second must not be left in the line to be taken for the next request's answer.
-        The reason string says what was seen instead of an answer.
+        adapters) are skipped. ``replies`` is how many status frames the request can draw
+        at most (a 0x30 alone: one; 0x31 then 0x30: two, if the board answers unlocks).
+        Once that many matches came, with good checksums, no noise and no half frame held
+        back, the exchange is over and the answer is returned at once: waiting longer
+        could only hear a board nobody addressed. Otherwise, after the first match the
+        driver keeps listening until no byte came for ``QUIET_S`` and keeps the *last*
+        match: a board that answers unlock although configured as silent sends two status
+        frames (unlock, then status), and the second must not be left in the line to be
+        taken for the next request's answer; and after noise the line is given time to
+        settle before the next request. The reason string says what was seen instead of
+        an answer.
         """
         parser = FrameParser()
         received = 0
         bad = 0
+        matches = 0
         found: BoardStatus | None = None
         deadline = time.monotonic() + self._reply_timeout_s
         hard_stop = deadline  # replaced at the first match; bounds a babbling line
@@ -491,8 +515,12 @@ class KerongLockBank:
                     if found is None:
                         hard_stop = time.monotonic() + self._reply_timeout_s
                     found = decode_status(frame)
-            if found is not None:  # from now on only wait for the line to go quiet
-                deadline = min(hard_stop, time.monotonic() + QUIET_S)
+                    matches += 1
+            if found is None:
+                continue
+            if matches >= replies and not bad and not parser.discarded and not parser.pending:
+                break  # a complete, clean exchange: nothing more can come
+            deadline = min(hard_stop, time.monotonic() + QUIET_S)  # wait for the line to go quiet
         if found is not None:
             return found, ""
         if bad:
