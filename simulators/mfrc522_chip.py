@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from drivers.rfid.iso14443a import crc_a_update, with_crc
@@ -100,6 +100,8 @@ RESET_VALUES: dict[int, int] = {
 READ_ONLY = frozenset({Reg.Error, Reg.Status1, Reg.CRCResultH, Reg.CRCResultL,
                        Reg.TCounterValH, Reg.TCounterValL, Reg.Version})
 INTERNAL_BUFFER_SIZE = 25
+LOG_LENGTH = 4096
+"""How many commands, frames and IRQ level changes the simulator remembers (for tests)."""
 
 
 class Mfrc522ChipSim:
@@ -129,10 +131,11 @@ class Mfrc522ChipSim:
         self.xfer_count = 0
         self.reads: Counter[int] = Counter()
         self.writes: Counter[int] = Counter()
-        self.commands: list[Cmd | int] = []
-        """Every command started, in order (for tests that check the driver's sequence)."""
-        self.air_log: list[tuple[bytes, int]] = []
-        """Every frame sent on air as (bytes, valid bits in last byte)."""
+        self.commands: deque[Cmd | int] = deque(maxlen=LOG_LENGTH)
+        """The latest commands started, in order (for tests that check the driver's sequence).
+        Bounded: a simulated daemon polls the chip 20 times a second for weeks."""
+        self.air_log: deque[tuple[bytes, int]] = deque(maxlen=LOG_LENGTH)
+        """The latest frames sent on air as (bytes, valid bits in last byte); bounded too."""
         self.closed = False
         self.unplugged = False
         """A pulled cable: the chip answers nothing (all zeros), as on a dead SPI bus."""
@@ -449,3 +452,6 @@ class Mfrc522ChipSim:
             self.irq_pin.drive_high()
         else:
             self.irq_pin.drive_low()
+        states = getattr(self.irq_pin, "states", None)
+        if states is not None and len(states) > LOG_LENGTH:
+            self.irq_pin.clear_states()  # gpiozero's mock pin keeps every level change

@@ -15,6 +15,7 @@ from drivers.rfid import CardRead, CardReader
 from drivers.rfid.iso14443a import crc_a, with_crc
 from drivers.rfid.mfrc522 import Mfrc522Config, Mfrc522Reader, open_spidev
 from drivers.rfid.mfrc522_regs import FORCE_100_ASK, T_AUTO, Cmd, Reg, write_address
+from simulators import mfrc522_chip
 from simulators.cabinet import CabinetModel
 from simulators.mfrc522_chip import Mfrc522ChipSim
 from simulators.tags import Gen1aMifareClassic, MifareClassic1K, TagStack
@@ -82,7 +83,7 @@ def test_reads_a_4_byte_uid(cabinet: CabinetModel, chip: Mfrc522ChipSim,
     assert read == CardRead(uid=UID4, reader_id="mfrc522", credential=None, magic=False)
     assert read.uid_hex == "DEADBEEF"
     select = bytes.fromhex("9370DEADBEEF") + bytes((0xDE ^ 0xAD ^ 0xBE ^ 0xEF,))
-    assert chip.air_log == [
+    assert list(chip.air_log) == [
         (bytes((0x52,)), 7),  # WUPA, 7-bit short frame
         (bytes.fromhex("9320"), 0),  # anticollision cascade level 1
         (select + crc_a(select), 0),  # SELECT with CRC_A from the chip's CalcCRC
@@ -352,3 +353,21 @@ def test_rst_pin_powers_the_chip_and_reset_is_a_hard_reset(
     cabinet.place_tag(badge(UID7))
     read = reader.wait_for_card(1.0)
     assert read is not None and read.uid == UID7
+
+
+def test_a_long_running_simulated_reader_keeps_bounded_logs(
+    cabinet: CabinetModel, make_reader: ReaderFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's command, air and IRQ-pin logs are for tests; a simulated daemon
+    polls for weeks, and once grew 9 MB per 1,000 draws from these logs alone."""
+    monkeypatch.setattr(mfrc522_chip, "LOG_LENGTH", 64)
+    factory = MockFactory()
+    pin = factory.pin(24)
+    chip = Mfrc522ChipSim(cabinet, irq_pin=pin)
+    reader = make_reader(chip, irq_pin=24, pin_factory=factory)
+    for i in range(20):  # two badges in turn: each one is a new tap (no hold-off to wait)
+        cabinet.place_tag(badge(UID7 if i % 2 else UID4))
+        assert reader.wait_for_card(1.0) is not None
+    assert chip.xfer_count > 64 * 4, "enough traffic to overflow every log"
+    assert len(chip.commands) <= 64 and len(chip.air_log) <= 64
+    assert len(pin.states) <= 64 + 1
