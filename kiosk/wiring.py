@@ -29,7 +29,6 @@ from drivers.io.pins import make_pin_factory
 from drivers.locks.base import LockBank
 from drivers.locks.gpio_bank import GpioBankConfig, GpioLockBank, GpioSlotPins
 from drivers.locks.kerong import KerongLockBank
-from drivers.locks.modbus_relay import ModbusRelayBank, ModbusRelayConfig
 from drivers.rfid import CardReader, Mfrc522Reader, NfcpyReader
 from drivers.rfid.mfrc522 import Mfrc522Config, open_spidev
 from drivers.rfid.nfcpy_reader import NfcpyConfig
@@ -297,6 +296,9 @@ def _open_locks(cfg: KerongLocks | ModbusLocks | GpioLocks | None, factory: Any)
                               baudrate=cfg.baud, bit_set_means_locked=cfg.bit_set_means_locked,
                               board_answers_unlock=cfg.board_answers_unlock)
     if isinstance(cfg, ModbusLocks):
+        # imported here: pymodbus costs 2 MB that a Kerong or GPIO cabinet never needs
+        from drivers.locks.modbus_relay import ModbusRelayBank, ModbusRelayConfig
+
         return ModbusRelayBank.from_url(
             cfg.url, ModbusRelayConfig(unit=cfg.unit, channels=cfg.channels,
                                        pulse_mode=cfg.pulse_mode, key_input_base=cfg.key_input_base,

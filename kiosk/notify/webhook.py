@@ -28,8 +28,6 @@ import json
 import time
 from typing import Any
 
-import httpx
-
 from kiosk.notify.message import EventView, Message
 from kiosk.notify.outcome import Outcome, short
 from kiosk.notify.settings import WebhookSettings
@@ -111,6 +109,8 @@ def send_webhook(
     hook: WebhookSettings, *, body: bytes, event_type: str, delivery_id: str, timestamp: int
 ) -> Outcome:
     """POST ``body`` once; the outcome says whether it arrived and whether to retry."""
+    import httpx  # here, not at the top: 5 MB the daemon carries only if it sends webhooks
+
     headers = headers_for(hook, body=body, event_type=event_type, delivery_id=delivery_id,
                           timestamp=timestamp)
     started = time.monotonic()

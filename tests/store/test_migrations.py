@@ -46,3 +46,32 @@ def test_sqlite_runs_wal_full_sync_with_foreign_keys(tmp_path: object) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
     engine.dispose()
+
+
+def test_the_revision_the_code_expects_is_alembics_head(tmp_path: object) -> None:
+    """``HEAD_REVISION`` lets the daemon skip importing Alembic; it must name the newest
+    migration, or a database would be left unmigrated."""
+    engine = make_engine(f"sqlite:///{tmp_path}/head.db")
+    assert migrate.alembic_head_revision(engine) == migrate.HEAD_REVISION
+    engine.dispose()
+
+
+def test_a_migrated_database_opens_without_importing_alembic(tmp_path: object) -> None:
+    """The daemon's start on an up-to-date database does not load Alembic (10 MB)."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    code = (
+        "import sys\n"
+        "from kiosk.store import migrate\n"
+        "from kiosk.store.db import make_engine\n"
+        f"migrate.upgrade(make_engine({url!r}))\n"
+        "print(any(m == 'alembic' or m.startswith('alembic.') for m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
