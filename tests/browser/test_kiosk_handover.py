@@ -20,7 +20,7 @@ def test_handover_at_the_screen_needs_the_incoming_badge_H1(
     kiosk: Kiosk, daemon: Daemon, screenshots: Path
 ) -> None:
     page = kiosk.page
-    staff = person(daemon, "ENG", 2)
+    staff = person(daemon, "ENG", 10)  # used by no other browser test
     outgoing = person(daemon, "CS", 1, roles={"staff", "custodian"})
     incoming = person(daemon, "CS", 0, roles={"staff", "supervisor"})
 
