@@ -678,7 +678,7 @@ class Cabinet:
 
     async def _returner_tap(self, uid: str, card: policy.CardFacts | None,
                             person: policy.PersonFacts | None, now: dt.datetime) -> None:
-        decision = policy.identify(card, person, now)
+        decision = policy.decide_returner(card, person, now)
         if not decision.allowed:
             self._deny(decision, uid=uid, person=person, end=False)
             return  # still waiting for a badge that identifies someone

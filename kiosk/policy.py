@@ -398,6 +398,18 @@ def due_at(key: KeyFacts, drawn_at: dt.datetime, calendar: Calendar) -> dt.datet
     return calendar.end_of_business_day(drawn_at)
 
 
+# -------------------------------------------------------------------- returner (K4)
+def decide_returner(card: CardFacts | None, person: PersonFacts | None,
+                    now: dt.datetime) -> Decision:
+    """K4: a return records who returned the key, so the badge tapped after a key's fob must
+    identify someone (any valid badge: a return by another person is recorded, flagged K5)."""
+    identified = identify(card, person, now)
+    if not identified.allowed:
+        return Decision.deny(identified.code, identified.reason, "K4", *identified.rules)
+    assert person is not None  # identified
+    return Decision.allow("returner", f"returned by {person.name}", "K4")
+
+
 # ----------------------------------------------------------------------- handover (H1)
 HANDOVER_ROLES = frozenset({"custodian", "duty_manager", "supervisor"})
 """Who keeps the key register across a shift change and so may sign a handover."""
@@ -411,8 +423,8 @@ def decide_handover_signer(
     ``outgoing`` is None when ``person`` starts the handover, and the outgoing signer when
     ``person`` taps to accept it.
     """
-    if not identified.allowed:
-        return identified
+    if not identified.allowed:  # a handover signature is a badge that identifies someone
+        return Decision.deny(identified.code, identified.reason, "H1", *identified.rules)
     if not person.active:
         return Decision.deny("person_inactive", f"{person.name} is not active", "H1")
     if not person.roles & HANDOVER_ROLES:

@@ -114,6 +114,14 @@ class Rig:
         await self.settle()
         return fob
 
+    async def drawn(self, uid: str, key_number: str, reason: str = "repair") -> tuple[int, str]:
+        """Badge, draw, take: ``key_number`` is out with the badge's holder. (slot, fob)."""
+        slot, fob = self.key(key_number)
+        await self.cabinet.tap(uid)
+        await self.cabinet.choose_draw([key_number], reason)
+        await self.take(slot)
+        return slot, fob
+
     async def put_back(self, fob: str, slot: int) -> None:
         self.hw.model.insert(fob, slot)
         self.hw.model.shut_slot(slot)

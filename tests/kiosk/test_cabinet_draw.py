@@ -47,14 +47,14 @@ async def test_day_draw_and_return_K3_K4(rig: Rig) -> None:
 async def test_a_fob_return_by_someone_else_records_who_and_flags_it_K4_K5(rig: Rig) -> None:
     uid, _ = rig.card_of(dept="ENG", index=0)
     other_uid, other = rig.card_of(dept="ENG", index=1)
-    slot, fob = rig.key("U1203")
-    await rig.cabinet.tap(uid)
-    await rig.cabinet.choose_draw(["U1203"], "repair")
-    await rig.take(slot)
+    slot, fob = await rig.drawn(uid, "U1203")
     await rig.cabinet.tap(fob)
     await rig.cabinet.tap("DEADBEEF")  # an unknown card does not open it; still waiting
     screen = rig.cabinet.screen()
     assert screen["state"] == "await_returner" and screen["message"]["code"] == "card_unknown"
+    [denied] = rig.events("access.denied")
+    assert denied.rules == '["K4","K3"]'
+
     assert not rig.hw.model.is_unlocked(slot)
     await rig.cabinet.tap(other_uid)
     await rig.put_back(fob, slot)
@@ -68,10 +68,7 @@ async def test_a_fob_return_without_a_badge_is_flagged_and_one_without_anything_
     rig: Rig,
 ) -> None:
     uid, _ = rig.card_of(dept="ENG")
-    slot, fob = rig.key("U1203")
-    await rig.cabinet.tap(uid)
-    await rig.cabinet.choose_draw(["U1203"], "repair")
-    await rig.take(slot)
+    slot, fob = await rig.drawn(uid, "U1203")
     # Nobody taps a badge: after the wait the screen gives up and nothing has opened.
     await rig.cabinet.tap(fob)
     rig.clock.advance(21)

@@ -31,13 +31,6 @@ def _reports(rig: Rig) -> list[Report]:
         return list(s.scalars(select(Report).where(Report.kind == "handover")))
 
 
-async def _draw(rig: Rig, uid: str, key_number: str) -> None:
-    slot, _ = rig.key(key_number)
-    await rig.cabinet.tap(uid)
-    await rig.cabinet.choose_draw([key_number], "repair")
-    await rig.take(slot)
-
-
 def _alarm_with_follow_up(rig: Rig, note: str) -> None:
     """An open discrepancy someone is working on: the handover must carry it and the note."""
     with tx.write(rig.runtime.audit) as s:
@@ -53,7 +46,7 @@ def _alarm_with_follow_up(rig: Rig, note: str) -> None:
 
 async def test_handover_needs_both_taps_and_stores_the_signed_report_H1(rig: Rig) -> None:
     staff_uid, staff = rig.card_of(dept="ENG")
-    await _draw(rig, staff_uid, "U1203")
+    await rig.drawn(staff_uid, "U1203")
     _alarm_with_follow_up(rig, "locksmith booked for Monday")
     out_uid, outgoing = rig.card_of(role=Role.CUSTODIAN, index=0)
     in_uid, incoming = rig.card_of(role=Role.CUSTODIAN, index=1)
@@ -75,6 +68,8 @@ async def test_handover_needs_both_taps_and_stores_the_signed_report_H1(rig: Rig
     assert rig.cabinet.screen()["message"]["code"] == "handover_same_person"
     await rig.cabinet.tap(staff_uid)
     assert rig.cabinet.screen()["message"]["code"] == "handover_not_keeper"
+    await rig.cabinet.tap("DEADBEEF")  # a card nobody holds signs nothing
+    assert rig.cabinet.screen()["message"]["code"] == "card_unknown"
     assert rig.cabinet.screen()["state"] == "await_incoming"
     assert [h.state for h in _handovers(rig)] == [HandoverState.STARTED]
 
@@ -96,8 +91,10 @@ async def test_handover_needs_both_taps_and_stores_the_signed_report_H1(rig: Rig
     assert bent and bent[0]["follow_up"] == "locksmith booked for Monday"
     assert data["count"]["sensors_available"] and data["count"]["open_loans"] == 1
     assert data["drawn"] == 1 and data["notes"] == "quiet shift"
-    denied = [json.loads(e.payload)["code"] for e in rig.events("access.denied")]
-    assert denied == ["handover_same_person", "handover_not_keeper"]
+    denied = [(json.loads(e.payload)["code"], json.loads(e.rules))
+              for e in rig.events("access.denied")]
+    assert denied == [("handover_same_person", ["H1"]), ("handover_not_keeper", ["H1"]),
+                      ("card_unknown", ["H1", "K3"])]
     types = [e.type for e in rig.events("handover.")]
     assert types == ["handover.started", "handover.accepted"]
     assert all(json.loads(e.rules) == ["H1"] for e in rig.events("handover."))

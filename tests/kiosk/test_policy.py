@@ -22,8 +22,10 @@ from kiosk.policy import (
     ShiftFacts,
     decide_cosign,
     decide_draw,
+    decide_handover_signer,
     decide_night_pair,
     decide_return,
+    decide_returner,
     drawable,
     due_at,
     identify,
@@ -281,6 +283,29 @@ def test_K4_K5_return_by_borrower_other_or_fob_only() -> None:
     other = decide_return(borrower_id=ALICE.id, returner_id=BOB.id)
     assert other.allowed and other.code == "returned_by_other" and "K5" in other.rules
     assert decide_return(borrower_id=ALICE.id, returner_id=None).code == "returned_unidentified"
+
+
+def test_K4_the_badge_after_a_fob_must_identify_the_returner() -> None:
+    now = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    assert decide_returner(CARD, ALICE, now).rules == ("K4",)
+    unknown = decide_returner(None, None, now)
+    assert not unknown.allowed and unknown.code == "card_unknown"
+    assert unknown.rules == ("K4", "K3")
+    lost = decide_returner(replace(CARD, status="lost"), ALICE, now)
+    assert not lost.allowed and lost.rules == ("K4", "K3")
+
+
+def test_H1_two_different_keepers_sign_a_handover() -> None:
+    now = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+    ok = identify(CARD, BOB, now)
+    assert decide_handover_signer(BOB, ok).rules == ("H1",)
+    assert decide_handover_signer(MGR, ok, outgoing=BOB).allowed
+    assert decide_handover_signer(BOB, ok, outgoing=BOB).code == "handover_same_person"
+    assert decide_handover_signer(ALICE, ok).code == "handover_not_keeper"
+    gone = decide_handover_signer(replace(MGR, active=False), ok, outgoing=BOB)
+    assert gone.code == "person_inactive" and gone.rules == ("H1",)
+    refused = decide_handover_signer(BOB, identify(None, None, now))
+    assert refused.code == "card_unknown" and refused.rules == ("H1", "K3")
 
 
 # ---------------------------------------------------------------------------- due back
