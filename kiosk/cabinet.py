@@ -795,7 +795,7 @@ class Cabinet:
                 s, self.audit, kind="lock_fault", message=f"slot {slot} did not unlock: {exc}",
                 rule="K2", actors=[], cabinet_id=self.cabinet_id,
                 slot_id=records.slot_id(s, cabinet_id=self.cabinet_id, number=slot),
-                payload={"intent_seq": self.visit.intents.get(slot)},
+                payload={"intent_seq": self.visit.intents.get(slot)}, at=self.clock(),
             )
         self._log(self._outcome("unlock.failed", slot, rules=["K2"], detail=str(exc)))
         self.visit.resolved.add(slot)
@@ -873,7 +873,7 @@ class Cabinet:
                 alarm_service.raise_alarm(
                     s, self.audit, kind="returned_by_other", rule="K5", message=decision.reason,
                     actors=[str(returner.id)] if returner else [], cabinet_id=self.cabinet_id,
-                    slot_id=loan.return_slot_id, key_id=key.id, loan_id=loan.id,
+                    slot_id=loan.return_slot_id, key_id=key.id, loan_id=loan.id, at=now,
                 )
 
     def _register_key(self, slot: int) -> None:
@@ -1047,7 +1047,7 @@ class Cabinet:
                         s, self.audit, kind="key_overdue", rule="K9", actors=[],
                         cabinet_id=self.cabinet_id, key_id=loan.key_id, loan_id=loan.id,
                         message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
-                                f"{loan.due_at.isoformat()}",
+                                f"{loan.due_at.isoformat()}", at=now,
                     )
 
     # ------------------------------------------------------------------------ helpers
@@ -1058,7 +1058,7 @@ class Cabinet:
                 s, self.audit, kind=kind, message=message, rule=rule, actors=[],
                 cabinet_id=self.cabinet_id, key_id=key.id if key else None,
                 slot_id=records.slot_id(s, cabinet_id=self.cabinet_id, number=slot)
-                if slot is not None else None,
+                if slot is not None else None, at=self.clock(),
             )
         self._beep("alarm")
         self._changed()

@@ -102,7 +102,7 @@ def _alarm_once(cabinet: Cabinet, kind: str, slot: int, rule: str, message: str)
             return 0
         alarm_service.raise_alarm(
             s, cabinet.audit, kind=kind, rule=rule, message=message, actors=[],
-            cabinet_id=cabinet.cabinet_id, slot_id=slot_id,
+            cabinet_id=cabinet.cabinet_id, slot_id=slot_id, at=cabinet.clock(),
         )
     return 1
 

@@ -181,7 +181,7 @@ class Scheduler:
                 message=f"K9 daily count {day}: slot {m.slot} ({m.key_number or 'no key'}): "
                         f"{problem}",
                 actors=[ACTOR], cabinet_id=cabinet_id, slot_id=slot_id, key_id=key_id,
-                owner_id=supervisor.id if supervisor else None,
+                owner_id=supervisor.id if supervisor else None, at=now,
             )
             self._escalate_alarm(session, alarm, "supervisor", supervisor, now=now,
                                  extra={"slot": m.slot, "problem": m.problem})
@@ -252,7 +252,7 @@ class Scheduler:
                         message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
                                 f"{loan.due_at.isoformat()}",
                         actors=[ACTOR], cabinet_id=self.cabinet.id, key_id=loan.key_id,
-                        loan_id=loan.id,
+                        loan_id=loan.id, at=now,
                     )
                 have = set(session.scalars(
                     select(AlarmEscalation.level).where(AlarmEscalation.alarm_id == alarm.id)

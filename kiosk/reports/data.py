@@ -290,7 +290,7 @@ def build_daily(
         .outerjoin(Key, Alarm.key_id == Key.id)
         .where(
             Alarm.rule == "K9",
-            Alarm.raised_at < as_of,
+            Alarm.raised_at <= as_of,  # the count raises its alarms at the report's own tick
             # raised that day, or raised earlier and still not closed: nothing drops out
             (Alarm.raised_at >= start) | (Alarm.state != AlarmState.CLOSED),
         )

@@ -7,6 +7,7 @@ never deleted (K9: reports are only acknowledged); each step adds a note and an 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from sqlalchemy import select
@@ -44,12 +45,15 @@ def raise_alarm(
     loan_id: uuid.UUID | None = None,
     owner_id: uuid.UUID | None = None,
     payload: dict[str, object] | None = None,
+    at: dt.datetime | None = None,
 ) -> Alarm:
     """Open an alarm: the cabinet, the daily count, or a person reporting a discrepancy.
 
     The one way an alarm comes to be, whoever raises it: an ``Alarm`` row with a state and
     an owner (F1) and an ``alarm.<kind>`` event (``alarm.door_forced``...), so a
     notification route or a Prometheus counter can pick out one kind by its event type.
+    ``at`` is the raiser's clock (the scheduler's count time, the cabinet's clock), so an
+    alarm lands in the report of the day it belongs to; the event keeps the log's own time.
     """
     if kind in ALARM_LIFECYCLE:
         raise InvalidRequest(f"F1: {kind!r} is a step in an alarm's life, not an alarm kind")
@@ -68,7 +72,7 @@ def raise_alarm(
         key_id=key_id,
         loan_id=loan_id,
         owner_id=owner_id,
-        raised_at=utcnow(),
+        raised_at=at or utcnow(),
     )
     session.add(alarm)
     session.flush()

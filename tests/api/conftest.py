@@ -102,9 +102,11 @@ class World:
         return {"Authorization": f"Bearer {secret}"}
 
     def loan(
-        self, key: str, borrower: uuid.UUID, *, drawn_hours_ago: float, due_in_hours: float
+        self, key: str, borrower: uuid.UUID, *, drawn_hours_ago: float, due_in_hours: float,
+        now: dt.datetime | None = None,
     ) -> uuid.UUID:
-        now = utcnow()
+        """An open loan; ``now`` pins it to a test's own clock instead of the wall clock."""
+        now = now or utcnow()
         drawn = now - dt.timedelta(hours=drawn_hours_ago)
         loan = Loan(
             key_id=self.ids[f"key:{key}"],

@@ -24,7 +24,7 @@ V1 = "/api/v1"
 
 def _daily_report(world: World) -> uuid.UUID:
     gao = world.ids["staff_a"]
-    world.loan("U1201", gao, drawn_hours_ago=3, due_in_hours=-1)
+    world.loan("U1201", gao, drawn_hours_ago=3, due_in_hours=-1, now=local(DAY, 18, 0))
     Scheduler(world.runtime, presence=None, clock=Clock(local(DAY, 18, 31))).tick()
     with Session(world.runtime.engine) as s:
         return s.scalars(select(Report.id).where(Report.period_start == DAY)).one()
