@@ -16,7 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -102,6 +102,8 @@ class Message:
     level: str  # info | ok | error
     until: dt.datetime
     detail: str | None = None
+    turn: int = 0
+    """The input (tap, choice, tick) that said it: an ending keeps only this turn's refusal."""
 
 
 def calendar_from(settings: Settings) -> policy.Calendar:
@@ -174,6 +176,7 @@ class Cabinet:
         with DbSession(runtime.engine) as s:
             self.cabinet_id: uuid.UUID = records.cabinet_row(s, code=self.code).id
         self._lock = asyncio.Lock()
+        self._turn_no = 0
         self._bus = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lockbus")
         self._present: dict[int, bool] = {}
         self._unlocked_since: dict[int, dt.datetime] = {}
@@ -259,37 +262,45 @@ class Cabinet:
 
     async def stop(self) -> None:
         self._stopping.set()
-        async with self._lock:
+        async with self._turn():
             if self.session.state != flow.State.IDLE:
                 await self._apply(self.session.handle(flow.Cancelled(self.clock(), "shutdown")))
         await self._driver(self.locks.lock_all)
         self._log(NewEvent(type="cabinet.stopped"))
         self._bus.shutdown(wait=True)
 
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """One input at a time (a tap, a choice, a tick); each is a numbered turn, so a
+        refusal shown in an earlier turn does not hide how a later one ended."""
+        async with self._lock:
+            self._turn_no += 1
+            yield
+
     # ---------------------------------------------------------------- what people do
     async def tap(self, uid: str) -> None:
         """A card or a key fob was read at the reader."""
-        async with self._lock:
+        async with self._turn():
             await self._tap(uid.strip().upper())
             self._changed()
 
     async def choose_draw(self, key_numbers: list[str], reason_code: str,
                           reason_text: str | None = None) -> None:
-        async with self._lock:
+        async with self._turn():
             try:
                 await self._choose_draw(key_numbers, reason_code, reason_text)
             finally:
                 self._changed()
 
     async def choose_return(self, key_number: str) -> None:
-        async with self._lock:
+        async with self._turn():
             try:
                 await self._choose_return(key_number)
             finally:
                 self._changed()
 
     async def choose_intake(self, **details: Any) -> int:
-        async with self._lock:
+        async with self._turn():
             try:
                 return await self._choose_intake(details)
             finally:
@@ -297,7 +308,7 @@ class Cabinet:
 
     async def start_handover(self, notes: str | None = None) -> None:
         """H1: the keeper at the screen hands over; the incoming keeper taps next."""
-        async with self._lock:
+        async with self._turn():
             try:
                 await self._start_handover(notes)
             finally:
@@ -305,7 +316,7 @@ class Cabinet:
 
     async def accept_handover(self) -> None:
         """H1: the keeper at the screen (identified by their tap) accepts a waiting handover."""
-        async with self._lock:
+        async with self._turn():
             try:
                 await self._accept_handover(self.visit.person, self.visit.card)
             finally:
@@ -314,13 +325,13 @@ class Cabinet:
     async def still_here(self) -> None:
         """The person touched the screen while choosing: give them the full choice time again
         (a custodian filling in the intake form must not lose it to the 60 s timer)."""
-        async with self._lock:
+        async with self._turn():
             if self.session.state == flow.State.CHOOSING:
                 self.session.handle(flow.StillHere(self.clock()))
                 self._changed()
 
     async def cancel(self) -> None:
-        async with self._lock:
+        async with self._turn():
             if self.session.state == flow.State.AWAIT_INCOMING and self.visit.handover_id:
                 self._cancel_handover(self.visit.handover_id)
             if self.session.state != flow.State.IDLE:
@@ -328,7 +339,7 @@ class Cabinet:
             self._changed()
 
     async def tick(self) -> None:
-        async with self._lock:
+        async with self._turn():
             now = self.clock()
             if self.session.expired(now):
                 await self._apply(self.session.handle(flow.Timeout(now)))
@@ -491,7 +502,6 @@ class Cabinet:
         except (Conflict, InvalidRequest) as exc:
             raise CabinetError("handover_none", str(exc)) from None
         self._beep("ok")
-        self.message = None  # an earlier refused tap is no longer the news
         await self._apply(self.session.handle(flow.HandoverAccepted(now, person.id)))
 
     def _cancel_handover(self, handover_id: uuid.UUID) -> None:
@@ -628,7 +638,7 @@ class Cabinet:
         like a night opening (K8): the intent names both admins, then the normal flow records
         the loan when the key leaves, or ``draw.not_taken``. Refused (``CabinetError``) unless
         the cabinet is idle and the key is in and active. Returns the slot number."""
-        async with self._lock:
+        async with self._turn():
             try:
                 return await self._remote_draw(key_number, person_id, reason_code, reason_text,
                                                admins)
@@ -684,12 +694,11 @@ class Cabinet:
             return  # still waiting for a badge that identifies someone
         assert person is not None and self.visit.returning is not None
         self.visit.person, self.visit.card = person, card
-        self.message = None
         await self._start_return(self.visit.returning, returner=person)
 
     async def return_without_badge(self) -> None:
         """K5: the returner has no badge with them: the return opens and is flagged."""
-        async with self._lock:
+        async with self._turn():
             try:
                 if self.session.state != flow.State.AWAIT_RETURNER or self.visit.returning is None:
                     raise CabinetError("busy", f"nothing to return in state {self.session.state}")
@@ -928,8 +937,20 @@ class Cabinet:
                 "return" if self.visit.returning is not None else "intake")
             rules = {"draw": ["K3"], "return": ["K4"], "intake": ["K1"]}[kind]
             self._log(self._outcome(f"{kind}.abandoned", slot, rules=rules, reason=reason))
+        returning = self.visit.returning
+        if returning is not None and not self.visit.intents:
+            # K4: a fob was tapped but no returner came forward; the key stays on loan and
+            # the log says so (a key seen at the cabinet and not put back is worth knowing)
+            self._log(NewEvent(
+                type="return.abandoned", slot=returning.home_slot,
+                key_number=returning.key_number, rules=["K4"],
+                actors=[str(self.visit.person.id)] if self.visit.person else [],
+                payload={"reason": reason, "opened": False},
+            ))
         level = "ok" if reason in ("drawn", "returned", "received", "handed_over") else "info"
-        if reason not in ("lock_fault",) and not (self.message and self.message.level == "error"):
+        refused_now = (self.message is not None and self.message.level == "error"
+                       and self.message.turn == self._turn_no)
+        if reason not in ("lock_fault",) and not refused_now:
             self._say(reason, level)
         self.visit = Visit()
 
@@ -1085,7 +1106,7 @@ class Cabinet:
 
     def _say(self, code: str, level: str, *, for_s: float | None = None) -> None:
         duration = dt.timedelta(seconds=for_s) if for_s else self.options.message_for
-        self.message = Message(code, level, self.clock() + duration)
+        self.message = Message(code, level, self.clock() + duration, turn=self._turn_no)
 
     def _changed(self) -> None:
         self.version += 1

@@ -42,6 +42,18 @@ class HandoverRefused(InvalidRequest):
     def __init__(self, decision: policy.Decision) -> None:
         super().__init__(f"H1: {decision.reason}")
         self.code = decision.code
+        self.decision = decision
+
+
+def log_refusal(session: Session, audit: AuditLog, refused: HandoverRefused, *,
+                actors: list[str], action: str) -> None:
+    """A refused signer is an ``access.denied`` event wherever it was refused: the kiosk
+    logs its own; the API calls this after the refused transaction rolled back."""
+    tx.log(session, audit, NewEvent(
+        type="access.denied", actors=actors, decision="deny", rules=list(refused.decision.rules),
+        payload={"code": refused.code, "reason": refused.decision.reason, "action": action,
+                 "via": "api"},
+    ))
 
 
 def content_of(row: Handover) -> dict[str, Any]:

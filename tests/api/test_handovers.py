@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from kiosk.store.models import Card
+import json
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kiosk.store.models import Card, Event
 from kiosk.store.models_auth import AccountRole
 from tests.api.conftest import World, attached_cabinet
 from tests.reports.tower import need_font
@@ -64,6 +69,12 @@ def test_an_account_without_a_keeper_behind_it_cannot_sign_H1(world: World) -> N
     staff = world.token(AccountRole.SUPERVISOR, person=world.ids["staff_a"])
     refused = world.client.post(f"{V1}/handovers", json={}, headers=staff)
     assert refused.status_code == 422 and "H1" in refused.json()["detail"]
+    # the refusal is logged like one at the cabinet, under the account that asked
+    with Session(world.runtime.engine) as s:
+        [denied] = s.scalars(select(Event).where(Event.type == "access.denied")).all()
+    assert json.loads(denied.rules)[0] == "H1" and denied.decision == "deny"
+    assert json.loads(denied.payload)["action"] == "handover.start"
+    assert any(a.startswith("account:") for a in json.loads(denied.actors))
     auditor = world.token(AccountRole.AUDITOR)
     assert world.client.post(f"{V1}/handovers", json={}, headers=auditor).status_code == 403
     assert world.client.get(f"{V1}/handovers", headers=auditor).json()["total"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from rig import Rig
@@ -58,6 +59,8 @@ async def test_a_fob_return_by_someone_else_records_who_and_flags_it_K4_K5(rig: 
     assert not rig.hw.model.is_unlocked(slot)
     await rig.cabinet.tap(other_uid)
     await rig.put_back(fob, slot)
+    # the earlier refusal is not the news any more: the screen says the key is back
+    assert rig.cabinet.screen()["message"]["code"] == "returned"
     returned = rig.events("key.returned")[0]
     assert returned.rules == '["K4","K5"]' and str(other.id) in returned.actors
     [alarm] = rig.events("alarm.returned_by_other")
@@ -76,6 +79,9 @@ async def test_a_fob_return_without_a_badge_is_flagged_and_one_without_anything_
     screen = rig.cabinet.screen()
     assert screen["state"] == "idle" and screen["message"]["code"] == "returner_timeout"
     assert not rig.hw.model.is_unlocked(slot) and len(rig.open_loans()) == 1
+    [gave_up] = rig.events("return.abandoned")  # the unclaimed fob tap is in the log
+    assert gave_up.key_number == "U1203" and gave_up.rules == '["K4"]'
+    assert json.loads(gave_up.payload) == {"reason": "returner_timeout", "opened": False}
     # "No badge with me": the slot opens; the return is recorded as by an unknown person.
     await rig.cabinet.tap(fob)
     await rig.cabinet.return_without_badge()
