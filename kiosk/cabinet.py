@@ -62,6 +62,7 @@ class CabinetOptions:
     phone_confirmation_required: bool = True
     handover_valid_for: dt.timedelta = dt.timedelta(minutes=30)
     report_language: str = "zh"
+    scan_interval: dt.timedelta = dt.timedelta(seconds=0.1)
 
 
 @dataclass
@@ -132,6 +133,7 @@ def options_from(settings: Settings) -> CabinetOptions:
         phone_confirmation_required=c.phone_confirmation_required,
         handover_valid_for=dt.timedelta(minutes=c.handover_valid_min),
         report_language=settings.schedule.report_language,
+        scan_interval=dt.timedelta(seconds=c.scan_interval_s),
     )
 
 
@@ -218,8 +220,9 @@ class Cabinet:
         self._reconcile_pending = False
         return summary
 
-    async def run(self, poll_s: float = 0.1) -> None:
-        """Scan sensors and timers until ``stop()``."""
+    async def run(self) -> None:
+        """Scan sensors and timers every ``scan_interval`` until ``stop()``."""
+        poll_s = self.options.scan_interval.total_seconds()
         while not self._stopping.is_set():
             try:
                 await self.tick()

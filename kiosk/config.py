@@ -101,6 +101,11 @@ class CabinetSettings(_Strict):
         default=30, ge=5, le=240,
         description="H1: a started handover can be accepted for this long, then it lapses.",
     )
+    scan_interval_s: float = Field(
+        default=0.1, ge=0.02, le=2.0,
+        description="How often the slot sensors and timers are read. Shorter sees a key "
+                    "leave sooner and costs bus traffic and CPU; a Pi Zero may want 0.2.",
+    )
 
 
 class ScheduleSettings(_Strict):

@@ -87,3 +87,15 @@ def test_unknown_time_zone_and_broken_toml_and_missing_file(tmp_path: Path) -> N
         load_settings(broken)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_sensor_scan_interval_is_a_setting_with_bounds(tmp_path: Path) -> None:
+    from kiosk.cabinet import options_from
+
+    cfg = tmp_path / "pi-zero.toml"
+    cfg.write_text("[cabinet]\nscan_interval_s = 0.25\n", encoding="utf-8")
+    assert options_from(load_settings(cfg)).scan_interval == dt.timedelta(milliseconds=250)
+    assert options_from(load_settings()).scan_interval == dt.timedelta(milliseconds=100)
+    cfg.write_text("[cabinet]\nscan_interval_s = 0.001\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"cabinet.scan_interval_s.*ge 0.02"):
+        load_settings(cfg)
