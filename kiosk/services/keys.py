@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.errors import Conflict, InvalidRequest
@@ -101,7 +101,8 @@ def list_keys(
     limit: int,
     offset: int,
 ) -> tuple[list[Key], int]:
-    query = select(Key)
+    # a page shows each key's slot number and whether its unit is special: loaded per page
+    query = select(Key).options(selectinload(Key.home_slot), selectinload(Key.unit))
     for column, value in (
         (Key.status, status),
         (Key.group_id, group_id),

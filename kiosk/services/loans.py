@@ -11,7 +11,7 @@ import enum
 import uuid
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from kiosk.services import tx
 from kiosk.services.authz import Principal
@@ -45,7 +45,9 @@ def list_loans(
 ) -> tuple[list[Loan], int]:
     """``overdue=True``: open and past due (K9's "long overdue"); ``False``: everything else."""
     now = now or utcnow()
-    query = select(Loan).join(Person, Loan.borrower_id == Person.id)
+    # a page shows each loan's key number: one IN query for the page, not one per loan
+    query = select(Loan).join(Person, Loan.borrower_id == Person.id).options(
+        selectinload(Loan.key))
     if by.department_id is not None:
         query = query.where(Person.department_id == by.department_id)
     if state == LoanState.OPEN:
