@@ -189,10 +189,8 @@ def demo_data(ctx: _Context, seed: int) -> None:
 
 def _register_simulators() -> None:
     from kiosk.cli_sim import register
-    from simulators.cli import sim
-    from simulators.modbus_board import modbus_command
+    from simulators.cli import sim  # its Modbus board command loads on first use
 
-    sim.add_command(modbus_command)
     register(sim)
     cli.add_command(sim)
 

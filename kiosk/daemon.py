@@ -59,9 +59,11 @@ class _Server(uvicorn.Server):
 
 def _server(app: object, host: str, port: int, settings: Settings) -> _Server:
     # A screen long-poll may be pending at shutdown: do not wait for it to run out.
+    # Neither app speaks WebSocket (the screen long-polls, the event stream is SSE), so
+    # uvicorn need not load a WebSocket library into the daemon.
     return _Server(uvicorn.Config(app, host=host, port=port,  # type: ignore[arg-type]
                                   log_level=settings.log_level.lower(), lifespan="on",
-                                  timeout_graceful_shutdown=2))
+                                  timeout_graceful_shutdown=2, ws="none"))
 
 
 def _hints(runtime: Runtime) -> str:

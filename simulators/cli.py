@@ -8,12 +8,13 @@ Each subcommand serves one kind of device on the same endpoint the real hardware
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -40,7 +41,26 @@ A person at the simulated cabinet of a running `kiosk run` (simulate mode):
 """
 
 
-@click.group(name="sim", help=SIM_HELP)
+class _LazyGroup(click.Group):
+    """A group whose heavy subcommands are imported only when one of them is run or listed:
+    ``kiosk run`` builds this group too, and the Modbus simulator would bring pymodbus
+    (55 modules, several MB of resident memory) into the daemon for nothing."""
+
+    LAZY: ClassVar[dict[str, str]] = {"modbus": "simulators.modbus_board:modbus_command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, _, attr = self.LAZY[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(name="sim", help=SIM_HELP, cls=_LazyGroup)
 def sim() -> None:
     """The group the lead registers into ``kiosk``; subcommands are added below."""
 

@@ -169,3 +169,28 @@ def test_command_rejects_a_bad_listen_url() -> None:
     result = CliRunner().invoke(modbus_command, ["--listen", "serial:///dev/ttyS0"])
     assert result.exit_code == 2
     assert "--listen" in result.output
+
+
+def test_kiosk_sim_modbus_serves_a_board_and_the_daemon_cli_does_not_load_pymodbus() -> None:
+    """`kiosk sim modbus` works from the CLI; importing the CLI (as `kiosk run` does) leaves
+    pymodbus out of the daemon's memory until that command is actually used."""
+    import subprocess
+    import sys
+
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, kiosk.cli; print('pymodbus' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert probe.stdout.strip() == "False"
+    from click.testing import CliRunner
+
+    from kiosk.cli import cli
+
+    listed = CliRunner().invoke(cli, ["sim", "--help"])
+    assert listed.exit_code == 0 and "modbus" in listed.output
+    served = CliRunner().invoke(
+        cli, ["sim", "modbus", "--listen", "tcp://127.0.0.1:0", "--channels", "4",
+              "--run-for", "0.2"])
+    assert served.exit_code == 0, served.output
+    assert "4 channels, slots 1-4, listening on tcp://127.0.0.1:" in served.output
+    assert "relay board stopped" in served.output
