@@ -28,6 +28,7 @@ from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
 from kiosk.demo import load_demo
+from kiosk.heap import freeze_startup_heap
 from kiosk.notify.dispatcher import run_notifications
 from kiosk.runlock import hold
 from kiosk.runtime import Runtime
@@ -93,6 +94,7 @@ async def _ready_then_watchdog(notifier: Notifier, servers: list[_Server], statu
     """READY=1 once every listener is accepting connections, then keep-alives from this loop."""
     while not all(server.started for server in servers):
         await asyncio.sleep(0.05)
+    log.info("start-up objects frozen out of full collections: %d", freeze_startup_heap())
     notifier.ready(status)
     await notifier.watchdog()
 
