@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from kiosk import policy
 from kiosk.store.models import (
@@ -99,30 +100,37 @@ def cabinet_keys(session: Session, *, cabinet_id: uuid.UUID) -> list[policy.KeyF
     return [_key_facts(k, n, k.id in out) for k, n in rows]
 
 
+def _one_key(session: Session, cabinet_id: uuid.UUID, condition: Any) -> policy.KeyFacts | None:
+    """One key of this cabinet in one statement: its slot, group, unit and whether it is out.
+
+    The tap and choice paths look keys up one at a time; four statements each (key, group,
+    unit, every open loan) were a millisecond of the choice → unlock time.
+    """
+    out = select(Loan.id).where(Loan.key_id == Key.id, Loan.returned_at.is_(None)).exists()
+    row = session.execute(
+        select(Key, Slot.number, out)
+        .join(Slot, Key.home_slot_id == Slot.id)
+        .where(Slot.cabinet_id == cabinet_id, condition)
+        .options(joinedload(Key.group), joinedload(Key.unit))
+    ).one_or_none()
+    if row is None:
+        return None
+    key, number, on_loan = row
+    return _key_facts(key, number, bool(on_loan))
+
+
 def key_by_number(
     session: Session, *, cabinet_id: uuid.UUID, key_number: str
 ) -> policy.KeyFacts | None:
-    row = session.execute(_key_query(cabinet_id).where(Key.key_number == key_number)).one_or_none()
-    if row is None:
-        return None
-    key, number = row
-    return _key_facts(key, number, key.id in open_loan_key_ids(session))
+    return _one_key(session, cabinet_id, Key.key_number == key_number)
 
 
 def key_by_fob(session: Session, *, cabinet_id: uuid.UUID, fob: str) -> policy.KeyFacts | None:
-    row = session.execute(_key_query(cabinet_id).where(Key.fob_tag == fob.upper())).one_or_none()
-    if row is None:
-        return None
-    key, number = row
-    return _key_facts(key, number, key.id in open_loan_key_ids(session))
+    return _one_key(session, cabinet_id, Key.fob_tag == fob.upper())
 
 
 def key_in_slot(session: Session, *, cabinet_id: uuid.UUID, slot: int) -> policy.KeyFacts | None:
-    row = session.execute(_key_query(cabinet_id).where(Slot.number == slot)).one_or_none()
-    if row is None:
-        return None
-    key, number = row
-    return _key_facts(key, number, key.id in open_loan_key_ids(session))
+    return _one_key(session, cabinet_id, Slot.number == slot)
 
 
 def rights_for(session: Session, *, person: policy.PersonFacts) -> list[policy.RightFacts]:
