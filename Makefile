@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# New Year's Day, half past midnight Shanghai time: another day, month and year than the
+# tests' own, after hours, and a different date in UTC (16:30 on 31 December)
+TEST_CLOCK  ?= 2027-01-01T00:30:00+08:00
+CLOCK_TESTS := tests/kiosk tests/reports tests/test_scheduler.py tests/api/test_handovers.py
 
 .PHONY: run test lint bench crash-test demo clean
 
@@ -19,9 +23,11 @@ run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/kiosk run
 
-## test: the whole suite (also on a private PostgreSQL when CI=true or KIOSK_TEST_POSTGRES=1)
+## test: the whole suite (also on a private PostgreSQL when CI=true or KIOSK_TEST_POSTGRES=1),
+## then the clock-sensitive tests again with the wall clock moved (see KIOSK_TEST_CLOCK)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q $(CLOCK_TESTS)
 
 ## lint: ruff and mypy
 lint: $(STAMP)

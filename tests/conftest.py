@@ -6,6 +6,8 @@ or ``KIOSK_TEST_POSTGRES=1`` (see ``tests/pg_server.py``): use the ``db_url`` fi
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,6 +25,23 @@ from kiosk.config import Settings
 from kiosk.runtime import Runtime
 
 BACKENDS = ["sqlite", "postgres"] if pg_server.wanted() else ["sqlite"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """KIOSK_TEST_CLOCK=ISO-time runs the suite as if the wall clock read that moment.
+
+    Tests pin their own clocks (a fixed Friday, 18:31 Shanghai time...); code that reads the
+    wall clock where it should read the caller's clock passes on the day the test was
+    written and fails later (CI once did, after 18:31 on the tests' own day). `make test`
+    runs the clock-sensitive tests a second time at an awkward moment to catch that.
+    """
+    moment = os.environ.get("KIOSK_TEST_CLOCK")
+    if moment:
+        import time_machine
+
+        traveller = time_machine.travel(dt.datetime.fromisoformat(moment), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
 
 
 @pytest.fixture(scope="session")
