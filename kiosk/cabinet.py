@@ -932,6 +932,18 @@ class Cabinet:
         self.audit.notify_committed(event)
 
     def _ended(self, reason: str) -> None:
+        try:
+            self._log_unfinished(reason)
+        finally:  # whatever the log could take, the screen ends the visit and says why
+            level = "ok" if reason in ("drawn", "returned", "received", "handed_over") else "info"
+            refused_now = (self.message is not None and self.message.level == "error"
+                           and self.message.turn == self._turn_no)
+            if reason not in ("lock_fault",) and not refused_now:
+                self._say(reason, level)
+            self.visit = Visit()
+
+    def _log_unfinished(self, reason: str) -> None:
+        """What the visit opened and did not finish: each slot released and not resolved."""
         for slot in self.visit.intents:
             self._light(slot, False)
             if slot in self.visit.resolved:
@@ -941,21 +953,16 @@ class Cabinet:
             rules = {"draw": ["K3"], "return": ["K4"], "intake": ["K1"]}[kind]
             self._log(self._outcome(f"{kind}.abandoned", slot, rules=rules, reason=reason))
         returning = self.visit.returning
-        if returning is not None and not self.visit.intents:
+        if returning is not None and not self.visit.intents and reason != "storage_fault":
             # K4: a fob was tapped but no returner came forward; the key stays on loan and
-            # the log says so (a key seen at the cabinet and not put back is worth knowing)
+            # the log says so (a key seen at the cabinet and not put back is worth knowing).
+            # After a storage fault nothing can be logged: the fault itself is the record.
             self._log(NewEvent(
                 type="return.abandoned", slot=returning.home_slot,
                 key_number=returning.key_number, rules=["K4"],
                 actors=[str(self.visit.person.id)] if self.visit.person else [],
                 payload={"reason": reason, "opened": False},
             ))
-        level = "ok" if reason in ("drawn", "returned", "received", "handed_over") else "info"
-        refused_now = (self.message is not None and self.message.level == "error"
-                       and self.message.turn == self._turn_no)
-        if reason not in ("lock_fault",) and not refused_now:
-            self._say(reason, level)
-        self.visit = Visit()
 
     # ------------------------------------------------------------------------ denials
     def _deny(self, decision: policy.Decision, *, uid: str | None = None,

@@ -13,19 +13,23 @@ means standing in front of the keys. The accepted report is also a K9 report
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import AuditDep, PrincipalDep, ReadSession, RuntimeDep, needs
 from api.schemas import Limit, Note, Offset, Out, Page, Strict, page_of
-from kiosk.errors import InvalidRequest
+from kiosk.errors import AuditError, InvalidRequest
 from kiosk.reports import render
 from kiosk.services import handovers, tx
 from kiosk.services.authz import Permission as P
 from kiosk.store.models import Handover, HandoverState
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["handovers (H1)"])
 
@@ -127,9 +131,12 @@ def start_handover(
             )
             return _detail(row)
     except handovers.HandoverRefused as refused:
-        with tx.write(audit) as session:
-            handovers.log_refusal(session, audit, refused, actors=by.actors(),
-                                  action="handover.start")
+        try:
+            with tx.write(audit) as session:
+                handovers.log_refusal(session, audit, refused, actors=by.actors(),
+                                      action="handover.start")
+        except (AuditError, SQLAlchemyError):  # the refusal stands even if storage fails
+            log.exception("could not log a refused handover signer")
         raise
 
 

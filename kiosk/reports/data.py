@@ -290,7 +290,9 @@ def build_daily(
         .outerjoin(Key, Alarm.key_id == Key.id)
         .where(
             Alarm.rule == "K9",
-            Alarm.raised_at <= as_of,  # the count raises its alarms at the report's own tick
+            # the count raises its alarms at the report's own tick, so "by now" includes
+            # that instant; a finished day stops before the next day's first instant
+            Alarm.raised_at <= as_of if as_of < end else Alarm.raised_at < end,
             # raised that day, or raised earlier and still not closed: nothing drops out
             (Alarm.raised_at >= start) | (Alarm.state != AlarmState.CLOSED),
         )

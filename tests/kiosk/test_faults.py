@@ -3,6 +3,8 @@ and no lock moves without a durable intent record (issue: benchmarks and fault h
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,13 +60,11 @@ async def test_board_offline_mid_draw_then_back_records_the_take(rig: Rig) -> No
     assert len(loans) == 1 and loans[0].borrower_id == person.id
 
 
-async def test_disk_full_before_the_intent_means_no_lock_moves(rig: Rig) -> None:
+@contextlib.contextmanager
+def database_full(rig: Rig) -> Iterator[None]:
     """SQLite's max_page_count makes the database 'full' exactly as a full disk would."""
     from sqlalchemy import event
 
-    uid, _ = rig.card_of(dept="ENG")
-    slot, _ = rig.key("U1203")
-    await rig.cabinet.tap(uid)
     engine = rig.runtime.engine
     with engine.connect() as conn:
         pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
@@ -74,19 +74,44 @@ async def test_disk_full_before_the_intent_means_no_lock_moves(rig: Rig) -> None
 
     engine.dispose()
     event.listen(engine, "connect", _cap)
-    # Use up the free space the log's own pages still have, as a filling disk would.
-    with pytest.raises(AuditError, match="full"):
-        for i in range(10_000):
-            rig.runtime.audit.append(NewEvent(type="test.filler", payload={"i": i, "pad": "x" * 200}))
     try:
+        # Use up the free space the log's own pages still have, as a filling disk would.
+        with pytest.raises(AuditError, match="full"):
+            for i in range(10_000):
+                rig.runtime.audit.append(
+                    NewEvent(type="test.filler", payload={"i": i, "pad": "x" * 200}))
+        yield
+    finally:
+        event.remove(engine, "connect", _cap)
+        engine.dispose()
+
+
+async def test_disk_full_before_the_intent_means_no_lock_moves(rig: Rig) -> None:
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+    with database_full(rig):
         await rig.cabinet.choose_draw(["U1203"], "repair")
         assert not rig.hw.model.is_unlocked(slot), "a lock moved without a durable intent"
         screen = rig.cabinet.screen()
         assert screen["state"] == "idle" and screen["message"]["code"] == "storage_fault"
-    finally:
-        event.remove(engine, "connect", _cap)
-        engine.dispose()
     assert rig.open_loans() == []
+
+
+async def test_disk_full_when_a_returner_taps_opens_nothing_and_says_so_K4(rig: Rig) -> None:
+    """A fob return whose intent cannot be written: no slot opens, the screen leaves the
+    returner's wait and says storage fault, and the key is still on loan."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, fob = await rig.drawn(uid, "U1203")
+    await rig.cabinet.tap(fob)
+    assert rig.cabinet.screen()["state"] == "await_returner"
+    with database_full(rig):
+        await rig.cabinet.tap(uid)  # the borrower's badge: the return would open now
+        assert not rig.hw.model.is_unlocked(slot), "a lock moved without a durable intent"
+        screen = rig.cabinet.screen()
+        assert screen["state"] == "idle" and screen["message"]["code"] == "storage_fault"
+        assert screen["person"] is None
+    assert len(rig.open_loans()) == 1
 
 
 async def test_reader_unplugged_is_a_fault_event_and_taps_work_again_after(rig: Rig) -> None:
