@@ -8,6 +8,8 @@ because it holds the private signing key) contains::
                      sha256 of every other member
     kiosk.db         the snapshot, a self-contained file (journal_mode=DELETE)
     device_key.pem   the Ed25519 device key (absent if this data folder has none)
+    admin_tls.crt    the admin API's self-signed certificate and its key (absent if the
+    admin_tls.key    cabinet never made one), so a replacement keeps the pinned fingerprint
 
 A restore trusts nothing in the archive until it has checked it: every member against the
 manifest's hash, the audit chain and signed checkpoints of the restored database
@@ -42,12 +44,15 @@ from kiosk.audit.verify import VerifyResult, verify_log
 from kiosk.config import Settings
 from kiosk.errors import KioskError
 from kiosk.runlock import is_running
+from kiosk.tls import pair_problem, self_signed_paths
 
 FORMAT = "kiosk-backup/1"
 MANIFEST = "manifest.json"
 DATABASE = "kiosk.db"
 DEVICE_KEY = "device_key.pem"
-MEMBERS = (DATABASE, DEVICE_KEY)
+TLS_CERT = "admin_tls.crt"
+TLS_KEY = "admin_tls.key"
+MEMBERS = (DATABASE, DEVICE_KEY, TLS_CERT, TLS_KEY)
 PG_MESSAGE = (
     "this cabinet uses PostgreSQL: back it up with pg_dump (e.g. pg_dump -Fc -f kiosk.dump "
     "DBNAME) and restore with pg_restore; copy the device key ({key}) separately and keep "
@@ -201,9 +206,13 @@ def create_backup(settings: Settings, out: Path | None = None) -> tuple[Path, Ma
         _snapshot(source, work / DATABASE)
         revision, seq, digest = _describe_snapshot(work / DATABASE, settings.cabinet_id)
         members = {DATABASE: _sha256(work / DATABASE)}
-        if settings.device_key_path.is_file():
-            shutil.copyfile(settings.device_key_path, work / DEVICE_KEY)
-            members[DEVICE_KEY] = _sha256(work / DEVICE_KEY)
+        tls_cert, tls_key = self_signed_paths(settings.data_dir)
+        for name, path in ((DEVICE_KEY, settings.device_key_path),
+                           *(((TLS_CERT, tls_cert), (TLS_KEY, tls_key))
+                             if tls_cert.is_file() and tls_key.is_file() else ())):
+            if path.is_file():
+                shutil.copyfile(path, work / name)
+                members[name] = _sha256(work / name)
         manifest = Manifest(
             created_at=now.isoformat(), cabinet_id=settings.cabinet_id,
             schema_revision=revision, audit_head_seq=seq, audit_head_hash=digest,
@@ -332,12 +341,17 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool = False) ->
             )
         key = work / DEVICE_KEY if DEVICE_KEY in manifest.members else None
         result = _verify_restored(work / DATABASE, key, manifest)
-        staged_key = _stage_key(key, settings.device_key_path) if key is not None else None
-        aside = _move_aside(settings, target)
+        # every file that goes in place, staged beside its final path (renames are atomic)
+        placed: list[tuple[Path, Path]] = []
+        if key is not None:
+            placed.append((_stage_key(key, settings.device_key_path), settings.device_key_path))
+        for staged, final in _staged_tls(work, manifest, settings.data_dir):
+            placed.append((staged, final))
+        aside = _move_aside(settings, target, [final for _, final in placed])
         os.replace(work / DATABASE, target)
-        if staged_key is not None:
-            os.replace(staged_key, settings.device_key_path)
-        for folder in {target.parent, settings.device_key_path.parent}:
+        for staged, final in placed:
+            os.replace(staged, final)
+        for folder in {target.parent, *(final.parent for _, final in placed)}:
             _fsync_dir(folder)
     return RestoreResult(manifest, result, target, aside)
 
@@ -355,11 +369,28 @@ def _stage_key(key: Path, final: Path) -> Path:
     return staged
 
 
-def _move_aside(settings: Settings, target: Path) -> Path | None:
-    """Move the current database (with its -wal/-shm) and device key into a dated folder."""
-    present = [p for p in (target, target.with_name(target.name + "-wal"),
-                           target.with_name(target.name + "-shm"), settings.device_key_path)
-               if p.exists()]
+def _staged_tls(work: Path, manifest: Manifest, data_dir: Path) -> list[tuple[Path, Path]]:
+    """The admin API certificate and key from the archive, checked to be a pair, staged."""
+    have = {TLS_CERT, TLS_KEY} & set(manifest.members)
+    if not have:
+        return []
+    if have != {TLS_CERT, TLS_KEY}:
+        raise BackupRefused(f"the archive holds {sorted(have)} without its pair")
+    problem = pair_problem((work / TLS_CERT).read_bytes(), (work / TLS_KEY).read_bytes())
+    if problem:
+        raise BackupRefused(f"the archive's admin TLS certificate and key: {problem}")
+    cert_file, key_file = self_signed_paths(data_dir)
+    cert_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return [(_stage_key(work / TLS_CERT, cert_file), cert_file),
+            (_stage_key(work / TLS_KEY, key_file), key_file)]
+
+
+def _move_aside(settings: Settings, target: Path, replaced: list[Path]) -> Path | None:
+    """Move the current database (with its -wal/-shm) and every file the restore replaces
+    (device key, admin TLS certificate and key) into a dated folder."""
+    candidates = (target, target.with_name(target.name + "-wal"),
+                  target.with_name(target.name + "-shm"), settings.device_key_path, *replaced)
+    present = [p for p in dict.fromkeys(candidates) if p.exists()]
     if not present:
         return None
     aside = settings.data_dir / f"pre-restore-{_utc_stamp(dt.datetime.now(dt.UTC))}"

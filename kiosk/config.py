@@ -144,6 +144,29 @@ class ScheduleSettings(_Strict):
         return self
 
 
+class AdminTlsSettings(_Strict):
+    """HTTPS for the admin API: passwords and bearer tokens must not cross the building
+    network in clear. ``auto`` turns TLS on whenever the API listens beyond loopback."""
+
+    mode: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="auto: TLS unless admin_host is a loopback address; on; off (warned).",
+    )
+    cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain); unset: a self-signed one is made once in "
+                    "DATA_DIR/tls/ and its SHA-256 fingerprint printed for pinning.",
+    )
+    key_file: Path | None = Field(default=None, description="PEM private key of cert_file.")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> AdminTlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both, or neither "
+                             "for a self-signed certificate")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the daemon needs to start, validated with bounds."""
 
@@ -174,6 +197,7 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
+    admin_tls: AdminTlsSettings = Field(default_factory=AdminTlsSettings)
     kiosk_port: Port = 8081
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

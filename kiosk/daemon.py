@@ -36,6 +36,7 @@ from kiosk.scheduler import run_scheduler
 from kiosk.store.db import describe_database
 from kiosk.store.models import Department, Key, Person, Slot
 from kiosk.systemd import Notifier
+from kiosk.tls import TlsFiles, admin_tls
 from kiosk.wiring import (
     ReaderPump,
     RealHardware,
@@ -58,13 +59,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _server(app: object, host: str, port: int, settings: Settings) -> _Server:
+def _server(app: object, host: str, port: int, settings: Settings,
+            tls: TlsFiles | None = None) -> _Server:
     # A screen long-poll may be pending at shutdown: do not wait for it to run out.
     # Neither app speaks WebSocket (the screen long-polls, the event stream is SSE), so
     # uvicorn need not load a WebSocket library into the daemon.
     return _Server(uvicorn.Config(app, host=host, port=port,  # type: ignore[arg-type]
                                   log_level=settings.log_level.lower(), lifespan="on",
-                                  timeout_graceful_shutdown=2, ws="none"))
+                                  timeout_graceful_shutdown=2, ws="none",
+                                  ssl_certfile=str(tls.cert_file) if tls else None,
+                                  ssl_keyfile=str(tls.key_file) if tls else None))
 
 
 def _hints(runtime: Runtime) -> str:
@@ -108,6 +112,7 @@ async def serve(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings, notifier: Notifier) -> None:
+    tls = admin_tls(settings)  # a bad certificate stops the start before anything moves
     runtime = Runtime.open(settings)
     hardware: SimulatedHardware | RealHardware | None = None
     try:
@@ -119,7 +124,8 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
                 print(f"kiosk: empty database, loaded the demo tower: {summary['keys']} keys, "
                       f"{summary['people']} people", flush=True)
         runtime.audit.append(NewEvent(type="daemon.started", payload={
-            "simulate": settings.simulate, "database": runtime.engine.dialect.name}))
+            "simulate": settings.simulate, "database": runtime.engine.dialect.name,
+            "admin_tls": tls.fingerprint if tls else None}))
         hardware = build_simulated(runtime) if settings.simulate else build_real(settings)
         door = hardware.door_sensor
         cabinet = Cabinet(
@@ -134,7 +140,8 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
         pump = (ReaderPump(hardware.reader, cabinet.tap, loop,
                            reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
                 if hardware.reader is not None else None)
-        admin = _server(create_admin_app(runtime, cabinet=cabinet), settings.admin_host, settings.admin_port, settings)
+        admin = _server(create_admin_app(runtime, cabinet=cabinet), settings.admin_host,
+                        settings.admin_port, settings, tls)
         sim_control = hardware if isinstance(hardware, SimulatedHardware) else None
         screen = _server(create_kiosk_app(cabinet, sim_control), KIOSK_HOST, settings.kiosk_port,
                          settings)
@@ -151,8 +158,10 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
         print(
             f"kiosk: cabinet {settings.cabinet_id}, database {describe_database(runtime.engine)}\n"
             f"kiosk: kiosk screen  http://{KIOSK_HOST}:{settings.kiosk_port}/\n"
-            f"kiosk: admin API     http://{settings.admin_host}:{settings.admin_port}/api/v1/health"
-            f" (docs at /api/v1/docs)\n" + (_hints(runtime) if sim_control else ""),
+            f"kiosk: admin API     {'https' if tls else 'http'}://{settings.admin_host}:"
+            f"{settings.admin_port}/api/v1/health (docs at /api/v1/docs)\n"
+            + (f"kiosk: admin TLS     {tls.cert_file} SHA-256 {tls.fingerprint}\n" if tls else "")
+            + (_hints(runtime) if sim_control else ""),
             flush=True,
         )
         alive = asyncio.create_task(_ready_then_watchdog(

@@ -230,3 +230,42 @@ def test_cli_backup_and_restore(source: Runtime, tmp_path: Path) -> None:
     rewrite(archives[0], broken, {"device_key.pem": b"junk"}, manifest_too=False)
     refused = kiosk(tmp_path / "dst", "restore", str(broken))
     assert refused.returncode == 1 and "refused" in refused.stderr
+
+
+def test_the_admin_tls_certificate_travels_with_the_backup(
+    source: Runtime, tmp_path: Path
+) -> None:
+    """A replacement Pi restored from a backup answers with the fingerprint clients pinned."""
+    from kiosk.tls import ensure_self_signed, self_signed_paths
+
+    cert_file, _ = self_signed_paths(source.settings.data_dir)
+    made = ensure_self_signed(cert_file.parent, names=["cab-bk", "127.0.0.1"])
+    archive, manifest = create_backup(source.settings, tmp_path / "b.tar.gz")
+    assert {"admin_tls.crt", "admin_tls.key"} <= set(manifest.members)
+    target = sqlite_settings(tmp_path / "target")
+    Runtime.open(target).close()
+    ensure_self_signed(self_signed_paths(target.data_dir)[0].parent, names=["other"])
+    result = restore_backup(target, archive)
+    cert, key = self_signed_paths(target.data_dir)
+    assert cert.read_bytes() == made.cert_file.read_bytes()
+    assert key.read_bytes() == made.key_file.read_bytes() and mode_of(key) == 0o600
+    assert result.moved_aside is not None and (result.moved_aside / "admin.crt").is_file()
+    # a key that is not the certificate's is refused before anything is replaced
+    with tarfile.open(archive) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    other = ensure_self_signed(tmp_path / "stranger", names=["x"])
+    members["admin_tls.key"] = other.key_file.read_bytes()
+    data = json.loads(members["manifest.json"])
+    import hashlib
+    data["members"]["admin_tls.key"] = hashlib.sha256(members["admin_tls.key"]).hexdigest()
+    members["manifest.json"] = json.dumps(data).encode()
+    forged = tmp_path / "forged.tar.gz"
+    with tarfile.open(forged, "w:gz") as tar:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    before = cert.read_bytes()
+    with pytest.raises(BackupRefused, match="not the certificate's"):
+        restore_backup(target, forged, force=True)
+    assert cert.read_bytes() == before
