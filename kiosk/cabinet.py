@@ -26,13 +26,14 @@ from sqlalchemy.orm import Session as DbSession
 
 from drivers.errors import DriverError
 from drivers.locks.base import LockBank, SlotState
-from kiosk import policy, records
+from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
 from kiosk.audit import AppendedEvent, NewEvent
 from kiosk.config import Settings
 from kiosk.errors import AuditError, Conflict, InvalidRequest
-from kiosk.messages import REASONS, text
+from kiosk.messages import REASONS
 from kiosk.policy import Decision
+from kiosk.reconcile import reconcile
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
 from kiosk.services import handovers, tx
@@ -40,6 +41,7 @@ from kiosk.store.db import write_session
 from kiosk.store.models import Cabinet as CabinetRow
 from kiosk.store.models import IntakeRecord, Key, KeyCategory, KeyGroup, Loan, Person, Slot, Unit
 from kiosk.store.types import utcnow
+from kiosk.visit import DrawPlan, Message, Visit
 
 log = logging.getLogger("kiosk.cabinet")
 
@@ -63,48 +65,6 @@ class CabinetOptions:
     handover_valid_for: dt.timedelta = dt.timedelta(minutes=30)
     report_language: str = "zh"
     scan_interval: dt.timedelta = dt.timedelta(seconds=0.1)
-
-
-@dataclass
-class DrawPlan:
-    key: policy.KeyFacts
-    decision: policy.Decision
-    reason_code: str
-    reason_text: str | None
-
-
-@dataclass
-class Visit:
-    """What the cabinet knows about the current visit beyond the session's state."""
-
-    person: policy.PersonFacts | None = None
-    card: policy.CardFacts | None = None
-    first_tap_at: dt.datetime | None = None
-    manager: policy.PersonFacts | None = None
-    cosigner: policy.PersonFacts | None = None
-    night: bool = False
-    choices: list[tuple[policy.KeyFacts, policy.Decision]] = field(default_factory=list)
-    draws: dict[int, DrawPlan] = field(default_factory=dict)
-    returning: policy.KeyFacts | None = None
-    intake: dict[str, Any] | None = None
-    intents: dict[int, int] = field(default_factory=dict)
-    """Slot → sequence number of its intent event."""
-    resolved: set[int] = field(default_factory=set)
-    """Slots whose intent already has its outcome event."""
-    remote_admins: tuple[str, ...] = ()
-    """A remote unlock (K2): the two admin accounts that requested and confirmed it."""
-    handover_id: uuid.UUID | None = None
-    """H1: the handover this visit started and is waiting for the incoming keeper's tap."""
-
-
-@dataclass
-class Message:
-    code: str
-    level: str  # info | ok | error
-    until: dt.datetime
-    detail: str | None = None
-    turn: int = 0
-    """The input (tap, choice, tick) that said it: an ending keeps only this turn's refusal."""
 
 
 def calendar_from(settings: Settings) -> policy.Calendar:
@@ -135,11 +95,6 @@ def options_from(settings: Settings) -> CabinetOptions:
         report_language=settings.schedule.report_language,
         scan_interval=dt.timedelta(seconds=c.scan_interval_s),
     )
-
-
-_SIGNED_IN = (flow.State.CHOOSING, flow.State.AWAIT_MANAGER)
-"""H1: where a keeper who tapped in may start or accept a handover. After hours that is
-before the duty manager's tap too: a handover opens no lock, and K8 is about opening."""
 
 
 class CabinetError(Exception):
@@ -213,8 +168,6 @@ class Cabinet:
         return summary
 
     def _reconcile(self, status: dict[int, SlotState]) -> dict[str, int]:
-        from kiosk.reconcile import reconcile
-
         summary = reconcile(self, status)
         self._present = {n: bool(st.key_present) for n, st in status.items()}
         self._reconcile_pending = False
@@ -451,7 +404,7 @@ class Cabinet:
     # --------------------------------------------------------------------- handover
     async def _start_handover(self, notes: str | None) -> None:
         person, card = self.visit.person, self.visit.card
-        if self.session.state not in _SIGNED_IN or person is None or card is None:
+        if self.session.state not in flow.SIGNED_IN or person is None or card is None:
             raise CabinetError("busy", f"no handover can start in state {self.session.state}")
         decision = policy.decide_handover_signer(person, Decision.allow("identified", ""))
         if not decision.allowed:
@@ -476,7 +429,7 @@ class Cabinet:
         """The incoming keeper's badge signs: tapped while waiting, or from their own menu."""
         now = self.clock()
         state = self.session.state
-        if state not in (flow.State.AWAIT_INCOMING, *_SIGNED_IN):
+        if state not in (flow.State.AWAIT_INCOMING, *flow.SIGNED_IN):
             raise CabinetError("busy", f"no handover can be accepted in state {state}")
         identified = policy.identify(card, person, now)
         with DbSession(self.runtime.engine) as s:
@@ -491,7 +444,7 @@ class Cabinet:
         if not decision.allowed:
             self._deny(decision, uid=uid or (card.uid if card else None), person=person,
                        end=False)
-            if state in _SIGNED_IN:
+            if state in flow.SIGNED_IN:
                 raise CabinetError(decision.code)
             return  # keep waiting for the right person's tap
         assert person is not None and card is not None
@@ -513,37 +466,6 @@ class Cabinet:
             handovers.cancel(s, self.audit, handover_id=handover_id,
                              actors=[str(person.id)] if person else [],
                              reason="cancelled_at_kiosk", now=self.clock())
-
-    def _handover_screen(self) -> dict[str, Any] | None:
-        """What the screen shows of a handover: the one waiting, and whether this person may
-        start one or accept the waiting one."""
-        person, state = self.visit.person, self.session.state
-        if person is None or state not in (flow.State.AWAIT_INCOMING, *_SIGNED_IN):
-            return None
-        keeper = bool(person.roles & policy.HANDOVER_ROLES) and person.active
-        if not keeper:
-            return None
-        with DbSession(self.runtime.engine) as s:
-            waiting = handovers.pending(s, cabinet_id=self.cabinet_id, now=self.clock())
-            if waiting is None:
-                return {"can_start": True, "waiting": None}
-            data = handovers.content_of(waiting)
-            mine = waiting.outgoing_id == person.id
-            return {
-                "can_start": False,
-                "waiting": {
-                    "id": str(waiting.id), "outgoing": data["outgoing"]["name"],
-                    "started_at": data["period_end"], "mine": mine,
-                    "can_accept": not mine and state in _SIGNED_IN,
-                    "keys_out": len(data["keys_out"]), "open_alarms": len(data["open_alarms"]),
-                    "overdue": data["overdue"], "mismatches": len(data["count"]["mismatches"]),
-                    "keys_total": data["count"]["keys_total"],
-                    "expected_in": data["count"]["expected_in"],
-                    "sensed_in": data["count"]["sensed_in"],
-                    "drawn": data["drawn"], "returned": data["returned"],
-                    "key_list": [k["key_number"] for k in data["keys_out"]][:12],
-                },
-            }
 
     # ------------------------------------------------------------------------ draws
     async def _choose_draw(self, key_numbers: list[str], reason_code: str,
@@ -1122,60 +1044,9 @@ class Cabinet:
         self.version += 1
 
     # ------------------------------------------------------------------------- screen
-    def _slot_names(self, open_slots: list[int]) -> dict[str, dict[str, str]]:
-        """Which key each open (or co-sign-pending) slot is for, so the screen can name it."""
-        v = self.visit
-        named: dict[int, dict[str, str]] = {
-            slot: {"key_number": plan.key.key_number, "label": plan.key.label}
-            for slot, plan in v.draws.items()
-        }
-        if v.returning is not None and v.returning.home_slot is not None:
-            named[v.returning.home_slot] = {
-                "key_number": v.returning.key_number, "label": v.returning.label,
-            }
-        for slot in open_slots:
-            if v.intake and slot not in named:
-                named[slot] = {"key_number": str(v.intake.get("key_number") or ""),
-                               "label": str(v.intake.get("label") or "")}
-        return {str(slot): named[slot] for slot in open_slots if slot in named}
-
     def screen(self) -> dict[str, Any]:
-        """Everything the kiosk page shows, in one JSON-able snapshot."""
-        v, s = self.visit, self.session
-        now = self.clock()
-        msg = None
-        if self.message is not None and now < self.message.until:
-            t = text(self.message.code)
-            msg = {"code": self.message.code, "level": self.message.level, "zh": t.zh, "en": t.en}
-        keys = []
-        for key, decision in v.choices:
-            keys.append({
-                "key_number": key.key_number, "label": key.label, "slot": key.home_slot,
-                "status": "out" if key.on_loan else ("ok" if decision.allowed else decision.code),
-                "cosign": policy.Need.COSIGN in decision.needs, "special": key.special,
-                "floor": key.floor,
-            })
-        mine: list[dict[str, Any]] = []
-        if v.person is not None and s.state == flow.State.CHOOSING:
-            with DbSession(self.runtime.engine) as db:
-                for loan in records.loans_out(db, cabinet_id=self.cabinet_id):
-                    if loan.borrower_id == v.person.id:
-                        mine.append({"key_number": loan.key.key_number, "label": loan.key.label,
-                                     "due_at": loan.due_at.isoformat()})
-        return {
-            "version": self.version,
-            "state": s.state.value,
-            "person": v.person.name if v.person else None,
-            "custodian": bool(v.person and "custodian" in v.person.roles),
-            "manager": v.manager.name if v.manager else None,
-            "night": v.night,
-            "deadline": s.deadline.isoformat() if s.deadline else None,
-            "seconds_left": max(0, int((s.deadline - now).total_seconds())) if s.deadline else None,
-            "open_slots": list(s.open_slots or s.pending_slots),
-            "slot_keys": self._slot_names(list(s.open_slots or s.pending_slots)),
-            "keys": keys,
-            "my_loans": mine,
-            "reasons": [{"code": c, "zh": t.zh, "en": t.en} for c, t in REASONS.items()],
-            "message": msg,
-            "handover": self._handover_screen(),
-        }
+        """Everything the kiosk page shows, in one JSON-able snapshot (kiosk/cabinet_screen.py)."""
+        return cabinet_screen.snapshot(
+            visit=self.visit, session=self.session, message=self.message, now=self.clock(),
+            version=self.version, engine=self.runtime.engine, cabinet_id=self.cabinet_id,
+        )

@@ -16,21 +16,33 @@ import contextlib
 import datetime as dt
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drivers.locks.base import SlotState
 from kiosk import policy, records
-from kiosk.audit import AppendedEvent, NewEvent
+from kiosk.audit import AppendedEvent, AuditLog, NewEvent
+from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
 from kiosk.services import tx
 from kiosk.store.db import write_session
 from kiosk.store.models import Event, Loan
 
-if TYPE_CHECKING:
-    from kiosk.cabinet import Cabinet
+
+class Cabinet(Protocol):
+    """What reconciliation needs of the cabinet, and no more: this module is called by the
+    cabinet at start-up and does not import it."""
+
+    runtime: Runtime
+    audit: AuditLog
+    cabinet_id: uuid.UUID
+    code: str
+    calendar: policy.Calendar
+    clock: Callable[[], dt.datetime]
+
 
 INTENTS = ("draw.intent", "return.intent", "intake.intent")
 

@@ -32,6 +32,11 @@ class State(StrEnum):
     AWAIT_RETURNER = "await_returner"  # K4: a key's fob was tapped; whose badge returns it?
 
 
+SIGNED_IN = (State.CHOOSING, State.AWAIT_MANAGER)
+"""H1: where a keeper who tapped in may start or accept a handover. After hours that is
+before the duty manager's tap too: a handover opens no lock, and K8 is about opening."""
+
+
 class IllegalTransition(Exception):
     """An event arrived that the current state does not accept."""
 

@@ -1,0 +1,115 @@
+"""What the kiosk page shows: one JSON-able snapshot of the visit, read only.
+
+This is the contract with the page (``api/kiosk/static/``): the fields it draws, in one
+place, apart from the cabinet's orchestration. Nothing here changes the visit, moves a lock
+or writes the log; the cabinet hands over what it holds and gets a dict back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session as DbSession
+
+from kiosk import policy, records
+from kiosk import session as flow
+from kiosk.messages import REASONS, text
+from kiosk.services import handovers
+from kiosk.visit import Message, Visit
+
+
+def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, now: dt.datetime,
+             version: int, engine: Engine, cabinet_id: uuid.UUID) -> dict[str, Any]:
+    """Everything the kiosk page shows; ``version`` lets the page long-poll for changes."""
+    v, s = visit, session
+    msg = None
+    if message is not None and now < message.until:
+        t = text(message.code)
+        msg = {"code": message.code, "level": message.level, "zh": t.zh, "en": t.en}
+    keys = []
+    for key, decision in v.choices:
+        keys.append({
+            "key_number": key.key_number, "label": key.label, "slot": key.home_slot,
+            "status": "out" if key.on_loan else ("ok" if decision.allowed else decision.code),
+            "cosign": policy.Need.COSIGN in decision.needs, "special": key.special,
+            "floor": key.floor,
+        })
+    mine: list[dict[str, Any]] = []
+    if v.person is not None and s.state == flow.State.CHOOSING:
+        with DbSession(engine) as db:
+            for loan in records.loans_out(db, cabinet_id=cabinet_id):
+                if loan.borrower_id == v.person.id:
+                    mine.append({"key_number": loan.key.key_number, "label": loan.key.label,
+                                 "due_at": loan.due_at.isoformat()})
+    open_slots = list(s.open_slots or s.pending_slots)
+    return {
+        "version": version,
+        "state": s.state.value,
+        "person": v.person.name if v.person else None,
+        "custodian": bool(v.person and "custodian" in v.person.roles),
+        "manager": v.manager.name if v.manager else None,
+        "night": v.night,
+        "deadline": s.deadline.isoformat() if s.deadline else None,
+        "seconds_left": max(0, int((s.deadline - now).total_seconds())) if s.deadline else None,
+        "open_slots": open_slots,
+        "slot_keys": slot_names(v, open_slots),
+        "keys": keys,
+        "my_loans": mine,
+        "reasons": [{"code": c, "zh": t.zh, "en": t.en} for c, t in REASONS.items()],
+        "message": msg,
+        "handover": handover_panel(v, s.state, engine=engine, cabinet_id=cabinet_id, now=now),
+    }
+
+
+def slot_names(visit: Visit, open_slots: list[int]) -> dict[str, dict[str, str]]:
+    """Which key each open (or co-sign-pending) slot is for, so the screen can name it."""
+    v = visit
+    named: dict[int, dict[str, str]] = {
+        slot: {"key_number": plan.key.key_number, "label": plan.key.label}
+        for slot, plan in v.draws.items()
+    }
+    if v.returning is not None and v.returning.home_slot is not None:
+        named[v.returning.home_slot] = {
+            "key_number": v.returning.key_number, "label": v.returning.label,
+        }
+    for slot in open_slots:
+        if v.intake and slot not in named:
+            named[slot] = {"key_number": str(v.intake.get("key_number") or ""),
+                           "label": str(v.intake.get("label") or "")}
+    return {str(slot): named[slot] for slot in open_slots if slot in named}
+
+
+def handover_panel(visit: Visit, state: flow.State, *, engine: Engine, cabinet_id: uuid.UUID,
+                   now: dt.datetime) -> dict[str, Any] | None:
+    """What the screen shows of a handover (H1): the one waiting, and whether this person may
+    start one or accept the waiting one. None for anyone who keeps no register."""
+    person = visit.person
+    if person is None or state not in (flow.State.AWAIT_INCOMING, *flow.SIGNED_IN):
+        return None
+    keeper = bool(person.roles & policy.HANDOVER_ROLES) and person.active
+    if not keeper:
+        return None
+    with DbSession(engine) as s:
+        waiting = handovers.pending(s, cabinet_id=cabinet_id, now=now)
+        if waiting is None:
+            return {"can_start": True, "waiting": None}
+        data = handovers.content_of(waiting)
+        mine = waiting.outgoing_id == person.id
+        return {
+            "can_start": False,
+            "waiting": {
+                "id": str(waiting.id), "outgoing": data["outgoing"]["name"],
+                "started_at": data["period_end"], "mine": mine,
+                "can_accept": not mine and state in flow.SIGNED_IN,
+                "keys_out": len(data["keys_out"]), "open_alarms": len(data["open_alarms"]),
+                "overdue": data["overdue"], "mismatches": len(data["count"]["mismatches"]),
+                "keys_total": data["count"]["keys_total"],
+                "expected_in": data["count"]["expected_in"],
+                "sensed_in": data["count"]["sensed_in"],
+                "drawn": data["drawn"], "returned": data["returned"],
+                "key_list": [k["key_number"] for k in data["keys_out"]][:12],
+            },
+        }

@@ -1,0 +1,58 @@
+"""What the cabinet holds about the person at the screen between two inputs.
+
+The session (``kiosk/session.py``) knows the state and its deadline; the visit holds the
+facts that go with it (who tapped, what they chose, which intents were written) and the
+message on the screen. Both the cabinet, which changes them, and the screen snapshot,
+which only reads them, use these types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiosk import policy
+
+
+@dataclass
+class DrawPlan:
+    key: policy.KeyFacts
+    decision: policy.Decision
+    reason_code: str
+    reason_text: str | None
+
+
+@dataclass
+class Visit:
+    """What the cabinet knows about the current visit beyond the session's state."""
+
+    person: policy.PersonFacts | None = None
+    card: policy.CardFacts | None = None
+    first_tap_at: dt.datetime | None = None
+    manager: policy.PersonFacts | None = None
+    cosigner: policy.PersonFacts | None = None
+    night: bool = False
+    choices: list[tuple[policy.KeyFacts, policy.Decision]] = field(default_factory=list)
+    draws: dict[int, DrawPlan] = field(default_factory=dict)
+    returning: policy.KeyFacts | None = None
+    intake: dict[str, Any] | None = None
+    intents: dict[int, int] = field(default_factory=dict)
+    """Slot → sequence number of its intent event."""
+    resolved: set[int] = field(default_factory=set)
+    """Slots whose intent already has its outcome event."""
+    remote_admins: tuple[str, ...] = ()
+    """A remote unlock (K2): the two admin accounts that requested and confirmed it."""
+    handover_id: uuid.UUID | None = None
+    """H1: the handover this visit started and is waiting for the incoming keeper's tap."""
+
+
+@dataclass
+class Message:
+    code: str
+    level: str  # info | ok | error
+    until: dt.datetime
+    detail: str | None = None
+    turn: int = 0
+    """The input (tap, choice, tick) that said it: an ending keeps only this turn's refusal."""
