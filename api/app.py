@@ -42,6 +42,7 @@ from api.routes import (
     reports,
     roster,
 )
+from api.security_headers import SecurityHeaders
 from api.stream import EventFeed
 from api.version import package_version
 from kiosk.runtime import Runtime
@@ -106,6 +107,7 @@ def create_admin_app(
     app.state.cabinet = cabinet
     app.state.remote_unlocks = live.RemoteUnlocks()
     errors.install(app)
+    app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
 
