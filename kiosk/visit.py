@@ -18,6 +18,8 @@ from kiosk import policy
 
 @dataclass
 class DrawPlan:
+    """One key chosen for a draw: the policy's decision on it and the reason given (K3)."""
+
     key: policy.KeyFacts
     decision: policy.Decision
     reason_code: str
@@ -50,9 +52,10 @@ class Visit:
 
 @dataclass
 class Message:
+    """What the screen says (a ``kiosk.messages`` code, in zh and en) until ``until``."""
+
     code: str
     level: str  # info | ok | error
     until: dt.datetime
-    detail: str | None = None
     turn: int = 0
     """The input (tap, choice, tick) that said it: an ending keeps only this turn's refusal."""
