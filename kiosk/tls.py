@@ -125,7 +125,7 @@ def ensure_self_signed(folder: Path, *, names: list[str]) -> TlsFiles:
     if cert_file.exists() and key_file.exists():
         return TlsFiles(cert_file, key_file, fingerprint(cert_file.read_bytes()), True)
     cert_pem, key_pem = _make_self_signed(names)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     # the key is written 0600 from the start, never readable by others even for a moment
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:

@@ -37,6 +37,7 @@ def test_loopback_stays_plain_and_the_building_network_gets_https(tmp_path: Path
     made = admin_tls(networked)
     assert made is not None and made.self_signed
     assert stat.S_IMODE(made.key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(made.key_file.parent.stat().st_mode) == 0o700
     cert = x509.load_pem_x509_certificate(made.cert_file.read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "localhost" in names.get_values_for_type(x509.DNSName)
