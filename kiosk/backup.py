@@ -342,11 +342,10 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool = False) ->
         key = work / DEVICE_KEY if DEVICE_KEY in manifest.members else None
         result = _verify_restored(work / DATABASE, key, manifest)
         # every file that goes in place, staged beside its final path (renames are atomic)
-        placed: list[tuple[Path, Path]] = []
+        # (the TLS pair first: it is the one that may still be refused)
+        placed = _staged_tls(work, manifest, settings.data_dir)
         if key is not None:
             placed.append((_stage_key(key, settings.device_key_path), settings.device_key_path))
-        for staged, final in _staged_tls(work, manifest, settings.data_dir):
-            placed.append((staged, final))
         aside = _move_aside(settings, target, [final for _, final in placed])
         os.replace(work / DATABASE, target)
         for staged, final in placed:

@@ -269,3 +269,4 @@ def test_the_admin_tls_certificate_travels_with_the_backup(
     with pytest.raises(BackupRefused, match="not the certificate's"):
         restore_backup(target, forged, force=True)
     assert cert.read_bytes() == before
+    assert not list(target.data_dir.glob(".*.restore"))  # nothing half-staged is left
