@@ -110,7 +110,8 @@ def _names(settings: Settings) -> list[str]:
     names = [socket.gethostname(), settings.cabinet_id, "localhost", "127.0.0.1", "::1"]
     if settings.admin_host not in ("0.0.0.0", "::"):  # a specific address, not "all"
         names.append(settings.admin_host)
-    return list(dict.fromkeys(n for n in names if n))
+    # a DNS name in a certificate is ASCII (a cabinet id may be 柜-01: it is left out)
+    return list(dict.fromkeys(n for n in names if n and n.isascii()))
 
 
 def self_signed_paths(data_dir: Path) -> tuple[Path, Path]:

@@ -48,6 +48,8 @@ def test_loopback_stays_plain_and_the_building_network_gets_https(tmp_path: Path
     assert len(made.fingerprint.split(":")) == 32
     off = _settings(tmp_path, admin_host="0.0.0.0", admin_tls={"mode": "off"})
     assert admin_tls(off) is None
+    chinese = _settings(tmp_path / "zh", admin_host="0.0.0.0", cabinet_id="柜-01")
+    assert admin_tls(chinese) is not None  # a name a certificate cannot carry is left out
 
 
 def test_the_sites_own_certificate_must_be_readable_and_its_key_must_match(
