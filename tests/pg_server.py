@@ -11,12 +11,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.ports import free_port
 
 
 def wanted() -> bool:
@@ -52,12 +53,6 @@ def _install() -> Path:
     return bindir
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Start a private PostgreSQL cluster; yield a SQLAlchemy URL to an empty database."""
@@ -71,7 +66,7 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(workdir, "postgres", "postgres")
         workdir.chmod(0o700)
         prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [
             *prefix,

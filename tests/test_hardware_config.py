@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from kiosk.config import load_settings
 from kiosk.errors import ConfigError
 from simulators.cabinet import CabinetModel
 from simulators.kerong_board import KerongBoardServer, KerongBoardSim
+from tests.ports import free_port
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -55,12 +55,6 @@ def test_real_mode_needs_a_lock_section(tmp_path: Path) -> None:
         load_settings(_write(tmp_path, "simulate = false\n"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_kiosk_run_drives_the_configured_kerong_bus(tmp_path: Path) -> None:
     """simulate = false: the daemon opens the Kerong URL from the config (here a board
     simulator on a socket, as it would open /dev/ttyUSB0) and secures and scans it."""
@@ -68,7 +62,7 @@ def test_kiosk_run_drives_the_configured_kerong_bus(tmp_path: Path) -> None:
     sim = KerongBoardSim(model, answers_unlock=False)
     with KerongBoardServer(sim) as server:
         cfg = _write(tmp_path, f'simulate = false\ndata_dir = "{tmp_path / "var"}"\n'
-                               f'admin_port = {_free_port()}\nkiosk_port = {_free_port()}\n'
+                               f'admin_port = {free_port()}\nkiosk_port = {free_port()}\n'
                                f'[hardware.locks]\ndriver = "kerong"\nurl = "{server.url}"\n')
         settings = load_settings(cfg)
         proc = subprocess.Popen([sys.executable, "-m", "kiosk", "--config", str(cfg), "run"],

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.systemd import Notifier
+from tests.ports import free_port
 
 PERIOD_USEC = 200_000  # keep-alives every 0.1 s
 
@@ -144,13 +145,6 @@ async def test_keepalives_at_half_the_interval_stop_while_the_loop_is_blocked(
         notifier.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_daemon_reports_ready_keeps_alive_and_stopping(
     notify_socket: tuple[socket.socket, str], tmp_path: Path,
 ) -> None:
@@ -162,8 +156,8 @@ def test_daemon_reports_ready_keeps_alive_and_stopping(
         "WATCHDOG_USEC": str(PERIOD_USEC),
         "KIOSK_DATA_DIR": str(tmp_path / "var"),
         "KIOSK_DATABASE_URL": "",
-        "KIOSK_ADMIN_PORT": str(_free_port()),
-        "KIOSK_KIOSK_PORT": str(_free_port()),
+        "KIOSK_ADMIN_PORT": str(free_port()),
+        "KIOSK_KIOSK_PORT": str(free_port()),
         "KIOSK_LOG_LEVEL": "WARNING",
     }
     env.pop("WATCHDOG_PID", None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import ssl
 import stat
 import subprocess
@@ -25,6 +24,7 @@ from kiosk.errors import ConfigError
 from kiosk.runtime import Runtime
 from kiosk.store.models import Event
 from kiosk.tls import admin_tls, ensure_self_signed
+from tests.ports import free_port
 
 
 def _settings(tmp_path: Path, **extra: object) -> Settings:
@@ -74,17 +74,11 @@ def test_the_sites_own_certificate_must_be_readable_and_its_key_must_match(
         _settings(tmp_path, admin_tls={"cert_file": one.cert_file})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_kiosk_run_serves_the_admin_api_over_https_only(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "var"
     env = {**os.environ, "KIOSK_DATA_DIR": str(data), "KIOSK_ADMIN_PORT": str(port),
-           "KIOSK_KIOSK_PORT": str(_free_port()), "KIOSK_DATABASE_URL": "",
+           "KIOSK_KIOSK_PORT": str(free_port()), "KIOSK_DATABASE_URL": "",
            "KIOSK_ADMIN_TLS__MODE": "on"}
     proc = subprocess.Popen([sys.executable, "-m", "kiosk", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

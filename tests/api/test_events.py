@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
 import threading
 from collections.abc import Iterator
 
@@ -22,6 +21,7 @@ from kiosk.runtime import Runtime
 from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models_auth import AccountRole
 from tests.api.conftest import World
+from tests.ports import free_port
 
 V1 = "/api/v1"
 
@@ -101,19 +101,13 @@ def test_checkpoint_export_and_verification_catch_tampering(world: World) -> Non
 
 
 # ------------------------------------------------------------------------ live feed
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(world: World, policy: AuthPolicy) -> Iterator[str]:
     """The same database served by uvicorn on a loopback port, in a thread."""
     app = create_admin_app(
         world.runtime, AdminOptions(auth_policy=policy, stream_heartbeat_seconds=0.2)
     )
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from api.app import create_admin_app
 from kiosk.config import Settings
 from kiosk.runtime import Runtime
 from kiosk.store.models import Event
+from tests.ports import free_port
 
 
 def test_health_reports_database_schema_and_log_head(runtime: Runtime) -> None:
@@ -38,16 +38,10 @@ def test_health_reports_database_schema_and_log_head(runtime: Runtime) -> None:
     assert "/api/v1/health" in schema["paths"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_kiosk_run_answers_health_and_logs_start_and_stop(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KIOSK_DATA_DIR": str(tmp_path / "var"), "KIOSK_ADMIN_PORT": str(port),
-           "KIOSK_KIOSK_PORT": str(_free_port()), "KIOSK_DATABASE_URL": ""}
+           "KIOSK_KIOSK_PORT": str(free_port()), "KIOSK_DATABASE_URL": ""}
     proc = subprocess.Popen([sys.executable, "-m", "kiosk", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

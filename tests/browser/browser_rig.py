@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.ports import free_port
+
 VIEWPORT = {"width": 1024, "height": 600}
 REPEAT_TAP_S = 1.0
 """Sim tap holds a badge 0.4 s; the reader forgets it 0.3 s (and two polls) after it left."""
@@ -28,13 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------- the daemon
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass
 class Daemon:
     """A running ``kiosk run`` and the ways a test plays the person at the cabinet."""
@@ -150,12 +144,12 @@ def start_daemon(tmp: Path, **env_extra: str) -> Daemon:
     """``python -m kiosk run`` with its own data folder and ports; waits until it answers."""
     tmp.mkdir(parents=True, exist_ok=True)
     data_dir, log_path = tmp / "var", tmp / "daemon.log"
-    kiosk_port = _free_port()
+    kiosk_port = free_port()
     env = {
         **os.environ,
         "KIOSK_DATA_DIR": str(data_dir),
         "KIOSK_DATABASE_URL": "",
-        "KIOSK_ADMIN_PORT": str(_free_port()),
+        "KIOSK_ADMIN_PORT": str(free_port()),
         "KIOSK_KIOSK_PORT": str(kiosk_port),
         "KIOSK_LOG_LEVEL": "WARNING",
         # open all day, every day, so a run at any hour sees the day-time flow (K8 is off)

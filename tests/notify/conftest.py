@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,14 +32,9 @@ from kiosk.services import tx
 from kiosk.store.models import Key, KeyCategory, KeyGroup, Slot
 from kiosk.store.types import utcnow
 from tests.api.conftest import policy, world  # noqa: F401  (the admin API fixtures)
+from tests.ports import free_port
 
 SECRET = "s3cret-shared-with-the-receiver"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------------------------------------- clock

@@ -275,7 +275,7 @@ async def test_408_and_429_are_retried(
 async def test_unreachable_receiver_is_retried(
     open_runtime: OpenRuntime, receiver: Receiver, clock: Clock
 ) -> None:
-    from tests.notify.conftest import free_port
+    from tests.ports import free_port
 
     section = webhook_section(receiver)
     section["webhooks"]["ops"]["url"] = f"http://127.0.0.1:{free_port()}/nobody-listens"
