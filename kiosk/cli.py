@@ -94,7 +94,7 @@ def db_current(ctx: _Context) -> None:
     from kiosk.store.db import make_engine
 
     engine = make_engine(ctx.settings.resolved_database_url)
-    click.echo(f"current {migrate.current_revision(engine)} head {migrate.head_revision(engine)}")
+    click.echo(f"current {migrate.current_revision(engine)} head {migrate.HEAD_REVISION}")
 
 
 # ------------------------------------------------------------------------------ audit

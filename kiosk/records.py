@@ -11,9 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from kiosk import policy
@@ -100,7 +99,8 @@ def cabinet_keys(session: Session, *, cabinet_id: uuid.UUID) -> list[policy.KeyF
     return [_key_facts(k, n, k.id in out) for k, n in rows]
 
 
-def _one_key(session: Session, cabinet_id: uuid.UUID, condition: Any) -> policy.KeyFacts | None:
+def _one_key(session: Session, cabinet_id: uuid.UUID,
+             condition: ColumnElement[bool]) -> policy.KeyFacts | None:
     """One key of this cabinet in one statement: its slot, group, unit and whether it is out.
 
     The tap and choice paths look keys up one at a time; four statements each (key, group,

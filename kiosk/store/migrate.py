@@ -65,11 +65,6 @@ def current_revision(engine: Engine) -> str | None:
     return rows[0] if rows else None
 
 
-def head_revision(engine: Engine | None = None) -> str:
-    """The revision this code expects the database to be at."""
-    return HEAD_REVISION
-
-
 def alembic_head_revision(engine: Engine) -> str | None:
     """Alembic's own view of the newest revision (reads every migration script)."""
     from alembic.script import ScriptDirectory
