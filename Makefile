@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TEST_CLOCK  ?= 2027-01-01T00:30:00+08:00
 CLOCK_TESTS := tests/kiosk tests/reports tests/test_scheduler.py tests/api/test_handovers.py
 
-.PHONY: run test lint system-deps bench crash-test demo clean
+.PHONY: run test lint system-deps bench bench-quick crash-test demo clean
 
 # pytest workers: the suite is spread over every core (pytest-xdist); WORKERS=0 runs it in one
 WORKERS ?= auto
@@ -30,7 +30,7 @@ run: $(STAMP)
 ## then the clock-sensitive tests again with the wall clock moved (see KIOSK_TEST_CLOCK)
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(WORKERS)
-	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q $(CLOCK_TESTS)
+	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q -n $(WORKERS) $(CLOCK_TESTS)
 
 ## lint: ruff, mypy and the architecture's layer rules (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
@@ -44,10 +44,16 @@ lint: $(STAMP)
 system-deps:
 	@bash deploy/system-deps.sh
 
-## bench: benchmarks; figures printed and written to bench/results/
+## bench: benchmarks, each in its own process; figures printed and written to bench/results/,
+## then the README's performance table is made again from them
 bench: $(STAMP)
 	@mkdir -p bench/results
 	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/readme_table.py
+
+## bench-quick: every bench at small sizes in under two minutes (bench/results/quick/)
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run_all.py --quick
 
 ## crash-test: SIGKILL the daemon at random points, then check nothing was lost (KILLS=30 SEED=1)
 crash-test: $(STAMP)
