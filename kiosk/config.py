@@ -144,6 +144,17 @@ class ScheduleSettings(_Strict):
         return self
 
 
+class SiteSettings(_Strict):
+    """Whose cabinet this is: printed at the top of every report a supervisor signs."""
+
+    company_name: str = Field(
+        default="", max_length=100, description="The property company (物业公司), e.g. 百富物业服务有限公司."
+    )
+    building_name: str = Field(
+        default="", max_length=100, description="The building or estate (项目 / 大厦), e.g. 百富国际大厦."
+    )
+
+
 class AdminTlsSettings(_Strict):
     """HTTPS for the admin API: passwords and bearer tokens must not cross the building
     network in clear. ``auto`` turns TLS on whenever the API listens beyond loopback."""
@@ -195,6 +206,7 @@ class Settings(BaseSettings):
     hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    site: SiteSettings = Field(default_factory=SiteSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     admin_tls: AdminTlsSettings = Field(default_factory=AdminTlsSettings)

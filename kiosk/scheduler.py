@@ -202,7 +202,8 @@ class Scheduler:
             zone=self.zone, now=now,
         )
         row = report_store.save(session, self.runtime.audit, report=report,
-                                language=self.options.report_language, now=now)
+                                language=self.options.report_language, now=now,
+                                site=self.runtime.settings.site)
         return {"report": str(row.id), "sha256": row.sha256,
                 "out_from_today": len(report.out_from_today),
                 "out_from_earlier": len(report.out_from_earlier)}

@@ -18,24 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kiosk.alarm_kinds import ALARM_KINDS
 from kiosk.services.alarms import alarm_kind_of
 from kiosk.store.models import Event
-
-ALARM_KINDS: dict[str, tuple[str, str]] = {
-    "door_forced": ("柜门被强行打开", "Cabinet door forced"),
-    "door_held_open": ("柜门长时间未关", "Cabinet door held open"),
-    "slot_left_open": ("格口未关", "Slot left open"),
-    "key_removed_unauthorised": ("钥匙被非法取出", "Key removed without a release"),
-    "key_inserted_unexpectedly": ("格口出现未登记钥匙", "Unexpected key in a slot"),
-    "wrong_slot": ("钥匙放错格口", "Key returned to the wrong slot"),
-    "returned_by_other": ("他人代还钥匙", "Key returned by someone else"),
-    "key_overdue": ("钥匙逾期未还", "Key overdue"),
-    "count_mismatch": ("每日盘点不符", "Daily count mismatch"),
-    "lock_fault": ("锁故障", "Lock fault"),
-    "bus_fault": ("锁控总线故障", "Lock bus fault"),
-    "manual": ("人工报告", "Reported by a person"),
-}
-"""Known alarm kinds; an unknown kind is shown by its code in both languages."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 SUBJECT_MAX = 200

@@ -434,13 +434,17 @@ OPS: list[Op] = [
     op("GET", "/audit/verify", lambda f: Req("GET", "/audit/verify")),
     op("POST", "/audit/verify",
        lambda f: Req("POST", "/audit/verify", {"checkpoint": f.exported()})),
-    # reports (K9): read, download, acknowledge; never deleted
+    # reports (K9): generate, preview, read, download, verify, acknowledge; never deleted
     op("GET", "/reports", lambda f: Req("GET", "/reports", params={"kind": "daily"})),
     op("GET", "/reports/{report_id}", lambda f: Req("GET", f"/reports/{f.report()}")),
     op("GET", "/reports/{report_id}/download", lambda f: Req(
         "GET", f"/reports/{f.report()}/download", params={"format": "csv", "lang": "en"})),
     op("POST", "/reports/{report_id}/acknowledge", lambda f: Req(
         "POST", f"/reports/{f.report()}/acknowledge", {"note": "已阅"})),
+    op("GET", "/reports/{report_id}/verify", lambda f: Req("GET", f"/reports/{f.report()}/verify")),
+    op("GET", "/reports/preview", lambda f: Req("GET", "/reports/preview", params={
+        "kind": "overdue", "format": "csv"})),
+    op("POST", "/reports", lambda f: Req("POST", "/reports", {"kind": "overdue"})),
     # handovers (H1): list, read, print; start as oneself; cancel someone's waiting one
     op("GET", "/handovers", lambda f: Req("GET", "/handovers", params={"state": "started"})),
     op("GET", "/handovers/{handover_id}", lambda f: Req("GET", f"/handovers/{f.handover()}")),
