@@ -32,6 +32,7 @@ from api.routes import (
     events,
     handovers,
     health,
+    imports,
     keys,
     live,
     loans,
@@ -71,6 +72,7 @@ ROUTERS = [
     audit.router,
     metrics.router,
     reports.router,
+    imports.router,
     handovers.router,
     notifications.router,
 ]
