@@ -129,6 +129,11 @@ class ScheduleSettings(_Strict):
     long_overdue_after_days: int = Field(
         default=3, ge=1, le=90, description="K9: 长期未归 after this many days past due."
     )
+    due_reminder_min: int = Field(
+        default=30, ge=0, le=1440,
+        description="A loan due within this many minutes gets one loan.due_soon reminder "
+        "(routed like any event); 0 turns reminders off.",
+    )
     poll_s: float = Field(
         default=30.0, ge=1, le=600,
         description="How often the scheduler wakes to look for due jobs and overdue keys.",
