@@ -227,7 +227,8 @@ async def test_a_name_cannot_inject_a_link_into_robot_markdown(
     runtime.audit.append(NewEvent(type="alarm.manual", payload={
         "alarm": str(uuid.uuid4()), "message": "[点此处理](http://evil.example) <img src=x>"}))
     await dispatcher.tick()
-    content = _canonical(robot.hits[0].body)["markdown"]["content"]
+    wecom = next(h for h in robot.hits if h.path == "/cgi-bin/webhook/send")
+    content = _canonical(wecom.body)["markdown"]["content"]
     assert "](http://evil.example)" not in content and "<img" not in content
     assert "[点此处理］(http://evil.example) ＜img src=x＞" in content
 
