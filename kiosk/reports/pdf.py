@@ -133,7 +133,10 @@ def render(data: dict[str, Any], lang: Language, *, footer: str = "",
     head_style = ParagraphStyle("h", fontName=font, fontSize=11, leading=15, spaceBefore=8,
                                 spaceAfter=3)
     cell = ParagraphStyle("c", fontName=font, fontSize=8, leading=10, wordWrap="CJK")
-    bold = ParagraphStyle("b", parent=cell, textColor=colors.white)
+    # English headings wrap between words; Chinese (and every cell, which may hold Chinese
+    # names even in an English report) may wrap between any two characters
+    bold = ParagraphStyle("b", parent=cell, textColor=colors.white,
+                          wordWrap="CJK" if lang == "zh" else None)
     buf = io.BytesIO()
     pdf = SimpleDocTemplate(
         buf, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,

@@ -110,7 +110,7 @@ _W: dict[str, tuple[str, str]] = {
     "duty_manager": ("值班经理", "Duty manager"),
     "returned_by": ("归还人", "Returned by"),
     "k5": ("代还 (K5)", "By another (K5)"),
-    "k5_yes": ("是 · 他人代还", "yes · not the borrower"),
+    "k5_yes": ("他人代还", "yes"),
     "all_alarms": ("告警（按类型，含当日及未关闭）", "Alarms by kind (the day's and all still open)"),
     "open_by_kind": ("未关闭告警（按类型）", "Open alarms by kind"),
     "company": ("物业公司", "Property company"),
@@ -196,7 +196,7 @@ def _loan_table(heading: str, lines: list[dict[str, Any]], lang: Language,
     widths = list(_LOAN_WIDTHS)
     if returned:
         cols[7:7] = ["returned_at", "returned_by", "k5"]
-        widths[7:7] = [1.3, 1.0, 1.0]
+        widths[7:7] = [1.3, 1.0, 1.1]
     if duty or returned:
         cols.insert(cols.index("due_at") + 1 if duty else len(cols), "duty_manager")
         widths.insert(cols.index("duty_manager"), 1.0)
