@@ -286,3 +286,39 @@ def test_k9_generate_issue_is_logged_with_the_account(site: Site) -> None:
     assert any(a.startswith("account:supervisor-") for a in json.loads(event.actors))
     assert json.loads(event.payload)["document_no"].startswith(
         f"K9-O-{dt.datetime.now().astimezone(site.settings.zone):%Y%m}")
+
+
+def test_h1_accepted_handover_download_is_the_stored_file_with_the_letterhead(
+    site: Site, tmp_path: Path
+) -> None:
+    """H1/K9: the handover a supervisor prints is the file the register names."""
+    need_font()
+    from kiosk.services import handovers
+    from kiosk.store.models import Cabinet
+    from tests.reports.tower import SH
+
+    t = site.tower
+    with tx.write(site.runtime.audit) as s:
+        started = handovers.start(
+            s, site.runtime.audit, cabinet=s.get_one(Cabinet, t.ids["cabinet"]),
+            outgoing_id=t.ids["custodian"], card="C0FFEE01", zone=SH, sensed=dict(t.presence),
+            now=local(DAY, 18, 0))
+    with tx.write(site.runtime.audit) as s:
+        accepted = handovers.accept(
+            s, site.runtime.audit, cabinet_id=t.ids["cabinet"], incoming_id=t.ids["supervisor"],
+            card="5EED0002", zone=SH, language="zh", now=local(DAY, 18, 5),
+            site=site.settings.site)
+    supervisor = site.token(AccountRole.SUPERVISOR)
+    got = site.client.get(f"{V1}/handovers/{started.id}/download", headers=supervisor)
+    assert got.status_code == 200
+    with Session(site.runtime.engine) as s:
+        stored = s.scalars(select(ReportFile).where(
+            ReportFile.report_id == accepted.report_id, ReportFile.name == "zh.pdf")).one()
+        assert got.content == stored.content
+        [event] = [e for e in s.scalars(select(Event).where(Event.type == "report.generated"))
+                   if json.loads(e.payload)["report"] == str(accepted.report_id)]
+    assert hashlib.sha256(got.content).hexdigest() == json.loads(event.payload)["files"]["zh.pdf"]
+    path = tmp_path / "handover.pdf"
+    path.write_bytes(got.content)
+    text = pdf_text(path).replace(" ", "")
+    assert COMPANY in text and "交接班报告" in text and "主管审核" in text
