@@ -30,7 +30,7 @@ from kiosk.scheduler import Scheduler
 from kiosk.services import tx
 from kiosk.store.models import Event, Loan, Person
 from kiosk.store.models_notify import DueReminder, NotificationDelivery
-from tests.notify.conftest import Clock, OpenRuntime, add_key
+from tests.notify.conftest import Clock, OpenRuntime, SmtpServer, add_key
 
 WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 DING_TOKEN = "a1b2c3d4e5f6a7b8c9d0"
@@ -280,3 +280,23 @@ async def test_borrower_is_reminded_once_30_minutes_before_due_with_a_mention(
     ding_doc = _canonical(ding.body)
     assert ding_doc["at"] == {"atMobiles": ["13900001234"], "isAtAll": False}
     assert ding_doc["markdown"]["text"].endswith("\n\n@13900001234")
+
+
+async def test_email_carries_the_console_link_to_the_alarm(
+    open_runtime: OpenRuntime, smtp: SmtpServer, clock: Clock
+) -> None:
+    runtime = open_runtime(
+        console_base_url=CONSOLE,
+        smtp={"host": smtp.host, "port": smtp.port, "security": "none",
+              "from_address": "kiosk@tower.example"},
+        routes=[{"events": ["alarm.*"], "email": ["supervisor@tower.example"]}],
+    )
+    dispatcher = Dispatcher(runtime, clock=clock)
+    await dispatcher.tick()
+    alarm = uuid.uuid4()
+    runtime.audit.append(NewEvent(type="alarm.door_forced", rules=["F1"],
+                                  payload={"alarm": str(alarm), "message": "柜门被撬开"}))
+    await dispatcher.tick()
+    [mail] = smtp.messages
+    assert mail.get_content().rstrip().endswith(
+        f"处理此报警 Handle this alarm: {CONSOLE}/console/alarms/{alarm}")
