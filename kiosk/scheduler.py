@@ -127,12 +127,15 @@ class Scheduler:
 
     def remind_due_soon(self, now: dt.datetime) -> list[Any]:
         """One ``loan.due_soon`` reminder per loan due within ``due_reminder_min``."""
-        from kiosk.notify.reminders import remind_due_soon
+        from kiosk.notify.reminders import any_due_soon, remind_due_soon
 
+        within = dt.timedelta(minutes=self.options.due_reminder_min)
+        with tx.read(self.runtime.audit) as session:
+            if not any_due_soon(session, cabinet_id=self.cabinet.id, now=now, within=within):
+                return []
         with tx.write(self.runtime.audit) as session:
-            return remind_due_soon(
-                session, self.runtime.audit, cabinet_id=self.cabinet.id, now=now,
-                within=dt.timedelta(minutes=self.options.due_reminder_min))
+            return remind_due_soon(session, self.runtime.audit, cabinet_id=self.cabinet.id,
+                                   now=now, within=within)
 
     def lapse_handovers(self, now: dt.datetime) -> int:
         """H1: a handover nobody accepted in time is closed and logged, not left hanging."""

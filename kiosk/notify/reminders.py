@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -25,6 +26,25 @@ from kiosk.store.models_notify import DueReminder
 EVENT_TYPE = "loan.due_soon"
 
 
+def _due_soon(cabinet_id: uuid.UUID, now: dt.datetime, within: dt.timedelta) -> Any:
+    return (
+        select(Loan).options(selectinload(Loan.key), selectinload(Loan.borrower))
+        .where(Loan.cabinet_id == cabinet_id, Loan.returned_at.is_(None),
+               Loan.due_at > now, Loan.due_at <= now + within,
+               Loan.id.not_in(select(DueReminder.loan_id)))
+        .order_by(Loan.due_at)
+    )
+
+
+def any_due_soon(session: Session, *, cabinet_id: uuid.UUID, now: dt.datetime,
+                 within: dt.timedelta) -> bool:
+    """Whether a reminder is owed (read-only: the scheduler asks before taking the write
+    lock, so a quiet tick never blocks the cabinet's own writes)."""
+    if within <= dt.timedelta(0):
+        return False
+    return session.scalars(_due_soon(cabinet_id, now, within).limit(1)).first() is not None
+
+
 def remind_due_soon(
     session: Session, audit: AuditLog, *, cabinet_id: uuid.UUID, now: dt.datetime,
     within: dt.timedelta,
@@ -32,13 +52,7 @@ def remind_due_soon(
     """Log one reminder per open loan due in ``(now, now + within]``; returns their loans."""
     if within <= dt.timedelta(0):
         return []
-    reminded = select(DueReminder.loan_id)
-    loans = session.scalars(
-        select(Loan).options(selectinload(Loan.key), selectinload(Loan.borrower))
-        .where(Loan.cabinet_id == cabinet_id, Loan.returned_at.is_(None),
-               Loan.due_at > now, Loan.due_at <= now + within, Loan.id.not_in(reminded))
-        .order_by(Loan.due_at)
-    ).all()
+    loans = session.scalars(_due_soon(cabinet_id, now, within)).all()
     for loan in loans:
         row = DueReminder(loan_id=loan.id, at=now)
         session.add(row)
