@@ -29,3 +29,27 @@ class ReaderError(DriverError):
 
 class CodecError(DriverError):
     """A frame could not be decoded: bad start/end byte, checksum or length."""
+
+
+class BusFault(LockBoardError):
+    """The transport under a lock bus failed (adapter unplugged, port closed, socket gone).
+
+    A subclass of :class:`LockBoardError`, so every caller that handles a silent board
+    already handles it; the driver reopens the port with backoff on its own, and its
+    ``bus_ok`` property (or its ``on_bus_change`` callback) says when the bus is back.
+    """
+
+
+class DutyCycleExceeded(LockBoardError):
+    """A coil was asked to pulse more often than its duty-cycle limit allows; it was not
+    pulsed. The coil is fine: wait for the cool-down (``retry_after_s``) and ask again."""
+
+    def __init__(self, slot: int, message: str, retry_after_s: float) -> None:
+        super().__init__(f"slot {slot}: {message}")
+        self.slot = slot
+        self.retry_after_s = retry_after_s
+
+
+class IdentityError(DriverError):
+    """A key-identity receptor failed: bridge not answering, short on the line, a ROM with
+    a bad CRC, a busy bit that never cleared."""
