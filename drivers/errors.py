@@ -6,6 +6,11 @@ root instead of importing ``kiosk``; the cabinet layer wraps these where it must
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drivers.locks.base import SlotState
+
 
 class DriverError(Exception):
     """Root of every error a driver raises."""
@@ -53,3 +58,18 @@ class DutyCycleExceeded(LockBoardError):
 class IdentityError(DriverError):
     """A key-identity receptor failed: bridge not answering, short on the line, a ROM with
     a bad CRC, a busy bit that never cleared."""
+
+
+class PartialStatus(LockBoardError):
+    """Some boards of a lock bus answered and some did not.
+
+    Still a :class:`LockBoardError` (so a cabinet that only knows that raises its bus alarm),
+    but it carries what the healthy boards said: ``status`` (slot -> ``SlotState``) and
+    ``failed`` (board -> reason), so an updated cabinet keeps watching the healthy slots
+    while one board is dead.
+    """
+
+    def __init__(self, message: str, *, status: dict[int, SlotState], failed: dict[int, str]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.failed = failed
