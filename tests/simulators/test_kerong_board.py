@@ -257,7 +257,7 @@ def test_pty_serves_raw_bytes(clock: Clock) -> None:
 
 
 def test_listen_must_be_socket_or_pty(clock: Clock) -> None:
-    with pytest.raises(ValueError, match="socket://HOST:PORT or pty"):
+    with pytest.raises(ValueError, match="socket://HOST:PORT, pty or a device path"):
         KerongBoardServer(KerongBoardSim(model_for(clock)), "tcp://x").start()
 
 
