@@ -67,9 +67,27 @@ class RelayBoardSim:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self.requests = 0
         """Requests answered or ignored so far (diagnostics)."""
+        self.coil_log: list[tuple[int, float, float | None]] = []
+        """(channel, on at, off at or None while on): what a meter on each coil sees."""
+        self._on_since: dict[int, float] = {}
+        self.lose: list[tuple[int | None, str]] = []
+        """Frames to lose, oldest first: (function code or None for any, "request" or
+        "reply"). A lost request never reaches the board; a lost reply is obeyed, then
+        the answer vanishes (noise on the line in either direction)."""
+        self.hang_after_on = False
+        """The board's controller hangs right after the next coil-on it obeys: the relay
+        stays on and nothing is answered any more (until ``hung`` is cleared)."""
+        self.hung = False
         model.subscribe(self._on_model_change)
 
     # -- what tests and the CLI look at -----------------------------------------------------
+    def on_times_ms(self, channel: int) -> list[float]:
+        """How long each energisation of ``channel`` lasted (a coil still on counts to now)."""
+        now = time.monotonic()
+        with self._state:
+            return [((off if off is not None else now) - on) * 1000
+                    for ch, on, off in self.coil_log if ch == channel]
+
     @property
     def coils(self) -> list[bool]:
         with self._state:
@@ -112,12 +130,49 @@ class RelayBoardSim:
         values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         self.requests += 1
-        if not self.model.powered:
+        if not self.model.powered or self.hung:
             # Raised through the server's request handler: with ignore_missing_devices it
             # sends nothing, which is exactly what an unpowered RS-485 board does.
             raise NoSuchIdException("board unpowered")
+        lost = self._take_loss(function_code)
+        if lost == "request":
+            raise NoSuchIdException("request lost on the line")
         if function_code in self.refuse_functions:
             return ExcCodes.ILLEGAL_FUNCTION
+        cfg = self.config
+        if not self._in_range(function_code, address, len(values) if values else count):
+            return ExcCodes.ILLEGAL_ADDRESS  # a coil or register this board does not have
+        result = self._obey(function_code, start_address, address, registers, values)
+        if lost == "reply":
+            raise NoSuchIdException("reply lost on the line")
+        if self.hang_after_on and function_code in (WRITE_COIL, WRITE_COILS, WRITE_REGISTER,
+                                                    WRITE_REGISTERS) and any(self.coils):
+            self.hung = True  # it answers this one, then never again
+            self.hang_after_on = False
+        return result
+
+    def _take_loss(self, function_code: int) -> str | None:
+        if self.lose and self.lose[0][0] in (None, function_code):
+            return self.lose.pop(0)[1]
+        return None
+
+    def _in_range(self, function_code: int, address: int, count: int) -> bool:
+        cfg = self.config
+        count = max(1, count)
+        if function_code in (READ_COILS, WRITE_COIL, WRITE_COILS):
+            base = cfg.coil_base
+        elif function_code in (WRITE_REGISTER, WRITE_REGISTERS):
+            base = cfg.flash_register_base
+        elif function_code == READ_INPUTS and cfg.key_input_base is not None:
+            base = cfg.key_input_base
+        else:
+            return True
+        return base <= address and address + count <= base + cfg.channels
+
+    def _obey(
+        self, function_code: int, start_address: int, address: int, registers: list[int],
+        values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
         cfg = self.config
         if function_code in (WRITE_COIL, WRITE_COILS) and values is not None:
             for i, value in enumerate(values):
@@ -163,8 +218,18 @@ class RelayBoardSim:
 
     # -- relays -> model --------------------------------------------------------------------
     def _set_coil(self, channel: int, on: bool, hold_s: float = HOLD_S) -> None:
+        now = time.monotonic()
         with self._state:
             self._coils[channel] = on
+            if on and channel not in self._on_since:
+                self._on_since[channel] = now
+                self.coil_log.append((channel, now, None))
+            elif not on and channel in self._on_since:
+                started = self._on_since.pop(channel)
+                for i in range(len(self.coil_log) - 1, -1, -1):
+                    if self.coil_log[i][0] == channel and self.coil_log[i][2] is None:
+                        self.coil_log[i] = (channel, started, now)
+                        break
         slot = self._slot_of.get(channel)
         if slot is None:
             return
