@@ -30,6 +30,7 @@ import click
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
+from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
@@ -78,6 +79,7 @@ class RelayBoardSim:
         """The board's controller hangs right after the next coil-on it obeys: the relay
         stays on and nothing is answered any more (until ``hung`` is cleared)."""
         self.hung = False
+        self._last_bits = 1
         model.subscribe(self._on_model_change)
 
     # -- what tests and the CLI look at -----------------------------------------------------
@@ -140,7 +142,7 @@ class RelayBoardSim:
         if function_code in self.refuse_functions:
             return ExcCodes.ILLEGAL_FUNCTION
         cfg = self.config
-        if not self._in_range(function_code, address, len(values) if values else count):
+        if not self._in_range(function_code, address, self._bit_count(function_code, count, values)):
             return ExcCodes.ILLEGAL_ADDRESS  # a coil or register this board does not have
         result = self._obey(function_code, start_address, address, registers, values)
         if lost == "reply":
@@ -150,6 +152,23 @@ class RelayBoardSim:
             self.hung = True  # it answers this one, then never again
             self.hang_after_on = False
         return result
+
+    def trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        """Server hook: note how many *bits* a request names (the action hook sees bit
+        requests in whole registers, so it could not refuse coil N+1 on its own)."""
+        if not sending:
+            bits = getattr(pdu, "bits", None)
+            self._last_bits = len(bits) if bits and pdu.function_code == WRITE_COILS else (
+                getattr(pdu, "count", 1) or 1
+            )
+        return pdu
+
+    def _bit_count(self, function_code: int, count: int, values: object) -> int:
+        if function_code in (READ_COILS, READ_INPUTS, WRITE_COILS):
+            return self._last_bits
+        if function_code == WRITE_COIL:
+            return 1
+        return len(values) if isinstance(values, list) and values else count
 
     def _take_loss(self, function_code: int) -> str | None:
         if self.lose and self.lose[0][0] in (None, function_code):
@@ -307,7 +326,8 @@ def run_in_thread(
 
     async def start() -> None:
         server = ModbusTcpServer(
-            sim.device(), address=(host, port), framer=framer, ignore_missing_devices=True
+            sim.device(), address=(host, port), framer=framer, ignore_missing_devices=True,
+            trace_pdu=sim.trace_pdu,
         )
         await server.serve_forever(background=True)
         box["server"] = server
