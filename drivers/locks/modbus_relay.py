@@ -355,6 +355,15 @@ class ModbusRelayBank:
             if self._clock() >= deadline:
                 break
             time.sleep(0.01)  # pace a refused connection; a lost frame already took a timeout
+        try:  # an "off" whose answer was lost may have been obeyed: look before alarming
+            reply = self._call("read coils", lambda: self._client.read_coils(
+                cfg.coil_base, count=cfg.channels, **self._unit), attempts=1)
+            if list(reply.bits)[channel] != cfg.coil_on_unlocks:
+                log.warning("unit %s channel %s: 'off' answers lost, coil reads off",
+                            cfg.unit, channel)
+                return
+        except LockBoardError as exc:
+            last = str(exc)
         self._start_watchdog(channel)
         raise LockFault(
             slot,
