@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import select
@@ -43,8 +44,8 @@ from drivers.locks.kerong.codec import (
     MAX_BOARDS,
     Frame,
     FrameParser,
-    decode_status,
     decode_frame,
+    decode_status,
     decode_unlock_time_ms,
     encode_status_all_reply,
     encode_status_reply,
@@ -538,7 +539,8 @@ class KerongBoardServer:
             first = False
             fd = port.fileno()
             try:
-                self._pump(fd, lambda: os.read(fd, 4096), lambda data: os.write(fd, data))
+                self._pump(fd, functools.partial(os.read, fd, 4096),
+                           functools.partial(os.write, fd))
             except (OSError, serial.SerialException) as exc:
                 log.debug("kerong sim device %s gone: %s", path, exc)
             finally:

@@ -141,7 +141,6 @@ class RelayBoardSim:
             raise NoSuchIdException("request lost on the line")
         if function_code in self.refuse_functions:
             return ExcCodes.ILLEGAL_FUNCTION
-        cfg = self.config
         if not self._in_range(function_code, address, self._bit_count(function_code, count, values)):
             return ExcCodes.ILLEGAL_ADDRESS  # a coil or register this board does not have
         result = self._obey(function_code, start_address, address, registers, values)

@@ -150,7 +150,7 @@ def test_an_unplugged_bridge_is_reported_and_comes_back() -> None:
 
 
 def test_more_than_64_receptors_go_through_the_tca9548a() -> None:
-    model, bus, reader = rig(72, mux=0x70)
+    model, _bus, reader = rig(72, mux=0x70)
     model.load({1: "FOB-LOW", 70: "FOB-HIGH"})
     assert reader.read_slot(70) == FobId.derived("FOB-HIGH")
     assert reader.read_slot(1) == FobId.derived("FOB-LOW")  # mux switched back

@@ -551,6 +551,10 @@ class KerongLockBank:
         now = self._clock()
         healthy = [b for b in self.boards if b not in self._quarantine]
         due = [b for b in self.boards if b in self._quarantine and now >= self._quarantine[b]]
+        if not healthy:
+            # Every board is out (power, cable): quarantine protects healthy boards' scan
+            # rate, and there are none, so ask them all each sweep to see the bus come back.
+            due = list(self._quarantine)
         got: dict[int, BoardStatus] = {}
         failures: dict[int, str] = {}
         if self.status_variant != "off" and healthy:

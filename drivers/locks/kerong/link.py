@@ -33,7 +33,7 @@ from drivers.locks.kerong.codec import Frame, FrameParser
 
 log = logging.getLogger(__name__)
 
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, termios.error)
 """Everything a failing serial transport raises. ``termios.error`` is *not* an OSError."""
 
 DEFAULT_BAUDRATE = 19200
@@ -75,7 +75,7 @@ def open_port(url: str, *, baudrate: int = DEFAULT_BAUDRATE, timeout: float = PO
             url, baudrate=baudrate, bytesize=8, parity="N", stopbits=1,
             timeout=timeout, write_timeout=1.0,
         )
-    except (*TRANSPORT_ERRORS, ValueError) as exc:
+    except (*TRANSPORT_ERRORS, ValueError) as exc:  # type: ignore[misc]
         raise BusFault(f"cannot open Kerong lock bus {url!r}: {exc}") from exc
     sock = getattr(port, "_socket", None)
     if isinstance(sock, socket.socket):
@@ -162,7 +162,7 @@ class Link:
             )
         try:
             self._port = self._opener()
-        except (BusFault, *TRANSPORT_ERRORS) as exc:
+        except (BusFault, *TRANSPORT_ERRORS) as exc:  # type: ignore[misc]
             self._next_reopen = now + self._reopen_delay
             self._reopen_delay = min(self._reopen_delay * 2, self._reopen_backoff_max_s)
             raise BusFault(f"Kerong lock bus down: reopen failed: {exc}") from exc
