@@ -426,10 +426,11 @@ class KerongBoardServer:
             self.listen.startswith("serial:/") and not self.listen.startswith("serial://")
         ):
             path = self.listen.removeprefix("serial:")
-            # Open once now, so a wrong path is an error at start, not a silent retry loop.
-            serial.Serial(path, baudrate=self.sim.baudrate, timeout=0).close()
+            # Opened here, before start() returns: a wrong path is an error at start, and
+            # no frame can arrive before the port is open (pyserial flushes input on open).
+            first = serial.Serial(path, baudrate=self.sim.baudrate, timeout=0)
             self.url = path
-            self._spawn(self._serve_device, path)
+            self._spawn(self._serve_device, path, first)
         else:
             parts = urlsplit(self.listen)
             if parts.scheme != "socket" or parts.hostname is None or parts.port is None:
@@ -525,18 +526,17 @@ class KerongBoardServer:
         except OSError as exc:
             log.debug("kerong sim pty closed: %s", exc)
 
-    def _serve_device(self, path: str) -> None:
+    def _serve_device(self, path: str, first: serial.Serial) -> None:
         """Attach to a serial device, and re-attach whenever it vanishes and comes back."""
-        first = True
+        port: serial.Serial | None = first
         while not self._stop.is_set():
-            try:
-                port = serial.Serial(path, baudrate=self.sim.baudrate, timeout=0)
-            except (serial.SerialException, OSError):
-                self._stop.wait(0.1)
-                continue
-            if not first:
+            if port is None:
+                try:
+                    port = serial.Serial(path, baudrate=self.sim.baudrate, timeout=0)
+                except (serial.SerialException, OSError):
+                    self._stop.wait(0.1)
+                    continue
                 self.reattached += 1
-            first = False
             fd = port.fileno()
             try:
                 self._pump(fd, functools.partial(os.read, fd, 4096),
@@ -546,4 +546,5 @@ class KerongBoardServer:
             finally:
                 with contextlib.suppress(Exception):
                     port.close()
+                port = None
             self._stop.wait(0.1)
