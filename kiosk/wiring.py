@@ -22,7 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drivers.errors import DriverError, ReaderError
-from drivers.identity import SlotIdentityReader, default_receptors, open_smbus
+from drivers.identity import (
+    IdentifiedLockBank,
+    SlotIdentityReader,
+    default_receptors,
+    open_smbus,
+)
 from drivers.identity.ds2482 import Receptor
 from drivers.io.buzzer import CabinetBuzzer
 from drivers.io.door import DoorSensor
@@ -88,6 +93,17 @@ class SimulatedHardware:
     """The slot identity receptors, where the cabinet has them (``[hardware.identity]``)."""
     i2c: I2cBusSim | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _bank: IdentifiedLockBank | None = None
+
+    @property
+    def bank(self) -> LockBank:
+        """What the cabinet should drive: the locks, with each slot's fob identity in
+        ``SlotState.fob`` where the cabinet has receptors."""
+        if self.identity is None:
+            return self.locks
+        if self._bank is None:
+            self._bank = IdentifiedLockBank(self.locks, self.identity)
+        return self._bank
 
     def tap(self, uid_hex: str, *, hold_s: float = 0.4) -> None:
         """Hold a card (or key fob tag) with this UID to the reader, then take it away."""
@@ -337,6 +353,12 @@ class RealHardware:
     identity: SlotIdentityReader | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
+    @property
+    def bank(self) -> LockBank:
+        """The locks, with fob identity per slot where ``[hardware.identity]`` is enabled
+        (``build_real`` wraps them already)."""
+        return self.locks
+
     def close(self) -> None:
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
@@ -363,6 +385,7 @@ def build_real(settings: Settings) -> RealHardware:
         )
         identity.start()
         closers.append(identity.close)
+        locks = IdentifiedLockBank(locks, identity)
     reader: CardReader | None = None
     if hw.reader is not None and hw.reader.driver == "nfcpy":
         reader = NfcpyReader(NfcpyConfig(path=hw.reader.path, reader_id="nfc"))

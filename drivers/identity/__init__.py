@@ -7,6 +7,7 @@ receptor contacts on DS2482-800 I2C-to-1-Wire bridges.
 
 from __future__ import annotations
 
+from drivers.identity.bank import IdentifiedLockBank
 from drivers.identity.ds2482 import (
     IdentitySweep,
     Receptor,
@@ -18,6 +19,6 @@ from drivers.identity.ds2482 import (
 from drivers.identity.onewire import FobId, crc8
 
 __all__ = [
-    "FobId", "IdentitySweep", "Receptor", "SlotIdentityReader", "SmbusLike", "crc8",
+    "FobId", "IdentifiedLockBank", "IdentitySweep", "Receptor", "SlotIdentityReader", "SmbusLike", "crc8",
     "default_receptors", "open_smbus",
 ]

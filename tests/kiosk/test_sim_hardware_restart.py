@@ -91,3 +91,38 @@ def test_a_presence_only_cabinet_has_no_identity_reader(tmp_path: Path) -> None:
     finally:
         hw.close()
     assert not (runtime.settings.data_dir / SIM_STATE_FILE).exists()
+
+
+def test_the_cabinets_bank_reports_which_key_hangs_in_each_slot(tmp_path: Path) -> None:
+    """What item 2 of issue 13 builds on: SlotState.fob is the ROM of the fob in the slot."""
+    runtime = _runtime(tmp_path, hardware={"identity": {"enabled": True}})
+    load_demo(runtime, now=FRI_10AM)
+    hw = build_simulated(runtime, persist=False)
+    try:
+        bank = hw.bank
+        assert bank is not hw.locks
+        status = bank.status()
+        occupied = [n for n, st in status.items() if st.key_present]
+        a, b = occupied[:2]
+        label_a, label_b = hw.model.fob_in(a), hw.model.fob_in(b)
+        assert label_a is not None and label_b is not None
+        assert status[a].fob == FobId.derived(label_a).hex
+        hw.take(a, force=True)
+        hw.take(b, force=True)
+        assert bank.status()[a].fob is None  # gone: no identity
+        hw.model.load({a: label_b})  # the wrong key hung in a's slot
+        assert bank.status()[a].fob == FobId.derived(label_b).hex
+        # a dirty receptor: identity unknown (None) and reported, the lock status stands
+        assert hw.i2c is not None
+        receptor = hw.identity.receptor(b) if hw.identity else None
+        assert receptor is not None
+        hw.model.load({b: label_a})
+        hw.i2c.chip(receptor.address, mux=receptor.mux).faults.shorted.add(receptor.channel)
+        status = bank.status()
+        assert status[b].key_present is True and status[b].fob is None
+        assert b in bank.identity_faults
+        hw.i2c.chip(receptor.address, mux=receptor.mux).faults.shorted.clear()
+        assert bank.status()[b].fob == FobId.derived(label_a).hex
+        assert b not in bank.identity_faults
+    finally:
+        hw.close()
