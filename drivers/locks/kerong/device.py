@@ -42,8 +42,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
 
 from drivers.errors import BusFault, LockBoardError, LockFault, PartialStatus
 from drivers.locks.base import HARD_MAX_PULSE_MS, SlotState, cap_pulse
@@ -51,7 +49,6 @@ from drivers.locks.duty import DutyCycle, DutyLimit
 from drivers.locks.kerong import link as link_module
 from drivers.locks.kerong.codec import (
     CHANNELS_PER_BOARD,
-    CMD_STATUS_ALL_REPLY,
     CMD_STATUS_REPLY,
     CMD_UNLOCK_TIME_REPLY,
     MAX_BOARDS,
@@ -59,11 +56,9 @@ from drivers.locks.kerong.codec import (
     BoardStatus,
     Frame,
     decode_status,
-    decode_status_all,
     decode_unlock_time_ms,
     encode_read_unlock_time,
     encode_set_unlock_time,
-    encode_status_all,
     encode_status_request,
     encode_unlock,
     encode_unlock_all,
@@ -76,6 +71,7 @@ from drivers.locks.kerong.link import (
     SerialPort,
     open_port,
 )
+from drivers.locks.kerong.sweep import CommissionReport, StatusVariant, Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -84,27 +80,6 @@ __all__ = [
     "StatusVariant", "open_port",
 ]
 
-StatusVariant = Literal["off", "per-board", "aggregate"]
-"""How status sweeps ask: ``off`` one 0x30 per board; otherwise one 0x32 for all boards,
-answered by one 0x35 per board or by one aggregate 0x36 frame."""
-
-
-@dataclass
-class CommissionReport:
-    """What :meth:`KerongLockBank.commission` found on the bus."""
-
-    variant: StatusVariant
-    answering: tuple[int, ...]
-    missing: tuple[int, ...]
-    """Mapped boards that did not answer (a DIP switch set wrong, a cable, power)."""
-    unmapped: tuple[int, ...]
-    """Boards that answered but carry no configured slot."""
-    coil_ms: dict[int, int | None] = field(default_factory=dict)
-    """Per answering mapped board: the coil time it read back (``None``: not readable)."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.missing
 
 
 def _bounded(name: str, value: float, low: float, high: float) -> None:
@@ -199,12 +174,7 @@ class KerongLockBank:
         self._reply_timeout_s = reply_timeout_s
         self._sleep = sleep
         self._clock = clock
-        self._quarantine_after = quarantine_after
-        self._reprobe_s = reprobe_s
-        self.status_variant: StatusVariant = status_variant
         self._duty = DutyCycle(duty, clock=clock) if duty is not None else None
-        self._misses: dict[int, int] = {}
-        self._quarantine: dict[int, float] = {}
         self._bus = threading.RLock()
         self._closed = False
         self._unconfirmed: set[int] = set()
@@ -212,6 +182,11 @@ class KerongLockBank:
             port, opener=opener, baudrate=baudrate, reply_timeout_s=reply_timeout_s,
             turnaround_s=turnaround_s, reopen_backoff_s=reopen_backoff_s,
             reopen_backoff_max_s=reopen_backoff_max_s, clock=clock, on_bus_change=on_bus_change,
+        )
+        self._sweeper = Sweeper(
+            self._link, tuple(self._by_board), read_status=self._read_status,
+            name=self._board_name, clock=clock, quarantine_after=quarantine_after,
+            reprobe_s=reprobe_s, variant=status_variant,
         )
         self._atexit_hook: Callable[[], None] | None = None
         if register_atexit:
@@ -255,7 +230,16 @@ class KerongLockBank:
     def quarantined(self) -> tuple[int, ...]:
         """Boards skipped by status sweeps until a re-probe finds them answering."""
         with self._bus:
-            return tuple(sorted(self._quarantine))
+            return self._sweeper.quarantined
+
+    @property
+    def status_variant(self) -> StatusVariant:
+        """How status sweeps ask (set by :meth:`commission`, or forced by the config)."""
+        return self._sweeper.variant
+
+    @status_variant.setter
+    def status_variant(self, variant: StatusVariant) -> None:
+        self._sweeper.variant = variant
 
     @property
     def on_bus_change(self) -> BusListener | None:
@@ -322,7 +306,7 @@ class KerongLockBank:
         """
         with self._bus:
             self._check_open()
-            got, failures = self._sweep()
+            got, failures = self._sweeper.sweep()
         result: dict[int, SlotState] = {}
         for board, st in got.items():
             for ch, slot in self._by_board[board].items():
@@ -417,7 +401,7 @@ class KerongLockBank:
         """
         with self._bus:
             self._check_open()
-            found, _variant = self._broadcast(set(range(MAX_BOARDS)))
+            found, _variant = self._sweeper.broadcast(set(range(MAX_BOARDS)))
         return dict(sorted(found.items()))
 
     def commission(self) -> CommissionReport:
@@ -431,7 +415,7 @@ class KerongLockBank:
         """
         with self._bus:
             self._check_open()
-            found, variant = self._broadcast(set(range(MAX_BOARDS)))
+            found, variant = self._sweeper.broadcast(set(range(MAX_BOARDS)))
             self.status_variant = variant
             for board in self.boards:
                 if board in found:
@@ -547,85 +531,6 @@ class KerongLockBank:
         return self._last_status(frames), reason
 
     # -- internals: status -----------------------------------------------------------------------
-    def _sweep(self) -> tuple[dict[int, BoardStatus], dict[int, str]]:
-        now = self._clock()
-        healthy = [b for b in self.boards if b not in self._quarantine]
-        due = [b for b in self.boards if b in self._quarantine and now >= self._quarantine[b]]
-        if not healthy:
-            # Every board is out (power, cable): quarantine protects healthy boards' scan
-            # rate, and there are none, so ask them all each sweep to see the bus come back.
-            due = list(self._quarantine)
-        got: dict[int, BoardStatus] = {}
-        failures: dict[int, str] = {}
-        if self.status_variant != "off" and healthy:
-            found, _ = self._broadcast(set(healthy))
-            got.update({b: st for b, st in found.items() if b in self._by_board})
-        for board in healthy:
-            if board in got:
-                continue
-            try:
-                got[board] = self._read_status(board, f"{self._board_name(board)}: status")
-            except BusFault:
-                raise
-            except LockBoardError as exc:
-                failures[board] = str(exc)
-                self._missed(board)
-        for board in due:
-            try:
-                got[board] = self._read_status(
-                    board, f"{self._board_name(board)}: re-probe", attempts=1
-                )
-            except BusFault:
-                raise
-            except LockBoardError as exc:
-                self._quarantine[board] = self._clock() + self._reprobe_s
-                failures[board] = f"{exc} (quarantined; next probe in {self._reprobe_s:.0f} s)"
-            else:
-                log.warning("Kerong board %d answers again; back in the sweep", board)
-                del self._quarantine[board]
-        for board, next_probe in self._quarantine.items():
-            if board not in failures and board not in got:
-                failures[board] = (
-                    f"{self._board_name(board)}: quarantined (not answering); "
-                    f"next probe in {max(0.0, next_probe - now):.1f} s"
-                )
-        for board in got:
-            self._misses[board] = 0
-        return got, failures
-
-    def _missed(self, board: int) -> None:
-        self._misses[board] = self._misses.get(board, 0) + 1
-        if self._misses[board] >= self._quarantine_after and board not in self._quarantine:
-            log.error("Kerong board %d missed %d sweeps: quarantined, re-probed every %.0f s",
-                      board, self._misses[board], self._reprobe_s)
-            self._quarantine[board] = self._clock() + self._reprobe_s
-
-    def _broadcast(self, want: set[int]) -> tuple[dict[int, BoardStatus], StatusVariant]:
-        """One 0x32 exchange; returns the boards heard and which variant answered."""
-        link = self._link
-
-        def wanted(frame: Frame) -> bool:
-            return frame.cmd == CMD_STATUS_ALL_REPLY or (
-                frame.cmd == CMD_STATUS_REPLY and frame.board in want
-            )
-
-        try:
-            link.send(encode_status_all())
-            expected = 1 if self.status_variant == "aggregate" else len(want)
-            frames, _ = link.collect(wanted, count=expected)
-        except BusFault as exc:
-            raise BusFault(f"Kerong bus status-all: {exc}") from exc
-        found: dict[int, BoardStatus] = {}
-        variant: StatusVariant = "off"
-        for frame in frames:
-            if frame.cmd == CMD_STATUS_ALL_REPLY:
-                variant = "aggregate"
-                found.update({st.board: st for st in decode_status_all(frame)})
-            else:
-                variant = "aggregate" if variant == "aggregate" else "per-board"
-                found[frame.board] = decode_status(frame)
-        return found, variant
-
     def _read_status(self, board: int, what: str, *, attempts: int | None = None) -> BoardStatus:
         """0x30 to one board with bounded retries and backoff."""
         total = self._retries + 1 if attempts is None else attempts
