@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -69,6 +68,7 @@ class CabinetModel:
     and stays open until a person shuts it; the lock reads locked again only then."""
     slots: dict[int, SlotModel] = field(init=False)
     _listeners: list[Listener] = field(default_factory=list, init=False, repr=False)
+    _saved: str = field(default="", init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -271,16 +271,21 @@ class CabinetModel:
         return loaded
 
     def _save(self, path: Path) -> None:
-        """Write atomically (temp file, fsync, rename): a crash mid-save keeps the old state."""
+        """Write atomically (temp file, rename) when the persistent state changed.
+
+        Called after every change, often from a simulator's bus thread, so it writes only
+        when something that survives a restart changed (a coil timer does not) and does not
+        fsync: a simulator needs to survive a daemon restart, not a kernel crash.
+        """
         data = json.dumps(self.snapshot(), indent=1, sort_keys=True)
+        if data == self._saved:
+            return
         tmp = path.with_suffix(path.suffix + ".tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            tmp.write_text(data, encoding="utf-8")
             tmp.replace(path)
+            self._saved = data
         except OSError as exc:
             log.warning("cannot save simulated cabinet state to %s: %s", path, exc)
 

@@ -36,7 +36,7 @@ from simulators.cabinet import CabinetModel
 from simulators.kerong_board import KerongBoardServer, KerongBoardSim
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST: dict[str, Any] = {"reply_timeout_s": 0.1, "retries": 1, "backoff_s": 0.01,
+FAST: dict[str, Any] = {"reply_timeout_s": 0.2, "retries": 1, "backoff_s": 0.01,
                         "backoff_max_s": 0.05}
 
 
@@ -371,7 +371,7 @@ def test_an_echo_on_loop_is_not_taken_for_a_reply() -> None:
 # -- injected faults ----------------------------------------------------------------------
 FAULTS: list[tuple[str, dict[str, Any], str]] = [
     ("no-reply", {"no_reply": True}, "no reply within"),
-    ("late-reply", {"delay_s": 0.3}, "no reply within"),
+    ("late-reply", {"delay_s": 0.6}, "no reply within"),
     ("bad-checksum", {"bad_checksum": True}, "bad checksum"),
     ("garbage-only", {"garbage_instead": True}, "garbage"),
 ]

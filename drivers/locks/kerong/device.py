@@ -516,7 +516,9 @@ class KerongLockBank:
         if frames:
             return self._last_status(frames), ""
         link.send(encode_status_request(board))
-        frames, reason = link.collect(self._status_of(board))
+        # A board configured silent may still answer the 0x31, late: then two answers come
+        # and the second must not be left in the line for the next request to take.
+        frames, reason = link.collect(self._status_of(board), count=2)
         return self._last_status(frames), reason
 
     def _reread(self, board: int) -> tuple[BoardStatus | None, str]:
@@ -527,7 +529,7 @@ class KerongLockBank:
         if frames:
             return self._last_status(frames), ""
         link.send(encode_status_request(board), flush_input=False)
-        frames, reason = link.collect(self._status_of(board))
+        frames, reason = link.collect(self._status_of(board), count=2)  # a late one may follow
         return self._last_status(frames), reason
 
     # -- internals: status -----------------------------------------------------------------------
