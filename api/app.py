@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 
 from api import errors
 from api.deps import AdminOptions, forbid_unknown_query, permission_of
+from api.limits import BodySizeLimit, ConcurrencyLimit
 from api.routes import (
     access_rights,
     accounts,
@@ -107,6 +108,10 @@ def create_admin_app(
     app.state.cabinet = cabinet
     app.state.remote_unlocks = live.RemoteUnlocks()
     errors.install(app)
+    # Outermost last: the concurrency gate and the body limit act before any body or token is
+    # read (issue 16, item 1); security headers go on their refusals too.
+    app.add_middleware(BodySizeLimit, limits=app.state.options.body_limits)
+    app.add_middleware(ConcurrencyLimit, max_requests=app.state.options.max_concurrent_requests)
     app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)

@@ -23,7 +23,7 @@ from api.schemas import (
     page_of,
     patch_values,
 )
-from kiosk.services import accounts, tx
+from kiosk.services import accounts, passwords, tx
 from kiosk.services.authz import Permission as P
 from kiosk.store.models_auth import AccountRole, ApiToken
 
@@ -140,13 +140,13 @@ def update_account(
     status_code=204,
     response_class=Response,
     dependencies=[needs(P.ACCOUNTS_WRITE)],
-    summary="Reset an account's password (ends its login sessions)",
+    summary="Reset an account's password (ends its login sessions and API tokens)",
 )
 def set_password(
     account_id: uuid.UUID, body: PasswordSetIn, by: PrincipalDep, audit: AuditDep, policy: PolicyDep
 ) -> Response:
     with tx.write(audit) as session:
-        accounts.set_password(
+        passwords.set_password(
             session, audit, by=by, account_id=account_id, password=body.password, policy=policy
         )
     return Response(status_code=204)

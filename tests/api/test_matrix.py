@@ -432,6 +432,7 @@ OPS: list[Op] = [
     op("GET", "/audit/checkpoints/{seq}",
        lambda f: Req("GET", f"/audit/checkpoints/{f.checkpoint()}")),
     op("GET", "/audit/verify", lambda f: Req("GET", "/audit/verify")),
+    op("GET", "/health/details", lambda f: Req("GET", "/health/details")),
     op("POST", "/audit/verify",
        lambda f: Req("POST", "/audit/verify", {"checkpoint": f.exported()})),
     # reports (K9): read, download, acknowledge; never deleted
