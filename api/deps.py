@@ -103,6 +103,21 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def recheck(audit: AuditLog, policy: AuthPolicy, secret: str) -> Principal | None:
+    """The caller again, or None once its token was revoked, expired or its account ended.
+
+    A long-lived response (the event stream) calls this before every delivery, so revoking
+    a token or changing the password ends it at once (issue 16, item 7).
+    """
+    try:
+        with tx.read(audit) as session:
+            principal, _ = accounts.authenticate(session, secret=secret, policy=policy)
+    except NotAuthenticated:
+        return None
+    return principal
 
 
 def client_address(request: Request) -> str:

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from api.deps import OptionsDep, ReadSession, RuntimeDep, needs
+from api.deps import BearerDep, OptionsDep, ReadSession, RuntimeDep, needs, recheck
 from api.schemas import MAX_SEQ, Instant, KeyNumber, Out, RuleId, Search
 from api.schemas import EventType as EventTypeName
 from api.stream import EventFeed
@@ -174,12 +174,14 @@ async def stream(
     request: Request,
     runtime: RuntimeDep,
     options: OptionsDep,
+    credentials: BearerDep,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=18, pattern=r"^[0-9]{1,18}$")
     ] = None,
 ) -> StreamingResponse:
     feed: EventFeed = request.app.state.feed
+    secret = credentials.credentials if credentials else ""
     if last_event_id is not None:
         start = int(last_event_id)
     elif after is not None:
@@ -193,29 +195,47 @@ async def stream(
             rows = events.after(session, cabinet_id=cabinet_id, seq=cursor, limit=STREAM_BATCH)
             return [EventOut.of(r) for r in rows]
 
+    async def still_allowed() -> dt.datetime | None | Literal[False]:
+        """The token's end, or False once it no longer authorizes this stream."""
+        caller = await anyio.to_thread.run_sync(recheck, runtime.audit, options.auth_policy,
+                                                secret)
+        if caller is None or not caller.can(P.EVENTS_READ):
+            return False
+        return caller.expires_at
+
     async def body() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + options.stream_max_seconds
+        heartbeat_due = False
         with feed.subscribe() as sub:
             yield "retry: 3000\n\n"
             cursor = start
             while True:
                 sub.wake.clear()
+                # Before every delivery and heartbeat: a revoked or expired token, or a
+                # changed password, ends the stream now, not at stream_max_seconds.
+                expires = await still_allowed()
+                if expires is False:
+                    return
                 batch = await anyio.to_thread.run_sync(read, cursor)
                 for item in batch:
                     yield _sse(item)
                     cursor = item.seq
                 if len(batch) >= STREAM_BATCH:
                     continue
+                if heartbeat_due:
+                    yield ": keep-alive\n\n"
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
+                wait = min(options.stream_heartbeat_seconds, remaining)
+                if expires is not None:
+                    wait = min(wait, max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()))
                 try:
-                    await asyncio.wait_for(
-                        sub.wake.wait(), timeout=min(options.stream_heartbeat_seconds, remaining)
-                    )
+                    await asyncio.wait_for(sub.wake.wait(), timeout=wait)
+                    heartbeat_due = False
                 except TimeoutError:
-                    yield ": keep-alive\n\n"
+                    heartbeat_due = True
 
     return StreamingResponse(
         body(),

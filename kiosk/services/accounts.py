@@ -599,6 +599,7 @@ def authenticate(
         permissions=frozenset(permissions),
         token_id=token.id,
         token_kind=token.kind,
+        expires_at=token.expires_at,
     )
     return principal, stale
 
