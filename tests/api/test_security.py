@@ -236,6 +236,10 @@ def test_password_change_and_reset_end_the_accounts_api_tokens(world: World) -> 
     assert world.client.get(f"{V1}/auth/me", headers=own).status_code == 401
 
 
+SLOW_STREAM = {"stream_heartbeat_seconds": 15.0, "stream_max_seconds": 30.0}
+"""A stream that, left alone, would send a heartbeat and live on for half a minute."""
+
+
 def _read_until_end(stream: httpx.Response) -> list[str]:
     """Every line until the server ends the stream (a read timeout fails the test)."""
     return list(stream.iter_lines())
@@ -248,7 +252,7 @@ def test_an_open_event_stream_ends_when_its_token_is_revoked(
     world.token(AccountRole.AUDITOR, username="feed.reader")
     api = _api_token(world, "feed.reader", ["events:read"])
     token_id = world.client.get(f"{V1}/api-tokens", headers=admin).json()[0]["id"]
-    app = create_admin_app(runtime, AdminOptions(auth_policy=world.policy))  # 300 s streams
+    app = create_admin_app(runtime, AdminOptions(auth_policy=world.policy, **SLOW_STREAM))
     with serve(app, runtime.settings) as address, httpx.Client(
             base_url=f"http://{address}", timeout=httpx.Timeout(10, read=20)) as client, \
             client.stream("GET", f"{V1}/events/stream", headers=api) as stream:
@@ -256,20 +260,23 @@ def test_an_open_event_stream_ends_when_its_token_is_revoked(
         revoked = client.post(f"{V1}/api-tokens/{token_id}/revoke", headers=admin)
         assert revoked.status_code == 200
         lines = _read_until_end(stream)
-    # Nothing after the revocation reached the revoked token, not even the revocation itself.
-    assert not any(line.startswith("data:") for line in lines)
+    # Nothing after the revocation reached the revoked token, not even the revocation itself,
+    # and the stream ended before its first heartbeat.
+    assert not any(line.startswith(("data:", ": keep-alive")) for line in lines), lines
 
 
 def test_an_open_event_stream_ends_when_its_token_expires(world: World, runtime: Runtime) -> None:
     world.token(AccountRole.AUDITOR, username="short.lived")
     api = _api_token(world, "short.lived", ["events:read"],
                      expires_at=utcnow() + dt.timedelta(seconds=2))
-    app = create_admin_app(runtime, AdminOptions(auth_policy=world.policy))  # 15 s heartbeat
+    app = create_admin_app(runtime, AdminOptions(auth_policy=world.policy, **SLOW_STREAM))
     with serve(app, runtime.settings) as address, httpx.Client(
             base_url=f"http://{address}", timeout=httpx.Timeout(10, read=20)) as client:
         with client.stream("GET", f"{V1}/events/stream", headers=api) as stream:
             assert stream.status_code == 200
-            _read_until_end(stream)
+            lines = _read_until_end(stream)
+        # It ended when the token did (2 s), before its first heartbeat (15 s).
+        assert ": keep-alive" not in lines, lines
         assert client.get(f"{V1}/events", headers=api).status_code == 401
 
 
