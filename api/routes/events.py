@@ -195,7 +195,7 @@ async def stream(
             rows = events.after(session, cabinet_id=cabinet_id, seq=cursor, limit=STREAM_BATCH)
             return [EventOut.of(r) for r in rows]
 
-    async def still_allowed() -> dt.datetime | None | Literal[False]:
+    async def still_allowed() -> dt.datetime | Literal[False] | None:
         """The token's end, or False once it no longer authorizes this stream."""
         caller = await anyio.to_thread.run_sync(recheck, runtime.audit, options.auth_policy,
                                                 secret)
