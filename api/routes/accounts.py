@@ -23,7 +23,7 @@ from api.schemas import (
     page_of,
     patch_values,
 )
-from kiosk.services import accounts, passwords, tx
+from kiosk.services import accounts, dual_control, passwords, tx
 from kiosk.services.authz import Permission as P
 from kiosk.store.models_auth import AccountRole, ApiToken
 
@@ -162,6 +162,19 @@ def unlock(account_id: uuid.UUID, by: PrincipalDep, audit: AuditDep) -> AccountO
     with tx.write(audit) as session:
         return AccountOut.model_validate(
             accounts.unlock(session, audit, by=by, account_id=account_id)
+        )
+
+
+@router.post(
+    "/accounts/{account_id:uuid}/confirm",
+    response_model=AccountOut,
+    dependencies=[needs(P.ACCOUNTS_WRITE)],
+    summary="Confirm a new administrator made by another administrator (dual control)",
+)
+def confirm(account_id: uuid.UUID, by: PrincipalDep, audit: AuditDep) -> AccountOut:
+    with tx.write(audit) as session:
+        return AccountOut.model_validate(
+            dual_control.confirm_account(session, audit, by=by, account_id=account_id)
         )
 
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from api.deps import AuditDep, PolicyDep, PrincipalDep, client_address
 from api.schemas import SINGLE_LINE, Out, Password, Strict
@@ -31,6 +31,12 @@ class AccountOut(Out):
     person_id: uuid.UUID | None
     department_id: uuid.UUID | None
     active: bool
+    awaiting_confirmation: bool = Field(
+        description="A new administrator made over the API: it cannot act until a second "
+                    "administrator confirms it (POST /accounts/{id}/confirm)."
+    )
+    created_by_id: uuid.UUID | None = Field(description="null: made on the device console")
+    confirmed_by_id: uuid.UUID | None
     created_at: dt.datetime
     updated_at: dt.datetime
 

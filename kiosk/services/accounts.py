@@ -103,6 +103,12 @@ def check_password_rules(password: str) -> None:
         )
 
 
+def needs_confirmation(by: Principal | None, role: AccountRole) -> bool:
+    """An administrator made or promoted over the API waits for a second administrator
+    (``kiosk.services.dual_control``); the device console is exempt."""
+    return by is not None and role == AccountRole.ADMIN
+
+
 def actors_of(by: Principal | None) -> list[str]:
     return by.actors() if by else [LOCAL_CONSOLE]
 
@@ -171,6 +177,8 @@ def create_account(
         role=role,
         person_id=person_id,
         department_id=department_id,
+        created_by_id=by.account_id if by else None,
+        awaiting_confirmation=needs_confirmation(by, role),
     )
     session.add(account)
     session.flush()
@@ -186,6 +194,8 @@ def create_account(
                 "role": role.value,
                 "department": str(department_id) if department_id else None,
                 "person": str(person_id) if person_id else None,
+                "created_by": by.actor if by else LOCAL_CONSOLE,
+                "awaiting_confirmation": account.awaiting_confirmation,
             },
         ),
     )
@@ -213,6 +223,11 @@ def update_account(
     }
     _check_scope_fields(session, by=by, **merged)  # type: ignore[arg-type]
     changed = tx.changes(account, values)
+    if changed.get("role") == AccountRole.ADMIN.value and needs_confirmation(by, account.role):
+        # A promotion is a new administrator too: it waits for a second one (issue 16).
+        account.awaiting_confirmation = True
+        account.confirmed_by_id = None
+        changed["awaiting_confirmation"] = True
     if changed.get("active") is False:
         _revoke_all(session, account.id, kinds=(TokenKind.ACCESS, TokenKind.API))
     if changed:
@@ -393,6 +408,13 @@ def login(
                 ),
             )
         return LoginResult(None, None, None, refusal="wrong username or password")
+    if account.awaiting_confirmation:
+        tx.log(session, audit, NewEvent(
+            type="auth.login_refused", actors=[f"account:{username}"], decision="deny",
+            payload={"username": username, "remote": remote, "reason": "awaiting confirmation"},
+        ))
+        return LoginResult(None, None, None, refusal="this administrator account awaits a "
+                           "second administrator's confirmation")
     if policy.hasher.check_needs_rehash(account.password_hash):
         account.password_hash = policy.hasher.hash(password)
     token, secret = issue_access_token(session, account=account, policy=policy, now=now)
@@ -580,6 +602,7 @@ def authenticate(
         or token.revoked_at is not None
         or (token.expires_at is not None and token.expires_at <= now)
         or not token.account.active
+        or token.account.awaiting_confirmation
     ):
         raise NotAuthenticated("invalid or expired token")
     account = token.account
