@@ -143,6 +143,23 @@ def _permission(dependant: Dependant) -> str | None:
     return None
 
 
+def _not_null(parameter: dict[str, Any]) -> None:
+    """A query or header parameter cannot be sent as JSON ``null``: leaving it out is how a
+    client says "none". FastAPI documents ``X | None`` parameters as ``anyOf [X, null]``,
+    which tells clients (and schemathesis) to send the text ``null``; keep ``X`` only."""
+    schema = parameter.get("schema", {})
+    options = schema.get("anyOf")
+    if not options:
+        return
+    kept = [o for o in options if o.get("type") != "null"]
+    if len(kept) == len(options):
+        return
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    parameter["schema"] = {**kept[0], **rest} if len(kept) == 1 else {"anyOf": kept, **rest}
+    if parameter["schema"].get("default", 0) is None:
+        del parameter["schema"]["default"]
+
+
 def _document(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema, plus the problem-details responses and each endpoint's permission."""
     schema = get_openapi(
@@ -173,6 +190,8 @@ def _document(app: FastAPI) -> dict[str, Any]:
             responses["5XX"] = {"description": "Server error (problem details)", **problem_response}
             if permission is not None:
                 operation["x-permission"] = permission
+            for parameter in operation.get("parameters", ()):
+                _not_null(parameter)
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 from fastapi import APIRouter, Response
-from pydantic import Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from api.deps import AuditDep, PolicyDep, PrincipalDep, ReadSession, needs
 from api.routes.auth import AccountOut
@@ -31,6 +31,14 @@ router = APIRouter(tags=["accounts"])
 
 
 class AccountIn(Strict):
+    # What the service enforces, stated in the document: a department leader's account is
+    # scoped to a department (issue 16, item 12).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"properties": {"role": {"const": "dept_leader"}}, "required": ["role"]},
+        "then": {"properties": {"department_id": {"type": "string", "format": "uuid"}},
+                 "required": ["department_id"]},
+    })
+
     username: Username
     password: Password
     role: AccountRole
