@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -206,7 +207,7 @@ async def stream(
     async def body() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + options.stream_max_seconds
-        heartbeat_due = False
+        next_heartbeat = loop.time() + options.stream_heartbeat_seconds
         with feed.subscribe() as sub:
             yield "retry: 3000\n\n"
             cursor = start
@@ -223,19 +224,19 @@ async def stream(
                     cursor = item.seq
                 if len(batch) >= STREAM_BATCH:
                     continue
-                if heartbeat_due:
+                if loop.time() >= next_heartbeat:
                     yield ": keep-alive\n\n"
+                    next_heartbeat = loop.time() + options.stream_heartbeat_seconds
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
-                wait = min(options.stream_heartbeat_seconds, remaining)
+                wait = min(next_heartbeat - loop.time(), remaining)
                 if expires is not None:
-                    wait = min(wait, max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()))
-                try:
-                    await asyncio.wait_for(sub.wake.wait(), timeout=wait)
-                    heartbeat_due = False
-                except TimeoutError:
-                    heartbeat_due = True
+                    # Wake just after the token's end (timers may fire a little early).
+                    left = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+                    wait = min(wait, max(0.0, left) + 0.05)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sub.wake.wait(), timeout=max(0.0, wait))
 
     return StreamingResponse(
         body(),

@@ -267,15 +267,16 @@ def test_an_open_event_stream_ends_when_its_token_is_revoked(
 
 def test_an_open_event_stream_ends_when_its_token_expires(world: World, runtime: Runtime) -> None:
     world.token(AccountRole.AUDITOR, username="short.lived")
-    api = _api_token(world, "short.lived", ["events:read"],
-                     expires_at=utcnow() + dt.timedelta(seconds=2))
     app = create_admin_app(runtime, AdminOptions(auth_policy=world.policy, **SLOW_STREAM))
     with serve(app, runtime.settings) as address, httpx.Client(
             base_url=f"http://{address}", timeout=httpx.Timeout(10, read=20)) as client:
+        # Made once the server is up, so it is still valid when the stream opens.
+        api = _api_token(world, "short.lived", ["events:read"],
+                         expires_at=utcnow() + dt.timedelta(seconds=6))
         with client.stream("GET", f"{V1}/events/stream", headers=api) as stream:
             assert stream.status_code == 200
             lines = _read_until_end(stream)
-        # It ended when the token did (2 s), before its first heartbeat (15 s).
+        # It ended when the token did (6 s), before its first heartbeat (15 s).
         assert ": keep-alive" not in lines, lines
         assert client.get(f"{V1}/events", headers=api).status_code == 401
 

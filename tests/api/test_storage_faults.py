@@ -44,9 +44,11 @@ def disk_full(engine: Engine, audit: AuditLog) -> Iterator[int]:
     engine.dispose()
     event.listen(engine, "connect", _cap)
     try:
-        with pytest.raises(AuditError, match="full"):
-            for i in range(10_000):
-                audit.append(NewEvent(type="test.filler", payload={"i": i, "pad": "x" * 200}))
+        # Large rows first, then ever smaller ones, until not even a tiny row fits.
+        for pad in (200, 40, 0):
+            with pytest.raises(AuditError, match="full"):
+                for i in range(10_000):
+                    audit.append(NewEvent(type="test.filler", payload={"i": i, "pad": "x" * pad}))
         yield pages
     finally:
         event.remove(engine, "connect", _cap)

@@ -115,10 +115,11 @@ def disk_full(rig: Rig) -> Iterator[None]:
     engine.dispose()
     event.listen(engine, "connect", _cap)
     try:
-        with pytest.raises(AuditError, match="full"):
-            for i in range(10_000):
-                rig.runtime.audit.append(
-                    NewEvent(type="test.filler", payload={"i": i, "pad": "x" * 200}))
+        for pad in (200, 40, 0):  # large rows, then smaller, until not even a tiny one fits
+            with pytest.raises(AuditError, match="full"):
+                for i in range(10_000):
+                    rig.runtime.audit.append(
+                        NewEvent(type="test.filler", payload={"i": i, "pad": "x" * pad}))
         yield
     finally:
         event.remove(engine, "connect", _cap)
