@@ -724,17 +724,22 @@ class Cabinet:
         return True
 
     async def _lock_fault(self, slot: int, exc: Exception) -> None:
-        with tx.write(self.audit) as s:
-            alarm_service.raise_alarm(
-                s, self.audit, kind="lock_fault", message=f"slot {slot} did not unlock: {exc}",
-                rule="K2", actors=[], cabinet_id=self.cabinet_id,
-                slot_id=records.slot_id(s, cabinet_id=self.cabinet_id, number=slot),
-                payload={"intent_seq": self.visit.intents.get(slot)}, at=self.clock(),
-            )
-        self._log(self._outcome("unlock.failed", slot, rules=["K2"], detail=str(exc)))
+        said = "lock_fault"  # "staff alerted": true only once the alarm is recorded
+        try:
+            with tx.write(self.audit) as s:
+                alarm_service.raise_alarm(
+                    s, self.audit, kind="lock_fault", message=f"slot {slot} did not unlock: {exc}",
+                    rule="K2", actors=[], cabinet_id=self.cabinet_id,
+                    slot_id=records.slot_id(s, cabinet_id=self.cabinet_id, number=slot),
+                    payload={"intent_seq": self.visit.intents.get(slot)}, at=self.clock(),
+                )
+            self._log(self._outcome("unlock.failed", slot, rules=["K2"], detail=str(exc)))
+        except (AuditError, SQLAlchemyError) as fault:
+            log.error("lock fault on slot %s not recorded: %s", slot, fault)
+            said = "lock_fault_unrecorded"
         self.visit.resolved.add(slot)
         await self._apply(self.session.handle(flow.Cancelled(self.clock(), "lock_fault")))
-        self._say("lock_fault", "error")
+        self._say(said, "error")
         self._beep("deny")
 
     def _outcome(self, type_: str, slot: int, *, rules: list[str], **payload: Any) -> NewEvent:

@@ -49,9 +49,20 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 @pass_ctx
 def run(ctx: _Context) -> None:
     """Run the daemon (simulated hardware unless the config says otherwise)."""
-    from kiosk.daemon import run as run_daemon
+    from sqlalchemy.exc import SQLAlchemyError
 
-    run_daemon(ctx.settings)
+    from kiosk.daemon import run as run_daemon
+    from kiosk.errors import AuditError, StoreError
+    from kiosk.store.faults import storage_fault
+
+    try:
+        run_daemon(ctx.settings)
+    except (SQLAlchemyError, AuditError, OSError) as exc:
+        # A full or failing disk at start-up: one line naming it, not a traceback.
+        what = storage_fault(exc)
+        if what is None:
+            raise
+        raise StoreError(f"cannot run the daemon: {what}") from None
 
 
 # --------------------------------------------------------------------------------- db

@@ -215,6 +215,12 @@ class Settings(BaseSettings):
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     admin_tls: AdminTlsSettings = Field(default_factory=AdminTlsSettings)
+    admin_trusted_proxies: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For is believed (the "
+                    "audited client address and the login limit per address). Empty: none, "
+                    "the peer address is the client.",
+    )
     kiosk_port: Port = 8081
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

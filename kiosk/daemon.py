@@ -59,14 +59,24 @@ class _Server(uvicorn.Server):
         yield
 
 
+MAX_CONNECTIONS = 256
+"""uvicorn's own backstop per listener (connections and tasks): beyond it, a bare 503.
+The apps' ``ConcurrencyLimit`` answers sooner, with a problem document."""
+
+
 def _server(app: object, host: str, port: int, settings: Settings,
-            tls: TlsFiles | None = None) -> _Server:
+            tls: TlsFiles | None = None, *, trusted_proxies: tuple[str, ...] = ()) -> _Server:
     # A screen long-poll may be pending at shutdown: do not wait for it to run out.
     # Neither app speaks WebSocket (the screen long-polls, the event stream is SSE), so
     # uvicorn need not load a WebSocket library into the daemon.
+    # X-Forwarded-For is believed only from the configured proxies: uvicorn's default trusts
+    # it from 127.0.0.1, which lets any local process pick its audited address (issue 16).
     return _Server(uvicorn.Config(app, host=host, port=port,  # type: ignore[arg-type]
                                   log_level=settings.log_level.lower(), lifespan="on",
                                   timeout_graceful_shutdown=2, ws="none",
+                                  proxy_headers=bool(trusted_proxies),
+                                  forwarded_allow_ips=list(trusted_proxies) or None,
+                                  limit_concurrency=MAX_CONNECTIONS,
                                   ssl_certfile=str(tls.cert_file) if tls else None,
                                   ssl_keyfile=str(tls.key_file) if tls else None))
 
@@ -141,10 +151,11 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
                            reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
                 if hardware.reader is not None else None)
         admin = _server(create_admin_app(runtime, cabinet=cabinet), settings.admin_host,
-                        settings.admin_port, settings, tls)
+                        settings.admin_port, settings, tls,
+                        trusted_proxies=tuple(settings.admin_trusted_proxies))
         sim_control = hardware if isinstance(hardware, SimulatedHardware) else None
-        screen = _server(create_kiosk_app(cabinet, sim_control), KIOSK_HOST, settings.kiosk_port,
-                         settings)
+        screen = _server(create_kiosk_app(cabinet, sim_control, port=settings.kiosk_port),
+                         KIOSK_HOST, settings.kiosk_port, settings)
 
         scheduler_stop = asyncio.Event()
 

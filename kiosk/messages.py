@@ -79,8 +79,11 @@ MESSAGES: dict[str, Text] = {
     "intake_not_custodian": Text("只有钥匙管理员可以登记钥匙", "Only a key custodian may register keys"),
     "no_free_slot": Text("没有空位", "No free slot"),
     "duplicate_key_number": Text("钥匙编号已存在", "That key number already exists"),
-    "storage_fault": Text("记录失败，未开锁，已通知管理员", "Could not record it: nothing opened; staff alerted"),
+    # Issue 16: "已通知管理员" only where an alarm was recorded (and so notified); a storage
+    # fault records nothing, so the screen asks the person to tell staff instead.
+    "storage_fault": Text("记录失败，未开锁，请告知管理员", "Could not record it: nothing opened; please tell staff"),
     "lock_fault": Text("锁故障，已通知管理员", "Lock fault: staff have been alerted"),
+    "lock_fault_unrecorded": Text("锁故障，记录失败，请告知管理员", "Lock fault, not recorded: please tell staff"),
     "busy": Text("请稍候", "Please wait"),
     "not_on_loan": Text("这把钥匙没有借出", "This key is not out"),
     # H1 shift handover

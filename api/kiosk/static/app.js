@@ -144,7 +144,7 @@
         apply(data);
         return true;
       }
-      if (r.status === 409 && data && data.zh) {
+      if ((r.status === 409 || r.status === 422) && data && data.zh) {  // 422: which field, in words
         noticeDismissed = messageId({ code: data.code, zh: data.zh });  // the toast says it
         // A code the server has no words for comes back as itself: say it with ours if we can.
         const [z, e] = data.zh === data.code && T[data.code] ? T[data.code] : [data.zh, data.en];
