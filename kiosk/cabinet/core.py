@@ -547,8 +547,11 @@ class Cabinet:
 
     # ------------------------------------------------------------------------- screen
     def screen(self) -> dict[str, Any]:
-        """Everything the kiosk page shows, in one JSON-able snapshot (kiosk/cabinet_screen.py)."""
-        return cabinet_screen.snapshot(
+        """Everything the kiosk page shows, in one JSON-able snapshot (kiosk/cabinet_screen.py);
+        ``simulated``: the page marks every screen 模拟 SIMULATION."""
+        data = cabinet_screen.snapshot(
             visit=self.visit, session=self.session, message=self.message, now=self.clock(),
             version=self.version, engine=self.engine, cabinet_id=self.cabinet_id,
         )
+        data["simulated"] = self.runtime.settings.simulate
+        return data

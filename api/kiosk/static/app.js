@@ -219,6 +219,7 @@
     else if (state === 'await_returner') renderReturner();
     else renderSlots();
     renderHandoverSheet();
+    show($('sim-mark'), snap.simulated === true);
     tick();
   }
 
