@@ -1,6 +1,6 @@
 """What the kiosk screen says, in zh-CN and English, keyed by the policy's decision codes.
 
-The company's own words (REQUIREMENTS.md) are used: 领取钥匙, 归还钥匙, 事由, 值班经理…
+The company's own words (docs/rules.md) are used: 领取钥匙, 归还钥匙, 事由, 值班经理…
 """
 
 from __future__ import annotations
