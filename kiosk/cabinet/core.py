@@ -25,7 +25,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
@@ -35,6 +35,7 @@ from drivers.locks.base import LockBank
 from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
 from kiosk.audit import AppendedEvent, NewEvent
+from kiosk.cabinet.contract import Core, FobHandler, IdleGuard, TapHandler
 from kiosk.cabinet.flows import (
     DEFAULT_FLOWS,
     DrawFlow,
@@ -56,33 +57,13 @@ log = logging.getLogger("kiosk.cabinet")
 
 F = TypeVar("F")
 
-TapHandler = Callable[
-    [str, policy.CardFacts | None, policy.PersonFacts | None, dt.datetime], Awaitable[None]
-]
-"""A tap in a state a flow owns: (uid, card, card holder, now)."""
-
-IdleGuard = Callable[
-    [str, policy.CardFacts | None, policy.PersonFacts | None, dt.datetime], bool
-]
-"""Looks at a badge tap at the idle screen before it starts a visit; True: it was handled."""
-
-
-class FobHandler(Protocol):
-    async def __call__(self, key: policy.KeyFacts, state: flow.State) -> None: ...
-
-
-class Flow(Protocol):
-    """What the core asks of a registered flow: only that it was built with the core."""
-
-    name: str
-
-
 ENDED_WELL = ("drawn", "returned", "received", "handed_over")
 
 
 class Cabinet:
     """The core: owns the loop, the visit, the session, the drivers and the screen message,
-    and routes every input to the flow registered for it."""
+    and routes every input to the flow registered for it. Flows see it as a
+    ``kiosk.cabinet.contract.Core``."""
 
     def __init__(
         self,
@@ -94,7 +75,7 @@ class Cabinet:
         clock: Callable[[], dt.datetime] = utcnow,
         door_is_open: Callable[[], bool] | None = None,
         indicators: Indicators | None = None,
-        flows: Iterable[Callable[[Cabinet], object]] | None = None,
+        flows: Iterable[Callable[[Core], object]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.audit = runtime.audit

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session as DbSession
 
 from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
+from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
 from kiosk.messages import REASONS
 from kiosk.services import tx
 from kiosk.visit import DrawPlan
-
-if TYPE_CHECKING:
-    from kiosk.cabinet.core import Cabinet
 
 MAX_KEYS = 5
 
@@ -32,7 +29,7 @@ def check_reason(reason_code: str, reason_text: str | None) -> None:
 class DrawFlow:
     name = "draw"
 
-    def __init__(self, core: Cabinet) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         core.register_flow(self.name, self)
         core.on_tap(flow.State.AWAIT_COSIGN, self.cosign_tap)

@@ -6,26 +6,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session as DbSession
 
 from kiosk import policy, records
 from kiosk import session as flow
+from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.policy import Decision
 from kiosk.services import handovers, tx
 from kiosk.store.models import Cabinet as CabinetRow
 
-if TYPE_CHECKING:
-    from kiosk.cabinet.core import Cabinet
-
 
 class HandoverFlow:
     name = "handover"
 
-    def __init__(self, core: Cabinet) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         core.register_flow(self.name, self)
         core.on_tap(flow.State.AWAIT_INCOMING, self.incoming_tap)

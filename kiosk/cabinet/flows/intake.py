@@ -3,7 +3,7 @@ the key, its intake record and the event are stored once the sensor sees the key
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
@@ -11,12 +11,10 @@ from sqlalchemy.orm import Session as DbSession
 from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
+from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
 from kiosk.services import tx
 from kiosk.store.models import IntakeRecord, Key, KeyCategory, KeyGroup, Unit
-
-if TYPE_CHECKING:
-    from kiosk.cabinet.core import Cabinet
 
 REQUIRED = ("key_number", "label", "delivered_by", "delivered_by_department", "group_code")
 
@@ -24,7 +22,7 @@ REQUIRED = ("key_number", "label", "delivered_by", "delivered_by_department", "g
 class IntakeFlow:
     name = "intake"
 
-    def __init__(self, core: Cabinet) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         core.register_flow(self.name, self)
         core.on_command(flow.Received, self.received)

@@ -11,16 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session as DbSession
 
 from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
-
-if TYPE_CHECKING:
-    from kiosk.cabinet.core import Cabinet
+from kiosk.cabinet.contract import Core
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,7 @@ class LapsedWait:
 class NightPairing:
     name = "night"
 
-    def __init__(self, core: Cabinet) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         self.lapsed: LapsedWait | None = None
         core.register_flow(self.name, self)

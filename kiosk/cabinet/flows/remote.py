@@ -5,25 +5,22 @@ opening (the intent and the loan name both admins)."""
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session as DbSession
 
 from kiosk import policy, records
 from kiosk import session as flow
+from kiosk.cabinet.contract import Core
 from kiosk.cabinet.flows.draw import check_reason
 from kiosk.cabinet.options import CabinetError
 from kiosk.store.models import Person
 from kiosk.visit import DrawPlan, Visit
 
-if TYPE_CHECKING:
-    from kiosk.cabinet.core import Cabinet
-
 
 class RemoteUnlockFlow:
     name = "remote"
 
-    def __init__(self, core: Cabinet) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         core.register_flow(self.name, self)
 

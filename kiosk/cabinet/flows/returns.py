@@ -6,25 +6,22 @@ reconciliation uses too."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session as DbSession
 
 from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
+from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
 from kiosk.services import tx
 from kiosk.visit import Visit
-
-if TYPE_CHECKING:
-    from kiosk.cabinet.core import Cabinet
 
 
 class ReturnFlow:
     name = "return"
 
-    def __init__(self, core: Cabinet) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         core.register_flow(self.name, self)
         core.on_fob(self.fob_tapped)

@@ -7,7 +7,7 @@ the sensors with the records (``kiosk.reconcile``), or as soon as the bus answer
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
@@ -17,19 +17,17 @@ from drivers.locks.base import SlotState
 from kiosk import records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
+from kiosk.cabinet.contract import Core
 from kiosk.reconcile import reconcile
 from kiosk.services import alarms as alarm_service
 from kiosk.services import tx
 from kiosk.store.models import Slot
 
-if TYPE_CHECKING:
-    from kiosk.cabinet.core import Cabinet
-
 
 class SensorSupervisor:
     name = "sensors"
 
-    def __init__(self, core: Cabinet) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         self.present: dict[int, bool] = {}
         self.unlocked_since: dict[int, dt.datetime] = {}
