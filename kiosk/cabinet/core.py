@@ -533,6 +533,7 @@ class Cabinet:
         data = cabinet_screen.snapshot(
             visit=self.visit, session=self.session, message=self.message, now=self.clock(),
             version=self.version, engine=self.engine, cabinet_id=self.cabinet_id,
+            calendar=self.calendar,
         )
         data["simulated"] = self.runtime.settings.simulate
         return data

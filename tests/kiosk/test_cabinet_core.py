@@ -222,3 +222,21 @@ async def test_K4_return_finished_at_startup_by_the_borrower_raises_nothing(
         assert _alarms(rig, "returned_by_other") == []
     finally:
         await close_rig(rig)
+
+
+# ------------------------------------------------------------------------ K8, item 5
+async def test_K8_screen_says_after_hours_and_names_the_rostered_manager(night: Rig) -> None:
+    _, manager = night.duty_manager_on(night.clock())
+    idle = night.cabinet.screen()
+    assert idle["after_hours"] is True
+    assert idle["duty_manager"] == {"name": manager.name, "phone": manager.phone}
+    uid, _ = night.card_of(dept="ENG")
+    await night.cabinet.tap(uid)
+    waiting = night.cabinet.screen()
+    assert waiting["state"] == "await_manager"
+    assert waiting["duty_manager"]["name"] == manager.name
+
+
+async def test_screen_in_business_hours_is_not_after_hours(rig: Rig) -> None:
+    screen = rig.cabinet.screen()
+    assert screen["after_hours"] is False and screen["duty_manager"] is None

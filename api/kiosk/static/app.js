@@ -270,6 +270,23 @@
     const box = $('idle-message');
     if (snap.message) messageBox(box, snap.message);
     else show(box, false);
+    const after = $('idle-after-hours');
+    if (snap.after_hours) {
+      after.replaceChildren(
+        el('div', {}, zh('非工作时间', 'after-hours-title'), ' ', en('After hours')),
+        el('div', {}, zh('领取钥匙需值班经理一同刷卡'), ' ', en('A draw needs the on-duty manager to tap too (K8)')),
+        rosteredLine());
+    }
+    show(after, snap.after_hours === true);
+  }
+
+  // K8: whom to call — the duty manager on the roster now, with their phone if recorded.
+  function rosteredLine() {
+    const m = snap.duty_manager;
+    if (!m) return el('div', { class: 'rostered rostered-none' }, zh('值班表上现在没有值班经理'), ' ', en('No duty manager on the roster now'));
+    return el('div', { class: 'rostered' }, zh('当班值班经理'), ' ', en('On duty:'), ' ',
+      el('b', { id: 'rostered-name' }, m.name),
+      m.phone ? el('span', { id: 'rostered-phone', class: 'rostered-phone' }, ' ☎ ', m.phone) : null);
   }
 
   // Off the idle screen its last message is emptied, not just hidden: the next idle screen
@@ -284,6 +301,7 @@
   function renderManager() {
     const sub = $('manager-sub');
     sub.replaceChildren(el('b', {}, snap.person || ''), ' ', zh('已刷卡'), ' ', en('has tapped — two people open together'));
+    $('manager-rostered').replaceChildren(rosteredLine());
   }
 
   function slotKeyText(slot) {
