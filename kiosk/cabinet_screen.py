@@ -30,7 +30,9 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
     msg = None
     if message is not None and now < message.until:
         t = text(message.code)
-        msg = {"code": message.code, "level": message.level, "zh": t.zh, "en": t.en}
+        msg = {"code": message.code, "level": message.level, "zh": t.zh, "en": t.en,
+               "detail_zh": message.detail[0] if message.detail else None,
+               "detail_en": message.detail[1] if message.detail else None}
     keys = []
     for key, decision in v.choices:
         keys.append({
@@ -45,7 +47,8 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
             for loan in records.loans_out(db, cabinet_id=cabinet_id):
                 if loan.borrower_id == v.person.id:
                     mine.append({"key_number": loan.key.key_number, "label": loan.key.label,
-                                 "due_at": loan.due_at.isoformat()})
+                                 "due_at": loan.due_at.isoformat(),
+                                 "overdue": loan.due_at <= now})
     open_slots = list(s.open_slots or s.pending_slots)
     return {
         "version": version,

@@ -35,7 +35,7 @@ from drivers.locks.base import LockBank
 from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
 from kiosk.audit import AppendedEvent, NewEvent
-from kiosk.cabinet.contract import Core, FobHandler, IdleGuard, TapHandler
+from kiosk.cabinet.contract import Core, Ending, FobHandler, IdleGuard, TapHandler
 from kiosk.cabinet.flows import (
     DEFAULT_FLOWS,
     DrawFlow,
@@ -108,6 +108,7 @@ class Cabinet:
         self._cancels: dict[flow.State, Callable[[], None]] = {}
         self._intents: dict[str, Callable[[int, list[str]], NewEvent]] = {}
         self._tickers: list[Callable[[dt.datetime], Awaitable[None]]] = []
+        self._endings: dict[str, Ending] = {}
         for make in DEFAULT_FLOWS if flows is None else flows:
             make(self)
 
@@ -157,6 +158,11 @@ class Cabinet:
 
     def on_tick(self, job: Callable[[dt.datetime], Awaitable[None]]) -> None:
         self._tickers.append(job)
+
+    def on_ended(self, reason: str, tell: Ending) -> None:
+        """``tell()`` gives the message code and its detail (zh, en) for a visit that ended
+        with ``reason`` (drawn, returned...), read before the visit is cleared."""
+        self._endings[reason] = tell
 
     # ------------------------------------------------------------------- lifecycle
     async def start(self) -> dict[str, int]:
@@ -440,8 +446,24 @@ class Cabinet:
             refused_now = (self.message is not None and self.message.level == "error"
                            and self.message.turn == self.turn_no)
             if reason not in ("lock_fault",) and not refused_now:
-                self.say(reason, level)
+                self._tell(reason, level)
             self.visit = Visit()
+
+    def _tell(self, reason: str, level: str) -> None:
+        """Say how the visit ended, in full: what the flow that ended it has to tell (which
+        key, which slot, due when; a return flagged under K5), or, when a compartment it
+        opened is still open after a cancel or a timeout, to shut it (with the buzzer)."""
+        still_open = [] if reason in ENDED_WELL else self.sensors.still_open(self.visit.intents)
+        if still_open:
+            numbers = sorted(still_open)
+            self.say("close_slot", "error", detail=(
+                f"请关好格口 {'、'.join(map(str, numbers))}",
+                f"Please shut slot {', '.join(map(str, numbers))}"))
+            self.beep("reminder")
+            return
+        tell = self._endings.get(reason)
+        code, detail = tell() if tell is not None else (reason, None)
+        self.say(code, level, detail=detail)
 
     def _log_unfinished(self, reason: str) -> None:
         """What the visit opened and did not finish: each slot released and not resolved."""
@@ -516,9 +538,11 @@ class Cabinet:
             except DriverError:
                 log.warning("buzzer failed")
 
-    def say(self, code: str, level: str, *, for_s: float | None = None) -> None:
+    def say(self, code: str, level: str, *, for_s: float | None = None,
+            detail: tuple[str, str] | None = None) -> None:
         duration = dt.timedelta(seconds=for_s) if for_s else self.options.message_for
-        self.message = Message(code, level, self.clock() + duration, turn=self.turn_no)
+        self.message = Message(code, level, self.clock() + duration, turn=self.turn_no,
+                               detail=detail)
 
     def changed(self) -> None:
         self.version += 1

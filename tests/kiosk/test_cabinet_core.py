@@ -240,3 +240,77 @@ async def test_K8_screen_says_after_hours_and_names_the_rostered_manager(night: 
 async def test_screen_in_business_hours_is_not_after_hours(rig: Rig) -> None:
     screen = rig.cabinet.screen()
     assert screen["after_hours"] is False and screen["duty_manager"] is None
+
+
+# ------------------------------------------------------------------------- item 3
+async def test_K3_after_a_draw_the_screen_names_the_key_the_slot_and_when_it_is_due(
+    rig: Rig,
+) -> None:
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = await rig.drawn(uid, "P-A梯-B4")  # a public-area key: due in 120 minutes
+    message = rig.cabinet.screen()["message"]
+    assert message["code"] == "drawn"
+    assert "P-A梯-B4" in message["detail_zh"] and f"格口 {slot}" in message["detail_zh"]
+    assert "今天 12:00 前归还" in message["detail_zh"]  # drawn 10:00, back by 12:00
+    assert message["detail_en"] == f"P-A梯-B4 from slot {slot}: due back today 12:00"
+
+
+async def test_K5_a_return_by_someone_else_says_so_instead_of_thank_you(rig: Rig) -> None:
+    borrower_uid, _ = rig.card_of(dept="ENG", index=0)
+    other_uid, _ = rig.card_of(dept="ENG", index=1)
+    slot, fob = await rig.drawn(borrower_uid, "U1203")
+    await rig.cabinet.tap(fob)
+    await rig.cabinet.tap(other_uid)
+    await rig.put_back(fob, slot)
+    message = rig.cabinet.screen()["message"]
+    assert message["code"] == "returned_by_other" and "K5" in message["en"]
+    assert f"已放回格口 {slot}" in message["detail_zh"]
+
+
+async def test_K5_a_return_without_a_badge_says_it_was_flagged(rig: Rig) -> None:
+    uid, _ = rig.card_of(dept="ENG")
+    slot, fob = await rig.drawn(uid, "U1203")
+    await rig.cabinet.tap(fob)
+    await rig.cabinet.return_without_badge()
+    await rig.put_back(fob, slot)
+    assert rig.cabinet.screen()["message"]["code"] == "returned_unidentified"
+
+
+async def test_K4_a_return_by_the_borrower_is_thanked(rig: Rig) -> None:
+    uid, _ = rig.card_of(dept="ENG")
+    slot, fob = await rig.drawn(uid, "U1203")
+    await rig.cabinet.tap(fob)
+    await rig.cabinet.tap(uid)
+    await rig.put_back(fob, slot)
+    assert rig.cabinet.screen()["message"]["code"] == "returned"
+
+
+async def test_cancel_with_a_compartment_open_asks_to_shut_it(rig: Rig) -> None:
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+    await rig.cabinet.choose_draw(["U1203"], "repair")
+    await rig.settle()
+    assert rig.hw.model.is_unlocked(slot)  # the compartment sprang open
+    await rig.cabinet.cancel()
+    message = rig.cabinet.screen()["message"]
+    assert message["code"] == "close_slot" and message["level"] == "error"
+    assert message["detail_zh"] == f"请关好格口 {slot}"
+    assert message["detail_en"] == f"Please shut slot {slot}"
+
+
+async def test_cancel_with_every_compartment_shut_just_says_cancelled(rig: Rig) -> None:
+    uid, _ = rig.card_of(dept="ENG")
+    await rig.cabinet.tap(uid)
+    await rig.cabinet.cancel()  # nothing was opened
+    assert rig.cabinet.screen()["message"]["code"] == "cancelled"
+
+
+async def test_K9_overdue_keys_are_marked_under_my_keys(rig: Rig) -> None:
+    uid, _ = rig.card_of(dept="ENG")
+    await rig.drawn(uid, "P-A梯-B4")  # due in 120 minutes
+    await rig.drawn(uid, "U1203")  # due at the end of the business day
+    rig.clock.advance(121 * 60)
+    await rig.cabinet.tap(uid)
+    mine = {loan["key_number"]: loan["overdue"] for loan in rig.cabinet.screen()["my_loans"]}
+    assert mine == {"P-A梯-B4": True, "U1203": False}

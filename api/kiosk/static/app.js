@@ -253,7 +253,10 @@
   function messageBox(node, msg) {
     node.className = `message level-${msg.level}`;
     node.dataset.code = msg.code;
-    node.replaceChildren(el('div', { class: 'message-zh' }, msg.zh), el('div', { class: 'message-en' }, msg.en));
+    node.replaceChildren(el('div', { class: 'message-zh' }, msg.zh), el('div', { class: 'message-en' }, msg.en),
+      // what exactly happened: which key, which slot, due when (or which compartment to shut)
+      msg.detail_zh ? el('div', { class: 'message-detail-zh' }, msg.detail_zh) : null,
+      msg.detail_en ? el('div', { class: 'message-detail-en' }, msg.detail_en) : null);
     show(node, true);
   }
 
@@ -505,7 +508,8 @@
         class: 'btn btn-return', type: 'button', dataset: { return: l.key_number },
         onclick: () => post('return', { key_number: l.key_number }),
       }, el('span', { class: 'zh' }, '归还 ', el('b', {}, l.label)),
-      en(`Return ${l.key_number} · due ${dueText(l.due_at)}`))));
+      l.overdue ? el('span', { class: 'zh overdue' }, ' 已逾期') : null,
+      en(`Return ${l.key_number} · ${l.overdue ? 'overdue, was due' : 'due'} ${dueText(l.due_at)}`))));
     if (loans.length > 3) box.append(el('span', { class: 'more' }, `+${loans.length - 3}`));
   }
 

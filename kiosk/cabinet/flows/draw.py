@@ -35,6 +35,7 @@ class DrawFlow:
         core.on_tap(flow.State.AWAIT_COSIGN, self.cosign_tap)
         core.on_command(flow.Taken, self.taken)
         core.on_intent("draw", self.intent)
+        core.on_ended("drawn", self.tell_drawn)
 
     def context(self, s: DbSession, now: dt.datetime) -> policy.DrawContext:
         person, card = self.core.visit.person, self.core.visit.card
@@ -145,3 +146,22 @@ class DrawFlow:
                          **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {})},
             )
         v.resolved.add(slot)
+        v.drawn[slot] = terms.due_at
+
+    def tell_drawn(self) -> tuple[str, tuple[str, str] | None]:
+        """After a draw: which key, from which slot, due back when (K3, K9), in both
+        languages; the person leaves knowing when to be back."""
+        v, zone = self.core.visit, self.core.calendar.zone
+        today = self.core.clock().astimezone(zone).date()
+        zh, en = [], []
+        for slot, due in sorted(v.drawn.items()):
+            key = v.draws[slot].key
+            local = due.astimezone(zone)
+            day_zh = "今天" if local.date() == today else f"{local.month}月{local.day}日"
+            day_en = "today" if local.date() == today else local.strftime("%a %d %b")
+            zh.append(f"{key.label}（{key.key_number}，格口 {slot}）请于{day_zh} "
+                      f"{local:%H:%M} 前归还")
+            en.append(f"{key.key_number} from slot {slot}: due back {day_en} {local:%H:%M}")
+        if not zh:
+            return "drawn", None
+        return "drawn", ("；".join(zh), "; ".join(en))

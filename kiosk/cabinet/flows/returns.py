@@ -28,6 +28,7 @@ class ReturnFlow:
         core.on_tap(flow.State.AWAIT_RETURNER, self.returner_tap)
         core.on_command(flow.Returned, self.returned)
         core.on_intent("return", self.intent)
+        core.on_ended("returned", self.tell_returned)
 
     async def choose(self, key_number: str) -> None:
         core = self.core
@@ -108,3 +109,19 @@ class ReturnFlow:
                 event_type="key.returned", actors=[str(returner.id)] if returner else [],
                 payload={"intent_seq": v.intents.get(slot)}, alarm_owners=core.alarm_owners,
             )
+            if not loan.returned_by_other:
+                v.returned_code = "returned"
+            else:
+                v.returned_code = "returned_unidentified" if returner is None \
+                    else "returned_by_other"
+
+    def tell_returned(self) -> tuple[str, tuple[str, str] | None]:
+        """After a return: which key went back to which slot; a return by someone other than
+        the borrower, or without a badge, says that it was recorded and flagged (K5)."""
+        v = self.core.visit
+        key = v.returning
+        detail = None
+        if key is not None and key.home_slot is not None:
+            detail = (f"{key.label}（{key.key_number}）已放回格口 {key.home_slot}",
+                      f"{key.key_number} is back in slot {key.home_slot}")
+        return v.returned_code or "returned", detail

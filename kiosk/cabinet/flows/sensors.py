@@ -7,6 +7,7 @@ the sensors with the records (``kiosk.reconcile``), or as soon as the bus answer
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -66,6 +67,11 @@ class SensorSupervisor:
 
     def last_scan(self) -> dict[int, bool]:
         return dict(self.present)
+
+    def still_open(self, slots: Iterable[int]) -> list[int]:
+        """Of ``slots``, those no scan has seen locked since the cabinet released them: a
+        compartment the person has not pushed shut yet."""
+        return [slot for slot in slots if slot in self.unlocked_since]
 
     def released(self, slot: int, now: dt.datetime) -> None:
         """A session unlocked ``slot`` now (the slot-left-open clock starts here)."""
