@@ -70,7 +70,7 @@ MESSAGES: dict[str, Text] = {
     "returned": Text("已归还，谢谢", "Returned, thank you"),
     "returned_by_other": Text("已归还：记录为他人代还，已通知钥匙管理员", "Returned: recorded as returned by someone other than the borrower (K5)"),
     "returned_unidentified": Text("已归还：未刷工卡，已记录并通知钥匙管理员", "Returned without a badge: recorded and flagged (K5)"),
-    "close_slot": Text("请关好格口", "Please shut the compartment"),
+    "close_slot": Text("格口仍开着", "A compartment is still open"),
     "received": Text("钥匙已登记入柜", "Key registered into the cabinet"),
     "not_taken": Text("未取钥匙，已重新上锁", "Key not taken: locked again"),
     "return_timeout": Text("未放回钥匙，已重新上锁", "Key not put back: locked again"),
