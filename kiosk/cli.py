@@ -59,14 +59,18 @@ def refuse_simulation_on_real_hardware(settings: Settings, simulate_flag: bool) 
 
 @cli.command()
 @click.option("--simulate", "simulate_flag", is_flag=True,
-              help="Run on simulated hardware even though the config has a [hardware] section.")
+              help="Run on simulated hardware (the demo cabinet and /sim) on purpose, even "
+                   "though the config has a [hardware] section or says simulate = false.")
 @pass_ctx
 def run(ctx: _Context, simulate_flag: bool) -> None:
     """Run the daemon (simulated hardware unless the config says otherwise)."""
     from kiosk.daemon import run as run_daemon
 
-    refuse_simulation_on_real_hardware(ctx.settings, simulate_flag)
-    run_daemon(ctx.settings, config=ctx.config)
+    settings = ctx.settings
+    refuse_simulation_on_real_hardware(settings, simulate_flag)
+    if simulate_flag and not settings.simulate:
+        settings = settings.model_copy(update={"simulate": True})
+    run_daemon(settings, config=ctx.config)
 
 
 # --------------------------------------------------------------------------------- db

@@ -314,3 +314,12 @@ async def test_K9_overdue_keys_are_marked_under_my_keys(rig: Rig) -> None:
     await rig.cabinet.tap(uid)
     mine = {loan["key_number"]: loan["overdue"] for loan in rig.cabinet.screen()["my_loans"]}
     assert mine == {"P-A梯-B4": True, "U1203": False}
+
+
+def test_F1_an_alarm_owner_setting_cannot_name_a_step_as_a_kind(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from kiosk.config import Settings
+
+    with pytest.raises(ValidationError, match="step in an alarm's life"):
+        Settings(data_dir=tmp_path, alarms={"owners": {"closed": "supervisor"}})  # type: ignore[arg-type]
