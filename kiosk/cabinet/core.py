@@ -10,10 +10,11 @@ sensors confirm it.
 What a person does is not here but in the flows (``kiosk.cabinet.flows``: draw, return,
 intake, handover, night pairing, remote unlock, and the sensor supervisor). Like a printer
 object in Klipper, each flow is constructed with the core, registers itself by name
-(``register_flow``; another flow finds it with ``lookup``) and tells the core which inputs
-it handles: the tap in a session state, a session command (``Taken``, ``Returned``...),
-the timeout of a state, the intent event of a kind of opening, a job each tick. The core
-only routes; one flow owns each step, and ``kiosk.records`` owns each kind of fact.
+(``register_flow``; another flow finds it with ``lookup``; see ``registry.py``) and tells
+the core which inputs it handles: the tap in a session state, a session command
+(``Taken``, ``Returned``...), the timeout of a state, the intent event of a kind of
+opening, a job each tick, how a visit that ended well is told. The core only routes; one
+flow owns each step, and ``kiosk.records`` owns each kind of fact.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
@@ -35,7 +36,7 @@ from drivers.locks.base import LockBank
 from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
 from kiosk.audit import AppendedEvent, NewEvent
-from kiosk.cabinet.contract import Core, Ending, FobHandler, IdleGuard, TapHandler
+from kiosk.cabinet.contract import Core
 from kiosk.cabinet.flows import (
     DEFAULT_FLOWS,
     DrawFlow,
@@ -46,6 +47,7 @@ from kiosk.cabinet.flows import (
     SensorSupervisor,
 )
 from kiosk.cabinet.options import CabinetError, CabinetOptions, Indicators
+from kiosk.cabinet.registry import Registry
 from kiosk.errors import AuditError
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
@@ -55,12 +57,10 @@ from kiosk.visit import Message, Visit
 
 log = logging.getLogger("kiosk.cabinet")
 
-F = TypeVar("F")
-
 ENDED_WELL = ("drawn", "returned", "received", "handed_over")
 
 
-class Cabinet:
+class Cabinet(Registry):
     """The core: owns the loop, the visit, the session, the drivers and the screen message,
     and routes every input to the flow registered for it. Flows see it as a
     ``kiosk.cabinet.contract.Core``."""
@@ -98,71 +98,13 @@ class Cabinet:
         self.turn_no = 0
         self._bus = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lockbus")
         self._stopping = asyncio.Event()
-        # the registry and the routes the flows ask for
-        self._flows: dict[str, object] = {}
-        self._taps: dict[flow.State, TapHandler] = {}
-        self._idle_guards: list[IdleGuard] = []
-        self._fob: FobHandler | None = None
-        self._commands: dict[type[flow.Command], Callable[[Any], None]] = {}
-        self._timeouts: dict[flow.State, Callable[[dt.datetime], None]] = {}
-        self._cancels: dict[flow.State, Callable[[], None]] = {}
-        self._intents: dict[str, Callable[[int, list[str]], NewEvent]] = {}
-        self._tickers: list[Callable[[dt.datetime], Awaitable[None]]] = []
-        self._endings: dict[str, Ending] = {}
+        Registry.__init__(self)
         for make in DEFAULT_FLOWS if flows is None else flows:
             make(self)
-
-    # ------------------------------------------------------------------ registry
-    def register_flow(self, name: str, handler: object) -> None:
-        """Make a flow findable by name; one flow per name."""
-        if name in self._flows:
-            raise ValueError(f"a flow named {name!r} is already registered")
-        self._flows[name] = handler
-
-    def lookup(self, name: str, kind: type[F]) -> F:
-        """The flow registered as ``name`` (raises ``KeyError`` if none, ``TypeError`` if it
-        is not a ``kind``)."""
-        handler = self._flows[name]
-        if not isinstance(handler, kind):
-            raise TypeError(f"flow {name!r} is a {type(handler).__name__}, not a {kind.__name__}")
-        return handler
-
-    def flow_names(self) -> list[str]:
-        return list(self._flows)
 
     @property
     def sensors(self) -> SensorSupervisor:
         return self.lookup("sensors", SensorSupervisor)
-
-    def on_tap(self, state: flow.State, handler: TapHandler) -> None:
-        self._taps[state] = handler
-
-    def on_idle_tap(self, guard: IdleGuard) -> None:
-        self._idle_guards.append(guard)
-
-    def on_fob(self, handler: FobHandler) -> None:
-        self._fob = handler
-
-    def on_command(self, command: type[flow.Command], handler: Callable[[Any], None]) -> None:
-        self._commands[command] = handler
-
-    def on_timeout(self, state: flow.State, handler: Callable[[dt.datetime], None]) -> None:
-        self._timeouts[state] = handler
-
-    def on_cancel(self, state: flow.State, handler: Callable[[], None]) -> None:
-        self._cancels[state] = handler
-
-    def on_intent(self, kind: str, build: Callable[[int, list[str]], NewEvent]) -> None:
-        """``kind`` is draw, return or intake; ``build(slot, actors)`` makes its intent event."""
-        self._intents[kind] = build
-
-    def on_tick(self, job: Callable[[dt.datetime], Awaitable[None]]) -> None:
-        self._tickers.append(job)
-
-    def on_ended(self, reason: str, tell: Ending) -> None:
-        """``tell()`` gives the message code and its detail (zh, en) for a visit that ended
-        with ``reason`` (drawn, returned...), read before the visit is cleared."""
-        self._endings[reason] = tell
 
     # ------------------------------------------------------------------- lifecycle
     async def start(self) -> dict[str, int]:
