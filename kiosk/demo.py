@@ -353,9 +353,10 @@ def load_demo(
             opens = dt.datetime.combine(day, hours.start, zone)
             closes = dt.datetime.combine(day, hours.end, zone)
             next_open = dt.datetime.combine(day + dt.timedelta(days=1), hours.start, zone)
-            s.add(DutyShift(person_id=managers[d % len(managers)].id,
+            # two people a day, so nobody's night runs on into the next day shift
+            s.add(DutyShift(person_id=managers[(2 * d) % len(managers)].id,
                             starts_at=opens, ends_at=closes))
-            s.add(DutyShift(person_id=managers[(d + 1) % len(managers)].id,
+            s.add(DutyShift(person_id=managers[(2 * d + 1) % len(managers)].id,
                             starts_at=closes, ends_at=next_open))
 
         # ------------------------------------------------ a pending K7 approval

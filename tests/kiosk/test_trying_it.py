@@ -5,11 +5,13 @@ cabinet's config never starts the simulation by accident."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from rig import SH, close_rig, make_rig
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kiosk import records
@@ -17,6 +19,7 @@ from kiosk.cli import cli
 from kiosk.config import Settings
 from kiosk.demo import demo_badges, load_demo, try_it
 from kiosk.runtime import Runtime
+from kiosk.store.models import DutyShift
 
 SAT_2PM = dt.datetime(2026, 11, 28, 14, 0, tzinfo=SH)  # a weekend afternoon: after hours
 
@@ -35,6 +38,9 @@ def test_demo_roster_covers_every_hour_of_the_next_two_weeks(tmp_path: Path) -> 
             gaps = [start + dt.timedelta(minutes=30 * n) for n in range(2 * 24 * 13)
                     if not records.roster_at(s, at=start + dt.timedelta(minutes=30 * n))]
         assert gaps == [], f"K8: no duty manager on the roster at {gaps[:3]}"
+        with Session(runtime.engine) as s:  # and no one is on twice in a row
+            shifts = sorted(s.scalars(select(DutyShift)), key=lambda x: x.starts_at)
+        assert all(a.person_id != b.person_id for a, b in itertools.pairwise(shifts))
     finally:
         runtime.close()
 
