@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy import func, select
@@ -27,14 +28,14 @@ from api.kiosk.app import create_kiosk_app
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
-from kiosk.demo import load_demo
+from kiosk.demo import load_demo, try_it
 from kiosk.heap import freeze_startup_heap
 from kiosk.notify.dispatcher import run_notifications
 from kiosk.runlock import hold
 from kiosk.runtime import Runtime
 from kiosk.scheduler import run_scheduler
 from kiosk.store.db import describe_database
-from kiosk.store.models import Department, Key, Person, Slot
+from kiosk.store.models import Person
 from kiosk.systemd import Notifier
 from kiosk.tls import TlsFiles, admin_tls
 from kiosk.wiring import (
@@ -81,29 +82,6 @@ def _server(app: object, host: str, port: int, settings: Settings,
                                   ssl_keyfile=str(tls.key_file) if tls else None))
 
 
-def _hints(runtime: Runtime) -> str:
-    """A few `kiosk sim` commands that work on this database, printed at start."""
-    with Session(runtime.engine) as s:
-        person = s.scalars(select(Person).join(Department).where(Department.code == "ENG")
-                           .order_by(Person.staff_no)).first()
-        row = s.execute(select(Key.key_number, Slot.number, Key.fob_tag)
-                        .join(Slot, Key.home_slot_id == Slot.id).order_by(Slot.number)).first()
-        if person is None or not person.cards or row is None:
-            return ""
-        uid, name = person.cards[0].uid, person.name
-    number, slot, fob = row
-    return (
-        f"kiosk: try it from another terminal:\n"
-        f"  .venv/bin/kiosk sim tap {uid}         # {name} taps a badge\n"
-        f"  (choose {number} and a reason on the kiosk screen)\n"
-        f"  .venv/bin/kiosk sim take {slot}              # take the key out of slot {slot}\n"
-        f"  .venv/bin/kiosk sim tap {fob}        # tap the key's fob to return it,\n"
-        f"  .venv/bin/kiosk sim tap {uid}         # then the badge: who returns it (K4)\n"
-        f"  .venv/bin/kiosk sim insert {fob} {slot}\n"
-        f"  .venv/bin/kiosk sim door open             # no session: a forced-door alarm\n"
-    )
-
-
 async def _ready_then_watchdog(notifier: Notifier, servers: list[_Server], status: str) -> None:
     """READY=1 once every listener is accepting connections, then keep-alives from this loop."""
     while not all(server.started for server in servers):
@@ -113,15 +91,15 @@ async def _ready_then_watchdog(notifier: Notifier, servers: list[_Server], statu
     await notifier.watchdog()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, config: Path | None = None) -> None:
     notifier = Notifier()
     notifier.status("starting: opening the database")
     with hold(settings.data_dir):  # one daemon per data folder; `kiosk restore` checks it
-        await _serve(settings, notifier)
+        await _serve(settings, notifier, config)
     notifier.close()
 
 
-async def _serve(settings: Settings, notifier: Notifier) -> None:
+async def _serve(settings: Settings, notifier: Notifier, config: Path | None) -> None:
     tls = admin_tls(settings)  # a bad certificate stops the start before anything moves
     runtime = Runtime.open(settings)
     hardware: SimulatedHardware | RealHardware | None = None
@@ -172,7 +150,7 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
             f"kiosk: admin API     {'https' if tls else 'http'}://{settings.admin_host}:"
             f"{settings.admin_port}/api/v1/health (docs at /api/v1/docs)\n"
             + (f"kiosk: admin TLS     {tls.cert_file} SHA-256 {tls.fingerprint}\n" if tls else "")
-            + (_hints(runtime) if sim_control else ""),
+            + (try_it(runtime, config=config) if sim_control else ""),
             flush=True,
         )
         alive = asyncio.create_task(_ready_then_watchdog(
@@ -198,7 +176,7 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
         runtime.close()
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, config: Path | None = None) -> None:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, config))

@@ -105,11 +105,15 @@ async def screen(
         int | None, Query(ge=0, description="Wait until the version moves past this.")
     ] = None,
 ) -> dict[str, Any]:
-    """The whole screen state; with ``since`` it long-polls (up to 10 s) for a change."""
+    """The whole screen state; with ``since`` it long-polls (up to 10 s) for a change.
+
+    A poll ends at once when the daemon is stopping, so the open page gets its answer before
+    the listener's graceful shutdown runs out and cancels it (a 500 and a traceback)."""
     if since is not None:
         seen = _served(cabinet).get(since)
         for _ in range(50):
-            if cabinet.version != since or (seen is not None and _signature(cabinet) != seen):
+            if cabinet.stopping or cabinet.version != since \
+                    or (seen is not None and _signature(cabinet) != seen):
                 break
             await asyncio.sleep(0.2)
     return view(cabinet)
