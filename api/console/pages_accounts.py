@@ -1,0 +1,3 @@
+"""accounts screen."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""alarms screen."""
+
+from __future__ import annotations

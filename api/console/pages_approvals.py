@@ -1,0 +1,3 @@
+"""approvals screen."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""audit screen."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""handovers screen."""
+
+from __future__ import annotations

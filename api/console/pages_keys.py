@@ -1,0 +1,3 @@
+"""keys screen."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""owners screen."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""people screen."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""reports screen."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""rights screen."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""roster screen."""
+
+from __future__ import annotations
