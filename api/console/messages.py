@@ -136,6 +136,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "loan.since": ("领取时间", "Since"),
     "loan.due": ("应还时间", "Due"),
     "loan.returned": ("归还时间", "Returned"),
+    # approvals (K7)
+    "appr.title": ("特殊房间钥匙审批", "Special-room key request"),
+    "appr.for": ("领取人", "For"),
+    "appr.key": ("钥匙", "Key"),
+    "appr.valid_until": ("有效期至", "Valid until"),
+    "appr.requested_by": ("申请人", "Requested by"),
+    "appr.decided": ("审批人", "Decided by"),
+    "appr.note": ("审批意见", "Note"),
+    "appr.note_hint": ("可选；会写入审计日志", "Optional; kept in the audit log"),
+    "appr.approve": ("批准", "Approve"),
+    "appr.reject": ("拒绝", "Refuse"),
+    "appr.expire": ("撤回申请", "Withdraw the request"),
+    "appr.open": ("查看", "Open"),
+    "appr.none": ("没有审批申请", "No requests"),
+    "appr.new": ("新建审批申请", "New request"),
+    "appr.submit": ("提交申请", "Send the request"),
+    "key.number": ("钥匙编号", "Key number"),
 }
 
 # enum values → labels (``ctx.label(group, value)``)
