@@ -153,6 +153,26 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "appr.new": ("新建审批申请", "New request"),
     "appr.submit": ("提交申请", "Send the request"),
     "key.number": ("钥匙编号", "Key number"),
+    # alarms (F1)
+    "alarm.kind": ("类型", "Kind"),
+    "alarm.owner": ("负责人", "Owner"),
+    "alarm.raised": ("发生时间", "Raised"),
+    "alarm.where": ("钥匙 / 钥匙位", "Key / slot"),
+    "alarm.message": ("说明", "Message"),
+    "alarm.rule": ("规则", "Rule"),
+    "alarm.handle": ("处理", "Handle"),
+    "alarm.closed_at": ("关闭时间", "Closed"),
+    "alarm.notes": ("处理记录", "Follow-up"),
+    "alarm.no_notes": ("暂无处理记录", "No follow-up yet"),
+    "alarm.acknowledge": ("确认告警", "Acknowledge"),
+    "alarm.ack_note": ("确认说明", "What you are doing about it"),
+    "alarm.add_note": ("添加跟进记录", "Add a follow-up note"),
+    "alarm.note": ("跟进记录", "Follow-up note"),
+    "alarm.close": ("关闭告警", "Close the alarm"),
+    "alarm.resolution": ("处理结果", "Resolution"),
+    "alarm.assign": ("转交", "Hand over"),
+    "alarm.assign_to": ("转交给", "Hand over to"),
+    "key.slot": ("钥匙位", "Slot"),
 }
 
 # enum values → labels (``ctx.label(group, value)``)

@@ -1,25 +1,21 @@
-import datetime as dt
 from kiosk.store.models_auth import AccountRole
-from kiosk.store.models import Approval
-from kiosk.store.types import utcnow
+from kiosk.store.models import Alarm
 
 
-def test_approvals(world, as_role):
-    a = Approval(key_id=world.ids["key:E-PWR"], requested_for_id=world.ids["staff_b"], reason="检修<img src=x onerror=alert(1)>", valid_until=utcnow() + dt.timedelta(hours=2))
+def test_alarms(world, as_role):
+    a = Alarm(kind="door_forced", message="门被强行打开", rule="K2")
     world.add(a)
-    lead = as_role(AccountRole.DEPT_LEADER, dept="B", person=world.ids["leader_b"])
-    r = lead.get("/console/approvals")
+    u = as_role(AccountRole.DUTY_MANAGER, person=world.ids["manager"])
+    assert u.get("/console/alarms?state=open&kind=door_forced").status_code == 200
+    r = u.get(f"/console/alarms/{a.id}")
     assert r.status_code == 200, r.text
-    r = lead.get(f"/console/approvals/{a.id}")
-    assert r.status_code == 200, r.text
-    assert "&lt;img" in r.text
-    r = lead.post(f"/console/approvals/{a.id}/decide", {"decision": "approve", "note": "ok"})
+    r = u.post(f"/console/alarms/{a.id}/acknowledge", {"note": ""})
+    assert r.status_code == 422 and "必填" in r.text, r.text
+    r = u.post(f"/console/alarms/{a.id}/acknowledge", {"note": "到场查看"})
     assert r.status_code == 303, r.text
-    other = as_role(AccountRole.DEPT_LEADER, dept="A", person=world.ids["leader_a"])
-    assert other.get(f"/console/approvals/{a.id}").status_code == 404
-    sup = as_role(AccountRole.CUSTODIAN)
-    r = sup.get("/console/approvals")
-    assert r.status_code == 200, r.text
-    r = sup.post("/console/approvals", {"key_id": "", "reason": ""})
-    assert r.status_code == 422
-    print(r.text[-2500:])
+    r = u.post(f"/console/alarms/{a.id}/note", {"note": "门锁正常"})
+    assert r.status_code == 303, r.text
+    r = u.post(f"/console/alarms/{a.id}/close", {"note": "误报"})
+    assert r.status_code == 303, r.text
+    r = u.get(f"/console/alarms/{a.id}?lang=en")
+    assert "Closed" in r.text
