@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from api.console.i18n import Lang, t
 
-# kinds: text, optional (empty → null), int, bool (checkbox), uuid (empty → null),
+# kinds: text, required (empty refused even where the model allows absence), optional (empty → null), int, bool (checkbox), uuid (empty → null),
 # local (datetime-local in the cabinet's zone → ISO with offset), time (HH:MM), list
 
 
@@ -38,6 +38,9 @@ def convert(data: dict[str, Any], kinds: dict[str, str], *, zone: ZoneInfo) -> d
         if text in (None, ""):
             if kind == "text":
                 continue  # absent: the model says whether it is required
+            if kind == "required":
+                out[name] = ""  # a PATCH field left empty: refused, not "no change"
+                continue
             out[name] = None
             continue
         if kind == "int":

@@ -173,6 +173,28 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "alarm.assign": ("转交", "Hand over"),
     "alarm.assign_to": ("转交给", "Hand over to"),
     "key.slot": ("钥匙位", "Slot"),
+    # keys and slots
+    "keys.q": ("钥匙编号或名称", "Key number or name"),
+    "keys.room": ("房号", "Room"),
+    "keys.floor": ("楼层", "Floor"),
+    "keys.none": ("没有符合条件的钥匙", "No key matches"),
+    "keys.history": ("借还记录", "Loans of this key"),
+    "keys.no_history": ("尚无借还记录", "Never drawn"),
+    "keys.events": ("审计日志中的记录", "In the audit log"),
+    "keys.move": ("移至其他钥匙位", "Move to another slot"),
+    "keys.new_slot": ("新钥匙位", "New slot"),
+    "keys.new_slot_hint": ("只列出空闲的钥匙位；选“无”则不设固定位置",
+                           "Only free slots are listed; (none) leaves the key without a home slot"),
+    "keys.retire": ("停用钥匙", "Retire the key"),
+    "keys.retire_reason": ("停用原因", "Why it is retired"),
+    "key.label": ("名称", "Name"),
+    "key.category": ("类别", "Category"),
+    "key.group": ("钥匙组", "Key group"),
+    "key.copies": ("数量", "Copies"),
+    "key.fob": ("钥匙牌标签", "Fob tag"),
+    "audit.at": ("时间", "Time"),
+    "audit.type": ("事件类型", "Event type"),
+    "audit.decision": ("结果", "Decision"),
 }
 
 # enum values → labels (``ctx.label(group, value)``)

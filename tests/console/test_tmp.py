@@ -1,21 +1,21 @@
 from kiosk.store.models_auth import AccountRole
-from kiosk.store.models import Alarm
 
 
-def test_alarms(world, as_role):
-    a = Alarm(kind="door_forced", message="门被强行打开", rule="K2")
-    world.add(a)
-    u = as_role(AccountRole.DUTY_MANAGER, person=world.ids["manager"])
-    assert u.get("/console/alarms?state=open&kind=door_forced").status_code == 200
-    r = u.get(f"/console/alarms/{a.id}")
+def test_keys(world, as_role):
+    u = as_role(AccountRole.CUSTODIAN, person=world.ids["custodian"])
+    for q in ["", "?q=U12", "?room=1201", "?floor=12", "?floor=abc"]:
+        r = u.get("/console/keys" + q)
+        assert r.status_code in (200, 422), r.text
+    k = world.ids["key:U1202"]
+    r = u.get(f"/console/keys/{k}")
     assert r.status_code == 200, r.text
-    r = u.post(f"/console/alarms/{a.id}/acknowledge", {"note": ""})
-    assert r.status_code == 422 and "必填" in r.text, r.text
-    r = u.post(f"/console/alarms/{a.id}/acknowledge", {"note": "到场查看"})
+    r = u.post(f"/console/keys/{k}/edit", {"label": "", "copies": "x"})
+    assert r.status_code == 422 and "必填" in r.text and "请输入整数" in r.text, r.text
+    r = u.post(f"/console/keys/{k}/edit", {"label": "新名称", "copies": "2", "group_id": str(world.ids["group"]), "category": "unit"})
     assert r.status_code == 303, r.text
-    r = u.post(f"/console/alarms/{a.id}/note", {"note": "门锁正常"})
+    r = u.post(f"/console/keys/{k}/move", {"slot_id": str(world.ids["slot:10"])})
     assert r.status_code == 303, r.text
-    r = u.post(f"/console/alarms/{a.id}/close", {"note": "误报"})
+    r = u.post(f"/console/keys/{k}/retire", {"reason": "丢失"})
     assert r.status_code == 303, r.text
-    r = u.get(f"/console/alarms/{a.id}?lang=en")
-    assert "Closed" in r.text
+    a = as_role(AccountRole.AUDITOR)
+    assert a.post(f"/console/keys/{k}/retire", {"reason": "x"}).status_code == 403
