@@ -195,6 +195,28 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit.at": ("时间", "Time"),
     "audit.type": ("事件类型", "Event type"),
     "audit.decision": ("结果", "Decision"),
+    # people and cards
+    "people.q": ("姓名或工号", "Name or staff number"),
+    "people.name": ("姓名", "Name"),
+    "people.staff_no": ("工号", "Staff number"),
+    "people.department": ("部门", "Department"),
+    "people.phone": ("电话", "Phone"),
+    "people.roles": ("角色", "Roles"),
+    "people.active": ("在职", "Active"),
+    "people.inactive": ("已停用", "Inactive"),
+    "people.none": ("没有符合条件的人员", "Nobody matches"),
+    "people.add": ("添加人员", "Add a person"),
+    "cards.title": ("卡片", "Cards"),
+    "cards.uid": ("卡号", "Card number (UID)"),
+    "cards.uid_hint": ("8–20 位十六进制，例如 04A1B2C3", "8–20 hex digits, e.g. 04A1B2C3"),
+    "cards.kind": ("卡类型", "Kind"),
+    "cards.valid": ("有效期", "Valid"),
+    "cards.valid_from": ("生效时间", "Valid from"),
+    "cards.valid_to": ("失效时间", "Valid to"),
+    "cards.none": ("尚无卡片", "No card yet"),
+    "cards.issue": ("发卡", "Issue a card"),
+    "cards.lost": ("挂失", "Report lost"),
+    "cards.revoke": ("注销", "Revoke"),
 }
 
 # enum values → labels (``ctx.label(group, value)``)

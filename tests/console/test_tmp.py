@@ -1,21 +1,25 @@
 from kiosk.store.models_auth import AccountRole
 
 
-def test_keys(world, as_role):
-    u = as_role(AccountRole.CUSTODIAN, person=world.ids["custodian"])
-    for q in ["", "?q=U12", "?room=1201", "?floor=12", "?floor=abc"]:
-        r = u.get("/console/keys" + q)
-        assert r.status_code in (200, 422), r.text
-    k = world.ids["key:U1202"]
-    r = u.get(f"/console/keys/{k}")
-    assert r.status_code == 200, r.text
-    r = u.post(f"/console/keys/{k}/edit", {"label": "", "copies": "x"})
-    assert r.status_code == 422 and "必填" in r.text and "请输入整数" in r.text, r.text
-    r = u.post(f"/console/keys/{k}/edit", {"label": "新名称", "copies": "2", "group_id": str(world.ids["group"]), "category": "unit"})
+def test_people(world, as_role):
+    u = as_role(AccountRole.ADMIN)
+    assert u.get("/console/people?q=A0").status_code == 200
+    r = u.post("/console/people", {"staff_no": "", "name": "", "roles": ["staff"]})
+    assert r.status_code == 422 and "必填" in r.text
+    r = u.post("/console/people", {"staff_no": "X9", "name": "<img src=x onerror=alert(1)>", "roles": ["staff", "custodian"], "active": "on", "phone": "abc"})
+    assert r.status_code == 422 and "格式不正确" in r.text, r.text
+    r = u.post("/console/people", {"staff_no": "X9", "name": "<img src=x onerror=alert(1)>", "roles": ["staff", "custodian"], "active": "on"})
     assert r.status_code == 303, r.text
-    r = u.post(f"/console/keys/{k}/move", {"slot_id": str(world.ids["slot:10"])})
+    loc = r.headers["location"]
+    r = u.get(loc)
+    assert "&lt;img src=x" in r.text
+    r = u.post(loc + "/cards", {"uid": "zz", "kind": "staff"})
+    assert r.status_code == 422, r.text
+    r = u.post(loc + "/cards", {"uid": "04A1B2C3", "kind": "staff", "valid_to": "2030-01-01T00:00"})
     assert r.status_code == 303, r.text
-    r = u.post(f"/console/keys/{k}/retire", {"reason": "丢失"})
+    r = u.post(loc + "/edit", {"staff_no": "X9", "name": "新名字", "roles": ["staff"], "active": "on"})
     assert r.status_code == 303, r.text
-    a = as_role(AccountRole.AUDITOR)
-    assert a.post(f"/console/keys/{k}/retire", {"reason": "x"}).status_code == 403
+    r = u.get(f"/console/people/{world.ids['staff_a']}")
+    assert r.status_code == 200
+    card = world.ids["card_a"]
+    assert u.post(f"/console/cards/{card}/lost", {}).status_code == 303
