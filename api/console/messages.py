@@ -217,6 +217,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "cards.issue": ("发卡", "Issue a card"),
     "cards.lost": ("挂失", "Report lost"),
     "cards.revoke": ("注销", "Revoke"),
+    # access rights
+    "rights.title": ("{holder} 的权限", "Right of {holder}"),
+    "rights.person": ("人员", "Person"),
+    "rights.role": ("角色", "Role"),
+    "rights.holder": ("授予对象", "Granted to"),
+    "rights.holder_hint": ("选择人员或角色其中一项", "Choose a person or a role, not both"),
+    "rights.everyone": ("所有", "Every"),
+    "rights.weekdays": ("星期", "Weekdays"),
+    "rights.hours": ("时段", "Hours"),
+    "rights.start": ("开始时间", "From"),
+    "rights.end": ("结束时间", "Until"),
+    "rights.hours_hint": ("留空表示全天", "Leave empty for any hour"),
+    "rights.any_hour": ("全天", "any hour"),
+    "rights.none": ("没有权限记录", "No rights"),
+    "rights.grant": ("授予权限", "Grant a right"),
+    "rights.withdraw": ("撤销此权限", "Withdraw this right"),
+    "day.1": ("周一", "Mon"), "day.2": ("周二", "Tue"), "day.3": ("周三", "Wed"),
+    "day.4": ("周四", "Thu"), "day.5": ("周五", "Fri"), "day.6": ("周六", "Sat"),
+    "day.7": ("周日", "Sun"),
 }
 
 # enum values → labels (``ctx.label(group, value)``)

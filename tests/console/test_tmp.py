@@ -1,25 +1,22 @@
 from kiosk.store.models_auth import AccountRole
 
 
-def test_people(world, as_role):
+def test_rights(world, as_role):
     u = as_role(AccountRole.ADMIN)
-    assert u.get("/console/people?q=A0").status_code == 200
-    r = u.post("/console/people", {"staff_no": "", "name": "", "roles": ["staff"]})
-    assert r.status_code == 422 and "必填" in r.text
-    r = u.post("/console/people", {"staff_no": "X9", "name": "<img src=x onerror=alert(1)>", "roles": ["staff", "custodian"], "active": "on", "phone": "abc"})
-    assert r.status_code == 422 and "格式不正确" in r.text, r.text
-    r = u.post("/console/people", {"staff_no": "X9", "name": "<img src=x onerror=alert(1)>", "roles": ["staff", "custodian"], "active": "on"})
-    assert r.status_code == 303, r.text
-    loc = r.headers["location"]
-    r = u.get(loc)
-    assert "&lt;img src=x" in r.text
-    r = u.post(loc + "/cards", {"uid": "zz", "kind": "staff"})
+    assert u.get("/console/rights").status_code == 200
+    r = u.post("/console/rights", {"person_id": str(world.ids["staff_a"]), "key_group_id": "", "weekdays": []})
     assert r.status_code == 422, r.text
-    r = u.post(loc + "/cards", {"uid": "04A1B2C3", "kind": "staff", "valid_to": "2030-01-01T00:00"})
+    import re; print(re.findall(r"class=.error.[^<]*<", r.text)); assert "请选择有效的选项" in r.text and "必填" in r.text
+    r = u.post("/console/rights", {"person_id": str(world.ids["staff_a"]), "key_group_id": str(world.ids["group"]), "weekdays": ["1", "2"], "start_time": "08:00", "end_time": "17:00"})
     assert r.status_code == 303, r.text
-    r = u.post(loc + "/edit", {"staff_no": "X9", "name": "新名字", "roles": ["staff"], "active": "on"})
+    r = u.get(f"/console/rights?person_id={world.ids['staff_a']}")
+    import re
+    rid = re.search(r'/console/rights/([0-9a-f-]{36})', r.text).group(1)
+    r = u.get(f"/console/rights/{rid}")
+    assert r.status_code == 200, r.text
+    r = u.post(f"/console/rights/{rid}/edit", {"key_group_id": str(world.ids["group"]), "weekdays": ["3"], "start_time": "19:00", "end_time": "17:00"})
+    assert r.status_code == 409, r.text
+    r = u.post(f"/console/rights/{rid}/edit", {"key_group_id": str(world.ids["group"]), "weekdays": ["3"], "start_time": "", "end_time": ""})
     assert r.status_code == 303, r.text
-    r = u.get(f"/console/people/{world.ids['staff_a']}")
-    assert r.status_code == 200
-    card = world.ids["card_a"]
-    assert u.post(f"/console/cards/{card}/lost", {}).status_code == 303
+    r = u.post(f"/console/rights/{rid}/withdraw", {})
+    assert r.status_code == 303, r.text
