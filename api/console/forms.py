@@ -103,13 +103,16 @@ def field_errors(exc: ValidationError, lang: Lang, kinds: dict[str, str]) -> dic
             name = "_"
         ctx = error.get("ctx") or {}
         message_id = _MESSAGES.get(error["type"], "form.invalid")
+        empty = error.get("input") in (None, "", [])
         if error["type"] == "value_error":
-            message_id = "form.value"
+            message_id = "form.required" if empty else "form.value"
+        elif empty and error["type"] not in ("list_too_short",):
+            message_id = "form.required"
         values = {k: ctx[k] for k in ("min_length", "max_length", "ge", "le", "gt", "lt")
                   if k in ctx}
         limit = values.get("ge", values.get("gt", values.get("le", values.get("lt"))))
         text = t(lang, message_id, max=values.get("max_length", ""), limit=limit)
-        if error["type"] == "value_error":
-            text += f" ({error.get('msg', '')})"
+        if message_id == "form.value":
+            text += f" ({error.get('msg', '').removeprefix('Value error, ')})"
         errors.setdefault(name, text)
     return errors

@@ -236,6 +236,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "day.1": ("周一", "Mon"), "day.2": ("周二", "Tue"), "day.3": ("周三", "Wed"),
     "day.4": ("周四", "Thu"), "day.5": ("周五", "Fri"), "day.6": ("周六", "Sat"),
     "day.7": ("周日", "Sun"),
+    # duty roster (K8)
+    "roster.now": ("当前值班", "On duty now"),
+    "roster.nobody": ("现在没有值班经理：下班时间将无法取钥匙（K8）",
+                      "No duty manager now: after hours no key can be drawn (K8)"),
+    "roster.prev": ("上一周", "Previous week"),
+    "roster.next": ("下一周", "Next week"),
+    "roster.week_of": ("{day} 起的一周", "Week of {day}"),
+    "roster.remove": ("删除", "Remove"),
+    "roster.remove_label": ("删除 {name} 的这一班", "Remove this shift of {name}"),
+    "roster.manager": ("值班经理", "Duty manager"),
+    "roster.starts": ("开始", "Starts"),
+    "roster.ends": ("结束", "Ends"),
+    "roster.repeat": ("连续几周", "Weeks"),
+    "roster.repeat_hint": ("同一时段每周重复，1–12 周；个别日期可之后单独删除",
+                           "Repeat weekly, 1–12 weeks; remove single days afterwards"),
+    "roster.add": ("排班", "Add a shift"),
 }
 
 # enum values → labels (``ctx.label(group, value)``)

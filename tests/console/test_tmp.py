@@ -1,22 +1,16 @@
 from kiosk.store.models_auth import AccountRole
 
 
-def test_rights(world, as_role):
-    u = as_role(AccountRole.ADMIN)
-    assert u.get("/console/rights").status_code == 200
-    r = u.post("/console/rights", {"person_id": str(world.ids["staff_a"]), "key_group_id": "", "weekdays": []})
-    assert r.status_code == 422, r.text
-    import re; print(re.findall(r"class=.error.[^<]*<", r.text)); assert "请选择有效的选项" in r.text and "必填" in r.text
-    r = u.post("/console/rights", {"person_id": str(world.ids["staff_a"]), "key_group_id": str(world.ids["group"]), "weekdays": ["1", "2"], "start_time": "08:00", "end_time": "17:00"})
+def test_roster(world, as_role):
+    u = as_role(AccountRole.SUPERVISOR)
+    assert u.get("/console/roster").status_code == 200
+    r = u.post("/console/roster", {"person_id": str(world.ids["manager"]), "starts_at": "", "ends_at": "2026-12-08T08:00", "repeat": "1"})
+    assert r.status_code == 422 and "必填" in r.text
+    r = u.post("/console/roster", {"person_id": str(world.ids["manager"]), "starts_at": "2026-12-07T18:00", "ends_at": "2026-12-08T08:00", "repeat": "3"})
     assert r.status_code == 303, r.text
-    r = u.get(f"/console/rights?person_id={world.ids['staff_a']}")
+    r = u.get(r.headers["location"])
+    assert r.status_code == 200 and "员工M001" in r.text
     import re
-    rid = re.search(r'/console/rights/([0-9a-f-]{36})', r.text).group(1)
-    r = u.get(f"/console/rights/{rid}")
-    assert r.status_code == 200, r.text
-    r = u.post(f"/console/rights/{rid}/edit", {"key_group_id": str(world.ids["group"]), "weekdays": ["3"], "start_time": "19:00", "end_time": "17:00"})
-    assert r.status_code == 409, r.text
-    r = u.post(f"/console/rights/{rid}/edit", {"key_group_id": str(world.ids["group"]), "weekdays": ["3"], "start_time": "", "end_time": ""})
-    assert r.status_code == 303, r.text
-    r = u.post(f"/console/rights/{rid}/withdraw", {})
-    assert r.status_code == 303, r.text
+    sid = re.search(r'/console/roster/([0-9a-f-]{36})/remove', r.text).group(1)
+    assert u.post(f"/console/roster/{sid}/remove").status_code == 303
+    assert u.get("/console/roster?week=2026-12-14").status_code == 200
