@@ -108,10 +108,13 @@ def field_errors(exc: ValidationError, lang: Lang, kinds: dict[str, str]) -> dic
             message_id = "form.required" if empty else "form.value"
         elif empty and error["type"] not in ("list_too_short",):
             message_id = "form.required"
+        elif error["type"] == "string_too_short":
+            message_id = "form.too_short"
         values = {k: ctx[k] for k in ("min_length", "max_length", "ge", "le", "gt", "lt")
                   if k in ctx}
         limit = values.get("ge", values.get("gt", values.get("le", values.get("lt"))))
-        text = t(lang, message_id, max=values.get("max_length", ""), limit=limit)
+        text = t(lang, message_id, max=values.get("max_length", ""),
+                 min=values.get("min_length", ""), limit=limit)
         if message_id == "form.value":
             text += f" ({error.get('msg', '').removeprefix('Value error, ')})"
         errors.setdefault(name, text)
