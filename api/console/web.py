@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -86,13 +86,18 @@ def csrf_for(secret: str) -> str:
 
 
 def _same_origin(request: Request) -> bool:
-    """A browser names the page a post came from (``Origin``, else ``Referer``); another
-    host than ours is a cross-site request, refused whatever else it carries."""
+    """Whether a post came from one of our own pages. Browsers say so in ``Sec-Fetch-Site``
+    (fetch metadata); without it, the ``Origin`` (else ``Referer``) must name our host. A
+    post from another site is refused whatever else it carries."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or source == "null":
-        return source is None
-    parts = urlsplit(source)
-    return parts.netloc == request.url.netloc
+    if source is None:
+        return True  # not a browser: the synchronizer token alone decides
+    if source == "null":
+        return False
+    return urlsplit(source).netloc == request.url.netloc
 
 
 @dataclass
@@ -192,6 +197,8 @@ class Ctx:
         return self.request.url.scheme == "https"
 
     def _finish(self, response: Response) -> None:
+        # a console page names itself to its own posts (Origin), never to other sites
+        response.headers["referrer-policy"] = "same-origin"
         if self.set_lang:
             response.set_cookie(LANG_COOKIE, self.lang, max_age=365 * 86400, samesite="strict",
                                 secure=self.https, path=BASE, httponly=True)
@@ -359,6 +366,7 @@ class ConsoleRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            _drop_empty_query(request)
             try:
                 return await handler(request)
             except NotAuthenticated:
@@ -384,6 +392,17 @@ class ConsoleRoute(APIRoute):
                 raise
 
         return handle
+
+
+def _drop_empty_query(request: Request) -> None:
+    """A filter form left at "all" sends ``?state=``: an empty field means no filter, not a
+    value to refuse, so it is dropped before the query is read."""
+    raw = request.scope.get("query_string", b"")
+    if not raw:
+        return
+    kept = [(k, v) for k, v in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True) if v]
+    request.scope["query_string"] = urlencode(kept).encode("ascii")
+    request.__dict__.pop("_query_params", None)
 
 
 def _error_page(request: Request, status: int, message_id: str, detail: str | None) -> Response:

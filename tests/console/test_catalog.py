@@ -53,3 +53,11 @@ def test_chinese_first_then_english_by_query_and_cookie(world: World) -> None:
     assert '<html lang="en">' in page.text and "Alarms" in page.text
     page = user.get("/console/alarms")  # the choice is remembered
     assert '<html lang="en">' in page.text
+
+
+def test_a_filter_left_at_all_is_no_filter(world: World) -> None:
+    """Filter forms send every field; an empty one (all states, any floor) is no filter."""
+    user = console_user(world, AccountRole.CUSTODIAN)
+    assert user.get("/console/keys?q=&room=1201&floor=&status=").status_code == 200
+    assert user.get("/console/alarms?state=&kind=&owner_id=").status_code == 200
+    assert user.get("/console/keys?floor=abc").status_code == 422

@@ -79,6 +79,12 @@ def test_a_cross_site_form_post_is_refused(world: World) -> None:
     assert no_token.status_code == 403
     wrong = user.client.post(path, data={"csrf": "0" * 64, "note": "x"})
     assert wrong.status_code == 403
+    fetch_meta = user.client.post(path, data={"csrf": user.csrf, "note": "x"},
+                                  headers={"Sec-Fetch-Site": "cross-site"})
+    assert fetch_meta.status_code == 403
+    null_origin = user.client.post(path, data={"csrf": user.csrf, "note": "x"},
+                                   headers={"Origin": "null"})
+    assert null_origin.status_code == 403
     with world.audit.engine.connect() as c:
         state = c.execute(select(Alarm.state).where(Alarm.id == alarm.id)).scalar_one()
     assert state == AlarmState.OPEN  # nothing was done
