@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict
 
+from api.console import labels
 from api.console.routes import router
 from api.console.web import Ctx, CtxDep, FormInvalid
 from api.routes import audit, events, people
@@ -36,6 +38,13 @@ class AuditSearch(BaseModel):
     since: dt.date | None = None
     until: dt.date | None = None
     after: int | None = None
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 def _filter(ctx: Ctx, search: AuditSearch) -> EventFilter:
@@ -75,10 +84,12 @@ def _page(ctx: Ctx, request: Request, *, verify: Any = None, signed: Any = None)
     staff = ctx.rest(people.list_people, department_id=None, role=None, active=None, q=None,
                      limit=200, offset=0) if ctx.may(people.list_people) else None
     checkpoints = ctx.rest(audit.list_checkpoints, limit=10, offset=0)
+    actor_ids = {_uuid(a) for e in (page.items if page else []) for a in e.actors}
+    names = {str(k): v for k, v in labels.people(ctx.runtime.audit, actor_ids).items()}
     query = {k: v for k, v in request.query_params.items() if k not in ("after", "lang")}
     return ctx.render(
         "audit.html", status=422 if errors else 200, title_id="nav.audit", page=page,
-        errors=errors, form=dict(request.query_params),
+        errors=errors, form=dict(request.query_params), names=names,
         person_options=[(p.id, f"{p.name} ({p.staff_no})") for p in staff.items] if staff
         else [], query=query, checkpoints=checkpoints.items, verify=verify, signed=signed,
         can_sign=ctx.may(audit.sign_checkpoint),

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.console import labels
 from api.console.routes import router
-from api.console.web import CtxDep, Ctx
+from api.console.web import Ctx, CtxDep
 from api.routes import alarms, events, live, loans
 from kiosk.errors import KioskError, Unavailable
 from kiosk.services.events import EventFilter

@@ -238,5 +238,5 @@ async def extend(ctx: CtxDep, authorization_id: uuid.UUID) -> Response:
         renewed = ctx.rest(authorizations.register, body=body)
         ctx.rest(authorizations.revoke, authorization_id=authorization_id,
                  body=authorizations.RevokeIn(note=f"extended by {renewed.letter_ref}"))
-        return renewed.id  # type: ignore[no-any-return]
+        return renewed.id
     return await _act(ctx, authorization_id, "extend", run, "extended")

@@ -17,7 +17,7 @@ import hmac
 import inspect
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,8 +31,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
-from api.console import forms
-from api.console import labels
+from api.console import forms, labels
 from api.console.i18n import LANGS, Lang, enum_label, t
 from api.deps import AdminOptions, permission_of
 from kiosk.errors import (
@@ -296,9 +295,9 @@ def _call(ctx: Ctx, endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any
 # ------------------------------------------------------------------- the dependency
 def _lang_of(request: Request, query: str | None) -> tuple[Lang, bool]:
     if query in LANGS:
-        return query, True  # type: ignore[return-value]
+        return query, True
     cookie = request.cookies.get(LANG_COOKIE)
-    return (cookie if cookie in LANGS else "zh"), False  # type: ignore[return-value]
+    return (cookie if cookie in LANGS else "zh"), False
 
 
 def _principal_of(request: Request) -> Principal | None:
@@ -326,10 +325,7 @@ def console_ctx(
     chosen, explicit = _lang_of(request, lang)
     principal = _principal_of(request)
     secret = request.cookies.get(SESSION_COOKIE, "")
-    if principal is not None:
-        csrf = csrf_for(secret)
-    else:
-        csrf = request.cookies.get(PRELOGIN_COOKIE, "")
+    csrf = csrf_for(secret) if principal is not None else request.cookies.get(PRELOGIN_COOKIE, "")
     flash = request.cookies.get(FLASH_COOKIE)
     return Ctx(request, chosen, principal, csrf, set_lang=explicit, flash=flash)
 
@@ -362,7 +358,7 @@ class ConsoleRoute(APIRoute):
     """Console routes answer every failure with a page in the reader's language, never a
     problem document: not signed in → the sign-in page; refused → 403; missing → 404."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:

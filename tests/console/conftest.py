@@ -10,7 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kiosk.store.models_auth import AccountRole
-from tests.api.conftest import World, policy, world  # noqa: F401  (fixtures reused)
+from tests.api import conftest as api_fixtures
+from tests.api.conftest import World
+
+# the admin API's fixtures, reused: a real app on a real SQLite database with a small tower
+policy = api_fixtures.policy
+world = api_fixtures.world
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')

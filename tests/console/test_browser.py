@@ -9,7 +9,6 @@ import datetime as dt
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
