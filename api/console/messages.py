@@ -110,6 +110,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dash.drawn": ("领取", "drawn"),
     "dash.returned": ("归还", "returned"),
     "dash.out_now": ("当前借出的钥匙", "Keys out now"),
+    "dash.out_list": ("借出明细", "Who holds which key"),
     "dash.keys": ("把", "keys"),
     "dash.overdue": ("逾期", "overdue"),
     "dash.open_alarms": ("未处理告警", "Open alarms"),

@@ -58,7 +58,15 @@ def _seed(rig: ConsoleDaemon) -> None:
     approval = rig.api("POST", "/approvals", {
         "key_id": special[0]["id"], "requested_for_id": staff["id"], "reason": "配电房检修",
         "valid_until": until}, user="cust1")
-    rig.accounts["lead1"]["approval"] = approval["id"]
+    rig.accounts["lead1"].update(approval=approval["id"], key=special[0]["key_number"],
+                                 borrower=staff)
+    # a key out now, drawn at the cabinet by another engineer (the dashboard's first table)
+    other = [p for p in d.people["ENG"] if p["roles"] == {"staff"}][1]
+    d.tap(other["uid"])
+    screen = d.wait_state("choosing")
+    plain = next(k for k in screen["keys"] if k["status"] == "ok" and not k["cosign"]
+                 and not k["special"])
+    _draw(d, plain["key_number"], plain["slot"])
     alarm = rig.api("POST", "/alarms", {"kind": "door_forced", "rule": "K2",
                                          "message": "柜门在无人操作时被打开"}, user="duty1")
     rig.accounts["duty1"]["alarm"] = alarm["id"]
@@ -68,6 +76,14 @@ def _seed(rig: ConsoleDaemon) -> None:
                            "--out", str(d.data_dir.parent / "daily.csv")],
                           env=rig.env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def _draw(d: Any, key_number: str, slot: int) -> None:
+    """At the cabinet: the signed-in person chooses the key, the slot opens, the key leaves."""
+    d.post("/kiosk/api/draw", {"keys": [key_number], "reason_code": "repair"})
+    assert d.wait_slot_open(slot)
+    d.post("/sim/take", {"slot": slot})
+    d.wait_state("idle")
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +193,16 @@ def test_leader_approves_from_the_link_on_a_phone_in_two_touches(
     assert page.locator(".badge.state-approved").count() == 1
     assert tab.touches <= 2
     check_screen(page, "approval-approved", "phone")
+    # K7: with the approval, the draw succeeds at the cabinet
+    d = console.daemon
+    borrower = console.accounts["lead1"]["borrower"]
+    d.tap(borrower["uid"])
+    screen = d.wait_state("choosing")
+    key = next(k for k in screen["keys"] if k["key_number"] == console.accounts["lead1"]["key"])
+    assert key["status"] == "ok", key
+    _draw(d, key["key_number"], key["slot"])
+    page.reload()
+    assert page.locator(".badge.state-used").count() == 1
 
 
 def test_duty_manager_acknowledges_follows_up_and_closes_an_alarm_on_a_phone(
