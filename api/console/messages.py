@@ -102,6 +102,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "common.actions": ("操作", "Actions"),
     "common.total": ("共 {n} 条", "{n} in all"),
     "common.more": ("下一页", "Next page"),
+    "common.pages": ("分页", "Pages"),
+    "common.page_of": ("第 {n} 页，共 {m} 页", "Page {n} of {m}"),
     "common.prev": ("上一页", "Previous page"),
     "common.name": ("名称", "Name"),
     "common.created": ("创建时间", "Created"),

@@ -4,13 +4,14 @@ with a resolution. Each button runs the REST operation of the same name."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from fastapi.responses import HTMLResponse, Response
 
 from api.console import labels
 from api.console.routes import router
-from api.console.web import Ctx, CtxDep, FormInvalid, uuid_or_none
+from api.console.web import Ctx, CtxDep, FormInvalid, paging, uuid_or_none
 from api.routes import alarms, people
 from api.schemas import Code
 from kiosk.errors import Conflict, InvalidRequest
@@ -37,16 +38,19 @@ def _people_options(ctx: Ctx) -> list[tuple[uuid.UUID, str]]:
 
 @router.get("/alarms", response_class=HTMLResponse)
 def list_page(ctx: CtxDep, state: AlarmState | None = None, kind: Code | None = None,
-              owner_id: str | None = None) -> Response:
+              owner_id: str | None = None,
+              page: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> Response:
     owner = uuid_or_none(owner_id)
-    page = ctx.rest(alarms.list_alarms, state=state, kind=kind, owner_id=owner, key_id=None,
-                    limit=200, offset=0)
+    limit, offset = paging(page)
+    found = ctx.rest(alarms.list_alarms, state=state, kind=kind, owner_id=owner, key_id=None,
+                     limit=limit, offset=offset)
     audit = ctx.runtime.audit
     return ctx.render(
-        "alarms.html", title_id="nav.alarms", items=page.items, total=page.total,
-        owners=labels.people(audit, [a.owner_id for a in page.items]),
-        keynums=labels.keys(audit, [a.key_id for a in page.items]),
-        slots=labels.slots(audit, [a.slot_id for a in page.items]),
+        "alarms.html", title_id="nav.alarms", items=found.items, total=found.total,
+        paged=(found.total, limit, offset),
+        owners=labels.people(audit, [a.owner_id for a in found.items]),
+        keynums=labels.keys(audit, [a.key_id for a in found.items]),
+        slots=labels.slots(audit, [a.slot_id for a in found.items]),
         chosen={"state": state.value if state else "", "kind": kind or "",
                 "owner_id": str(owner) if owner else ""},
         states=list(AlarmState), kinds=KNOWN_KINDS, people_options=_people_options(ctx),

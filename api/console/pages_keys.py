@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.console import labels
 from api.console.routes import router
-from api.console.web import Ctx, CtxDep, FormInvalid
+from api.console.web import Ctx, CtxDep, FormInvalid, paging
 from api.routes import cabinets, events, keys, loans, owners
 from api.schemas import Search
 from kiosk.errors import Conflict, InvalidRequest
@@ -30,8 +30,10 @@ def list_page(
     room: Search | None = None,
     floor: Annotated[int | None, Query(ge=-10, le=200)] = None,
     status: KeyStatus | None = None,
+    page: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> Response:
     items: list[Any] = []
+    pager = None
     if room or floor is not None:
         units = ctx.rest(owners.list_units, floor=floor, kind=None, owner_id=None, special=None,
                          vacant=None, q=room, limit=50, offset=0)
@@ -40,10 +42,12 @@ def list_page(
                               category=None, special=None, q=q, limit=200, offset=0).items
         total = len(items)
     else:
-        page = ctx.rest(keys.list_keys, status=status, group_id=None, unit_id=None,
-                        category=None, special=None, q=q, limit=200, offset=0)
-        items, total = page.items, page.total
-    return ctx.render("keys.html", title_id="nav.keys", items=items, total=total,
+        limit, offset = paging(page)
+        found = ctx.rest(keys.list_keys, status=status, group_id=None, unit_id=None,
+                         category=None, special=None, q=q, limit=limit, offset=offset)
+        items, total = found.items, found.total
+        pager = (total, limit, offset)
+    return ctx.render("keys.html", title_id="nav.keys", items=items, total=total, paged=pager,
                       chosen={"q": q or "", "room": room or "",
                               "floor": "" if floor is None else floor,
                               "status": status.value if status else ""},

@@ -9,13 +9,14 @@ and logged, and the renewal needs its own phone confirmation, as K6 wants for ea
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from fastapi.responses import HTMLResponse, Response
 
 from api.console import labels
 from api.console.routes import router
-from api.console.web import Ctx, CtxDep, FormInvalid
+from api.console.web import Ctx, CtxDep, FormInvalid, paging
 from api.routes import authorizations, owners, people
 from api.schemas import Search
 from kiosk.errors import Conflict, InvalidRequest
@@ -29,19 +30,21 @@ CALL_KINDS = {"outcome": "text", "note": "optional", "called_at": "local", "call
 
 
 # ----------------------------------------------------------------------------- owners
-def _owners(ctx: Ctx, q: str | None, *, form: dict[str, Any] | None = None,
+def _owners(ctx: Ctx, q: str | None, *, number: int | None = None, form: dict[str, Any] | None = None,
             errors: dict[str, str] | None = None, problem: str | None = None,
             code: int = 200) -> Response:
-    page = ctx.rest(owners.list_owners, q=q, limit=200, offset=0)
+    limit, offset = paging(number)
+    page = ctx.rest(owners.list_owners, q=q, limit=limit, offset=offset)
     return ctx.render("owners.html", status=code, title_id="nav.owners", items=page.items,
-                      total=page.total, chosen={"q": q or ""},
+                      total=page.total, paged=(page.total, limit, offset), chosen={"q": q or ""},
                       can_add=ctx.may(owners.create_owner), action_errors={"add": errors or {}},
                       form={"add": form or {}}, problem=problem)
 
 
 @router.get("/owners", response_class=HTMLResponse)
-def owners_page(ctx: CtxDep, q: Search | None = None) -> Response:
-    return _owners(ctx, q)
+def owners_page(ctx: CtxDep, q: Search | None = None,
+                page: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> Response:
+    return _owners(ctx, q, number=page)
 
 
 @router.post("/owners", response_class=HTMLResponse)

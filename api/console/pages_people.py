@@ -4,12 +4,13 @@ report it lost, revoke it. (Enrolment by tapping a card is another helper's work
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from fastapi.responses import HTMLResponse, Response
 
 from api.console.routes import router
-from api.console.web import Ctx, CtxDep, FormInvalid, uuid_or_none
+from api.console.web import Ctx, CtxDep, FormInvalid, paging, uuid_or_none
 from api.routes import cards, people
 from api.schemas import Search
 from kiosk.errors import Conflict, InvalidRequest
@@ -30,13 +31,15 @@ def _roles(ctx: Ctx) -> list[tuple[str, str]]:
 
 
 def _list(ctx: Ctx, *, q: str | None = None, department: uuid.UUID | None = None,
-          form: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+          number: int | None = None, form: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
           problem: str | None = None, code: int = 200) -> Response:
+    limit, offset = paging(number)
     page = ctx.rest(people.list_people, department_id=department, role=None, active=None, q=q,
-                    limit=200, offset=0)
+                    limit=limit, offset=offset)
     departments = _departments(ctx)
     return ctx.render(
         "people.html", status=code, title_id="nav.people", items=page.items, total=page.total,
+        paged=(page.total, limit, offset),
         dept_names=dict(departments), department_options=departments, role_options=_roles(ctx),
         chosen={"q": q or "", "department_id": str(department) if department else ""},
         can_add=ctx.may(people.create_person), action_errors={"add": errors or {}},
@@ -45,9 +48,9 @@ def _list(ctx: Ctx, *, q: str | None = None, department: uuid.UUID | None = None
 
 
 @router.get("/people", response_class=HTMLResponse)
-def list_page(ctx: CtxDep, q: Search | None = None, department_id: str | None = None
-              ) -> Response:
-    return _list(ctx, q=q, department=uuid_or_none(department_id))
+def list_page(ctx: CtxDep, q: Search | None = None, department_id: str | None = None,
+              page: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> Response:
+    return _list(ctx, q=q, department=uuid_or_none(department_id), number=page)
 
 
 @router.post("/people", response_class=HTMLResponse)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from fastapi.responses import HTMLResponse, Response
 
 from api.console import labels
 from api.console.routes import router
-from api.console.web import Ctx, CtxDep, FormInvalid, uuid_or_none
+from api.console.web import Ctx, CtxDep, FormInvalid, paging, uuid_or_none
 from api.routes import access_rights, keys, people
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.store.models import Role
@@ -40,13 +41,15 @@ def _options(ctx: Ctx) -> dict[str, Any]:
 
 
 def _list(ctx: Ctx, *, person: uuid.UUID | None = None, role: Role | None = None,
-          form: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+          number: int | None = None, form: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
           problem: str | None = None, code: int = 200) -> Response:
+    limit, offset = paging(number)
     page = ctx.rest(access_rights.list_rights, person_id=person, role=role, key_group_id=None,
-                    limit=200, offset=0)
+                    limit=limit, offset=offset)
     audit = ctx.runtime.audit
     return ctx.render(
         "rights.html", status=code, title_id="nav.rights", items=page.items, total=page.total,
+        paged=(page.total, limit, offset),
         holders=labels.people(audit, [r.person_id for r in page.items]),
         groups=labels.groups(audit, [r.key_group_id for r in page.items]),
         chosen={"person_id": str(person) if person else "", "role": role.value if role else ""},
@@ -56,8 +59,9 @@ def _list(ctx: Ctx, *, person: uuid.UUID | None = None, role: Role | None = None
 
 
 @router.get("/rights", response_class=HTMLResponse)
-def list_page(ctx: CtxDep, person_id: str | None = None, role: Role | None = None) -> Response:
-    return _list(ctx, person=uuid_or_none(person_id), role=role)
+def list_page(ctx: CtxDep, person_id: str | None = None, role: Role | None = None,
+              page: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> Response:
+    return _list(ctx, person=uuid_or_none(person_id), role=role, number=page)
 
 
 @router.post("/rights", response_class=HTMLResponse)

@@ -412,6 +412,15 @@ def _error_page(request: Request, status: int, message_id: str, detail: str | No
     return ctx.render("error.html", status=status, message_id=message_id, detail=detail)
 
 
+PAGE_SIZE = 50
+
+
+def paging(page: int | None) -> tuple[int, int]:
+    """``?page=N`` (from 1) → the REST ``limit`` and ``offset``: long lists come in pages."""
+    number = page if page and page > 0 else 1
+    return PAGE_SIZE, (number - 1) * PAGE_SIZE
+
+
 def uuid_or_none(value: Any) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value)) if value else None
