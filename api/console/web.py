@@ -46,6 +46,7 @@ from kiosk.errors import (
 from kiosk.runtime import Runtime
 from kiosk.services import accounts, tx, web_sessions
 from kiosk.services.authz import Permission, Principal
+from kiosk.store.models_auth import TokenKind
 
 BASE = "/console"
 SESSION_COOKIE = "kc_session"
@@ -309,12 +310,14 @@ def _principal_of(request: Request) -> Principal | None:
     try:
         with tx.read(runtime.audit) as session:
             principal, _ = accounts.authenticate(session, secret=secret, policy=policy)
+            slide = web_sessions.due(session, token_id=principal.token_id, policy=policy)
     except NotAuthenticated:
         return None
-    if principal.token_kind.value != "access":
+    if principal.token_kind != TokenKind.ACCESS:
         return None  # an API token pasted into the cookie is not a console session
-    with tx.write(runtime.audit) as session:
-        web_sessions.slide(session, token_id=principal.token_id, policy=policy)
+    if slide:
+        with tx.write(runtime.audit) as session:
+            web_sessions.slide(session, token_id=principal.token_id, policy=policy)
     return principal
 
 

@@ -22,6 +22,24 @@ from kiosk.store.types import utcnow
 
 MAX_SESSION = dt.timedelta(hours=12)
 """However active, a console session signs in again after a working day."""
+STEP = dt.timedelta(minutes=1)
+"""The expiry moves at most once a minute: a page polling every few seconds must not take
+the database's write lock on every request."""
+
+
+def _target(token: ApiToken, policy: AuthPolicy, now: dt.datetime) -> dt.datetime:
+    return min(now + dt.timedelta(minutes=policy.access_token_minutes),
+               token.created_at + MAX_SESSION)
+
+
+def due(session: Session, *, token_id: uuid.UUID, policy: AuthPolicy,
+        now: dt.datetime | None = None) -> bool:
+    """Whether ``slide`` would move the expiry (a read: the caller then writes only if so)."""
+    now = now or utcnow()
+    token = session.get(ApiToken, token_id)
+    if token is None or token.kind != TokenKind.ACCESS or token.revoked_at is not None:
+        return False
+    return token.expires_at is None or _target(token, policy, now) - token.expires_at >= STEP
 
 
 def slide(
@@ -34,10 +52,7 @@ def slide(
     token = session.get(ApiToken, token_id)
     if token is None or token.kind != TokenKind.ACCESS or token.revoked_at is not None:
         return now
-    until = min(
-        now + dt.timedelta(minutes=policy.access_token_minutes),
-        token.created_at + MAX_SESSION,
-    )
+    until = _target(token, policy, now)
     if token.expires_at is None or until > token.expires_at:
         session.execute(update(ApiToken).where(ApiToken.id == token_id).values(expires_at=until))
         return until

@@ -171,6 +171,9 @@ def test_every_screen_fits_and_passes_axe(console: ConsoleDaemon, tabs: Any, siz
         check_screen(page, name, size)
     page.goto(console.url + "/console/?lang=en")
     check_screen(page, "dashboard-en", size)
+    page.goto(console.url + "/console/approvals/00000000-0000-4000-8000-000000000000")
+    assert page.locator("h1").inner_text() == "Not found"
+    check_screen(page, "not-found-en", size)
 
 
 def test_leader_approves_from_the_link_on_a_phone_in_two_touches(
@@ -247,7 +250,10 @@ def test_supervisor_sees_the_day_and_plans_the_roster(console: ConsoleDaemon, ta
     page = tab.page
     sign_in(page, console.url, "sup1")
     assert page.locator("#cabinet-live .slot").count() > 10  # the live grid
-    page.wait_for_timeout(5500)  # htmx swaps the grid in place every 5 s
+    with page.expect_response(lambda r: r.url.endswith("/console/live")) as polled:
+        pass  # htmx asks for the grid again every 5 s and swaps it in place
+    assert polled.value.status == 200
+    page.wait_for_selector("#cabinet-live .slot")
     assert page.locator("#cabinet-live").count() == 1
     page.goto(console.url + "/console/roster")
     manager = page.locator("#f-add-person_id option").nth(1).get_attribute("value")

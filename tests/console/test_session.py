@@ -123,6 +123,22 @@ def test_idle_timeout_but_activity_keeps_the_session(world: World) -> None:
         assert gone.status_code == 303 and gone.headers["location"].startswith("/console/login")
 
 
+def test_an_api_token_is_not_a_console_session(world: World) -> None:
+    """A long-lived API token put in the cookie does not open the console."""
+    from kiosk.services import accounts, tx
+
+    with tx.write(world.audit) as session:
+        account = accounts.create_account(
+            session, world.audit, by=None, username="int-bot", password=PASSWORD,
+            role=AccountRole.ADMIN, policy=world.policy)
+        _, secret = accounts.create_api_token(
+            session, world.audit, by=None, account_id=account.id, name="bot",
+            scopes=["alarms:read"], expires_at=None)
+    client = TestClient(world.client.app, follow_redirects=False)
+    client.cookies.set("kc_session", secret, path="/console")
+    assert client.get("/console/alarms").status_code == 303
+
+
 def test_a_stored_name_renders_as_text(world: World) -> None:
     """Issue 11: ``<img src=x onerror=alert(1)>`` stored as a name shows as text."""
     evil = "<img src=x onerror=alert(1)>"
