@@ -84,6 +84,7 @@ _MESSAGES = {
     "enum": "form.choose",
     "literal_error": "form.choose",
     "list_too_short": "form.choose_one",
+    "too_short": "form.choose_one",
     "datetime_parsing": "form.datetime",
     "datetime_from_date_parsing": "form.datetime",
     "timezone_aware": "form.datetime",
@@ -106,7 +107,7 @@ def field_errors(exc: ValidationError, lang: Lang, kinds: dict[str, str]) -> dic
         empty = error.get("input") in (None, "", [])
         if error["type"] == "value_error":
             message_id = "form.required" if empty else "form.value"
-        elif empty and error["type"] not in ("list_too_short",):
+        elif empty and error["type"] not in ("list_too_short", "too_short"):
             message_id = "form.required"
         elif error["type"] == "string_too_short":
             message_id = "form.too_short"

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.console import labels
 from api.console.routes import router
-from api.console.web import Ctx, CtxDep, FormInvalid, paging
+from api.console.web import Ctx, CtxDep, FormInvalid, paging, uuid_or_none
 from api.routes import authorizations, owners, people
 from api.schemas import Search
 from kiosk.errors import Conflict, InvalidRequest
@@ -75,7 +75,7 @@ def _owner(ctx: Ctx, owner_id: uuid.UUID, *, personal: Any = None,
     return ctx.render(
         "owner.html", status=code, title_id="nav.owners", owner=owner, units=units,
         letters=letters, proxies=proxies, personal=personal,
-        can_edit=ctx.may(owners.update_owner),
+        can_edit=ctx.may(owners.update_owner), can_register=ctx.may(authorizations.register),
         can_read_personal=ctx.may(owners.read_personal_data),
         action_errors=errors or {}, form=form or {}, problem=problem,
     )
@@ -112,46 +112,47 @@ async def edit_owner(ctx: CtxDep, owner_id: uuid.UUID) -> Response:
 
 
 # --------------------------------------------------------------------- authorizations
-def _options(ctx: Ctx) -> dict[str, Any]:
+def _options(ctx: Ctx, owner: uuid.UUID | None) -> dict[str, Any]:
+    """The register form: first the owner, then that owner's units (a tower has hundreds)."""
     found = ctx.rest(owners.list_owners, q=None, limit=200, offset=0)
     staff = ctx.rest(people.list_people, department_id=None, role=None, active=True, q=None,
                      limit=200, offset=0)
-    units = ctx.rest(owners.list_units, floor=None, kind=None, owner_id=None, special=None,
-                     vacant=None, q=None, limit=200, offset=0)
-    names = {o.id: o.name for o in found.items}
+    units = ctx.rest(owners.list_units, floor=None, kind=None, owner_id=owner, special=None,
+                     vacant=None, q=None, limit=200, offset=0) if owner else None
     return {
         "owner_options": [(o.id, o.name) for o in found.items],
         "proxy_options": [(p.id, f"{p.name} ({p.staff_no})") for p in staff.items],
-        "unit_options": [(u.id, f"{u.room_number} · {names.get(u.owner_id, '')}")
-                         for u in units.items if u.owner_id],
+        "unit_options": [(u.id, u.room_number) for u in units.items] if units else [],
+        "chosen_owner": str(owner) if owner else "",
     }
 
 
-def _letters(ctx: Ctx, include_revoked: bool, *, form: dict[str, Any] | None = None,
-             errors: dict[str, str] | None = None, problem: str | None = None,
-             code: int = 200) -> Response:
+def _letters(ctx: Ctx, include_revoked: bool, *, owner: uuid.UUID | None = None,
+             form: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+             problem: str | None = None, code: int = 200) -> Response:
     page = ctx.rest(authorizations.list_authorizations, owner_id=None, proxy_id=None,
                     unit_id=None, valid_at=None, include_revoked=include_revoked, limit=200,
                     offset=0)
     audit = ctx.runtime.audit
-    can_write = ctx.may(authorizations.register)
-    extra = _options(ctx) if can_write and ctx.may(owners.list_owners) else {}
-    owner_names = {o: n for o, n in extra.get("owner_options", [])}
-    if not owner_names and ctx.may(owners.list_owners):
-        owner_names = {o.id: o.name for o in ctx.rest(owners.list_owners, q=None, limit=200,
-                                                       offset=0).items}
+    can_write = ctx.may(authorizations.register) and ctx.may(owners.list_owners)
+    extra = _options(ctx, owner) if can_write else {}
+    owner_names = {o.id: o.name for o in ctx.rest(
+        owners.list_owners, q=None, limit=200, offset=0).items} if ctx.may(owners.list_owners) \
+        else {}
+    defaults = {"requires_phone_confirmation": "on", "owner_id": str(owner) if owner else ""}
     return ctx.render(
         "authorizations.html", status=code, title_id="nav.authorizations", items=page.items,
         total=page.total, proxies=labels.people(audit, [a.proxy_id for a in page.items]),
-        owner_names=owner_names, include_revoked=include_revoked,
-        can_write=can_write and bool(extra), action_errors={"add": errors or {}},
-        form={"add": form or {"requires_phone_confirmation": "on"}}, problem=problem, **extra,
+        owner_names=owner_names, include_revoked=include_revoked, can_write=can_write,
+        action_errors={"add": errors or {}}, form={"add": form or defaults}, problem=problem,
+        **extra,
     )
 
 
 @router.get("/authorizations", response_class=HTMLResponse)
-def letters_page(ctx: CtxDep, include_revoked: bool = False) -> Response:
-    return _letters(ctx, include_revoked)
+def letters_page(ctx: CtxDep, include_revoked: bool = False,
+                 owner_id: str | None = None) -> Response:
+    return _letters(ctx, include_revoked, owner=uuid_or_none(owner_id))
 
 
 @router.post("/authorizations", response_class=HTMLResponse)
@@ -161,9 +162,11 @@ async def register(ctx: CtxDep) -> Response:
         body = ctx.body(authorizations.AuthorizationIn, data, AUTH_KINDS)
         row = ctx.rest(authorizations.register, body=body)
     except FormInvalid as exc:
-        return _letters(ctx, False, form=data, errors=exc.errors, code=422)
+        return _letters(ctx, False, owner=uuid_or_none(data.get("owner_id")), form=data,
+                        errors=exc.errors, code=422)
     except (InvalidRequest, Conflict) as exc:
-        return _letters(ctx, False, form=data, code=409,
+        return _letters(ctx, False, owner=uuid_or_none(data.get("owner_id")), form=data,
+                        code=409,
                         problem=ctx.t("form.refused", detail=str(exc)))
     return ctx.redirect(ctx.url(f"/authorizations/{row.id}"), flash="created")
 

@@ -186,23 +186,25 @@ class Ctx:
 
     def redirect(self, path: str, flash: str | None = None) -> RedirectResponse:
         response = RedirectResponse(path, status_code=303)
-        if flash:
-            response.set_cookie(FLASH_COOKIE, flash, httponly=True, samesite="strict",
-                                secure=self.https, path=BASE)
-        self._finish(response)
+        self._finish(response, flash=flash)
         return response
 
     @property
     def https(self) -> bool:
         return self.request.url.scheme == "https"
 
-    def _finish(self, response: Response) -> None:
+    def _finish(self, response: Response, flash: str | None = None) -> None:
+        """Cookies and headers every console answer carries. The confirmation (``flash``)
+        of a redirect is shown once, by the page it leads to, which clears it."""
         # a console page names itself to its own posts (Origin), never to other sites
         response.headers["referrer-policy"] = "same-origin"
         if self.set_lang:
             response.set_cookie(LANG_COOKIE, self.lang, max_age=365 * 86400, samesite="strict",
                                 secure=self.https, path=BASE, httponly=True)
-        if self.flash is not None:
+        if flash:
+            response.set_cookie(FLASH_COOKIE, flash, httponly=True, samesite="strict",
+                                secure=self.https, path=BASE)
+        elif self.flash is not None:
             response.delete_cookie(FLASH_COOKIE, path=BASE)
         for name, value in self.cookies.items():
             response.set_cookie(name, value, httponly=True, samesite="strict",
