@@ -55,6 +55,9 @@ LANG_COOKIE = "kc_lang"
 FLASH_COOKIE = "kc_flash"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
+BACKGROUND = frozenset({"/console/live"})
+"""Pages a screen asks for by itself (the dashboard's 5-second refresh): they do not count
+as activity, so an unattended dashboard still signs out after the idle timeout."""
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -317,7 +320,7 @@ def _principal_of(request: Request) -> Principal | None:
         return None
     if principal.token_kind != TokenKind.ACCESS:
         return None  # an API token pasted into the cookie is not a console session
-    if slide:
+    if slide and request.url.path not in BACKGROUND:
         with tx.write(runtime.audit) as session:
             web_sessions.slide(session, token_id=principal.token_id, policy=policy)
     return principal

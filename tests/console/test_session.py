@@ -123,6 +123,19 @@ def test_idle_timeout_but_activity_keeps_the_session(world: World) -> None:
         assert gone.status_code == 303 and gone.headers["location"].startswith("/console/login")
 
 
+def test_the_dashboards_own_refresh_is_not_activity(world: World) -> None:
+    """An unattended dashboard polls every 5 s; that alone does not keep it signed in."""
+    start = dt.datetime.now(dt.UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        user = console_user(world, AccountRole.SUPERVISOR)
+        for _ in range(3):  # polled for 12 minutes: still signed in, and no longer
+            clock.shift(dt.timedelta(minutes=4))
+            assert user.get("/console/live", headers={"HX-Request": "true"}).status_code == 200
+        clock.shift(dt.timedelta(minutes=4))
+        gone = user.get("/console/live", headers={"HX-Request": "true"})
+        assert gone.status_code == 401 and gone.headers["HX-Redirect"] == "/console/login"
+
+
 def test_an_api_token_is_not_a_console_session(world: World) -> None:
     """A long-lived API token put in the cookie does not open the console."""
     from kiosk.services import accounts, tx
