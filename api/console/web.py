@@ -420,7 +420,7 @@ def _error_page(request: Request, status: int, message_id: str, detail: str | No
     return ctx.render("error.html", status=status, message_id=message_id, detail=detail)
 
 
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 
 
 def paging(page: int | None) -> tuple[int, int]:
