@@ -18,6 +18,7 @@ from api.console import (  # noqa: E402,F401
     pages_dashboard,
     pages_handovers,
     pages_keys,
+    pages_loans,
     pages_owners,
     pages_people,
     pages_reports,

@@ -137,6 +137,8 @@ def tabs(browser: Any) -> Iterator[Any]:
 def _screens(rig: ConsoleDaemon, page: Any) -> list[tuple[str, str]]:
     """Every screen an administrator reaches, with a record to open where it has one."""
     base = rig.url + "/console"
+    page.goto(base + "/")
+    loan = page.locator("table a[href*='/console/loans/']").first.get_attribute("href")
     page.goto(base + "/keys?room=1201")
     key = page.locator("table a[href*='/console/keys/']").first.get_attribute("href")
     page.goto(base + "/owners")
@@ -145,7 +147,8 @@ def _screens(rig: ConsoleDaemon, page: Any) -> list[tuple[str, str]]:
     report = page.locator("table a[href$='-0000'], table a[href*='/console/reports/']").first
     report_href = report.get_attribute("href")
     return [
-        ("dashboard", "/"), ("approvals", "/approvals"),
+        ("dashboard", "/"), ("loan", str(loan).removeprefix("/console")),
+        ("approvals", "/approvals"),
         ("approval", f"/approvals/{rig.accounts['lead1']['approval']}"),
         ("alarms", "/alarms"), ("alarm", f"/alarms/{rig.accounts['duty1']['alarm']}"),
         ("keys", "/keys?room=1201"), ("key", str(key).removeprefix("/console")),

@@ -57,6 +57,8 @@ def _shift(f: Fresh) -> dict[str, Any]:
 C = "/console"
 ACTIONS: list[Action] = [
     Action("dashboard", lambda f: CReq("GET", "/"), lambda f: Req("GET", "/loans")),
+    Action("loan", lambda f: CReq("GET", f"/loans/{f.loan_b()}"),
+           lambda f: Req("GET", f"/loans/{f.loan_b()}")),
     # approvals (K7)
     Action("approvals", lambda f: CReq("GET", "/approvals"), lambda f: Req("GET", "/approvals")),
     Action("approval", lambda f: CReq("GET", f"/approvals/{f.approval_b()}"),
