@@ -17,7 +17,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from api import console, errors
+from api import console, docs_assets, errors
 from api.deps import AdminOptions, forbid_unknown_query, permission_of
 from api.routes import (
     access_rights,
@@ -32,6 +32,7 @@ from api.routes import (
     events,
     handovers,
     health,
+    imports,
     keys,
     live,
     loans,
@@ -71,6 +72,7 @@ ROUTERS = [
     audit.router,
     metrics.router,
     reports.router,
+    imports.router,
     handovers.router,
     notifications.router,
 ]
@@ -96,7 +98,7 @@ def create_admin_app(
         title="Key cabinet admin API",
         version=package_version(),
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs",
+        docs_url=None,  # served from vendored files by docs_assets (no CDN)
         redoc_url=None,
         lifespan=lifespan,
         dependencies=[Depends(forbid_unknown_query)],
@@ -107,6 +109,7 @@ def create_admin_app(
     app.state.cabinet = cabinet
     app.state.remote_unlocks = live.RemoteUnlocks()
     errors.install(app)
+    docs_assets.install(app, PREFIX)
     app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)

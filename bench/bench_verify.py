@@ -11,8 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import report
-from dataset import CABINET, Sizes, dataset
+from common import describe_database, report
+from dataset import CABINET, Sizes, dataset, settings_for
+
+from kiosk.runtime import Runtime
 
 
 def main() -> None:
@@ -26,12 +28,15 @@ def main() -> None:
     took = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f"verify failed: {out.stderr}")
+    runtime = Runtime.open(settings_for(folder))
+    measured_on = describe_database(runtime.engine, f"bench dataset {sizes.name}")
+    runtime.close()
     report("verify", {
         "events": sizes.events,
         "dataset_generation_s": generated if generated is not None else "cached",
         "verify_s": took,
         "verify_events_per_s": sizes.events / took,
-    })
+    }, dataset=measured_on)
 
 
 if __name__ == "__main__":

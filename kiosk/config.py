@@ -129,6 +129,11 @@ class ScheduleSettings(_Strict):
     long_overdue_after_days: int = Field(
         default=3, ge=1, le=90, description="K9: 长期未归 after this many days past due."
     )
+    due_reminder_min: int = Field(
+        default=30, ge=0, le=1440,
+        description="A loan due within this many minutes gets one loan.due_soon reminder "
+        "(routed like any event); 0 turns reminders off.",
+    )
     poll_s: float = Field(
         default=30.0, ge=1, le=600,
         description="How often the scheduler wakes to look for due jobs and overdue keys.",
@@ -142,6 +147,17 @@ class ScheduleSettings(_Strict):
                 f"{self.daily_report_at}: the report lists the day's count"
             )
         return self
+
+
+class SiteSettings(_Strict):
+    """Whose cabinet this is: printed at the top of every report a supervisor signs."""
+
+    company_name: str = Field(
+        default="", max_length=100, description="The property company (物业公司), e.g. 百富物业服务有限公司."
+    )
+    building_name: str = Field(
+        default="", max_length=100, description="The building or estate (项目 / 大厦), e.g. 百富国际大厦."
+    )
 
 
 class AdminTlsSettings(_Strict):
@@ -195,6 +211,7 @@ class Settings(BaseSettings):
     hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    site: SiteSettings = Field(default_factory=SiteSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     admin_tls: AdminTlsSettings = Field(default_factory=AdminTlsSettings)

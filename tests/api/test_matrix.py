@@ -74,6 +74,7 @@ class Req:
     path: str
     json: Any = None
     params: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
 
 
 class Fresh:
@@ -212,6 +213,9 @@ class Fresh:
         with tx.write(self.w.audit) as session:
             row = report_store.save(session, self.w.audit, report=daily, language="zh")
         return str(row.id)
+
+    def units_csv(self) -> bytes:
+        return f"房号,楼层\r\nIMP-{n()},3\r\n".encode()
 
     def no_handover_waiting(self) -> None:
         """H1 allows one waiting handover: clear the last request's so the next can start."""
@@ -438,13 +442,24 @@ OPS: list[Op] = [
     op("GET", "/audit/verify", lambda f: Req("GET", "/audit/verify")),
     op("POST", "/audit/verify",
        lambda f: Req("POST", "/audit/verify", {"checkpoint": f.exported()})),
-    # reports (K9): read, download, acknowledge; never deleted
+    # reports (K9): generate, preview, read, download, verify, acknowledge; never deleted
     op("GET", "/reports", lambda f: Req("GET", "/reports", params={"kind": "daily"})),
     op("GET", "/reports/{report_id}", lambda f: Req("GET", f"/reports/{f.report()}")),
     op("GET", "/reports/{report_id}/download", lambda f: Req(
         "GET", f"/reports/{f.report()}/download", params={"format": "csv", "lang": "en"})),
     op("POST", "/reports/{report_id}/acknowledge", lambda f: Req(
         "POST", f"/reports/{f.report()}/acknowledge", {"note": "已阅"})),
+    op("GET", "/reports/{report_id}/verify", lambda f: Req("GET", f"/reports/{f.report()}/verify")),
+    op("GET", "/reports/preview", lambda f: Req("GET", "/reports/preview", params={
+        "kind": "overdue", "format": "csv"})),
+    op("POST", "/reports", lambda f: Req("POST", "/reports", {"kind": "overdue"})),
+    # bulk import: templates, preview (writes nothing), import (all or nothing)
+    op("GET", "/imports/{kind}/template.{fmt}",
+       lambda f: Req("GET", "/imports/keys/template.xlsx")),
+    op("POST", "/imports/{kind}/preview", lambda f: Req(
+        "POST", "/imports/units/preview", files={"file": ("u.csv", f.units_csv(), "text/csv")})),
+    op("POST", "/imports/{kind}", lambda f: Req(
+        "POST", "/imports/units", files={"file": ("u.csv", f.units_csv(), "text/csv")})),
     # handovers (H1): list, read, print; start as oneself; cancel someone's waiting one
     op("GET", "/handovers", lambda f: Req("GET", "/handovers", params={"state": "started"})),
     op("GET", "/handovers/{handover_id}", lambda f: Req("GET", f"/handovers/{f.handover()}")),
@@ -475,7 +490,8 @@ MATRIX_PERSON_ROLES = {
 
 def _send(world: World, req: Req, headers: dict[str, str]) -> Any:
     return world.client.request(
-        req.method, V1 + req.path, json=req.json, params=req.params, headers=headers
+        req.method, V1 + req.path, json=req.json, params=req.params, headers=headers,
+        files=req.files,
     )
 
 
