@@ -374,17 +374,18 @@ class ConsoleRoute(APIRoute):
             try:
                 return await handler(request)
             except NotAuthenticated:
-                target = request.url.path
-                if request.method != "GET":
-                    target = BASE + "/"
                 if request.headers.get("hx-request"):
                     response = Response(status_code=401)
                     response.headers["HX-Redirect"] = f"{BASE}/login"
                     return response
-                return RedirectResponse(
-                    f"{BASE}/login?next={target}" if target != BASE + "/" else f"{BASE}/login",
-                    status_code=303,
-                )
+                target = request.url.path
+                if request.url.query:
+                    target += "?" + request.url.query
+                if request.method != "GET" or target == BASE + "/":
+                    return RedirectResponse(f"{BASE}/login", status_code=303)
+                # the link from a message opens its record once the person has signed in
+                return RedirectResponse(f"{BASE}/login?{urlencode({'next': target})}",
+                                        status_code=303)
             except Refused as exc:
                 return _error_page(request, exc.status, exc.message_id, None)
             except RequestValidationError:

@@ -178,3 +178,20 @@ def test_next_never_leaves_the_console(world: World) -> None:
         "csrf": token.group(1), "username": "aud-next", "password": PASSWORD,
         "next": "//evil.example/x"}, headers={"Origin": "http://testserver"})
     assert response.headers["location"] == "/console/"
+
+
+def test_a_link_opens_its_page_after_signing_in(world: World) -> None:
+    """A link from a message (``/console/alarms?state=open``) survives the sign-in."""
+    world.token(AccountRole.SUPERVISOR, username="sup-link")
+    user = ConsoleUser(world)
+    first = user.client.get("/console/alarms?state=open&kind=door_forced")
+    assert first.status_code == 303
+    login = user.client.get(first.headers["location"])
+    token = CSRF.search(login.text)
+    assert token and 'name="next" value="/console/alarms?state=open&amp;kind=door_forced"' in \
+        login.text
+    done = user.client.post("/console/login", data={
+        "csrf": token.group(1), "username": "sup-link", "password": PASSWORD,
+        "next": "/console/alarms?state=open&kind=door_forced"},
+        headers={"Origin": "http://testserver"})
+    assert done.headers["location"] == "/console/alarms?state=open&kind=door_forced"
