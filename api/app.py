@@ -17,7 +17,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from api import docs_assets, errors
+from api import console, docs_assets, errors
 from api.deps import AdminOptions, forbid_unknown_query, permission_of
 from api.limits import BodySizeLimit, ConcurrencyLimit
 from api.routes import (
@@ -118,6 +118,7 @@ def create_admin_app(
     app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
+    console.mount(app)  # the web console under /console/ (issue 11)
 
     app.state.allow = errors.allow_index(
         [

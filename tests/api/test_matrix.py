@@ -395,6 +395,10 @@ OPS: list[Op] = [
         "person_id": f.person_b(), "key_group_id": f.id("group")}), other_dept=True),
     op("GET", "/access-rights/{right_id}",
        lambda f: Req("GET", f"/access-rights/{f.right_b()}"), other_dept=True),
+    op("PATCH", "/access-rights/{right_id}", lambda f: Req(
+        "PATCH", f"/access-rights/{f.right_b()}",
+        {"weekdays": "12345", "start_time": "08:00:00", "end_time": "18:00:00"}),
+       other_dept=True),
     op("DELETE", "/access-rights/{right_id}",
        lambda f: Req("DELETE", f"/access-rights/{f.right_b()}"), other_dept=True),
     # approvals (K7)
