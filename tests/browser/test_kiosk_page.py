@@ -162,7 +162,7 @@ def test_return_from_my_loans_opens_the_slot(
     daemon.tap(eng["uid"])
     back = page.locator("[data-return='U602']")
     expect(back).to_contain_text("归还")
-    expect(back).to_contain_text("Return")
+    expect(back).to_contain_text("due")  # and when it is due, in full on the button
     kiosk.shot(screenshots, "choosing-my-loans")
     kiosk.touch("[data-return='U602']")
     expect(page.locator("#app")).to_have_attribute("data-state", "returning")

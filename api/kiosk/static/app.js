@@ -493,7 +493,7 @@
     const sel = ui.selected;
     show($('selection-bar'), sel.length > 0 && !ui.sheet);
     $('selection-text').replaceChildren(zh(`已选 ${sel.length} 把`), ' ', en(`${sel.length} selected:`), ' ',
-      el('b', {}, sel.map((k) => k.label).join('、')));
+      el('b', {}, sel.map((k) => k.key_number).join('、')));
     show($('reason-sheet'), ui.sheet && sel.length > 0);
     if (ui.sheet) renderSheet();
   }
@@ -503,13 +503,16 @@
     const loans = snap.my_loans || [];
     show(box, loans.length > 0);
     if (!loans.length) return;
+    // one column per key (up to three), each naming the key and its due time on its own
+    // line, so nothing overlaps or is cut off; an overdue key says so in both languages
     box.replaceChildren(el('div', { class: 'my-loans-title' }, zh('我借的'), en('My keys out')),
       ...loans.slice(0, 3).map((l) => el('button', {
-        class: 'btn btn-return', type: 'button', dataset: { return: l.key_number },
+        class: 'btn btn-return' + (l.overdue ? ' is-overdue' : ''), type: 'button',
+        dataset: { return: l.key_number },
         onclick: () => post('return', { key_number: l.key_number }),
       }, el('span', { class: 'zh' }, '归还 ', el('b', {}, l.label)),
-      l.overdue ? el('span', { class: 'zh overdue' }, ' 已逾期') : null,
-      en(`Return ${l.key_number} · ${l.overdue ? 'overdue, was due' : 'due'} ${dueText(l.due_at)}`))));
+      el('span', { class: 'return-due' },
+        l.overdue ? el('span', { class: 'overdue' }, '已逾期 overdue ') : '至 due ', dueText(l.due_at)))));
     if (loans.length > 3) box.append(el('span', { class: 'more' }, `+${loans.length - 3}`));
   }
 
@@ -517,7 +520,8 @@
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return '';
     const p = (n) => String(n).padStart(2, '0');
-    return `${d.getMonth() + 1}/${d.getDate()} ${p(d.getHours())}:${p(d.getMinutes())}`;
+    const time = `${p(d.getHours())}:${p(d.getMinutes())}`;
+    return d.toDateString() === new Date().toDateString() ? time : `${d.getMonth() + 1}/${d.getDate()} ${time}`;
   }
 
   function keyButton(k) {
@@ -542,7 +546,8 @@
       onclick: () => touchKey(k, mine),
     },
     ...labelParts(k.label),
-    el('span', { class: 'key-meta' }, k.key_number, k.slot ? ` · 格口 ${k.slot}` : ''),
+    el('span', { class: 'key-meta' }, el('span', { class: 'key-no' }, k.key_number),
+      k.slot ? el('span', { class: 'key-slot' }, `格口 ${k.slot}`) : null),
     tag ? el('span', { class: 'key-tag' }, ...tag) : null);
   }
 
@@ -578,6 +583,8 @@
     // "other": the reasons give way to the keyboard; Back returns to the reasons.
     show($('reason-grid'), !ui.other);
     show($('other-text'), ui.other);
+    // typing: the keyboard needs the room the key names took (they were shown a touch ago)
+    $('reason-sheet').classList.toggle('typing', ui.other);
     show($('sheet-add'), !ui.other && ui.selected.length < MAX_KEYS);
     show($('other-go'), ui.other);
     $('other-go').setAttribute('aria-disabled', otherKb.value.trim() ? 'false' : 'true');
@@ -752,7 +759,7 @@
   }
 
   // ----------------------------------------------------------- on-screen keyboard
-  /* A small Latin keyboard: A–Z, space, backspace, clear. The kiosk has no system keyboard,
+  /* A small Latin keyboard: digits, A–Z, space, backspace, clear. The kiosk has no system keyboard,
    * and Chinese would need an input method, so names and free text are typed in capitals,
    * Chinese names in pinyin ("SUN WEI"). Used for the intake's deliverer name and the
    * "other" reason. Its value lives here, not in `ui`: typing only redraws its own display
@@ -761,7 +768,7 @@
    *   const kb = makeKeyboard({ max, hint: [zh, en], onChange });
    *   host.append(kb.node); kb.value; kb.reset();
    */
-  const KB_ROWS = ['QWERTYUIOP', 'ASDFGHJKL', 'ZXCVBNM'];
+  const KB_ROWS = ['1234567890', 'QWERTYUIOP', 'ASDFGHJKL', 'ZXCVBNM'];
   const KB_SHOWN = 40;  // characters that fit the display at 1024 px
 
   function makeKeyboard({ max, hint, onChange }) {
@@ -794,15 +801,17 @@
       },
     }, ...label);
 
+    // four rows, so the keyboard, its display and the action row fit a 7" screen:
+    // digits (a room number in a reason), QWERTY, A–L and backspace, clear Z–M and space
     const keys = el('div', { class: 'kb-keys' });
     KB_ROWS.forEach((row, i) => {
       const line = el('div', { class: `kb-row kb-row-${i + 1}` });
-      if (i === 2) line.append(key([zh('清空'), en('Clear')], 'clear', 'kb-wide'));
+      if (i === 3) line.append(key([zh('清空'), en('Clear')], 'clear', 'kb-wide'));
       for (const ch of row) line.append(key([ch], ch));
       if (i === 2) line.append(key(['⌫'], 'back', 'kb-wide'));
+      if (i === 3) line.append(key([zh('空格'), en('Space')], 'space', 'kb-space'));
       keys.append(line);
     });
-    keys.append(el('div', { class: 'kb-row kb-row-4' }, key([zh('空格'), en('Space')], 'space', 'kb-space')));
     redraw();
     return {
       node: el('div', { class: 'kb' }, display, keys),
