@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from kiosk import policy, records
 from kiosk import session as flow
-from kiosk.messages import REASONS, text
+from kiosk.messages import REASONS, WHY, text
 from kiosk.services import handovers
 from kiosk.store.models import Person
 from kiosk.visit import Message, Visit
@@ -33,14 +33,8 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
         msg = {"code": message.code, "level": message.level, "zh": t.zh, "en": t.en,
                "detail_zh": message.detail[0] if message.detail else None,
                "detail_en": message.detail[1] if message.detail else None}
-    keys = []
-    for key, decision in v.choices:
-        keys.append({
-            "key_number": key.key_number, "label": key.label, "slot": key.home_slot,
-            "status": "out" if key.on_loan else ("ok" if decision.allowed else decision.code),
-            "cosign": policy.Need.COSIGN in decision.needs, "special": key.special,
-            "floor": key.floor,
-        })
+    zone = calendar.zone if calendar is not None else dt.UTC
+    keys = [key_entry(view, zone) for view in v.choices]
     mine: list[dict[str, Any]] = []
     if v.person is not None and s.state == flow.State.CHOOSING:
         with DbSession(engine) as db:
@@ -67,6 +61,27 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
         "message": msg,
         "handover": handover_panel(v, s.state, engine=engine, cabinet_id=cabinet_id, now=now),
         **after_hours(calendar, s.state, engine=engine, now=now),
+    }
+
+
+def key_entry(view: policy.KeyView, zone: dt.tzinfo) -> dict[str, Any]:
+    """One key on the screen, with why it cannot be drawn now in both languages (the screen
+    never hides why): "需业主电话确认", "需部门领导审批", to a keeper "已借出 · 张伟 · 至 17:30"."""
+    key, decision = view.key, view.decision
+    status = "ok" if decision.allowed else ("out" if decision.code == "key_out" else decision.code)
+    why = None
+    if not decision.allowed:
+        t = WHY.get(decision.code) or text(decision.code)
+        why = {"zh": t.zh, "en": t.en}
+        if view.holder is not None:
+            due = view.holder.due_at.astimezone(zone)
+            why = {"zh": f"{t.zh} · {view.holder.name} · 至 {due:%H:%M}",
+                   "en": f"{t.en}, due {due:%H:%M}"}
+    return {
+        "key_number": key.key_number, "label": key.label, "slot": key.home_slot,
+        "status": status, "why": why, "listed": view.listed, "mine": view.mine,
+        "cosign": policy.Need.COSIGN in decision.needs, "special": key.special,
+        "floor": key.floor,
     }
 
 

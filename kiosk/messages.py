@@ -102,3 +102,15 @@ MESSAGES: dict[str, Text] = {
 
 def text(code: str) -> Text:
     return MESSAGES.get(code, Text(code, code))
+
+
+WHY: dict[str, Text] = {
+    # the short reason on a key's tile (the screen never hides why a key cannot be drawn)
+    "key_out": Text("已借出", "Out"),
+    "approval_required": Text("需部门领导审批", "Approval needed"),
+    "phone_confirmation_required": Text("需业主电话确认", "Owner must phone"),
+    "authorization_expired": Text("委托书不在有效期", "Letter not valid now"),
+    "no_access_right": Text("无权领取", "Not yours to draw"),
+    "key_retired": Text("已停用", "Retired"),
+    "key_no_slot": Text("无格口", "No slot"),
+}

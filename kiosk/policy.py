@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -309,15 +309,74 @@ def _valid_approval(ctx: DrawContext, key: KeyFacts) -> ApprovalFacts | None:
     return None
 
 
-def drawable(ctx: DrawContext, keys: Iterable[KeyFacts]) -> list[tuple[KeyFacts, Decision]]:
-    """The keys the screen lists for this person: each with its decision. Keys denied only for
-    want of a K7 approval are listed too (shown as "needs approval"); others are left out."""
-    shown = []
+KEEPER_ROLES = frozenset({"custodian", "duty_manager", "supervisor"})
+"""Who keeps the register: they see every key, and who holds the ones out."""
+
+HIDDEN_FROM_PROXY = ("proxy_not_unit_key", "no_authorization")
+"""K6: the keys of other owners' units and master keys; a proxy never sees them."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who has a key out, and until when (shown to keepers only)."""
+
+    person_id: uuid.UUID
+    name: str
+    due_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """One key as the screen shows it to this person.
+
+    ``decision`` is why they may or may not draw it now; ``listed``: shown in the floor lists
+    (otherwise found only by searching its room, with the reason); ``mine``: out to this
+    person; ``holder``: who has it out, for a keeper only."""
+
+    key: KeyFacts
+    decision: Decision
+    listed: bool
+    mine: bool = False
+    holder: Holder | None = None
+
+
+def screen_keys(ctx: DrawContext, keys: Iterable[KeyFacts],
+                holders: Mapping[uuid.UUID, Holder]) -> list[KeyView]:
+    """The keys this person is shown, each with why (the screen never hides why).
+
+    A keeper (custodian, duty manager, supervisor) sees every key, and who holds those out.
+    A proxy (K6) sees only the keys of the units their letters name, never another owner's
+    unit or a master key, with the reason one cannot be drawn now (the owner's phone
+    confirmation, an expired letter, out to them). Staff see in their lists the keys they
+    may draw, those waiting for a leader's approval (K7) and their own keys out; any other
+    key is found by searching its room, with the reason it cannot be drawn; a key out to
+    someone else says only that it is out."""
+    keeper = bool(ctx.person.roles & KEEPER_ROLES)
+    proxy = ctx.card.kind == "owner_proxy"
+    views = []
     for key in keys:
         decision = decide_draw(ctx, key)
-        if decision.allowed or decision.code in ("approval_required", "key_out"):
-            shown.append((key, decision))
-    return shown
+        holder = holders.get(key.id) if key.on_loan else None
+        mine = holder is not None and holder.person_id == ctx.person.id
+        # the decision were the key in: does it concern this person at all?
+        underlying = decide_draw(ctx, replace(key, on_loan=False)) if key.on_loan else decision
+        if proxy and underlying.code in HIDDEN_FROM_PROXY:
+            continue
+        if key.on_loan and not mine and not keeper and not underlying.allowed \
+                and underlying.code != "approval_required":
+            decision = underlying  # out, but theirs to draw anyway never: say why not
+        concerns = decision.allowed or decision.code == "approval_required" or mine
+        views.append(KeyView(
+            key, decision, listed=keeper or proxy or concerns, mine=mine,
+            holder=holder if keeper else None,
+        ))
+    return views
+
+
+def drawable(ctx: DrawContext, keys: Iterable[KeyFacts]) -> list[tuple[KeyFacts, Decision]]:
+    """The keys a person may draw now or once a leader approves (K7), each with its decision."""
+    return [(v.key, v.decision) for v in screen_keys(ctx, keys, {})
+            if v.decision.allowed or v.decision.code == "approval_required"]
 
 
 # ------------------------------------------------------------------------ co-signing

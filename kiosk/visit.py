@@ -36,7 +36,8 @@ class Visit:
     manager: policy.PersonFacts | None = None
     cosigner: policy.PersonFacts | None = None
     night: bool = False
-    choices: list[tuple[policy.KeyFacts, policy.Decision]] = field(default_factory=list)
+    choices: list[policy.KeyView] = field(default_factory=list)
+    """The keys shown to the person at the screen, each with why (policy.screen_keys)."""
     draws: dict[int, DrawPlan] = field(default_factory=dict)
     returning: policy.KeyFacts | None = None
     intake: dict[str, Any] | None = None

@@ -127,10 +127,14 @@ def draw_now(daemon: Daemon, uid: str, n: int) -> dict[int, str]:
     returns slot → the fob taken, to put them back."""
     daemon.tap(uid)
     data = daemon.wait_state("choosing")
-    keys = [k for k in data["keys"] if k["status"] == "ok" and not k["cosign"]
-            and k["key_number"].startswith("U")][:n]
-    daemon.post("/kiosk/api/draw", {"keys": [k["key_number"] for k in keys],
-                                    "reason_code": "repair"})
+    keys = [
+        k
+        for k in data["keys"]
+        if k["status"] == "ok" and not k["cosign"] and k["key_number"].startswith("U")
+    ][:n]
+    daemon.post(
+        "/kiosk/api/draw", {"keys": [k["key_number"] for k in keys], "reason_code": "repair"}
+    )
     fobs = {}
     for k in keys:
         assert daemon.wait_slot_open(k["slot"])
@@ -211,8 +215,11 @@ def test_every_screen_fits(sized: Kiosk, daemon: Daemon, screenshots: Path) -> N
     daemon.tap(custodian["uid"])
     daemon.wait_state("choosing")
     expect(page.locator("#s-choosing")).to_be_visible()
-    mine = [k["key_number"] for k in daemon.screen()["keys"] if k["status"] == "ok"
-            and k["key_number"].startswith("U")][:2]
+    mine = [
+        k["key_number"]
+        for k in daemon.screen()["keys"]
+        if k["status"] == "ok" and k["key_number"].startswith("U")
+    ][:2]
     daemon.post("/kiosk/api/draw", {"keys": mine, "reason_code": "repair"})
     expect(page.locator("#s-slots")).to_be_visible()
     check_layout(sized, screenshots, "releasing")

@@ -428,7 +428,7 @@
   }
 
   function isMine(key) {
-    return (snap.my_loans || []).some((l) => l.key_number === key.key_number);
+    return Boolean(key.mine) || (snap.my_loans || []).some((l) => l.key_number === key.key_number);
   }
 
   function searchKeys(keys, q) {
@@ -447,8 +447,10 @@
   }
 
   function renderChoosing() {
+    // all keys the person may search; the floor lists show those that concern them
     const keys = snap.keys || [];
-    const floors = floorsOf(keys);
+    const listed = keys.filter((k) => k.listed !== false);
+    const floors = floorsOf(listed);
     if (ui.floor === null || !floors.includes(ui.floor)) {
       const usual = lastFloor(snap.person);
       ui.floor = floors.includes(usual) ? usual : floors[0] || null;
@@ -479,7 +481,7 @@
       heading.replaceChildren(zh('搜索结果'), ' ', en('Search results'),
         ui.query ? el('b', { class: 'heading-q' }, ui.query) : el('span', { class: 'heading-hint' }, zh(' ← 用左侧键盘输入房号'), ' ', en('use the keypad')));
     } else {
-      shown = keys.filter((k) => floorKey(k) === ui.floor);
+      shown = listed.filter((k) => floorKey(k) === ui.floor);
       const name = ui.floor === 'other' ? null : floorName(ui.floor);
       heading.replaceChildren(name ? el('b', {}, name) : zh('其他钥匙'), ' ', zh(`${shown.length} 把`), ' ', en(`${shown.length} keys`));
     }
@@ -529,8 +531,9 @@
     const drawable = k.status === 'ok';
     const picked = ui.selected.some((s) => s.key_number === k.key_number);
     let tag = null;
-    if (k.status === 'approval_required') tag = pair(T.approval_required);
-    else if (mine) tag = pair(T.mine);
+    if (mine) tag = pair(T.mine);
+    else if (k.why) tag = pair([k.why.zh, k.why.en]);  // never hide why (the server's words)
+    else if (k.status === 'approval_required') tag = pair(T.approval_required);
     else if (k.status === 'out') tag = pair(T.out);
     else if (!drawable) tag = pair(T.cannot);
     else if (k.cosign) tag = pair(T.cosign);
@@ -561,8 +564,10 @@
   function touchKey(k, mine) {
     if (mine) { post('return', { key_number: k.key_number }); return; }
     if (k.status === 'approval_required') { showToast(...T.approval_required_long, '', 'info'); return; }
-    if (k.status === 'out') { showToast(...T.key_out, '', 'info'); return; }
-    if (k.status !== 'ok') { showToast(...T.cannot, '', 'info'); return; }
+    if (k.status !== 'ok') {
+      showToast(...(k.why ? [k.why.zh, k.why.en] : k.status === 'out' ? T.key_out : T.cannot), '', 'info');
+      return;
+    }
     const i = ui.selected.findIndex((s) => s.key_number === k.key_number);
     if (ui.selected.length === 0) {
       ui.selected = [k];

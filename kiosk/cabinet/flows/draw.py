@@ -49,10 +49,16 @@ class DrawFlow:
         )
 
     def load_choices(self, now: dt.datetime) -> None:
+        """The keys this person is shown, each with why it can or cannot be drawn now
+        (``policy.screen_keys``: K6 keeps other owners' units from a proxy's eyes)."""
         with DbSession(self.core.engine) as s:
             ctx = self.context(s, now)
             keys = records.cabinet_keys(s, cabinet_id=self.core.cabinet_id)
-        self.core.visit.choices = policy.drawable(ctx, keys)
+            holders = {
+                loan.key_id: policy.Holder(loan.borrower_id, loan.borrower.name, loan.due_at)
+                for loan in records.loans_out(s, cabinet_id=self.core.cabinet_id)
+            }
+        self.core.visit.choices = policy.screen_keys(ctx, keys, holders)
 
     async def choose(self, key_numbers: list[str], reason_code: str,
                      reason_text: str | None) -> None:

@@ -1,0 +1,82 @@
+"""policy.screen_keys: what each person is shown at the screen, and why (issue 14 item 2).
+
+The screen never hides why a key cannot be drawn, and never shows a person what does not
+concern them: a proxy sees only the units their letters name (K6), keys out are shown to
+their borrower, and who holds a key only to a keeper.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import replace
+
+from kiosk.policy import Holder, KeyView, screen_keys
+from tests.kiosk.test_policy import (
+    ALICE,
+    AUTH,
+    BOB,
+    CARD,
+    FRI_10AM,
+    KEY,
+    RIGHT,
+    SPECIAL,
+    ctx,
+    proxy_ctx,
+)
+
+OTHER_UNIT = replace(
+    KEY, id=uuid.uuid4(), key_number="U1601", label="1601 室", unit_id=uuid.uuid4()
+)
+MASTER = replace(
+    KEY, id=uuid.uuid4(), key_number="M-01", label="总钥匙", unit_id=None, requires_cosign=True
+)
+OUT = replace(KEY, id=uuid.uuid4(), key_number="U0601", label="601 室", on_loan=True)
+DUE = FRI_10AM + dt.timedelta(hours=7, minutes=30)
+
+
+def by_number(views: list[KeyView]) -> dict[str, KeyView]:
+    return {v.key.key_number: v for v in views}
+
+
+def test_K6_a_proxy_never_sees_other_owners_units_or_master_keys() -> None:
+    out_to_someone = replace(OTHER_UNIT, id=uuid.uuid4(), key_number="U1602", on_loan=True)
+    holders = {out_to_someone.id: Holder(ALICE.id, ALICE.name, DUE)}
+    views = by_number(
+        screen_keys(proxy_ctx(AUTH), [KEY, OTHER_UNIT, MASTER, out_to_someone], holders)
+    )
+    assert set(views) == {"U1203"}
+    assert views["U1203"].decision.allowed and views["U1203"].listed
+
+
+def test_K6_a_proxys_own_unit_waiting_for_the_owners_call_is_shown_with_why() -> None:
+    waiting = replace(AUTH, phone_confirmed=False)
+    views = by_number(screen_keys(proxy_ctx(waiting), [KEY, OTHER_UNIT], {}))
+    assert set(views) == {"U1203"}
+    view = views["U1203"]
+    assert (view.listed, view.decision.code) == (True, "phone_confirmation_required")
+
+
+def test_a_key_out_is_listed_to_its_borrower_and_only_as_out_to_others() -> None:
+    mine = by_number(screen_keys(ctx(), [OUT], {OUT.id: Holder(ALICE.id, ALICE.name, DUE)}))
+    assert (mine["U0601"].listed, mine["U0601"].mine, mine["U0601"].holder) == (True, True, None)
+    theirs = by_number(screen_keys(ctx(), [OUT], {OUT.id: Holder(BOB.id, BOB.name, DUE)}))
+    view = theirs["U0601"]
+    assert (view.listed, view.mine, view.decision.code) == (False, False, "key_out")
+    assert view.holder is None  # who has it is no business of a colleague's
+
+
+def test_a_keeper_sees_every_key_and_who_holds_those_out() -> None:
+    custodian_ctx = ctx(person=BOB, rights=[replace(RIGHT, person_id=BOB.id)])
+    holder = Holder(ALICE.id, "张伟", DUE)
+    views = by_number(screen_keys(custodian_ctx, [OUT, OTHER_UNIT, MASTER], {OUT.id: holder}))
+    assert all(v.listed for v in views.values())
+    assert views["U0601"].holder == holder
+
+
+def test_a_key_not_theirs_is_found_by_search_with_why_not_listed() -> None:
+    no_right = replace(KEY, id=uuid.uuid4(), key_number="U0602", group_id=uuid.uuid4())
+    views = by_number(screen_keys(ctx(card=CARD), [KEY, no_right, SPECIAL], {}))
+    assert views["U0602"].listed is False
+    assert views["U0602"].decision.code == "no_access_right"
+    assert views["E-配电房-B1"].listed and views["E-配电房-B1"].decision.code == "approval_required"
