@@ -52,6 +52,10 @@ MESSAGES: dict[str, Text] = {
     "phone_confirmation_required": Text("需先与业主电话确认", "The owner's phone confirmation is needed first"),
     # K7
     "approval_required": Text("特殊房间：需部门领导审批", "Special room: a department leader's approval is needed"),
+    "approval_requested": Text("已向部门领导申请审批", "Your department leader has been asked to approve"),
+    "approval_pending": Text("已申请，等待部门领导审批", "Already asked: waiting for your leader's approval"),
+    "approval_not_needed": Text("此钥匙不需要审批", "This key needs no approval"),
+    "no_leader": Text("本部门没有领导可审批，请联系主管", "Nobody leads your department: ask the supervisor"),
     # K8
     "await_manager": Text("非工作时间：请值班经理刷卡", "After hours: the on-duty manager must tap now"),
     "same_person_twice": Text("需两人共同开启，请值班经理刷卡", "Two people are needed: the duty manager must tap"),
@@ -107,7 +111,7 @@ def text(code: str) -> Text:
 WHY: dict[str, Text] = {
     # the short reason on a key's tile (the screen never hides why a key cannot be drawn)
     "key_out": Text("已借出", "Out"),
-    "approval_required": Text("需部门领导审批", "Approval needed"),
+    "approval_required": Text("需领导审批 — 申请", "Ask for approval"),
     "phone_confirmation_required": Text("需业主电话确认", "Owner must phone"),
     "authorization_expired": Text("委托书不在有效期", "Letter not valid now"),
     "no_access_right": Text("无权领取", "Not yours to draw"),

@@ -82,6 +82,10 @@ class ReturnRequest(_Body):
     key_number: KioskKey
 
 
+class ApprovalRequest(_Body):
+    key_number: KioskKey
+
+
 class IntakeRequest(_Body):
     key_number: str = Field(min_length=1, max_length=32, pattern=r"^[\w\-\u4e00-\u9fff]+$")
     label: Annotated[str, _line(200)]
@@ -122,6 +126,13 @@ async def screen(
 @router.post("/draw")
 async def draw(body: DrawRequest, cabinet: CabinetDep) -> dict[str, Any]:
     await cabinet.choose_draw(body.keys, body.reason_code, body.reason_text)
+    return view(cabinet)
+
+
+@router.post("/request-approval")
+async def request_approval(body: ApprovalRequest, cabinet: CabinetDep) -> dict[str, Any]:
+    """K7: refused a special-room key, the person at the screen asks their leader."""
+    await cabinet.request_approval(body.key_number)
     return view(cabinet)
 
 

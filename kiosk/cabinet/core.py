@@ -182,6 +182,11 @@ class Cabinet(Registry):
         async with self.input():
             await self.lookup("draw", DrawFlow).choose(key_numbers, reason_code, reason_text)
 
+    async def request_approval(self, key_number: str) -> None:
+        """K7: the person asks their department leader for a special-room key."""
+        async with self.input():
+            await self.lookup("draw", DrawFlow).request_approval(key_number)
+
     async def choose_return(self, key_number: str) -> None:
         async with self.input():
             await self.lookup("return", ReturnFlow).choose(key_number)

@@ -19,7 +19,7 @@ from kiosk.services import tx
 from kiosk.services.authz import Principal
 from kiosk.services.dual_control import check_department_leader
 from kiosk.services.people import visible_person
-from kiosk.store.models import Approval, ApprovalStatus, Key, KeyStatus, Person
+from kiosk.store.models import Approval, ApprovalStatus, Key, KeyStatus, Person, Role
 from kiosk.store.types import utcnow
 
 MAX_VALIDITY = dt.timedelta(days=31)
@@ -116,6 +116,64 @@ def request(
     session.flush()
     tx.log(session, audit, _event(approval, key, "requested", by.actors(), reason=reason))
     return approval
+
+
+AT_CABINET_VALIDITY = dt.timedelta(days=1)
+"""A request made at the cabinet asks for today's draw: the approval is good for a day."""
+
+
+def leaders_of(session: Session, person: Person) -> list[Person]:
+    """The active department leaders who decide for ``person`` (K7), never the person."""
+    if person.department_id is None:
+        return []
+    people = session.scalars(
+        select(Person).where(Person.department_id == person.department_id, Person.active)
+    ).all()
+    return [p for p in people if p.id != person.id and p.has_role(Role.DEPT_LEADER)]
+
+
+def request_at_cabinet(
+    session: Session,
+    audit: AuditLog,
+    *,
+    key_id: uuid.UUID,
+    person_id: uuid.UUID,
+    cabinet: str,
+    now: dt.datetime,
+) -> tuple[Approval, list[Person], bool]:
+    """K7 from the screen: the person refused a special-room key asks their department
+    leader. The badge at the reader is the person's authentication, so the request is theirs
+    (``requested_by`` is themself). The ``approval.requested`` event names the leaders it is
+    for; the notification routes for that event type carry it to them, with a link to
+    decide. A second touch while one is pending asks nothing new (returns ``False``)."""
+    person = tx.get(session, Person, person_id, "person")
+    key = tx.get(session, Key, key_id, "key")
+    if key.unit is None or not key.unit.special:
+        raise InvalidRequest(f"K7: key {key.key_number} is not a special-room key")
+    leaders = leaders_of(session, person)
+    if not leaders:
+        raise Conflict("K7: nobody leads this person's department; ask the supervisor")
+    open_one = session.scalars(
+        select(Approval).where(
+            Approval.key_id == key.id, Approval.requested_for_id == person.id,
+            Approval.status == ApprovalStatus.PENDING, Approval.valid_until > now,
+        )
+    ).first()
+    if open_one is not None:
+        return open_one, leaders, False
+    approval = Approval(
+        key_id=key.id, requested_for_id=person.id, requested_by_id=person.id,
+        reason="requested at the cabinet", valid_until=now + AT_CABINET_VALIDITY,
+        created_at=now,
+    )
+    session.add(approval)
+    session.flush()
+    tx.log(session, audit, _event(
+        approval, key, "requested", [str(person.id)], reason=approval.reason,
+        cabinet=cabinet, borrower_name=person.name,
+        leaders=[{"id": str(p.id), "name": p.name} for p in leaders],
+    ))
+    return approval, leaders, True
 
 
 def _pending(session: Session, by: Principal, approval_id: uuid.UUID) -> Approval:

@@ -1,7 +1,7 @@
 """The screen never hides why, and shows each person only what concerns them (issue 14,
 item 2): a proxy sees their owner's unit only, with "需业主电话确认" while the owner's call
-is not on record, and never another owner's unit or a master key (K6); searching 601 finds
-601; a key out says so, and who has it and until when only to a keeper.
+is not on record, and never another owner's unit or a master key (K6); searching a room finds
+it, not only the rooms whose number ends with it (605, not only 1605); a key out says so, and who has it and until when only to a keeper.
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ def test_K6_a_proxy_sees_their_owners_unit_only_and_why_it_waits(
     assert floor is not None and floor["height"] < 120  # one floor: a button, not a column
     # searching another unit or a master key finds nothing for a proxy
     kiosk.touch("#mode-search")
-    for digit in "601":
+    for digit in "605":
         kiosk.touch(f"#keypad [data-pad='{digit}']")
     expect(page.locator("#key-grid .key")).to_have_count(0)
     expect(page.locator("#key-grid")).to_contain_text("没有找到钥匙")
 
 
-def test_searching_601_finds_601_and_says_it_is_out_and_who_has_it_to_a_keeper(
+def test_searching_605_finds_605_not_only_1605_and_says_it_is_out_and_who_has_it_to_a_keeper(
     kiosk: Kiosk, daemon: Daemon, screenshots: Path
 ) -> None:
     page = kiosk.page
@@ -64,24 +64,24 @@ def test_searching_601_finds_601_and_says_it_is_out_and_who_has_it_to_a_keeper(
     custodian = person(daemon, "CS", 0, roles={"staff", "custodian"})
     daemon.tap(borrower["uid"])
     daemon.wait_state("choosing")
-    slot = key_slot(daemon, "U601")
-    daemon.post("/kiosk/api/draw", {"keys": ["U601"], "reason_code": "repair"})
+    slot = key_slot(daemon, "U605")
+    daemon.post("/kiosk/api/draw", {"keys": ["U605"], "reason_code": "repair"})
     assert daemon.wait_slot_open(slot)
     fob = daemon.post("/sim/take", {"slot": slot})["took"]
     daemon.wait_state("idle")
     try:
-        # a colleague: 601 is found, "已借出", and not whose
+        # a colleague: 605 is found, "已借出", and not whose
         daemon.tap(colleague["uid"])
         expect(page.locator("#s-choosing")).to_be_visible()
         kiosk.touch("#mode-search")
-        for digit in "601":
+        for digit in "605":
             kiosk.touch(f"#keypad [data-pad='{digit}']")
         first = page.locator("#key-grid .key").first
-        expect(first).to_have_attribute("data-key", "U601")
+        expect(first).to_have_attribute("data-key", "U605")
         expect(first).to_contain_text("已借出")
         expect(first).not_to_contain_text(borrower["name"])
-        expect(page.locator("[data-key='U1601']")).to_be_visible()
-        kiosk.shot(screenshots, "search-601-colleague")
+        expect(page.locator("[data-key='U1605']")).to_be_visible()
+        kiosk.shot(screenshots, "search-605-colleague")
         daemon.post("/kiosk/api/cancel")
         expect(page.locator("#s-idle")).to_be_visible()
 
@@ -90,16 +90,16 @@ def test_searching_601_finds_601_and_says_it_is_out_and_who_has_it_to_a_keeper(
         daemon.wait_state("choosing")
         expect(page.locator("#s-choosing")).to_be_visible()
         kiosk.touch("#mode-search")
-        for digit in "601":
+        for digit in "605":
             kiosk.touch(f"#keypad [data-pad='{digit}']")
-        tile = page.locator("[data-key='U601']")
+        tile = page.locator("[data-key='U605']")
         expect(tile).to_contain_text(re.compile(rf"已借出 · {borrower['name']} · 至 \d\d:\d\d"))
-        kiosk.shot(screenshots, "search-601-keeper")
+        kiosk.shot(screenshots, "search-605-keeper")
         daemon.post("/kiosk/api/cancel")
     finally:
         daemon.tap(borrower["uid"])
         daemon.wait_state("choosing")
-        daemon.post("/kiosk/api/return", {"key_number": "U601"})
+        daemon.post("/kiosk/api/return", {"key_number": "U605"})
         assert daemon.wait_slot_open(slot)
         daemon.post("/sim/insert", {"fob": fob, "slot": slot})
         daemon.wait_state("idle")

@@ -21,6 +21,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = pytest.mark.browser
 
+
 def test_idle_screen(kiosk: Kiosk, screenshots: Path) -> None:
     page = kiosk.page
     expect(page.locator("#s-idle")).to_be_visible()
@@ -105,14 +106,10 @@ def test_special_room_needs_approval_and_cannot_be_drawn(kiosk: Kiosk, daemon: D
     slot = key_slot(daemon, "E-配电房-B1")
     kiosk.touch("[data-floor='-1']")
     key = page.locator("[data-key='E-配电房-B1']")
-    expect(key).to_contain_text("需部门领导审批")
-    expect(key).to_have_attribute("aria-disabled", "true")
-    expect(key).to_be_disabled()
+    expect(key).to_contain_text("需领导审批 — 申请")  # why, and what to do (issue 14)
 
-    kiosk.touch("[data-key='E-配电房-B1']", force=True)  # a finger does not care: touch it anyway
-    expect(page.locator("#toast")).to_be_visible()
-    expect(page.locator("#toast-zh")).to_have_text("特殊房间：需部门领导审批")
-    expect(page.locator("#toast-en")).to_contain_text("department leader's approval")
+    kiosk.touch("[data-key='E-配电房-B1']")  # touching it asks the leader, opens nothing
+    expect(page.locator("#notice[data-code='approval_requested']")).to_contain_text("申请审批")
     expect(page.locator("#reason-sheet")).to_be_hidden()
     assert daemon.screen()["state"] == "choosing"
     assert not daemon.slot_open(slot)
@@ -206,7 +203,8 @@ def test_master_key_waits_for_a_custodian(kiosk: Kiosk, daemon: Daemon, screensh
     assert daemon.wait_slot_open(slot)
     kiosk.touch("#cancel")  # the compartment is still open: the screen asks to shut it
     expect(page.locator("#idle-message[data-code='close_slot']")).to_contain_text(
-        f"请关好格口 {slot}")
+        f"请关好格口 {slot}"
+    )
     assert daemon.screen()["state"] == "idle"
     daemon.post("/sim/shut", {"slot": slot})
 

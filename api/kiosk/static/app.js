@@ -58,7 +58,7 @@
   // Outside idle, the notice bar shows only what needs attention now (a refused tap, "please
   // wait"); the state screens already say their own prompt, and an ended visit's message
   // (drawn, cancelled…) belongs to the idle screen.
-  const NOTICE_CODES = new Set(['busy']);
+  const NOTICE_CODES = new Set(['busy', 'approval_requested', 'approval_pending']);  // K7: the screen says so
   const WEEKDAY_ZH = '日一二三四五六';
   const WEEKDAY_EN = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
   const MONTH_EN = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -545,7 +545,7 @@
     return el('button', {
       class: cls.join(' '), type: 'button',
       dataset: { key: k.key_number, status: k.status },
-      'aria-disabled': drawable || mine ? 'false' : 'true',
+      'aria-disabled': drawable || mine || k.status === 'approval_required' ? 'false' : 'true',
       onclick: () => touchKey(k, mine),
     },
     ...labelParts(k.label),
@@ -563,7 +563,8 @@
 
   function touchKey(k, mine) {
     if (mine) { post('return', { key_number: k.key_number }); return; }
-    if (k.status === 'approval_required') { showToast(...T.approval_required_long, '', 'info'); return; }
+    // K7: 需部门领导审批 — 申请: the touch sends the request to the person's leader
+    if (k.status === 'approval_required') { post('request-approval', { key_number: k.key_number }); return; }
     if (k.status !== 'ok') {
       showToast(...(k.why ? [k.why.zh, k.why.en] : k.status === 'out' ? T.key_out : T.cannot), '', 'info');
       return;

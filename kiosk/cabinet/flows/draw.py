@@ -13,8 +13,9 @@ from kiosk import session as flow
 from kiosk.audit import NewEvent
 from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
+from kiosk.errors import Conflict
 from kiosk.messages import REASONS
-from kiosk.services import tx
+from kiosk.services import approvals, tx
 from kiosk.visit import DrawPlan
 
 MAX_KEYS = 5
@@ -90,6 +91,36 @@ class DrawFlow:
         core.visit.draws = plans
         event = flow.DrawChosen(now, tuple(plans), needs_cosign=policy.Need.COSIGN in needs)
         await core.apply(core.session.handle(event))
+
+    async def request_approval(self, key_number: str) -> None:
+        """K7 at the screen: refused a special-room key, the person touches 申请审批; the
+        request goes to their department leader (the ``approval.requested`` event, carried
+        by the notification routes) and the screen says whom it went to."""
+        core = self.core
+        person = core.visit.person
+        if core.session.state != flow.State.CHOOSING or person is None:
+            raise core.busy("approval can be requested")
+        now = core.clock()
+        with DbSession(core.engine) as s:
+            key = records.key_by_number(s, cabinet_id=core.cabinet_id, key_number=key_number)
+            if key is None:
+                raise CabinetError("key_unknown", key_number)
+            if policy.decide_draw(self.context(s, now), key).code != "approval_required":
+                raise CabinetError("approval_not_needed", key_number)
+        try:
+            with tx.write(core.audit) as s:
+                _, leaders, new = approvals.request_at_cabinet(
+                    s, core.audit, key_id=key.id, person_id=person.id, cabinet=core.code,
+                    now=now)
+                names = [p.name for p in leaders]
+        except Conflict:
+            core.say("no_leader", "error")
+            return
+        who = "、".join(names)
+        core.say("approval_requested" if new else "approval_pending", "ok" if new else "info",
+                 detail=(f"{key.label}（{key.key_number}）：已发送给 {who}",
+                         f"{key.key_number}: sent to {', '.join(names)}"))
+        core.session.handle(flow.StillHere(now))  # the person is still here, reading
 
     async def cosign_tap(self, uid: str, card: policy.CardFacts | None,
                          person: policy.PersonFacts | None, now: dt.datetime) -> None:
