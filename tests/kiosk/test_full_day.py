@@ -70,40 +70,24 @@ async def give_back(rig: Rig, uid: str, key_number: str) -> None:
 
 def keys_of_group(rig: Rig, code: str, n: int) -> list[str]:
     with Session(rig.runtime.engine) as s:
-        return list(
-            s.scalars(
-                select(Key.key_number)
-                .join(KeyGroup)
-                .where(KeyGroup.code == code)
-                .order_by(Key.key_number)
-                .limit(n)
-            )
-        )
+        return list(s.scalars(select(Key.key_number).join(KeyGroup).where(KeyGroup.code == code)
+                              .order_by(Key.key_number).limit(n)))
 
 
 async def test_a_full_day(tmp_path: Path) -> None:
     rig = await make_rig(tmp_path, start=OPENING)
     # Reads go to whichever cabinet is current (it is replaced after the power cut).
-    pump = ReaderPump(
-        rig.hw.reader, lambda uid: rig.cabinet.tap(uid), asyncio.get_running_loop()
-    ).start()
+    pump = ReaderPump(rig.hw.reader, lambda uid: rig.cabinet.tap(uid),
+                      asyncio.get_running_loop()).start()
     try:
         await _day(rig, tmp_path)
     finally:
         pump.stop()
         await close_rig(rig)
     # The log verifies with the operator's own command.
-    out = subprocess.run(
-        [sys.executable, "-m", "kiosk", "audit", "verify"],
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "KIOSK_DATA_DIR": str(tmp_path / "var"),
-            "KIOSK_CABINET_ID": "cab-01",
-            "KIOSK_DATABASE_URL": "",
-        },
-    )
+    out = subprocess.run([sys.executable, "-m", "kiosk", "audit", "verify"], capture_output=True,
+                         text=True, env={**os.environ, "KIOSK_DATA_DIR": str(tmp_path / "var"),
+                                         "KIOSK_CABINET_ID": "cab-01", "KIOSK_DATABASE_URL": ""})
     assert out.returncode == 0, out.stderr
     assert "OK" in out.stdout
 
@@ -113,24 +97,15 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
     custodian, _ = rig.card_of(role=Role.CUSTODIAN)
     await badge(rig, custodian)
     slot = await rig.cabinet.choose_intake(
-        key_number="U3007",
-        label="3007 室",
-        room_number="3007",
-        delivered_by="孙伟",
-        delivered_by_department="装修公司",
-        key_count=1,
-        group_code="UNIT",
-        fob_tag="04C0FFEE000001",
-    )
+        key_number="U3007", label="3007 室", room_number="3007", delivered_by="孙伟",
+        delivered_by_department="装修公司", key_count=1, group_code="UNIT", fob_tag="04C0FFEE000001")
     await rig.put_back("04C0FFEE000001", slot)
 
     # 09:00–16:00 — twenty draws and returns by engineering, security, cleaning, service.
-    people = (
-        [rig.card_of(dept="ENG", index=i)[0] for i in range(3)]
-        + [rig.card_of(dept="SEC", index=i)[0] for i in range(3)]
-        + [rig.card_of(dept="CLN", index=i)[0] for i in range(2)]
-        + [rig.card_of(dept="CS", index=5)[0]]
-    )
+    people = ([rig.card_of(dept="ENG", index=i)[0] for i in range(3)]
+              + [rig.card_of(dept="SEC", index=i)[0] for i in range(3)]
+              + [rig.card_of(dept="CLN", index=i)[0] for i in range(2)]
+              + [rig.card_of(dept="CS", index=5)[0]])
     unit_keys = [*keys_of_group(rig, "UNIT", 40), "U3007"]
     public_keys = keys_of_group(rig, "PUBLIC", 20)
     vacant_keys = keys_of_group(rig, "VACANT", 20)
@@ -142,9 +117,7 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
         if dept_index < 3 or dept_index == 8:
             key_number = unit_keys[-1] if i == 0 else unit_keys[i]  # the new key goes out first
         else:
-            key_number = (
-                public_keys[i % len(public_keys)] if i % 3 else vacant_keys[i % len(vacant_keys)]
-            )
+            key_number = public_keys[i % len(public_keys)] if i % 3 else vacant_keys[i % len(vacant_keys)]
         reason = ["repair", "patrol", "cleaning", "meter", "viewing"][i % 5]
         await draw(rig, uid, key_number, reason)
         draws += 1
@@ -162,9 +135,7 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
         proxy = s.get(Person, auth.proxy_id)
         assert proxy is not None
         proxy_card = proxy.cards[0].uid
-        proxy_key = s.scalars(
-            select(Key.key_number).where(Key.unit_id == auth.units[0].unit_id)
-        ).one()
+        proxy_key = s.scalars(select(Key.key_number).where(Key.unit_id == auth.units[0].unit_id)).one()
     # The proxy's view (K6, issue 14): at the screen only the owner's unit, never another
     # owner's unit or a master key, even while keys of other units are out.
     await badge(rig, proxy_card)
@@ -229,14 +200,9 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
     rig.hw.power(False)
     rig.hw.take(cut_slot)
     rig.hw.power(True)
-    rig.cabinet = Cabinet(
-        rig.runtime,
-        rig.hw.locks,
-        calendar=calendar_from(rig.runtime.settings),
-        options=options_from(rig.runtime.settings),
-        clock=rig.clock,
-        door_is_open=lambda: rig.hw.door_sensor.is_open,
-    )
+    rig.cabinet = Cabinet(rig.runtime, rig.hw.locks, calendar=calendar_from(rig.runtime.settings),
+                          options=options_from(rig.runtime.settings), clock=rig.clock,
+                          door_is_open=lambda: rig.hw.door_sensor.is_open)
     summary = await rig.cabinet.start()
     assert summary["resolved_draws"] == 1
 
@@ -248,30 +214,23 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
     with Session(rig.runtime.engine) as s:
         expected_in = records.expected_presence(s, cabinet_id=rig.cabinet.cabinet_id)
         open_loans = list(s.scalars(select(Loan).where(Loan.returned_at.is_(None))))
-        drawn = (
-            len(rig.events("key.drawn"))
-            + len(rig.events("draw.resolved"))
-            - sum(1 for e in rig.events("draw.resolved") if '"not_taken"' in e.payload)
-        )
+        drawn = len(rig.events("key.drawn")) + len(rig.events("draw.resolved")) - sum(
+            1 for e in rig.events("draw.resolved") if '"not_taken"' in e.payload)
         returned = len(rig.events("key.returned"))
         total_loans = s.query(Loan).count()
     for n in rig.hw.model.slots:
         assert rig.hw.model.key_present(n) == (n in expected_in), f"slot {n} disagrees"
     assert drawn == total_loans and total_loans - returned == len(open_loans)
-    result = verify_log(
-        rig.runtime.engine, cabinet_id="cab-01", public_key=rig.runtime.device_key.public
-    )
+    result = verify_log(rig.runtime.engine, cabinet_id="cab-01",
+                        public_key=rig.runtime.device_key.public)
     assert result.ok, result.problems
 
 
 async def _night(rig: Rig, people: list[str]) -> None:
     employee = people[0]
     manager, _ = rig.duty_manager_on(rig.clock())
-    off_duty = next(
-        u
-        for u in (rig.card_of(role=Role.DUTY_MANAGER, index=i)[0] for i in range(4))
-        if u != manager
-    )
+    off_duty = next(u for u in (rig.card_of(role=Role.DUTY_MANAGER, index=i)[0] for i in range(4))
+                    if u != manager)
     denials_before = len(rig.events("access.denied"))
     # One person alone: the window runs out.
     await badge(rig, employee)
@@ -285,8 +244,7 @@ async def _night(rig: Rig, people: list[str]) -> None:
     await badge(rig, off_duty)
     # The second badge too late (session kept open longer than the K8 window).
     rig.cabinet.session.timeouts = rig.cabinet.session.timeouts.__class__(
-        manager=dt.timedelta(seconds=300)
-    )
+        manager=dt.timedelta(seconds=300))
     await badge(rig, employee)
     rig.clock.advance(90)
     await badge(rig, manager)
