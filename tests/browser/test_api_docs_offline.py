@@ -25,9 +25,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def admin_url(runtime: Runtime) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_admin_app(runtime), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(
+        create_admin_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -23,8 +23,7 @@ def _rostered(daemon: Daemon) -> tuple[str, str]:
     with contextlib.closing(daemon.db()) as db:
         row = db.execute(
             "SELECT p.name, p.phone FROM duty_roster d JOIN people p ON p.id = d.person_id "
-            "WHERE d.starts_at <= ? AND d.ends_at > ? ORDER BY d.starts_at DESC",
-            (now, now),
+            "WHERE d.starts_at <= ? AND d.ends_at > ? ORDER BY d.starts_at DESC", (now, now),
         ).fetchone()
     assert row is not None, "the demo roster covers every hour"
     return str(row[0]), str(row[1])

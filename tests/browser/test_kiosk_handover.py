@@ -86,8 +86,7 @@ def test_a_waiting_handover_is_accepted_from_the_incoming_keepers_screen_H1(
     # The outgoing walks away: the screen gives up waiting (10 s in this daemon's config),
     # the handover itself keeps waiting for its acceptance.
     expect(page.locator("#idle-message[data-code='incoming_timeout']")).to_contain_text(
-        "交接班仍在等待确认", timeout=15_000
-    )
+        "交接班仍在等待确认", timeout=15_000)
 
     daemon.tap(incoming["uid"])
     button = page.locator("#handover-open[data-action='accept']")

@@ -21,7 +21,6 @@ expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = pytest.mark.browser
 
-
 def test_idle_screen(kiosk: Kiosk, screenshots: Path) -> None:
     page = kiosk.page
     expect(page.locator("#s-idle")).to_be_visible()
@@ -203,8 +202,7 @@ def test_master_key_waits_for_a_custodian(kiosk: Kiosk, daemon: Daemon, screensh
     assert daemon.wait_slot_open(slot)
     kiosk.touch("#cancel")  # the compartment is still open: the screen asks to shut it
     expect(page.locator("#idle-message[data-code='close_slot']")).to_contain_text(
-        f"请关好格口 {slot}"
-    )
+        f"请关好格口 {slot}")
     assert daemon.screen()["state"] == "idle"
     daemon.post("/sim/shut", {"slot": slot})
 
