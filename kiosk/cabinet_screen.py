@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session as DbSession
 
 from kiosk import policy, records
 from kiosk import session as flow
+from kiosk.alarm_kinds import alarm_kind_text
 from kiosk.messages import REASONS, WHY, text
+from kiosk.services import alarms as alarm_service
 from kiosk.services import handovers
-from kiosk.store.models import Person
+from kiosk.store.models import Person, Slot
 from kiosk.visit import Message, Visit
 
 
@@ -59,9 +61,27 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
         "my_loans": mine,
         "reasons": [{"code": c, "zh": t.zh, "en": t.en} for c, t in REASONS.items()],
         "message": msg,
+        "alarms": cabinet_alarms(engine, cabinet_id, zone),
+        "keeper": bool(v.person and v.person.roles & policy.KEEPER_ROLES),
         "handover": handover_panel(v, s.state, engine=engine, cabinet_id=cabinet_id, now=now),
         **after_hours(calendar, s.state, engine=engine, now=now),
     }
+
+
+def cabinet_alarms(engine: Engine, cabinet_id: uuid.UUID, zone: dt.tzinfo) -> list[dict[str, Any]]:
+    """F1 at the cabinet: its open alarms, for the idle screen's banner until a keeper taps
+    their badge and acknowledges them (kiosk/services/alarms.py; never the silent duress)."""
+    with DbSession(engine) as db:
+        rows = alarm_service.open_at_cabinet(db, cabinet_id=cabinet_id)
+        slots = {a.id: records_slot_number(db, a.slot_id) for a in rows}
+        return [{"id": str(a.id), "kind": a.kind, "zh": alarm_kind_text(a.kind, "zh"),
+                 "en": alarm_kind_text(a.kind, "en"), "slot": slots[a.id],
+                 "at": a.raised_at.astimezone(zone).strftime("%H:%M")} for a in rows]
+
+
+def records_slot_number(db: DbSession, slot_id: uuid.UUID | None) -> int | None:
+    slot = db.get(Slot, slot_id) if slot_id is not None else None
+    return slot.number if slot is not None else None
 
 
 def key_entry(view: policy.KeyView, zone: dt.tzinfo) -> dict[str, Any]:

@@ -54,6 +54,8 @@ MESSAGES: dict[str, Text] = {
     "approval_required": Text("特殊房间：需部门领导审批", "Special room: a department leader's approval is needed"),
     "approval_requested": Text("已向部门领导申请审批", "Your department leader has been asked to approve"),
     "approval_pending": Text("已申请，等待部门领导审批", "Already asked: waiting for your leader's approval"),
+    "alarms_acknowledged": Text("报警已确认", "Alarms acknowledged"),
+    "not_keeper": Text("只有管理人员可以确认报警", "Only a keeper acknowledges alarms"),
     "approval_not_needed": Text("此钥匙不需要审批", "This key needs no approval"),
     "no_leader": Text("本部门没有领导可审批，请联系主管", "Nobody leads your department: ask the supervisor"),
     # K8

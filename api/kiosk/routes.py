@@ -129,6 +129,13 @@ async def draw(body: DrawRequest, cabinet: CabinetDep) -> dict[str, Any]:
     return view(cabinet)
 
 
+@router.post("/alarms/acknowledge")
+async def acknowledge_alarms(cabinet: CabinetDep) -> dict[str, Any]:
+    """F1: a keeper signed in at the screen acknowledges the cabinet's open alarms."""
+    await cabinet.acknowledge_alarms()
+    return view(cabinet)
+
+
 @router.post("/request-approval")
 async def request_approval(body: ApprovalRequest, cabinet: CabinetDep) -> dict[str, Any]:
     """K7: refused a special-room key, the person at the screen asks their leader."""

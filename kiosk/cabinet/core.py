@@ -182,6 +182,20 @@ class Cabinet(Registry):
         async with self.input():
             await self.lookup("draw", DrawFlow).choose(key_numbers, reason_code, reason_text)
 
+    async def acknowledge_alarms(self) -> int:
+        """F1: the keeper signed in by their badge acknowledges the cabinet's open alarms."""
+        async with self.input():
+            person = self.visit.person
+            if (self.session.state != flow.State.CHOOSING or person is None
+                    or not person.roles & policy.KEEPER_ROLES):
+                raise CabinetError("not_keeper", "only a keeper acknowledges alarms here")
+            with tx.write(self.audit) as s:
+                done = alarm_service.acknowledge_at_cabinet(
+                    s, self.audit, cabinet_id=self.cabinet_id, keeper_id=person.id,
+                    keeper_name=person.name, cabinet=self.code)
+            self.say("alarms_acknowledged", "ok")
+            return len(done)
+
     async def request_approval(self, key_number: str) -> None:
         """K7: the person asks their department leader for a special-room key."""
         async with self.input():

@@ -251,6 +251,51 @@ def acknowledge(
     )
 
 
+AT_THE_CABINET = frozenset({
+    "door_forced", "door_held_open", "slot_left_open", "key_removed_unauthorised",
+    "key_inserted_unexpectedly", "wrong_slot", "key_overdue", "lock_fault", "bus_fault",
+})
+"""Alarms shown on the cabinet's own screen until a keeper acknowledges them there (never
+``duress``: that one is silent, and nothing at the cabinet may show it)."""
+
+
+def open_at_cabinet(session: Session, *, cabinet_id: uuid.UUID) -> list[Alarm]:
+    """The cabinet's open (unacknowledged) alarms the idle screen shows, oldest first."""
+    return list(session.scalars(
+        select(Alarm).where(
+            Alarm.cabinet_id == cabinet_id, Alarm.state == AlarmState.OPEN,
+            Alarm.kind.in_(AT_THE_CABINET),
+        ).order_by(Alarm.raised_at)
+    ))
+
+
+def acknowledge_at_cabinet(
+    session: Session, audit: AuditLog, *, cabinet_id: uuid.UUID, keeper_id: uuid.UUID,
+    keeper_name: str, cabinet: str,
+) -> list[Alarm]:
+    """F1 at the screen: a keeper who tapped their badge acknowledges the cabinet's open
+    alarms (open → handled); each ``alarm.acknowledged`` event names them, and they own any
+    alarm nobody owned yet. Follow-up and closing stay in the console and the API."""
+    done = []
+    for alarm in open_at_cabinet(session, cabinet_id=cabinet_id):
+        if alarm.owner_id is None:
+            alarm.owner_id = keeper_id
+        alarm.state = AlarmState.HANDLED
+        text = f"acknowledged at the cabinet {cabinet} by {keeper_name}"
+        session.add(AlarmNote(alarm_id=alarm.id, author_id=keeper_id, at=utcnow(), text=text,
+                              new_state=AlarmState.HANDLED))
+        session.flush()
+        tx.log(session, audit, NewEvent(
+            type="alarm.acknowledged", actors=[str(keeper_id)],
+            rules=["F1", *([alarm.rule] if alarm.rule and alarm.rule != "F1" else [])],
+            payload={"alarm": str(alarm.id), "kind": alarm.kind, "state": alarm.state.value,
+                     "owner": str(alarm.owner_id), "note": text, "at_cabinet": cabinet,
+                     "by_name": keeper_name},
+        ))
+        done.append(alarm)
+    return done
+
+
 def assign(
     session: Session,
     audit: AuditLog,

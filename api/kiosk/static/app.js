@@ -219,6 +219,7 @@
     else if (state === 'await_returner') renderReturner();
     else renderSlots();
     renderHandoverSheet();
+    renderAlarms();
     show($('sim-mark'), snap.simulated === true);
     tick();
   }
@@ -267,6 +268,28 @@
     if (wanted && messageId(msg) !== noticeDismissed) messageBox(node, msg);
     else show(node, false);
     node.classList.add('notice');
+  }
+
+  // F1: the open alarms, on the idle screen for everyone; a keeper who tapped in sees
+  // 确认报警 and acknowledges them (the event names the keeper)
+  function alarmLine(a) {
+    return `${a.zh}${a.slot ? ` · 格口 ${a.slot}` : ''} · ${a.at}`;
+  }
+
+  function renderAlarms() {
+    const alarms = snap.alarms || [];
+    const banner = $('idle-alarms');
+    show(banner, snap.state === 'idle' && alarms.length > 0);
+    if (alarms.length) {
+      banner.replaceChildren(
+        el('div', { class: 'alarm-title' }, zh(`报警 ${alarms.length} 条：请管理人员刷卡确认`), ' ',
+          en(`${alarms.length} alarm(s): a keeper taps a badge to acknowledge`)),
+        ...alarms.slice(0, 3).map((a) => el('div', { class: 'alarm-line', dataset: { kind: a.kind } },
+          zh(alarmLine(a)), ' ', en(a.en))));
+    }
+    const ack = $('alarm-ack');
+    show(ack, snap.state === 'choosing' && snap.keeper && alarms.length > 0 && !ui.sheet);
+    ack.replaceChildren(zh(`确认报警（${alarms.length}）`), en('Acknowledge the alarms'));
   }
 
   function renderIdle() {
@@ -898,6 +921,7 @@
     $('sheet-add').addEventListener('click', () => { ui.sheet = false; render(); });
     $('selection-clear').addEventListener('click', () => { ui.selected = []; render(); });
     $('selection-go').addEventListener('click', () => { ui.sheet = true; render(); });
+    $('alarm-ack').addEventListener('click', () => post('alarms/acknowledge'));
     $('toast').addEventListener('click', () => show($('toast'), false));
     $('notice').addEventListener('click', () => {
       noticeDismissed = messageId(snap && snap.message);
