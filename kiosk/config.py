@@ -68,7 +68,20 @@ class AuditSettings(_Strict):
     """Tamper-evident log options."""
 
     checkpoint_every: int = Field(
-        default=256, ge=1, le=1_000_000, description="Sign a checkpoint every N events."
+        default=256, ge=1, le=1_000_000,
+        description="Sign a checkpoint every N events; verify requires one at each multiple.",
+    )
+    export_path: Path | None = Field(
+        default=None,
+        description="Folder (e.g. a mounted USB stick) the scheduler copies the signed "
+                    "checkpoints to, for a verifier off the device.",
+    )
+    export_every_min: int = Field(
+        default=60, ge=1, le=7 * 24 * 60,
+        description="How often the scheduler exports to export_path (when the log moved).",
+    )
+    export_log: bool = Field(
+        default=False, description="Export the events too (appended), not only checkpoints."
     )
 
 

@@ -184,6 +184,7 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
         if hardware is not None:
             hardware.close()
         runtime.audit.append(NewEvent(type="daemon.stopped"))
+        runtime.audit.sign_head()  # a cleanly stopped log leaves no unsigned tail
         runtime.close()
 
 

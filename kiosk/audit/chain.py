@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from json.encoder import encode_basestring
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -60,16 +61,79 @@ def event_hash(
     return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
 
 
+RECORD_TEMPLATE = (
+    '{"actors":%s,"at":"%s","cabinet_id":%s,"decision":%s,"key_number":%s,"payload":%s,'
+    '"prev_hash":%s,"rules":%s,"seq":%d,"slot":%s,"type":%s}'
+)
+"""``canonical_json`` of ``event_hash``'s record, spelled out key by key in sorted order.
+
+The verifier hashes a million rows; building this string with the C string encoder
+``json.dumps`` itself uses is several times faster than ``json.dumps`` of a dict, and gives
+byte-for-byte the same text (tests/audit/test_vectors.py proves it on generated rows).
+The ``at`` slot takes the output of ``format_time``, which needs no escaping."""
+
+
+def record_text(
+    *,
+    cabinet_id: str,
+    seq: int,
+    at_text: str,
+    type: str,
+    actors: str,
+    slot: int | None,
+    key_number: str | None,
+    decision: str | None,
+    rules: str,
+    payload: str,
+    prev_hash: str,
+) -> str:
+    """The text ``event_hash`` hashes, for columns of the types the log writes.
+
+    Raises ``TypeError`` for a value of another type (a hand-edited SQLite cell can hold
+    anything): the caller then falls back to ``event_hash``'s general encoding.
+    """
+    if type.__class__ is not str or seq.__class__ is not int:
+        raise TypeError("type must be text and seq a whole number")
+    return RECORD_TEMPLATE % (
+        encode_basestring(actors),
+        at_text,
+        encode_basestring(cabinet_id),
+        "null" if decision is None else encode_basestring(decision),
+        "null" if key_number is None else encode_basestring(key_number),
+        encode_basestring(payload),
+        encode_basestring(prev_hash),
+        encode_basestring(rules),
+        seq,
+        "null" if slot is None else _int_text(slot),
+        encode_basestring(type),
+    )
+
+
+def _int_text(value: int) -> str:
+    if value.__class__ is not int:
+        raise TypeError(f"slot must be a whole number, not {value!r}")
+    return str(value)
+
+
 def checkpoint_message(
     *, cabinet_id: str, seq: int, head_hash: str, signed_at: dt.datetime
 ) -> bytes:
     """The exact bytes an Ed25519 checkpoint signature covers."""
+    return checkpoint_message_text(
+        cabinet_id=cabinet_id, seq=seq, head_hash=head_hash, signed_at_text=format_time(signed_at)
+    )
+
+
+def checkpoint_message_text(
+    *, cabinet_id: str, seq: int, head_hash: str, signed_at_text: str
+) -> bytes:
+    """``checkpoint_message`` with the time already in ``format_time``'s form."""
     return canonical_json(
         {
             "cabinet_id": cabinet_id,
             "head_hash": head_hash,
             "seq": seq,
-            "signed_at": format_time(signed_at),
+            "signed_at": signed_at_text,
             "type": "kiosk-checkpoint/1",
         }
     ).encode("utf-8")
