@@ -51,7 +51,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 
-from kiosk.audit.chain import checkpoint_message, checkpoint_message_text
+from kiosk.audit.chain import GENESIS_HASH, checkpoint_message, checkpoint_message_text
 from kiosk.audit.device_key import key_id_of, public_from_hex, verify_signature
 from kiosk.audit.scan import (
     PG_TIME,
@@ -329,7 +329,7 @@ def _stitch(parts: list[RangeResult], result: VerifyResult) -> tuple[dict[int, s
     """Join the ranges: the links across each border, counts, problems, kept hashes; and
     the seqs of rows found beyond the head record."""
     hashes: dict[int, str] = {}
-    last_seq, last_hash = 0, None
+    last_seq, last_hash = 0, GENESIS_HASH
     for part in parts:
         if part.first_seq is not None and part.checked:
             expected = last_seq + 1
@@ -337,7 +337,7 @@ def _stitch(parts: list[RangeResult], result: VerifyResult) -> tuple[dict[int, s
                 gap = (f"{expected}" if part.first_seq == expected + 1
                        else f"{expected}..{part.first_seq - 1}")
                 result.add(expected, f"row(s) {gap} missing: deleted from the log")
-            if last_hash is not None and part.first_prev_hash != last_hash:
+            if part.first_prev_hash != last_hash:
                 result.add(part.first_seq, "previous-hash link broken: a row was inserted, "
                                            "removed or reordered here")
         for seq, what in part.problems:
