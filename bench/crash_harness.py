@@ -281,8 +281,11 @@ class Stats:
 
 class Harness:
     def __init__(self, data_dir: Path, seed: int, *, bus_fault_share: float = 0.2,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, points: list[str] | None = None) -> None:
         self.data_dir = data_dir
+        self.points = points or []
+        """Kill points to use in turn, one per life, instead of random ones (``--points``)."""
+        self.cycles = 0
         self.rng = random.Random(seed)
         self.seed = seed
         self.bus_fault_share = bus_fault_share
@@ -592,6 +595,9 @@ class Harness:
         """One life: start (or die starting), check, a few operations, die at a kill point."""
         weights = {p: w for p, (w, _) in KILL_POINTS.items()}
         point = self.rng.choices(list(weights), list(weights.values()))[0]
+        if self.points:
+            point = self.points[self.cycles % len(self.points)]
+        self.cycles += 1
         if point.startswith("return") and not self.hand:
             point = point.replace("return", "draw").replace("inserted", "taken")
         offline = None
@@ -681,7 +687,8 @@ class Harness:
 
     def _check_chain(self) -> None:
         result = verify_log(self.runtime.engine, cabinet_id=CABINET,
-                            public_key=self.runtime.device_key.public)
+                            public_key=self.runtime.device_key.public,
+                            checkpoint_every=CHECKPOINT_EVERY)
         if not result.ok:
             self.fail(f"verify_log: {[str(p) for p in result.problems[:5]]}")
 
@@ -851,14 +858,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="use (and keep) this data folder instead of a temporary one")
     parser.add_argument("--bus-fault-share", type=float, default=0.2,
                         help="share of restarts with one lock board silent during start-up")
+    parser.add_argument("--points", default="",
+                        help="kill points to use in turn, one per life, comma-separated "
+                             f"(default: random; known: {', '.join(KILL_POINTS)})")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    points = [p.strip() for p in args.points.split(",") if p.strip()]
+    unknown = sorted(set(points) - set(KILL_POINTS))
+    if unknown:
+        parser.error(f"unknown kill points: {', '.join(unknown)}")
     started = time.monotonic()
     with data_dir(args.keep) as folder:
         if any(folder.iterdir()):
             parser.error(f"{folder} is not empty")
         harness = Harness(folder, args.seed, bus_fault_share=args.bus_fault_share,
-                          verbose=args.verbose)
+                          verbose=args.verbose, points=points)
         try:
             harness.run(args.kills)
         except ChildDied as exc:
