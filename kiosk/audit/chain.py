@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from json.encoder import encode_basestring
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -67,52 +66,11 @@ RECORD_TEMPLATE = (
 )
 """``canonical_json`` of ``event_hash``'s record, spelled out key by key in sorted order.
 
-The verifier hashes a million rows; building this string with the C string encoder
-``json.dumps`` itself uses is several times faster than ``json.dumps`` of a dict, and gives
-byte-for-byte the same text (tests/audit/test_vectors.py proves it on generated rows).
-The ``at`` slot takes the output of ``format_time``, which needs no escaping."""
-
-
-def record_text(
-    *,
-    cabinet_id: str,
-    seq: int,
-    at_text: str,
-    type: str,
-    actors: str,
-    slot: int | None,
-    key_number: str | None,
-    decision: str | None,
-    rules: str,
-    payload: str,
-    prev_hash: str,
-) -> str:
-    """The text ``event_hash`` hashes, for columns of the types the log writes.
-
-    Raises ``TypeError`` for a value of another type (a hand-edited SQLite cell can hold
-    anything): the caller then falls back to ``event_hash``'s general encoding.
-    """
-    if type.__class__ is not str or seq.__class__ is not int:
-        raise TypeError("type must be text and seq a whole number")
-    return RECORD_TEMPLATE % (
-        encode_basestring(actors),
-        at_text,
-        encode_basestring(cabinet_id),
-        "null" if decision is None else encode_basestring(decision),
-        "null" if key_number is None else encode_basestring(key_number),
-        encode_basestring(payload),
-        encode_basestring(prev_hash),
-        encode_basestring(rules),
-        seq,
-        "null" if slot is None else _int_text(slot),
-        encode_basestring(type),
-    )
-
-
-def _int_text(value: int) -> str:
-    if value.__class__ is not int:
-        raise TypeError(f"slot must be a whole number, not {value!r}")
-    return str(value)
+The verifier (``kiosk.audit.scan``) hashes a million rows; filling this template with the
+C string encoder ``json.dumps`` itself uses is several times faster than ``json.dumps`` of
+a dict and gives byte-for-byte the same text for rows of the types the log writes
+(tests/audit/test_vectors.py proves it on generated rows). The ``at`` slot takes the
+output of ``format_time``, which needs no escaping."""
 
 
 def checkpoint_message(

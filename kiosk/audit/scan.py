@@ -5,7 +5,7 @@ identity map cost more than the hashing itself (37–58 s per million on the pro
 2-core machine). Here rows come straight from the DB-API cursor in large batches as plain
 tuples, the time column is turned into ``format_time``'s text without building a
 ``datetime`` where the stored text already has the one shape the log writes, and the
-record text is built by ``chain.record_text``. Anything unusual in a row (a hand-edited
+record text is built from ``chain.RECORD_TEMPLATE``. Anything unusual in a row (a hand-edited
 SQLite cell of the wrong type, an unparsable time) falls back to the reference encoding or
 becomes a named problem: a tampered row must never end the verifier with a traceback.
 
@@ -164,7 +164,7 @@ def check_rows(
 
     ``time_is_text``: the time column already holds ``format_time``'s text (PostgreSQL's
     ``to_char``); otherwise it is SQLite's stored text. The loop inlines
-    ``chain.record_text`` and ``stored_time_text`` for rows of the usual shape (a call
+    ``chain.RECORD_TEMPLATE`` and ``stored_time_text`` for rows of the usual shape (a call
     per row is a fifth of the time); any other row takes ``_slow_hash``.
     """
     out = RangeResult()

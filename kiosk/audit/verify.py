@@ -329,7 +329,8 @@ def _stitch(parts: list[RangeResult], result: VerifyResult) -> tuple[dict[int, s
     """Join the ranges: the links across each border, counts, problems, kept hashes; and
     the seqs of rows found beyond the head record."""
     hashes: dict[int, str] = {}
-    last_seq, last_hash = 0, GENESIS_HASH
+    last_seq: int = 0
+    last_hash: str | None = GENESIS_HASH
     for part in parts:
         if part.first_seq is not None and part.checked:
             expected = last_seq + 1

@@ -8,6 +8,7 @@ the same for 1, 2 and 3 processes. No timing here: speed is bench/bench_verify.p
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_ranges_cover_every_seq_once() -> None:
             for handicap in (0, 5, 10**9):
                 specs = _plan(head, parts, handicap)
                 assert specs[0].low is None and specs[-1].high is None and specs[0].first
-                for left, right in zip(specs, specs[1:], strict=False):
+                for left, right in itertools.pairwise(specs):
                     assert left.high == right.low and not right.first
                     assert left.high is not None and 1 < left.high <= head
 

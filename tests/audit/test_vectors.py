@@ -11,16 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.audit.chain import (
-    GENESIS_HASH,
-    canonical_json,
-    checkpoint_message,
-    event_hash,
-    record_text,
-)
+from kiosk.audit.chain import GENESIS_HASH, canonical_json, checkpoint_message, event_hash
+from kiosk.audit.scan import check_rows
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -62,9 +58,32 @@ def test_known_event_hashes_to_the_pinned_value() -> None:
 
 
 def test_known_event_has_the_pinned_canonical_text() -> None:
-    fields = {k: v for k, v in KNOWN_EVENT.items() if k != "at"}
-    text = record_text(at_text="2026-11-27T02:15:30.123456Z", **fields)  # type: ignore[arg-type]
-    assert text == KNOWN_TEXT
+    record = {k: v for k, v in KNOWN_EVENT.items() if k != "at"}
+    assert canonical_json({**record, "at": "2026-11-27T02:15:30.123456Z"}) == KNOWN_TEXT
+
+
+def _verifier_row(event: dict[str, object], stored_hash: str) -> tuple[object, ...]:
+    """The event as the verifier reads it from SQLite: time as naive UTC text."""
+    at = event["at"]
+    assert isinstance(at, dt.datetime)
+    text = at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return (event["seq"], text, event["type"], event["actors"], event["slot"],
+            event["key_number"], event["decision"], event["rules"], event["payload"],
+            event["prev_hash"], stored_hash)
+
+
+def _verifier_problems(event: dict[str, object], stored_hash: str) -> list[tuple[int, str]]:
+    result = check_rows([_verifier_row(event, stored_hash)], cabinet_id=str(event["cabinet_id"]),
+                        first=False, wanted=frozenset(), head_seq=None, time_is_text=False)
+    assert result.checked == 1
+    return result.problems
+
+
+def test_the_verifier_accepts_the_known_event_and_only_with_its_pinned_hash() -> None:
+    assert _verifier_problems(KNOWN_EVENT, KNOWN_HASH) == []
+    assert _verifier_problems(KNOWN_EVENT, "0" + KNOWN_HASH[1:]) == [
+        (42, "content does not match its hash: row edited (type 'key.drawn')")
+    ]
 
 
 def test_null_columns_and_the_genesis_link_are_pinned() -> None:
@@ -87,23 +106,39 @@ def test_checkpoint_message_is_pinned() -> None:
 
 
 texts = st.text(st.characters(codec="utf-8"), max_size=40)
+times = st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.datetime(9999, 12, 31),
+                     timezones=st.just(dt.UTC))
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    cabinet_id=texts, seq=st.integers(1, 2**62), type_=texts, actors=texts,
+    cabinet_id=texts, seq=st.integers(1, 2**62), at=times, type_=texts, actors=texts,
     slot=st.none() | st.integers(-(2**40), 2**40), key_number=st.none() | texts,
     decision=st.none() | texts, rules=texts, payload=texts, prev_hash=texts,
 )
-def test_the_fast_record_text_is_byte_for_byte_canonical_json(
-    cabinet_id: str, seq: int, type_: str, actors: str, slot: int | None,
+def test_the_verifiers_fast_hash_is_event_hash(
+    cabinet_id: str, seq: int, at: dt.datetime, type_: str, actors: str, slot: int | None,
     key_number: str | None, decision: str | None, rules: str, payload: str, prev_hash: str,
 ) -> None:
-    """The verifier's hand-built text equals the reference ``canonical_json`` of the record."""
-    at_text = "2026-11-27T02:15:30.123456Z"
-    record = {"actors": actors, "at": at_text, "cabinet_id": cabinet_id, "decision": decision,
-              "key_number": key_number, "payload": payload, "prev_hash": prev_hash,
-              "rules": rules, "seq": seq, "slot": slot, "type": type_}
-    assert record_text(cabinet_id=cabinet_id, seq=seq, at_text=at_text, type=type_,
-                       actors=actors, slot=slot, key_number=key_number, decision=decision,
-                       rules=rules, payload=payload, prev_hash=prev_hash) == canonical_json(record)
+    """The verifier's hand-built record text hashes exactly as the writer's ``event_hash``
+    (``canonical_json`` of a dict), for any text, any time and any whole number."""
+    event: dict[str, object] = dict(
+        cabinet_id=cabinet_id, seq=seq, at=at, type=type_, actors=actors, slot=slot,
+        key_number=key_number, decision=decision, rules=rules, payload=payload,
+        prev_hash=prev_hash)
+    assert _verifier_problems(event, event_hash(**event)) == []  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("column,value", [("slot", 12.0), ("slot", "12"),
+                                          ("actors", 7), ("decision", 1)])
+def test_cells_of_another_type_are_hashed_as_the_writer_would_hash_them(
+    column: str, value: object
+) -> None:
+    """A float where a whole number belongs, a number where text belongs: the fast path
+    must not quietly format them as the expected type (``"%d" % 42.0`` is ``"42"``)."""
+    event = {**KNOWN_EVENT, column: value}
+    reference = canonical_json({**{k: v for k, v in event.items() if k != "at"},
+                                "at": "2026-11-27T02:15:30.123456Z"})
+    stored = hashlib.sha256(reference.encode()).hexdigest()
+    assert _verifier_problems(event, stored) == []
+    assert _verifier_problems(event, KNOWN_HASH)  # and not the intact event's hash

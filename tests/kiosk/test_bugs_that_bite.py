@@ -43,7 +43,7 @@ async def test_K8_the_duty_managers_lost_or_revoked_card_does_not_open_at_night(
     night: Rig, status: str
 ) -> None:
     uid, _ = night.card_of(dept="ENG")
-    mgr_uid, manager = night.duty_manager_on(night.clock())
+    mgr_uid, _ = night.duty_manager_on(night.clock())
     _set_card_status(night, mgr_uid, status)  # rostered tonight, but the card is gone
     await night.cabinet.tap(uid)
     assert night.cabinet.screen()["state"] == "await_manager"
