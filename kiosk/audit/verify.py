@@ -87,10 +87,11 @@ class UnsignedTail:
     events: int
 
     def __str__(self) -> str:
+        where = f"after seq {self.after_seq}" if self.after_seq else "from seq 1"
         return (
-            f"unsigned tail of {self.events} event{'s' if self.events != 1 else ''} after "
-            f"seq {self.after_seq}: no signed checkpoint covers them yet (sign one with "
-            f"`kiosk audit checkpoint`); on the device they rest on the hash chain alone"
+            f"unsigned tail of {self.events} event{'s' if self.events != 1 else ''} {where}: "
+            f"no signed checkpoint covers them yet (sign one with `kiosk audit checkpoint`); "
+            f"on the device they rest on the hash chain alone"
         )
 
 
