@@ -187,7 +187,7 @@ def verify_log(
     hashes, beyond = _check_chain(
         engine, cabinet_id, result, frozenset(wanted), head_seq, workers,
         meanwhile=lambda: signatures.check_all(stored),
-        handicap=len(stored) * SIGNATURE_COST_ROWS if public_key is not None else 0,
+        handicap=_handicap(head_seq, len(stored), keyed=public_key is not None),
     )
     # The head as it is now: rows and checkpoints past the first head read but within this
     # one were appended while the check ran, by the log itself (row and head commit together).
@@ -255,17 +255,27 @@ def _read_checkpoints(engine: Engine, cabinet_id: str, dialect: str) -> list[_St
 # -------------------------------------------------------------------------------- chain
 SIGNATURE_COST_ROWS = 25
 """One Ed25519 verification costs about as much as re-hashing this many rows."""
+WORKER_START_ROWS = 150_000
+"""Starting a worker process (interpreter, imports) costs about as much as re-hashing this
+many rows: the parent, already running, takes that many more."""
+
+
+def _handicap(head_seq: int | None, checkpoints: int, *, keyed: bool) -> int:
+    """How many rows fewer the parent's range gets (negative: more)."""
+    start = min(WORKER_START_ROWS, (head_seq or 0) // 4)
+    return (checkpoints * SIGNATURE_COST_ROWS if keyed else 0) - start
 
 
 def _plan(head_seq: int | None, parts: int, handicap: int = 0) -> list[RangeSpec]:
     """Split 1..head into ``parts`` seq ranges; the ends stay open so no row is skipped.
 
     The first range (the parent's) is ``handicap`` rows shorter: the parent also checks the
-    checkpoint signatures while the workers hash.
+    checkpoint signatures while the workers hash, but has no process to start (a negative
+    handicap makes it longer).
     """
     if head_seq is None or parts <= 1 or head_seq < parts:
         return [RangeSpec(None, None, first=True)]
-    first_len = max(1, head_seq // parts - handicap)
+    first_len = min(head_seq - parts + 1, max(1, head_seq // parts - handicap))
     rest = head_seq - first_len
     edges = [1 + first_len + rest * i // (parts - 1) for i in range(parts - 1)]
     lows: list[int | None] = [None, *edges]

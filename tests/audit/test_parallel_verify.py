@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from audit_forge import edit_and_rechain, edit_and_rehash_row, fill, sql
 
-from kiosk.audit.verify import _plan, verify_log
+from kiosk.audit.verify import _handicap, _plan, verify_log
 from kiosk.config import AuditSettings, Settings
 from kiosk.runtime import Runtime
 
@@ -51,7 +51,7 @@ def _problems(rt: Runtime, workers: int, keyed: bool) -> list[str]:
 def test_ranges_cover_every_seq_once() -> None:
     for head in (1, 2, 3, 10, 30, 1_000_000):
         for parts in (1, 2, 3, 8):
-            for handicap in (0, 5, 10**9):
+            for handicap in (-(10**9), -5, 0, 5, 10**9):
                 specs = _plan(head, parts, handicap)
                 assert specs[0].low is None and specs[-1].high is None and specs[0].first
                 for left, right in itertools.pairwise(specs):
@@ -70,8 +70,22 @@ CASES = {
 }
 
 
-BORDERS = (1, 10, 11, 15, 16, 20, 21, EVENTS)
-"""The first and last rows, and both sides of every border of 2 and 3 unkeyed ranges."""
+CHECKPOINTS = EVENTS // 4
+
+
+def _borders() -> tuple[int, ...]:
+    """The first and last rows, and both sides of every range border verify will use for
+    2 and 3 processes, with and without the device key (which shortens the parent's range)."""
+    seqs = {1, EVENTS}
+    for parts in (2, 3):
+        for keyed in (False, True):
+            for spec in _plan(EVENTS, parts, _handicap(EVENTS, CHECKPOINTS, keyed=keyed))[1:]:
+                assert spec.low is not None
+                seqs |= {spec.low - 1, spec.low}
+    return tuple(sorted(seqs))
+
+
+BORDERS = _borders()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
