@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.audit.chain import GENESIS_HASH, canonical_json, checkpoint_message, event_hash
+from kiosk.audit.chain import (
+    GENESIS_HASH,
+    canonical_json,
+    checkpoint_message,
+    event_hash,
+    format_time,
+)
 from kiosk.audit.scan import check_rows
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -148,3 +155,25 @@ def test_a_naive_time_is_refused_not_guessed() -> None:
     """A time without a zone would hash differently on a machine in another zone."""
     with pytest.raises(ValueError, match="event time must be timezone-aware"):
         event_hash(**{**KNOWN_EVENT, "at": dt.datetime(2026, 11, 27, 10, 15)})  # type: ignore[arg-type]
+
+
+def test_a_number_that_is_no_number_is_refused_in_a_payload() -> None:
+    """NaN and infinity have no JSON spelling; writing ``NaN`` would make a payload other
+    readers cannot parse (and a hash over a non-standard encoding)."""
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            canonical_json({"seconds": bad})
+
+
+def test_times_are_hashed_in_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        assert format_time(dt.datetime(2026, 11, 27, 10, 15, 30, 123456, tzinfo=SHANGHAI)) \
+            == "2026-11-27T02:15:30.123456Z"
+        assert event_hash(**KNOWN_EVENT) == KNOWN_HASH  # type: ignore[arg-type]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
