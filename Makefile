@@ -50,10 +50,11 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run --max-children 2 || true
 	$(BIN)/python tests/mutation_report.py
 
-## mutation-ci: the policy and audit modules only, sized for CI (about 5 minutes on 2 cores)
+## mutation-ci: the rules (kiosk/policy.py) and the log's encoding (kiosk/audit/chain.py) only,
+## sized for CI (see docs/testing.md for its time)
 mutation-ci: $(STAMP)
-	$(BIN)/mutmut run --max-children 2 "kiosk.policy*" "kiosk.audit.chain*" "kiosk.audit.verify*" || true
-	$(BIN)/python tests/mutation_report.py kiosk.policy kiosk.audit.chain kiosk.audit.verify
+	$(BIN)/mutmut run --max-children 2 "kiosk.policy*" "kiosk.audit.chain*" || true
+	$(BIN)/python tests/mutation_report.py kiosk.policy kiosk.audit.chain
 
 ## demo: load the demo tower (百富国际大厦) into ./var/kiosk.db
 demo: $(STAMP)
