@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
@@ -55,8 +56,14 @@ AUTH = AuthorizationFacts(uuid.uuid4(), ALICE.id, frozenset({UNIT}),
                           revoked=False, requires_phone_confirmation=True, phone_confirmed=False)
 SHIFT = ShiftFacts(MGR.id, dt.datetime(2026, 11, 27, 18, 0, tzinfo=SH),
                    dt.datetime(2026, 11, 28, 8, 30, tzinfo=SH))
-OK = identify(CARD, ALICE, FRI_10AM)
-LOST = identify(replace(CARD, status="lost"), ALICE, FRI_10AM)
+
+
+def ok() -> Decision:
+    return identify(CARD, ALICE, FRI_10AM)
+
+
+def lost() -> Decision:
+    return identify(replace(CARD, status="lost"), ALICE, FRI_10AM)
 
 
 def ctx(**kw: object) -> DrawContext:
@@ -74,99 +81,104 @@ def night(*, manager: PersonFacts = MGR, identified: Decision | None = None,
         window=dt.timedelta(seconds=60), roster=[SHIFT])
 
 
-CASES: list[tuple[str, Decision, tuple[bool, str, str, tuple[str, ...]]]] = [
+Make = Callable[[], Decision]
+
+# Each decision is made inside the test (a lambda), not at import: a mutant must be live
+# when the decision is computed.
+CASES: list[tuple[str, Make, tuple[bool, str, str, tuple[str, ...]]]] = [
     # K3 badge
-    ("no card", identify(None, ALICE, FRI_10AM), (False, "card_unknown", "card not registered", ("K3",))),
-    ("no person", identify(CARD, None, FRI_10AM), (False, "card_unknown", "card not registered", ("K3",))),
-    ("lost", LOST, (False, "card_lost", "card reported lost", ("K3",))),
-    ("revoked", identify(replace(CARD, status="revoked"), ALICE, FRI_10AM),
+    ("no card", lambda: identify(None, ALICE, FRI_10AM), (False, "card_unknown", "card not registered", ("K3",))),
+    ("no person", lambda: identify(CARD, None, FRI_10AM), (False, "card_unknown", "card not registered", ("K3",))),
+    ("lost", lost, (False, "card_lost", "card reported lost", ("K3",))),
+    ("revoked", lambda: identify(replace(CARD, status="revoked"), ALICE, FRI_10AM),
      (False, "card_revoked", "card revoked", ("K3",))),
-    ("suspended", identify(replace(CARD, status="suspended"), ALICE, FRI_10AM),
+    ("suspended", lambda: identify(replace(CARD, status="suspended"), ALICE, FRI_10AM),
      (False, "card_inactive", "card status suspended", ("K3",))),
-    ("not yet", identify(replace(CARD, valid_from=FRI_10AM + dt.timedelta(seconds=1)), ALICE, FRI_10AM),
+    ("not yet", lambda: identify(replace(CARD, valid_from=FRI_10AM + dt.timedelta(seconds=1)), ALICE, FRI_10AM),
      (False, "card_not_yet_valid", "card not valid yet", ("K3",))),
-    ("expired", identify(replace(CARD, valid_to=FRI_10AM), ALICE, FRI_10AM),
+    ("expired", lambda: identify(replace(CARD, valid_to=FRI_10AM), ALICE, FRI_10AM),
      (False, "card_expired", "card expired", ("K3",))),
-    ("left", identify(CARD, replace(ALICE, active=False), FRI_10AM),
+    ("left", lambda: identify(CARD, replace(ALICE, active=False), FRI_10AM),
      (False, "person_inactive", "person is no longer active", ("K3",))),
-    ("identified", OK, (True, "identified", "identified 王芳", ("K3",))),
+    ("identified", ok, (True, "identified", "identified 王芳", ("K3",))),
     # draws: K2, K10, K3, K7, K6
-    ("retired", decide_draw(ctx(), replace(KEY, status="retired")),
+    ("retired", lambda: decide_draw(ctx(), replace(KEY, status="retired")),
      (False, "key_retired", "key U1203 is retired", ("K2",))),
-    ("out", decide_draw(ctx(), replace(KEY, on_loan=True)),
+    ("out", lambda: decide_draw(ctx(), replace(KEY, on_loan=True)),
      (False, "key_out", "key U1203 is already out", ("K10",))),
-    ("no slot", decide_draw(ctx(), replace(KEY, home_slot=None)),
+    ("no slot", lambda: decide_draw(ctx(), replace(KEY, home_slot=None)),
      (False, "key_no_slot", "key U1203 has no slot", ("K2",))),
-    ("no right", decide_draw(ctx(rights=[]), KEY),
+    ("no right", lambda: decide_draw(ctx(rights=[]), KEY),
      (False, "no_access_right", "王芳 may not draw U1203 now", ("K3",))),
-    ("special", decide_draw(ctx(), replace(KEY, special=True)),
+    ("special", lambda: decide_draw(ctx(), replace(KEY, special=True)),
      (False, "approval_required",
       "U1203 is a special room: a department leader's approval is needed", ("K7",))),
-    ("allowed", decide_draw(ctx(), KEY), (True, "allowed", "王芳 may draw U1203", ("K3",))),
-    ("cosign", decide_draw(ctx(), replace(KEY, requires_cosign=True)),
+    ("allowed", lambda: decide_draw(ctx(), KEY), (True, "allowed", "王芳 may draw U1203", ("K3",))),
+    ("cosign", lambda: decide_draw(ctx(), replace(KEY, requires_cosign=True)),
      (True, "allowed", "王芳 may draw U1203", ("K3",))),
-    ("at night", decide_draw(ctx(now=FRI_11PM), KEY),
+    ("at night", lambda: decide_draw(ctx(now=FRI_11PM), KEY),
      (True, "allowed", "王芳 may draw U1203", ("K3", "K8"))),
-    ("proxy, no unit", decide_draw(ctx(card=PROXY_CARD, authorizations=[AUTH]), replace(KEY, unit_id=None)),
+    ("proxy, no unit", lambda: decide_draw(ctx(card=PROXY_CARD, authorizations=[AUTH]), replace(KEY, unit_id=None)),
      (False, "proxy_not_unit_key", "a proxy may draw only an owner's unit key", ("K6",))),
-    ("proxy, no letter", decide_draw(ctx(card=PROXY_CARD), KEY),
+    ("proxy, no letter", lambda: decide_draw(ctx(card=PROXY_CARD), KEY),
      (False, "no_authorization", "no letter of authorization for 1203 室", ("K6",))),
-    ("proxy, old letter", decide_draw(ctx(card=PROXY_CARD, authorizations=[
+    ("proxy, old letter", lambda: decide_draw(ctx(card=PROXY_CARD, authorizations=[
         replace(AUTH, valid_to=FRI_10AM)]), KEY),
      (False, "authorization_expired", "the letter of authorization is not valid now", ("K6",))),
-    ("proxy, no call", decide_draw(ctx(card=PROXY_CARD, authorizations=[AUTH]), KEY),
+    ("proxy, no call", lambda: decide_draw(ctx(card=PROXY_CARD, authorizations=[AUTH]), KEY),
      (False, "phone_confirmation_required", "the owner's phone confirmation is not on record",
       ("K6",))),
     # K3 co-sign
-    ("cosigner lost", decide_cosign(ALICE, BOB, LOST), (False, "card_lost", "card reported lost", ("K3",))),
-    ("cosigner no custodian", decide_cosign(ALICE, MGR, OK),
+    ("cosigner lost", lambda: decide_cosign(ALICE, BOB, lost()), (False, "card_lost", "card reported lost", ("K3",))),
+    ("cosigner no custodian", lambda: decide_cosign(ALICE, MGR, ok()),
      (False, "cosigner_not_custodian", "赵敏 is not a key custodian", ("K3",))),
-    ("cosigner is borrower", decide_cosign(BOB, BOB, OK),
+    ("cosigner is borrower", lambda: decide_cosign(BOB, BOB, ok()),
      (False, "cosigner_is_borrower", "the borrower cannot co-sign their own draw", ("K3",))),
-    ("cosigned", decide_cosign(ALICE, BOB, OK), (True, "cosigned", "co-signed by 李强", ("K3",))),
+    ("cosigned", lambda: decide_cosign(ALICE, BOB, ok()), (True, "cosigned", "co-signed by 李强", ("K3",))),
     # K8 night pair
-    ("manager's card lost", night(identified=LOST),
+    ("manager's card lost", lambda: night(identified=lost()),
      (False, "card_lost", "card reported lost", ("K8", "K3"))),
-    ("same person", night(manager=ALICE),
+    ("same person", lambda: night(manager=ALICE),
      (False, "same_person_twice", "the same person tapped twice; two people are needed", ("K8",))),
-    ("too late", night(after=61),
+    ("too late", lambda: night(after=61),
      (False, "second_tap_too_late", "the duty manager tapped after the 60 s window", ("K8",))),
-    ("off duty", night(manager=replace(MGR, id=uuid.uuid4())),
+    ("off duty", lambda: night(manager=replace(MGR, id=uuid.uuid4())),
      (False, "not_on_duty", "赵敏 is not the rostered duty manager now", ("K8",))),
-    ("night pair", night(), (True, "night_pair", "opened with duty manager 赵敏", ("K8",))),
+    ("night pair", lambda: night(), (True, "night_pair", "opened with duty manager 赵敏", ("K8",))),
     # K4/K5 returns
-    ("by borrower", decide_return(borrower_id=ALICE.id, returner_id=ALICE.id),
+    ("by borrower", lambda: decide_return(borrower_id=ALICE.id, returner_id=ALICE.id),
      (True, "returned", "returned by the borrower", ("K4",))),
-    ("by fob", decide_return(borrower_id=ALICE.id, returner_id=None),
+    ("by fob", lambda: decide_return(borrower_id=ALICE.id, returner_id=None),
      (True, "returned_unidentified", "returned with a fob tap: the returner is not known",
       ("K4", "K5"))),
-    ("by other", decide_return(borrower_id=ALICE.id, returner_id=BOB.id),
+    ("by other", lambda: decide_return(borrower_id=ALICE.id, returner_id=BOB.id),
      (True, "returned_by_other", "returned by someone other than the borrower", ("K4", "K5"))),
-    ("returner unknown", decide_returner(None, None, FRI_10AM),
+    ("returner unknown", lambda: decide_returner(None, None, FRI_10AM),
      (False, "card_unknown", "card not registered", ("K4", "K3"))),
-    ("returner expired", decide_returner(replace(CARD, valid_to=FRI_10AM), ALICE, FRI_10AM),
+    ("returner expired", lambda: decide_returner(replace(CARD, valid_to=FRI_10AM), ALICE, FRI_10AM),
      (False, "card_expired", "card expired", ("K4", "K3"))),
-    ("returner", decide_returner(CARD, ALICE, FRI_10AM),
+    ("returner", lambda: decide_returner(CARD, ALICE, FRI_10AM),
      (True, "returner", "returned by 王芳", ("K4",))),
     # H1 handover
-    ("signer lost", decide_handover_signer(BOB, LOST),
+    ("signer lost", lambda: decide_handover_signer(BOB, lost()),
      (False, "card_lost", "card reported lost", ("H1", "K3"))),
-    ("signer left", decide_handover_signer(replace(BOB, active=False), OK),
+    ("signer left", lambda: decide_handover_signer(replace(BOB, active=False), ok()),
      (False, "person_inactive", "李强 is not active", ("H1",))),
-    ("signer no keeper", decide_handover_signer(ALICE, OK),
+    ("signer no keeper", lambda: decide_handover_signer(ALICE, ok()),
      (False, "handover_not_keeper", "王芳 is not a custodian, duty manager or supervisor",
       ("H1",))),
-    ("signer twice", decide_handover_signer(BOB, OK, outgoing=BOB),
+    ("signer twice", lambda: decide_handover_signer(BOB, ok(), outgoing=BOB),
      (False, "handover_same_person", "the incoming staff member must be someone else", ("H1",))),
-    ("signer", decide_handover_signer(BOB, OK, outgoing=MGR),
+    ("signer", lambda: decide_handover_signer(BOB, ok(), outgoing=MGR),
      (True, "handover_signer", "李强 may sign the handover", ("H1",))),
 ]
 
 
-@pytest.mark.parametrize("decision,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("make,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_every_decision_says_what_and_why(
-    decision: Decision, expected: tuple[bool, str, str, tuple[str, ...]]
+    make: Make, expected: tuple[bool, str, str, tuple[str, ...]]
 ) -> None:
+    decision = make()
     assert (decision.allowed, decision.code, decision.reason, decision.rules) == expected
 
 
