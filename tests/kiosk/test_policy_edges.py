@@ -25,6 +25,7 @@ from kiosk.policy import (
     Decision,
     DrawContext,
     KeyFacts,
+    Need,
     PersonFacts,
     RightFacts,
     ShiftFacts,
@@ -217,7 +218,8 @@ def test_a_calendar_without_a_working_day_within_a_year_is_refused() -> None:
     today = dt.date(2026, 11, 27)
     lonely = Calendar(zone=SH, start=dt.time(8, 30), end=dt.time(18, 0), weekdays=frozenset(),
                       extra_workdays=frozenset({today + dt.timedelta(days=367)}))
-    with pytest.raises(ValueError, match="no working day within a year"):
+    with pytest.raises(ValueError, match=r"^no working day within a year: check the "
+                                         r"business-hours calendar$"):
         lonely.end_of_business_day(dt.datetime.combine(today, dt.time(19), SH))
     within = replace(lonely, extra_workdays=frozenset({today + dt.timedelta(days=366)}))
     assert within.end_of_business_day(dt.datetime.combine(today, dt.time(19), SH)).date() \
@@ -265,3 +267,15 @@ def test_approval_unused_here_is_not_named() -> None:
     approval = ApprovalFacts(uuid.uuid4(), KEY.id, ALICE.id, "approved",
                              FRI_10AM + dt.timedelta(hours=1))
     assert decide_draw(ctx(approvals=[approval]), KEY).approval_id is None
+
+
+def test_a_card_is_valid_from_its_first_second() -> None:
+    assert identify(replace(CARD, valid_from=FRI_10AM), ALICE, FRI_10AM).allowed
+
+
+def test_an_allow_carries_what_else_is_needed() -> None:
+    approval = uuid.uuid4()
+    decision = Decision.allow("allowed", "王芳 may draw U1203", "K3", "K7",
+                              needs=frozenset({Need.COSIGN}), approval_id=approval)
+    assert (decision.needs, decision.approval_id, decision.rules) == (
+        frozenset({Need.COSIGN}), approval, ("K3", "K7"))
