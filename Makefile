@@ -10,7 +10,10 @@ STAMP  := $(VENV)/.installed
 TEST_CLOCK  ?= 2027-01-01T00:30:00+08:00
 CLOCK_TESTS := tests/kiosk tests/reports tests/test_scheduler.py tests/api/test_handovers.py
 
-.PHONY: run test lint bench crash-test mutation mutation-ci demo clean
+.PHONY: run test lint system-deps bench bench-quick crash-test mutation mutation-ci demo clean
+
+# pytest workers: the suite is spread over every core (pytest-xdist); WORKERS=0 runs it in one
+WORKERS ?= auto
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,19 +28,32 @@ run: $(STAMP)
 
 ## test: the whole suite (also on a private PostgreSQL when CI=true or KIOSK_TEST_POSTGRES=1),
 ## then the clock-sensitive tests again with the wall clock moved (see KIOSK_TEST_CLOCK)
-test: $(STAMP)
-	$(BIN)/python -m pytest
-	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q $(CLOCK_TESTS)
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -n $(WORKERS)
+	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q -n $(WORKERS) $(CLOCK_TESTS)
 
-## lint: ruff and mypy
+## lint: ruff, mypy and the architecture's layer rules (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check kiosk api drivers simulators tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-## bench: benchmarks; figures printed and written to bench/results/
+## system-deps: as root, the Debian packages the tests drive (Chromium, a CJK font, PostgreSQL,
+## socat for pty pairs, poppler for PDF pages), installed once before the workers start;
+## as another user it only says which are missing (their tests then skip)
+system-deps:
+	@bash deploy/system-deps.sh
+
+## bench: benchmarks, each in its own process; figures printed and written to bench/results/,
+## then the README's performance table is made again from them
 bench: $(STAMP)
 	@mkdir -p bench/results
 	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/readme_table.py
+
+## bench-quick: every bench at small sizes in under two minutes (bench/results/quick/)
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run_all.py --quick
 
 ## crash-test: SIGKILL the daemon at random points, then check nothing was lost (KILLS=30 SEED=1)
 crash-test: $(STAMP)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
 import uvicorn
-from common import percentile, report
+from common import describe_database, percentile, report
 from dataset import CABINET, Sizes, dataset, settings_for
 
 from api.app import create_admin_app
@@ -85,8 +85,9 @@ def main() -> None:
         figures["open_loans_rps_8_clients"] = done / (time.perf_counter() - t0)
     server.should_exit = True
     thread.join(timeout=10)
+    measured_on = describe_database(runtime.engine, f"bench dataset {sizes.name}")
     runtime.close()
-    report("admin_api", figures)
+    report("admin_api", figures, dataset=measured_on)
 
 
 if __name__ == "__main__":

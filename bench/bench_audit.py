@@ -5,20 +5,21 @@ Prints a table and writes bench/results/audit.json. Sizes via BENCH_AUDIT_EVENTS
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import describe_database, report
 
 from kiosk.audit import NewEvent
 from kiosk.audit.verify import verify_log
 from kiosk.config import Settings
 from kiosk.runtime import Runtime
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -36,24 +37,18 @@ def main() -> None:
         t0 = time.perf_counter()
         result = verify_log(rt.engine, cabinet_id="bench", public_key=rt.device_key.public)
         verify_s = time.perf_counter() - t0
+        measured_on = describe_database(rt.engine, f"empty database, {count} appended events")
         rt.close()
     latencies.sort()
-    figures = {
+    report("audit", {
         "events": count,
-        "append_ms_p50": round(statistics.median(latencies), 3),
-        "append_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 3),
-        "append_ms_max": round(latencies[-1], 3),
-        "verify_s": round(verify_s, 3),
-        "verify_events_per_s": round(count / verify_s),
+        "append_ms_p50": statistics.median(latencies),
+        "append_ms_p99": latencies[int(len(latencies) * 0.99) - 1],
+        "append_ms_max": latencies[-1],
+        "verify_s": verify_s,
+        "verify_events_per_s": count / verify_s,
         "verified_ok": result.ok,
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
-        "python": platform.python_version(),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "audit.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    width = max(len(k) for k in figures)
-    for k, v in figures.items():
-        print(f"{k:<{width}}  {v}")
+    }, dataset=measured_on)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
-from common import percentile, report, rss_mb
+from common import describe_database, percentile, report, rss_mb
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -218,6 +218,7 @@ def main() -> None:
             proc.wait(timeout=30)
         runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
         loans_after = _loans(runtime)
+        measured_on = describe_database(runtime.engine, "demo tower")
         runtime.close()
     if loans_after != (loans_before[0] + draws, loans_before[1]):
         raise RuntimeError(f"loans before {loans_before}, after {loans_after}: expected "
@@ -240,7 +241,7 @@ def main() -> None:
     figures["retaps"] = person_at.retaps
     figures["loans_recorded_and_closed"] = loans_after[0] - loans_before[0]
     figures["rss_mb_by_draws"] = {k: round(v, 1) for k, v in rss_by_draws.items()}
-    report("daemon", figures)
+    report("daemon", figures, dataset=measured_on)
 
 
 if __name__ == "__main__":

@@ -28,25 +28,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from common import report
-from dataset import CABINET, Sizes, dataset
+from common import describe_database, report
+from dataset import CABINET, Sizes, dataset, settings_for
 
 from kiosk.config import Settings
 from kiosk.runtime import Runtime
 
 HERE = Path(__file__).parent
 COPY_BATCH = 50_000
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "kiosk"], cwd=HERE,
-                               capture_output=True, text=True).stdout.strip()
-        return out + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_verify(env: dict[str, str]) -> dict[str, object]:
@@ -105,13 +94,17 @@ def main() -> None:
     have_pg = bool(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     default = "sqlite,postgres" if have_pg else "sqlite"
     backends = [b.strip() for b in os.environ.get("BENCH_VERIFY_BACKENDS", default).split(",")]
-    common = {"commit": commit(), "dataset": sizes.name, "events": sizes.events,
+    runtime = Runtime.open(settings_for(folder))
+    measured_on = describe_database(runtime.engine, f"bench dataset {sizes.name}")
+    runtime.close()
+    common = {"events": sizes.events,
               "dataset_generation_s": generated if generated is not None else "cached"}
     env = {"KIOSK_DATA_DIR": str(folder), "KIOSK_CABINET_ID": CABINET}
     if "sqlite" in backends:
         figures = run_verify({**env, "KIOSK_DATABASE_URL": ""})
         report("verify", {**common, "backend": "sqlite", **figures,
-                          "verify_events_per_s": sizes.events / float(figures["verify_s"])})
+                          "verify_events_per_s": sizes.events / float(figures["verify_s"])},
+               dataset=measured_on)
     if "postgres" in backends:
         t0 = time.perf_counter()
         with postgres_copy(folder) as url:
@@ -119,7 +112,8 @@ def main() -> None:
             figures = run_verify({**env, "KIOSK_DATABASE_URL": url})
         report("verify_postgres", {**common, "backend": "postgresql", "copy_s": copied,
                                    **figures,
-                                   "verify_events_per_s": sizes.events / float(figures["verify_s"])})
+                                   "verify_events_per_s": sizes.events / float(figures["verify_s"])},
+               dataset=measured_on)
 
 
 if __name__ == "__main__":

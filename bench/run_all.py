@@ -1,18 +1,38 @@
-"""Run every benchmark in bench/ and print where the figures went.
+"""Run every benchmark in bench/, each in a process of its own, and print where the figures went.
 
-``BENCH_ONLY=daemon,tap`` runs only the benches whose name (``bench_<name>.py``) is listed,
-so one long run (``BENCH_DRAWS=10000 BENCH_ONLY=daemon make bench``) need not repeat the
-others. Each bench reads its own size knobs (BENCH_DRAWS, BENCH_TAPS, ...).
+One process per bench, so a figure such as the tap bench's RSS measures that bench and not
+the imports and caches the benches before it left behind. ``BENCH_ONLY=daemon,tap`` runs
+only the benches whose name (``bench_<name>.py``) is listed, so one long run
+(``BENCH_DRAWS=10000 BENCH_ONLY=daemon make bench``) need not repeat the others. Each bench
+reads its own size knobs (BENCH_DRAWS, BENCH_TAPS, ...).
+
+``--quick`` (``make bench-quick``) is a developer's loop of under two minutes: small sizes
+for every bench, results in ``bench/results/quick/`` so the full figures the README's table
+is made from are never overwritten by a quick run.
 """
 
 from __future__ import annotations
 
 import os
-import runpy
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
+
+QUICK_SIZES = {
+    "BENCH_PEOPLE": "1000",
+    "BENCH_KEYS": "200",
+    "BENCH_EVENTS": "20000",
+    "BENCH_LOANS": "2000",
+    "BENCH_TAPS": "200",
+    "BENCH_ANTENNA": "20",
+    "BENCH_DRAWS": "20",
+    "BENCH_AUDIT_EVENTS": "1000",
+    "BENCH_RESULTS": str(HERE / "results" / "quick"),
+}
+"""Sizes of a quick run; a size already set in the environment wins."""
 
 
 def selected(only: str) -> list[Path]:
@@ -29,8 +49,26 @@ def selected(only: str) -> list[Path]:
     return [names[n] for n in sorted(set(wanted))]
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(HERE.parent))
-    for script in selected(os.environ.get("BENCH_ONLY", "")):
+def main(argv: list[str]) -> int:
+    env = dict(os.environ)
+    if "--quick" in argv:
+        env = {**QUICK_SIZES, **env}
+    root = str(HERE.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    failed = []
+    for script in selected(env.get("BENCH_ONLY", "")):
         print(f"== {script.name}", flush=True)
-        runpy.run_path(str(script), run_name="__main__")
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, str(script)], env=env, cwd=root, check=False)
+        print(f"== {script.name}: exit {done.returncode}, {time.perf_counter() - t0:.0f} s",
+              flush=True)
+        if done.returncode != 0:
+            failed.append(script.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

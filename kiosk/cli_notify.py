@@ -21,14 +21,26 @@ def notify() -> None:
 @click.option("--email", "address", default=None, help="Send a test email to this address.")
 @click.option("--webhook", "name", default=None,
               help="Send a signed test request to this configured webhook.")
+@click.option("--wecom", default=None, help="Send a test message to this WeCom group robot.")
+@click.option("--dingtalk", default=None,
+              help="Send a test message to this DingTalk group robot.")
 @click.pass_context
-def notify_test(ctx: click.Context, address: str | None, name: str | None) -> None:
+def notify_test(ctx: click.Context, address: str | None, name: str | None,
+                wecom: str | None, dingtalk: str | None) -> None:
     """Send a test message now and print the outcome."""
     from kiosk.notify.dispatcher import send_test
     from kiosk.notify.settings import check_address
 
-    if (address is None) == (name is None):
-        raise click.UsageError("give exactly one of --email ADDRESS or --webhook NAME")
+    if sum(x is not None for x in (address, name, wecom, dingtalk)) != 1:
+        raise click.UsageError("give exactly one of --email ADDRESS, --webhook NAME, "
+                               "--wecom NAME or --dingtalk NAME")
+    if wecom is not None or dingtalk is not None:
+        robot = send_test(ctx.find_root().obj.settings, wecom=wecom, dingtalk=dingtalk)
+        click.echo(f"{'wecom' if wecom else 'dingtalk'} robot {wecom or dingtalk}: "
+                   f"{robot.describe()}")
+        if not robot.ok:
+            sys.exit(1)
+        return
     if address is not None:
         try:
             check_address(address)

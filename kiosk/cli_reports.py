@@ -40,9 +40,9 @@ def _period(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _emit(ctx: click.Context, build: Callable[..., AnyReport], fmt: str, lang: str,
           out: Path | None) -> None:
-    """Build the report in a write transaction, store it, render it, write it out."""
+    """Build the report in a write transaction, store it with its files, write out the
+    stored file itself (the bytes whose SHA-256 the register holds)."""
     from kiosk.reports import store as report_store
-    from kiosk.reports.data import content
     from kiosk.runtime import Runtime
     from kiosk.services import tx
 
@@ -53,12 +53,22 @@ def _emit(ctx: click.Context, build: Callable[..., AnyReport], fmt: str, lang: s
         with tx.write(runtime.audit) as session:
             report = build(session, cabinet, settings.zone)
             row = report_store.save(session, runtime.audit, report=report, language=lang,
-                                    actors=["console"])
-        data = content(report)
-        footer = f"{cabinet.name} · report {row.id} · sha256 {row.sha256[:16]}…"
+                                    actors=["console"], site=settings.site)
+            file = report_store.download(session, row, cabinet_id=settings.cabinet_id,
+                                         lang=lang, fmt=fmt, site=settings.site)
+            what = f"{row.kind} report {row.id}, sha256 {file.sha256}"
     finally:
         runtime.close()
-    _write(data, fmt, lang, footer, out, f"{data['kind']} report {row.id}")
+    _output(file.content, out, what)
+
+
+def _output(body: bytes, out: Path | None, what: str) -> None:
+    if out is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(body)
+        click.echo(f"{out}: {what} ({len(body)} bytes)", err=True)
 
 
 def _write(data: dict[str, Any], fmt: str, lang: str, footer: str, out: Path | None,
@@ -68,12 +78,7 @@ def _write(data: dict[str, Any], fmt: str, lang: str, footer: str, out: Path | N
 
     body = (render.render_pdf(data, lang, footer=footer) if fmt == "pdf"  # type: ignore[arg-type]
             else render.render_csv(data, lang))  # type: ignore[arg-type]
-    if out is None:
-        sys.stdout.buffer.write(body)
-        sys.stdout.buffer.flush()
-    else:
-        out.write_bytes(body)
-        click.echo(f"{out}: {what} ({len(body)} bytes)", err=True)
+    _output(body, out, what)
 
 
 def _span(from_day: dt.datetime | None, to_day: dt.datetime | None,
@@ -206,3 +211,51 @@ def handover(ctx: click.Context, handover_id: str | None, fmt: str, lang: str,
     finally:
         runtime.close()
     _write(data, fmt, lang, footer, out, f"handover {row.id} ({row.state.value})")
+
+
+@report.command("verify")
+@click.argument("report_id", required=False)
+@click.pass_context
+def verify(ctx: click.Context, report_id: str | None) -> None:
+    """Check stored reports (all, or one) against their report.generated events.
+
+    Exit status 1 if any report's content or files differ from what the register logged:
+    the report was changed after it was issued (run ``kiosk audit verify`` for the chain).
+    """
+    import uuid
+
+    from sqlalchemy import select
+
+    from kiosk.reports import store as report_store
+    from kiosk.runtime import Runtime
+    from kiosk.services import tx
+    from kiosk.store.models_reports import Report
+
+    settings = ctx.find_root().obj.settings
+    runtime = Runtime.open(settings)
+    bad = checked = 0
+    try:
+        with tx.read(runtime.audit) as session:
+            if report_id is not None:
+                try:
+                    ident = uuid.UUID(report_id)
+                except ValueError:
+                    raise click.BadParameter(f"{report_id!r} is not a report id") from None
+                rows = [report_store.get_report(session, report_id=ident)]
+            else:
+                rows = list(session.scalars(select(Report).order_by(Report.generated_at)))
+            for row in rows:
+                checked += 1
+                result = report_store.check(session, row, cabinet_id=settings.cabinet_id)
+                if result.ok:
+                    click.echo(f"ok      {row.id} {row.kind} {row.period_start} "
+                               f"{result.document_no or ''} ({len(result.files)} files)")
+                else:
+                    bad += 1
+                    click.echo(f"FORGED  {row.id} {row.kind} {row.period_start}: "
+                               + "; ".join(result.problems))
+    finally:
+        runtime.close()
+    click.echo(f"{checked} report(s) checked, {bad} not matching the register", err=True)
+    if bad:
+        ctx.exit(1)

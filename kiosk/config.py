@@ -142,6 +142,11 @@ class ScheduleSettings(_Strict):
     long_overdue_after_days: int = Field(
         default=3, ge=1, le=90, description="K9: 长期未归 after this many days past due."
     )
+    due_reminder_min: int = Field(
+        default=30, ge=0, le=1440,
+        description="A loan due within this many minutes gets one loan.due_soon reminder "
+        "(routed like any event); 0 turns reminders off.",
+    )
     poll_s: float = Field(
         default=30.0, ge=1, le=600,
         description="How often the scheduler wakes to look for due jobs and overdue keys.",
@@ -155,6 +160,68 @@ class ScheduleSettings(_Strict):
                 f"{self.daily_report_at}: the report lists the day's count"
             )
         return self
+
+
+class SiteSettings(_Strict):
+    """Whose cabinet this is: printed at the top of every report a supervisor signs."""
+
+    company_name: str = Field(
+        default="", max_length=100, description="The property company (物业公司), e.g. 百富物业服务有限公司."
+    )
+    building_name: str = Field(
+        default="", max_length=100, description="The building or estate (项目 / 大厦), e.g. 百富国际大厦."
+    )
+
+
+DEFAULT_ALARM_OWNERS: dict[str, str] = {
+    # the cabinet and its sensors
+    "door_forced": "supervisor",
+    "door_held_open": "custodian",
+    "key_removed_unauthorised": "supervisor",
+    "key_inserted_unexpectedly": "custodian",
+    "slot_left_open": "custodian",
+    "wrong_slot": "custodian",
+    "lock_fault": "supervisor",
+    "bus_fault": "supervisor",
+    # the register
+    "key_overdue": "custodian",
+    "returned_by_other": "custodian",
+    "key_missing": "supervisor",
+    "key_unexpected": "custodian",
+    "count_mismatch": "supervisor",
+}
+"""F1: who owns each kind of alarm from the moment it is raised, until someone takes it."""
+
+ALARM_OWNER_ROLES = frozenset(
+    {"staff", "custodian", "dept_leader", "duty_manager", "supervisor", "admin", "auditor"}
+)
+
+
+class AlarmSettings(_Strict):
+    """F1: every alarm has an owner the moment it is raised. ``owners`` maps an alarm kind to
+    a role (the first active person with it; ``duty_manager``: the one on the roster then)
+    or an admin-API account name (the person linked to it). Kinds not listed go to
+    ``default_owner``; an owner that names nobody falls back to ``default_owner`` too."""
+
+    owners: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,47}$")],
+        Annotated[str, Field(min_length=1, max_length=64)],
+    ] = Field(default_factory=dict, description="Alarm kind → role or account name.")
+    default_owner: str = Field(default="supervisor", min_length=1, max_length=64)
+
+    @field_validator("owners")
+    @classmethod
+    def _no_lifecycle_words(cls, value: dict[str, str]) -> dict[str, str]:
+        steps = {"raised", "acknowledged", "assigned", "noted", "closed", "escalated"}
+        bad = sorted(set(value) & steps)
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: a step in an alarm's life, not an alarm kind")
+        return value
+
+    def table(self) -> dict[str, str]:
+        """Kind → owner for every kind, the defaults overridden by the site's ``owners``;
+        ``"*"`` is the fallback."""
+        return {**DEFAULT_ALARM_OWNERS, **self.owners, "*": self.default_owner}
 
 
 class AdminTlsSettings(_Strict):
@@ -208,9 +275,17 @@ class Settings(BaseSettings):
     hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     admin_tls: AdminTlsSettings = Field(default_factory=AdminTlsSettings)
+    admin_trusted_proxies: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For is believed (the "
+                    "audited client address and the login limit per address). Empty: none, "
+                    "the peer address is the client.",
+    )
     kiosk_port: Port = 8081
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

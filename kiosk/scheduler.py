@@ -119,6 +119,7 @@ class Scheduler:
         ran: list[tuple[str, dt.date]] = []
         self.escalate(now)
         self.lapse_handovers(now)
+        self.remind_due_soon(now)
         for back in range(CATCH_UP_DAYS, -1, -1):
             day = today - dt.timedelta(days=back)
             for job in self.jobs:
@@ -130,6 +131,18 @@ class Scheduler:
                     ran.append((job.name, day))
         self.upkeep.tick(now)  # last, so the signed head covers what this tick logged
         return ran
+
+    def remind_due_soon(self, now: dt.datetime) -> list[Any]:
+        """One ``loan.due_soon`` reminder per loan due within ``due_reminder_min``."""
+        from kiosk.notify.reminders import any_due_soon, remind_due_soon
+
+        within = dt.timedelta(minutes=self.options.due_reminder_min)
+        with tx.read(self.runtime.audit) as session:
+            if not any_due_soon(session, cabinet_id=self.cabinet.id, now=now, within=within):
+                return []
+        with tx.write(self.runtime.audit) as session:
+            return remind_due_soon(session, self.runtime.audit, cabinet_id=self.cabinet.id,
+                                   now=now, within=within)
 
     def lapse_handovers(self, now: dt.datetime) -> int:
         """H1: a handover nobody accepted in time is closed and logged, not left hanging."""
@@ -209,7 +222,8 @@ class Scheduler:
             zone=self.zone, now=now,
         )
         row = report_store.save(session, self.runtime.audit, report=report,
-                                language=self.options.report_language, now=now)
+                                language=self.options.report_language, now=now,
+                                site=self.runtime.settings.site)
         return {"report": str(row.id), "sha256": row.sha256,
                 "out_from_today": len(report.out_from_today),
                 "out_from_earlier": len(report.out_from_earlier)}
@@ -259,7 +273,7 @@ class Scheduler:
                         message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
                                 f"{loan.due_at.isoformat()}",
                         actors=[ACTOR], cabinet_id=self.cabinet.id, key_id=loan.key_id,
-                        loan_id=loan.id, at=now,
+                        loan_id=loan.id, at=now, owners=self.runtime.settings.alarms.table(),
                     )
                 have = set(session.scalars(
                     select(AlarmEscalation.level).where(AlarmEscalation.alarm_id == alarm.id)

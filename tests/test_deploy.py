@@ -17,7 +17,7 @@ import pytest
 from kiosk.config import load_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
-SCRIPTS = ["install.sh", "kiosk-screen.sh", "kiosk-cli.sh"]
+SCRIPTS = ["install.sh", "kiosk-screen.sh", "kiosk-cli.sh", "system-deps.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

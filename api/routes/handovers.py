@@ -25,6 +25,7 @@ from api.deps import AuditDep, PrincipalDep, ReadSession, RuntimeDep, needs
 from api.schemas import Limit, Note, Offset, Out, Page, Strict, page_of
 from kiosk.errors import AuditError, InvalidRequest
 from kiosk.reports import render
+from kiosk.reports import store as report_store
 from kiosk.services import handovers, tx
 from kiosk.services.authz import Permission as P
 from kiosk.store.models import Handover, HandoverState
@@ -92,17 +93,29 @@ def get_handover(handover_id: uuid.UUID, session: ReadSession) -> HandoverDetail
     summary="The handover report to print: PDF (Chinese glyphs embedded) or CSV",
 )
 def download(
-    handover_id: uuid.UUID, session: ReadSession, format: Literal["pdf", "csv"] = "pdf",
-    lang: Literal["zh", "en"] = "zh",
+    handover_id: uuid.UUID, session: ReadSession, runtime: RuntimeDep,
+    format: Literal["pdf", "csv"] = "pdf", lang: Literal["zh", "en"] = "zh",
 ) -> Response:
+    """An accepted handover is a stored report: its file is served as issued, checked
+    against the register. One still waiting is printed as what it is, not yet a record."""
     row = handovers.get_handover(session, handover_id=handover_id)
-    data = handovers.content_of(row)
     name = f"handover-{row.started_at.date().isoformat()}-{row.id.hex[:8]}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if row.report_id is not None:
+        stored = report_store.download(
+            session, report_store.get_report(session, report_id=row.report_id),
+            cabinet_id=runtime.settings.cabinet_id, lang=lang, fmt=format,
+            site=runtime.settings.site)
+        return Response(stored.content, media_type=stored.media_type,
+                        headers={**headers, "X-Report-SHA256": stored.sha256})
+    data = handovers.content_of(row)
+    head = report_store.letterhead_for(data, report_id=None, digest=None,
+                                       site=runtime.settings.site)
     if format == "csv":
-        return Response(render.render_csv(data, lang), media_type="text/csv; charset=utf-8",
-                        headers=headers)
-    return Response(render.render_pdf(data, lang, footer=f"handover {row.id} · {row.state.value}"),
+        return Response(render.render_csv(data, lang, letterhead=head),
+                        media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(render.render_pdf(data, lang, letterhead=head,
+                                      footer=f"handover {row.id} · {row.state.value}"),
                     media_type="application/pdf", headers=headers)
 
 

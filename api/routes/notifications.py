@@ -23,7 +23,7 @@ from kiosk.store.types import utcnow
 router = APIRouter(tags=["notifications"])
 
 State = Literal["pending", "delivered", "failed"]
-ChannelName = Literal["email", "webhook"]
+ChannelName = Literal["email", "webhook", "wecom", "dingtalk"]
 
 
 class AttemptOut(Out):

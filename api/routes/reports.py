@@ -1,8 +1,11 @@
-"""K9 reports (and H1 handover reports): list, read, download, acknowledge. Never deleted.
+"""K9 reports (and H1 handover reports): generate on demand, preview, list, read, download,
+verify, acknowledge. Never deleted.
 
 There is no DELETE here on purpose: K9 says a mismatch or an overdue key "cannot be
-hidden". A download renders the stored JSON after checking it against its SHA-256, so the
-file is what was generated, in either language.
+hidden". A download serves the bytes stored when the report was issued, after checking them
+against the SHA-256 logged in its ``report.generated`` event, so the file a person gets is
+the file the register names, in either language. The logic lives in ``kiosk.services.reports``
+and ``kiosk.reports.store``; these routes only translate HTTP.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
-from api.deps import AuditDep, PrincipalDep, ReadSession, needs
+from api.deps import AuditDep, PrincipalDep, ReadSession, RuntimeDep, needs
 from api.schemas import Limit, Note, Offset, Out, Page, Strict, page_of
-from kiosk.reports import render
 from kiosk.reports import store as report_store
+from kiosk.reports.data import canonical
+from kiosk.services import reports as on_demand
 from kiosk.services import tx
 from kiosk.services.authz import Permission as P
 
@@ -61,6 +65,87 @@ class AcknowledgeIn(Strict):
     note: Note | None = None
 
 
+KeyNumber = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f\x7f]+$")]
+StaffNo = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class GenerateIn(Strict):
+    """What to report on: ``day`` for daily (default today); ``key_number`` or ``staff_no``
+    with ``start``/``end`` for the histories (default the last 30 days, at most 366)."""
+
+    kind: on_demand.OnDemandKind
+    day: Day | None = None
+    key_number: KeyNumber | None = None
+    staff_no: StaffNo | None = None
+    start: Day | None = None
+    end: Day | None = None
+    language: Literal["zh", "en"] = "zh"
+
+    def request(self) -> on_demand.ReportRequest:
+        return on_demand.ReportRequest(kind=self.kind, day=self.day, key_number=self.key_number,
+                                       staff_no=self.staff_no, start=self.start, end=self.end)
+
+
+class VerifyOut(Out):
+    report_id: uuid.UUID
+    ok: bool
+    event_seq: int | None
+    document_no: str | None
+    files: dict[str, str]
+    problems: list[str]
+
+
+@router.get(
+    "/reports/preview",
+    response_class=Response,
+    dependencies=[needs(P.REPORTS_READ)],
+    responses={200: {"content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+        "text/csv": {"schema": {"type": "string"}},
+    }}},
+    summary="K9: a report as it would be issued now, as JSON, PDF or CSV; nothing is stored",
+)
+def preview(
+    runtime: RuntimeDep,
+    session: ReadSession,
+    kind: on_demand.OnDemandKind,
+    day: Day | None = None,
+    key_number: Annotated[KeyNumber | None, Query()] = None,
+    staff_no: Annotated[StaffNo | None, Query()] = None,
+    start: Day | None = None,
+    end: Day | None = None,
+    format: Literal["json", "pdf", "csv"] = "json",
+    lang: Literal["zh", "en"] = "zh",
+) -> Response:
+    req = on_demand.ReportRequest(kind=kind, day=day, key_number=key_number, staff_no=staff_no,
+                                  start=start, end=end)
+    if format == "json":
+        data = on_demand.preview_json(session, runtime.settings, req)
+        return Response(_json(data), media_type="application/json")
+    shown = on_demand.preview(session, runtime.settings, req, fmt=format, lang=lang)
+    return Response(shown.content, media_type=shown.media_type, headers={
+        "Content-Disposition": f'inline; filename="{shown.filename}"'})
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return canonical(data).encode("utf-8")
+
+
+@router.post(
+    "/reports",
+    response_model=ReportOut,
+    status_code=201,
+    dependencies=[needs(P.REPORTS_GENERATE)],
+    summary="K9: issue a report now (stored with its files and event; never deleted)",
+)
+def generate(body: GenerateIn, by: PrincipalDep, runtime: RuntimeDep, audit: AuditDep) -> ReportOut:
+    with tx.write(audit) as session:
+        row = on_demand.issue(session, audit, runtime.settings, body.request(), by=by,
+                              language=body.language)
+        return ReportOut.model_validate(row)
+
+
 @router.get("/reports", response_model=Page[ReportOut], dependencies=[needs(P.REPORTS_READ)])
 def list_reports(
     session: ReadSession,
@@ -79,10 +164,25 @@ def list_reports(
 @router.get(
     "/reports/{report_id:uuid}", response_model=ReportDetail, dependencies=[needs(P.REPORTS_READ)]
 )
-def get_report(report_id: uuid.UUID, session: ReadSession) -> ReportDetail:
+def get_report(report_id: uuid.UUID, session: ReadSession, runtime: RuntimeDep) -> ReportDetail:
     row = report_store.get_report(session, report_id=report_id)
     base = ReportOut.model_validate(row).model_dump()
-    return ReportDetail(**base, content=report_store.data_of(row))
+    return ReportDetail(**base, content=report_store.genuine_data(
+        session, row, cabinet_id=runtime.settings.cabinet_id))
+
+
+@router.get(
+    "/reports/{report_id:uuid}/verify",
+    response_model=VerifyOut,
+    dependencies=[needs(P.REPORTS_READ)],
+    summary="K9: does the stored report (content and files) match its event in the register?",
+)
+def verify(report_id: uuid.UUID, session: ReadSession, runtime: RuntimeDep) -> VerifyOut:
+    row = report_store.get_report(session, report_id=report_id)
+    result = report_store.check(session, row, cabinet_id=runtime.settings.cabinet_id)
+    return VerifyOut(report_id=row.id, ok=result.ok, event_seq=result.event_seq,
+                     document_no=result.document_no, files=result.files,
+                     problems=result.problems)
 
 
 @router.get(
@@ -93,25 +193,25 @@ def get_report(report_id: uuid.UUID, session: ReadSession) -> ReportDetail:
         "application/pdf": {"schema": {"type": "string", "format": "binary"}},
         "text/csv": {"schema": {"type": "string"}},
     }}},
-    summary="The stored report as PDF (Chinese glyphs embedded) or CSV, in zh-CN or English",
+    summary="The issued report's stored PDF (Chinese glyphs embedded) or CSV, in zh-CN or "
+            "English, checked against its event first (X-Report-SHA256 is the file's hash)",
 )
 def download(
     report_id: uuid.UUID,
     session: ReadSession,
+    runtime: RuntimeDep,
     format: Literal["pdf", "csv"] = "pdf",
     lang: Literal["zh", "en"] | None = None,
 ) -> Response:
     row = report_store.get_report(session, report_id=report_id)
-    data = report_store.data_of(row)
-    language: render.Language = lang or ("en" if row.language == "en" else "zh")
-    name = f"{row.kind}-{row.period_start.isoformat()}-{row.id.hex[:8]}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    if format == "csv":
-        return Response(render.render_csv(data, language),
-                        media_type="text/csv; charset=utf-8", headers=headers)
-    footer = f"report {row.id} · sha256 {row.sha256[:16]}…"
-    return Response(render.render_pdf(data, language, footer=footer),
-                    media_type="application/pdf", headers=headers)
+    language = lang or ("en" if row.language == "en" else "zh")
+    file = report_store.download(session, row, cabinet_id=runtime.settings.cabinet_id,
+                                 lang=language, fmt=format, site=runtime.settings.site)
+    name = f"{row.kind}-{row.period_start.isoformat()}-{row.id.hex[:8]}-{language}.{format}"
+    return Response(file.content, media_type=file.media_type, headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "X-Report-SHA256": file.sha256,
+    })
 
 
 @router.post(

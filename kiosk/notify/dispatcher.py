@@ -20,24 +20,27 @@ import datetime as dt
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from kiosk.audit import AppendedEvent
 from kiosk.config import Settings
 from kiosk.errors import Conflict
 from kiosk.notify import outbox
 from kiosk.notify.email import send_email
-from kiosk.notify.message import EventView, render
+from kiosk.notify.message import EventView, Message, render
 from kiosk.notify.outcome import Outcome, short
+from kiosk.notify.robots import send_dingtalk, send_wecom
 from kiosk.notify.routing import Channel, targets_for
+from kiosk.notify.settings import NotificationSettings
 from kiosk.notify.webhook import body_of, send_webhook
 from kiosk.runtime import Runtime
 from kiosk.services import tx
-from kiosk.store.models import Event
+from kiosk.store.models import Event, Person
 from kiosk.store.types import utcnow
 
 log = logging.getLogger("kiosk.notify")
@@ -58,6 +61,8 @@ class SendJob:
     channel: Channel
     target: str
     event: EventView
+    mobiles: tuple[str, ...] = ()
+    """Mobile numbers a robot message @-mentions (the borrower of a due-soon reminder)."""
 
 
 class Dispatcher:
@@ -102,14 +107,20 @@ class Dispatcher:
                     select(Event).where(Event.cabinet_id == self.cabinet_id, Event.seq.in_(seqs))
                 )
             } if seqs else {}
-            return [SendJob(row.id, row.channel, row.target, events[row.event_seq])  # type: ignore[arg-type]
+            mobiles = _mentions(session, events.values())
+            return [SendJob(row.id, row.channel, row.target, events[row.event_seq],  # type: ignore[arg-type]
+                            mobiles.get(row.event_seq, ()))
                     for row in rows]
 
     def send_one(self, job: SendJob) -> Outcome:
         """Send one delivery (blocking: call it in a worker thread). Never raises."""
         try:
-            message = render(job.event, zone=self.zone, cabinet_name=self.cabinet_name)
+            message = render(job.event, zone=self.zone, cabinet_name=self.cabinet_name,
+                             console_base=self.options.console_base)
             delivery = str(job.delivery_id)
+            if job.channel in ("wecom", "dingtalk"):
+                return send_robot(self.options, job.channel, job.target, message,
+                                  now=self.clock(), mobiles=job.mobiles)
             if job.channel == "email":
                 if self.options.smtp is None:
                     return Outcome(False, True, error="no [notifications.smtp] is configured")
@@ -222,6 +233,37 @@ async def run_notifications(
             runtime.audit.listeners.remove(on_event)
 
 
+def _mentions(session: Session, events: Iterable[EventView]) -> dict[int, tuple[str, ...]]:
+    """The borrower's mobile number for each due-soon reminder, read when it is sent (the
+    number is kept out of the audit log)."""
+    wanted = {e.seq: e.payload.get("borrower") for e in events if e.type == "loan.due_soon"}
+    ids = {uuid.UUID(str(v)) for v in wanted.values() if v}
+    if not ids:
+        return {}
+    phones = dict(session.execute(select(Person.id, Person.phone).where(Person.id.in_(ids))).all())
+    found: dict[int, tuple[str, ...]] = {}
+    for seq, person in wanted.items():
+        phone = phones.get(uuid.UUID(str(person))) if person else None
+        if phone:
+            found[seq] = (phone.replace(" ", ""),)
+    return found
+
+
+def send_robot(options: NotificationSettings, channel: Channel, name: str, message: Message,
+               *, now: dt.datetime, mobiles: Sequence[str] = ()) -> Outcome:
+    """One message to a configured WeCom or DingTalk robot (blocking)."""
+    if channel == "wecom":
+        wecom = options.wecom.get(name)
+        if wecom is None:
+            return Outcome(False, True, error=f"wecom robot {name!r} is no longer configured")
+        return send_wecom(wecom, message, mobiles=mobiles)
+    dingtalk = options.dingtalk.get(name)
+    if dingtalk is None:
+        return Outcome(False, True, error=f"dingtalk robot {name!r} is no longer configured")
+    return send_dingtalk(dingtalk, message, timestamp_ms=int(now.timestamp() * 1000),
+                         mobiles=mobiles)
+
+
 def sample_event(cabinet_id: str, now: dt.datetime) -> EventView:
     """The synthetic event a ``kiosk notify test`` message describes (not in the log)."""
     return EventView(
@@ -235,7 +277,7 @@ def sample_event(cabinet_id: str, now: dt.datetime) -> EventView:
 
 def send_test(
     settings: Settings, *, email: str | None = None, webhook: str | None = None,
-    now: dt.datetime | None = None,
+    wecom: str | None = None, dingtalk: str | None = None, now: dt.datetime | None = None,
 ) -> Outcome:
     """Send a test message to one address or one configured webhook now, outside the
     outbox and without the database (an installer checks the server settings); blocking."""
@@ -244,6 +286,10 @@ def send_test(
     event = sample_event(settings.cabinet_id, at)
     delivery = f"test-{uuid.uuid4()}"
     message = render(event, zone=settings.zone, cabinet_name=settings.cabinet_name)
+    if wecom is not None:
+        return send_robot(options, "wecom", wecom, message, now=at)
+    if dingtalk is not None:
+        return send_robot(options, "dingtalk", dingtalk, message, now=at)
     if email is not None:
         if options.smtp is None:
             return Outcome(False, True, error="no [notifications.smtp] section is configured")

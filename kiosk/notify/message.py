@@ -18,24 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kiosk.alarm_kinds import ALARM_KINDS
 from kiosk.services.alarms import alarm_kind_of
 from kiosk.store.models import Event
-
-ALARM_KINDS: dict[str, tuple[str, str]] = {
-    "door_forced": ("柜门被强行打开", "Cabinet door forced"),
-    "door_held_open": ("柜门长时间未关", "Cabinet door held open"),
-    "slot_left_open": ("格口未关", "Slot left open"),
-    "key_removed_unauthorised": ("钥匙被非法取出", "Key removed without a release"),
-    "key_inserted_unexpectedly": ("格口出现未登记钥匙", "Unexpected key in a slot"),
-    "wrong_slot": ("钥匙放错格口", "Key returned to the wrong slot"),
-    "returned_by_other": ("他人代还钥匙", "Key returned by someone else"),
-    "key_overdue": ("钥匙逾期未还", "Key overdue"),
-    "count_mismatch": ("每日盘点不符", "Daily count mismatch"),
-    "lock_fault": ("锁故障", "Lock fault"),
-    "bus_fault": ("锁控总线故障", "Lock bus fault"),
-    "manual": ("人工报告", "Reported by a person"),
-}
-"""Known alarm kinds; an unknown kind is shown by its code in both languages."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 SUBJECT_MAX = 200
@@ -81,6 +66,10 @@ class EventView:
 class Message:
     subject: str
     text: str
+    link: str | None = None
+    """The console address to act on the event (also the last line of ``text``)."""
+    link_zh: str | None = None
+    link_en: str | None = None
 
 
 def one_line(value: object, limit: int = SUBJECT_MAX) -> str:
@@ -107,8 +96,21 @@ def _block(rows: Sequence[tuple[str, object]]) -> str:
     return "\n".join(f"{label}: {value}" for label, value in rows if value not in (None, ""))
 
 
-def render(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
-    """Subject and bilingual body for ``event`` (times in the cabinet's own zone)."""
+def render(event: EventView, *, zone: ZoneInfo, cabinet_name: str,
+           console_base: str | None = None) -> Message:
+    """Subject and bilingual body for ``event`` (times in the cabinet's own zone), ending
+    with a link into the console when one is configured and the event names a record."""
+    from kiosk.notify.links import console_link
+
+    message = _render(event, zone=zone, cabinet_name=cabinet_name)
+    link = console_link(event, console_base)
+    if link is None:
+        return message
+    return Message(message.subject, message.text + f"\n{link.zh} {link.en}: {link.url}\n",
+                   link=link.url, link_zh=link.zh, link_en=link.en)
+
+
+def _render(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
     kind = _alarm_kind(event)
     if kind is not None:
         return _alarm(event, kind, zone=zone, cabinet_name=cabinet_name)
@@ -116,6 +118,8 @@ def render(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
         return _escalated(event, zone=zone, cabinet_name=cabinet_name)
     if event.type == "report.generated":
         return _report(event, zone=zone, cabinet_name=cabinet_name)
+    if event.type == "loan.due_soon":
+        return _due_soon(event, zone=zone, cabinet_name=cabinet_name)
     if event.type == "notification.test":
         where, _ = _header(event, cabinet_name)
         return Message(
@@ -205,6 +209,29 @@ def _report(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
         ]),
         "下载：GET /api/v1/reports/{id}/download · Download it from the admin API.".replace(
             "{id}", str(p.get("report") or "{id}")),
+    ])
+    return Message(one_line(subject), body + "\n")
+
+
+def _due_soon(event: EventView, *, zone: ZoneInfo, cabinet_name: str) -> Message:
+    """A borrower's key is due soon: what, whose, by when (the reminder is sent once)."""
+    p = event.payload
+    due = str(p.get("due_at") or "")
+    try:
+        shown = dt.datetime.fromisoformat(due).astimezone(zone).strftime("%H:%M")
+    except ValueError:
+        shown = due
+    who = one_line(p.get("borrower_name") or "", 100)
+    label = one_line(p.get("label") or "", 100)
+    where, ref = _header(event, cabinet_name)
+    subject = (f"[{event.cabinet_id}] 钥匙即将到期 Key due soon: {event.key_number} "
+               f"· {who} · {shown}")
+    body = "\n\n".join([
+        f"{who}：您借用的钥匙 {event.key_number}（{label}）将于 {shown} 到期，请按时归还到钥匙柜。"
+        f"\n" + _block([("钥匙柜", where), ("剩余分钟", p.get("minutes_left")), ("事件", ref)]),
+        f"{who}: the key {event.key_number} ({label}) you borrowed is due back at {shown}. "
+        "Please return it to the cabinet on time.\n" + _block([
+            ("Cabinet", where), ("Minutes left", p.get("minutes_left")), ("Event", ref)]),
     ])
     return Message(one_line(subject), body + "\n")
 

@@ -15,13 +15,13 @@ from typing import Literal
 
 from kiosk.notify.settings import RESERVED_PREFIX, RouteSettings
 
-Channel = Literal["email", "webhook"]
-CHANNELS: tuple[Channel, ...] = ("email", "webhook")
+Channel = Literal["email", "webhook", "wecom", "dingtalk"]
+CHANNELS: tuple[Channel, ...] = ("email", "webhook", "wecom", "dingtalk")
 
 
 @dataclass(frozen=True, order=True)
 class Target:
-    """One destination: an email address, or the name of a configured webhook."""
+    """One destination: an email address, or the name of a configured webhook or robot."""
 
     channel: Channel
     target: str
@@ -48,4 +48,8 @@ def targets_for(event_type: str, routes: Sequence[RouteSettings]) -> list[Target
             found.setdefault(Target("email", address), None)
         for name in route.webhooks:
             found.setdefault(Target("webhook", name), None)
+        for name in route.wecom:
+            found.setdefault(Target("wecom", name), None)
+        for name in route.dingtalk:
+            found.setdefault(Target("dingtalk", name), None)
     return list(found)

@@ -99,17 +99,80 @@ class WebhookSettings(_Strict):
         return value
 
 
+def _robot_secret(value: SecretStr, what: str, low: int, high: int) -> SecretStr:
+    n = len(value.get_secret_value())
+    if not low <= n <= high or any(c.isspace() for c in value.get_secret_value()):
+        raise ValueError(f"the {what} must be {low} to {high} characters without spaces, not {n}")
+    return value
+
+
+class WeComSettings(_Strict):
+    """A WeCom (企业微信) group robot: its webhook key, the address of the robot API."""
+
+    key: SecretStr = Field(
+        description="The robot's key (the key=… of its webhook address). Better set as "
+        "KIOSK_NOTIFICATIONS__WECOM__NAME__KEY than in the file.",
+    )
+    url: HttpUrl = Field(
+        default=HttpUrl("https://qyapi.weixin.qq.com/cgi-bin/webhook/send"),
+        description="The robot API without ?key= (change it only for a proxy).",
+    )
+    msgtype: Literal["markdown", "text"] = Field(
+        default="markdown",
+        description="markdown: formatted, a link to click; text: plain, and can @-mention "
+        "the borrower by mobile number on a due-soon reminder.",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("key")
+    @classmethod
+    def _key_length(cls, value: SecretStr) -> SecretStr:
+        return _robot_secret(value, "key", 8, 128)
+
+
+class DingTalkSettings(_Strict):
+    """A DingTalk (钉钉) group robot: access token and, for 加签 robots, the signing secret."""
+
+    access_token: SecretStr = Field(description="The access_token=… of the robot's address.")
+    secret: SecretStr | None = Field(
+        default=None,
+        description="The robot's 加签 secret (SEC…): each request then carries timestamp and "
+        "sign. Better set as KIOSK_NOTIFICATIONS__DINGTALK__NAME__SECRET.",
+    )
+    url: HttpUrl = Field(
+        default=HttpUrl("https://oapi.dingtalk.com/robot/send"),
+        description="The robot API without the query (change it only for a proxy).",
+    )
+    msgtype: Literal["markdown", "text"] = "markdown"
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("access_token")
+    @classmethod
+    def _token_length(cls, value: SecretStr) -> SecretStr:
+        return _robot_secret(value, "access_token", 8, 256)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _robot_secret(value, "secret", 8, 256)
+
+
 class RouteSettings(_Strict):
-    """Events whose type matches one of ``events`` go to every address and webhook listed."""
+    """Events whose type matches one of ``events`` go to every address, webhook and robot
+    listed."""
 
     events: list[EventPattern] = Field(min_length=1)
     email: list[EmailAddress] = Field(default_factory=list)
     webhooks: list[WebhookName] = Field(default_factory=list)
+    wecom: list[WebhookName] = Field(default_factory=list)
+    dingtalk: list[WebhookName] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _has_target_no_loop(self) -> RouteSettings:
-        if not self.email and not self.webhooks:
-            raise ValueError("a route needs at least one email address or webhook")
+        if not (self.email or self.webhooks or self.wecom or self.dingtalk):
+            raise ValueError(
+                "a route needs at least one email address, webhook, wecom or dingtalk robot"
+            )
         for pattern in self.events:
             if pattern.startswith(RESERVED_PREFIX):
                 raise ValueError(
@@ -138,7 +201,14 @@ class NotificationSettings(_Strict):
     )
     smtp: SmtpSettings | None = None
     webhooks: dict[WebhookName, WebhookSettings] = Field(default_factory=dict)
+    wecom: dict[WebhookName, WeComSettings] = Field(default_factory=dict)
+    dingtalk: dict[WebhookName, DingTalkSettings] = Field(default_factory=dict)
     routes: list[RouteSettings] = Field(default_factory=list)
+    console_base_url: HttpUrl | None = Field(
+        default=None,
+        description="Where people open the web console, e.g. https://cabinet.tower.example:8443. "
+        "Messages then carry links such as {base}/console/approvals/{id}.",
+    )
 
     @model_validator(mode="after")
     def _routes_name_known_targets(self) -> NotificationSettings:
@@ -148,18 +218,25 @@ class NotificationSettings(_Strict):
                 f"{self.backoff_max_s}"
             )
         for i, route in enumerate(self.routes):
-            for name in route.webhooks:
-                if name not in self.webhooks:
-                    known = ", ".join(sorted(self.webhooks)) or "none defined"
-                    raise ValueError(
-                        f"routes[{i}].webhooks: unknown webhook {name!r} "
-                        f"(defined in [notifications.webhooks.*]: {known})"
-                    )
+            for field_name, defined in (("webhooks", self.webhooks), ("wecom", self.wecom),
+                                        ("dingtalk", self.dingtalk)):
+                for name in getattr(route, field_name):
+                    if name not in defined:
+                        known = ", ".join(sorted(defined)) or "none defined"
+                        raise ValueError(
+                            f"routes[{i}].{field_name}: unknown {field_name.rstrip('s')} "
+                            f"{name!r} (defined in [notifications.{field_name}.*]: {known})"
+                        )
             if route.email and self.smtp is None:
                 raise ValueError(
                     f"routes[{i}].email: email routes need a [notifications.smtp] section"
                 )
         return self
+
+    @property
+    def console_base(self) -> str | None:
+        """The console's base URL without a trailing slash, or None."""
+        return str(self.console_base_url).rstrip("/") if self.console_base_url else None
 
     @property
     def active(self) -> bool:

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -50,6 +51,12 @@ class LoanLine:
     returned_at: str | None = None
     overdue_hours: float = 0.0
     escalation: str | None = None
+    duty_manager: str | None = None
+    """K8: the duty manager who co-signed a draw after hours."""
+    returned_by: str | None = None
+    """Who put the key back (the borrower, or someone else: then ``returned_by_other``)."""
+    returned_by_other: bool = False
+    """K5: returned by someone other than the borrower."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,27 @@ class AlarmLine:
 
 
 @dataclass(frozen=True)
+class Movement:
+    """One line of the day's movement log: a key drawn or put back, by whom, where."""
+
+    at: str
+    movement: str  # "draw" or "return"
+    key_number: str
+    label: str
+    person: str
+    """The borrower for a draw; whoever put the key back for a return."""
+    staff_no: str
+    borrower: str
+    slot: int | None
+    reason: str
+    duty_manager: str | None = None
+    returned_by_other: bool = False
+
+
+@dataclass(frozen=True)
 class DailyReport:
-    """K9 当日钥匙当日点清: keys drawn today still out, the count, the day's K9 alarms."""
+    """K9 当日钥匙当日点清: keys drawn today still out, the count, the day's movements and
+    every alarm of the day or still open (all kinds, not only K9's)."""
 
     cabinet: str
     day: str
@@ -95,6 +121,7 @@ class DailyReport:
     out_from_earlier: list[LoanLine]
     count: CountResult | None
     alarms: list[AlarmLine]
+    movements: list[Movement] = field(default_factory=list)
     kind: str = "daily"
 
 
@@ -217,11 +244,22 @@ def _escalations(session: Session, loan_ids: list[uuid.UUID]) -> dict[uuid.UUID,
     return best
 
 
+def names_of(session: Session, loans: Sequence[Loan]) -> dict[uuid.UUID, str]:
+    """Names of the duty managers and returners of ``loans`` (one query, not one per loan)."""
+    ids = {i for x in loans for i in (x.duty_manager_id, x.returned_by_id) if i is not None}
+    if not ids:
+        return {}
+    return dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all())
+
+
 def loan_line(
-    loan: Loan, zone: ZoneInfo, *, as_of: dt.datetime, escalation: str | None = None
+    loan: Loan, zone: ZoneInfo, *, as_of: dt.datetime, escalation: str | None = None,
+    names: dict[uuid.UUID, str] | None = None,
 ) -> LoanLine:
     end = loan.returned_at if loan.returned_at and loan.returned_at <= as_of else as_of
     late = max(0.0, (end - loan.due_at).total_seconds() / 3600)
+    names = names or {}
+    back = loan.returned_at is not None and loan.returned_at <= as_of
     return LoanLine(
         key_number=loan.key.key_number,
         label=loan.key.label,
@@ -234,6 +272,10 @@ def loan_line(
         if loan.returned_at and loan.returned_at <= as_of else None,
         overdue_hours=round(late, 1),
         escalation=escalation,
+        duty_manager=names.get(loan.duty_manager_id) if loan.duty_manager_id else None,
+        returned_by=(names.get(loan.returned_by_id) if loan.returned_by_id else None)
+        if back else None,
+        returned_by_other=bool(loan.returned_by_other) if back else False,
     )
 
 
@@ -270,17 +312,17 @@ def build_daily(
         _loans(session).where(mine, Loan.drawn_at >= start, Loan.drawn_at < as_of)
         .order_by(Loan.drawn_at)
     ).all()
-    returned_today = sum(
-        1 for _ in session.scalars(
-            select(Loan.id).where(mine, Loan.returned_at >= start, Loan.returned_at < as_of)
-        )
-    )
+    returned = session.scalars(
+        _loans(session).where(mine, Loan.returned_at >= start, Loan.returned_at < as_of)
+        .order_by(Loan.returned_at)
+    ).all()
     earlier = session.scalars(
         _loans(session).where(mine, Loan.drawn_at < start, _still_out(as_of))
         .order_by(Loan.drawn_at)
     ).all()
     today_out = [x for x in drawn if x.returned_at is None or x.returned_at > as_of]
     esc = _escalations(session, [x.id for x in [*today_out, *earlier]])
+    names = names_of(session, [*drawn, *returned, *earlier])
     count_row = session.scalars(
         select(JobRun).where(JobRun.job == COUNT_JOB, JobRun.day == day)
     ).one_or_none()
@@ -289,26 +331,63 @@ def build_daily(
         select(Alarm, Key.key_number)
         .outerjoin(Key, Alarm.key_id == Key.id)
         .where(
-            Alarm.rule == "K9",
+            (Alarm.cabinet_id == cabinet_id) | Alarm.cabinet_id.is_(None),
             # the count raises its alarms at the report's own tick, so "by now" includes
             # that instant; a finished day stops before the next day's first instant
             Alarm.raised_at <= as_of if as_of < end else Alarm.raised_at < end,
             # raised that day, or raised earlier and still not closed: nothing drops out
             (Alarm.raised_at >= start) | (Alarm.state != AlarmState.CLOSED),
         )
-        .order_by(Alarm.raised_at)
+        # every kind, grouped by kind for the reader (F1: each one has someone to answer it)
+        .order_by(Alarm.kind, Alarm.raised_at)
     ).all()
     return DailyReport(
         cabinet=cabinet,
         day=day.isoformat(),
         as_of=local_iso(as_of, zone) or "",
         drawn_today=len(drawn),
-        returned_today=returned_today,
-        out_from_today=[loan_line(x, zone, as_of=as_of, escalation=esc.get(x.id)) for x in today_out],
-        out_from_earlier=[loan_line(x, zone, as_of=as_of, escalation=esc.get(x.id)) for x in earlier],
+        returned_today=len(returned),
+        out_from_today=[loan_line(x, zone, as_of=as_of, escalation=esc.get(x.id), names=names)
+                        for x in today_out],
+        out_from_earlier=[loan_line(x, zone, as_of=as_of, escalation=esc.get(x.id), names=names)
+                          for x in earlier],
         count=count,
         alarms=[_alarm_line(a, k, zone) for a, k in alarms],
+        movements=movements(session, drawn=drawn, returned=returned, zone=zone, names=names),
     )
+
+
+def movements(
+    session: Session, *, drawn: Sequence[Loan], returned: Sequence[Loan], zone: ZoneInfo,
+    names: dict[uuid.UUID, str],
+) -> list[Movement]:
+    """The day's draws and returns in time order: who, which key, which slot, under whose
+    co-signature (K8), and whether someone else put it back (K5)."""
+    slot_ids = {i for x in [*drawn, *returned]
+                for i in (x.key.home_slot_id, x.return_slot_id) if i is not None}
+    slots = dict(session.execute(
+        select(Slot.id, Slot.number).where(Slot.id.in_(slot_ids))).all()) if slot_ids else {}
+    lines: list[tuple[dt.datetime, int, Movement]] = []
+    for x in drawn:
+        lines.append((x.drawn_at, 0, Movement(
+            at=local_iso(x.drawn_at, zone) or "", movement="draw", key_number=x.key.key_number,
+            label=x.key.label, person=x.borrower.name, staff_no=x.borrower.staff_no,
+            borrower=x.borrower.name, slot=slots.get(x.key.home_slot_id)
+            if x.key.home_slot_id else None, reason=x.reason_text or x.reason_code,
+            duty_manager=names.get(x.duty_manager_id) if x.duty_manager_id else None,
+        )))
+    for x in returned:
+        assert x.returned_at is not None
+        who = names.get(x.returned_by_id) if x.returned_by_id else None
+        lines.append((x.returned_at, 1, Movement(
+            at=local_iso(x.returned_at, zone) or "", movement="return",
+            key_number=x.key.key_number, label=x.key.label, person=who or "",
+            staff_no="", borrower=x.borrower.name,
+            slot=slots.get(x.return_slot_id) if x.return_slot_id else None,
+            reason=x.reason_text or x.reason_code, returned_by_other=bool(x.returned_by_other),
+        )))
+    lines.sort(key=lambda t: (t[0], t[1]))
+    return [m for _, _, m in lines]
 
 
 def count_from_json(data: dict[str, Any]) -> CountResult:
@@ -326,9 +405,11 @@ def build_overdue(
         ).order_by(Loan.due_at)
     ).all()
     esc = _escalations(session, [x.id for x in rows])
+    names = names_of(session, rows)
     return OverdueReport(
         cabinet=cabinet, as_of=local_iso(now, zone) or "", long_overdue_days=long_overdue_days,
-        overdue=[loan_line(x, zone, as_of=now, escalation=esc.get(x.id)) for x in rows],
+        overdue=[loan_line(x, zone, as_of=now, escalation=esc.get(x.id), names=names)
+                 for x in rows],
     )
 
 
@@ -345,6 +426,7 @@ def build_key_history(
         _loans(session).where(Loan.key_id == key.id, Loan.drawn_at >= lo, Loan.drawn_at < hi)
         .order_by(Loan.drawn_at)
     ).all()
+    names = names_of(session, loans)
     alarms = session.scalars(
         select(Alarm).where(Alarm.key_id == key.id, Alarm.raised_at >= lo, Alarm.raised_at < hi)
         .order_by(Alarm.raised_at)
@@ -352,7 +434,7 @@ def build_key_history(
     return KeyHistory(
         cabinet=cabinet, key_number=key.key_number, label=key.label,
         period_start=start.isoformat(), period_end=end.isoformat(),
-        loans=[loan_line(x, zone, as_of=now) for x in loans],
+        loans=[loan_line(x, zone, as_of=now, names=names) for x in loans],
         alarms=[_alarm_line(a, key.key_number, zone) for a in alarms],
     )
 
@@ -371,10 +453,11 @@ def build_person_history(
             Loan.borrower_id == person.id, Loan.drawn_at >= lo, Loan.drawn_at < hi
         ).order_by(Loan.drawn_at)
     ).all()
+    names = names_of(session, loans)
     return PersonHistory(
         cabinet=cabinet, staff_no=person.staff_no, name=person.name,
         period_start=start.isoformat(), period_end=end.isoformat(),
-        loans=[loan_line(x, zone, as_of=now) for x in loans],
+        loans=[loan_line(x, zone, as_of=now, names=names) for x in loans],
     )
 
 

@@ -9,12 +9,13 @@ without CJK fonts.
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kiosk import csv_safe
+from kiosk.alarm_kinds import alarm_kind_text
 from kiosk.errors import KioskError
 from kiosk.messages import REASONS
 
@@ -53,7 +54,7 @@ _W: dict[str, tuple[str, str]] = {
     "open_loans": ("借出中", "Open loans"),
     "counted_at": ("点数时间", "Counted at"),
     "mismatches": ("点数差异", "Count mismatches"),
-    "alarms": ("K9 告警", "K9 alarms"),
+    "alarms": ("告警", "Alarms"),
     "overdue_list": ("逾期未还", "Overdue keys"),
     "loans": ("借用记录", "Loans"),
     "long_overdue_days": ("长期未归（天）", "Long overdue after (days)"),
@@ -100,6 +101,30 @@ _W: dict[str, tuple[str, str]] = {
     "keys_out": ("移交：借出未还的钥匙", "Handed over: keys out"),
     "open_alarms": ("移交：未关闭的告警及跟进", "Handed over: open alarms and follow-ups"),
     "follow_up": ("最新跟进", "Latest follow-up"),
+    "movements": ("当日钥匙进出记录", "Movement log of the day"),
+    "at": ("时间", "Time"),
+    "movement": ("动作", "Movement"),
+    "draw": ("领取", "drawn"),
+    "return": ("归还", "returned"),
+    "handled_by": ("经手人", "By"),
+    "duty_manager": ("值班经理", "Duty manager"),
+    "returned_by": ("归还人", "Returned by"),
+    "k5": ("代还 (K5)", "By another (K5)"),
+    "k5_yes": ("他人代还", "yes"),
+    "all_alarms": ("告警（按类型，含当日及未关闭）", "Alarms by kind (the day's and all still open)"),
+    "open_by_kind": ("未关闭告警（按类型）", "Open alarms by kind"),
+    "company": ("物业公司", "Property company"),
+    "building": ("项目 / 大厦", "Building"),
+    "document_no": ("文件编号", "Document no."),
+    "preview": ("预览 · 未存档，不作为正式报表", "PREVIEW · not issued, not a record"),
+    "page_of": ("第 {page} 页 共 {pages} 页", "Page {page} of {pages}"),
+    "sign_prepared": ("制表人", "Prepared by"),
+    "sign_custodian": ("钥匙管理员", "Key custodian"),
+    "sign_duty": ("值班经理", "Duty manager"),
+    "sign_supervisor": ("主管审核", "Supervisor review"),
+    "sign_date": ("日期", "Date"),
+    "signatures": ("签字确认", "Signatures"),
+    "content_sha256": ("内容 SHA-256（可与登记簿核对）", "Content SHA-256 (check it against the register)"),
 }
 
 
@@ -119,6 +144,32 @@ def _reason(value: str, lang: Language) -> str:
 
 
 # --------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class Letterhead:
+    """What a signed paper report carries besides its content: whose it is and its number.
+
+    ``company`` and ``building`` come from the ``[site]`` settings; ``document_no`` is the
+    stored report's number (``document_number``), or None for a preview, which then says in
+    large type that it is not a record. ``content_sha256`` is printed so a paper copy can be
+    checked against the ``report.generated`` event in the register.
+    """
+
+    company: str = ""
+    building: str = ""
+    document_no: str | None = None
+    content_sha256: str | None = None
+
+
+KIND_CODES = {"daily": "D", "overdue": "O", "key": "K", "person": "P", "handover": "H"}
+
+
+def document_number(kind: str, period_start: str, report_id: str) -> str:
+    """K9-D-20261127-1A2B3C4D: kind, first day covered and the start of the report's id,
+    stable for ever and printed on every page."""
+    day = period_start[:10].replace("-", "")
+    return f"K9-{KIND_CODES.get(kind, 'X')}-{day}-{report_id.replace('-', '')[:8].upper()}"
+
+
 @dataclass
 class Table:
     heading: str
@@ -140,12 +191,15 @@ _LOAN_WIDTHS = [1.1, 2.2, 1.0, 0.9, 1.2, 1.3, 1.3, 0.9, 1.0]
 
 
 def _loan_table(heading: str, lines: list[dict[str, Any]], lang: Language,
-                *, returned: bool = False) -> Table:
+                *, returned: bool = False, duty: bool = False) -> Table:
     cols = list(_LOAN_COLS)
     widths = list(_LOAN_WIDTHS)
     if returned:
-        cols.insert(7, "returned_at")
-        widths.insert(7, 1.3)
+        cols[7:7] = ["returned_at", "returned_by", "k5"]
+        widths[7:7] = [1.3, 1.0, 1.1]
+    if duty or returned:
+        cols.insert(cols.index("due_at") + 1 if duty else len(cols), "duty_manager")
+        widths.insert(cols.index("duty_manager"), 1.0)
     rows = []
     for x in lines:
         row = []
@@ -161,6 +215,8 @@ def _loan_table(heading: str, lines: list[dict[str, Any]], lang: Language,
                 row.append(word(v, lang) if v else "")
             elif c == "overdue_hours":
                 row.append(f"{v:g}" if v else "")
+            elif c == "k5":
+                row.append(word("k5_yes", lang) if x.get("returned_by_other") else "")
             else:
                 row.append(str(v or ""))
         rows.append(row)
@@ -174,7 +230,7 @@ def _alarm_table(alarms: list[dict[str, Any]], lang: Language, heading: str = "a
     if follow_up:
         cols.append("follow_up")
         widths = [1.3, 1.3, 1.1, 0.8, 3.5, 2.5]
-    rows = [[_t(a["raised_at"]), a["kind"], a.get("key_number") or "",
+    rows = [[_t(a["raised_at"]), alarm_kind_text(a["kind"], lang), a.get("key_number") or "",
              word(a["state"], lang), a["message"]] + ([a.get("follow_up") or ""] if follow_up else [])
             for a in alarms]
     return Table(word(heading, lang), [word(c, lang) for c in cols], rows, widths)
@@ -187,6 +243,28 @@ def _signature(sig: dict[str, Any] | None, lang: Language) -> str:
     how = (f"{word('by_badge', lang)} {sig['card']}" if sig.get("card")
            else f"{word('by_account', lang)} {sig.get('account') or ''}")
     return f"{sig['name']} ({sig['staff_no']}) · {_t(sig['at'])} · {how}"
+
+
+def _movement_table(lines: list[dict[str, Any]], lang: Language) -> Table:
+    cols = ["at", "movement", "key_number", "label", "handled_by", "borrower", "slot", "reason",
+            "duty_manager", "k5"]
+    rows = [[_t(m["at"]), word(m["movement"], lang), m["key_number"], m["label"],
+             m.get("person") or "", m.get("borrower") or "",
+             "" if m.get("slot") is None else str(m["slot"]), _reason(m.get("reason") or "", lang),
+             m.get("duty_manager") or "",
+             word("k5_yes", lang) if m.get("returned_by_other") else ""] for m in lines]
+    return Table(word("movements", lang), [word(c, lang) for c in cols], rows,
+                 [1.3, 0.7, 1.0, 1.8, 1.0, 1.0, 0.6, 1.1, 1.0, 1.2])
+
+
+def open_by_kind(alarms: list[dict[str, Any]], lang: Language) -> str:
+    """"柜门被强行打开 1 · 钥匙逾期未还 2": the open alarms counted per kind."""
+    counts: dict[str, int] = {}
+    for a in alarms:
+        if a["state"] != "closed":
+            counts[a["kind"]] = counts.get(a["kind"], 0) + 1
+    return " · ".join(f"{alarm_kind_text(k, lang)} {n}" for k, n in sorted(counts.items())) or \
+        word("none", lang)
 
 
 def _count_facts(count: dict[str, Any], lang: Language) -> list[tuple[str, str]]:
@@ -223,10 +301,14 @@ def layout(data: dict[str, Any], lang: Language) -> Layout:
             facts.append((word("count", lang), word("count_none", lang)))
         else:
             facts += _count_facts(count, lang)
-        tables.append(_loan_table(word("out_from_today", lang), data["out_from_today"], lang))
-        tables.append(_loan_table(word("out_from_earlier", lang), data["out_from_earlier"], lang))
+        facts.append((word("open_by_kind", lang), open_by_kind(data["alarms"], lang)))
+        tables.append(_loan_table(word("out_from_today", lang), data["out_from_today"], lang,
+                                  duty=True))
+        tables.append(_loan_table(word("out_from_earlier", lang), data["out_from_earlier"], lang,
+                                  duty=True))
         tables.append(_mismatch_table(count["mismatches"] if count else [], lang))
-        tables.append(_alarm_table(data["alarms"], lang))
+        tables.append(_alarm_table(data["alarms"], lang, "all_alarms"))
+        tables.append(_movement_table(data.get("movements", []), lang))
     elif kind == "handover":
         facts += [
             (word("shift", lang), f"{_t(data['period_start'])} – {_t(data['period_end'])}"),
@@ -263,12 +345,18 @@ def layout(data: dict[str, Any], lang: Language) -> Layout:
 
 
 # ------------------------------------------------------------------------------ CSV
-def render_csv(data: dict[str, Any], lang: Language) -> bytes:
+def render_csv(data: dict[str, Any], lang: Language, *,
+               letterhead: Letterhead | None = None) -> bytes:
     """UTF-8 with a byte-order mark, so spreadsheet programs open the Chinese correctly."""
     doc = layout(data, lang)
     buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\r\n")
+    out = csv_safe.writer(buf)  # names, reasons and key numbers: never a formula
     out.writerow([doc.title])
+    if letterhead is not None:
+        for name, value in (("company", letterhead.company), ("building", letterhead.building),
+                            ("document_no", letterhead.document_no or word("preview", lang))):
+            if value:
+                out.writerow([word(name, lang), value])
     for name, value in doc.facts:
         out.writerow([name, value])
     for table in doc.tables:
@@ -280,6 +368,14 @@ def render_csv(data: dict[str, Any], lang: Language) -> bytes:
 
 
 # ------------------------------------------------------------------------------ PDF
+def render_pdf(data: dict[str, Any], lang: Language, *, footer: str = "",
+               letterhead: Letterhead | None = None) -> bytes:
+    """The printable report (``kiosk.reports.pdf``): letterhead, page numbers, signatures."""
+    from kiosk.reports import pdf
+
+    return pdf.render(data, lang, footer=footer, letterhead=letterhead)
+
+
 def ensure_font() -> str:
     """Register the embedded CJK font once; a clear error names the package when it is missing."""
     from reportlab.pdfbase import pdfmetrics
@@ -294,75 +390,3 @@ def ensure_font() -> str:
         )
     pdfmetrics.registerFont(TTFont(FONT_NAME, str(FONT_PATH), subfontIndex=0))
     return FONT_NAME
-
-
-def render_pdf(data: dict[str, Any], lang: Language, *, footer: str = "") -> bytes:
-    """An A4 landscape PDF with the Chinese glyphs embedded (subset of WenQuanYi Zen Hei)."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import (
-        LongTable,
-        Paragraph,
-        SimpleDocTemplate,
-        Spacer,
-        TableStyle,
-    )
-    from reportlab.platypus import Table as PdfTable
-
-    font = ensure_font()
-    doc = layout(data, lang)
-    title_style = ParagraphStyle("t", fontName=font, fontSize=15, leading=20, spaceAfter=4)
-    head_style = ParagraphStyle("h", fontName=font, fontSize=11, leading=15, spaceBefore=8,
-                                spaceAfter=3)
-    cell = ParagraphStyle("c", fontName=font, fontSize=8, leading=10, wordWrap="CJK")
-    bold = ParagraphStyle("b", parent=cell, textColor=colors.white)
-    buf = io.BytesIO()
-    pdf = SimpleDocTemplate(
-        buf, pagesize=landscape(A4), leftMargin=12 * mm, rightMargin=12 * mm,
-        topMargin=12 * mm, bottomMargin=14 * mm, title=doc.title, author="kiosk",
-    )
-    width = pdf.width
-
-    def esc(text: str) -> str:
-        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-    story: list[Any] = [Paragraph(esc(doc.title), title_style)]
-    facts = [[Paragraph(esc(k), cell), Paragraph(esc(v), cell)] for k, v in doc.facts]
-    fact_table = PdfTable(facts, colWidths=[45 * mm, 90 * mm], hAlign="LEFT")
-    fact_table.setStyle(TableStyle([
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#EEF2F7")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]))
-    story += [fact_table, Spacer(1, 3 * mm)]
-    for table in doc.tables:
-        story.append(Paragraph(f"{esc(table.heading)}（{len(table.rows)}）" if lang == "zh"
-                               else f"{esc(table.heading)} ({len(table.rows)})", head_style))
-        if not table.rows:
-            story.append(Paragraph(word("none", lang), cell))
-            continue
-        total = sum(table.widths) or len(table.columns)
-        widths = [width * w / total for w in (table.widths or [1.0] * len(table.columns))]
-        rows = [[Paragraph(esc(c), bold) for c in table.columns]]
-        rows += [[Paragraph(esc(v), cell) for v in row] for row in table.rows]
-        grid = LongTable(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
-        grid.setStyle(TableStyle([
-            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#34495E")),
-            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-            ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F6F8FA")]),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ]))
-        story.append(grid)
-
-    def page(canvas: Any, _doc: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(font, 7)
-        canvas.setFillColor(colors.grey)
-        canvas.drawString(12 * mm, 7 * mm, footer)
-        canvas.drawRightString(landscape(A4)[0] - 12 * mm, 7 * mm, f"{canvas.getPageNumber()}")
-        canvas.restoreState()
-
-    pdf.build(story, onFirstPage=page, onLaterPages=page)
-    return buf.getvalue()

@@ -9,6 +9,7 @@ department's people and what hangs off them (cards, person rights, approvals, lo
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import uuid
 from collections.abc import Iterable
@@ -59,6 +60,10 @@ class Permission(enum.StrEnum):
     AUDIT_CHECKPOINT = "audit:checkpoint"
     REPORTS_READ = "reports:read"
     REPORTS_ACKNOWLEDGE = "reports:acknowledge"
+    REPORTS_GENERATE = "reports:generate"
+    IMPORTS_WRITE = "imports:write"
+    """Bulk import of people with cards, units with owners, keys with slots (all or nothing)."""
+    """K9: issue a report on demand (stored and logged, never deleted); previews are reads."""
     HANDOVERS_READ = "handovers:read"
     HANDOVERS_START = "handovers:start"
     """H1: start a handover as the caller's own linked person (a keeper of the register)."""
@@ -94,6 +99,8 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
         P.APPROVALS_EXPIRE,
         P.AUDIT_CHECKPOINT,
         P.REPORTS_ACKNOWLEDGE,  # K9: reports go to the supervisor, who acknowledges them
+        P.REPORTS_GENERATE,
+        P.IMPORTS_WRITE,  # sets up a building from a spreadsheet (issue 11)
         P.HANDOVERS_START,  # H1: supervisors keep the register across shifts too
         P.HANDOVERS_CANCEL,
     },
@@ -161,6 +168,8 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
             P.ALARMS_READ,
             P.ALARMS_WRITE,
             P.REPORTS_READ,  # K9: the custodian does the daily count and reads its report
+            P.REPORTS_GENERATE,  # ... and prints it for the supervisor to sign
+            P.IMPORTS_WRITE,  # enrols people, rooms and keys in bulk at the service desk
             P.HANDOVERS_READ,  # H1: hands the register over at the end of the shift
             P.HANDOVERS_START,
         }
@@ -197,6 +206,9 @@ class Principal:
     permissions: frozenset[Permission]
     token_id: uuid.UUID
     token_kind: TokenKind
+    expires_at: dt.datetime | None = None
+    """When the token stops working (None: an API token without an end date); a long-lived
+    response such as the event stream ends then."""
 
     @property
     def actor(self) -> str:

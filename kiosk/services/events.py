@@ -6,7 +6,6 @@ skips or repeats a row while new events arrive, and a client can resume where it
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session
 
+from kiosk import csv_safe
 from kiosk.errors import NotFound
 from kiosk.services import tx
 from kiosk.store.models import Event
@@ -107,7 +107,7 @@ def csv_rows(
 ) -> Iterator[str]:
     """The matching events as CSV text chunks, read in batches so memory stays flat."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv_safe.writer(buffer)  # names and reasons reach a spreadsheet: no formulas
     writer.writerow(CSV_COLUMNS)
     cursor = where.after
     while True:

@@ -18,7 +18,7 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -32,6 +32,9 @@ from kiosk.reports import store as report_store
 from kiosk.services import tx
 from kiosk.store.models import Cabinet, Handover, HandoverState, Person
 from kiosk.store.types import utcnow
+
+if TYPE_CHECKING:
+    from kiosk.config import SiteSettings
 
 DEFAULT_VALID_FOR = dt.timedelta(minutes=30)
 
@@ -173,9 +176,10 @@ def start(
 def accept(
     session: Session, audit: AuditLog, *, cabinet_id: uuid.UUID, incoming_id: uuid.UUID,
     card: str, zone: ZoneInfo, language: str, handover_id: uuid.UUID | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, site: SiteSettings | None = None,
 ) -> Handover:
-    """H1: the incoming keeper's badge tap signs; the report is stored for good (K9)."""
+    """H1: the incoming keeper's badge tap signs; the report is stored for good (K9), its
+    printed files carrying ``site``'s company and building names."""
     now = now or utcnow()
     lapse_expired(session, audit, cabinet_id=cabinet_id, now=now)
     row = pending(session, cabinet_id=cabinet_id, now=now)
@@ -191,7 +195,7 @@ def accept(
     session.flush()
     stored_report = report_store.save_content(
         session, audit, data=data, language=language,
-        actors=[str(row.outgoing_id), str(incoming.id)], now=now,
+        actors=[str(row.outgoing_id), str(incoming.id)], now=now, site=site,
     )
     row.report_id = stored_report.id
     stored = tx.log(session, audit, NewEvent(

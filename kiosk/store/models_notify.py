@@ -33,7 +33,7 @@ from kiosk.store.models import Base
 from kiosk.store.types import utcnow
 
 DELIVERY_STATES = ("pending", "delivered", "failed")
-DELIVERY_CHANNELS = ("email", "webhook")
+DELIVERY_CHANNELS = ("email", "webhook", "wecom", "dingtalk")
 
 
 class NotificationCursor(Base):
@@ -84,7 +84,9 @@ class NotificationDelivery(Base):
         ),
         Index("ix_notification_deliveries_due", "state", "next_attempt_at"),
         Index("ix_notification_deliveries_created_at", "created_at"),
-        CheckConstraint("channel IN ('email', 'webhook')", name="channel_known"),
+        CheckConstraint(
+            "channel IN ('email', 'webhook', 'wecom', 'dingtalk')", name="channel_known"
+        ),
         CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state_known"),
         CheckConstraint(
             "attempts >= 0 AND round_attempts >= 0 AND retries >= 0", name="counts_not_negative"
@@ -115,3 +117,18 @@ class NotificationAttempt(Base):
         UniqueConstraint("delivery_id", "attempt"),
         CheckConstraint("attempt >= 1", name="attempt_positive"),
     )
+
+
+class DueReminder(Base):
+    """A borrower was reminded that a loan is due soon: one row per loan, so once per loan.
+
+    The unique loan id is the guarantee: two scheduler ticks, or two daemons on one
+    database, cannot both remind (the second insert fails and its transaction rolls back).
+    """
+
+    __tablename__ = "due_reminders"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    loan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("loans.id"), unique=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    event_seq: Mapped[int | None] = mapped_column(BigInteger)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -109,7 +110,36 @@ class Report(Base):
     )
 
 
+class ReportFile(Base):
+    """The exact bytes of one rendering of an issued report (``zh.pdf``, ``en.csv``…).
+
+    Stored when the report is issued and served as they are, never rendered again, so the
+    SHA-256 in the report's ``report.generated`` event is the hash of what a person
+    downloads and prints (issue 14 item 12): anyone can check a file against the register.
+    """
+
+    __tablename__ = "report_files"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id"))
+    name: Mapped[str] = mapped_column(String(16), doc="<language>.<format>: zh.pdf, en.csv")
+    media_type: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("report_id", "name"),
+        CheckConstraint("name IN ('zh.pdf', 'zh.csv', 'en.pdf', 'en.csv')", name="name_known"),
+    )
+
+
 @event.listens_for(Report, "before_delete")
 def _refuse_delete(_mapper: Mapper[Report], _connection: object, target: Report) -> None:
     """K9: reports cannot be hidden. A delete anywhere in the code is a bug, stopped here."""
     raise Conflict(f"K9: report {target.id} cannot be deleted; acknowledge it instead")
+
+
+@event.listens_for(ReportFile, "before_delete")
+def _refuse_file_delete(_mapper: Mapper[ReportFile], _connection: object,
+                        target: ReportFile) -> None:
+    raise Conflict(f"K9: file {target.name} of report {target.report_id} cannot be deleted")

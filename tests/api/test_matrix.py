@@ -38,7 +38,7 @@ from kiosk.cabinet import Cabinet
 from kiosk.reports import store as report_store
 from kiosk.reports.data import DailyReport
 from kiosk.services import accounts, handovers, tx
-from kiosk.services.authz import ROLE_PERMISSIONS
+from kiosk.services.authz import ROLE_PERMISSIONS, Principal
 from kiosk.store.models import (
     AccessRight,
     Alarm,
@@ -57,7 +57,7 @@ from kiosk.store.models import (
     Slot,
 )
 from kiosk.store.models import Cabinet as CabinetRow
-from kiosk.store.models_auth import AccountRole
+from kiosk.store.models_auth import AccountRole, TokenKind
 from kiosk.store.models_notify import NotificationDelivery
 from kiosk.store.types import utcnow
 from tests.api.conftest import World, attached_cabinet
@@ -77,6 +77,7 @@ class Req:
     path: str
     json: Any = None
     params: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
 
 
 class Fresh:
@@ -203,9 +204,27 @@ class Fresh:
         pending = store.add(
             key_number="U1201", person_id=uuid.UUID(self.person_b()), reason_code="repair",
             reason_text=None, requested_by=account.id, requested_actor=f"account:{account.username}",
+            requested_person=self.w.person(f"ADM{n()}", dept=None, roles=(Role.STAFF, Role.ADMIN)),
             department_id=self.w.ids["dept:B"],
         )
         return str(pending.id)
+
+    def pending_admin(self) -> str:
+        """An administrator made over the API by another administrator, not yet confirmed."""
+        with tx.write(self.w.audit) as session:
+            maker = accounts.create_account(
+                session, self.w.audit, by=None, username=f"maker-{n()}",
+                password="correct horse battery", role=AccountRole.ADMIN, policy=self.w.policy,
+            )
+            by = Principal(account_id=maker.id, username=maker.username, role=maker.role,
+                           person_id=None, department_id=None,
+                           permissions=ROLE_PERMISSIONS[AccountRole.ADMIN],
+                           token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
+            made = accounts.create_account(
+                session, self.w.audit, by=by, username=f"new-admin-{n()}",
+                password="correct horse battery", role=AccountRole.ADMIN, policy=self.w.policy,
+            )
+        return str(made.id)
 
     def report(self) -> str:
         day = dt.date(2026, 11, 27)
@@ -215,6 +234,9 @@ class Fresh:
         with tx.write(self.w.audit) as session:
             row = report_store.save(session, self.w.audit, report=daily, language="zh")
         return str(row.id)
+
+    def units_csv(self) -> bytes:
+        return f"房号,楼层\r\nIMP-{n()},3\r\n".encode()
 
     def no_handover_waiting(self) -> None:
         """H1 allows one waiting handover: clear the last request's so the next can start."""
@@ -278,6 +300,8 @@ OPS: list[Op] = [
        other_dept=True),
     op("POST", "/accounts/{account_id}/unlock",
        lambda f: Req("POST", f"/accounts/{f.account_b()}/unlock"), other_dept=True),
+    op("POST", "/accounts/{account_id}/confirm",
+       lambda f: Req("POST", f"/accounts/{f.pending_admin()}/confirm"), other_dept=True),
     op("GET", "/api-tokens", lambda f: Req("GET", "/api-tokens")),
     op("POST", "/api-tokens", lambda f: Req("POST", "/api-tokens", {
         "account_id": str(f.account_b()), "name": "sync", "scopes": ["keys:read"]}),
@@ -374,6 +398,10 @@ OPS: list[Op] = [
         "person_id": f.person_b(), "key_group_id": f.id("group")}), other_dept=True),
     op("GET", "/access-rights/{right_id}",
        lambda f: Req("GET", f"/access-rights/{f.right_b()}"), other_dept=True),
+    op("PATCH", "/access-rights/{right_id}", lambda f: Req(
+        "PATCH", f"/access-rights/{f.right_b()}",
+        {"weekdays": "12345", "start_time": "08:00:00", "end_time": "18:00:00"}),
+       other_dept=True),
     op("DELETE", "/access-rights/{right_id}",
        lambda f: Req("DELETE", f"/access-rights/{f.right_b()}"), other_dept=True),
     # approvals (K7)
@@ -435,15 +463,27 @@ OPS: list[Op] = [
     op("GET", "/audit/checkpoints/{seq}",
        lambda f: Req("GET", f"/audit/checkpoints/{f.checkpoint()}")),
     op("GET", "/audit/verify", lambda f: Req("GET", "/audit/verify")),
+    op("GET", "/health/details", lambda f: Req("GET", "/health/details")),
     op("POST", "/audit/verify",
        lambda f: Req("POST", "/audit/verify", {"checkpoint": f.exported()})),
-    # reports (K9): read, download, acknowledge; never deleted
+    # reports (K9): generate, preview, read, download, verify, acknowledge; never deleted
     op("GET", "/reports", lambda f: Req("GET", "/reports", params={"kind": "daily"})),
     op("GET", "/reports/{report_id}", lambda f: Req("GET", f"/reports/{f.report()}")),
     op("GET", "/reports/{report_id}/download", lambda f: Req(
         "GET", f"/reports/{f.report()}/download", params={"format": "csv", "lang": "en"})),
     op("POST", "/reports/{report_id}/acknowledge", lambda f: Req(
         "POST", f"/reports/{f.report()}/acknowledge", {"note": "已阅"})),
+    op("GET", "/reports/{report_id}/verify", lambda f: Req("GET", f"/reports/{f.report()}/verify")),
+    op("GET", "/reports/preview", lambda f: Req("GET", "/reports/preview", params={
+        "kind": "overdue", "format": "csv"})),
+    op("POST", "/reports", lambda f: Req("POST", "/reports", {"kind": "overdue"})),
+    # bulk import: templates, preview (writes nothing), import (all or nothing)
+    op("GET", "/imports/{kind}/template.{fmt}",
+       lambda f: Req("GET", "/imports/keys/template.xlsx")),
+    op("POST", "/imports/{kind}/preview", lambda f: Req(
+        "POST", "/imports/units/preview", files={"file": ("u.csv", f.units_csv(), "text/csv")})),
+    op("POST", "/imports/{kind}", lambda f: Req(
+        "POST", "/imports/units", files={"file": ("u.csv", f.units_csv(), "text/csv")})),
     # handovers (H1): list, read, print; start as oneself; cancel someone's waiting one
     op("GET", "/handovers", lambda f: Req("GET", "/handovers", params={"state": "started"})),
     op("GET", "/handovers/{handover_id}", lambda f: Req("GET", f"/handovers/{f.handover()}")),
@@ -488,6 +528,8 @@ ROLE_LETTERS = {
 # - the on-duty manager opens at night (K8), sees who holds what, handles alarms first-hand
 #   (F1) and takes over the register after hours (H1);
 # - the department leader decides K7 approvals for their own department's people;
+# - setting up a building from a spreadsheet (bulk import) and printing a report on demand
+#   are the desk's work: administrator, supervisor and custodian (issue 11);
 # - anyone who works with badges may report a card lost.
 WHO_MAY_TEXT = """
 GET    /accounts                                              A . . . . U
@@ -496,6 +538,7 @@ GET    /accounts/{account_id}                                 A . . . . U
 PATCH  /accounts/{account_id}                                 A . . . . .
 POST   /accounts/{account_id}/password                        A . . . . .
 POST   /accounts/{account_id}/unlock                          A . . . . .
+POST   /accounts/{account_id}/confirm                         A . . . . .
 GET    /api-tokens                                            A . . . . U
 POST   /api-tokens                                            A . . . . .
 GET    /api-tokens/{token_id}                                 A . . . . U
@@ -548,6 +591,7 @@ POST   /cabinet/remote-unlocks                                A . . . . .
 POST   /cabinet/remote-unlocks/{request_id}/confirm           A . . . . .
 GET    /access-rights                                         A S L . C U
 POST   /access-rights                                         A . . . . .
+PATCH  /access-rights/{right_id}                              A . . . . .
 GET    /access-rights/{right_id}                              A S L . C U
 DELETE /access-rights/{right_id}                              A . . . . .
 GET    /approvals                                             A S L D C U
@@ -586,10 +630,17 @@ POST   /audit/checkpoints                                     A S . . . .
 GET    /audit/checkpoints/{seq}                               A S . . . U
 GET    /audit/verify                                          A S . . . U
 POST   /audit/verify                                          A S . . . U
+GET    /health/details                                        A S . . . U
 GET    /reports                                               A S . . C U
 GET    /reports/{report_id}                                   A S . . C U
 GET    /reports/{report_id}/download                          A S . . C U
 POST   /reports/{report_id}/acknowledge                       A S . . . .
+GET    /reports/{report_id}/verify                            A S . . C U
+GET    /reports/preview                                       A S . . C U
+POST   /reports                                               A S . . C .
+GET    /imports/{kind}/template.{fmt}                         A S . . C .
+POST   /imports/{kind}/preview                                A S . . C .
+POST   /imports/{kind}                                        A S . . C .
 GET    /handovers                                             A S . D C U
 GET    /handovers/{handover_id}                               A S . D C U
 GET    /handovers/{handover_id}/download                      A S . D C U
@@ -617,7 +668,8 @@ def _who_may() -> dict[tuple[str, str], frozenset[AccountRole]]:
 WHO_MAY = _who_may()
 
 MATRIX_PERSON_ROLES = {
-    AccountRole.ADMIN: (Role.STAFF, Role.SUPERVISOR),  # H1: POST /handovers signs as a keeper
+    # H1: POST /handovers signs as a keeper; K2: a remote unlock takes an admin in person
+    AccountRole.ADMIN: (Role.STAFF, Role.SUPERVISOR, Role.ADMIN),
     AccountRole.SUPERVISOR: (Role.STAFF, Role.SUPERVISOR),
     AccountRole.DUTY_MANAGER: (Role.STAFF, Role.DUTY_MANAGER),
     AccountRole.CUSTODIAN: (Role.STAFF, Role.CUSTODIAN),
@@ -627,7 +679,8 @@ MATRIX_PERSON_ROLES = {
 
 def _send(world: World, req: Req, headers: dict[str, str]) -> Any:
     return world.client.request(
-        req.method, V1 + req.path, json=req.json, params=req.params, headers=headers
+        req.method, V1 + req.path, json=req.json, params=req.params, headers=headers,
+        files=req.files,
     )
 
 
@@ -677,7 +730,8 @@ def test_permission_table_grants_exactly_what_the_hand_table_says(world: World) 
 @pytest.mark.usefixtures("fast_stream", "cabinet_attached")
 def test_every_role_every_endpoint_other_department(world: World) -> None:
     fresh = Fresh(world)
-    admin = world.token(AccountRole.ADMIN, person=world.ids["custodian"])
+    admin = world.token(AccountRole.ADMIN, person=world.person(
+        "ADM0", dept=None, roles=(Role.STAFF, Role.CUSTODIAN, Role.ADMIN)))
     leader_b = world.token(AccountRole.DEPT_LEADER, dept="B", person=world.ids["leader_b"])
     scoped = {
         role: world.token(

@@ -127,7 +127,7 @@ webhooks = ["ops"]
 
 
 def test_a_route_needs_a_target_and_events(tmp_path: Path) -> None:
-    assert "at least one email address or webhook" in refused(tmp_path, """
+    assert "at least one email address, webhook, wecom or dingtalk robot" in refused(tmp_path, """
 [[notifications.routes]]
 events = ["alarm.*"]
 """)

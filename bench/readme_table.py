@@ -1,0 +1,152 @@
+"""Make the README's performance table from bench/results/*.json, never by hand.
+
+The table sits between two marker comments in README.md. Each row names the result file
+and the figures it shows; a bench that has not been run says so instead of keeping an old
+number. Under the table, one line per bench says which commit, dataset and machine its
+figures came from, and the load on the machine while it ran, so a reader can tell a quiet
+measurement from one taken beside other work.
+
+    .venv/bin/python bench/readme_table.py          # rewrite the table in README.md
+    .venv/bin/python bench/readme_table.py --check  # exit 1 if README.md is out of date
+    .venv/bin/python bench/readme_table.py --print bench/results/quick  # show, write nothing
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+README = HERE.parent / "README.md"
+RESULTS = HERE / "results"
+START = "<!-- bench-table:start (made by bench/readme_table.py from bench/results; do not edit) -->"
+END = "<!-- bench-table:end -->"
+
+
+@dataclass(frozen=True)
+class Row:
+    bench: str
+    label: str
+    show: Callable[[dict[str, Any]], str]
+    aim: str = ""
+
+
+def ms(*keys: str) -> Callable[[dict[str, Any]], str]:
+    def show(f: dict[str, Any]) -> str:
+        return " / ".join(f"{f[k]:.1f}" if f[k] >= 10 else f"{f[k]:.2f}" for k in keys) + " ms"
+    return show
+
+
+def mb(*keys: str) -> Callable[[dict[str, Any]], str]:
+    return lambda f: " / ".join(f"{f[k]:.1f}" for k in keys) + " MB"
+
+
+ROWS = [
+    Row("tap_release", "badge tap → the screen lists the drawable keys, p50 / p99",
+        ms("tap_to_screen_ms_p50", "tap_to_screen_ms_p99"), "p50 ≤ 5 ms, p99 ≤ 10 ms"),
+    Row("tap_release", "choice → last byte of the unlock written to the RS-485 bus "
+        "(policy + durable intent + driver), p50 / p99",
+        ms("choice_to_unlock_byte_ms_p50", "choice_to_unlock_byte_ms_p99"), "p99 ≤ 3 ms"),
+    Row("tap_release", "tap + choice → unlock byte, p50 / p99 / max",
+        ms("tap_plus_choice_to_unlock_byte_ms_p50", "tap_plus_choice_to_unlock_byte_ms_p99",
+           "tap_plus_choice_to_unlock_byte_ms_max")),
+    Row("tap_release", "every frame the driver sends for one unlock, on the wire at 19200 baud",
+        lambda f: f"{f['unlock_wire_ms_at_19200']:.2f} ms ({f['unlock_frames_sent']}, "
+                  f"{f['unlock_wire_bytes']} bytes)"),
+    Row("tap_release", "key's fob on the MFRC522 antenna → unlock byte, p50 / p99",
+        ms("antenna_to_unlock_byte_ms_p50", "antenna_to_unlock_byte_ms_p99"), "p99 ≤ 30 ms"),
+    Row("tap_release", "the tap bench's own process RSS before / after its taps",
+        mb("bench_process_rss_mb_before", "bench_process_rss_mb_after")),
+    Row("audit", "durable audit append (`synchronous=FULL`), p50 / p99",
+        ms("append_ms_p50", "append_ms_p99")),
+    Row("verify", "`kiosk audit verify` of the whole log",
+        lambda f: f"{f['verify_s']:.1f} s ({f['events']:,} events, "
+                  f"{f['verify_events_per_s']:,.0f} events/s)", "≤ 10 s for 1,000,000"),
+    Row("daemon", "daemon cold start to locks controllable",
+        lambda f: f"{f['cold_start_to_locks_controllable_s']:.2f} s", "≤ 2 s"),
+    Row("daemon", "daemon RSS idle / after its draws and returns",
+        lambda f: f"{f['rss_idle_mb']:.1f} / {f['rss_after_draws_mb']:.1f} MB "
+                  f"({f['draws_and_returns']:,} draws)", "idle ≤ 85 MB, growth ≤ 2 MB"),
+    Row("daemon", "one draw + return through the daemon's HTTP surface, p50 / p99",
+        lambda f: f"{f['draw_return_cycle_s_p50']:.2f} / {f['draw_return_cycle_s_p99']:.2f} s"),
+    Row("admin_api", "admin API p50 / p95: open loans, overdue, latest events, events by "
+        "type, a people page",
+        lambda f: ", ".join(f"{f[q + '_ms_p50']:.1f}/{f[q + '_ms_p95']:.1f}" for q in (
+            "open_loans", "overdue_loans", "events_latest_page", "events_by_type",
+            "people_page")) + " ms", "p95 ≤ 20 ms"),
+    Row("admin_api", "admin API open-loans query, 8 concurrent clients",
+        lambda f: f"{f['open_loans_rps_8_clients']:.0f} requests/s"),
+]
+
+
+def load(results: Path) -> dict[str, dict[str, Any]]:
+    found = {}
+    for path in sorted(results.glob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if "figures" in record:  # files older than provenance cannot be attributed
+            found[record["bench"]] = record
+    return found
+
+
+SCRIPT_OF = {"admin_api": "api", "tap_release": "tap"}
+"""Result names that differ from their script's (bench_<script>.py), for the hint to run it."""
+
+
+def cell(row: Row, records: dict[str, dict[str, Any]]) -> str:
+    record = records.get(row.bench)
+    if record is None:
+        return f"not measured (run `BENCH_ONLY={SCRIPT_OF.get(row.bench, row.bench)} make bench`)"
+    try:
+        return row.show(record["figures"])
+    except KeyError as missing:
+        return f"not in {row.bench}.json ({missing})"
+
+
+def table(records: dict[str, dict[str, Any]]) -> str:
+    lines = ["| figure | measured | aim |", "|---|---|---|"]
+    lines += [f"| {r.label} | {cell(r, records)} | {r.aim} |" for r in ROWS]
+    lines.append("")
+    for name in sorted({r.bench for r in ROWS}):
+        record = records.get(name)
+        if record is None:
+            continue
+        data = record["dataset"]
+        sizes = ", ".join(f"{v:,} {k}" for k, v in data.items()
+                          if k != "name" and isinstance(v, int))
+        lines.append(f"- `{name}`: commit {record['commit']}, {data.get('name')} ({sizes}); "
+                     f"{record['machine']}; {record['measured_at']}, load average "
+                     f"{' '.join(str(x) for x in record['load_average'])}")
+    return "\n".join(lines)
+
+
+def rewrite(readme: str, body: str) -> str:
+    head, sep, rest = readme.partition(START)
+    if not sep or END not in rest:
+        raise SystemExit(f"README.md has no {START!r} … {END!r} markers")
+    _, _, tail = rest.partition(END)
+    return f"{head}{START}\n{body}\n{END}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    if "--print" in argv:
+        folder = Path(argv[argv.index("--print") + 1]) if len(argv) > 1 else RESULTS
+        print(table(load(folder)))
+        return 0
+    text = README.read_text(encoding="utf-8")
+    new = rewrite(text, table(load(RESULTS)))
+    if "--check" in argv:
+        if new != text:
+            print("README.md's performance table is out of date: python bench/readme_table.py")
+            return 1
+        return 0
+    README.write_text(new, encoding="utf-8")
+    print("README.md: performance table made from bench/results/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
