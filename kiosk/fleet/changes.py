@@ -1,0 +1,164 @@
+"""Configuration flows down by version cursor: what the hub authored, and "what changed
+since N".
+
+In a hub process every ORM flush that touches a configuration row (departments, people
+and their roles, cards, key groups, access rights) takes the next version from the single
+``hub_config_head`` row (locked until commit, so versions become visible in order) and
+records ``(version, entity, row id)``. A cabinet asks for the changes after its cursor and
+gets the current state of each changed row; cursor 0 means "everything" (a new cabinet,
+or rows written before tracking, e.g. by ``kiosk demo-data`` on the hub).
+
+Rows travel with their natural keys (department code, staff number, card UID, key group
+code) as well as their ids: a cabinet that already holds the same tower (loaded from the
+same import) matches them instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session
+
+from kiosk.store.models import AccessRight, Card, Department, KeyGroup, Person, PersonRole
+from kiosk.store.models_fleet import HubConfigChange, HubConfigHead
+
+ENTITIES: dict[type[Any], str] = {
+    Department: "department", Person: "person", Card: "card", KeyGroup: "key_group",
+    AccessRight: "access_right",
+}
+ORDER = ("department", "key_group", "person", "card", "access_right")
+"""Apply order at the cabinet: a row's references arrive before it."""
+MAX_CHANGES = 1000
+_installed = False
+
+
+def install_change_tracking() -> None:
+    """Record configuration changes from every session of this process (the hub only)."""
+    global _installed
+    if not _installed:
+        event.listen(Session, "after_flush", _record_changes)
+        _installed = True
+
+
+def _changed(session: Session) -> set[tuple[str, uuid.UUID, bool]]:
+    found: set[tuple[str, uuid.UUID, bool]] = set()
+    for obj, deleted in [*((o, False) for o in session.new),
+                         *((o, False) for o in session.dirty if session.is_modified(o)),
+                         *((o, True) for o in session.deleted)]:
+        if isinstance(obj, PersonRole):
+            found.add(("person", obj.person_id, False))
+            continue
+        entity = ENTITIES.get(type(obj))
+        if entity is not None and obj.id is not None:
+            found.add((entity, obj.id, deleted))
+    return found
+
+
+def _record_changes(session: Session, _context: Any) -> None:
+    changed = _changed(session)
+    if not changed:
+        return
+    conn = session.connection()
+    version = conn.execute(update(HubConfigHead).where(HubConfigHead.id == 1)
+                           .values(version=HubConfigHead.version + 1)
+                           .returning(HubConfigHead.version)).scalar_one()
+    conn.execute(HubConfigChange.__table__.insert(), [
+        {"version": version, "entity": entity, "row_id": row_id, "deleted": deleted}
+        for entity, row_id, deleted in sorted(changed, key=lambda c: (c[0], str(c[1])))])
+
+
+def current_version(session: Session) -> int:
+    return int(session.scalar(select(HubConfigHead.version).where(HubConfigHead.id == 1)) or 0)
+
+
+def _iso(at: dt.datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def _time(t: dt.time | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def serialise(session: Session, entity: str, row_id: uuid.UUID) -> dict[str, Any] | None:
+    """The current state of one row as it travels; None if it no longer exists."""
+    if entity == "department":
+        d = session.get(Department, row_id)
+        return None if d is None else {"id": str(d.id), "code": d.code, "name": d.name,
+                                       "name_en": d.name_en}
+    if entity == "key_group":
+        g = session.get(KeyGroup, row_id)
+        return None if g is None else {"id": str(g.id), "code": g.code, "name": g.name,
+                                       "requires_cosign": g.requires_cosign,
+                                       "loan_minutes": g.loan_minutes}
+    if entity == "person":
+        p = session.get(Person, row_id)
+        return None if p is None else {
+            "id": str(p.id), "staff_no": p.staff_no, "name": p.name, "phone": p.phone,
+            "active": p.active, "department": p.department.code if p.department else None,
+            "roles": sorted(r.role.value for r in p.roles)}
+    if entity == "card":
+        c = session.get(Card, row_id)
+        return None if c is None else {
+            "id": str(c.id), "uid": c.uid, "person": c.person.staff_no, "kind": c.kind.value,
+            "status": c.status.value, "valid_from": _iso(c.valid_from),
+            "valid_to": _iso(c.valid_to)}
+    if entity == "access_right":
+        r = session.get(AccessRight, row_id)
+        if r is None:
+            return None
+        person = session.get(Person, r.person_id) if r.person_id else None
+        group = session.get(KeyGroup, r.key_group_id)
+        return {"id": str(r.id), "person": person.staff_no if person else None,
+                "role": r.role.value if r.role else None,
+                "key_group": group.code if group else None, "weekdays": r.weekdays,
+                "start_time": _time(r.start_time), "end_time": _time(r.end_time),
+                "valid_from": _iso(r.valid_from), "valid_to": _iso(r.valid_to)}
+    raise ValueError(f"unknown entity {entity}")
+
+
+def _all_rows(session: Session) -> Iterable[tuple[str, uuid.UUID]]:
+    for model, entity in ENTITIES.items():
+        for row_id in session.scalars(select(model.id)):
+            yield entity, row_id
+
+
+def changes_since(session: Session, since: int) -> tuple[int, list[dict[str, Any]]]:
+    """``(version, changes)``: every change after ``since`` up to ``version``, oldest first
+    within an entity and entities in apply order. ``since`` 0 is the whole configuration."""
+    if since <= 0:
+        version = current_version(session)  # read first: later changes come next time
+        rows = [(entity, row_id, False) for entity, row_id in _all_rows(session)]
+    else:
+        top = session.execute(
+            select(HubConfigChange.version).where(HubConfigChange.version > since)
+            .order_by(HubConfigChange.version).limit(MAX_CHANGES)).scalars().all()
+        if not top:
+            return since, []
+        version = top[-1]
+        latest = session.execute(
+            select(HubConfigChange.entity, HubConfigChange.row_id,
+                   func.max(HubConfigChange.version))
+            .where(HubConfigChange.version > since, HubConfigChange.version <= version)
+            .group_by(HubConfigChange.entity, HubConfigChange.row_id)).all()
+        rows = [(entity, row_id, False) for entity, row_id, _v in latest]
+    out: list[dict[str, Any]] = []
+    for entity, row_id, _ in sorted(rows, key=lambda r: (ORDER.index(r[0]), str(r[1]))):
+        body = serialise(session, entity, row_id)
+        out.append({"entity": entity, "id": str(row_id), "deleted": body is None,
+                    "row": body})
+    return version, out
+
+
+def start_versions(engine: Any) -> None:
+    """At hub start: version 0 means "never tracked"; move to 1 so the snapshot a new
+    cabinet takes (cursor 0) has a version of its own and later changes come after it."""
+    from kiosk.store.db import write_session
+
+    with write_session(engine) as session:
+        session.execute(update(HubConfigHead).where(HubConfigHead.id == 1,
+                                                    HubConfigHead.version == 0)
+                        .values(version=1))
