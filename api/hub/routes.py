@@ -33,7 +33,7 @@ from kiosk.fleet import hub, protocol
 from kiosk.fleet.ingest import Batch, ingest
 from kiosk.services.authz import Permission as P
 from kiosk.store.db import write_session
-from kiosk.store.models_fleet import HubCabinet, HubEvent, HubSite
+from kiosk.store.models_fleet import HubCabinet, HubEvent, HubRecord, HubSite
 
 router = APIRouter(tags=["hub"])
 LONG_POLL_STEP_S = 0.5
@@ -230,3 +230,17 @@ def list_events(audit: AuditDep, cabinet_id: str,
                  "payload": json.loads(e.payload), "hash": e.hash} for e in rows]
 
 
+
+
+@router.get("/records", dependencies=[needs(P.LOANS_READ)],
+            summary="The latest copy of records a cabinet owns (loans, alarms, intake...)")
+def list_records(audit: AuditDep, cabinet_id: str, kind: str | None = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    with Session(audit.engine) as session:
+        query = select(HubRecord).where(HubRecord.cabinet_id == cabinet_id)
+        if kind is not None:
+            query = query.where(HubRecord.kind == kind)
+        rows = session.scalars(query.order_by(HubRecord.received_at).limit(limit)).all()
+        return [{"kind": r.kind, "id": str(r.record_id), "cabinet_id": r.cabinet_id,
+                 "body": json.loads(r.body), "received_at": r.received_at.isoformat()}
+                for r in rows]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import RuntimeDep
 from api.version import package_version
+from kiosk.fleet import state as fleet_state
+from kiosk.runtime import Runtime
 from kiosk.store import migrate
 from kiosk.store.db import describe_database
 
@@ -29,6 +32,19 @@ class AuditHealth(BaseModel):
     device_key_id: str
 
 
+class FleetHealth(BaseModel):
+    """The link to the hub (issue 12); absent on a cabinet that never enrolled."""
+
+    hub_url: str | None
+    online: bool
+    offline_since: dt.datetime | None
+    offline_since_local: str | None = Field(
+        description="HH:MM in the cabinet's time zone, as the kiosk screen shows it.")
+    last_contact: dt.datetime | None
+    config_version: int
+    shipped_seq: int
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -36,6 +52,19 @@ class Health(BaseModel):
     time: dt.datetime
     database: DatabaseHealth
     audit: AuditHealth
+    fleet: FleetHealth | None = None
+
+
+def _fleet(runtime: Runtime) -> FleetHealth | None:
+    link = fleet_state.link_status(runtime.engine)
+    if link is None:
+        return None
+    local = (link.offline_since.astimezone(ZoneInfo(runtime.settings.timezone)).strftime("%H:%M")
+             if link.offline_since else None)
+    return FleetHealth(hub_url=link.hub_url, online=link.online,
+                       offline_since=link.offline_since, offline_since_local=local,
+                       last_contact=link.last_contact, config_version=link.config_version,
+                       shipped_seq=link.shipped_seq)
 
 
 @router.get("/health", response_model=Health)
@@ -57,4 +86,5 @@ def health(runtime: RuntimeDep) -> Health:
             up_to_date=current == head,
         ),
         audit=AuditHealth(head_seq=seq, head_hash=digest, device_key_id=runtime.device_key.key_id),
+        fleet=_fleet(runtime),
     )

@@ -3,9 +3,11 @@ cabinet daemons on simulated hardware, each a process of its own (issue 12)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -175,6 +177,24 @@ class Cabinet:
     cabinet_id: str
     workdir: Path
     env: dict[str, str]
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        return {**os.environ, "KIOSK_DATA_DIR": str(self.workdir / "var"),
+                "KIOSK_DATABASE_URL": "", "PYTHONPATH": str(ROOT), **self.env}
+
+    def restart(self) -> None:
+        self.daemon.stop()
+        self.daemon = start_daemon(self.workdir, **self.env)
+
+    def sqlite(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.workdir / "var" / "kiosk.db", timeout=10)
+
+    def local_events(self) -> dict[int, tuple[str, str]]:
+        """seq → (type, hash) of this cabinet's own log."""
+        with contextlib.closing(self.sqlite()) as db:
+            return {seq: (type_, digest) for seq, type_, digest in db.execute(
+                "SELECT seq, type, hash FROM events WHERE cabinet_id = ?", (self.cabinet_id,))}
 
     def health(self) -> dict[str, Any]:
         port = self.env["KIOSK_ADMIN_PORT"]
