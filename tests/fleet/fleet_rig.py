@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -152,16 +153,14 @@ def hub_env(workdir: Path, db_url: str, port: int) -> dict[str, str]:
                 p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
 
 
-def prepare_hub(workdir: Path, db_url: str, sites: list[str]) -> Hub:
-    """Migrate, load the demo tower's people and cards, add an admin and the sites."""
+def prepare_hub(workdir: Path, db_url: str) -> Hub:
+    """Migrate, load the demo tower's people and cards, add an admin."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = hub_env(workdir, db_url, port)
     kiosk_cli(env, "demo-data", cwd=workdir)
     kiosk_cli(env, "admin", "create", "root", "--password-stdin", stdin=PASSWORD + "\n",
               cwd=workdir)
-    for site in sites:
-        kiosk_cli(env, "fleet", "site-add", site, f"Tower {site}", cwd=workdir)
     return Hub(env, port, workdir)
 
 
@@ -207,6 +206,13 @@ class Cabinet:
 def cabinet_env(workdir: Path, cabinet_id: str, hub: Hub, **extra: str) -> dict[str, str]:
     return {"KIOSK_CABINET_ID": cabinet_id, "KIOSK_FLEET__HUB_URL": hub.fleet_url,
             "KIOSK_FLEET__POLL_WAIT_S": "5", "KIOSK_SCHEDULE__ENABLED": "false", **extra}
+
+
+def enrol_and_start_all(hub: Hub, wanted: list[tuple[Path, str, str, dict[str, str]]]
+                        ) -> list[Cabinet]:
+    """Several cabinets enrolled and started side by side (each is a few processes)."""
+    with ThreadPoolExecutor(len(wanted)) as pool:
+        return list(pool.map(lambda w: enrol_and_start(w[0], w[1], hub, w[2], **w[3]), wanted))
 
 
 def enrol_and_start(workdir: Path, cabinet_id: str, hub: Hub, site: str,

@@ -8,14 +8,31 @@ exactly once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from kiosk.audit.chain import GENESIS_HASH, event_hash
-from tests.fleet.fleet_rig import Cabinet, Hub, enrol_and_start, eventually, prepare_hub
+from kiosk.audit.device_key import load, load_or_create
+from kiosk.fleet.client import HubClient, HubError
+from kiosk.fleet.link import read_batch
+from kiosk.fleet.state import Enrolment
+from tests.fleet.fleet_rig import (
+    Cabinet,
+    Hub,
+    enrol_and_start,
+    enrol_and_start_all,
+    eventually,
+    kiosk_cli,
+    prepare_hub,
+)
+from tests.ports import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -23,14 +40,16 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def fleet(hub_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("fleet")
-    hub = prepare_hub(root / "hub", hub_db, ["tower-a", "tower-b"]).start()
+    hub = prepare_hub(root / "hub", hub_db).start()
     hub.login()
+    for site in ("tower-a", "tower-b"):
+        hub.post("/hub/v1/sites", {"code": site, "name": f"Tower {site[-1].upper()}"})
     cabinets: list[Cabinet] = []
     try:
         # cab-a1 ships in small batches so a catch-up takes many round trips (kill -9 test)
-        cabinets.append(enrol_and_start(root / "a1", "cab-a1", hub, "tower-a",
-                                        KIOSK_FLEET__BATCH_SIZE="4"))
-        cabinets.append(enrol_and_start(root / "b1", "cab-b1", hub, "tower-b"))
+        cabinets += enrol_and_start_all(hub, [
+            (root / "a1", "cab-a1", "tower-a", {"KIOSK_FLEET__BATCH_SIZE": "4"}),
+            (root / "b1", "cab-b1", "tower-b", {})])
         yield {"hub": hub, "a": cabinets[0], "b": cabinets[1], "root": root, "db": hub_db}
     finally:
         for cab in cabinets:
@@ -38,16 +57,18 @@ def fleet(hub_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         hub.stop()
 
 
-def draw(cab: Cabinet, uid: str, key_number: str) -> None:
+def draw(cab: Cabinet, uid: str) -> str:
+    """``uid`` taps, takes the first key they may take alone; returns its number."""
     d = cab.daemon
     d.tap(uid)
     d.wait_state("choosing")
-    keys = {k["key_number"]: k for k in d.screen()["keys"]}
-    slot = keys[key_number]["slot"]
+    key = next(k for k in d.screen()["keys"] if k["status"] == "ok" and not k["cosign"])
+    key_number, slot = key["key_number"], key["slot"]
     d.post("/kiosk/api/draw", {"keys": [key_number], "reason_code": "repair"})
     assert d.wait_slot_open(slot)
     d.post("/sim/take", {"slot": slot})
     d.wait_state("idle")
+    return str(key_number)
 
 
 def hub_copy_verifies(db_url: str, cab: Cabinet) -> int:
@@ -77,9 +98,9 @@ def hub_copy_verifies(db_url: str, cab: Cabinet) -> int:
 def test_draws_at_each_cabinet_appear_at_the_hub(fleet: dict[str, Any]) -> None:
     hub: Hub = fleet["hub"]
     a, b = fleet["a"], fleet["b"]
-    draw(a, a.daemon.people["ENG"][0]["uid"], "U602")
-    draw(b, b.daemon.people["ENG"][1]["uid"], "U603")
-    for cab, key in ((a, "U602"), (b, "U603")):
+    drawn_a = draw(a, a.daemon.people["ENG"][0]["uid"])
+    drawn_b = draw(b, b.daemon.people["ENG"][1]["uid"])
+    for cab, key in ((a, drawn_a), (b, drawn_b)):
         eventually(lambda cab=cab, key=key: [
             e for e in hub.events(cab.cabinet_id, "key.drawn") if e["key_number"] == key],
             what=f"{key} drawn at {cab.cabinet_id} to show at the hub")
@@ -122,8 +143,8 @@ def test_hub_away_then_killed_mid_ingest_loses_and_doubles_nothing(
         a.health()["fleet"]), what="the cabinet to notice the hub is away")
     assert offline["offline_since_local"] and len(offline["offline_since_local"]) == 5  # HH:MM
     # The cabinet keeps deciding alone: a draw and a refused tap, both in its own log.
-    draw(a, a.daemon.people["ENG"][2]["uid"], "U604")
-    for n in range(6):
+    drawn = draw(a, a.daemon.people["ENG"][2]["uid"])
+    for n in range(3):
         a.daemon.tap(f"DEADBE{n:02X}")  # unknown cards: refused locally, logged
     head = a.health()["audit"]["head_seq"]
     hub.start()
@@ -132,7 +153,113 @@ def test_hub_away_then_killed_mid_ingest_loses_and_doubles_nothing(
     hub.login()
     eventually(lambda: hub_copy_verifies(fleet["db"], a) >= head, timeout=60,
                what="the cabinet to catch up")
-    assert [e for e in hub.events("cab-a1", "key.drawn") if e["key_number"] == "U604"]
+    assert [e for e in hub.events("cab-a1", "key.drawn") if e["key_number"] == drawn]
     eventually(lambda: a.health()["fleet"]["online"], what="the cabinet back online")
     assert a.health()["fleet"]["offline_since"] is None
     assert hub.alarms("cab-a1") == []
+
+
+def _client(cab: Cabinet, hub_url: str) -> HubClient:
+    """A cabinet's own signed client (its device key from its data folder)."""
+    enrolment = Enrolment(hub_url=hub_url, hub_public_key=fleet_state_hub_key(cab),
+                          site="", cabinet_id=cab.cabinet_id)
+    return HubClient(enrolment, load(cab.workdir / "var" / "device_key.pem"))
+
+
+def fleet_state_hub_key(cab: Cabinet) -> str:
+    with contextlib.closing(cab.sqlite()) as db:
+        (value,) = db.execute("SELECT value FROM fleet_state WHERE name = 'enrolment'").fetchone()
+    key: str = json.loads(value)["hub_public_key"]
+    return key
+
+
+def test_two_hub_processes_serve_one_fleet_and_an_edited_row_is_refused(
+        fleet: dict[str, Any]) -> None:
+    hub: Hub = fleet["hub"]
+    a: Cabinet = fleet["a"]
+    second = Hub(hub.env | {"KIOSK_FLEET__HUB_PORT": str(free_port())}, 0, hub.workdir)
+    second.port, second.token = int(second.env["KIOSK_FLEET__HUB_PORT"]), hub.token
+    second.start()
+    t = enrol_and_start(fleet["root"] / "t1", "cab-t1", second, "tower-a")
+    try:
+        # The same batch sent to both hub processes at once is held once (K10: one truth).
+        async def both() -> list[Any]:
+            clients = [_client(a, hub.fleet_url), _client(a, second.fleet_url)]
+            batch = read_batch(_sqlite_engine(a), a.cabinet_id, 0, 50)
+            try:
+                return await asyncio.gather(*(c.call("POST", "/ingest", batch) for c in clients))
+            finally:
+                for c in clients:
+                    await c.close()
+        answers = asyncio.run(both())
+        assert all(answer["new_events"] == 0 for answer in answers)
+        hub_copy_verifies(fleet["db"], a)
+        eventually(lambda: hub.events("cab-t1", "daemon.started"), what="cab-t1 ships")
+
+        # cab-t1's hub goes away; a draw happens; someone edits that row in the SQLite file.
+        second.stop()
+        draw(t, t.daemon.people["ENG"][3]["uid"])
+        with contextlib.closing(t.sqlite()) as db:
+            (seq,) = db.execute("SELECT max(seq) FROM events WHERE type = 'key.drawn'").fetchone()
+            db.execute("UPDATE events SET key_number = 'X-EDITED' WHERE seq = ?", (seq,))
+            db.commit()
+        second.start()
+        alarm = eventually(lambda: [x for x in hub.alarms("cab-t1") if x["kind"] ==
+                                    "edited_event"], what="the edit to raise a hub alarm")
+        assert alarm[0]["seq"] == seq and "edited" in alarm[0]["message"]
+        held = hub.events("cab-t1")
+        assert held[-1]["seq"] < seq, "nothing from the edited row on is held"
+        assert not [e for e in held if e["key_number"] == "X-EDITED"]
+    finally:
+        t.daemon.stop()
+        second.stop()
+
+
+def test_a_restored_old_backup_is_refused_and_the_hub_keeps_its_copy(
+        fleet: dict[str, Any], tmp_path: Path) -> None:
+    hub: Hub = fleet["hub"]
+    b: Cabinet = fleet["b"]
+    archive = tmp_path / "old.tar.gz"
+    kiosk_cli(b.cli_env, "backup", "--out", str(archive), cwd=b.workdir)
+    key = draw(b, b.daemon.people["ENG"][4]["uid"])
+    drawn = eventually(lambda: [e for e in hub.events("cab-b1", "key.drawn")
+                                if e["key_number"] == key], what=f"{key} at the hub")
+    b.daemon.stop()
+    kiosk_cli(b.cli_env, "restore", str(archive), cwd=b.workdir)
+    b.restart()  # the old log grows again from an old head: a fork of what the hub holds
+    alarms = eventually(lambda: [x for x in hub.alarms("cab-b1")
+                                 if x["kind"] in ("fork", "log_backwards")],
+                        what="the restored backup to raise a hub alarm")
+    assert "backup" in alarms[0]["message"]
+    still = [e for e in hub.events("cab-b1", "key.drawn") if e["key_number"] == key]
+    assert still == drawn, "the hub never overwrites what it holds"
+
+
+def test_unenrolled_and_revoked_cabinets_are_refused_and_logged(fleet: dict[str, Any]) -> None:
+    hub: Hub = fleet["hub"]
+    a: Cabinet = fleet["a"]
+
+    async def call(client: HubClient) -> int:
+        try:
+            await client.call("GET", "/cursor")
+            return 200
+        except HubError as exc:
+            return exc.status
+        finally:
+            await client.close()
+
+    stranger = HubClient(Enrolment(hub_url=hub.fleet_url, hub_public_key=fleet_state_hub_key(a),
+                                   site="", cabinet_id="cab-x9"),
+                         load_or_create(fleet["root"] / "stranger.pem"))
+    assert asyncio.run(call(stranger)) == 401
+    hub.post("/hub/v1/cabinets/cab-a1/revoke")
+    assert asyncio.run(call(_client(a, hub.fleet_url))) == 403
+    refused = hub.get("/api/v1/events?type=fleet.request_refused&limit=500")["items"]
+    assert {e["payload"]["cabinet_id"] for e in refused} >= {"cab-x9", "cab-a1"}
+    assert [x for x in hub.alarms("cab-a1") if x["kind"] == "refused_request"]
+
+
+def _sqlite_engine(cab: Cabinet) -> Any:
+    from kiosk.store.db import make_engine
+
+    return make_engine(f"sqlite:///{cab.workdir / 'var' / 'kiosk.db'}")
