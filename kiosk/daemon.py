@@ -220,7 +220,7 @@ async def serve_hub(settings: Settings) -> None:
     from kiosk.fleet.changes import install_change_tracking, start_versions
 
     runtime = Runtime.open(settings)
-    install_change_tracking()
+    install_change_tracking(runtime.engine)
     start_versions(runtime.engine)
     tls = admin_tls(settings.model_copy(update={"admin_host": settings.fleet.hub_host}))
     runtime.audit.append(NewEvent(type="hub.started", payload={

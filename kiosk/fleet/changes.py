@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kiosk.store.models import AccessRight, Card, Department, KeyGroup, Person, PersonRole
@@ -33,15 +34,21 @@ ENTITIES: dict[type[Any], str] = {
 ORDER = ("department", "key_group", "person", "card", "access_right")
 """Apply order at the cabinet: a row's references arrive before it."""
 MAX_CHANGES = 1000
-_installed = False
+_tracked: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
-def install_change_tracking() -> None:
-    """Record configuration changes from every session of this process (the hub only)."""
-    global _installed
-    if not _installed:
+def install_change_tracking(engine: Engine) -> None:
+    """Record configuration changes made through ``engine`` (the hub's) from now on."""
+    if not event.contains(Session, "after_flush", _record_changes):
         event.listen(Session, "after_flush", _record_changes)
-        _installed = True
+    _tracked.add(engine)
+
+
+def _engine_of(session: Session) -> Engine | None:
+    bind = session.bind
+    if isinstance(bind, Connection):
+        return bind.engine
+    return bind if isinstance(bind, Engine) else None
 
 
 def _changed(session: Session) -> set[tuple[str, uuid.UUID, bool]]:
@@ -59,6 +66,8 @@ def _changed(session: Session) -> set[tuple[str, uuid.UUID, bool]]:
 
 
 def _record_changes(session: Session, _context: Any) -> None:
+    if _engine_of(session) not in _tracked:
+        return
     changed = _changed(session)
     if not changed:
         return
@@ -66,7 +75,7 @@ def _record_changes(session: Session, _context: Any) -> None:
     version = conn.execute(update(HubConfigHead).where(HubConfigHead.id == 1)
                            .values(version=HubConfigHead.version + 1)
                            .returning(HubConfigHead.version)).scalar_one()
-    conn.execute(HubConfigChange.__table__.insert(), [
+    conn.execute(insert(HubConfigChange), [
         {"version": version, "entity": entity, "row_id": row_id, "deleted": deleted}
         for entity, row_id, deleted in sorted(changed, key=lambda c: (c[0], str(c[1])))])
 
@@ -153,7 +162,7 @@ def changes_since(session: Session, since: int) -> tuple[int, list[dict[str, Any
     return version, out
 
 
-def start_versions(engine: Any) -> None:
+def start_versions(engine: Engine) -> None:
     """At hub start: version 0 means "never tracked"; move to 1 so the snapshot a new
     cabinet takes (cursor 0) has a version of its own and later changes come after it."""
     from kiosk.store.db import write_session

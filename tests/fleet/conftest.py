@@ -1,5 +1,6 @@
-"""Fleet tests need a real PostgreSQL (the hub refuses anything else): they run when
-``KIOSK_TEST_POSTGRES=1`` or under CI, like the PostgreSQL half of the suite."""
+"""The fleet's process tests need a real PostgreSQL (the hub refuses anything else): they
+run when ``KIOSK_TEST_POSTGRES=1`` or under CI, like the PostgreSQL half of the suite. The
+unit tests of ingest, authentication and the change cursor run on every backend."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return
     skip = pytest.mark.skip(reason="fleet tests need PostgreSQL: KIOSK_TEST_POSTGRES=1 or CI")
     for item in items:
-        if "tests/fleet/" in str(item.fspath):
+        if str(item.fspath).endswith("tests/fleet/test_fleet.py"):
             item.add_marker(skip)
 
 
