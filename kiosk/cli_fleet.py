@@ -94,6 +94,9 @@ def enrolment_code(ctx: click.Context, site: str) -> None:
 @click.pass_context
 def enrol(ctx: click.Context, hub_url: str, code: str) -> None:
     """(cabinet) Enrol this cabinet at HUB_URL (…/hub/v1) with a one-time CODE."""
+    import httpx
+
+    from kiosk.audit.device_key import key_id_of, public_from_hex
     from kiosk.fleet import state
     from kiosk.fleet.client import HubError, enrol_request
     from kiosk.runtime import Runtime
@@ -110,9 +113,13 @@ def enrol(ctx: click.Context, hub_url: str, code: str) -> None:
     except HubError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except httpx.HTTPError as exc:
+        click.echo(f"error: cannot reach the hub at {hub_url}: {exc}", err=True)
+        sys.exit(1)
     state.save_enrolment(runtime.engine, done)
+    hub_key_id = key_id_of(public_from_hex(done.hub_public_key))
     click.echo(f"cabinet {done.cabinet_id} enrolled at {done.hub_url}, site {done.site}; "
-               f"hub key pinned ({done.hub_public_key[:16]}…)")
+               f"hub key {hub_key_id} pinned (compare with `kiosk hub`'s start-up line)")
     if settings.fleet.hub_url is None:
         click.echo(f"now set [fleet] hub_url = \"{done.hub_url}\" (or KIOSK_FLEET__HUB_URL) "
                    "and restart the daemon")
