@@ -110,6 +110,7 @@ class FleetLink:
                                 else True)
         self.apply_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._reconnected = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         previous = state.link_status(runtime.engine)
         self.online = False
@@ -136,6 +137,7 @@ class FleetLink:
                 now - self._saved_contact > CONTACT_EVERY):
             if not self.online:
                 log.info("hub %s reachable", self.enrolment.hub_url)
+                self._reconnected.set()  # the puller asks for changes now, not after backoff
             self.online, self.offline_since, self._saved_contact = True, None, now
             await self._save()
 
@@ -198,7 +200,8 @@ class FleetLink:
                 backoff = 1.0
             except httpx.HTTPError as exc:
                 await self._lost(exc)
-                await _wait_any(stop, None, backoff)
+                self._reconnected.clear()
+                await _wait_any(stop, self._reconnected, backoff)
                 backoff = min(backoff * 2, 15.0)
             except HubError as exc:
                 log.error("hub refused a configuration pull: %s", exc)

@@ -195,6 +195,12 @@ class Cabinet:
             return {seq: (type_, digest) for seq, type_, digest in db.execute(
                 "SELECT seq, type, hash FROM events WHERE cabinet_id = ?", (self.cabinet_id,))}
 
+    def daemon_events(self, type_: str) -> list[tuple[int, dict[str, Any]]]:
+        """(seq, payload) of this cabinet's own events of one type."""
+        with contextlib.closing(self.sqlite()) as db:
+            return [(seq, json.loads(payload)) for seq, payload in db.execute(
+                "SELECT seq, payload FROM events WHERE type = ? ORDER BY seq", (type_,))]
+
     def health(self) -> dict[str, Any]:
         port = self.env["KIOSK_ADMIN_PORT"]
         status, body = http("GET", f"http://127.0.0.1:{port}/api/v1/health")

@@ -182,6 +182,26 @@ def test_two_hub_processes_serve_one_fleet_and_an_edited_row_is_refused(
     second.start()
     t = enrol_and_start(fleet["root"] / "t1", "cab-t1", second, "tower-a")
     try:
+        # A card revoked while cab-a1 cannot reach its hub process: cab-a1 decides alone with
+        # what it holds, then applies the revocation when its hub is back, before the next tap.
+        uid = a.daemon.people["SEC"][1]["uid"]
+        hub.stop()
+        eventually(lambda: not a.health()["fleet"]["online"], what="cab-a1 offline")
+        version = a.health()["fleet"]["config_version"]
+        card = second.get(f"/api/v1/cards?uid={uid}")["items"][0]
+        second.post(f"/api/v1/cards/{card['id']}/revoke", {"note": "revoked mid-visit"})
+        a.daemon.tap(uid)
+        a.daemon.wait_state("choosing")  # the offline cabinet still holds the card as active
+        a.daemon.post("/kiosk/api/cancel")
+        a.daemon.wait_state("idle")
+        hub.start()
+        eventually(lambda: a.health()["fleet"]["config_version"] > version,
+                   what="cab-a1 to apply what changed while it was away")
+        a.daemon.tap(uid)
+        refused = eventually(lambda: [e for e in a.daemon_events("access.denied")
+                                      if e[1].get("card") == uid], what="the tap refused")
+        assert refused[0][1]["code"] == "card_revoked"
+
         # The same batch sent to both hub processes at once is held once (K10: one truth).
         async def both() -> list[Any]:
             clients = [_client(a, hub.fleet_url), _client(a, second.fleet_url)]
