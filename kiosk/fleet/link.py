@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
@@ -29,6 +30,7 @@ from kiosk.fleet.apply import apply_changes, config_version
 from kiosk.fleet.client import HubClient, HubError
 from kiosk.runtime import Runtime
 from kiosk.store.models import Alarm, AuditHead, Checkpoint, Event, Handover, IntakeRecord, Loan
+from kiosk.store.models_reports import Report
 from kiosk.store.types import utcnow
 
 log = logging.getLogger("kiosk.fleet")
@@ -71,14 +73,18 @@ def read_batch(engine: Engine, cabinet_id: str, acked: int, limit: int) -> dict[
                        for c in session.scalars(select(Checkpoint).where(
                            Checkpoint.cabinet_id == cabinet_id, Checkpoint.seq > acked - 1,
                            Checkpoint.seq <= last))]
-        records = _records(session, acked, last) if last > acked else []
+        touched = {json.loads(r.payload).get("alarm") for r in rows
+                   if r.seq > acked and r.type.startswith("alarm.")} - {None}
+        records = _records(session, acked, last, touched) if last > acked else []
     return {"head_seq": head_seq, "head_hash": head_hash, "events": events,
             "checkpoints": checkpoints, "records": records}
 
 
-def _records(session: Session, low: int, high: int) -> list[dict[str, Any]]:
+def _records(session: Session, low: int, high: int,
+             alarm_ids: set[str]) -> list[dict[str, Any]]:
     """The records whose events are in (low, high]: shipped with the event that made or
-    changed them, so the hub's copy is never ahead of the log that explains it."""
+    changed them, so the hub's copy is never ahead of the log that explains it. An alarm
+    goes again with every ``alarm.*`` event about it (a note, a new state, its owner)."""
     def within(column: Any) -> Any:
         return (column > low) & (column <= high)
 
@@ -86,7 +92,9 @@ def _records(session: Session, low: int, high: int) -> list[dict[str, Any]]:
     for loan in session.scalars(select(Loan).where(or_(within(Loan.draw_event_seq),
                                                        within(Loan.return_event_seq)))):
         out.append({"kind": "loan", "id": str(loan.id), "body": record_body(loan)})
-    for alarm in session.scalars(select(Alarm).where(within(Alarm.event_seq))):
+    ids = [uuid.UUID(a) for a in alarm_ids if _is_uuid(a)]
+    for alarm in session.scalars(select(Alarm).where(or_(within(Alarm.event_seq),
+                                                         Alarm.id.in_(ids)))):
         body = record_body(alarm)
         body["notes"] = [record_body(n) for n in alarm.notes]
         out.append({"kind": "alarm", "id": str(alarm.id), "body": body})
@@ -95,7 +103,19 @@ def _records(session: Session, low: int, high: int) -> list[dict[str, Any]]:
     for handover in session.scalars(select(Handover).where(
             or_(within(Handover.started_seq), within(Handover.accepted_seq)))):
         out.append({"kind": "handover", "id": str(handover.id), "body": record_body(handover)})
+    for report in session.scalars(select(Report).where(within(Report.event_seq))):
+        # The frozen report data and its SHA-256 (in its chained event); the rendered PDF
+        # and CSV files stay on the cabinet.
+        out.append({"kind": "report", "id": str(report.id), "body": record_body(report)})
     return out
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 class FleetLink:

@@ -237,3 +237,31 @@ def test_a_revocation_flows_down_by_version_cursor(runtime: Runtime, hub_log: Au
             assert changes_since(s, newer) == (newer, [])
     finally:
         cabinet.close()
+
+
+def test_an_alarm_and_its_later_note_reach_the_hub_as_its_latest_copy_F1(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """Records a cabinet owns go up with the event that made or changed them."""
+    import json
+
+    from kiosk.services.alarms import add_note, raise_alarm
+    from kiosk.store.models_fleet import HubRecord
+
+    with write_session(enrolled.engine) as s:
+        person = Person(staff_no="C2001", name="李客服")
+        s.add(person)
+        s.flush()
+        alarm = raise_alarm(s, enrolled.audit, kind="door_forced", message="door forced",
+                            actors=[])
+        alarm_id, person_id = alarm.id, person.id
+    done = ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(_batch(enrolled)))
+    by = Principal(account_id=uuid.uuid4(), username="cs", role=AccountRole.CUSTODIAN,
+                   person_id=person_id, department_id=None, permissions=frozenset(),
+                   token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
+    with write_session(enrolled.engine) as s:
+        add_note(s, enrolled.audit, by=by, alarm_id=alarm_id, note="checked, door shut")
+    ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(_batch(enrolled, done.acked_seq)))
+    with Session(enrolled.engine) as s:
+        held = s.get(HubRecord, ("alarm", alarm_id))
+        assert held is not None and held.cabinet_id == CAB
+        assert [n["text"] for n in json.loads(held.body)["notes"]] == ["checked, door shut"]
