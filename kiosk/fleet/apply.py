@@ -25,6 +25,7 @@ from kiosk.store.models import (
     CardKind,
     CardStatus,
     Department,
+    DutyShift,
     KeyGroup,
     Person,
     PersonRole,
@@ -144,15 +145,32 @@ def _access_right(session: Session, row: dict[str, Any]) -> str | None:
     return None
 
 
+def _duty_shift(session: Session, row: dict[str, Any]) -> str | None:
+    """K8: who is the on-duty manager when; matched by id (the hub made it)."""
+    person = _person_by_staff_no(session, row["person"])
+    if person is None:
+        return None
+    shift = session.get(DutyShift, uuid.UUID(row["id"]))
+    if shift is None:
+        shift = DutyShift(id=uuid.UUID(row["id"]), person_id=person.id)
+        session.add(shift)
+    shift.person_id = person.id
+    shift.starts_at = dt.datetime.fromisoformat(row["starts_at"])
+    shift.ends_at = dt.datetime.fromisoformat(row["ends_at"])
+    session.flush()
+    return None
+
+
 def _delete(session: Session, entity: str, row_id: uuid.UUID) -> None:
-    """Only access rights are ever deleted at the hub; people and cards are deactivated or
-    revoked (they stay on record so a tap is recognised and refused by name)."""
-    if entity == "access_right":
-        right = session.get(AccessRight, row_id)
-        if right is not None:
-            session.delete(right)
+    """Access rights and duty shifts are deleted at the hub; people and cards are
+    deactivated or revoked (they stay on record so a tap is recognised and refused by name)."""
+    model = {"access_right": AccessRight, "duty_shift": DutyShift}.get(entity)
+    if model is not None:
+        row = session.get(model, row_id)
+        if row is not None:
+            session.delete(row)
             session.flush()
 
 
 _APPLY = {"department": _department, "key_group": _key_group, "person": _person,
-          "card": _card, "access_right": _access_right}
+          "card": _card, "access_right": _access_right, "duty_shift": _duty_shift}

@@ -2,7 +2,7 @@
 since N".
 
 In a hub process every ORM flush that touches a configuration row (departments, people
-and their roles, cards, key groups, access rights) takes the next version from the single
+and their roles, cards, key groups, access rights, the duty roster) takes the next version from the single
 ``hub_config_head`` row (locked until commit, so versions become visible in order) and
 records ``(version, entity, row id)``. A cabinet asks for the changes after its cursor and
 gets the current state of each changed row; cursor 0 means "everything" (a new cabinet,
@@ -24,14 +24,22 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from kiosk.store.models import AccessRight, Card, Department, KeyGroup, Person, PersonRole
+from kiosk.store.models import (
+    AccessRight,
+    Card,
+    Department,
+    DutyShift,
+    KeyGroup,
+    Person,
+    PersonRole,
+)
 from kiosk.store.models_fleet import HubConfigChange, HubConfigHead
 
 ENTITIES: dict[type[Any], str] = {
     Department: "department", Person: "person", Card: "card", KeyGroup: "key_group",
-    AccessRight: "access_right",
+    AccessRight: "access_right", DutyShift: "duty_shift",
 }
-ORDER = ("department", "key_group", "person", "card", "access_right")
+ORDER = ("department", "key_group", "person", "card", "access_right", "duty_shift")
 """Apply order at the cabinet: a row's references arrive before it."""
 MAX_CHANGES = 1000
 _tracked: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -126,6 +134,11 @@ def serialise(session: Session, entity: str, row_id: uuid.UUID) -> dict[str, Any
                 "key_group": group.code if group else None, "weekdays": r.weekdays,
                 "start_time": _time(r.start_time), "end_time": _time(r.end_time),
                 "valid_from": _iso(r.valid_from), "valid_to": _iso(r.valid_to)}
+    if entity == "duty_shift":
+        shift = session.get(DutyShift, row_id)
+        return None if shift is None else {
+            "id": str(shift.id), "person": shift.person.staff_no,
+            "starts_at": _iso(shift.starts_at), "ends_at": _iso(shift.ends_at)}
     raise ValueError(f"unknown entity {entity}")
 
 

@@ -7,6 +7,7 @@ refusal kind is produced exactly, with the hub's copy checked to be untouched.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from kiosk.runtime import Runtime
 from kiosk.services.authz import Principal
 from kiosk.services.cards import issue_card, revoke
 from kiosk.store.db import write_session
-from kiosk.store.models import Card, CardKind, CardStatus, Person
+from kiosk.store.models import Card, CardKind, CardStatus, DutyShift, Person
 from kiosk.store.models_auth import AccountRole, TokenKind
 from kiosk.store.models_fleet import HubAlarm, HubEvent
 
@@ -141,8 +142,6 @@ def test_a_checkpoint_signed_by_another_key_is_refused(enrolled: Runtime,
 
 
 def _typed(event: dict[str, Any]) -> dict[str, Any]:
-    import datetime as dt
-
     return {**event, "at": dt.datetime.fromisoformat(event["at"].replace("Z", "+00:00"))}
 
 
@@ -235,6 +234,28 @@ def test_a_revocation_flows_down_by_version_cursor(runtime: Runtime, hub_log: Au
             assert held.status == CardStatus.REVOKED
         with Session(runtime.engine) as s:
             assert changes_since(s, newer) == (newer, [])
+
+        # K8: a duty shift added at the hub arrives; deleted at the hub, it goes.
+        start = dt.datetime(2026, 12, 7, 10, tzinfo=dt.UTC)
+        with write_session(runtime.engine) as s:
+            shift = DutyShift(person_id=person.id, starts_at=start,
+                              ends_at=start + dt.timedelta(hours=12))
+            s.add(shift)
+        with Session(runtime.engine) as s:
+            v3, delta = changes_since(s, newer)
+        apply_changes(cabinet.audit, version=v3, changes=delta)
+        with Session(cabinet.engine) as s:
+            held_shift = s.get(DutyShift, shift.id)
+            assert held_shift is not None and held_shift.starts_at == start
+            assert held_shift.person.staff_no == "E1001"
+        with write_session(runtime.engine) as s:
+            s.delete(s.get(DutyShift, shift.id))
+        with Session(runtime.engine) as s:
+            v4, delta = changes_since(s, v3)
+        assert [(c["entity"], c["deleted"]) for c in delta] == [("duty_shift", True)]
+        apply_changes(cabinet.audit, version=v4, changes=delta)
+        with Session(cabinet.engine) as s:
+            assert s.get(DutyShift, shift.id) is None
     finally:
         cabinet.close()
 
