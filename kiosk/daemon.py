@@ -217,11 +217,11 @@ def _fleet_link(runtime: Runtime) -> FleetLink | None:
 async def serve_hub(settings: Settings) -> None:
     """``kiosk hub``: the admin API for every site plus the fleet routes, on PostgreSQL."""
     from api.hub.app import create_hub_app
-    from kiosk.fleet.changes import install_change_tracking, start_versions
+    from kiosk.fleet.changes import install_change_tracking, prepare_hub_database
 
     runtime = Runtime.open(settings)
     install_change_tracking(runtime.engine)
-    start_versions(runtime.engine)
+    prepare_hub_database(runtime.engine)
     tls = admin_tls(settings.model_copy(update={"admin_host": settings.fleet.hub_host}))
     runtime.audit.append(NewEvent(type="hub.started", payload={
         "database": describe_database(runtime.engine), "tls": tls.fingerprint if tls else None}))

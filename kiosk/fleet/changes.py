@@ -1,11 +1,13 @@
 """Configuration flows down by version cursor: what the hub authored, and "what changed
 since N".
 
-In a hub process every ORM flush that touches a configuration row (departments, people
-and their roles, cards, key groups, access rights, the duty roster) takes the next version from the single
+Every change of a configuration row (departments, people and their roles, cards, key
+groups, access rights, the duty roster) takes the next version from the single
 ``hub_config_head`` row (locked until commit, so versions become visible in order) and
-records ``(version, entity, row id)``. A cabinet asks for the changes after its cursor and
-gets the current state of each changed row; cursor 0 means "everything" (a new cabinet,
+records ``(version, entity, row id)``: on the hub's PostgreSQL by triggers ``kiosk hub``
+installs at start, so a write from any process (the API, a CLI, plain SQL) is seen;
+elsewhere (SQLite, in tests) by an ORM listener. A cabinet asks for the changes after its
+cursor and gets the current state of each changed row; cursor 0 means "everything" (a new cabinet,
 or rows written before tracking, e.g. by ``kiosk demo-data`` on the hub).
 
 Rows travel with their natural keys (department code, staff number, card UID, key group
@@ -46,7 +48,11 @@ _tracked: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def install_change_tracking(engine: Engine) -> None:
-    """Record configuration changes made through ``engine`` (the hub's) from now on."""
+    """Record configuration changes made through ``engine`` from now on. On PostgreSQL the
+    triggers of migration 0012 already record every change, from any process or plain SQL;
+    this ORM listener stands in where there are none (SQLite, in tests)."""
+    if engine.dialect.name == "postgresql":
+        return
     if not event.contains(Session, "after_flush", _record_changes):
         event.listen(Session, "after_flush", _record_changes)
     _tracked.add(engine)
@@ -175,12 +181,51 @@ def changes_since(session: Session, since: int) -> tuple[int, list[dict[str, Any
     return version, out
 
 
-def start_versions(engine: Engine) -> None:
-    """At hub start: version 0 means "never tracked"; move to 1 so the snapshot a new
-    cabinet takes (cursor 0) has a version of its own and later changes come after it."""
+TRACKED_TABLES = {"departments": "department", "people": "person", "cards": "card",
+                  "key_groups": "key_group", "access_rights": "access_right",
+                  "duty_roster": "duty_shift"}
+_TRACK_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION hub_track_change() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE v bigint; rid uuid; del boolean := TG_OP = 'DELETE';
+BEGIN
+  IF del THEN rid := OLD.id; ELSE rid := NEW.id; END IF;
+  UPDATE hub_config_head SET version = version + 1 WHERE id = 1 RETURNING version INTO v;
+  INSERT INTO hub_config_changes (version, entity, row_id, deleted)
+    VALUES (v, TG_ARGV[0], rid, del) ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION hub_track_person_role() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE v bigint; pid uuid;
+BEGIN
+  IF TG_OP = 'DELETE' THEN pid := OLD.person_id; ELSE pid := NEW.person_id; END IF;
+  UPDATE hub_config_head SET version = version + 1 WHERE id = 1 RETURNING version INTO v;
+  INSERT INTO hub_config_changes (version, entity, row_id, deleted)
+    VALUES (v, 'person', pid, false) ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$;
+"""
+
+
+def prepare_hub_database(engine: Engine) -> None:
+    """At hub start. On PostgreSQL, triggers on the configuration tables record every row
+    change with the next version (idempotent; several hub processes may start at once: an
+    advisory lock makes them take turns). Then version 0 ("never tracked") moves to 1, so the
+    snapshot a new cabinet takes (cursor 0) has a version of its own."""
+    from sqlalchemy import text
+
     from kiosk.store.db import write_session
 
     with write_session(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(7412012)"))
+            session.execute(text(_TRACK_FUNCTIONS))
+            triggers = {**{t: f"hub_track_change('{e}')" for t, e in TRACKED_TABLES.items()},
+                        "person_roles": "hub_track_person_role()"}
+            for table, call in triggers.items():
+                session.execute(text(f"DROP TRIGGER IF EXISTS hub_track_{table} ON {table}"))
+                session.execute(text(
+                    f"CREATE TRIGGER hub_track_{table} AFTER INSERT OR UPDATE OR DELETE ON "
+                    f"{table} FOR EACH ROW EXECUTE FUNCTION {call}"))
         session.execute(update(HubConfigHead).where(HubConfigHead.id == 1,
                                                     HubConfigHead.version == 0)
                         .values(version=1))

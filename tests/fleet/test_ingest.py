@@ -23,7 +23,7 @@ from kiosk.audit.device_key import DeviceKey, load_or_create
 from kiosk.errors import NotAuthenticated, PermissionDenied
 from kiosk.fleet import hub, protocol
 from kiosk.fleet.apply import apply_changes
-from kiosk.fleet.changes import changes_since, install_change_tracking, start_versions
+from kiosk.fleet.changes import changes_since, install_change_tracking, prepare_hub_database
 from kiosk.fleet.ingest import Batch, Refused, ingest
 from kiosk.fleet.link import read_batch
 from kiosk.runtime import Runtime
@@ -206,7 +206,7 @@ def test_a_revocation_flows_down_by_version_cursor(runtime: Runtime, hub_log: Au
     from kiosk.config import Settings
 
     install_change_tracking(runtime.engine)
-    start_versions(runtime.engine)
+    prepare_hub_database(runtime.engine)
     admin = Principal(account_id=uuid.uuid4(), username="root", role=AccountRole.ADMIN,
                       person_id=None, department_id=None, permissions=frozenset(),
                       token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
@@ -286,3 +286,29 @@ def test_an_alarm_and_its_later_note_reach_the_hub_as_its_latest_copy_F1(
         held = s.get(HubRecord, ("alarm", alarm_id))
         assert held is not None and held.cabinet_id == CAB
         assert [n["text"] for n in json.loads(held.body)["notes"]] == ["checked, door shut"]
+
+
+def test_a_change_made_outside_the_hub_process_is_seen_on_postgresql(runtime: Runtime) -> None:
+    """On the hub's PostgreSQL, triggers record a change made by any writer (here plain SQL,
+    as a CLI or a DBA would); elsewhere the hub's own ORM writes are recorded."""
+    from sqlalchemy import text
+
+    install_change_tracking(runtime.engine)
+    prepare_hub_database(runtime.engine)
+    with write_session(runtime.engine) as s:
+        person = Person(staff_no="E2002", name="王工")
+        s.add(person)
+        s.flush()
+        s.add(Card(uid="0A0B0C0D", person_id=person.id))
+    with Session(runtime.engine) as s:
+        version, _ = changes_since(s, 0)
+    if runtime.engine.dialect.name == "postgresql":
+        with runtime.engine.begin() as conn:
+            conn.execute(text("UPDATE cards SET status = 'lost' WHERE uid = '0A0B0C0D'"))
+    else:
+        with write_session(runtime.engine) as s:
+            s.scalars(select(Card).where(Card.uid == "0A0B0C0D")).one().status = CardStatus.LOST
+    with Session(runtime.engine) as s:
+        newer, delta = changes_since(s, version)
+    assert newer > version
+    assert [(c["entity"], c["row"]["status"]) for c in delta] == [("card", "lost")]

@@ -166,6 +166,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # made by `kiosk hub` at start (kiosk/fleet/changes.py), on a hub's database only
+        for table in ("departments", "people", "cards", "key_groups", "access_rights",
+                      "duty_roster", "person_roles"):
+            op.execute(f"DROP TRIGGER IF EXISTS hub_track_{table} ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS hub_track_change()")
+        op.execute("DROP FUNCTION IF EXISTS hub_track_person_role()")
     for table in ("fleet_state", "hub_config_changes", "hub_config_head", "hub_nonces",
                   "hub_alarms", "hub_records", "hub_checkpoints", "hub_events",
                   "hub_enrolment_codes", "hub_cabinets", "hub_sites"):
