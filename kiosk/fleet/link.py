@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -35,6 +36,9 @@ from kiosk.store.types import utcnow
 
 log = logging.getLogger("kiosk.fleet")
 CONTACT_EVERY = dt.timedelta(seconds=30)
+HEARTBEAT_S = 30.0
+"""With nothing new to ship, the shipper still asks the hub's cursor this often (a hub
+restored from an older backup is noticed within it)."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -78,6 +82,12 @@ def read_batch(engine: Engine, cabinet_id: str, acked: int, limit: int) -> dict[
         records = _records(session, acked, last, touched) if last > acked else []
     return {"head_seq": head_seq, "head_hash": head_hash, "events": events,
             "checkpoints": checkpoints, "records": records}
+
+
+def _local_head(engine: Engine, cabinet_id: str) -> tuple[int, str]:
+    with Session(engine) as session:
+        head = session.get(AuditHead, cabinet_id)
+        return (head.seq, head.hash) if head else (0, "0" * 64)
 
 
 def _records(session: Session, low: int, high: int,
@@ -138,6 +148,8 @@ class FleetLink:
         self.last_contact = previous.last_contact if previous else None
         self.shipped_seq = previous.shipped_seq if previous else 0
         self._saved_contact: dt.datetime | None = None
+        self._hub_head: tuple[int, str] | None = None
+        self._hub_head_at: float | None = None
 
     # ------------------------------------------------------------------ the tap hook
     def guard_tap(self, tap: Callable[[str], Coroutine[Any, Any, Any]]
@@ -187,29 +199,44 @@ class FleetLink:
                 self._wake.clear()
                 await _wait_any(stop, self._wake, 2.0)
             except httpx.HTTPError as exc:
+                self._hub_head = None
                 await self._lost(exc)
                 await _wait_any(stop, None, backoff)
                 backoff = min(backoff * 2, 15.0)
             except HubError as exc:
+                self._hub_head = None
                 await self._contact()
                 log.error("hub refused this cabinet's log: %s", exc)
                 await _wait_any(stop, None, 30.0)
 
     async def _ship_once(self) -> None:
+        engine, cabinet_id = self.runtime.engine, self.enrolment.cabinet_id
+        if self._hub_head is not None and self._hub_head_at is not None and (
+                time.monotonic() - self._hub_head_at < HEARTBEAT_S):
+            # Nothing new since the hub last said how far it holds the log: no request (a
+            # thousand idle cabinets must not cost the hub 500 requests a second).
+            local = await asyncio.to_thread(_local_head, engine, cabinet_id)
+            if local == self._hub_head:
+                return
         cursor = await self.client.call("GET", "/cursor")
         await self._contact()
         acked, hub_hash = int(cursor["acked_seq"]), str(cursor["head_hash"])
-        engine, cabinet_id = self.runtime.engine, self.enrolment.cabinet_id
+        self._remember(acked, hub_hash)
         while True:
             batch = await asyncio.to_thread(read_batch, engine, cabinet_id, acked,
                                             self.batch_size)
             if batch["head_seq"] == acked and batch["head_hash"] == hub_hash:
                 return
+            self._hub_head = None  # until the hub answers this batch
             answer = await self.client.call("POST", "/ingest", batch)
             acked, hub_hash = int(answer["acked_seq"]), str(answer["head_hash"])
+            self._remember(acked, hub_hash)
             if acked != self.shipped_seq:
                 self.shipped_seq = acked
                 await self._save()
+
+    def _remember(self, acked: int, hub_hash: str) -> None:
+        self._hub_head, self._hub_head_at = (acked, hub_hash), time.monotonic()
 
     # ------------------------------------------------------------------------ puller
     async def pull_forever(self, stop: asyncio.Event) -> None:
