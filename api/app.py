@@ -17,8 +17,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from api import docs_assets, errors
+from api import console, docs_assets, errors
 from api.deps import AdminOptions, forbid_unknown_query, permission_of
+from api.limits import BodySizeLimit, ConcurrencyLimit
 from api.routes import (
     access_rights,
     accounts,
@@ -110,9 +111,14 @@ def create_admin_app(
     app.state.remote_unlocks = live.RemoteUnlocks()
     errors.install(app)
     docs_assets.install(app, PREFIX)
+    # Outermost last: the concurrency gate and the body limit act before any body or token is
+    # read (issue 16, item 1); security headers go on their refusals too.
+    app.add_middleware(BodySizeLimit, limits=app.state.options.body_limits)
+    app.add_middleware(ConcurrencyLimit, max_requests=app.state.options.max_concurrent_requests)
     app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
+    console.mount(app)  # the web console under /console/ (issue 11)
 
     app.state.allow = errors.allow_index(
         [
@@ -139,6 +145,23 @@ def _permission(dependant: Dependant) -> str | None:
         if (nested := _permission(dep)) is not None:
             return nested
     return None
+
+
+def _not_null(parameter: dict[str, Any]) -> None:
+    """A query or header parameter cannot be sent as JSON ``null``: leaving it out is how a
+    client says "none". FastAPI documents ``X | None`` parameters as ``anyOf [X, null]``,
+    which tells clients (and schemathesis) to send the text ``null``; keep ``X`` only."""
+    schema = parameter.get("schema", {})
+    options = schema.get("anyOf")
+    if not options:
+        return
+    kept = [o for o in options if o.get("type") != "null"]
+    if len(kept) == len(options):
+        return
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    parameter["schema"] = {**kept[0], **rest} if len(kept) == 1 else {"anyOf": kept, **rest}
+    if parameter["schema"].get("default", 0) is None:
+        del parameter["schema"]["default"]
 
 
 def _document(app: FastAPI) -> dict[str, Any]:
@@ -171,6 +194,8 @@ def _document(app: FastAPI) -> dict[str, Any]:
             responses["5XX"] = {"description": "Server error (problem details)", **problem_response}
             if permission is not None:
                 operation["x-permission"] = permission
+            for parameter in operation.get("parameters", ()):
+                _not_null(parameter)
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     return schema

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.limits import BodyLimits
 from kiosk.audit import AuditLog
 from kiosk.errors import NotAuthenticated
 from kiosk.runtime import Runtime
@@ -50,6 +51,10 @@ class AdminOptions:
     stream_max_seconds: float = 300.0
     """A stream ends after this long; SSE clients reconnect with Last-Event-ID and resume.
     Bounded so no connection (or test) can hold a worker forever."""
+    body_limits: BodyLimits = field(default_factory=BodyLimits)
+    """Largest request body per kind of route, refused with 413 before it is read."""
+    max_concurrent_requests: int = 64
+    """Requests in flight on the admin listener beyond this are answered 503 at once."""
 
 
 def get_options(request: Request) -> AdminOptions:
@@ -98,6 +103,31 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def recheck(audit: AuditLog, policy: AuthPolicy, secret: str) -> Principal | None:
+    """The caller again, or None once its token was revoked, expired or its account ended.
+
+    A long-lived response (the event stream) calls this before every delivery, so revoking
+    a token or changing the password ends it at once (issue 16, item 7).
+    """
+    try:
+        with tx.read(audit) as session:
+            principal, _ = accounts.authenticate(session, secret=secret, policy=policy)
+    except NotAuthenticated:
+        return None
+    return principal
+
+
+def client_address(request: Request) -> str:
+    """The peer address the audit log records and the login budget counts.
+
+    ``X-Forwarded-For`` is not read here: the server applies it only for the proxies named
+    in ``admin_trusted_proxies`` (uvicorn's proxy headers, off by default), so a local
+    process cannot pick the address it is recorded and limited under.
+    """
+    return request.client.host if request.client else "unknown"
 
 
 def _query_names(dependant: Dependant) -> Iterator[str]:

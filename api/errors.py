@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.status import HTTP_500_INTERNAL_SERVER_ERROR
@@ -32,6 +32,7 @@ from kiosk.errors import (
     TooManyAttempts,
     Unavailable,
 )
+from kiosk.store.faults import storage_fault
 
 log = logging.getLogger("api.errors")
 
@@ -80,6 +81,7 @@ _HTTP_SLUGS = {
     406: ("not-acceptable", "Not acceptable"),
     409: ("conflict", "Conflict"),
     413: ("too-large", "Content too large"),
+    421: ("misdirected", "Misdirected request"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("invalid-request", "Invalid request"),
     429: ("too-many-attempts", "Too many attempts"),
@@ -187,6 +189,21 @@ def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """A full or failing disk, a locked database: 503 naming what failed (nothing was
+    changed: the transaction rolled back), not a 500. Answered here rather than by the
+    catch-all, so the connection stays usable for the client's next request."""
+    what = storage_fault(exc)
+    if what is None:
+        return _unexpected(request, exc)
+    # The driver's own words only: the SQL and its parameters may carry personal data (A1).
+    log.error("storage fault on %s: %s (%s)", request.url.path, what, getattr(exc, "orig", exc))
+    return problem_response(
+        request, 503, "storage-unavailable", "Storage unavailable",
+        f"{what}; nothing was changed", headers={"Retry-After": "60"},
+    )
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s", request.url.path, exc_info=exc)
     return problem_response(
@@ -199,6 +216,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(OperationalError, _storage_error)
+    app.add_exception_handler(OSError, _storage_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

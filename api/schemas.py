@@ -20,14 +20,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     StringConstraints,
+    WithJsonSchema,
 )
 
-SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
-MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+"""Bidirectional controls (RLO and friends): invisible, they make a stored name or reason read
+differently on screen, in a report or a CSV than the bytes say (issue 16, item 9)."""
+SINGLE_LINE = r"^[^\x00-\x1f\x7f" + _BIDI + r"]*$"
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f" + _BIDI + r"]*$"
 
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
-MAX_SEQ = 2**62
+MAX_SEQ = 2**53 - 1
+"""Largest sequence number the API takes: the largest integer a JSON number (an IEEE double)
+holds exactly, so the documented bound and the enforced bound are the same number."""
 
 
 def _in_range(value: dt.datetime) -> dt.datetime:
@@ -42,7 +48,13 @@ def _text_only(value: object) -> object:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(_in_range)]
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_text_only),
+    AfterValidator(_in_range),
+    # The year range, as the OpenAPI document can say it (issue 16, item 12).
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": "^20[0-9]{2}-"}),
+]
 """A time with its UTC offset (naive times are refused: the cabinet stores UTC)."""
 
 
@@ -52,7 +64,16 @@ def _wall_clock(value: dt.time) -> dt.time:
     return value
 
 
-LocalTime = Annotated[dt.time, BeforeValidator(_text_only), AfterValidator(_wall_clock)]
+LocalTime = Annotated[
+    dt.time,
+    BeforeValidator(_text_only),
+    AfterValidator(_wall_clock),
+    # JSON Schema's "time" format requires an offset; a wall-clock time has none.
+    WithJsonSchema({
+        "type": "string",
+        "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+    }),
+]
 """A time of day in the cabinet's own time zone (as business hours are)."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=SINGLE_LINE)]
@@ -83,9 +104,27 @@ RuleId = Annotated[str, StringConstraints(min_length=2, max_length=8, pattern=r"
 T = TypeVar("T")
 
 
+def _whole_number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("expected a whole number")
+        return int(value)
+    return value
+
+
+WHOLE = BeforeValidator(_whole_number)
+WholeInt = Annotated[int, WHOLE]
+"""A JSON integer: ``88`` or ``88.0`` (JSON Schema's integer includes it), never ``"88"`` or
+``true``. ``StrictInt`` refused ``88.0``, which the OpenAPI document allows. An optional one
+is ``Annotated[int, Field(ge=.., le=..), WHOLE] | None``: bounds given outside the union are
+documented under names JSON Schema does not know."""
+
+
 class Strict(BaseModel):
     """Base of every request body: unknown fields are an error. Booleans and integers are
-    declared ``StrictBool``/``StrictInt`` and times must be strings, so ``0`` is not
+    declared ``StrictBool``/``WholeInt`` and times must be strings, so ``0`` is not
     ``false`` and ``1700000000`` is not a date: what the schema says is what is accepted."""
 
     model_config = ConfigDict(extra="forbid")

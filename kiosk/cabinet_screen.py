@@ -18,17 +18,21 @@ from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.messages import REASONS, text
 from kiosk.services import handovers
+from kiosk.store.models import Person
 from kiosk.visit import Message, Visit
 
 
 def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, now: dt.datetime,
-             version: int, engine: Engine, cabinet_id: uuid.UUID) -> dict[str, Any]:
+             version: int, engine: Engine, cabinet_id: uuid.UUID,
+             calendar: policy.Calendar | None = None) -> dict[str, Any]:
     """Everything the kiosk page shows; ``version`` lets the page long-poll for changes."""
     v, s = visit, session
     msg = None
     if message is not None and now < message.until:
         t = text(message.code)
-        msg = {"code": message.code, "level": message.level, "zh": t.zh, "en": t.en}
+        msg = {"code": message.code, "level": message.level, "zh": t.zh, "en": t.en,
+               "detail_zh": message.detail[0] if message.detail else None,
+               "detail_en": message.detail[1] if message.detail else None}
     keys = []
     for key, decision in v.choices:
         keys.append({
@@ -43,7 +47,8 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
             for loan in records.loans_out(db, cabinet_id=cabinet_id):
                 if loan.borrower_id == v.person.id:
                     mine.append({"key_number": loan.key.key_number, "label": loan.key.label,
-                                 "due_at": loan.due_at.isoformat()})
+                                 "due_at": loan.due_at.isoformat(),
+                                 "overdue": loan.due_at <= now})
     open_slots = list(s.open_slots or s.pending_slots)
     return {
         "version": version,
@@ -61,7 +66,24 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
         "reasons": [{"code": c, "zh": t.zh, "en": t.en} for c, t in REASONS.items()],
         "message": msg,
         "handover": handover_panel(v, s.state, engine=engine, cabinet_id=cabinet_id, now=now),
+        **after_hours(calendar, s.state, engine=engine, now=now),
     }
+
+
+def after_hours(calendar: policy.Calendar | None, state: flow.State, *, engine: Engine,
+                now: dt.datetime) -> dict[str, Any]:
+    """K8 on the screen: whether it is after hours now and, on the idle and duty-manager
+    screens, the duty manager on the roster (with their phone, if recorded) so the person
+    knows whom to call before they stand at the cabinet waiting."""
+    closed = calendar is not None and not calendar.is_business_time(now)
+    manager = None
+    if closed and state in (flow.State.IDLE, flow.State.AWAIT_MANAGER):
+        with DbSession(engine) as db:
+            shifts = records.roster_at(db, at=now)
+            person = db.get(Person, shifts[0].person_id) if shifts else None
+            if person is not None:
+                manager = {"name": person.name, "phone": person.phone or None}
+    return {"after_hours": closed, "duty_manager": manager}
 
 
 def slot_names(visit: Visit, open_slots: list[int]) -> dict[str, dict[str, str]]:

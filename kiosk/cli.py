@@ -45,13 +45,43 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     ctx.obj = _Context(config)
 
 
-@cli.command()
-@pass_ctx
-def run(ctx: _Context) -> None:
-    """Run the daemon (simulated hardware unless the config says otherwise)."""
-    from kiosk.daemon import run as run_daemon
+def refuse_simulation_on_real_hardware(settings: Settings, simulate_flag: bool) -> None:
+    """A config that describes real wiring (``[hardware]``) but says ``simulate = true`` is
+    most likely a production Pi one edit away from its real settings: loading the demo tower
+    into its database and serving ``/sim`` there must be asked for (``--simulate``)."""
+    if settings.simulate and "hardware" in settings.model_fields_set and not simulate_flag:
+        raise click.UsageError(
+            "simulate = true, but the config has a [hardware] section: this looks like a real "
+            "cabinet. Set simulate = false to drive the hardware, or pass --simulate to run "
+            "the simulated demo cabinet (demo data, /sim) on purpose."
+        )
 
-    run_daemon(ctx.settings)
+
+@cli.command()
+@click.option("--simulate", "simulate_flag", is_flag=True,
+              help="Run on simulated hardware (the demo cabinet and /sim) on purpose, even "
+                   "though the config has a [hardware] section or says simulate = false.")
+@pass_ctx
+def run(ctx: _Context, simulate_flag: bool) -> None:
+    """Run the daemon (simulated hardware unless the config says otherwise)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from kiosk.daemon import run as run_daemon
+    from kiosk.errors import AuditError, StoreError
+    from kiosk.store.faults import storage_fault
+
+    settings = ctx.settings
+    refuse_simulation_on_real_hardware(settings, simulate_flag)
+    if simulate_flag and not settings.simulate:
+        settings = settings.model_copy(update={"simulate": True})
+    try:
+        run_daemon(settings, config=ctx.config)
+    except (SQLAlchemyError, AuditError, OSError) as exc:
+        # A full or failing disk at start-up: one line naming it, not a traceback.
+        what = storage_fault(exc)
+        if what is None:
+            raise
+        raise StoreError(f"cannot run the daemon: {what}") from None
 
 
 # --------------------------------------------------------------------------------- db
@@ -176,13 +206,25 @@ def audit_pubkey(ctx: _Context) -> None:
 # ------------------------------------------------------------------------------ demo
 @cli.command("demo-data")
 @click.option("--seed", default=20261127, show_default=True, help="Random seed for names.")
+@click.option("--list", "list_badges", is_flag=True,
+              help="Load nothing: name a demo badge for each role (staff, custodian, duty "
+                   "manager on the roster now, leader, proxy, supervisor).")
 @pass_ctx
-def demo_data(ctx: _Context, seed: int) -> None:
+def demo_data(ctx: _Context, seed: int, list_badges: bool) -> None:
     """Fill an empty database with a realistic office tower (百富国际大厦)."""
-    from kiosk.demo import load_demo
+    from kiosk.demo import demo_badges, load_demo
     from kiosk.runtime import Runtime
 
     runtime = Runtime.open(ctx.settings)
+    if list_badges:
+        badges = demo_badges(runtime)
+        if not badges:
+            raise click.ClickException("no demo people here: run `kiosk demo-data` first")
+        width = max(len(b.name) for b in badges)
+        click.echo(f"{'role':<13} {'badge':<15} {'name':<{width}}  what to try")
+        for b in badges:
+            click.echo(f"{b.role:<13} {b.uid:<15} {b.name:<{width}}  {b.note}")
+        return
     summary = load_demo(runtime, seed=seed)
     click.echo(", ".join(f"{n} {what}" for what, n in summary.items()))
 

@@ -92,7 +92,7 @@ def create(
 @admin.command("list")
 @click.pass_context
 def list_accounts(ctx: click.Context) -> None:
-    """List accounts: username, role, active, department scope."""
+    """List accounts: username, role, active (or awaiting confirmation), department scope."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -105,6 +105,8 @@ def list_accounts(ctx: click.Context) -> None:
             for account in session.scalars(select(Account).order_by(Account.username)):
                 scope = account.department.code if account.department else "-"
                 state = "active" if account.active else "inactive"
+                if account.awaiting_confirmation:
+                    state = "awaiting-confirmation"
                 click.echo(f"{account.username}\t{account.role.value}\t{state}\t{scope}")
     finally:
         runtime.close()
@@ -126,5 +128,25 @@ def unlock(ctx: click.Context, username: str) -> None:
                 raise click.ClickException(f"no account {username!r}")
             accounts.unlock(session, runtime.audit, by=None, account_id=account.id)
         click.echo(f"unlocked {username}")
+    finally:
+        runtime.close()
+
+
+@admin.command("confirm")
+@click.argument("username")
+@click.pass_context
+def confirm(ctx: click.Context, username: str) -> None:
+    """Confirm USERNAME, an administrator made over the API (dual control, issue 16)."""
+    from kiosk.runtime import Runtime
+    from kiosk.services import accounts, dual_control, tx
+
+    runtime = Runtime.open(ctx.find_root().obj.settings)
+    try:
+        with tx.write(runtime.audit) as session:
+            account = accounts.find_by_username(session, username)
+            if account is None:
+                raise click.ClickException(f"no account {username!r}")
+            dual_control.confirm_account(session, runtime.audit, by=None, account_id=account.id)
+        click.echo(f"confirmed {username}")
     finally:
         runtime.close()

@@ -160,6 +160,57 @@ class SiteSettings(_Strict):
     )
 
 
+DEFAULT_ALARM_OWNERS: dict[str, str] = {
+    # the cabinet and its sensors
+    "door_forced": "supervisor",
+    "door_held_open": "custodian",
+    "key_removed_unauthorised": "supervisor",
+    "key_inserted_unexpectedly": "custodian",
+    "slot_left_open": "custodian",
+    "wrong_slot": "custodian",
+    "lock_fault": "supervisor",
+    "bus_fault": "supervisor",
+    # the register
+    "key_overdue": "custodian",
+    "returned_by_other": "custodian",
+    "key_missing": "supervisor",
+    "key_unexpected": "custodian",
+    "count_mismatch": "supervisor",
+}
+"""F1: who owns each kind of alarm from the moment it is raised, until someone takes it."""
+
+ALARM_OWNER_ROLES = frozenset(
+    {"staff", "custodian", "dept_leader", "duty_manager", "supervisor", "admin", "auditor"}
+)
+
+
+class AlarmSettings(_Strict):
+    """F1: every alarm has an owner the moment it is raised. ``owners`` maps an alarm kind to
+    a role (the first active person with it; ``duty_manager``: the one on the roster then)
+    or an admin-API account name (the person linked to it). Kinds not listed go to
+    ``default_owner``; an owner that names nobody falls back to ``default_owner`` too."""
+
+    owners: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,47}$")],
+        Annotated[str, Field(min_length=1, max_length=64)],
+    ] = Field(default_factory=dict, description="Alarm kind → role or account name.")
+    default_owner: str = Field(default="supervisor", min_length=1, max_length=64)
+
+    @field_validator("owners")
+    @classmethod
+    def _no_lifecycle_words(cls, value: dict[str, str]) -> dict[str, str]:
+        steps = {"raised", "acknowledged", "assigned", "noted", "closed", "escalated"}
+        bad = sorted(set(value) & steps)
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: a step in an alarm's life, not an alarm kind")
+        return value
+
+    def table(self) -> dict[str, str]:
+        """Kind → owner for every kind, the defaults overridden by the site's ``owners``;
+        ``"*"`` is the fallback."""
+        return {**DEFAULT_ALARM_OWNERS, **self.owners, "*": self.default_owner}
+
+
 class AdminTlsSettings(_Strict):
     """HTTPS for the admin API: passwords and bearer tokens must not cross the building
     network in clear. ``auto`` turns TLS on whenever the API listens beyond loopback."""
@@ -236,9 +287,16 @@ class Settings(BaseSettings):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     site: SiteSettings = Field(default_factory=SiteSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     admin_tls: AdminTlsSettings = Field(default_factory=AdminTlsSettings)
+    admin_trusted_proxies: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For is believed (the "
+                    "audited client address and the login limit per address). Empty: none, "
+                    "the peer address is the client.",
+    )
     kiosk_port: Port = 8081
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -28,7 +29,7 @@ from api.kiosk.app import create_kiosk_app
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
-from kiosk.demo import load_demo
+from kiosk.demo import load_demo, try_it
 from kiosk.fleet import state as fleet_state
 from kiosk.heap import freeze_startup_heap
 from kiosk.notify.dispatcher import run_notifications
@@ -36,7 +37,7 @@ from kiosk.runlock import hold
 from kiosk.runtime import Runtime
 from kiosk.scheduler import run_scheduler
 from kiosk.store.db import describe_database
-from kiosk.store.models import Department, Key, Person, Slot
+from kiosk.store.models import Person
 from kiosk.systemd import Notifier
 from kiosk.tls import TlsFiles, admin_tls
 from kiosk.wiring import (
@@ -64,39 +65,26 @@ class _Server(uvicorn.Server):
         yield
 
 
+MAX_CONNECTIONS = 256
+"""uvicorn's own backstop per listener (connections and tasks): beyond it, a bare 503.
+The apps' ``ConcurrencyLimit`` answers sooner, with a problem document."""
+
+
 def _server(app: object, host: str, port: int, settings: Settings,
-            tls: TlsFiles | None = None) -> _Server:
+            tls: TlsFiles | None = None, *, trusted_proxies: tuple[str, ...] = ()) -> _Server:
     # A screen long-poll may be pending at shutdown: do not wait for it to run out.
     # Neither app speaks WebSocket (the screen long-polls, the event stream is SSE), so
     # uvicorn need not load a WebSocket library into the daemon.
+    # X-Forwarded-For is believed only from the configured proxies: uvicorn's default trusts
+    # it from 127.0.0.1, which lets any local process pick its audited address (issue 16).
     return _Server(uvicorn.Config(app, host=host, port=port,  # type: ignore[arg-type]
                                   log_level=settings.log_level.lower(), lifespan="on",
                                   timeout_graceful_shutdown=2, ws="none",
+                                  proxy_headers=bool(trusted_proxies),
+                                  forwarded_allow_ips=list(trusted_proxies) or None,
+                                  limit_concurrency=MAX_CONNECTIONS,
                                   ssl_certfile=str(tls.cert_file) if tls else None,
                                   ssl_keyfile=str(tls.key_file) if tls else None))
-
-
-def _hints(runtime: Runtime) -> str:
-    """A few `kiosk sim` commands that work on this database, printed at start."""
-    with Session(runtime.engine) as s:
-        person = s.scalars(select(Person).join(Department).where(Department.code == "ENG")
-                           .order_by(Person.staff_no)).first()
-        row = s.execute(select(Key.key_number, Slot.number, Key.fob_tag)
-                        .join(Slot, Key.home_slot_id == Slot.id).order_by(Slot.number)).first()
-        if person is None or not person.cards or row is None:
-            return ""
-        uid, name = person.cards[0].uid, person.name
-    number, slot, fob = row
-    return (
-        f"kiosk: try it from another terminal:\n"
-        f"  .venv/bin/kiosk sim tap {uid}         # {name} taps a badge\n"
-        f"  (choose {number} and a reason on the kiosk screen)\n"
-        f"  .venv/bin/kiosk sim take {slot}              # take the key out of slot {slot}\n"
-        f"  .venv/bin/kiosk sim tap {fob}        # tap the key's fob to return it,\n"
-        f"  .venv/bin/kiosk sim tap {uid}         # then the badge: who returns it (K4)\n"
-        f"  .venv/bin/kiosk sim insert {fob} {slot}\n"
-        f"  .venv/bin/kiosk sim door open             # no session: a forced-door alarm\n"
-    )
 
 
 async def _ready_then_watchdog(notifier: Notifier, servers: list[_Server], status: str) -> None:
@@ -108,15 +96,15 @@ async def _ready_then_watchdog(notifier: Notifier, servers: list[_Server], statu
     await notifier.watchdog()
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, config: Path | None = None) -> None:
     notifier = Notifier()
     notifier.status("starting: opening the database")
     with hold(settings.data_dir):  # one daemon per data folder; `kiosk restore` checks it
-        await _serve(settings, notifier)
+        await _serve(settings, notifier, config)
     notifier.close()
 
 
-async def _serve(settings: Settings, notifier: Notifier) -> None:
+async def _serve(settings: Settings, notifier: Notifier, config: Path | None) -> None:
     tls = admin_tls(settings)  # a bad certificate stops the start before anything moves
     runtime = Runtime.open(settings)
     hardware: SimulatedHardware | RealHardware | None = None
@@ -148,10 +136,11 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
                            reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
                 if hardware.reader is not None else None)
         admin = _server(create_admin_app(runtime, cabinet=cabinet), settings.admin_host,
-                        settings.admin_port, settings, tls)
+                        settings.admin_port, settings, tls,
+                        trusted_proxies=tuple(settings.admin_trusted_proxies))
         sim_control = hardware if isinstance(hardware, SimulatedHardware) else None
-        screen = _server(create_kiosk_app(cabinet, sim_control), KIOSK_HOST, settings.kiosk_port,
-                         settings)
+        screen = _server(create_kiosk_app(cabinet, sim_control, port=settings.kiosk_port),
+                         KIOSK_HOST, settings.kiosk_port, settings)
 
         scheduler_stop = asyncio.Event()
 
@@ -168,7 +157,7 @@ async def _serve(settings: Settings, notifier: Notifier) -> None:
             f"kiosk: admin API     {'https' if tls else 'http'}://{settings.admin_host}:"
             f"{settings.admin_port}/api/v1/health (docs at /api/v1/docs)\n"
             + (f"kiosk: admin TLS     {tls.cert_file} SHA-256 {tls.fingerprint}\n" if tls else "")
-            + (_hints(runtime) if sim_control else ""),
+            + (try_it(runtime, config=config) if sim_control else ""),
             flush=True,
         )
         alive = asyncio.create_task(_ready_then_watchdog(
@@ -258,7 +247,7 @@ def run_hub(settings: Settings) -> None:
     asyncio.run(serve_hub(settings))
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, config: Path | None = None) -> None:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, config))

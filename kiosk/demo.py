@@ -9,8 +9,12 @@ can name people and keys.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+import shlex
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -339,17 +343,21 @@ def load_demo(
             proxies.append(proxy)
 
         # ---------------------------------------------------- duty roster (K8)
+        # Every hour is covered, day shifts as well as nights: after hours (evenings,
+        # weekends, holidays) a duty manager can always co-sign, so a first try at any time
+        # of day goes through; in business hours the day shift is simply not needed.
+        hours = runtime.settings.business_hours
         today = now.astimezone(zone).date()
         for d in range(-1, 14):
             day = today + dt.timedelta(days=d)
-            start = dt.datetime.combine(day, dt.time(18, 0), zone)
-            s.add(
-                DutyShift(
-                    person_id=managers[(d + 1) % len(managers)].id,
-                    starts_at=start,
-                    ends_at=start + dt.timedelta(hours=14, minutes=30),
-                )
-            )
+            opens = dt.datetime.combine(day, hours.start, zone)
+            closes = dt.datetime.combine(day, hours.end, zone)
+            next_open = dt.datetime.combine(day + dt.timedelta(days=1), hours.start, zone)
+            # two people a day, so nobody's night runs on into the next day shift
+            s.add(DutyShift(person_id=managers[(2 * d) % len(managers)].id,
+                            starts_at=opens, ends_at=closes))
+            s.add(DutyShift(person_id=managers[(2 * d + 1) % len(managers)].id,
+                            starts_at=closes, ends_at=next_open))
 
         # ------------------------------------------------ a pending K7 approval
         power_room = next(k for k in keys if k.key_number == "E-配电房-B1")
@@ -380,3 +388,102 @@ def load_demo(
         NewEvent(type="demo.loaded", payload={"seed": seed, **summary, "roles": dict(roles)})
     )
     return summary
+
+
+DEMO_ROLES = ("staff", "custodian", "duty manager", "leader", "proxy", "supervisor")
+
+
+@dataclass(frozen=True)
+class DemoBadge:
+    """One badge to try the cabinet with: whose it is and what it shows."""
+
+    role: str
+    name: str
+    uid: str
+    note: str
+
+
+def demo_badges(runtime: Runtime, *, now: dt.datetime | None = None) -> list[DemoBadge]:
+    """A badge per role of the demo tower (``kiosk demo-data --list``, the README's table):
+    staff, custodian, the duty manager rostered at ``now``, a department leader, an owner's
+    proxy whose letter is phone-confirmed, and the supervisor."""
+    now = now or dt.datetime.now(dt.UTC)
+    with Session(runtime.engine) as s:
+        people = s.scalars(select(Person).where(Person.active.is_(True))
+                           .order_by(Person.staff_no)).all()
+
+        def badge(person: Person | None, role: str, note: str) -> DemoBadge | None:
+            if person is None or not person.cards:
+                return None
+            return DemoBadge(role, person.name, person.cards[0].uid, note)
+
+        def first(role: Role, dept: str | None = None, only: bool = False) -> Person | None:
+            return next((p for p in people if p.has_role(role)
+                         and (dept is None or (p.department and p.department.code == dept))
+                         and (not only or len(p.roles) == 1)
+                         and any(c.kind == CardKind.STAFF for c in p.cards)), None)
+
+        shift = s.scalars(select(DutyShift).where(DutyShift.starts_at <= now,
+                                                  DutyShift.ends_at > now)).first()
+        manager = s.get(Person, shift.person_id) if shift is not None else None
+        confirmed = next((a for a in s.scalars(select(OwnerAuthorization)
+                                               .order_by(OwnerAuthorization.letter_ref))
+                          if any(p.outcome == PhoneOutcome.CONFIRMED
+                                 for p in a.phone_confirmations)), None)
+        proxy = s.get(Person, confirmed.proxy_id) if confirmed is not None else None
+        rows = [
+            badge(first(Role.STAFF, "ENG", only=True), "staff",
+                  "工程部 engineering: draws unit keys (after hours with the duty manager, K8)"),
+            badge(first(Role.CUSTODIAN), "custodian",
+                  "钥匙管理员: co-signs master keys (K3), registers keys (K1), hands over (H1)"),
+            badge(manager, "duty manager",
+                  "值班经理 on the roster now: co-signs after hours (K8)"),
+            badge(first(Role.DEPT_LEADER, "ENG"), "leader",
+                  "部门领导: approves special-room keys for their department (K7)"),
+            badge(proxy, "proxy",
+                  f"业主代理 owner's proxy, letter {confirmed.letter_ref if confirmed else '-'} "
+                  "phone-confirmed: sees only the owner's units (K6)"),
+            badge(first(Role.SUPERVISOR), "supervisor",
+                  "主管: hands over (H1), owns most alarms (F1)"),
+        ]
+    return [row for row in rows if row is not None]
+
+
+def try_it(runtime: Runtime, *, config: Path | None = None,
+           now: dt.datetime | None = None) -> str:
+    """The `kiosk sim` lines printed at start, for this database and the settings in force:
+    the same ``--config`` as the daemon, and its kiosk port when the environment set it (the
+    sim commands read the port from the same config and environment)."""
+    badges = {b.role: b for b in demo_badges(runtime, now=now)}
+    staff, manager = badges.get("staff"), badges.get("duty manager")
+    with Session(runtime.engine) as s:
+        row = s.execute(
+            select(Key.key_number, Slot.number, Key.fob_tag)
+            .join(Slot, Key.home_slot_id == Slot.id)
+            .where(Slot.cabinet_id == select(Cabinet.id).where(
+                Cabinet.code == runtime.settings.cabinet_id).scalar_subquery())
+            .order_by(Slot.number)
+        ).first()
+    if staff is None or row is None:
+        return ""
+    number, slot, fob = row
+    env = (f"KIOSK_KIOSK_PORT={runtime.settings.kiosk_port} "
+           if "KIOSK_KIOSK_PORT" in os.environ else "")
+    kiosk = f"{env}.venv/bin/kiosk" + (f" --config {shlex.quote(str(config))}" if config else "")
+    lines = [
+        "kiosk: try it from another terminal:",
+        f"  {kiosk} sim tap {staff.uid}    # {staff.name} (staff) taps a badge",
+    ]
+    if manager is not None:
+        lines.append(f"  {kiosk} sim tap {manager.uid}    # after hours only (K8): "
+                     f"{manager.name}, the duty manager on the roster, co-signs")
+    lines += [
+        f"  (choose {number} and a reason on the kiosk screen)",
+        f"  {kiosk} sim take {slot}    # take the key out of slot {slot}",
+        f"  {kiosk} sim tap {fob}    # tap the key's fob to return it,",
+        f"  {kiosk} sim tap {staff.uid}    # then the badge: who returns it (K4)",
+        f"  {kiosk} sim insert {fob} {slot}",
+        f"  {kiosk} sim door open    # no session: a forced-door alarm (F1)",
+        f"  {kiosk} demo-data --list    # a demo badge for every role",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """What the kiosk screen says, in zh-CN and English, keyed by the policy's decision codes.
 
-The company's own words (REQUIREMENTS.md) are used: 领取钥匙, 归还钥匙, 事由, 值班经理…
+The company's own words (docs/rules.md) are used: 领取钥匙, 归还钥匙, 事由, 值班经理…
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ MESSAGES: dict[str, Text] = {
     "intake_put": Text("请将新钥匙放入亮灯位置", "Hang the new key where the light is on"),
     "drawn": Text("已领取，请按时归还", "Drawn: please return it on time"),
     "returned": Text("已归还，谢谢", "Returned, thank you"),
+    "returned_by_other": Text("已归还：记录为他人代还，已通知钥匙管理员", "Returned: recorded as returned by someone other than the borrower (K5)"),
+    "returned_unidentified": Text("已归还：未刷工卡，已记录并通知钥匙管理员", "Returned without a badge: recorded and flagged (K5)"),
+    "close_slot": Text("格口仍开着", "A compartment is still open"),
     "received": Text("钥匙已登记入柜", "Key registered into the cabinet"),
     "not_taken": Text("未取钥匙，已重新上锁", "Key not taken: locked again"),
     "return_timeout": Text("未放回钥匙，已重新上锁", "Key not put back: locked again"),
@@ -79,8 +82,11 @@ MESSAGES: dict[str, Text] = {
     "intake_not_custodian": Text("只有钥匙管理员可以登记钥匙", "Only a key custodian may register keys"),
     "no_free_slot": Text("没有空位", "No free slot"),
     "duplicate_key_number": Text("钥匙编号已存在", "That key number already exists"),
-    "storage_fault": Text("记录失败，未开锁，已通知管理员", "Could not record it: nothing opened; staff alerted"),
+    # Issue 16: "已通知管理员" only where an alarm was recorded (and so notified); a storage
+    # fault records nothing, so the screen asks the person to tell staff instead.
+    "storage_fault": Text("记录失败，未开锁，请告知管理员", "Could not record it: nothing opened; please tell staff"),
     "lock_fault": Text("锁故障，已通知管理员", "Lock fault: staff have been alerted"),
+    "lock_fault_unrecorded": Text("锁故障，记录失败，请告知管理员", "Lock fault, not recorded: please tell staff"),
     "busy": Text("请稍候", "Please wait"),
     "not_on_loan": Text("这把钥匙没有借出", "This key is not out"),
     # H1 shift handover

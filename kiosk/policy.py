@@ -1,9 +1,9 @@
-"""Who may open what, when: the access rules of REQUIREMENTS.md as pure functions.
+"""Who may open what, when: the access rules of docs/rules.md as pure functions.
 
 Given who tapped, what they ask for, the time, the duty roster and the approval records,
 each function returns a ``Decision`` naming the rule ids that allowed or denied it. There is
 no I/O here: the cabinet gathers the facts (snapshots below) and acts on the decision, so
-every rule can be read next to REQUIREMENTS.md and tested case by case.
+every rule can be read next to docs/rules.md and tested case by case.
 """
 
 from __future__ import annotations

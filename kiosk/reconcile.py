@@ -5,18 +5,19 @@ Run once at every start, after every lock has been driven locked and every slot 
 1. An action interrupted by a crash or power cut left an intent event with no outcome.
    It is resolved from the intent and the sensors: a draw whose key is gone becomes a loan
    (the intent names the borrower, the reason and what allowed it); a draw whose key is
-   still there is recorded as not taken; a return whose key is back closes its loan.
+   still there is recorded as not taken; a return whose key is back closes its loan. Loans
+   and returns are written by ``kiosk.records.record_loan``/``record_return``, the same
+   write paths as the live flows, so the same facts and alarms (K5) follow either way.
 2. Then every slot is compared with the records: a key expected in but absent, or present
    but not expected, raises an alarm (F1) that a person must close.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -24,12 +25,11 @@ from sqlalchemy.orm import Session
 
 from drivers.locks.base import SlotState
 from kiosk import policy, records
-from kiosk.audit import AppendedEvent, AuditLog, NewEvent
+from kiosk.audit import AuditLog, NewEvent
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
 from kiosk.services import tx
-from kiosk.store.db import write_session
-from kiosk.store.models import Event, Loan
+from kiosk.store.models import Event
 
 
 class Cabinet(Protocol):
@@ -42,6 +42,8 @@ class Cabinet(Protocol):
     code: str
     calendar: policy.Calendar
     clock: Callable[[], dt.datetime]
+    @property
+    def alarm_owners(self) -> Mapping[str, str]: ...
 
 
 INTENTS = ("draw.intent", "return.intent", "intake.intent")
@@ -74,17 +76,13 @@ def unresolved_intents(session: Session, cabinet_code: str) -> list[Event]:
 
 
 def reconcile(cabinet: Cabinet, status: dict[int, SlotState]) -> dict[str, int]:
-    engine, audit = cabinet.runtime.engine, cabinet.audit
     now = cabinet.clock()
     counts = {"resolved_draws": 0, "resolved_returns": 0, "not_taken": 0, "alarms": 0}
-    committed: list[AppendedEvent] = []
-    with write_session(engine) as s:
+    with tx.write(cabinet.audit) as s:
         for intent in unresolved_intents(s, cabinet.code):
-            committed += _resolve(s, cabinet, intent, status, now, counts)
-    for event in committed:
-        audit.notify_committed(event)
+            _resolve(s, cabinet, intent, status, now, counts)
 
-    with Session(engine) as s:
+    with Session(cabinet.runtime.engine) as s:
         expected = records.expected_presence(s, cabinet_id=cabinet.cabinet_id)
     for slot, st in sorted(status.items()):
         if st.key_present is None:
@@ -95,12 +93,12 @@ def reconcile(cabinet: Cabinet, status: dict[int, SlotState]) -> dict[str, int]:
                 f"key {expected[slot]} should be in slot {slot} but the slot is empty",
             )
         elif slot not in expected and st.key_present:
-            with Session(engine) as s:
+            with Session(cabinet.runtime.engine) as s:
                 home_of = records.key_in_slot(s, cabinet_id=cabinet.cabinet_id, slot=slot)
             what = (f"key {home_of.key_number} is recorded as out but is in slot {slot}"
                     if home_of else f"an unregistered key is in slot {slot}")
             counts["alarms"] += _alarm_once(cabinet, "key_unexpected", slot, "K10", what)
-    audit.append(NewEvent(type="cabinet.reconciled", rules=["K10"], payload={
+    cabinet.audit.append(NewEvent(type="cabinet.reconciled", rules=["K10"], payload={
         **counts, "slots": len(status), "expected_in": len(expected),
         "present": sum(1 for st in status.values() if st.key_present),
     }))
@@ -115,64 +113,65 @@ def _alarm_once(cabinet: Cabinet, kind: str, slot: int, rule: str, message: str)
         alarm_service.raise_alarm(
             s, cabinet.audit, kind=kind, rule=rule, message=message, actors=[],
             cabinet_id=cabinet.cabinet_id, slot_id=slot_id, at=cabinet.clock(),
+            owners=cabinet.alarm_owners,
         )
     return 1
 
 
 def _resolve(s: Session, cabinet: Cabinet, intent: Event, status: dict[int, SlotState],
-             now: dt.datetime, counts: dict[str, int]) -> list[AppendedEvent]:
+             now: dt.datetime, counts: dict[str, int]) -> None:
+    """Resolve one intent from the sensors, through the same loan and return write paths as
+    the live flows (``kiosk.records``), so a resolved return by someone other than the
+    borrower raises its K5 alarm exactly as a live one does."""
     payload = json.loads(intent.payload)
     slot = intent.slot
     present = status.get(slot).key_present if slot in status else None  # type: ignore[union-attr]
     key = records.key_in_slot(s, cabinet_id=cabinet.cabinet_id, slot=slot) if slot else None
+    actors = json.loads(intent.actors)
     base = {"intent_seq": intent.seq, "resolved_at_start": True}
 
-    def log(type_: str, rules: list[str], **extra: Any) -> AppendedEvent:
-        return cabinet.audit.append_in(s, NewEvent(
+    def log(type_: str, rules: list[str], **extra: Any) -> None:
+        tx.log(s, cabinet.audit, NewEvent(
             type=type_, slot=slot, key_number=intent.key_number, rules=rules,
-            actors=json.loads(intent.actors), payload={**base, **extra},
+            actors=actors, payload={**base, **extra},
         ))
 
     if intent.type == "draw.intent":
         if key is None or present is None or present or records.open_loan(s, key_id=key.id):
             counts["not_taken"] += 1
-            return [log("draw.resolved", ["K3"], outcome="not_taken")]
+            log("draw.resolved", ["K3"], outcome="not_taken")
+            return
         borrower = _uuid(payload.get("borrower"))
         assert borrower is not None
-        loan = Loan(
-            key_id=key.id, cabinet_id=cabinet.cabinet_id, borrower_id=borrower,
+        terms = records.LoanTerms(
+            key=key, cabinet_id=cabinet.cabinet_id, borrower_id=borrower,
             issuer_id=_uuid(payload.get("issuer")), duty_manager_id=_uuid(payload.get("duty_manager")),
             approval_id=_uuid(payload.get("approval")),
             authorization_id=_uuid(payload.get("authorization")),
             reason_code=payload.get("reason_code") or "other", reason_text=payload.get("reason_text"),
             drawn_at=intent.at, due_at=policy.due_at(key, intent.at, cabinet.calendar),
         )
-        s.add(loan)
-        s.flush()
-        if loan.approval_id is not None:
-            # Already consumed: the loan still stands, and the event says what allowed it.
-            with contextlib.suppress(ValueError):
-                records.consume_approval(s, approval_id=loan.approval_id, loan_id=loan.id)
-        event = log("draw.resolved", json.loads(intent.rules), outcome="taken", loan=str(loan.id))
-        loan.draw_event_seq = event.seq
+        records.record_loan(
+            s, cabinet.audit, terms, event_type="draw.resolved", slot=slot,
+            rules=json.loads(intent.rules), actors=actors,
+            payload={**base, "outcome": "taken"}, approval_may_be_used=True,
+        )
         counts["resolved_draws"] += 1
-        return [event]
+        return
 
     if intent.type == "return.intent":
-        open_loan = records.open_loan(s, key_id=key.id) if key else None
-        if open_loan is None or not present or slot is None:
-            return [log("return.resolved", ["K4"], outcome="not_returned")]
-        loan = open_loan
-        returner = _uuid(payload.get("returner"))
-        decision = policy.decide_return(borrower_id=loan.borrower_id, returner_id=returner)
-        loan.returned_at = max(now, loan.drawn_at)
-        loan.returned_by_id = returner
-        loan.returned_by_other = decision.code != "returned"
-        loan.return_slot_id = records.slot_id(s, cabinet_id=cabinet.cabinet_id, number=slot)
-        event = log("return.resolved", list(decision.rules), outcome="returned", loan=str(loan.id))
-        loan.return_event_seq = event.seq
+        loan = records.open_loan(s, key_id=key.id) if key else None
+        if loan is None or key is None or not present or slot is None:
+            log("return.resolved", ["K4"], outcome="not_returned")
+            return
+        records.record_return(
+            s, cabinet.audit, loan=loan, key=key, cabinet_id=cabinet.cabinet_id, slot=slot,
+            returner_id=_uuid(payload.get("returner")), at=now, event_type="return.resolved",
+            actors=actors, payload={**base, "outcome": "returned"},
+            alarm_owners=cabinet.alarm_owners,
+        )
         counts["resolved_returns"] += 1
-        return [event]
+        return
 
     # An intake interrupted before its key was registered: a custodian registers it again.
-    return [log("intake.resolved", ["K1"], outcome="needs_review", present=bool(present))]
+    log("intake.resolved", ["K1"], outcome="needs_review", present=bool(present))

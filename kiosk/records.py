@@ -2,20 +2,30 @@
 
 Keyword-only functions on a ``Session``. Reads return the frozen fact snapshots that
 ``kiosk.policy`` takes, so the policy never sees an ORM object; writes add rows and their
-audit events in the caller's transaction (``kiosk.store.db.write_session``) so a loan and
+audit events in the caller's transaction (``kiosk.services.tx.write``) so a loan and
 the event that records it commit together or not at all.
+
+``record_loan`` and ``record_return`` are the only places a loan is opened or closed by the
+cabinet: the live flows (``kiosk.cabinet.flows``) and the start-up reconciliation
+(``kiosk.reconcile``) both call them, so a fact is recorded the same way however the cabinet
+came to know it (a return by someone else raises its K5 alarm on either path).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from kiosk import policy
+from kiosk.audit import AppendedEvent, AuditLog, NewEvent
+from kiosk.services import alarms as alarm_service
+from kiosk.services import tx
 from kiosk.store.models import (
     AccessRight,
     Alarm,
@@ -265,3 +275,85 @@ def consume_approval(session: Session, *, approval_id: uuid.UUID, loan_id: uuid.
         raise ValueError(f"approval {approval_id} is not open for use")
     approval.status = ApprovalStatus.USED
     approval.used_loan_id = loan_id
+
+
+@dataclass(frozen=True)
+class LoanTerms:
+    """Everything a loan is opened with, whether the draw was seen live or resolved at start."""
+
+    key: policy.KeyFacts
+    cabinet_id: uuid.UUID
+    borrower_id: uuid.UUID
+    reason_code: str
+    reason_text: str | None
+    drawn_at: dt.datetime
+    due_at: dt.datetime
+    issuer_id: uuid.UUID | None = None
+    duty_manager_id: uuid.UUID | None = None
+    approval_id: uuid.UUID | None = None
+    authorization_id: uuid.UUID | None = None
+
+
+def record_loan(
+    session: Session, audit: AuditLog, terms: LoanTerms, *, event_type: str, slot: int | None,
+    rules: list[str], actors: list[str], payload: Mapping[str, Any],
+    approval_may_be_used: bool = False,
+) -> tuple[Loan, AppendedEvent]:
+    """Open a loan and log the event that records it (``key.drawn`` live, ``draw.resolved``
+    at start-up), in the caller's transaction; a K7 approval is used up by its draw.
+
+    ``approval_may_be_used``: at start-up the approval may already show as used by this very
+    draw (the crash came after the commit that used it); the loan still stands and its event
+    says what allowed it."""
+    loan = Loan(
+        key_id=terms.key.id, cabinet_id=terms.cabinet_id, borrower_id=terms.borrower_id,
+        issuer_id=terms.issuer_id, duty_manager_id=terms.duty_manager_id,
+        approval_id=terms.approval_id, authorization_id=terms.authorization_id,
+        reason_code=terms.reason_code, reason_text=terms.reason_text,
+        drawn_at=terms.drawn_at, due_at=terms.due_at,
+    )
+    session.add(loan)
+    session.flush()
+    if terms.approval_id is not None:
+        try:
+            consume_approval(session, approval_id=terms.approval_id, loan_id=loan.id)
+        except ValueError:
+            if not approval_may_be_used:
+                raise
+    event = tx.log(session, audit, NewEvent(
+        type=event_type, slot=slot, key_number=terms.key.key_number, decision="allow",
+        rules=rules, actors=actors,
+        payload={"loan": str(loan.id), "due_at": loan.due_at.isoformat(), **payload},
+    ))
+    loan.draw_event_seq = event.seq
+    return loan, event
+
+
+def record_return(
+    session: Session, audit: AuditLog, *, loan: Loan, key: policy.KeyFacts,
+    cabinet_id: uuid.UUID, slot: int, returner_id: uuid.UUID | None, at: dt.datetime,
+    event_type: str, actors: list[str], payload: Mapping[str, Any],
+    alarm_owners: Mapping[str, str] | None = None,
+) -> AppendedEvent:
+    """Close ``loan``: who returned it, where, when, and the event (``key.returned`` live,
+    ``return.resolved`` at start-up). K5: a return by someone other than the borrower, or by
+    nobody identified, is recorded as such and raises a ``returned_by_other`` alarm."""
+    decision = policy.decide_return(borrower_id=loan.borrower_id, returner_id=returner_id)
+    loan.returned_at = max(at, loan.drawn_at)  # a Pi without RTC may step back in time
+    loan.returned_by_id = returner_id
+    loan.returned_by_other = decision.code != "returned"
+    loan.return_slot_id = slot_id(session, cabinet_id=cabinet_id, number=slot)
+    event = tx.log(session, audit, NewEvent(
+        type=event_type, slot=slot, key_number=key.key_number, decision="allow",
+        rules=list(decision.rules), actors=actors,
+        payload={"loan": str(loan.id), "returned_by_other": loan.returned_by_other,
+                 "code": decision.code, "overdue": at > loan.due_at, **payload},
+    ))
+    loan.return_event_seq = event.seq
+    if loan.returned_by_other:
+        alarm_service.raise_alarm(
+            session, audit, kind="returned_by_other", rule="K5", message=decision.reason,
+            actors=actors, cabinet_id=cabinet_id, slot_id=loan.return_slot_id, key_id=key.id,
+            loan_id=loan.id, at=at, owners=alarm_owners,
+        )
+    return event

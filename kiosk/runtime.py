@@ -15,7 +15,7 @@ from kiosk.audit import AuditLog
 from kiosk.audit.device_key import DeviceKey, load_or_create
 from kiosk.config import Settings
 from kiosk.store import migrate
-from kiosk.store.db import make_engine
+from kiosk.store.db import make_engine, private_folder
 from kiosk.store.models import Cabinet
 
 
@@ -28,7 +28,7 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings, *, upgrade: bool = True) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(settings.data_dir)  # keys, database, backups: owner only
         engine = make_engine(settings.resolved_database_url,
                              busy_timeout_ms=settings.database_busy_timeout_ms)
         if upgrade:

@@ -266,7 +266,7 @@ class Scheduler:
                         message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
                                 f"{loan.due_at.isoformat()}",
                         actors=[ACTOR], cabinet_id=self.cabinet.id, key_id=loan.key_id,
-                        loan_id=loan.id, at=now,
+                        loan_id=loan.id, at=now, owners=self.runtime.settings.alarms.table(),
                     )
                 have = set(session.scalars(
                     select(AlarmEscalation.level).where(AlarmEscalation.alarm_id == alarm.id)

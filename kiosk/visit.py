@@ -48,6 +48,10 @@ class Visit:
     """A remote unlock (K2): the two admin accounts that requested and confirmed it."""
     handover_id: uuid.UUID | None = None
     """H1: the handover this visit started and is waiting for the incoming keeper's tap."""
+    drawn: dict[int, dt.datetime] = field(default_factory=dict)
+    """Slot → due time of each loan recorded in this visit (told to the person at the end)."""
+    returned_code: str | None = None
+    """The K4/K5 decision code of the return recorded in this visit (returned_by_other...)."""
 
 
 @dataclass
@@ -59,3 +63,5 @@ class Message:
     until: dt.datetime
     turn: int = 0
     """The input (tap, choice, tick) that said it: an ending keeps only this turn's refusal."""
+    detail: tuple[str, str] | None = None
+    """What exactly happened, in zh and en (which key, which slot, due when)."""

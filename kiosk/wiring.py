@@ -21,12 +21,20 @@ from gpiozero.pins.mock import MockFactory
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drivers.errors import ReaderError
+from drivers.errors import DriverError, ReaderError
+from drivers.identity import (
+    IdentifiedLockBank,
+    SlotIdentityReader,
+    default_receptors,
+    open_smbus,
+)
+from drivers.identity.ds2482 import Receptor
 from drivers.io.buzzer import CabinetBuzzer
 from drivers.io.door import DoorSensor
 from drivers.io.leds import SlotLeds
-from drivers.io.pins import make_pin_factory
+from drivers.io.pins import InputWiring, make_pin_factory
 from drivers.locks.base import LockBank
+from drivers.locks.duty import DutyLimit
 from drivers.locks.gpio_bank import GpioBankConfig, GpioLockBank, GpioSlotPins
 from drivers.locks.kerong import KerongLockBank
 from drivers.rfid import CardReader, Mfrc522Reader, NfcpyReader
@@ -36,10 +44,18 @@ from kiosk import records
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.config import Settings
 from kiosk.errors import ConfigError, SimulationError
-from kiosk.hardware_config import GpioLocks, KerongLocks, ModbusLocks
+from kiosk.hardware_config import (
+    DutySettings,
+    GpioLocks,
+    IdentitySettings,
+    KerongLocks,
+    ModbusLocks,
+    WiringSettings,
+)
 from kiosk.runtime import Runtime
 from kiosk.store.models import Key, Slot
 from simulators.cabinet import CabinetModel, PhysicalError
+from simulators.ds2482 import I2cBusSim, bus_for_receptors
 from simulators.gpio_cabinet import GpioCabinet
 from simulators.kerong_board import KerongBoardServer, KerongBoardSim
 from simulators.mfrc522_chip import Mfrc522ChipSim
@@ -50,6 +66,10 @@ log = logging.getLogger("kiosk.wiring")
 CHANNELS = 16
 DOOR_PIN = "GPIO5"
 IRQ_PIN = "GPIO24"
+SIM_STATE_FILE = "sim-cabinet.json"
+"""The simulated cabinet's physical state in the data dir: a real cabinet does not reset
+when the Pi reboots, so neither does the simulated one (a pulled key stays pulled)."""
+MUX_ADDRESS = 0x70
 
 
 def kerong_slot_map(slots: list[int]) -> dict[int, tuple[int, int]]:
@@ -69,7 +89,21 @@ class SimulatedHardware:
     door_sensor: DoorSensor
     gpio: GpioCabinet
     pins: MockFactory
+    identity: SlotIdentityReader | None = None
+    """The slot identity receptors, where the cabinet has them (``[hardware.identity]``)."""
+    i2c: I2cBusSim | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _bank: IdentifiedLockBank | None = None
+
+    @property
+    def bank(self) -> LockBank:
+        """What the cabinet should drive: the locks, with each slot's fob identity in
+        ``SlotState.fob`` where the cabinet has receptors."""
+        if self.identity is None:
+            return self.locks
+        if self._bank is None:
+            self._bank = IdentifiedLockBank(self.locks, self.identity)
+        return self._bank
 
     def tap(self, uid_hex: str, *, hold_s: float = 0.4) -> None:
         """Hold a card (or key fob tag) with this UID to the reader, then take it away."""
@@ -103,10 +137,17 @@ class SimulatedHardware:
 
     def state(self) -> dict[str, Any]:
         m = self.model
+
+        def rom(n: int) -> str | None:
+            found = m.fob_rom(n)
+            return None if found is None else found.hex
+
         return {
             "powered": m.powered,
             "door_open": m.door_open,
-            "slots": {n: {"fob": m.fob_in(n), "open": m.is_unlocked(n)} for n in sorted(m.slots)},
+            "identity": self.identity is not None,
+            "slots": {n: {"fob": m.fob_in(n), "rom": rom(n), "open": m.is_unlocked(n)}
+                      for n in sorted(m.slots)},
         }
 
     @staticmethod
@@ -117,8 +158,11 @@ class SimulatedHardware:
             raise SimulationError(str(exc)) from None
 
     def close(self) -> None:
-        for closer in (self.reader.close, self.locks.close, self.gpio.close, self.board.stop,
-                       self.pins.close):
+        closers: list[Callable[[], None]] = [self.reader.close, self.locks.close, self.gpio.close,
+                                             self.board.stop, self.pins.close]
+        if self.identity is not None:
+            closers.append(self.identity.close)
+        for closer in closers:
             with contextlib.suppress(Exception):
                 closer()
 
@@ -134,16 +178,24 @@ def stocked_slots(runtime: Runtime) -> tuple[list[int], dict[int, str]]:
     return slots or list(range(1, CHANNELS + 1)), fobs
 
 
-def build_simulated(runtime: Runtime, *, pop_open: bool = True) -> SimulatedHardware:
+def build_simulated(runtime: Runtime, *, pop_open: bool = True,
+                    persist: bool = True) -> SimulatedHardware:
+    """The whole virtual cabinet. With ``persist`` its physical state lives in
+    ``DATA_DIR/sim-cabinet.json`` and survives a restart of the daemon (issue 13)."""
     slots, fobs = stocked_slots(runtime)
     model = CabinetModel(slots, pop_open=pop_open)
     model.load(fobs)
+    if persist:
+        state_file = runtime.settings.data_dir / SIM_STATE_FILE
+        if model.persist_to(state_file):
+            log.info("simulated cabinet: physical state restored from %s", state_file)
     slot_map = kerong_slot_map(slots)
     boards = max(b for b, _ in slot_map.values()) + 1
     sim = KerongBoardSim(model, boards=boards,
                          slot_map={loc: n for n, loc in slot_map.items()}, answers_unlock=False)
     server = KerongBoardServer(sim).start()
     locks = KerongLockBank(server.url, slot_map, max_pulse_ms=500)
+    _commission(locks)
     pins = MockFactory()
     gpio = GpioCabinet(model, pins, door_pin=DOOR_PIN)
     door = DoorSensor(DOOR_PIN, pin_factory=pins)
@@ -151,7 +203,57 @@ def build_simulated(runtime: Runtime, *, pop_open: bool = True) -> SimulatedHard
     chip = Mfrc522ChipSim(model, irq_pin=irq)
     reader = Mfrc522Reader(chip, Mfrc522Config(reader_id="sim-mfrc522"), irq_pin=IRQ_PIN,
                            pin_factory=pins)
-    return SimulatedHardware(model, server, locks, reader, chip, door, gpio, pins)
+    identity, i2c = None, None
+    if runtime.settings.hardware.identity.enabled:
+        identity, i2c = simulated_identity(model, runtime.settings.hardware.identity)
+    return SimulatedHardware(model, server, locks, reader, chip, door, gpio, pins,
+                             identity=identity, i2c=i2c)
+
+
+def simulated_identity(
+    model: CabinetModel, cfg: IdentitySettings
+) -> tuple[SlotIdentityReader, I2cBusSim]:
+    """Receptors on simulated DS2482-800 bridges, each line showing the fob the model says
+    hangs in that slot (its 1-Wire ROM: ``CabinetModel.fob_rom``)."""
+    receptors = identity_receptors(cfg, sorted(model.slots))
+
+    def fobs_in(slot: int) -> tuple[Any, ...]:
+        rom = model.fob_rom(slot)
+        return () if rom is None else (rom,)
+
+    bus = bus_for_receptors(receptors, fobs_in)
+    reader = SlotIdentityReader(bus, receptors, busy_timeout_s=cfg.busy_timeout_ms / 1000,
+                                crc_retries=cfg.crc_retries)
+    reader.start()
+    return reader, bus
+
+
+def identity_receptors(cfg: IdentitySettings, slots: list[int]) -> dict[int, Receptor]:
+    """The configured receptor map, or the default wiring (docs/hardware.md) for ``slots``."""
+    if cfg.slots:
+        mapped: dict[int, Receptor] = {}
+        for slot, where in cfg.slots.items():
+            if len(where) == 3:
+                assert cfg.mux_address is not None  # checked by IdentitySettings
+                mapped[slot] = Receptor(where[1], where[2], (cfg.mux_address, where[0]))
+            else:
+                mapped[slot] = Receptor(where[0], where[1])
+        return mapped
+    mux = cfg.mux_address if cfg.mux_address is not None else (
+        MUX_ADDRESS if len(slots) > 64 else None)
+    return default_receptors(slots, mux_address=mux)
+
+
+def _commission(locks: KerongLockBank) -> None:
+    """Board scan with 0x32 variant detection and coil time read-back; a failure is logged
+    (the cabinet raises its bus alarm at its first scan), never a refusal to start."""
+    try:
+        report = locks.commission()
+    except DriverError as exc:
+        log.error("Kerong commissioning failed: %s", exc)
+        return
+    if report.missing:
+        log.error("Kerong boards not answering at start: %s", list(report.missing))
 
 
 def reader_fault_logger(audit: AuditLog, reader_id: str) -> Callable[[str | None], None]:
@@ -248,7 +350,14 @@ class RealHardware:
     reader: CardReader | None
     door_sensor: DoorSensor | None
     indicators: RealIndicators
+    identity: SlotIdentityReader | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def bank(self) -> LockBank:
+        """The locks, with fob identity per slot where ``[hardware.identity]`` is enabled
+        (``build_real`` wraps them already)."""
+        return self.locks
 
     def close(self) -> None:
         for closer in reversed(self._closers):
@@ -267,6 +376,16 @@ def build_real(settings: Settings) -> RealHardware:
     closers: list[Callable[[], None]] = []
     locks = _open_locks(hw.locks, factory)
     closers.append(locks.close)
+    identity: SlotIdentityReader | None = None
+    if hw.identity.enabled:
+        identity = SlotIdentityReader(
+            open_smbus(hw.identity.i2c_bus),
+            identity_receptors(hw.identity, list(locks.slots)),
+            busy_timeout_s=hw.identity.busy_timeout_ms / 1000, crc_retries=hw.identity.crc_retries,
+        )
+        identity.start()
+        closers.append(identity.close)
+        locks = IdentifiedLockBank(locks, identity)
     reader: CardReader | None = None
     if hw.reader is not None and hw.reader.driver == "nfcpy":
         reader = NfcpyReader(NfcpyConfig(path=hw.reader.path, reader_id="nfc"))
@@ -287,30 +406,62 @@ def build_real(settings: Settings) -> RealHardware:
         CabinetBuzzer(hw.indicators.buzzer_pin, pin_factory=factory)
         if hw.indicators.buzzer_pin is not None else None,
     )
-    return RealHardware(locks, reader, door, indicators, closers)
+    return RealHardware(locks, reader, door, indicators, identity, closers)
+
+
+def _duty(cfg: DutySettings | None) -> DutyLimit | None:
+    return None if cfg is None else DutyLimit(cfg.pulses_per_minute, cfg.cooldown_ms)
+
+
+def _wiring(cfg: WiringSettings) -> InputWiring:
+    if cfg.pull_up == "none":
+        return InputWiring(pull_up=None, active_state=cfg.active_state)
+    return InputWiring(pull_up=cfg.pull_up)
 
 
 def _open_locks(cfg: KerongLocks | ModbusLocks | GpioLocks | None, factory: Any) -> LockBank:
     if isinstance(cfg, KerongLocks):
-        return KerongLockBank(cfg.url, cfg.slot_map(), max_pulse_ms=cfg.max_pulse_ms,
-                              baudrate=cfg.baud, bit_set_means_locked=cfg.bit_set_means_locked,
-                              board_answers_unlock=cfg.board_answers_unlock)
+        bank = KerongLockBank(
+            cfg.url, cfg.slot_map(), max_pulse_ms=cfg.max_pulse_ms, pulse_ms=cfg.pulse_ms,
+            baudrate=cfg.baud, bit_set_means_locked=cfg.bit_set_means_locked,
+            board_answers_unlock=cfg.board_answers_unlock, reply_timeout_s=cfg.reply_timeout_s,
+            retries=cfg.retries, turnaround_s=cfg.turnaround_s,
+            quarantine_after=cfg.quarantine_after, reprobe_s=cfg.reprobe_s,
+            reopen_backoff_s=cfg.reopen_backoff_s,
+            reopen_backoff_max_s=max(cfg.reopen_backoff_max_s, cfg.reopen_backoff_s),
+            duty=_duty(cfg.duty),
+        )
+        _commission(bank)
+        if cfg.status_variant != "detect":
+            bank.status_variant = cfg.status_variant
+        return bank
     if isinstance(cfg, ModbusLocks):
         # imported here: pymodbus costs 2 MB that a Kerong or GPIO cabinet never needs
         from drivers.locks.modbus_relay import ModbusRelayBank, ModbusRelayConfig
 
         return ModbusRelayBank.from_url(
-            cfg.url, ModbusRelayConfig(unit=cfg.unit, channels=cfg.channels,
-                                       pulse_mode=cfg.pulse_mode, key_input_base=cfg.key_input_base,
-                                       max_pulse_ms=cfg.max_pulse_ms),
-            baud=cfg.baud,
+            cfg.url,
+            ModbusRelayConfig(
+                unit=cfg.unit, channels=cfg.channels, slots=cfg.slots or None,
+                coil_base=cfg.coil_base, coil_on_unlocks=cfg.coil_on_unlocks,
+                key_input_base=cfg.key_input_base, key_present_when=cfg.key_present_when,
+                pulse_mode=cfg.pulse_mode, flash_register_base=cfg.flash_register_base,
+                flash_command=cfg.flash_command, flash_unit_ms=cfg.flash_unit_ms,
+                max_pulse_ms=cfg.max_pulse_ms, off_margin_ms=cfg.off_margin_ms,
+                settle_ms=cfg.settle_ms, verify_readback=cfg.verify_readback,
+                retries=cfg.retries, backoff_ms=cfg.backoff_ms,
+            ),
+            baud=cfg.baud, parity=cfg.parity, timeout_s=cfg.timeout_s, duty=_duty(cfg.duty),
         )
     if isinstance(cfg, GpioLocks):
         return GpioLockBank(
             GpioBankConfig(
                 slots={n: GpioSlotPins(p.lock, p.key, p.feedback) for n, p in cfg.slots.items()},
                 lock_active_high=cfg.lock_active_high, max_pulse_ms=cfg.max_pulse_ms,
+                key_wiring=_wiring(cfg.key_wiring), feedback_wiring=_wiring(cfg.feedback_wiring),
+                feedback_active_is_locked=cfg.feedback_active_is_locked,
+                feedback_settle_ms=cfg.feedback_settle_ms,
             ),
-            pin_factory=factory,
+            pin_factory=factory, duty=_duty(cfg.duty),
         )
     raise ConfigError("simulate = false needs a [hardware.locks] section")

@@ -8,10 +8,21 @@ and a hook that a fob may hang on.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drivers.identity.onewire import FobId, is_rom_text
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
 
 
 class PhysicalError(Exception):
@@ -57,6 +68,7 @@ class CabinetModel:
     and stays open until a person shuts it; the lock reads locked again only then."""
     slots: dict[int, SlotModel] = field(init=False)
     _listeners: list[Listener] = field(default_factory=list, init=False, repr=False)
+    _saved: str = field(default="", init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +124,24 @@ class CabinetModel:
     def fob_in(self, slot: int) -> str | None:
         with self._lock:
             return self._slot(slot).fob
+
+    def fob_rom(self, slot: int) -> FobId | None:
+        """The 1-Wire ROM of the fob in ``slot``: what its identity receptor reads.
+
+        A fob named by a 16-hex-digit ROM with a good CRC carries that ROM; any other label
+        (an RFID tag UID, a key number) carries the ROM :meth:`FobId.derived` makes from it,
+        so every simulated key has one stable chip without a table to keep in step.
+        """
+        fob = self.fob_in(slot)
+        return None if fob is None else rom_of_label(fob)
+
+    def slot_of_rom(self, rom: FobId) -> int | None:
+        """Where the fob with this ROM hangs now, if anywhere."""
+        with self._lock:
+            for number, s in self.slots.items():
+                if s.fob is not None and rom_of_label(s.fob) == rom:
+                    return number
+        return None
 
     def set_jammed(self, slot: int, jammed: bool = True) -> None:
         with self._lock:
@@ -187,6 +217,78 @@ class CabinetModel:
             self.powered = True
         self._changed("power")
 
+    # -- persistence: a real cabinet does not reset when the Pi reboots --------------------
+    def snapshot(self) -> dict[str, Any]:
+        """What survives a restart of the daemon: fobs, popped doors, jams, door, power.
+
+        Coil timers do not: a reboot drops every coil, so a latch is shut after it unless
+        its compartment door stands open (``popped``) or it is jammed.
+        """
+        with self._lock:
+            return {
+                "version": STATE_VERSION,
+                "door_open": self.door_open,
+                "powered": self.powered,
+                "slots": {
+                    str(n): {"fob": s.fob, "popped": s.popped, "jammed": s.jammed}
+                    for n, s in sorted(self.slots.items())
+                },
+            }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put back a :meth:`snapshot`; slots the cabinet no longer has are ignored."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown cabinet state version {state.get('version')!r}")
+        with self._lock:
+            self.door_open = bool(state.get("door_open", False))
+            self.powered = bool(state.get("powered", True))
+            for key, saved in dict(state.get("slots", {})).items():
+                s = self.slots.get(int(key))
+                if s is None:
+                    continue
+                s.fob = saved.get("fob")
+                s.popped = bool(saved.get("popped", False))
+                s.jammed = bool(saved.get("jammed", False))
+        self._changed("slot", None)
+
+    def persist_to(self, path: Path) -> bool:
+        """Keep the physical state in ``path``: load it if present, save after every change.
+
+        Returns True if a saved state was loaded. A damaged file is reported and moved
+        aside (``.bad``) rather than trusted or silently overwritten.
+        """
+        loaded = False
+        if path.is_file():
+            try:
+                self.restore(json.loads(path.read_text(encoding="utf-8")))
+                loaded = True
+            except (ValueError, TypeError, AttributeError) as exc:
+                log.warning("simulated cabinet state %s unreadable (%s); moved aside", path, exc)
+                with contextlib.suppress(OSError):
+                    path.replace(path.with_suffix(path.suffix + ".bad"))
+        self.subscribe(lambda what, slot: self._save(path) if what != "antenna" else None)
+        self._save(path)
+        return loaded
+
+    def _save(self, path: Path) -> None:
+        """Write atomically (temp file, rename) when the persistent state changed.
+
+        Called after every change, often from a simulator's bus thread, so it writes only
+        when something that survives a restart changed (a coil timer does not) and does not
+        fsync: a simulator needs to survive a daemon restart, not a kernel crash.
+        """
+        data = json.dumps(self.snapshot(), indent=1, sort_keys=True)
+        if data == self._saved:
+            return
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(data, encoding="utf-8")
+            tmp.replace(path)
+            self._saved = data
+        except OSError as exc:
+            log.warning("cannot save simulated cabinet state to %s: %s", path, exc)
+
     def place_tag(self, tag: object) -> None:
         """Hold a card or fob tag to the reader antenna."""
         with self._lock:
@@ -205,3 +307,8 @@ class CabinetModel:
                 return
             self.antenna = None
         self._changed("antenna")
+
+
+def rom_of_label(label: str) -> FobId:
+    """The ROM a fob label stands for: itself if it is a ROM, else the derived one."""
+    return FobId.parse(label) if is_rom_text(label) else FobId.derived(label)

@@ -68,8 +68,14 @@ def sim() -> None:
 @sim.command("board")
 @click.option(
     "--listen", default="socket://127.0.0.1:7001", show_default=True,
-    help="socket://HOST:PORT (port 0 picks a free one) or 'pty' (prints the slave path).",
+    help="socket://HOST:PORT (port 0 picks a free one), 'pty' (prints the slave path), or "
+         "a serial device path (a USB adapter, or one end of a socat pty pair).",
 )
+@click.option("--status-all", "status_all", type=click.Choice(["per-board", "aggregate"]),
+              default="per-board", show_default=True,
+              help="How 0x32 is answered: one 0x35 per board, or one aggregate 0x36 frame.")
+@click.option("--collisions", is_flag=True,
+              help="Model the half-duplex wire: a frame sent during an answer garbles both.")
 @click.option("--boards", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Boards on the bus; board b channel c is slot 16*b+c.")
 @click.option("--unlock-time-ms", type=click.IntRange(10, 655350), default=500,
@@ -92,7 +98,7 @@ def sim() -> None:
 @click.option("--console/--no-console", default=True, show_default=True,
               help="Read commands from stdin (type 'help') to switch faults or take keys.")
 def board(
-    listen: str, boards: int, unlock_time_ms: int, silent_unlock: bool,
+    listen: str, status_all: str, collisions: bool, boards: int, unlock_time_ms: int, silent_unlock: bool,
     bit_set_means_unlocked: bool, empty: bool, no_reply: bool, delay_ms: int,
     bad_checksum: bool, garbage: bool, garbage_only: bool, offline_board: tuple[int, ...],
     jam_slots: tuple[int, ...], console: bool,
@@ -108,10 +114,12 @@ def board(
     faults = KerongFaults(
         no_reply=no_reply, delay_s=delay_ms / 1000, bad_checksum=bad_checksum,
         garbage_before=garbage, garbage_instead=garbage_only, offline_boards=set(offline_board),
+        collisions=collisions,
     )
     board_sim = KerongBoardSim(
         model, boards=boards, unlock_time_ms=unlock_time_ms, answers_unlock=not silent_unlock,
         bit_set_means_locked=not bit_set_means_unlocked, faults=faults,
+        status_all_variant="aggregate" if status_all == "aggregate" else "per-board",
     )
     server = KerongBoardServer(board_sim, listen)
     try:

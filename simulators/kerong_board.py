@@ -17,19 +17,25 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import select
 import socket
 import threading
+import time
 import tty
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
+
+import serial
 
 from drivers.locks.kerong.codec import (
     CHANNELS_PER_BOARD,
+    CMD_READ_UNLOCK_TIME,
     CMD_SET_UNLOCK_TIME,
     CMD_STATUS,
     CMD_STATUS_ALL,
@@ -38,8 +44,12 @@ from drivers.locks.kerong.codec import (
     MAX_BOARDS,
     Frame,
     FrameParser,
+    decode_frame,
+    decode_status,
     decode_unlock_time_ms,
+    encode_status_all_reply,
     encode_status_reply,
+    encode_unlock_time_reply,
 )
 from simulators.cabinet import CabinetModel, PhysicalError
 
@@ -73,6 +83,13 @@ class KerongFaults:
     """Send line noise instead of each answer."""
     offline_boards: set[int] = field(default_factory=set)
     """Boards that are dead: they neither obey nor answer."""
+    collisions: bool = False
+    """Model the half-duplex line: bytes from the master that arrive between a request and
+    the end of the boards' answer on the wire garble both (the master hears noise, no board
+    understands the new frame). Off by default only because TCP test clients of older
+    drivers sent frames back to back."""
+    late_boards: dict[int, float] = field(default_factory=dict)
+    """Per-board extra answer delay in seconds (one slow board among healthy ones)."""
 
 
 class KerongBoardSim:
@@ -93,8 +110,21 @@ class KerongBoardSim:
         answers_unlock: bool = True,
         bit_set_means_locked: bool = True,
         faults: KerongFaults | None = None,
+        status_all_variant: Literal["per-board", "aggregate"] = "per-board",
+        coil_readback: bool = True,
+        baudrate: int = 19200,
+        turnaround_s: float = 0.002,
+        inter_frame_timeout_s: float = 0.01,
     ) -> None:
-        """Build the bus; raise ``ValueError`` for a board or channel outside the protocol."""
+        """Build the bus; raise ``ValueError`` for a board or channel outside the protocol.
+
+        ``status_all_variant``: how 0x32 is answered (one 0x35 per board, or one aggregate
+        0x36). ``coil_readback``: whether boards answer 0x38 with their coil time.
+        ``baudrate``/``turnaround_s`` time the answers on the modelled wire;
+        ``inter_frame_timeout_s`` is how long a board keeps half a frame before dropping it.
+        """
+        if status_all_variant not in ("per-board", "aggregate"):
+            raise ValueError(f"unknown 0x32 variant {status_all_variant!r}")
         if not 1 <= boards <= MAX_BOARDS:
             raise ValueError(f"boards must be 1..{MAX_BOARDS}, got {boards}")
         if slot_map is None:
@@ -112,8 +142,19 @@ class KerongBoardSim:
         self.answers_unlock = answers_unlock
         self.bit_set_means_locked = bit_set_means_locked
         self.faults = faults or KerongFaults()
+        self.status_all_variant = status_all_variant
+        self.coil_readback = coil_readback
+        self.baudrate = baudrate
+        self.turnaround_s = turnaround_s
+        self.inter_frame_timeout_s = inter_frame_timeout_s
+        self.collisions_seen = 0
+        """Requests garbled by a collision so far."""
+        self.truncated_dropped = 0
+        """Partial frames dropped after the inter-frame timeout so far."""
         self._unlock_time_ms = dict.fromkeys(self.boards, unlock_time_ms)
         self._lock = threading.RLock()
+        self.pulses: list[tuple[int, int, int]] = []
+        """Every coil energised: (board, channel, on-time ms). What a meter on the coil sees."""
         self.received: deque[Frame] = deque(maxlen=1000)
         """Every well-formed frame heard, newest last (for tests and the console)."""
 
@@ -174,7 +215,12 @@ class KerongBoardSim:
             board = frame.board
             replies: list[bytes] = []
             if frame.cmd == CMD_STATUS_ALL:
-                replies = [self.status_frame(b) for b in self.boards if self._alive(b)]
+                alive = [b for b in self.boards if self._alive(b)]
+                if self.status_all_variant == "aggregate":
+                    statuses = [decode_status(decode_frame(self.status_frame(b))) for b in alive]
+                    replies = [encode_status_all_reply(statuses)] if statuses else []
+                else:
+                    replies = [self.status_frame(b) for b in alive]
             elif not self._alive(board):
                 return []
             elif frame.cmd == CMD_STATUS:
@@ -187,6 +233,7 @@ class KerongBoardSim:
                     else range(1, CHANNELS_PER_BOARD + 1)
                 )
                 for channel in channels:
+                    self.pulses.append((board, channel, self._unlock_time_ms[board]))
                     slot = self.slot_at(board, channel)
                     if slot is not None:
                         self.model.unlock(slot, seconds)
@@ -194,6 +241,8 @@ class KerongBoardSim:
                     replies = [self.status_frame(board)]
             elif frame.cmd == CMD_SET_UNLOCK_TIME:
                 self._unlock_time_ms[board] = decode_unlock_time_ms(frame)
+            elif frame.cmd == CMD_READ_UNLOCK_TIME and self.coil_readback:
+                replies = [encode_unlock_time_reply(board, self._unlock_time_ms[board])]
             # 0x35 is another board's answer (or our own echo): boards ignore it.
             return self._mangle(replies)
 
@@ -276,13 +325,80 @@ class KerongBoardSim:
         return "ok"
 
 
-class KerongBoardServer:
-    """Serve a :class:`KerongBoardSim` over TCP or a pty from background threads.
+class _Line:
+    """The half-duplex wire between the master and the boards, for one connection.
 
-    ``listen`` is ``socket://HOST:PORT`` (port 0 picks a free one) or ``pty``; afterwards
-    :attr:`url` is what a driver passes to ``serial_for_url``: the ``socket://`` URL with the
-    real port, or the pty's slave path (e.g. ``/dev/pts/5``). Several TCP clients may be
-    connected at once; they share one bus, as two masters on one RS-485 line would.
+    Answers are scheduled ``turnaround_s`` (+ faults' delays) after the request and are
+    delivered when they would have finished on the wire; master bytes arriving before that
+    are a collision when the ``collisions`` fault is on. Half a frame is dropped once the
+    line was silent for the inter-frame timeout, as a board's UART does.
+    """
+
+    def __init__(self, sim: KerongBoardSim, send: Callable[[bytes], object]) -> None:
+        self.sim = sim
+        self.send = send
+        self.parser = FrameParser()
+        self.pending: list[tuple[float, bytes]] = []
+        self.last_rx = 0.0
+
+    def wire_s(self, nbytes: int) -> float:
+        return nbytes * 10 / self.sim.baudrate
+
+    def next_wakeup(self, now: float) -> float:
+        times = [t for t, _ in self.pending]
+        if self.parser.pending:
+            times.append(self.last_rx + self.sim.inter_frame_timeout_s)
+        return max(0.0, min(times) - now) if times else 0.1
+
+    def received(self, data: bytes, now: float) -> None:
+        sim = self.sim
+        if sim.faults.collisions and self.pending:
+            # The master talked over the boards: both frames are destroyed on the wire.
+            self.pending = [(t, b"\xfe" * len(b)) for t, b in self.pending]
+            self.parser.drop_pending()
+            with sim._lock:
+                sim.collisions_seen += 1
+            return
+        if self.parser.pending and now - self.last_rx > sim.inter_frame_timeout_s:
+            self._drop_truncated()
+        self.last_rx = now
+        start = max([now, *(t for t, _ in self.pending)])
+        for reply in sim.handle_bytes(self.parser, data):
+            extra = sim.faults.delay_s + self._late(reply)
+            start = max(start, now + sim.turnaround_s + extra)
+            done = start + self.wire_s(len(reply))
+            self.pending.append((done, reply))
+            start = done
+
+    def _late(self, reply: bytes) -> float:
+        board = reply[1] >> 4 if len(reply) > 2 else 0
+        return self.sim.faults.late_boards.get(board, 0.0)
+
+    def _drop_truncated(self) -> None:
+        self.parser.drop_pending()
+        with self.sim._lock:
+            self.sim.truncated_dropped += 1
+
+    def tick(self, now: float) -> None:
+        """Deliver the answers whose time has come; drop a stale half frame."""
+        if self.parser.pending and now - self.last_rx > self.sim.inter_frame_timeout_s:
+            self._drop_truncated()
+        while self.pending and self.pending[0][0] <= now:
+            _, reply = self.pending.pop(0)
+            self.send(reply)
+
+
+class KerongBoardServer:
+    """Serve a :class:`KerongBoardSim` over TCP, a pty of its own, or a serial device.
+
+    ``listen`` is ``socket://HOST:PORT`` (port 0 picks a free one), ``pty``, or the path of
+    a serial device (``/dev/ttyUSB1``, or one end of a ``socat`` pty pair, optionally as
+    ``serial:PATH``). Afterwards :attr:`url` is what a driver passes to ``serial_for_url``:
+    the ``socket://`` URL with the real port, or the pty's slave path; for a device it is
+    the device path (the driver opens the *other* end). A device that disappears (an
+    adapter pulled, ``socat`` killed) is reopened every 0.1 s until it is back, so a test
+    can re-create a link mid-run. Several TCP clients may be connected at once; they share
+    one bus, as two masters on one RS-485 line would.
     """
 
     def __init__(self, sim: KerongBoardSim, listen: str = "socket://127.0.0.1:0") -> None:
@@ -295,6 +411,8 @@ class KerongBoardServer:
         self._clients: set[socket.socket] = set()
         self._clients_lock = threading.Lock()
         self._pty: tuple[int, int] | None = None
+        self.reattached = 0
+        """How often a serial device came back after it vanished."""
 
     def start(self) -> KerongBoardServer:
         """Open the listening endpoint and start serving; returns self for chaining."""
@@ -303,11 +421,22 @@ class KerongBoardServer:
             tty.setraw(slave)  # no line discipline: 0x03 must not become SIGINT
             self._pty = (master, slave)
             self.url = os.ttyname(slave)
-            self._spawn(self._serve_pty, master)
+            self._spawn(self._serve_fd, master)
+        elif self.listen.startswith("/") or (
+            self.listen.startswith("serial:/") and not self.listen.startswith("serial://")
+        ):
+            path = self.listen.removeprefix("serial:")
+            # Opened here, before start() returns: a wrong path is an error at start, and
+            # no frame can arrive before the port is open (pyserial flushes input on open).
+            first = serial.Serial(path, baudrate=self.sim.baudrate, timeout=0)
+            self.url = path
+            self._spawn(self._serve_device, path, first)
         else:
             parts = urlsplit(self.listen)
             if parts.scheme != "socket" or parts.hostname is None or parts.port is None:
-                raise ValueError(f"listen must be socket://HOST:PORT or pty, got {self.listen!r}")
+                raise ValueError(
+                    f"listen must be socket://HOST:PORT, pty or a device path, got {self.listen!r}"
+                )
             server = socket.create_server((parts.hostname, parts.port))
             server.settimeout(0.1)
             self._server = server
@@ -347,15 +476,6 @@ class KerongBoardServer:
         self._threads.append(thread)
         thread.start()
 
-    def _send_all(self, replies: Iterable[bytes], send: Callable[[bytes], object]) -> bool:
-        """Send replies, honouring the delay fault; False if stopped meanwhile."""
-        for reply in replies:
-            delay = self.sim.faults.delay_s
-            if delay > 0 and self._stop.wait(delay):
-                return False
-            send(reply)
-        return True
-
     def _accept_loop(self, server: socket.socket) -> None:
         while not self._stop.is_set():
             try:
@@ -373,19 +493,23 @@ class KerongBoardServer:
                 self._clients.add(client)
             self._spawn(self._serve_client, client)
 
-    def _serve_client(self, client: socket.socket) -> None:
-        parser = FrameParser()
-        try:
-            while not self._stop.is_set():
-                ready, _, _ = select.select([client], [], [], 0.1)
-                if not ready:
-                    continue
-                data = client.recv(4096)
+    def _pump(self, fileno: int, recv: Callable[[], bytes], send: Callable[[bytes], object]) -> None:
+        """Serve one connection until it ends (``recv`` returns b"" or raises OSError)."""
+        line = _Line(self.sim, send)
+        while not self._stop.is_set():
+            wait = min(0.1, line.next_wakeup(time.monotonic()))
+            ready, _, _ = select.select([fileno], [], [], wait)
+            now = time.monotonic()
+            if ready:
+                data = recv()
                 if not data:
                     return
-                replies = self.sim.handle_bytes(parser, data)
-                if not self._send_all(replies, client.sendall):
-                    return
+                line.received(data, now)
+            line.tick(time.monotonic())
+
+    def _serve_client(self, client: socket.socket) -> None:
+        try:
+            self._pump(client.fileno(), lambda: client.recv(4096), client.sendall)
         except OSError as exc:
             log.debug("kerong sim client gone: %s", exc)
         finally:
@@ -393,21 +517,34 @@ class KerongBoardServer:
                 self._clients.discard(client)
             client.close()
 
-    def _serve_pty(self, master: int) -> None:
-        parser = FrameParser()
-
+    def _serve_fd(self, fd: int) -> None:
         def send(data: bytes) -> None:
-            os.write(master, data)
+            os.write(fd, data)
 
         try:
-            while not self._stop.is_set():
-                ready, _, _ = select.select([master], [], [], 0.1)
-                if not ready:
-                    continue
-                data = os.read(master, 4096)
-                if not data:
-                    continue
-                if not self._send_all(self.sim.handle_bytes(parser, data), send):
-                    return
+            self._pump(fd, lambda: os.read(fd, 4096), send)
         except OSError as exc:
             log.debug("kerong sim pty closed: %s", exc)
+
+    def _serve_device(self, path: str, first: serial.Serial) -> None:
+        """Attach to a serial device, and re-attach whenever it vanishes and comes back."""
+        port: serial.Serial | None = first
+        while not self._stop.is_set():
+            if port is None:
+                try:
+                    port = serial.Serial(path, baudrate=self.sim.baudrate, timeout=0)
+                except (serial.SerialException, OSError):
+                    self._stop.wait(0.1)
+                    continue
+                self.reattached += 1
+            fd = port.fileno()
+            try:
+                self._pump(fd, functools.partial(os.read, fd, 4096),
+                           functools.partial(os.write, fd))
+            except (OSError, serial.SerialException) as exc:
+                log.debug("kerong sim device %s gone: %s", path, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    port.close()
+                port = None
+            self._stop.wait(0.1)

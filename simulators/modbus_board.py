@@ -30,6 +30,7 @@ import click
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
+from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
@@ -67,9 +68,28 @@ class RelayBoardSim:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self.requests = 0
         """Requests answered or ignored so far (diagnostics)."""
+        self.coil_log: list[tuple[int, float, float | None]] = []
+        """(channel, on at, off at or None while on): what a meter on each coil sees."""
+        self._on_since: dict[int, float] = {}
+        self.lose: list[tuple[int | None, str]] = []
+        """Frames to lose, oldest first: (function code or None for any, "request" or
+        "reply"). A lost request never reaches the board; a lost reply is obeyed, then
+        the answer vanishes (noise on the line in either direction)."""
+        self.hang_after_on = False
+        """The board's controller hangs right after the next coil-on it obeys: the relay
+        stays on and nothing is answered any more (until ``hung`` is cleared)."""
+        self.hung = False
+        self._last_bits = 1
         model.subscribe(self._on_model_change)
 
     # -- what tests and the CLI look at -----------------------------------------------------
+    def on_times_ms(self, channel: int) -> list[float]:
+        """How long each energisation of ``channel`` lasted (a coil still on counts to now)."""
+        now = time.monotonic()
+        with self._state:
+            return [((off if off is not None else now) - on) * 1000
+                    for ch, on, off in self.coil_log if ch == channel]
+
     @property
     def coils(self) -> list[bool]:
         with self._state:
@@ -112,12 +132,65 @@ class RelayBoardSim:
         values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
         self.requests += 1
-        if not self.model.powered:
+        if not self.model.powered or self.hung:
             # Raised through the server's request handler: with ignore_missing_devices it
             # sends nothing, which is exactly what an unpowered RS-485 board does.
             raise NoSuchIdException("board unpowered")
+        lost = self._take_loss(function_code)
+        if lost == "request":
+            raise NoSuchIdException("request lost on the line")
         if function_code in self.refuse_functions:
             return ExcCodes.ILLEGAL_FUNCTION
+        if not self._in_range(function_code, address, self._bit_count(function_code, count, values)):
+            return ExcCodes.ILLEGAL_ADDRESS  # a coil or register this board does not have
+        result = self._obey(function_code, start_address, address, registers, values)
+        if lost == "reply":
+            raise NoSuchIdException("reply lost on the line")
+        if self.hang_after_on and function_code in (WRITE_COIL, WRITE_COILS, WRITE_REGISTER,
+                                                    WRITE_REGISTERS) and any(self.coils):
+            self.hung = True  # it answers this one, then never again
+            self.hang_after_on = False
+        return result
+
+    def trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        """Server hook: note how many *bits* a request names (the action hook sees bit
+        requests in whole registers, so it could not refuse coil N+1 on its own)."""
+        if not sending:
+            bits = getattr(pdu, "bits", None)
+            self._last_bits = len(bits) if bits and pdu.function_code == WRITE_COILS else (
+                getattr(pdu, "count", 1) or 1
+            )
+        return pdu
+
+    def _bit_count(self, function_code: int, count: int, values: object) -> int:
+        if function_code in (READ_COILS, READ_INPUTS, WRITE_COILS):
+            return self._last_bits
+        if function_code == WRITE_COIL:
+            return 1
+        return len(values) if isinstance(values, list) and values else count
+
+    def _take_loss(self, function_code: int) -> str | None:
+        if self.lose and self.lose[0][0] in (None, function_code):
+            return self.lose.pop(0)[1]
+        return None
+
+    def _in_range(self, function_code: int, address: int, count: int) -> bool:
+        cfg = self.config
+        count = max(1, count)
+        if function_code in (READ_COILS, WRITE_COIL, WRITE_COILS):
+            base = cfg.coil_base
+        elif function_code in (WRITE_REGISTER, WRITE_REGISTERS):
+            base = cfg.flash_register_base
+        elif function_code == READ_INPUTS and cfg.key_input_base is not None:
+            base = cfg.key_input_base
+        else:
+            return True
+        return base <= address and address + count <= base + cfg.channels
+
+    def _obey(
+        self, function_code: int, start_address: int, address: int, registers: list[int],
+        values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
         cfg = self.config
         if function_code in (WRITE_COIL, WRITE_COILS) and values is not None:
             for i, value in enumerate(values):
@@ -163,8 +236,18 @@ class RelayBoardSim:
 
     # -- relays -> model --------------------------------------------------------------------
     def _set_coil(self, channel: int, on: bool, hold_s: float = HOLD_S) -> None:
+        now = time.monotonic()
         with self._state:
             self._coils[channel] = on
+            if on and channel not in self._on_since:
+                self._on_since[channel] = now
+                self.coil_log.append((channel, now, None))
+            elif not on and channel in self._on_since:
+                started = self._on_since.pop(channel)
+                for i in range(len(self.coil_log) - 1, -1, -1):
+                    if self.coil_log[i][0] == channel and self.coil_log[i][2] is None:
+                        self.coil_log[i] = (channel, started, now)
+                        break
         slot = self._slot_of.get(channel)
         if slot is None:
             return
@@ -242,7 +325,8 @@ def run_in_thread(
 
     async def start() -> None:
         server = ModbusTcpServer(
-            sim.device(), address=(host, port), framer=framer, ignore_missing_devices=True
+            sim.device(), address=(host, port), framer=framer, ignore_missing_devices=True,
+            trace_pdu=sim.trace_pdu,
         )
         await server.serve_forever(background=True)
         box["server"] = server

@@ -12,7 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from drivers.locks.kerong.codec import CMD_SET_UNLOCK_TIME, CMD_STATUS
+from drivers.locks.kerong.codec import (
+    CMD_READ_UNLOCK_TIME,
+    CMD_SET_UNLOCK_TIME,
+    CMD_STATUS,
+    CMD_STATUS_ALL,
+)
 from kiosk.config import load_settings
 from kiosk.errors import ConfigError
 from simulators.cabinet import CabinetModel
@@ -80,7 +85,10 @@ def test_kiosk_run_drives_the_configured_kerong_bus(tmp_path: Path) -> None:
             assert body is not None and body["status"] == "ok"
             commands = {frame.cmd for frame in list(sim.received)}
             assert CMD_SET_UNLOCK_TIME in commands, "lock_all at start sets the shortest unlock time"
-            assert CMD_STATUS in commands, "the start-up scan reads the board"
+            assert commands & {CMD_STATUS, CMD_STATUS_ALL}, "the start-up scan reads the board"
+            # issue 13: commissioning asks every board (0x32, variant detected) and reads
+            # the coil time back after setting it
+            assert CMD_READ_UNLOCK_TIME in commands, "coil time read back at start-up"
             # The screen listener answers on loopback without the simulation surface.
             kiosk = httpx.get(f"http://127.0.0.1:{settings.kiosk_port}/sim/state", timeout=2)
             assert kiosk.status_code == 404

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas import MULTI_LINE, SINGLE_LINE
 from kiosk.cabinet import Cabinet
 
 router = APIRouter(prefix="/kiosk/api", tags=["kiosk"])
@@ -61,27 +62,35 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The same text rules as the admin API (``api.schemas``): no NUL, no line breaks in a
+# one-line field, no invisible bidirectional controls (issue 16, item 9).
+KioskKey = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x20\x7f]+$")]
+KioskCode = Annotated[str, Field(min_length=1, max_length=32, pattern=SINGLE_LINE)]
+
+
+def _line(max_length: int) -> Any:
+    return Field(min_length=1, max_length=max_length, pattern=SINGLE_LINE)
+
+
 class DrawRequest(_Body):
-    keys: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
-        min_length=1, max_length=5
-    )
-    reason_code: str = Field(min_length=1, max_length=32)
-    reason_text: str | None = Field(default=None, max_length=200)
+    keys: list[KioskKey] = Field(min_length=1, max_length=5)
+    reason_code: KioskCode
+    reason_text: Annotated[str, _line(200)] | None = None
 
 
 class ReturnRequest(_Body):
-    key_number: str = Field(min_length=1, max_length=32)
+    key_number: KioskKey
 
 
 class IntakeRequest(_Body):
     key_number: str = Field(min_length=1, max_length=32, pattern=r"^[\w\-\u4e00-\u9fff]+$")
-    label: str = Field(min_length=1, max_length=200)
-    room_number: str | None = Field(default=None, max_length=32)
-    delivered_by: str = Field(min_length=1, max_length=100)
-    delivered_by_department: str = Field(min_length=1, max_length=100)
+    label: Annotated[str, _line(200)]
+    room_number: Annotated[str, _line(32)] | None = None
+    delivered_by: Annotated[str, _line(100)]
+    delivered_by_department: Annotated[str, _line(100)]
     key_count: int = Field(default=1, ge=1, le=99)
     deliverer_confirmed: bool = True
-    group_code: str = Field(default="UNIT", min_length=1, max_length=32)
+    group_code: KioskCode = "UNIT"
     fob_tag: str | None = Field(default=None, max_length=32, pattern=r"^[0-9A-Fa-f]{4,30}$")
     slot: int | None = Field(default=None, ge=1)
     # Additive: the key's category (KeyCategory value) so a public-area or equipment-room key
@@ -96,11 +105,15 @@ async def screen(
         int | None, Query(ge=0, description="Wait until the version moves past this.")
     ] = None,
 ) -> dict[str, Any]:
-    """The whole screen state; with ``since`` it long-polls (up to 10 s) for a change."""
+    """The whole screen state; with ``since`` it long-polls (up to 10 s) for a change.
+
+    A poll ends at once when the daemon is stopping, so the open page gets its answer before
+    the listener's graceful shutdown runs out and cancels it (a 500 and a traceback)."""
     if since is not None:
         seen = _served(cabinet).get(since)
         for _ in range(50):
-            if cabinet.version != since or (seen is not None and _signature(cabinet) != seen):
+            if cabinet.stopping or cabinet.version != since \
+                    or (seen is not None and _signature(cabinet) != seen):
                 break
             await asyncio.sleep(0.2)
     return view(cabinet)
@@ -145,7 +158,7 @@ async def cancel(cabinet: CabinetDep) -> dict[str, Any]:
 
 
 class HandoverStartRequest(_Body):
-    notes: str | None = Field(default=None, max_length=500)
+    notes: Annotated[str, Field(min_length=1, max_length=500, pattern=MULTI_LINE)] | None = None
 
 
 @router.post("/handover/start")

@@ -9,7 +9,17 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from api.deps import AuditDep, PrincipalDep, ReadSession, needs
-from api.schemas import Instant, Limit, LocalTime, Offset, Out, Page, Strict, page_of
+from api.schemas import (
+    Instant,
+    Limit,
+    LocalTime,
+    Offset,
+    Out,
+    Page,
+    Strict,
+    page_of,
+    patch_values,
+)
 from kiosk.services import rights, tx
 from kiosk.services.authz import Permission as P
 from kiosk.store.models import Role
@@ -29,6 +39,20 @@ class RightIn(Strict):
         description="ISO weekdays, e.g. 12345 for Monday to Friday.",
     )
     start_time: LocalTime | None = None
+    end_time: LocalTime | None = None
+    valid_from: Instant | None = None
+    valid_to: Instant | None = None
+
+
+class RightPatch(Strict):
+    """Who holds the right is not editable: withdraw it and grant a new one for that."""
+
+    key_group_id: uuid.UUID | None = Field(default=None, description="null: no change")
+    weekdays: str | None = Field(
+        default=None, min_length=1, max_length=7, pattern=r"^[1-7]+$",
+        description="null: no change",
+    )
+    start_time: LocalTime | None = Field(default=None, description="null: any hour (with end)")
     end_time: LocalTime | None = None
     valid_from: Instant | None = None
     valid_to: Instant | None = None
@@ -82,6 +106,22 @@ def grant(body: RightIn, by: PrincipalDep, audit: AuditDep) -> RightOut:
 )
 def get_right(right_id: uuid.UUID, by: PrincipalDep, session: ReadSession) -> RightOut:
     return RightOut.model_validate(rights.get_right(session, by=by, right_id=right_id))
+
+
+@router.patch(
+    "/access-rights/{right_id:uuid}", response_model=RightOut, dependencies=[needs(P.RIGHTS_WRITE)],
+    summary="Change a right's key group, weekdays, hours or validity",
+)
+def update_right(
+    right_id: uuid.UUID, body: RightPatch, by: PrincipalDep, audit: AuditDep
+) -> RightOut:
+    values = patch_values(
+        body, nullable=frozenset({"start_time", "end_time", "valid_from", "valid_to"})
+    )
+    with tx.write(audit) as session:
+        return RightOut.model_validate(
+            rights.update(session, audit, by=by, right_id=right_id, values=values)
+        )
 
 
 @router.delete(

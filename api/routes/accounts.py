@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 from fastapi import APIRouter, Response
-from pydantic import Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from api.deps import AuditDep, PolicyDep, PrincipalDep, ReadSession, needs
 from api.routes.auth import AccountOut
@@ -23,7 +23,7 @@ from api.schemas import (
     page_of,
     patch_values,
 )
-from kiosk.services import accounts, tx
+from kiosk.services import accounts, dual_control, passwords, tx
 from kiosk.services.authz import Permission as P
 from kiosk.store.models_auth import AccountRole, ApiToken
 
@@ -31,6 +31,14 @@ router = APIRouter(tags=["accounts"])
 
 
 class AccountIn(Strict):
+    # What the service enforces, stated in the document: a department leader's account is
+    # scoped to a department (issue 16, item 12).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"properties": {"role": {"const": "dept_leader"}}, "required": ["role"]},
+        "then": {"properties": {"department_id": {"type": "string", "format": "uuid"}},
+                 "required": ["department_id"]},
+    })
+
     username: Username
     password: Password
     role: AccountRole
@@ -140,13 +148,13 @@ def update_account(
     status_code=204,
     response_class=Response,
     dependencies=[needs(P.ACCOUNTS_WRITE)],
-    summary="Reset an account's password (ends its login sessions)",
+    summary="Reset an account's password (ends its login sessions and API tokens)",
 )
 def set_password(
     account_id: uuid.UUID, body: PasswordSetIn, by: PrincipalDep, audit: AuditDep, policy: PolicyDep
 ) -> Response:
     with tx.write(audit) as session:
-        accounts.set_password(
+        passwords.set_password(
             session, audit, by=by, account_id=account_id, password=body.password, policy=policy
         )
     return Response(status_code=204)
@@ -162,6 +170,19 @@ def unlock(account_id: uuid.UUID, by: PrincipalDep, audit: AuditDep) -> AccountO
     with tx.write(audit) as session:
         return AccountOut.model_validate(
             accounts.unlock(session, audit, by=by, account_id=account_id)
+        )
+
+
+@router.post(
+    "/accounts/{account_id:uuid}/confirm",
+    response_model=AccountOut,
+    dependencies=[needs(P.ACCOUNTS_WRITE)],
+    summary="Confirm a new administrator made by another administrator (dual control)",
+)
+def confirm(account_id: uuid.UUID, by: PrincipalDep, audit: AuditDep) -> AccountOut:
+    with tx.write(audit) as session:
+        return AccountOut.model_validate(
+            dual_control.confirm_account(session, audit, by=by, account_id=account_id)
         )
 
 

@@ -6,10 +6,10 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import Field, StrictInt
+from pydantic import Field
 
 from api.deps import AuditDep, PrincipalDep, ReadSession, RuntimeDep, needs
-from api.schemas import MAX_SEQ, Instant, Limit, Offset, Out, Page, Strict
+from api.schemas import MAX_SEQ, Instant, Limit, Offset, Out, Page, Strict, WholeInt
 from kiosk.audit.verify import VerifyResult
 from kiosk.services import checkpoints
 from kiosk.services.authz import Permission as P
@@ -47,7 +47,7 @@ class ExportedCheckpoint(Strict):
 
     format: Literal["kiosk-checkpoint/1"]
     cabinet_id: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
-    seq: StrictInt = Field(ge=1, le=MAX_SEQ)
+    seq: WholeInt = Field(ge=1, le=MAX_SEQ)
     head_hash: str = Hex64
     signed_at: Instant
     key_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")

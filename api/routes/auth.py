@@ -7,12 +7,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
-from api.deps import AuditDep, PolicyDep, PrincipalDep
+from api.deps import AuditDep, PolicyDep, PrincipalDep, client_address
 from api.schemas import SINGLE_LINE, Out, Password, Strict
-from kiosk.errors import NotAuthenticated, TooManyAttempts
-from kiosk.services import accounts, tx
+from kiosk.errors import NotAuthenticated, PermissionDenied, TooManyAttempts
+from kiosk.services import accounts, passwords, tx
 from kiosk.services.authz import Permission
 from kiosk.store.models_auth import Account, AccountRole, TokenKind
 
@@ -31,6 +31,12 @@ class AccountOut(Out):
     person_id: uuid.UUID | None
     department_id: uuid.UUID | None
     active: bool
+    awaiting_confirmation: bool = Field(
+        description="A new administrator made over the API: it cannot act until a second "
+                    "administrator confirms it (POST /accounts/{id}/confirm)."
+    )
+    created_by_id: uuid.UUID | None = Field(description="null: made on the device console")
+    confirmed_by_id: uuid.UUID | None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -59,7 +65,7 @@ class PasswordChangeIn(Strict):
     summary="Exchange username and password for a short-lived access token",
 )
 def login(body: LoginIn, request: Request, audit: AuditDep, policy: PolicyDep) -> TokenOut:
-    remote = request.client.host if request.client else "unknown"
+    remote = client_address(request)
     with tx.write(audit) as session:
         result = accounts.login(
             session,
@@ -102,18 +108,35 @@ def me(principal: PrincipalDep, audit: AuditDep) -> MeOut:
 
 
 @router.post(
-    "/auth/password", status_code=204, response_class=Response, summary="Change own password"
+    "/auth/password",
+    status_code=204,
+    response_class=Response,
+    summary="Change own password (a login session only; API tokens may not)",
+    description=(
+        "A wrong current password counts toward the account's lockout like a failed login "
+        "and is an `auth.failed` event. Every other session and API token of the account "
+        "ends; the calling session stays."
+    ),
 )
 def change_password(
-    body: PasswordChangeIn, principal: PrincipalDep, audit: AuditDep, policy: PolicyDep
+    body: PasswordChangeIn,
+    request: Request,
+    principal: PrincipalDep,
+    audit: AuditDep,
+    policy: PolicyDep,
 ) -> Response:
     with tx.write(audit) as session:
-        accounts.change_own_password(
+        result = passwords.change_own_password(
             session,
             audit,
             principal=principal,
             current=body.current_password,
             new=body.new_password,
+            remote=client_address(request),
             policy=policy,
         )
+    if result.retry_after:
+        raise TooManyAttempts(result.refusal or "account locked", retry_after=result.retry_after)
+    if not result.ok:
+        raise PermissionDenied(result.refusal or "the current password is wrong")
     return Response(status_code=204)

@@ -6,11 +6,11 @@ import datetime as dt
 import uuid
 
 from fastapi import APIRouter
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool
 from sqlalchemy.orm import Session
 
 from api.deps import AuditDep, PrincipalDep, ReadSession, needs
-from api.schemas import Label, Limit, Offset, Out, Page, Strict, patch_values
+from api.schemas import Label, Limit, Offset, Out, Page, Strict, WholeInt, patch_values
 from kiosk.services import cabinets, tx
 from kiosk.services.authz import Permission as P
 from kiosk.store.models import Slot
@@ -40,8 +40,8 @@ class CabinetOut(Out):
 
 
 class SlotsIn(Strict):
-    first: StrictInt = Field(ge=1, le=10_000, description="Number of the first new slot.")
-    count: StrictInt = Field(ge=1, le=256)
+    first: WholeInt = Field(ge=1, le=10_000, description="Number of the first new slot.")
+    count: WholeInt = Field(ge=1, le=256)
 
 
 class SlotPatch(Strict):

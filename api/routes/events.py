@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from api.deps import OptionsDep, ReadSession, RuntimeDep, needs
+from api.deps import BearerDep, OptionsDep, ReadSession, RuntimeDep, needs, recheck
 from api.schemas import MAX_SEQ, Instant, KeyNumber, Out, RuleId, Search
 from api.schemas import EventType as EventTypeName
 from api.stream import EventFeed
@@ -174,12 +175,14 @@ async def stream(
     request: Request,
     runtime: RuntimeDep,
     options: OptionsDep,
+    credentials: BearerDep,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     last_event_id: Annotated[
         str | None, Header(alias="Last-Event-ID", max_length=18, pattern=r"^[0-9]{1,18}$")
     ] = None,
 ) -> StreamingResponse:
     feed: EventFeed = request.app.state.feed
+    secret = credentials.credentials if credentials else ""
     if last_event_id is not None:
         start = int(last_event_id)
     elif after is not None:
@@ -193,29 +196,47 @@ async def stream(
             rows = events.after(session, cabinet_id=cabinet_id, seq=cursor, limit=STREAM_BATCH)
             return [EventOut.of(r) for r in rows]
 
+    async def still_allowed() -> dt.datetime | Literal[False] | None:
+        """The token's end, or False once it no longer authorizes this stream."""
+        caller = await anyio.to_thread.run_sync(recheck, runtime.audit, options.auth_policy,
+                                                secret)
+        if caller is None or not caller.can(P.EVENTS_READ):
+            return False
+        return caller.expires_at
+
     async def body() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + options.stream_max_seconds
+        next_heartbeat = loop.time() + options.stream_heartbeat_seconds
         with feed.subscribe() as sub:
             yield "retry: 3000\n\n"
             cursor = start
             while True:
                 sub.wake.clear()
+                # Before every delivery and heartbeat: a revoked or expired token, or a
+                # changed password, ends the stream now, not at stream_max_seconds.
+                expires = await still_allowed()
+                if expires is False:
+                    return
                 batch = await anyio.to_thread.run_sync(read, cursor)
                 for item in batch:
                     yield _sse(item)
                     cursor = item.seq
                 if len(batch) >= STREAM_BATCH:
                     continue
+                if loop.time() >= next_heartbeat:
+                    yield ": keep-alive\n\n"
+                    next_heartbeat = loop.time() + options.stream_heartbeat_seconds
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return
-                try:
-                    await asyncio.wait_for(
-                        sub.wake.wait(), timeout=min(options.stream_heartbeat_seconds, remaining)
-                    )
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
+                wait = min(next_heartbeat - loop.time(), remaining)
+                if expires is not None:
+                    # Wake just after the token's end (timers may fire a little early).
+                    left = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+                    wait = min(wait, max(0.0, left) + 0.05)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sub.wake.wait(), timeout=max(0.0, wait))
 
     return StreamingResponse(
         body(),

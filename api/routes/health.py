@@ -1,4 +1,11 @@
-"""``GET /api/v1/health``: is the daemon up, which database, which schema, how far the log."""
+"""``GET /api/v1/health``: liveness for anyone; ``/health/details`` for those who may read
+the audit log.
+
+The public answer says only that the daemon is up and which version runs (what a load
+balancer or monitor needs). Which database file, the schema revision and the log's head hash
+help someone planning an attack on the device more than anyone else, so they need a token
+with ``audit:read`` (issue 16, item 12).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,11 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import RuntimeDep
+from api.deps import RuntimeDep, needs
 from api.version import package_version
 from kiosk.fleet import state as fleet_state
 from kiosk.runtime import Runtime
+from kiosk.services.authz import Permission as P
 from kiosk.store import migrate
 from kiosk.store.db import describe_database
 
@@ -47,7 +55,11 @@ class FleetHealth(BaseModel):
 
 class Health(BaseModel):
     status: str
+    """``ok``, or ``degraded`` when the database schema is not the one this version needs."""
     version: str
+
+
+class HealthDetails(Health):
     cabinet_id: str
     time: dt.datetime
     database: DatabaseHealth
@@ -67,14 +79,30 @@ def _fleet(runtime: Runtime) -> FleetHealth | None:
                        shipped_seq=link.shipped_seq)
 
 
-@router.get("/health", response_model=Health)
-def health(runtime: RuntimeDep) -> Health:
-    engine = runtime.engine
-    current = migrate.current_revision(engine)
+def _status(runtime: RuntimeDep) -> tuple[str, str | None, str]:
+    current = migrate.current_revision(runtime.engine)
     head = migrate.HEAD_REVISION
+    return ("ok" if current == head else "degraded"), current, head
+
+
+@router.get("/health", response_model=Health, summary="Liveness: up, and which version")
+def health(runtime: RuntimeDep) -> Health:
+    status, _, _ = _status(runtime)
+    return Health(status=status, version=package_version())
+
+
+@router.get(
+    "/health/details",
+    response_model=HealthDetails,
+    dependencies=[needs(P.AUDIT_READ)],
+    summary="Which database and schema, and how far the audit log has grown",
+)
+def health_details(runtime: RuntimeDep) -> HealthDetails:
+    engine = runtime.engine
+    status, current, head = _status(runtime)
     seq, digest = runtime.audit.head()
-    return Health(
-        status="ok" if current == head else "degraded",
+    return HealthDetails(
+        status=status,
         version=package_version(),
         cabinet_id=runtime.settings.cabinet_id,
         time=dt.datetime.now(dt.UTC),

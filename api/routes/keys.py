@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import AuditDep, PrincipalDep, ReadSession, needs
 from api.schemas import (
+    WHOLE,
     Code,
     Instant,
     KeyNumber,
@@ -26,6 +27,7 @@ from api.schemas import (
     RoomNumber,
     Search,
     Strict,
+    WholeInt,
     page_of,
     patch_values,
 )
@@ -44,8 +46,8 @@ class KeyGroupIn(Strict):
     requires_cosign: StrictBool = Field(
         default=False, description="K3: a custodian co-signs draws."
     )
-    loan_minutes: StrictInt | None = Field(
-        default=None, ge=1, le=60 * 24 * 14, description="null: due at end of business day."
+    loan_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 14), WHOLE] | None = Field(
+        default=None, description="null: due at end of business day."
     )
 
 
@@ -53,7 +55,7 @@ class KeyGroupPatch(Strict):
     code: Code | None = Field(default=None, description="null: no change")
     name: Name | None = Field(default=None, description="null: no change")
     requires_cosign: StrictBool | None = Field(default=None, description="null: no change")
-    loan_minutes: StrictInt | None = Field(default=None, ge=1, le=60 * 24 * 14)
+    loan_minutes: Annotated[int, Field(ge=1, le=60 * 24 * 14), WHOLE] | None = None
 
 
 class KeyGroupOut(Out):
@@ -71,7 +73,7 @@ class KeyIn(Strict):
     group_id: uuid.UUID
     category: KeyCategory
     unit_id: uuid.UUID | None = None
-    copies: StrictInt = Field(default=1, ge=1, le=99)
+    copies: WholeInt = Field(default=1, ge=1, le=99)
     fob_tag: str | None = FobTag
     home_slot_id: uuid.UUID | None = None
 
@@ -80,7 +82,9 @@ class KeyPatch(Strict):
     label: Label | None = Field(default=None, description="null: no change")
     group_id: uuid.UUID | None = Field(default=None, description="null: no change")
     category: KeyCategory | None = Field(default=None, description="null: no change")
-    copies: StrictInt | None = Field(default=None, ge=1, le=99, description="null: no change")
+    copies: Annotated[int, Field(ge=1, le=99), WHOLE] | None = Field(
+        default=None, description="null: no change"
+    )
     unit_id: uuid.UUID | None = None
     fob_tag: str | None = FobTag
 
@@ -116,7 +120,7 @@ class IntakeIn(Strict):
     key_id: uuid.UUID
     delivered_by_name: Name
     delivered_by_department: Name
-    key_count: StrictInt = Field(ge=1, le=99)
+    key_count: WholeInt = Field(ge=1, le=99)
     deliverer_confirmed: Literal[True] = Field(description="K1: the deliverer confirmed.")
     room_number: RoomNumber | None = Field(default=None, description="Default: the key's unit.")
     custodian_id: uuid.UUID | None = Field(

@@ -21,7 +21,7 @@ from api.schemas import Out, Strict
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, CabinetError
 from kiosk.errors import Conflict, NotFound, Unavailable
-from kiosk.services import tx
+from kiosk.services import dual_control, tx
 from kiosk.services.authz import Permission as P
 from kiosk.services.authz import Principal
 from kiosk.store.types import utcnow
@@ -41,8 +41,11 @@ class PendingUnlock:
     requested_by: uuid.UUID
     """The requesting admin's account id."""
     requested_actor: str
+    requested_person: uuid.UUID
+    """The person behind the requesting account (K2: the confirmer must be someone else)."""
     department_id: uuid.UUID | None
     """The borrower's department: a department-scoped admin sees only its own."""
+    requested_at: dt.datetime
     expires_at: dt.datetime
     used: bool = False
 
@@ -64,12 +67,21 @@ class RemoteUnlocks:
         now = self.clock()
         for stale in [k for k, p in self.pending.items() if p.expires_at <= now - self.ttl]:
             del self.pending[stale]  # keep the table small; long-expired ones only
-        request = PendingUnlock(id=uuid.uuid4(), expires_at=now + self.ttl, **values)
+        request = PendingUnlock(id=uuid.uuid4(), requested_at=now, expires_at=now + self.ttl,
+                                **values)
         self.pending[request.id] = request
         return request
 
-    def claim(self, request_id: uuid.UUID, by: Principal) -> PendingUnlock:
-        """The request, marked used, if ``by`` may confirm it now; ``Conflict`` if not."""
+    def claim(
+        self,
+        request_id: uuid.UUID,
+        by: Principal,
+        check: Callable[[PendingUnlock], object] | None = None,
+    ) -> PendingUnlock:
+        """The request, marked used, if ``by`` may confirm it now; ``Conflict`` if not.
+
+        ``check`` runs the record-based checks (who the two people are) before the request
+        is used up, so a refused confirmation leaves it for the right second admin."""
         request = self.pending.get(request_id)
         if request is None or not by.sees_department(request.department_id):
             raise NotFound("remote unlock request does not exist")
@@ -80,6 +92,8 @@ class RemoteUnlocks:
                            "the requester cannot confirm it")
         if self.clock() >= request.expires_at:
             raise Conflict("this remote unlock request has expired")
+        if check is not None:
+            check(request)
         request.used = True
         return request
 
@@ -149,6 +163,11 @@ async def live_status(request: Request) -> CabinetLive:
     status_code=202,
     dependencies=[needs(P.CABINETS_REMOTE_UNLOCK)],
     summary="Ask for a remote unlock (K2); a second admin confirms it within 120 s",
+    description=(
+        "The caller's account must be linked to a person who holds the admin role. The "
+        "confirmer must be a different such person, whose account existed before the "
+        "request or was not made by the requester."
+    ),
 )
 async def request_remote_unlock(
     body: RemoteUnlockIn, request: Request, by: PrincipalDep, audit: AuditDep
@@ -163,10 +182,12 @@ async def request_remote_unlock(
             raise NotFound(str(exc)) from None
         raise _refused(exc) from None
     by.check_department(person.department_id, "person")
+    with tx.read(audit) as session:
+        requester = dual_control.entitled_admin(session, by)  # K2: an administrator in person
     pending = _store(request).add(
         key_number=key.key_number, person_id=person.id, reason_code=body.reason_code,
         reason_text=body.reason_text, requested_by=by.account_id, requested_actor=by.actor,
-        department_id=person.department_id,
+        requested_person=requester.id, department_id=person.department_id,
     )
     with tx.write(audit) as session:
         tx.log(session, audit, NewEvent(
@@ -189,7 +210,16 @@ async def confirm_remote_unlock(
     request_id: uuid.UUID, request: Request, by: PrincipalDep, audit: AuditDep
 ) -> RemoteUnlockDone:
     cabinet = get_cabinet(request)
-    pending = _store(request).claim(request_id, by)
+
+    def second_person(pending: PendingUnlock) -> None:
+        with tx.read(audit) as session:
+            dual_control.check_second_admin(
+                session, by=by, requester_account=pending.requested_by,
+                requester_person=pending.requested_person,
+                requested_at=pending.requested_at,
+            )
+
+    pending = _store(request).claim(request_id, by, check=second_person)
     admins = (pending.requested_actor, by.actor)
     with tx.write(audit) as session:
         tx.log(session, audit, NewEvent(

@@ -7,10 +7,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool
 
 from api.deps import AuditDep, PrincipalDep, ReadSession, needs
 from api.schemas import (
+    WHOLE,
     Label,
     Limit,
     Name,
@@ -21,6 +22,7 @@ from api.schemas import (
     RoomNumber,
     Search,
     Strict,
+    WholeInt,
     page_of,
     patch_values,
 )
@@ -63,7 +65,7 @@ class OwnerPersonalData(OwnerOut):
 
 class UnitIn(Strict):
     room_number: RoomNumber
-    floor: StrictInt = Field(ge=-10, le=200)
+    floor: WholeInt = Field(ge=-10, le=200)
     kind: UnitKind = UnitKind.OFFICE
     name: Name | None = None
     owner_id: uuid.UUID | None = None
@@ -73,7 +75,9 @@ class UnitIn(Strict):
 
 class UnitPatch(Strict):
     room_number: RoomNumber | None = Field(default=None, description="null: no change")
-    floor: StrictInt | None = Field(default=None, ge=-10, le=200, description="null: no change")
+    floor: Annotated[int, Field(ge=-10, le=200), WHOLE] | None = Field(
+        default=None, description="null: no change"
+    )
     kind: UnitKind | None = Field(default=None, description="null: no change")
     name: Name | None = None
     owner_id: uuid.UUID | None = None

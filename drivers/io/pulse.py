@@ -12,6 +12,7 @@ the cabinet, learns only after the coil is off again, so "unlock returned" alway
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ class PulsedOutput:
         sleep: Sleep = time.sleep,
     ) -> None:
         self.max_pulse_ms = check_max_pulse(max_pulse_ms)
+        self.active_high = active_high
         self._sleep = sleep
         self._busy = threading.Lock()
         # initial_value=False: the coil is off from the moment the pin becomes an output.
@@ -85,11 +87,24 @@ class PulsedOutput:
         self._device.off()
 
     def close(self) -> None:
-        """De-energise and release the pin."""
+        """De-energise, release the pin, and leave it pulled to its *off* level.
+
+        A released GPIO becomes an input; left floating, an active-low stage (a PNP high-side
+        switch, an opto wired to 3V3) reads it as "on" and energises its coil. So the pin
+        keeps the SoC's pull resistor toward off: down for active-high, up for active-low
+        (issue 13). The external 10 kΩ at the gate holds it once the process is gone.
+        """
+        pin = self._device.pin
         try:
             self._device.off()
         finally:
             self._device.close()
+            if pin is not None:
+                try:
+                    pin.function = "input"
+                    pin.pull = "down" if self.active_high else "up"
+                except Exception:  # a pin with a fixed pull, or already reclaimed
+                    logging.getLogger(__name__).warning("could not pull %r to off", pin)
 
     @property
     def closed(self) -> bool:

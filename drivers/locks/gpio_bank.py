@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -30,6 +30,7 @@ from drivers.io import safety
 from drivers.io.pins import InputWiring, PinSpec, pin_key
 from drivers.io.pulse import PulsedOutput, Sleep, check_max_pulse
 from drivers.locks.base import HARD_MAX_PULSE_MS, SlotState, cap_pulse
+from drivers.locks.duty import DutyCycle, DutyLimit
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,13 @@ class GpioLockBank:
     """:class:`~drivers.locks.base.LockBank` over GPIO pins, every device on ``pin_factory``."""
 
     def __init__(
-        self, config: GpioBankConfig, *, pin_factory: Factory, sleep: Sleep = time.sleep
+        self, config: GpioBankConfig, *, pin_factory: Factory, sleep: Sleep = time.sleep,
+        duty: DutyLimit | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``duty`` limits how often one coil may pulse (see ``drivers.locks.duty``)."""
         self.config = config
         self._sleep = sleep
+        self._duty = DutyCycle(duty, clock=clock) if duty is not None else None
         self._bank_lock = threading.Lock()
         self._closed = False
         self._coils: dict[int, PulsedOutput] = {}
@@ -136,6 +140,8 @@ class GpioLockBank:
             with self._bank_lock:
                 if self._closed:
                     raise LockBoardError("the GPIO lock bank is closed")
+                if self._duty is not None:
+                    self._duty.admit(slot, ms)  # refused before the coil is touched
                 self._coils[slot].pulse(ms)
                 if self._closed:
                     raise LockBoardError("the GPIO lock bank was closed during the pulse")

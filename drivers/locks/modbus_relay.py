@@ -23,6 +23,7 @@ exception inside ``unlock``, ``close()`` and process exit drive every coil to lo
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import threading
@@ -43,6 +44,7 @@ from drivers.errors import LockBoardError, LockFault
 from drivers.io import safety
 from drivers.io.pulse import Sleep, check_max_pulse
 from drivers.locks.base import HARD_MAX_PULSE_MS, SlotState, cap_pulse
+from drivers.locks.duty import DutyCycle, DutyLimit
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ POLL_MS = 50
 """Read-back interval while waiting for a coil to drop."""
 NOT_RETRIED = frozenset({1, 2, 3})
 """Exception codes (illegal function/address/value) that no retry can fix."""
+OFF_GRACE_MS = 100
+"""After ``max_pulse_ms`` the "off" watchdog gives up waiting and raises; it keeps
+re-sending "off" in the background every ``WATCHDOG_S`` until the board takes it."""
+WATCHDOG_S = 0.1
 
 
 # -- codec ---------------------------------------------------------------------------------
@@ -104,6 +110,9 @@ class ModbusRelayConfig:
     verify_readback: bool = True
     retries: int = 2
     backoff_ms: int = 50
+    off_margin_ms: int = 200
+    """write-on-then-off only: the pulse is shortened so that one lost "off" (one client
+    timeout) still drops the coil within ``max_pulse_ms``; set it to the transport timeout."""
 
     def __post_init__(self) -> None:
         _bounded("unit", self.unit, 1, 247)
@@ -120,6 +129,7 @@ class ModbusRelayConfig:
         _bounded("settle_ms", self.settle_ms, 0, HARD_MAX_PULSE_MS)
         _bounded("retries", self.retries, 0, 5)
         _bounded("backoff_ms", self.backoff_ms, 0, 1000)
+        _bounded("off_margin_ms", self.off_margin_ms, 0, self.max_pulse_ms - 10)
         if self.pulse_mode == "flash" and not self.coil_on_unlocks:
             raise ValueError("flash pulses energise the coil: needs coil_on_unlocks=true")
         slots = (
@@ -174,10 +184,17 @@ class ModbusRelayBank:
         config: ModbusRelayConfig | None = None,
         *,
         sleep: Sleep = time.sleep,
+        duty: DutyLimit | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``duty`` limits how often one coil may pulse; ``clock`` times the "off" watchdog."""
         self.config = config or ModbusRelayConfig()
         self._client = client
         self._sleep = sleep
+        self._clock = clock
+        self._duty = DutyCycle(duty, clock=clock) if duty is not None else None
+        self._watchdog: threading.Thread | None = None
+        self._stuck: set[int] = set()
         # dict[str, Any]: the keyword name depends on the installed pymodbus (see unit_keyword).
         self._unit: dict[str, Any] = {unit_keyword(client): self.config.unit}
         self._bus = threading.RLock()  # one request on the wire at a time
@@ -197,6 +214,7 @@ class ModbusRelayBank:
         parity: str = "N",
         timeout_s: float = 0.5,
         sleep: Sleep = time.sleep,
+        duty: DutyLimit | None = None,
     ) -> ModbusRelayBank:
         """Open the transport named by ``url`` (pymodbus's own retries off: ours are bounded).
 
@@ -226,7 +244,7 @@ class ModbusRelayBank:
                 timeout=timeout_s,
                 retries=0,
             )
-        return cls(client, config, sleep=sleep)
+        return cls(client, config, sleep=sleep, duty=duty)
 
     # -- LockBank ---------------------------------------------------------------------------
     @property
@@ -236,8 +254,16 @@ class ModbusRelayBank:
     def unlock(self, slot: int, pulse_ms: int | None = None) -> None:
         """Pulse ``slot``'s relay (blocking) and confirm its coil dropped.
 
-        ``ValueError`` for a slot not on this board; ``LockBoardError`` if the board does
-        not answer; ``LockFault`` if the coil still reads energised after ``settle_ms``.
+        ``ValueError`` for a slot not on this board; ``DutyCycleExceeded`` (before any
+        request) for a coil pulsed too often; ``LockBoardError`` if the board does not
+        answer; ``LockFault`` if the coil still reads energised after ``settle_ms``, or if
+        the board stopped answering after "on" (then a watchdog keeps sending "off").
+
+        A pulse is never sent twice for one call: a timed ("flash") write whose answer was
+        lost is not repeated (the board may be timing it right now); the coil is read back
+        instead. In write-on-then-off mode an "on" whose answer was lost is followed by
+        "off" at once, and the pulse is shortened by ``off_margin_ms`` so a lost "off"
+        still ends within the cap.
         """
         cfg = self.config
         if slot not in cfg.slot_map:
@@ -248,25 +274,137 @@ class ModbusRelayBank:
             if self._closed:
                 raise LockBoardError(f"relay board unit {cfg.unit} is closed")
             try:
+                if self._duty is not None:
+                    self._duty.admit(slot, ms)
                 if cfg.pulse_mode == "flash":
-                    value = encode_flash(ms, command=cfg.flash_command, unit_ms=cfg.flash_unit_ms)
-                    address = cfg.flash_register_base + channel
-                    self._call(
-                        "flash",
-                        lambda: self._client.write_register(address, value, **self._unit),
-                    )
-                    self._sleep(ms / 1000)
+                    self._flash_pulse(slot, channel, ms)
                 else:
-                    self._write_coil(channel, unlocked=True)
-                    try:
-                        self._sleep(ms / 1000)
-                    finally:
-                        self._write_coil(channel, unlocked=False)
+                    self._timed_by_host(slot, channel, min(ms, cfg.max_pulse_ms - cfg.off_margin_ms))
                 if cfg.verify_readback and not self._coil_dropped(channel):
                     raise LockFault(slot, f"relay channel {channel} still on after its pulse")
             except BaseException:
                 self.lock_all()
                 raise
+
+    def _flash_pulse(self, slot: int, channel: int, ms: int) -> None:
+        cfg = self.config
+        value = encode_flash(ms, command=cfg.flash_command, unit_ms=cfg.flash_unit_ms)
+        address = cfg.flash_register_base + channel
+        started = self._clock()
+        try:
+            self._call("flash", lambda: self._client.write_register(address, value, **self._unit),
+                       attempts=1)
+        except _Refused:
+            raise
+        except LockBoardError as lost:
+            # The write may have arrived and only its answer got lost: read, never re-send.
+            try:
+                coils = self._read_coils()
+            except LockBoardError:
+                raise LockBoardError(
+                    f"relay board unit {cfg.unit}: flash of channel {channel} not confirmed "
+                    f"and the board does not answer: {lost}"
+                ) from lost
+            if coils[channel] != cfg.coil_on_unlocks:
+                raise LockBoardError(
+                    f"relay board unit {cfg.unit}: flash of channel {channel} not confirmed "
+                    f"(coil reads off; not repeated): {lost}"
+                ) from lost
+            log.warning("unit %s: flash answer lost, coil reads on: the board is timing it",
+                        cfg.unit)
+        self._sleep(max(0.0, ms / 1000 - (self._clock() - started)))
+
+    def _timed_by_host(self, slot: int, channel: int, ms: int) -> None:
+        """Coil on, wait, coil off, with the "off" guarded by a watchdog up to the cap."""
+        cfg = self.config
+        on_at = self._clock()
+        lost_on: LockBoardError | None = None
+        try:
+            self._call("coil on", lambda: self._write_one(channel, unlocked=True), attempts=1)
+        except _Refused:
+            raise
+        except LockBoardError as exc:
+            lost_on = exc  # it may be on: switch it off at once, then report
+        if lost_on is None:
+            try:
+                self._sleep(max(0.0, ms / 1000 - (self._clock() - on_at)))
+            finally:
+                self._off_within_cap(slot, channel, on_at)
+        else:
+            self._off_within_cap(slot, channel, on_at)
+            raise LockBoardError(
+                f"relay board unit {cfg.unit}: coil on for slot {slot} not confirmed: {lost_on}"
+            )
+
+    def _off_within_cap(self, slot: int, channel: int, on_at: float) -> None:
+        """Send "off" until the board takes it, at most until the cap (+ a grace) is spent.
+
+        No backoff here: every lost "off" is coil time. If the cap passes, a background
+        watchdog keeps sending "off" and the caller gets a ``LockFault``.
+        """
+        cfg = self.config
+        deadline = on_at + (cfg.max_pulse_ms + OFF_GRACE_MS) / 1000
+        last = "no attempt"
+        while True:
+            try:
+                self._call("coil off", lambda: self._write_one(channel, unlocked=False),
+                           attempts=1)
+                return
+            except LockBoardError as exc:
+                last = str(exc)
+            if self._clock() >= deadline:
+                break
+            time.sleep(0.01)  # pace a refused connection; a lost frame already took a timeout
+        try:  # an "off" whose answer was lost may have been obeyed: look before alarming
+            reply = self._call("read coils", lambda: self._client.read_coils(
+                cfg.coil_base, count=cfg.channels, **self._unit), attempts=1)
+            if list(reply.bits)[channel] != cfg.coil_on_unlocks:
+                log.warning("unit %s channel %s: 'off' answers lost, coil reads off",
+                            cfg.unit, channel)
+                return
+        except LockBoardError as exc:
+            last = str(exc)
+        self._start_watchdog(channel)
+        raise LockFault(
+            slot,
+            f"relay board unit {cfg.unit} stopped answering after switching channel "
+            f"{channel} on: the coil may be energised; 'off' is re-sent every "
+            f"{WATCHDOG_S * 1000:.0f} ms until it answers ({last})",
+        )
+
+    def _start_watchdog(self, channel: int) -> None:
+        with self._bus:
+            self._stuck.add(channel)
+            if self._watchdog is not None and self._watchdog.is_alive():
+                return
+            self._watchdog = threading.Thread(
+                target=self._watch, name=f"modbus-off-watchdog-{self.config.unit}", daemon=True
+            )
+            self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._closed:
+            with self._bus:
+                stuck = sorted(self._stuck)
+            if not stuck:
+                return
+            for channel in stuck:
+                try:
+                    self._call("watchdog off",
+                               functools.partial(self._write_one, channel, unlocked=False),
+                               attempts=1)
+                except LockBoardError:
+                    continue
+                log.warning("unit %s channel %s: 'off' taken at last", self.config.unit, channel)
+                with self._bus:
+                    self._stuck.discard(channel)
+            time.sleep(WATCHDOG_S)
+
+    @property
+    def coils_in_doubt(self) -> tuple[int, ...]:
+        """Channels switched on whose "off" the board has not yet acknowledged."""
+        with self._bus:
+            return tuple(sorted(self._stuck))
 
     def status(self) -> dict[int, SlotState]:
         """Coil state of every mapped channel, plus key inputs where the board has them."""
@@ -329,9 +467,12 @@ class ModbusRelayBank:
 
     # -- bus --------------------------------------------------------------------------------
     def _write_coil(self, channel: int, *, unlocked: bool) -> None:
+        self._call("write coil", lambda: self._write_one(channel, unlocked=unlocked))
+
+    def _write_one(self, channel: int, *, unlocked: bool) -> ModbusPDU:
         address = self.config.coil_base + channel
         value = unlocked == self.config.coil_on_unlocks
-        self._call("write coil", lambda: self._client.write_coil(address, value, **self._unit))
+        return self._client.write_coil(address, value, **self._unit)
 
     def _read_coils(self) -> list[bool]:
         cfg = self.config
@@ -350,10 +491,16 @@ class ModbusRelayBank:
             self._sleep(POLL_MS / 1000)
         return self._read_coils()[channel] != cfg.coil_on_unlocks
 
-    def _call(self, what: str, request: Callable[[], ModbusPDU]) -> Any:
-        """Send one request with bounded retries; return the reply or raise LockBoardError."""
+    def _call(
+        self, what: str, request: Callable[[], ModbusPDU], *, attempts: int | None = None
+    ) -> Any:
+        """Send one request with bounded retries; return the reply or raise LockBoardError.
+
+        ``attempts=1`` for requests that must not be repeated blindly (a pulse) or whose
+        repetition the caller paces itself (the "off" watchdog).
+        """
         cfg = self.config
-        attempts = cfg.retries + 1
+        attempts = cfg.retries + 1 if attempts is None else attempts
         last = "no attempt"
         for attempt in range(attempts):
             if attempt:

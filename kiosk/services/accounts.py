@@ -67,7 +67,7 @@ class AuthPolicy:
     """Consecutive failed logins of one username that lock it."""
     lockout_minutes: int = 15
     remote_max_attempts: int = 20
-    """Login attempts one address may make per ``remote_window_minutes``."""
+    """Failed password checks one address may make per ``remote_window_minutes``."""
     remote_window_minutes: int = 5
     touch_every_minutes: int = 5
     """How stale ``last_used_at`` of an API token may get before a request refreshes it."""
@@ -103,7 +103,13 @@ def check_password_rules(password: str) -> None:
         )
 
 
-def _actors(by: Principal | None) -> list[str]:
+def needs_confirmation(by: Principal | None, role: AccountRole) -> bool:
+    """An administrator made or promoted over the API waits for a second administrator
+    (``kiosk.services.dual_control``); the device console is exempt."""
+    return by is not None and role == AccountRole.ADMIN
+
+
+def actors_of(by: Principal | None) -> list[str]:
     return by.actors() if by else [LOCAL_CONSOLE]
 
 
@@ -126,7 +132,7 @@ def _check_scope_fields(
         raise PermissionDenied("a department-scoped account manages only its own department")
 
 
-def _visible_account(session: Session, by: Principal | None, account_id: uuid.UUID) -> Account:
+def visible_account(session: Session, by: Principal | None, account_id: uuid.UUID) -> Account:
     account = tx.get(session, Account, account_id, "account")
     if by is not None:
         by.check_department(account.department_id, f"account {account_id}")
@@ -145,7 +151,7 @@ def list_accounts(
 
 
 def get_account(session: Session, *, by: Principal, account_id: uuid.UUID) -> Account:
-    return _visible_account(session, by, account_id)
+    return visible_account(session, by, account_id)
 
 
 def create_account(
@@ -171,6 +177,8 @@ def create_account(
         role=role,
         person_id=person_id,
         department_id=department_id,
+        created_by_id=by.account_id if by else None,
+        awaiting_confirmation=needs_confirmation(by, role),
     )
     session.add(account)
     session.flush()
@@ -179,13 +187,15 @@ def create_account(
         audit,
         NewEvent(
             type="account.created",
-            actors=_actors(by),
+            actors=actors_of(by),
             payload={
                 "account": str(account.id),
                 "username": username,
                 "role": role.value,
                 "department": str(department_id) if department_id else None,
                 "person": str(person_id) if person_id else None,
+                "created_by": by.actor if by else LOCAL_CONSOLE,
+                "awaiting_confirmation": account.awaiting_confirmation,
             },
         ),
     )
@@ -201,7 +211,7 @@ def update_account(
     values: dict[str, object],
 ) -> Account:
     """Change role, scope or active flag; deactivating ends every token of the account."""
-    account = _visible_account(session, by, account_id)
+    account = visible_account(session, by, account_id)
     if account.id == by.account_id and (
         values.get("active") is False or values.get("role", account.role) != account.role
     ):
@@ -213,6 +223,11 @@ def update_account(
     }
     _check_scope_fields(session, by=by, **merged)  # type: ignore[arg-type]
     changed = tx.changes(account, values)
+    if changed.get("role") == AccountRole.ADMIN.value and needs_confirmation(by, account.role):
+        # A promotion is a new administrator too: it waits for a second one (issue 16).
+        account.awaiting_confirmation = True
+        account.confirmed_by_id = None
+        changed["awaiting_confirmation"] = True
     if changed.get("active") is False:
         _revoke_all(session, account.id, kinds=(TokenKind.ACCESS, TokenKind.API))
     if changed:
@@ -228,82 +243,18 @@ def update_account(
     return account
 
 
-def set_password(
-    session: Session,
-    audit: AuditLog,
-    *,
-    by: Principal | None,
-    account_id: uuid.UUID,
-    password: str,
-    policy: AuthPolicy,
-) -> Account:
-    """An administrator resets a password; the account's logged-in sessions end."""
-    check_password_rules(password)
-    account = _visible_account(session, by, account_id)
-    account.password_hash = policy.hasher.hash(password)
-    account.password_changed_at = utcnow()
-    _revoke_all(session, account.id, kinds=(TokenKind.ACCESS,))
-    tx.log(
-        session,
-        audit,
-        NewEvent(
-            type="account.password_reset",
-            actors=_actors(by),
-            payload={"account": str(account.id), "username": account.username},
-        ),
-    )
-    return account
-
-
-def change_own_password(
-    session: Session,
-    audit: AuditLog,
-    *,
-    principal: Principal,
-    current: str,
-    new: str,
-    policy: AuthPolicy,
-) -> None:
-    """The caller changes their password; other sessions end, this one stays."""
-    check_password_rules(new)
-    account = tx.get(session, Account, principal.account_id, "account")
-    if not _verify(policy, account.password_hash, current):
-        raise PermissionDenied("the current password is wrong")
-    account.password_hash = policy.hasher.hash(new)
-    account.password_changed_at = utcnow()
-    session.execute(
-        update(ApiToken)
-        .where(
-            ApiToken.account_id == account.id,
-            ApiToken.kind == TokenKind.ACCESS,
-            ApiToken.revoked_at.is_(None),
-            ApiToken.id != principal.token_id,
-        )
-        .values(revoked_at=utcnow())
-    )
-    tx.log(
-        session,
-        audit,
-        NewEvent(
-            type="account.password_changed",
-            actors=principal.actors(),
-            payload={"account": str(account.id)},
-        ),
-    )
-
-
 def unlock(
     session: Session, audit: AuditLog, *, by: Principal | None, account_id: uuid.UUID
 ) -> Account:
     """End a lockout early: later failures count from zero again."""
-    account = _visible_account(session, by, account_id)
+    account = visible_account(session, by, account_id)
     session.add(LoginAttempt(username=account.username, remote="-", outcome=LoginOutcome.UNLOCK))
     tx.log(
         session,
         audit,
         NewEvent(
             type="account.unlocked",
-            actors=_actors(by),
+            actors=actors_of(by),
             payload={"account": str(account.id), "username": account.username},
         ),
     )
@@ -330,14 +281,14 @@ class LoginResult:
         return self.secret is not None
 
 
-def _verify(policy: AuthPolicy, stored: str, password: str) -> bool:
+def verify_password(policy: AuthPolicy, stored: str, password: str) -> bool:
     try:
         return policy.hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
-def _retry_after(until: dt.datetime, now: dt.datetime) -> int:
+def retry_after_seconds(until: dt.datetime, now: dt.datetime) -> int:
     return max(1, math.ceil((until - now).total_seconds()))
 
 
@@ -373,9 +324,15 @@ def _remote_limited_until(
     session: Session, *, remote: str, now: dt.datetime, policy: AuthPolicy
 ) -> dt.datetime | None:
     window = dt.timedelta(minutes=policy.remote_window_minutes)
+    # Failures only: a colleague's successful logins from the same address (a shared
+    # office PC, a proxy) must not use up the budget an attacker is measured against.
     times = session.scalars(
         select(LoginAttempt.at)
-        .where(LoginAttempt.remote == remote, LoginAttempt.at > now - window)
+        .where(
+            LoginAttempt.remote == remote,
+            LoginAttempt.at > now - window,
+            LoginAttempt.outcome == LoginOutcome.FAILURE,
+        )
         .order_by(LoginAttempt.at.desc())
         .limit(policy.remote_max_attempts)
     ).all()
@@ -415,10 +372,10 @@ def login(
                 payload={"username": username, "remote": remote, "reason": why},
             ),
         )
-        return LoginResult(None, None, None, refusal=why, retry_after=_retry_after(until, now))
+        return LoginResult(None, None, None, refusal=why, retry_after=retry_after_seconds(until, now))
     account = find_by_username(session, username)
     stored = account.password_hash if account is not None else policy.dummy_hash()
-    good = _verify(policy, stored, password) and account is not None and account.active
+    good = verify_password(policy, stored, password) and account is not None and account.active
     session.add(
         LoginAttempt(
             username=username,
@@ -451,6 +408,13 @@ def login(
                 ),
             )
         return LoginResult(None, None, None, refusal="wrong username or password")
+    if account.awaiting_confirmation:
+        tx.log(session, audit, NewEvent(
+            type="auth.login_refused", actors=[f"account:{username}"], decision="deny",
+            payload={"username": username, "remote": remote, "reason": "awaiting confirmation"},
+        ))
+        return LoginResult(None, None, None, refusal="this administrator account awaits a "
+                           "second administrator's confirmation")
     if policy.hasher.check_needs_rehash(account.password_hash):
         account.password_hash = policy.hasher.hash(password)
     token, secret = issue_access_token(session, account=account, policy=policy, now=now)
@@ -521,7 +485,7 @@ def create_api_token(
     expires_at: dt.datetime | None,
 ) -> tuple[ApiToken, str]:
     """A long-lived token for an integration, limited to ``scopes`` within the account's role."""
-    account = _visible_account(session, by, account_id)
+    account = visible_account(session, by, account_id)
     wanted = parse_scopes(scopes)
     if not wanted:
         raise InvalidRequest("an API token needs at least one scope")
@@ -547,7 +511,7 @@ def create_api_token(
         audit,
         NewEvent(
             type="token.created",
-            actors=_actors(by),
+            actors=actors_of(by),
             payload={
                 "token": str(token.id),
                 "account": str(account.id),
@@ -638,6 +602,7 @@ def authenticate(
         or token.revoked_at is not None
         or (token.expires_at is not None and token.expires_at <= now)
         or not token.account.active
+        or token.account.awaiting_confirmation
     ):
         raise NotAuthenticated("invalid or expired token")
     account = token.account
@@ -657,6 +622,7 @@ def authenticate(
         permissions=frozenset(permissions),
         token_id=token.id,
         token_kind=token.kind,
+        expires_at=token.expires_at,
     )
     return principal, stale
 

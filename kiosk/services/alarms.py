@@ -9,15 +9,29 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from kiosk.audit import AuditLog, NewEvent
+from kiosk.config import ALARM_OWNER_ROLES, DEFAULT_ALARM_OWNERS
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.services import tx
 from kiosk.services.authz import Principal
-from kiosk.store.models import Alarm, AlarmNote, AlarmState, Cabinet, Key, Person, Slot
+from kiosk.store.models import (
+    Alarm,
+    AlarmNote,
+    AlarmState,
+    Cabinet,
+    DutyShift,
+    Key,
+    Person,
+    PersonRole,
+    Role,
+    Slot,
+)
+from kiosk.store.models_auth import Account
 from kiosk.store.types import utcnow
 
 ALARM_LIFECYCLE = frozenset({"raised", "acknowledged", "assigned", "noted", "closed", "escalated"})
@@ -29,6 +43,46 @@ def alarm_kind_of(event_type: str) -> str | None:
     """The kind an ``alarm.<kind>`` event raised, or None for any other event or a step."""
     prefix, _, kind = event_type.partition(".")
     return kind if prefix == "alarm" and kind and kind not in ALARM_LIFECYCLE else None
+
+
+def _named_owner(session: Session, name: str, at: dt.datetime) -> Person | None:
+    """The person an owner setting names: a role's first active holder (the duty manager:
+    the one on the roster at ``at``), or the person linked to an account of that name."""
+    if name in ALARM_OWNER_ROLES:
+        if name == Role.DUTY_MANAGER.value:
+            rostered = session.scalars(
+                select(Person).join(DutyShift, DutyShift.person_id == Person.id)
+                .where(DutyShift.starts_at <= at, DutyShift.ends_at > at, Person.active.is_(True))
+                .order_by(DutyShift.starts_at.desc())
+            ).first()
+            if rostered is not None:
+                return rostered
+        return session.scalars(
+            select(Person).join(PersonRole)
+            .where(PersonRole.role == Role(name), Person.active.is_(True))
+            .order_by(Person.staff_no, Person.id)
+        ).first()
+    account = session.scalars(select(Account).where(Account.username == name)).one_or_none()
+    if account is None or not account.active or account.person_id is None:
+        return None
+    person = session.get(Person, account.person_id)
+    return person if person is not None and person.active else None
+
+
+def owner_for(
+    session: Session, *, kind: str, owners: Mapping[str, str] | None = None,
+    at: dt.datetime | None = None,
+) -> Person | None:
+    """F1: who owns a new alarm of ``kind``: the settings' owner for the kind, else the
+    default owner (``owners["*"]``), else a supervisor; None only if nobody fits at all."""
+    table = owners if owners is not None else {**DEFAULT_ALARM_OWNERS, "*": "supervisor"}
+    when = at or utcnow()
+    for name in (table.get(kind), table.get("*"), Role.SUPERVISOR.value):
+        if name:
+            person = _named_owner(session, name, when)
+            if person is not None:
+                return person
+    return None
 
 
 def raise_alarm(
@@ -46,6 +100,7 @@ def raise_alarm(
     owner_id: uuid.UUID | None = None,
     payload: dict[str, object] | None = None,
     at: dt.datetime | None = None,
+    owners: Mapping[str, str] | None = None,
 ) -> Alarm:
     """Open an alarm: the cabinet, the daily count, or a person reporting a discrepancy.
 
@@ -54,6 +109,8 @@ def raise_alarm(
     notification route or a Prometheus counter can pick out one kind by its event type.
     ``at`` is the raiser's clock (the scheduler's count time, the cabinet's clock), so an
     alarm lands in the report of the day it belongs to; the event keeps the log's own time.
+    With no ``owner_id`` the owner comes from ``owners`` (``[alarms] owners`` in the settings;
+    ``owner_for``), so an alarm is never ownerless while it waits to be acknowledged (F1).
     """
     if kind in ALARM_LIFECYCLE:
         raise InvalidRequest(f"F1: {kind!r} is a step in an alarm's life, not an alarm kind")
@@ -61,8 +118,12 @@ def raise_alarm(
         tx.get(session, Cabinet, cabinet_id, "cabinet")
     slot = tx.get(session, Slot, slot_id, "slot") if slot_id is not None else None
     key = tx.get(session, Key, key_id, "key") if key_id is not None else None
+    owner: Person | None
     if owner_id is not None:
-        tx.get(session, Person, owner_id, "person")
+        owner = tx.get(session, Person, owner_id, "person")
+    else:
+        owner = owner_for(session, kind=kind, owners=owners, at=at)
+        owner_id = owner.id if owner is not None else None
     alarm = Alarm(
         kind=kind,
         message=message,
@@ -86,6 +147,8 @@ def raise_alarm(
             key_number=key.key_number if key else None,
             rules=["F1", *([rule] if rule and rule != "F1" else [])],
             payload={"alarm": str(alarm.id), "kind": kind, "message": message,
+                     "owner": str(owner_id) if owner_id else None,
+                     "owner_name": owner.name if owner is not None else None,
                      **(payload or {})},
         ),
     )

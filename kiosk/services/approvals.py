@@ -17,6 +17,7 @@ from kiosk.audit import AuditLog, NewEvent
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.services import tx
 from kiosk.services.authz import Principal
+from kiosk.services.dual_control import check_department_leader
 from kiosk.services.people import visible_person
 from kiosk.store.models import Approval, ApprovalStatus, Key, KeyStatus, Person
 from kiosk.store.types import utcnow
@@ -126,11 +127,14 @@ def _pending(session: Session, by: Principal, approval_id: uuid.UUID) -> Approva
     return approval
 
 
-def _decider(by: Principal, approval: Approval) -> uuid.UUID:
+def _decider(session: Session, by: Principal, approval: Approval) -> uuid.UUID:
     if by.person_id is None:
         raise InvalidRequest("K7: the deciding account must be linked to a person (the leader)")
     if by.person_id == approval.requested_for_id:
         raise Conflict("K7: a leader cannot approve or reject their own draw")
+    # The account's scope is what an administrator typed; the person records say who leads
+    # the borrower's department (issue 16).
+    check_department_leader(session, by, approval.requested_for_id)
     return by.person_id
 
 
@@ -138,7 +142,7 @@ def approve(
     session: Session, audit: AuditLog, *, by: Principal, approval_id: uuid.UUID, note: str | None
 ) -> Approval:
     approval = _pending(session, by, approval_id)
-    approval.approver_id = _decider(by, approval)
+    approval.approver_id = _decider(session, by, approval)
     approval.status = ApprovalStatus.APPROVED
     approval.decided_at = utcnow()
     key = session.get(Key, approval.key_id)
@@ -150,7 +154,7 @@ def reject(
     session: Session, audit: AuditLog, *, by: Principal, approval_id: uuid.UUID, note: str | None
 ) -> Approval:
     approval = _pending(session, by, approval_id)
-    approval.approver_id = _decider(by, approval)
+    approval.approver_id = _decider(session, by, approval)
     approval.status = ApprovalStatus.REJECTED
     approval.decided_at = utcnow()
     key = session.get(Key, approval.key_id)

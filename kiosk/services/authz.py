@@ -9,6 +9,7 @@ department's people and what hangs off them (cards, person rights, approvals, lo
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import uuid
 from collections.abc import Iterable
@@ -205,6 +206,9 @@ class Principal:
     permissions: frozenset[Permission]
     token_id: uuid.UUID
     token_kind: TokenKind
+    expires_at: dt.datetime | None = None
+    """When the token stops working (None: an API token without an end date); a long-lived
+    response such as the event stream ends then."""
 
     @property
     def actor(self) -> str:

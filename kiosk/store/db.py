@@ -8,6 +8,8 @@ before the chain head is read; on PostgreSQL the same code takes a row lock inst
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("kiosk.store")
 
 BUSY_TIMEOUT_MS = 10_000
 IMMEDIATE = "kiosk_begin_immediate"
@@ -35,11 +39,44 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
         return create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_database_files(Path(parsed.database))
     engine = create_engine(
         url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False}, **kwargs
     )
     _install_sqlite_pragmas(engine, busy_timeout_ms)
     return engine
+
+
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+
+
+def private_database_files(database: Path) -> None:
+    """Make the SQLite file (and its WAL and shared-memory files) owner-only, whatever the
+    umask: it holds password hashes and owners' phone numbers (A1, issue 16 item 10).
+
+    The file is created here, 0600, before SQLite opens it, because SQLite gives the WAL and
+    SHM files it makes the database file's own mode; files left from an earlier, laxer run
+    are tightened.
+    """
+    if not database.exists():
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        try:
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(PRIVATE_FILE)
+        except PermissionError:  # someone else's file: say so, do not stop the cabinet
+            log.warning("cannot make %s private (owner only): not its owner", path)
+
+
+def private_folder(folder: Path) -> None:
+    """The data folder, owner-only (0700), whatever the umask (issue 16, item 10)."""
+    folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    try:
+        if folder.stat().st_mode & 0o077:
+            folder.chmod(PRIVATE_FOLDER)
+    except PermissionError:
+        log.warning("cannot make %s private (owner only): not its owner", folder)
 
 
 def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import uuid
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kiosk.store.models import Base, Department, Person, _enum
@@ -58,11 +58,20 @@ class Account(Base):
     person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("people.id"))
     department_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("departments.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id"), doc="The account that made this one; NULL: the device console."
+    )
+    awaiting_confirmation: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(),
+        doc="An administrator made or promoted over the API, not yet confirmed by a second "
+            "administrator: it cannot log in or act (issue 16, dual control).",
+    )
+    confirmed_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("accounts.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    person: Mapped[Person | None] = relationship()
+    person: Mapped[Person | None] = relationship(foreign_keys=[person_id])
     department: Mapped[Department | None] = relationship()
 
 

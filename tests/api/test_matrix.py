@@ -35,7 +35,7 @@ from kiosk.cabinet import Cabinet
 from kiosk.reports import store as report_store
 from kiosk.reports.data import DailyReport
 from kiosk.services import accounts, handovers, tx
-from kiosk.services.authz import ROLE_PERMISSIONS, Permission
+from kiosk.services.authz import ROLE_PERMISSIONS, Permission, Principal
 from kiosk.store.models import (
     AccessRight,
     Alarm,
@@ -54,7 +54,7 @@ from kiosk.store.models import (
     Slot,
 )
 from kiosk.store.models import Cabinet as CabinetRow
-from kiosk.store.models_auth import AccountRole
+from kiosk.store.models_auth import AccountRole, TokenKind
 from kiosk.store.models_notify import NotificationDelivery
 from kiosk.store.types import utcnow
 from tests.api.conftest import World, attached_cabinet
@@ -201,9 +201,27 @@ class Fresh:
         pending = store.add(
             key_number="U1201", person_id=uuid.UUID(self.person_b()), reason_code="repair",
             reason_text=None, requested_by=account.id, requested_actor=f"account:{account.username}",
+            requested_person=self.w.person(f"ADM{n()}", dept=None, roles=(Role.STAFF, Role.ADMIN)),
             department_id=self.w.ids["dept:B"],
         )
         return str(pending.id)
+
+    def pending_admin(self) -> str:
+        """An administrator made over the API by another administrator, not yet confirmed."""
+        with tx.write(self.w.audit) as session:
+            maker = accounts.create_account(
+                session, self.w.audit, by=None, username=f"maker-{n()}",
+                password="correct horse battery", role=AccountRole.ADMIN, policy=self.w.policy,
+            )
+            by = Principal(account_id=maker.id, username=maker.username, role=maker.role,
+                           person_id=None, department_id=None,
+                           permissions=ROLE_PERMISSIONS[AccountRole.ADMIN],
+                           token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
+            made = accounts.create_account(
+                session, self.w.audit, by=by, username=f"new-admin-{n()}",
+                password="correct horse battery", role=AccountRole.ADMIN, policy=self.w.policy,
+            )
+        return str(made.id)
 
     def report(self) -> str:
         day = dt.date(2026, 11, 27)
@@ -279,6 +297,8 @@ OPS: list[Op] = [
        other_dept=True),
     op("POST", "/accounts/{account_id}/unlock",
        lambda f: Req("POST", f"/accounts/{f.account_b()}/unlock"), other_dept=True),
+    op("POST", "/accounts/{account_id}/confirm",
+       lambda f: Req("POST", f"/accounts/{f.pending_admin()}/confirm"), other_dept=True),
     op("GET", "/api-tokens", lambda f: Req("GET", "/api-tokens")),
     op("POST", "/api-tokens", lambda f: Req("POST", "/api-tokens", {
         "account_id": str(f.account_b()), "name": "sync", "scopes": ["keys:read"]}),
@@ -375,6 +395,10 @@ OPS: list[Op] = [
         "person_id": f.person_b(), "key_group_id": f.id("group")}), other_dept=True),
     op("GET", "/access-rights/{right_id}",
        lambda f: Req("GET", f"/access-rights/{f.right_b()}"), other_dept=True),
+    op("PATCH", "/access-rights/{right_id}", lambda f: Req(
+        "PATCH", f"/access-rights/{f.right_b()}",
+        {"weekdays": "12345", "start_time": "08:00:00", "end_time": "18:00:00"}),
+       other_dept=True),
     op("DELETE", "/access-rights/{right_id}",
        lambda f: Req("DELETE", f"/access-rights/{f.right_b()}"), other_dept=True),
     # approvals (K7)
@@ -436,6 +460,7 @@ OPS: list[Op] = [
     op("GET", "/audit/checkpoints/{seq}",
        lambda f: Req("GET", f"/audit/checkpoints/{f.checkpoint()}")),
     op("GET", "/audit/verify", lambda f: Req("GET", "/audit/verify")),
+    op("GET", "/health/details", lambda f: Req("GET", "/health/details")),
     op("POST", "/audit/verify",
        lambda f: Req("POST", "/audit/verify", {"checkpoint": f.exported()})),
     # reports (K9): generate, preview, read, download, verify, acknowledge; never deleted
@@ -476,7 +501,8 @@ OPS: list[Op] = [
 ]
 
 MATRIX_PERSON_ROLES = {
-    AccountRole.ADMIN: (Role.STAFF, Role.SUPERVISOR),  # H1: POST /handovers signs as a keeper
+    # H1: POST /handovers signs as a keeper; K2: a remote unlock takes an admin in person
+    AccountRole.ADMIN: (Role.STAFF, Role.SUPERVISOR, Role.ADMIN),
     AccountRole.SUPERVISOR: (Role.STAFF, Role.SUPERVISOR),
     AccountRole.DUTY_MANAGER: (Role.STAFF, Role.DUTY_MANAGER),
     AccountRole.CUSTODIAN: (Role.STAFF, Role.CUSTODIAN),
@@ -525,7 +551,8 @@ def test_every_role_every_endpoint_other_department(world: World) -> None:
         for o in OPS
     }
     fresh = Fresh(world)
-    admin = world.token(AccountRole.ADMIN, person=world.ids["custodian"])
+    admin = world.token(AccountRole.ADMIN, person=world.person(
+        "ADM0", dept=None, roles=(Role.STAFF, Role.CUSTODIAN, Role.ADMIN)))
     leader_b = world.token(AccountRole.DEPT_LEADER, dept="B", person=world.ids["leader_b"])
     scoped = {
         role: world.token(

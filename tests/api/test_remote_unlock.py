@@ -22,7 +22,7 @@ from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.services import accounts, tx
 from kiosk.services.accounts import AuthPolicy
-from kiosk.store.models import Event
+from kiosk.store.models import Event, Person, PersonRole, Role
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.types import utcnow
 
@@ -45,11 +45,23 @@ class Admin:
         return self.rig.events(type_)
 
 
-def _token(rig: Rig, role: AccountRole, name: str) -> dict[str, str]:
+def admin_person(rig: Rig, staff_no: str) -> uuid.UUID:
+    """A person who holds the admin role in the person records (K2 needs one per admin)."""
+    person = Person(staff_no=staff_no, name=f"管理员{staff_no}")
+    person.roles = [PersonRole(role=Role.STAFF), PersonRole(role=Role.ADMIN)]
+    with tx.write(rig.runtime.audit) as session:
+        session.add(person)
+    return person.id
+
+
+def _token(rig: Rig, role: AccountRole, name: str, *,
+           person: uuid.UUID | None = None) -> dict[str, str]:
+    if person is None and role == AccountRole.ADMIN:
+        person = admin_person(rig, f"ADM-{name}")
     with tx.write(rig.runtime.audit) as session:
         account = accounts.create_account(
             session, rig.runtime.audit, by=None, username=name,
-            password="correct horse battery", role=role, person_id=None, department_id=None,
+            password="correct horse battery", role=role, person_id=person, department_id=None,
             policy=POLICY,
         )
         _, secret = accounts.issue_access_token(session, account=account, policy=POLICY)

@@ -204,9 +204,11 @@ def test_master_key_waits_for_a_custodian(kiosk: Kiosk, daemon: Daemon, screensh
     daemon.tap(custodian["uid"])
     expect(page.locator("#app")).to_have_attribute("data-state", "releasing")
     assert daemon.wait_slot_open(slot)
-    kiosk.touch("#cancel")
-    expect(page.locator("#idle-message[data-code='cancelled']")).to_contain_text("已取消")
+    kiosk.touch("#cancel")  # the compartment is still open: the screen asks to shut it
+    expect(page.locator("#idle-message[data-code='close_slot']")).to_contain_text(
+        f"请关好格口 {slot}")
     assert daemon.screen()["state"] == "idle"
+    daemon.post("/sim/shut", {"slot": slot})
 
 
 def test_two_keys_and_the_keypad_search(kiosk: Kiosk, daemon: Daemon) -> None:

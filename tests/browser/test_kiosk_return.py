@@ -66,7 +66,9 @@ def test_no_badge_with_me_returns_it_flagged_K5(kiosk: Kiosk, daemon: Daemon) ->
     expect(page.locator("#app")).to_have_attribute("data-state", "returning")
     assert daemon.wait_slot_open(slot)
     daemon.post("/sim/insert", {"fob": fob, "slot": slot})
-    expect(page.locator("#idle-message[data-code='returned']")).to_be_visible()
+    # K5: the screen says the return was recorded without a badge and flagged, not "thank you"
+    flagged = page.locator("#idle-message[data-code='returned_unidentified']")
+    expect(flagged).to_contain_text("未刷工卡")
     with contextlib.closing(daemon.db()) as db:
         row = db.execute(
             "SELECT l.returned_by_other, l.returned_by_id FROM loans l "

@@ -326,3 +326,44 @@ def test_unlock_time_never_longer_than_asked(board: int, ms: int) -> None:
     frame = decode_frame(encode_set_unlock_time(board, ms))
     assert frame.cmd == CMD_SET_UNLOCK_TIME and frame.board == board
     assert ms - 10 < decode_unlock_time_ms(frame) <= ms
+
+
+# -- issue 13: the aggregate 0x36 answer and the coil time read-back ------------------------
+def test_aggregate_status_frame_bytes() -> None:
+    from drivers.locks.kerong.codec import (
+        BoardStatus,
+        decode_status_all,
+        encode_status_all_reply,
+    )
+
+    frame = encode_status_all_reply([BoardStatus(0, 0xFFFF, 0x0001), BoardStatus(3, 0xFFFE, 0)])
+    body = bytes.fromhex("02 00 36 02  00 FF FF 01 00  03 FE FF 00 00  03")
+    assert frame == body + bytes((sum(body) & 0xFF,))
+    parsed = decode_frame(frame)
+    assert decode_status_all(parsed) == [BoardStatus(0, 0xFFFF, 1), BoardStatus(3, 0xFFFE, 0)]
+
+
+def test_parser_finds_an_aggregate_frame_split_anywhere() -> None:
+    from drivers.locks.kerong.codec import BoardStatus, encode_status_all_reply
+
+    frame = encode_status_all_reply([BoardStatus(b, 0xFFFF, b) for b in range(13)])
+    assert len(frame) == 5 + 1 + 13 * 5  # the 76 bytes of the docs' arithmetic
+    for cut in range(1, len(frame)):
+        parser = FrameParser()
+        frames, errors = parser.feed_all(b"\xff" + frame[:cut])
+        more, more_errors = parser.feed_all(frame[cut:])
+        assert errors == more_errors == [] and len(frames + more) == 1
+
+
+def test_coil_time_read_back_frames() -> None:
+    from drivers.locks.kerong.codec import (
+        CMD_UNLOCK_TIME_REPLY,
+        encode_read_unlock_time,
+        encode_unlock_time_reply,
+    )
+
+    assert encode_read_unlock_time(1) == bytes.fromhex("02 10 38 03 4D")
+    reply = encode_unlock_time_reply(1, 500)
+    assert reply == bytes.fromhex("02 10 39 00 32 03 80")
+    frame = decode_frame(reply)
+    assert frame.cmd == CMD_UNLOCK_TIME_REPLY and decode_unlock_time_ms(frame) == 500

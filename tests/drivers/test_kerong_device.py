@@ -25,13 +25,18 @@ from serial.urlhandler import protocol_socket
 from drivers.errors import LockBoardError, LockFault
 from drivers.locks.base import LockBank, SlotState
 from drivers.locks.kerong import KerongLockBank
-from drivers.locks.kerong import device as kerong_device
-from drivers.locks.kerong.codec import CMD_SET_UNLOCK_TIME, CMD_STATUS, CMD_UNLOCK
+from drivers.locks.kerong import link as kerong_link
+from drivers.locks.kerong.codec import (
+    CMD_SET_UNLOCK_TIME,
+    CMD_STATUS,
+    CMD_UNLOCK,
+    decode_unlock_time_ms,
+)
 from simulators.cabinet import CabinetModel
 from simulators.kerong_board import KerongBoardServer, KerongBoardSim
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST: dict[str, Any] = {"reply_timeout_s": 0.1, "retries": 1, "backoff_s": 0.01,
+FAST: dict[str, Any] = {"reply_timeout_s": 0.2, "retries": 1, "backoff_s": 0.01,
                         "backoff_max_s": 0.05}
 
 
@@ -217,7 +222,7 @@ def test_a_complete_clean_exchange_ends_without_waiting_for_quiet(
     sim_answers: bool, bank_answers: bool,
 ) -> None:
     # a quiet wait this long would show in every call below
-    monkeypatch.setattr(kerong_device, "QUIET_S", 1.0)
+    monkeypatch.setattr(kerong_link, "QUIET_S", 1.0)
     rig = make_rig(sim={"answers_unlock": sim_answers}, board_answers_unlock=bank_answers,
                    reply_timeout_s=2.0)
     assert _timed(rig.bank.status) < 0.5  # two boards, one 0x30 each
@@ -231,7 +236,7 @@ def test_a_second_answer_still_possible_is_waited_for(
     make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # configured silent: after 0x31 0x30 one answer came, a second (to the 0x31) may follow
-    monkeypatch.setattr(kerong_device, "QUIET_S", 0.3)
+    monkeypatch.setattr(kerong_link, "QUIET_S", 0.3)
     rig = make_rig(sim={"answers_unlock": False}, board_answers_unlock=False,
                    reply_timeout_s=1.0)
     assert _timed(lambda: rig.bank.unlock(3)) >= 0.3
@@ -241,7 +246,7 @@ def test_a_second_answer_still_possible_is_waited_for(
 def test_noise_around_an_answer_lets_the_line_settle(
     make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(kerong_device, "QUIET_S", 0.3)
+    monkeypatch.setattr(kerong_link, "QUIET_S", 0.3)
     rig = make_rig(reply_timeout_s=1.0)
     rig.sim.set_faults(garbage_before=True)
     assert _timed(lambda: rig.bank.read_board(0)) >= 0.3
@@ -249,10 +254,16 @@ def test_noise_around_an_answer_lets_the_line_settle(
     assert _timed(lambda: rig.bank.read_board(0)) < 0.3
 
 
-def test_silent_board_configured_as_answering_is_an_error(make_rig: Callable[..., Rig]) -> None:
+def test_silent_board_configured_as_answering_is_read_not_pulsed_again(
+    make_rig: Callable[..., Rig],
+) -> None:
+    """No answer to 0x31: the retry reads the lock (0x30) and, finding it open, stops.
+    Before issue 13 this re-pulsed the coil and still reported failure."""
     rig = make_rig(sim={"answers_unlock": False}, board_answers_unlock=True)
-    with pytest.raises(LockBoardError, match=r"board 0 channel 1 \(slot 1\): unlock: no reply"):
-        rig.bank.unlock(1)
+    rig.bank.unlock(1)
+    assert rig.open_slots() == [1]
+    assert sent(rig, CMD_UNLOCK) == [0x00]  # one pulse for one intent
+    assert sent(rig, CMD_STATUS) == [0x00]  # the retry only read
 
 
 def test_wrong_polarity_is_caught_at_the_first_unlock(make_rig: Callable[..., Rig]) -> None:
@@ -351,7 +362,7 @@ def test_unknown_slot_is_an_error(make_rig: Callable[..., Rig]) -> None:
 def test_an_echo_on_loop_is_not_taken_for_a_reply() -> None:
     port = serial.serial_for_url("loop://", timeout=0.01)  # injected port object
     bank = KerongLockBank(port, {3: (0, 3)}, register_atexit=False, **FAST)
-    with pytest.raises(LockBoardError, match=r"slot 3\): unlock: no valid status reply"):
+    with pytest.raises(LockBoardError, match=r"slot 3\): unlock: no valid reply"):
         bank.unlock(3)
     bank.close()
     assert not port.is_open
@@ -360,7 +371,7 @@ def test_an_echo_on_loop_is_not_taken_for_a_reply() -> None:
 # -- injected faults ----------------------------------------------------------------------
 FAULTS: list[tuple[str, dict[str, Any], str]] = [
     ("no-reply", {"no_reply": True}, "no reply within"),
-    ("late-reply", {"delay_s": 0.3}, "no reply within"),
+    ("late-reply", {"delay_s": 0.6}, "no reply within"),
     ("bad-checksum", {"bad_checksum": True}, "bad checksum"),
     ("garbage-only", {"garbage_instead": True}, "garbage"),
 ]
@@ -406,7 +417,9 @@ def test_no_reply_leaves_the_board_at_its_shortest_unlock_time(
     rig.sim.set_faults(no_reply=True)
     with pytest.raises(LockBoardError, match=r"after 3 attempts"):
         rig.bank.unlock(3)
-    assert sent(rig, CMD_UNLOCK) == [0x02, 0x02, 0x02]  # retries are bounded
+    # issue 13: the retries only read the lock; an unanswered pulse is never repeated blind
+    assert sent(rig, CMD_UNLOCK) == [0x02]
+    assert sent(rig, CMD_STATUS).count(0x00) == 3  # the pulse's own 0x30 and two re-reads
     assert rig.clock.sleeps == [0.01, 0.02]  # exponential backoff
     # the error path ran lock_all: every board's coil time is down to the minimum
     wait_for(lambda: rig.sim.unlock_time_ms(0) == rig.sim.unlock_time_ms(1) == 10, "lock_all")
@@ -478,7 +491,7 @@ def test_pop_open_compartment_reads_open_until_shut(make_rig: Callable[..., Rig]
 def test_a_dropped_connection_is_a_lock_board_error(make_rig: Callable[..., Rig]) -> None:
     rig = make_rig()
     rig.server.stop()
-    with pytest.raises(LockBoardError, match=r"slot 1\): unlock: transport error"):
+    with pytest.raises(LockBoardError, match=r"slot 1\): unlock: Kerong lock bus failed"):
         rig.bank.unlock(1)
 
 
@@ -488,8 +501,11 @@ def test_close_leaves_the_bus_safe_and_refuses_more(make_rig: Callable[..., Rig]
     rig.bank.unlock(2, 800)
     assert rig.sim.unlock_time_ms(0) == 800
     rig.bank.close()
-    wait_for(lambda: rig.sim.unlock_time_ms(0) == rig.sim.unlock_time_ms(1) == 10, "lock_all")
-    assert sent(rig, CMD_SET_UNLOCK_TIME)[-2:] == [0x00, 0x10]
+    # lock_all (10 ms on every board), then the configured pulse restored (issue 13): a
+    # board left at 10 ms could no longer open a lock for its keypad or the next start
+    wait_for(lambda: rig.sim.unlock_time_ms(0) == rig.sim.unlock_time_ms(1) == 500, "close")
+    times = [decode_unlock_time_ms(f) for f in rig.sim.received if f.cmd == CMD_SET_UNLOCK_TIME]
+    assert times[-4:] == [10, 10, 500, 500]
     assert rig.after_pulse() == []
     with pytest.raises(LockBoardError, match="closed"):
         rig.bank.unlock(2)
@@ -515,6 +531,7 @@ def test_process_exit_runs_lock_all(make_rig: Callable[..., Rig]) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env, timeout=30)
     assert sent(rig, CMD_UNLOCK) == [0x00]
-    assert sent(rig, CMD_STATUS) == [0x00]
-    wait_for(lambda: rig.sim.unlock_time_ms(0) == 10, "the atexit lock_all")
+    wait_for(lambda: rig.sim.unlock_time_ms(0) == 500, "the atexit close")
+    times = [decode_unlock_time_ms(f) for f in rig.sim.received if f.cmd == CMD_SET_UNLOCK_TIME]
+    assert times == [900, 10, 500]  # the unlock, lock_all, the configured pulse restored
     assert rig.after_pulse() == []

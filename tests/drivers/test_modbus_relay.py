@@ -137,7 +137,7 @@ def test_unlock_releases_then_relocks_the_model_slot(
     bank = bank_for(board, sleep=sleep)
     bank.unlock(2, 400)
     assert seen == [(True, False)]
-    assert sleep.waits[0] == pytest.approx(0.4)
+    assert 0.3 < sleep.waits[0] <= 0.4  # the pulse, less the time the 'on' took
     assert model.is_unlocked(2) is False
     status = bank.status()
     assert status[2].locked is True and status[2].key_present is False
@@ -208,7 +208,8 @@ def test_board_stopped_mid_pulse_is_an_error_not_success(model: CabinetModel) ->
 
     sleep = Sleeper(during)
     bank = bank_for(running, sleep=sleep)
-    with pytest.raises(LockBoardError, match="write coil failed after 2 attempts"):
+    # issue 13: "off" is chased up to the cap, then it is a fault naming the danger
+    with pytest.raises(LockFault, match="stopped answering after switching channel 0 on"):
         bank.unlock(1, 300)
     assert model.is_unlocked(1) is False  # a dead board has dropped its relays
     assert sim.coils == [False] * CHANNELS

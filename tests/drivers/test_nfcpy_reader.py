@@ -94,3 +94,43 @@ def test_missing_device_is_a_reader_error() -> None:
 def test_config_bounds(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         NfcpyConfig(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("uid_hex", ["5A3C9E01", "045A3C9E01B280"], ids=["4-byte", "7-byte-nxp"])
+def test_reads_an_iso14443a_badge_emulated_by_another_process(port: int, uid_hex: str) -> None:
+    """Issue 13: most building badges are ISO 14443-A (MIFARE, NTAG), not FeliCa."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulators.nfcpy_tag", "--device", f"udp:127.0.0.1:{port}",
+         "--uid", uid_hex],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    reader = None
+    try:
+        assert process.stdout is not None
+        assert "14443-A" in process.stdout.readline()
+        reader = NfcpyReader(NfcpyConfig(path=f"udp:127.0.0.1:{port}", reader_id="door",
+                                         targets=("106A",), poll_interval_s=0.05))
+        read = reader.wait_for_card(8.0)
+        assert read is not None and read.uid_hex == uid_hex
+        assert reader.wait_for_card(0.8) is None  # held still: one tap, not a stream
+    finally:
+        if reader is not None:
+            reader.close()
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_badge_simulator_refuses_bad_uids() -> None:
+    from simulators.nfcpy_tag import TypeACard, cascade, parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--uid", "88112233"])  # 88 is the cascade tag
+    with pytest.raises(SystemExit):
+        parse_args(["--uid", "1122"])
+    assert cascade(bytes.fromhex("045A3C9E01B280")) == [
+        bytes.fromhex("88045A3C") + bytes((0x88 ^ 0x04 ^ 0x5A ^ 0x3C,)),
+        bytes.fromhex("9E01B280") + bytes((0x9E ^ 0x01 ^ 0xB2 ^ 0x80,)),
+    ]
+    card = TypeACard(bytes.fromhex("5A3C9E01"), atqa=b"\x04\x00", sak=0x08)
+    assert card.answer(b"\x26") == b"\x04\x00"
+    assert card.answer(b"\x30\x00")[:4] == bytes.fromhex("5A3C9E01")
+    assert card.answer(b"\x60") is None  # GET_VERSION: a Classic card stays silent

@@ -59,8 +59,8 @@ async def test_a_fob_return_by_someone_else_records_who_and_flags_it_K4_K5(rig: 
     assert not rig.hw.model.is_unlocked(slot)
     await rig.cabinet.tap(other_uid)
     await rig.put_back(fob, slot)
-    # the screen ends on the key being back
-    assert rig.cabinet.screen()["message"]["code"] == "returned"
+    # the screen ends on the key being back, recorded as by someone else (K5)
+    assert rig.cabinet.screen()["message"]["code"] == "returned_by_other"
     returned = rig.events("key.returned")[0]
     assert returned.rules == '["K4","K5"]' and str(other.id) in returned.actors
     [alarm] = rig.events("alarm.returned_by_other")

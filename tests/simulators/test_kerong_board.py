@@ -257,7 +257,7 @@ def test_pty_serves_raw_bytes(clock: Clock) -> None:
 
 
 def test_listen_must_be_socket_or_pty(clock: Clock) -> None:
-    with pytest.raises(ValueError, match="socket://HOST:PORT or pty"):
+    with pytest.raises(ValueError, match="socket://HOST:PORT, pty or a device path"):
         KerongBoardServer(KerongBoardSim(model_for(clock)), "tcp://x").start()
 
 
@@ -337,3 +337,51 @@ def test_cli_board_serves_until_ctrl_c() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- issue 13: the wire the simulator models ------------------------------------------------
+def _exchange(sock: socket.socket, *parts: tuple[bytes, float], listen_s: float = 0.3) -> bytes:
+    """Send each part after its pause; return what came back within ``listen_s``."""
+    for data, pause in parts:
+        time.sleep(pause)
+        sock.sendall(data)
+    got = b""
+    deadline = time.monotonic() + listen_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([sock], [], [], 0.05)
+        if ready:
+            got += sock.recv(4096)
+    return got
+
+
+def test_half_a_frame_is_dropped_after_the_inter_frame_timeout(clock: Clock) -> None:
+    sim = KerongBoardSim(model_for(clock, boards=1), inter_frame_timeout_s=0.05)
+    with KerongBoardServer(sim) as server:
+        host, port = server.url.removeprefix("socket://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            status = bytes.fromhex("02 00 30 03 35")
+            # the two halves 0.2 s apart: the board forgot the first, the tail is noise
+            assert _exchange(sock, (status[:2], 0), (status[2:], 0.2)) == b""
+            assert sim.truncated_dropped == 1
+            # the same halves close together are one frame, answered
+            assert _exchange(sock, (status[:2], 0), (status[2:], 0.0)).startswith(b"\x02\x00\x35")
+
+
+def test_a_frame_sent_into_an_answer_garbles_both(clock: Clock) -> None:
+    sim = KerongBoardSim(model_for(clock, boards=1))
+    sim.set_faults(collisions=True, delay_s=0.1)
+    with KerongBoardServer(sim) as server:
+        host, port = server.url.removeprefix("socket://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            status = bytes.fromhex("02 00 30 03 35")
+            got = _exchange(sock, (status, 0), (status, 0.03))  # talks over the answer
+            assert got and FrameParser().feed_all(got)[0] == []  # noise, no frame
+            assert sim.collisions_seen == 1
+            assert _exchange(sock, (status, 0.2)).startswith(b"\x02\x00\x35")  # line free
+
+
+def test_status_all_answered_as_one_aggregate_frame(clock: Clock) -> None:
+    sim = KerongBoardSim(model_for(clock, boards=2, fobs={17: "X"}), boards=2,
+                         status_all_variant="aggregate")
+    (reply,) = ask(sim, "02 00 32 03 37")
+    assert reply.startswith("02 00 36 02 00 FF FF 00 00 01 FF FF 01 00")

@@ -144,7 +144,7 @@
         apply(data);
         return true;
       }
-      if (r.status === 409 && data && data.zh) {
+      if ((r.status === 409 || r.status === 422) && data && data.zh) {  // 422: which field, in words
         noticeDismissed = messageId({ code: data.code, zh: data.zh });  // the toast says it
         // A code the server has no words for comes back as itself: say it with ours if we can.
         const [z, e] = data.zh === data.code && T[data.code] ? T[data.code] : [data.zh, data.en];
@@ -219,6 +219,7 @@
     else if (state === 'await_returner') renderReturner();
     else renderSlots();
     renderHandoverSheet();
+    show($('sim-mark'), snap.simulated === true);
     tick();
   }
 
@@ -252,7 +253,10 @@
   function messageBox(node, msg) {
     node.className = `message level-${msg.level}`;
     node.dataset.code = msg.code;
-    node.replaceChildren(el('div', { class: 'message-zh' }, msg.zh), el('div', { class: 'message-en' }, msg.en));
+    node.replaceChildren(el('div', { class: 'message-zh' }, msg.zh), el('div', { class: 'message-en' }, msg.en),
+      // what exactly happened: which key, which slot, due when (or which compartment to shut)
+      msg.detail_zh ? el('div', { class: 'message-detail-zh' }, msg.detail_zh) : null,
+      msg.detail_en ? el('div', { class: 'message-detail-en' }, msg.detail_en) : null);
     show(node, true);
   }
 
@@ -269,6 +273,23 @@
     const box = $('idle-message');
     if (snap.message) messageBox(box, snap.message);
     else show(box, false);
+    const after = $('idle-after-hours');
+    if (snap.after_hours) {
+      after.replaceChildren(
+        el('div', {}, zh('非工作时间', 'after-hours-title'), ' ', en('After hours')),
+        el('div', {}, zh('领取钥匙需值班经理一同刷卡'), ' ', en('A draw needs the on-duty manager to tap too (K8)')),
+        rosteredLine());
+    }
+    show(after, snap.after_hours === true);
+  }
+
+  // K8: whom to call — the duty manager on the roster now, with their phone if recorded.
+  function rosteredLine() {
+    const m = snap.duty_manager;
+    if (!m) return el('div', { class: 'rostered rostered-none' }, zh('值班表上现在没有值班经理'), ' ', en('No duty manager on the roster now'));
+    return el('div', { class: 'rostered' }, zh('当班值班经理'), ' ', en('On duty:'), ' ',
+      el('b', { id: 'rostered-name' }, m.name),
+      m.phone ? el('span', { id: 'rostered-phone', class: 'rostered-phone' }, ' ☎ ', m.phone) : null);
   }
 
   // Off the idle screen its last message is emptied, not just hidden: the next idle screen
@@ -283,6 +304,7 @@
   function renderManager() {
     const sub = $('manager-sub');
     sub.replaceChildren(el('b', {}, snap.person || ''), ' ', zh('已刷卡'), ' ', en('has tapped — two people open together'));
+    $('manager-rostered').replaceChildren(rosteredLine());
   }
 
   function slotKeyText(slot) {
@@ -486,7 +508,8 @@
         class: 'btn btn-return', type: 'button', dataset: { return: l.key_number },
         onclick: () => post('return', { key_number: l.key_number }),
       }, el('span', { class: 'zh' }, '归还 ', el('b', {}, l.label)),
-      en(`Return ${l.key_number} · due ${dueText(l.due_at)}`))));
+      l.overdue ? el('span', { class: 'zh overdue' }, ' 已逾期') : null,
+      en(`Return ${l.key_number} · ${l.overdue ? 'overdue, was due' : 'due'} ${dueText(l.due_at)}`))));
     if (loans.length > 3) box.append(el('span', { class: 'more' }, `+${loans.length - 3}`));
   }
 

@@ -34,8 +34,21 @@ CMD_UNLOCK_ALL = 0x33
 """Energise every coil of one board. The driver refuses it unless configured."""
 CMD_STATUS_REPLY = 0x35
 """A board's answer: lock bits 1–8, 9–16, key-sensor bits 1–8, 9–16."""
+CMD_STATUS_ALL_REPLY = 0x36
+"""The aggregate answer some KR-CU16 firmware gives to 0x32: one frame for the whole bus,
+``02 00 36 N [BOARD L1 L2 K1 K2] x N 03 SUM`` (N boards, each with the four status bytes
+of a 0x35). Other firmware answers 0x32 with one 0x35 per board instead; the driver
+detects which at commissioning (:meth:`KerongLockBank.commission`)."""
 CMD_SET_UNLOCK_TIME = 0x37
 """Set how long a board holds a coil on, big-endian, in 10 ms units."""
+CMD_READ_UNLOCK_TIME = 0x38
+"""Ask one board for its coil on-time; answered with :data:`CMD_UNLOCK_TIME_REPLY`.
+Confirm on the bench that the board's firmware has it: a board that stays silent is
+reported at commissioning as "coil time not readable" and the driver keeps sending 0x37
+in front of every unlock, which is what makes the time safe in any case."""
+CMD_UNLOCK_TIME_REPLY = 0x39
+"""A board's coil on-time (big-endian 10 ms units). A distinct command byte from 0x37 so
+the echo of our own 0x37 on a two-wire adapter is never taken for the board's answer."""
 
 DATA_LENGTH: dict[int, int] = {
     CMD_STATUS: 0,
@@ -44,6 +57,8 @@ DATA_LENGTH: dict[int, int] = {
     CMD_UNLOCK_ALL: 0,
     CMD_STATUS_REPLY: 4,
     CMD_SET_UNLOCK_TIME: 2,
+    CMD_READ_UNLOCK_TIME: 0,
+    CMD_UNLOCK_TIME_REPLY: 2,
 }
 """Bytes of DATA each command carries; a command not listed here is not a frame we know."""
 
@@ -53,6 +68,18 @@ UNLOCK_TIME_UNIT_MS = 10
 MAX_UNLOCK_TIME_UNITS = 0xFFFF
 FRAME_OVERHEAD = 5
 """STX, ADDR, CMD, ETX, SUM."""
+AGGREGATE_ENTRY = 5
+"""Bytes per board in a 0x36 frame: BOARD, lock bits (2), key bits (2)."""
+
+
+def data_length(cmd: int, count_byte: int | None) -> int | None:
+    """DATA bytes a frame with ``cmd`` carries; for 0x36 it follows from the count byte
+    (``None`` until that byte has arrived, or for a count no bus can have)."""
+    if cmd == CMD_STATUS_ALL_REPLY:
+        if count_byte is None or count_byte > MAX_BOARDS:
+            return None
+        return 1 + AGGREGATE_ENTRY * count_byte
+    return DATA_LENGTH.get(cmd)
 
 
 def checksum(body: bytes) -> int:
@@ -106,9 +133,9 @@ def encode_frame(addr: int, cmd: int, data: bytes = b"") -> bytes:
     """Build ``02 ADDR CMD DATA 03 SUM``; refuse a DATA length the command does not carry."""
     if not 0 <= addr <= 0xFF:
         raise ValueError(f"address must be one byte, got {addr}")
-    expected = DATA_LENGTH.get(cmd)
+    expected = data_length(cmd, data[0] if data else None)
     if expected is None:
-        raise ValueError(f"unknown command 0x{cmd:02X}")
+        raise ValueError(f"unknown command 0x{cmd:02X} (or a 0x36 frame without a valid count)")
     if len(data) != expected:
         raise ValueError(f"command 0x{cmd:02X} carries {expected} data bytes, got {len(data)}")
     body = bytes((STX, addr, cmd)) + bytes(data) + bytes((ETX,))
@@ -192,7 +219,7 @@ def decode_frame(raw: bytes) -> Frame:
     if raw[0] != STX:
         raise CodecError(f"frame does not start with 02: {raw.hex(' ')}")
     cmd = raw[2]
-    expected = DATA_LENGTH.get(cmd)
+    expected = data_length(cmd, raw[3] if len(raw) > 3 else None)
     if expected is None:
         raise CodecError(f"unknown command 0x{cmd:02X}: {raw.hex(' ')}")
     if len(raw) != FRAME_OVERHEAD + expected:
@@ -218,9 +245,44 @@ def decode_status(frame: Frame) -> BoardStatus:
     return BoardStatus(frame.board, d[0] | d[1] << 8, d[2] | d[3] << 8)
 
 
+def encode_read_unlock_time(board: int) -> bytes:
+    """0x38: ask ``board`` for its coil on-time."""
+    return encode_frame(make_address(board), CMD_READ_UNLOCK_TIME)
+
+
+def encode_unlock_time_reply(board: int, time_ms: int) -> bytes:
+    """0x39: a board's coil on-time answer (what a simulator sends)."""
+    units = unlock_time_units(time_ms)
+    return encode_frame(make_address(board), CMD_UNLOCK_TIME_REPLY, units.to_bytes(2, "big"))
+
+
+def encode_status_all_reply(statuses: list[BoardStatus]) -> bytes:
+    """0x36: the aggregate answer to 0x32 (what a simulator of that firmware sends)."""
+    data = bytearray((len(statuses),))
+    for st in statuses:
+        _check_board(st.board)
+        data.append(st.board)
+        data += st.lock_bits.to_bytes(2, "little") + st.key_bits.to_bytes(2, "little")
+    return encode_frame(0x00, CMD_STATUS_ALL_REPLY, bytes(data))
+
+
+def decode_status_all(frame: Frame) -> list[BoardStatus]:
+    """The per-board statuses in a 0x36 frame."""
+    d = frame.data
+    if frame.cmd != CMD_STATUS_ALL_REPLY or not d or len(d) != 1 + AGGREGATE_ENTRY * d[0]:
+        raise CodecError(f"not an aggregate status frame: {frame.encode().hex(' ')}")
+    out = []
+    for i in range(d[0]):
+        e = d[1 + AGGREGATE_ENTRY * i : 1 + AGGREGATE_ENTRY * (i + 1)]
+        if e[0] >= MAX_BOARDS:
+            raise CodecError(f"aggregate status names board {e[0]}")
+        out.append(BoardStatus(e[0], e[1] | e[2] << 8, e[3] | e[4] << 8))
+    return out
+
+
 def decode_unlock_time_ms(frame: Frame) -> int:
-    """The coil on-time in ms carried by a 0x37 frame."""
-    if frame.cmd != CMD_SET_UNLOCK_TIME or len(frame.data) != 2:
+    """The coil on-time in ms carried by a 0x37 (set) or 0x39 (board's answer) frame."""
+    if frame.cmd not in (CMD_SET_UNLOCK_TIME, CMD_UNLOCK_TIME_REPLY) or len(frame.data) != 2:
         raise CodecError(f"not a set-unlock-time frame: {frame.encode().hex(' ')}")
     return int.from_bytes(frame.data, "big") * UNLOCK_TIME_UNIT_MS
 
@@ -267,7 +329,9 @@ class FrameParser:
                 del buf[:start]
             if len(buf) < 3:
                 return None
-            n = DATA_LENGTH.get(buf[2])
+            if buf[2] == CMD_STATUS_ALL_REPLY and len(buf) < 4:
+                return None  # the count byte decides the length
+            n = data_length(buf[2], buf[3] if len(buf) > 3 else None)
             if n is None:
                 self._skip_one()
                 continue
@@ -280,6 +344,13 @@ class FrameParser:
             raw = bytes(buf[:total])
             del buf[:total]
             return decode_frame(raw)
+
+    def drop_pending(self) -> int:
+        """Forget a partial frame (a board's inter-frame timeout ran out); return its size."""
+        n = len(self._buf)
+        self.discarded += n
+        self._buf.clear()
+        return n
 
     def _skip_one(self) -> None:
         """An 02 that does not begin a frame is noise: drop it and look for the next one."""

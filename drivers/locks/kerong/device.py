@@ -1,31 +1,36 @@
-"""Kerong KR-CU16 lock boards as a :class:`~drivers.locks.base.LockBank`.
+"""Kerong KR-CU16 lock boards as a :class:`~drivers.locks.base.LockBank`, hardened for the field.
 
 What "locked" and "safe" mean on this hardware
 ----------------------------------------------
 A Kerong lock is pulse-driven by the board itself: ``0x31`` energises one coil and the
 *board* drops it again after its unlock time (``0x37``). There is no "hold open" and no
 "relock now" command, so the host can never leave a coil latched on; the worst it can do
-is ask for a long unlock time. This driver therefore defines the safe state as:
+is ask for a long unlock time. The safe state is therefore:
 
-* no unlock is in flight and no command is queued in the driver or the port's output
-  buffer (requests are synchronous under one lock; :meth:`KerongLockBank.lock_all`
-  discards unsent output);
-* every board's unlock time is the configured cap or less — it is sent (floored to
-  10 ms units) in front of *every* unlock, so a board that lost power and came back with a
-  factory default never gets to use it (boards do not answer 0x37, so a corrupted 0x37
-  goes unseen and the board keeps its previous, also capped, time), and
-  :meth:`~KerongLockBank.lock_all` sets it to the minimum (10 ms) so a coil drops at once
-  on firmware that applies it to a running pulse, and any stray unlock is as short as the
-  board allows;
+* no unlock in flight and nothing queued (requests are synchronous under one lock;
+  :meth:`KerongLockBank.lock_all` discards unsent output);
+* every board's unlock time at the configured cap or less: it is sent in front of *every*
+  unlock, and :meth:`~KerongLockBank.lock_all` sets it to the minimum (10 ms) while the
+  driver runs; :meth:`~KerongLockBank.close` restores the configured pulse, so a board left
+  behind (keypad, service tool, the next start) opens its locks normally;
 * within ``max_pulse_ms`` of the last unlock every latch has closed, which
-  :meth:`~KerongLockBank.confirm_locked` checks: a lock still reading open after its pulse
-  is a :class:`~drivers.errors.LockFault` (jammed latch, welded coil driver).
+  :meth:`~KerongLockBank.confirm_locked` checks.
 
-``close()``, every exception path of a command that moves a latch, and process exit
-(``atexit``) all go through ``lock_all``. A bus that does not answer is always a
-:class:`~drivers.errors.LockBoardError`, never a success: even on boards that stay silent
-after ``0x31`` the driver follows the unlock with a status read, so an unlock only returns
-once a board has spoken.
+Field faults (issue 13)
+-----------------------
+* Every transport failure is a :class:`~drivers.errors.BusFault` (a ``LockBoardError``);
+  the port is reopened with backoff on later calls and ``bus_ok`` / ``on_bus_change``
+  report when it works again (:mod:`.link`).
+* Unlock retries are idempotent: once a pulse may have gone out, a retry first *reads* the
+  lock (listening for a late answer before it sends anything) and pulses again only if it
+  reads locked. A lock is never pulsed twice for one intent while it reads unlocked.
+* Half duplex: one frame at a time, each waiting for its reply window or the turnaround.
+* A board that misses ``quarantine_after`` sweeps in a row is quarantined: later sweeps skip
+  it (so they stay fast for the others) and re-probe it every ``reprobe_s``. Its slots are
+  reported through :class:`~drivers.errors.PartialStatus`.
+* ``0x32`` answered either as one aggregate ``0x36`` frame or one ``0x35`` per board; which
+  one is detected by :meth:`~KerongLockBank.commission`, which also sets and reads back
+  every board's coil time.
 """
 
 from __future__ import annotations
@@ -37,80 +42,44 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
-import serial
-
-from drivers.errors import LockBoardError, LockFault
+from drivers.errors import BusFault, LockBoardError, LockFault, PartialStatus
 from drivers.locks.base import HARD_MAX_PULSE_MS, SlotState, cap_pulse
+from drivers.locks.duty import DutyCycle, DutyLimit
+from drivers.locks.kerong import link as link_module
 from drivers.locks.kerong.codec import (
     CHANNELS_PER_BOARD,
-    CMD_STATUS,
     CMD_STATUS_REPLY,
-    CMD_UNLOCK,
-    CMD_UNLOCK_ALL,
+    CMD_UNLOCK_TIME_REPLY,
     MAX_BOARDS,
     UNLOCK_TIME_UNIT_MS,
     BoardStatus,
-    FrameParser,
+    Frame,
     decode_status,
+    decode_unlock_time_ms,
+    encode_read_unlock_time,
     encode_set_unlock_time,
-    encode_status_all,
     encode_status_request,
     encode_unlock,
     encode_unlock_all,
 )
+from drivers.locks.kerong.link import (
+    DEFAULT_BAUDRATE,
+    POLL_S,
+    BusListener,
+    Link,
+    SerialPort,
+    open_port,
+)
+from drivers.locks.kerong.sweep import CommissionReport, StatusVariant, Sweeper
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BAUDRATE = 19200
-POLL_S = 0.02
-"""Longest single blocking read; the reply deadline is enforced around it."""
-QUIET_S = 0.02
-"""How long the line must stay silent before the next request when an exchange did not
-end cleanly: a second answer is still possible (a board configured as silent that answers
-0x31 after all), or noise, a bad checksum or half a frame came with the answer. About ten
-frame times at 19200 baud; deliberately not 3.5 character times (1.8 ms, the Modbus RTU
-gap), because a USB RS-485 adapter delivers bytes in bursts up to its latency timer
-(16 ms by default on FTDI) late, so a shorter host-side gap would not prove the line quiet.
-An exchange that did end cleanly (every answer the request can draw came, checksums good,
-nothing else on the line) ends at once: there is nothing left to wait for."""
+__all__ = [
+    "DEFAULT_BAUDRATE", "POLL_S", "CommissionReport", "KerongLockBank", "SerialPort",
+    "StatusVariant", "open_port",
+]
 
-REPLYING_COMMANDS = frozenset({CMD_STATUS, CMD_UNLOCK, CMD_UNLOCK_ALL})
-"""Requests a board may answer with a 0x35 status frame (0x31/0x33 only on firmware that
-answers unlocks, so they count as "may")."""
-
-
-class SerialPort(Protocol):
-    """The part of a pyserial port the driver uses (any ``serial_for_url`` result fits)."""
-
-    @property
-    def timeout(self) -> float | None: ...
-    @timeout.setter
-    def timeout(self, value: float | None) -> None: ...
-    @property
-    def in_waiting(self) -> int: ...
-    def read(self, size: int = 1, /) -> bytes: ...
-    def write(self, data: bytes, /) -> int | None: ...
-    def flush(self) -> None: ...
-    def reset_input_buffer(self) -> None: ...
-    def reset_output_buffer(self) -> None: ...
-    def close(self) -> None: ...
-
-
-def open_port(url: str, *, baudrate: int = DEFAULT_BAUDRATE, timeout: float = POLL_S) -> SerialPort:
-    """Open the bus from a URL: ``/dev/ttyUSB0``, ``socket://host:port`` or ``loop://``.
-
-    8N1 is what every Kerong board speaks; only the baud rate varies between installs.
-    """
-    try:
-        port: SerialPort = serial.serial_for_url(
-            url, baudrate=baudrate, bytesize=8, parity="N", stopbits=1,
-            timeout=timeout, write_timeout=1.0,
-        )
-    except (serial.SerialException, OSError, ValueError) as exc:
-        raise LockBoardError(f"cannot open Kerong lock bus {url!r}: {exc}") from exc
-    return port
 
 
 def _bounded(name: str, value: float, low: float, high: float) -> None:
@@ -132,9 +101,9 @@ class KerongLockBank:
     """One RS-485 bus of up to 16 Kerong boards, addressed by cabinet slot number.
 
     Every request/response runs under one internal lock, so the cabinet may call from
-    several worker threads. Commands are retried ``retries`` times with exponential
-    backoff (``backoff_s`` doubling, at most ``backoff_max_s``), each attempt waiting at
-    most ``reply_timeout_s``; so the worst case of any call is bounded and known.
+    several worker threads. Reads are retried ``retries`` times with exponential backoff
+    (``backoff_s`` doubling, at most ``backoff_max_s``), each attempt waiting at most
+    ``reply_timeout_s``; so the worst case of any call is bounded and known.
     """
 
     def __init__(
@@ -154,29 +123,47 @@ class KerongLockBank:
         baudrate: int = DEFAULT_BAUDRATE,
         sleep: Callable[[float], None] = time.sleep,
         register_atexit: bool = True,
+        turnaround_s: float = 0.004,
+        reopen_backoff_s: float = 0.1,
+        reopen_backoff_max_s: float = 5.0,
+        quarantine_after: int = 2,
+        reprobe_s: float = 5.0,
+        status_variant: StatusVariant = "off",
+        pulse_ms: int | None = None,
+        duty: DutyLimit | None = None,
+        opener: Callable[[], SerialPort] | None = None,
+        on_bus_change: BusListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Validate the configuration, then take over ``port`` (or open it from a URL).
 
-        ``slot_map`` is ``{slot: (board 0-15, channel 1-16)}``; one channel per slot.
-        ``max_pulse_ms`` (10–2000) caps every pulse through :func:`cap_pulse`.
-        ``bit_set_means_locked`` and ``board_answers_unlock`` describe the firmware: which
-        way round the lock bits are, and whether a board answers 0x31/0x33 with a status
-        frame (if not, the driver asks for status itself). ``verify_release`` makes an
-        unlock whose lock still reads locked a :class:`LockFault`. Out-of-range values are a
-        ``ValueError`` at start-up, never a surprise on the bus. ``sleep`` is injectable so
-        tests can move a simulated clock instead of waiting; ``register_atexit`` adds the
-        exit hook that runs :meth:`close`.
+        ``slot_map`` is ``{slot: (board 0-15, channel 1-16)}``. ``max_pulse_ms`` (10–2000)
+        caps every pulse; ``pulse_ms`` (default: 500 ms within the cap) is the coil time set
+        at commissioning and restored on close. ``bit_set_means_locked`` and
+        ``board_answers_unlock`` describe the firmware. ``turnaround_s`` is the gap after a
+        frame no board answers. ``quarantine_after``/``reprobe_s`` govern dead boards,
+        ``reopen_backoff_s``/``reopen_backoff_max_s`` a dead port. ``duty`` limits how often
+        one coil may pulse. ``opener`` reopens an injected port (a URL reopens itself).
+        ``sleep`` (backoff only) and ``clock`` are injectable for tests.
         """
         _bounded("max_pulse_ms", max_pulse_ms, UNLOCK_TIME_UNIT_MS, HARD_MAX_PULSE_MS)
         _bounded("retries", retries, 0, 10)
         _bounded("backoff_s", backoff_s, 0.0, 2.0)
         _bounded("backoff_max_s", backoff_max_s, backoff_s, 5.0)
         _bounded("reply_timeout_s", reply_timeout_s, 0.01, 5.0)
+        _bounded("turnaround_s", turnaround_s, 0.0, 0.1)
+        _bounded("reopen_backoff_s", reopen_backoff_s, 0.01, 10.0)
+        _bounded("reopen_backoff_max_s", reopen_backoff_max_s, reopen_backoff_s, 60.0)
+        _bounded("quarantine_after", quarantine_after, 1, 100)
+        _bounded("reprobe_s", reprobe_s, 0.1, 600.0)
+        if status_variant not in ("off", "per-board", "aggregate"):
+            raise ValueError(f"status_variant must be off, per-board or aggregate, got {status_variant!r}")
         self._locations = self._check_map(slot_map)
         self._by_board: dict[int, dict[int, int]] = {}
         for slot, (board, channel) in sorted(self._locations.items()):
             self._by_board.setdefault(board, {})[channel] = slot
         self._max_pulse_ms = max_pulse_ms
+        self._pulse_ms = cap_pulse(pulse_ms, configured_max_ms=max_pulse_ms)
         self._set_means_locked = bit_set_means_locked
         self._answers_unlock = board_answers_unlock
         self._allow_unlock_all = allow_unlock_all
@@ -186,12 +173,21 @@ class KerongLockBank:
         self._backoff_max_s = backoff_max_s
         self._reply_timeout_s = reply_timeout_s
         self._sleep = sleep
+        self._clock = clock
+        self._duty = DutyCycle(duty, clock=clock) if duty is not None else None
         self._bus = threading.RLock()
         self._closed = False
         self._unconfirmed: set[int] = set()
-        self._port = open_port(port, baudrate=baudrate) if isinstance(port, str) else port
-        # An injected port may block forever on read; the deadline loop needs short reads.
-        self._port.timeout = min(POLL_S, reply_timeout_s)
+        self._link = Link(
+            port, opener=opener, baudrate=baudrate, reply_timeout_s=reply_timeout_s,
+            turnaround_s=turnaround_s, reopen_backoff_s=reopen_backoff_s,
+            reopen_backoff_max_s=reopen_backoff_max_s, clock=clock, on_bus_change=on_bus_change,
+        )
+        self._sweeper = Sweeper(
+            self._link, tuple(self._by_board), read_status=self._read_status,
+            name=self._board_name, clock=clock, quarantine_after=quarantine_after,
+            reprobe_s=reprobe_s, variant=status_variant,
+        )
         self._atexit_hook: Callable[[], None] | None = None
         if register_atexit:
             self._atexit_hook = functools.partial(_close_at_exit, weakref.ref(self))
@@ -218,6 +214,41 @@ class KerongLockBank:
             seen[(board, channel)] = slot
         return dict(slot_map)
 
+    # -- bus health ------------------------------------------------------------------------------
+    @property
+    def bus_ok(self) -> bool:
+        """False from a transport failure until a board answers again (poll this, or pass
+        ``on_bus_change``)."""
+        return self._link.bus_ok
+
+    @property
+    def bus_fault(self) -> str | None:
+        """Why the bus is down, or ``None``."""
+        return self._link.fault
+
+    @property
+    def quarantined(self) -> tuple[int, ...]:
+        """Boards skipped by status sweeps until a re-probe finds them answering."""
+        with self._bus:
+            return self._sweeper.quarantined
+
+    @property
+    def status_variant(self) -> StatusVariant:
+        """How status sweeps ask (set by :meth:`commission`, or forced by the config)."""
+        return self._sweeper.variant
+
+    @status_variant.setter
+    def status_variant(self, variant: StatusVariant) -> None:
+        self._sweeper.variant = variant
+
+    @property
+    def on_bus_change(self) -> BusListener | None:
+        return self._link.on_bus_change
+
+    @on_bus_change.setter
+    def on_bus_change(self, listener: BusListener | None) -> None:
+        self._link.on_bus_change = listener
+
     # -- the LockBank interface ------------------------------------------------------------
     @property
     def slots(self) -> tuple[int, ...]:
@@ -243,43 +274,50 @@ class KerongLockBank:
             raise LockBoardError(f"slot {slot} is not on this Kerong bus") from None
 
     def unlock(self, slot: int, pulse_ms: int | None = None) -> None:
-        """Release ``slot`` for ``pulse_ms`` (capped) and return once a board confirmed it.
+        """Release ``slot`` for ``pulse_ms`` (capped) once, and return once a board confirmed it.
 
-        The board's unlock time is set just before the unlock so the pulse is what was
-        asked, not whatever the board last held. Raises :class:`LockBoardError` naming
-        board, channel and slot if no valid reply came, and :class:`LockFault` if the lock
-        still reads locked after the command (``verify_release``).
+        Raises :class:`~drivers.errors.DutyCycleExceeded` (before any byte) if the coil
+        pulsed too recently, :class:`LockBoardError` naming board, channel and slot if no
+        valid reply came, :class:`BusFault` if the transport failed, and :class:`LockFault`
+        if the lock still reads locked after the command (``verify_release``).
         """
         board, channel = self.location(slot)
         pulse = cap_pulse(pulse_ms, configured_max_ms=self._max_pulse_ms)
-        frames = [encode_set_unlock_time(board, pulse), encode_unlock(board, channel)]
-        if not self._answers_unlock:
-            frames.append(encode_status_request(board))
+        what = f"{self._name(slot)}: unlock"
         with self._bus:
             self._check_open()
-            self._unconfirmed.add(slot)  # from the first byte on, the latch may be free
-            st = self._guarded(board, frames, f"{self._name(slot)}: unlock")
+            try:
+                st = self._unlock_once(slot, board, channel, pulse, what)
+            except BaseException:
+                self.lock_all()
+                raise
         if self._verify_release and self._is_locked(st, channel):
             raise LockFault(
                 slot, f"Kerong board {board} channel {channel} still reads locked after unlock"
             )
 
     def status(self) -> dict[int, SlotState]:
-        """Poll every board (0x30 each, so a silent board is named) and map bits to slots.
+        """Every mapped slot's lock and key bits.
 
-        If any board fails, raises one :class:`LockBoardError` naming every failed board;
-        :meth:`read_board` reads one board alone.
+        Healthy boards are asked with one 0x32 (if commissioning found a variant) or one
+        0x30 each; quarantined boards are skipped except for their periodic re-probe. If
+        some boards failed, raises :class:`PartialStatus` carrying the others' slots; if all
+        failed, a plain :class:`LockBoardError`; a transport failure is a :class:`BusFault`.
         """
+        with self._bus:
+            self._check_open()
+            got, failures = self._sweeper.sweep()
         result: dict[int, SlotState] = {}
-        failures: list[str] = []
-        for board in self.boards:
-            try:
-                result.update(self.read_board(board))
-            except LockBoardError as exc:
-                failures.append(str(exc))
+        for board, st in got.items():
+            for ch, slot in self._by_board[board].items():
+                result[slot] = self._slot_state(slot, st, ch)
+        result = dict(sorted(result.items()))
         if failures:
-            raise LockBoardError("; ".join(failures))
-        return dict(sorted(result.items()))
+            message = "; ".join(failures[b] for b in sorted(failures))
+            if result:
+                raise PartialStatus(message, status=result, failed=failures)
+            raise LockBoardError(message)
+        return result
 
     def lock_all(self) -> None:
         """Bring the bus to the safe state described in the module docstring. Never raises.
@@ -290,34 +328,22 @@ class KerongLockBank:
         with self._bus:
             if self._closed:
                 return
-            for action in (self._port.reset_output_buffer, self._port.reset_input_buffer):
-                try:
-                    action()
-                except Exception as exc:
-                    log.warning("Kerong lock_all: %s failed: %s", action.__name__, exc)
+            self._link.discard_output()
             for board in self.boards:
-                try:
-                    self._port.write(encode_set_unlock_time(board, UNLOCK_TIME_UNIT_MS))
-                except Exception as exc:  # one silent board must not stop the others
-                    log.warning("Kerong lock_all: board %d: %s", board, exc)
-            try:
-                self._port.flush()
-            except Exception as exc:
-                log.warning("Kerong lock_all: flush failed: %s", exc)
+                self._link.write_best_effort(encode_set_unlock_time(board, UNLOCK_TIME_UNIT_MS))
 
     def close(self) -> None:
-        """Lock everything, release the port, and drop the atexit hook. Idempotent."""
+        """Lock everything, restore the configured coil time, release the port. Idempotent."""
         with self._bus:
             if self._closed:
                 return
             try:
                 self.lock_all()
+                for board in self.boards:
+                    self._link.write_best_effort(encode_set_unlock_time(board, self._pulse_ms))
             finally:
                 self._closed = True
-                try:
-                    self._port.close()
-                except Exception as exc:
-                    log.warning("Kerong close: %s", exc)
+                self._link.close()
                 if self._atexit_hook is not None:
                     atexit.unregister(self._atexit_hook)
                     self._atexit_hook = None
@@ -332,8 +358,6 @@ class KerongLockBank:
     def confirm_locked(self, slot: int) -> SlotState:
         """Read ``slot`` back after its pulse: raise :class:`LockFault` if it is still open.
 
-        The cabinet calls this once the pulse it asked for has elapsed (or uses
-        :meth:`unlock_and_confirm`). A slot that reads locked leaves :attr:`unconfirmed`.
         On pop-open locker compartments the lock reads unlocked until a person shuts the
         door, so there the cabinet calls this after the door sensor says shut, or treats
         the fault as "door left open".
@@ -341,9 +365,7 @@ class KerongLockBank:
         board, channel = self.location(slot)
         with self._bus:
             self._check_open()
-            st = self._transact(
-                board, [encode_status_request(board)], f"{self._name(slot)}: confirm locked"
-            )
+            st = self._read_status(board, f"{self._name(slot)}: confirm locked")
             state = self._slot_state(slot, st, channel)
             if not state.locked:
                 raise LockFault(
@@ -357,11 +379,7 @@ class KerongLockBank:
     def unlock_and_confirm(
         self, slot: int, pulse_ms: int | None = None, *, grace_ms: int = 250
     ) -> SlotState:
-        """Unlock, wait for the pulse plus ``grace_ms``, then :meth:`confirm_locked`.
-
-        Blocks for the whole pulse; the cabinet normally calls :meth:`unlock` and later
-        :meth:`confirm_locked` instead, so a person can take the key meanwhile.
-        """
+        """Unlock, wait for the pulse plus ``grace_ms``, then :meth:`confirm_locked`."""
         pulse = cap_pulse(pulse_ms, configured_max_ms=self._max_pulse_ms)
         self.unlock(slot, pulse)
         self._sleep((pulse + max(0, grace_ms)) / 1000)
@@ -373,58 +391,195 @@ class KerongLockBank:
             raise LockBoardError(f"Kerong board {board} carries no slot on this bus")
         with self._bus:
             self._check_open()
-            st = self._transact(
-                board, [encode_status_request(board)],
-                f"Kerong board {board} (slots {self._slot_list(board)}): status",
-            )
+            st = self._read_status(board, f"{self._board_name(board)}: status")
         return {slot: self._slot_state(slot, st, ch) for ch, slot in self._by_board[board].items()}
 
     def scan(self) -> dict[int, BoardStatus]:
-        """Broadcast 0x32 and collect every board that answers within the reply timeout.
+        """Broadcast 0x32 and collect every board that answers (either reply variant).
 
-        For commissioning: shows which addresses are alive, mapped or not. No retries;
-        an empty result means nothing answered.
+        For commissioning: shows which addresses are alive, mapped or not. No retries.
         """
-        found: dict[int, BoardStatus] = {}
         with self._bus:
             self._check_open()
-            try:
-                self._port.reset_input_buffer()
-                self._port.write(encode_status_all())
-                self._port.flush()
-                parser = FrameParser()
-                deadline = time.monotonic() + self._reply_timeout_s
-                while time.monotonic() < deadline:
-                    frames, _ = parser.feed_all(self._port.read(max(1, self._port.in_waiting)))
-                    for frame in frames:
-                        if frame.cmd == CMD_STATUS_REPLY:
-                            found[frame.board] = decode_status(frame)
-            except (serial.SerialException, OSError) as exc:
-                self.lock_all()
-                raise LockBoardError(f"Kerong bus scan: transport error: {exc}") from exc
+            found, _variant = self._sweeper.broadcast(set(range(MAX_BOARDS)))
         return dict(sorted(found.items()))
 
-    def unlock_all(self, board: int) -> None:
-        """0x33: release every lock of ``board`` at once — refused unless configured.
+    def commission(self) -> CommissionReport:
+        """Start-up check: which boards answer, which 0x32 variant they speak, coil times.
 
-        Opening a whole board empties the cabinet's protection in one frame, so it is off
-        by default and refused before a single byte is written.
+        Sets :attr:`status_variant` from what answered 0x32, then sets every answering
+        mapped board's coil time to the configured pulse and reads it back (0x38/0x39). A
+        board that reads back a different time is a :class:`LockBoardError`: it would
+        open its locks for a time nobody configured. A board that does not answer the
+        read-back is reported (``coil_ms[board] is None``), not refused.
         """
+        with self._bus:
+            self._check_open()
+            found, variant = self._sweeper.broadcast(set(range(MAX_BOARDS)))
+            self.status_variant = variant
+            for board in self.boards:
+                if board in found:
+                    continue
+                try:  # firmware without 0x32: ask each board alone
+                    found[board] = self._read_status(board, f"{self._board_name(board)}: probe")
+                except BusFault:
+                    raise
+                except LockBoardError as exc:
+                    log.warning("commissioning: %s", exc)
+            coil: dict[int, int | None] = {}
+            for board in self.boards:
+                if board in found:
+                    coil[board] = self._set_and_read_coil_time(board, self._pulse_ms)
+        mapped = set(self.boards)
+        report = CommissionReport(
+            variant=variant,
+            answering=tuple(sorted(found)),
+            missing=tuple(sorted(mapped - set(found))),
+            unmapped=tuple(sorted(set(found) - mapped)),
+            coil_ms=coil,
+        )
+        log.info("Kerong commissioning: %s", report)
+        return report
+
+    def unlock_all(self, board: int) -> None:
+        """0x33: release every lock of ``board`` at once — refused unless configured."""
         if not self._allow_unlock_all:
             raise LockBoardError(
                 f"Kerong board {board}: unlock-all (0x33) refused: allow_unlock_all is off"
             )
         if board not in self._by_board:
             raise LockBoardError(f"Kerong board {board} carries no slot on this bus")
-        frames = [encode_set_unlock_time(board, self._max_pulse_ms), encode_unlock_all(board)]
-        if not self._answers_unlock:
-            frames.append(encode_status_request(board))
+        what = f"Kerong board {board}: unlock all"
         with self._bus:
             self._check_open()
             self._unconfirmed.update(self._by_board[board].values())
-            self._guarded(board, frames, f"Kerong board {board}: unlock all")
+            try:
+                st, _reason = self._pulse_frames(
+                    board, encode_unlock_all(board), self._max_pulse_ms
+                )
+                if st is None:
+                    self._read_status(board, what)
+            except BaseException:
+                self.lock_all()
+                raise
 
-    # -- internals -------------------------------------------------------------------------
+    # -- internals: unlock -----------------------------------------------------------------------
+    def _unlock_once(
+        self, slot: int, board: int, channel: int, pulse: int, what: str
+    ) -> BoardStatus:
+        """Pulse once; on a lost answer read before pulsing again (see module docstring)."""
+        attempts = self._retries + 1
+        pulsed = False
+        reason = "no attempt made"
+        for attempt in range(attempts):
+            if attempt:
+                self._sleep(min(self._backoff_max_s, self._backoff_s * 2 ** (attempt - 1)))
+            if pulsed:
+                st, reason = self._reread(board)
+                if st is None:
+                    log.info("%s: attempt %d/%d: %s", what, attempt + 1, attempts, reason)
+                    continue
+                if not self._is_locked(st, channel):
+                    return st  # the first pulse worked; its answer was only late or lost
+                log.warning("%s: reads locked after a pulse whose answer was lost; pulsing again",
+                            what)
+            if self._duty is not None:
+                self._duty.admit(slot, pulse)
+            self._unconfirmed.add(slot)  # from the first byte on, the latch may be free
+            try:
+                st, reason = self._pulse_frames(board, encode_unlock(board, channel), pulse)
+            except BusFault as exc:
+                raise BusFault(f"{what}: {exc}") from exc
+            pulsed = True
+            if st is not None:
+                return st
+            log.info("%s: attempt %d/%d: %s", what, attempt + 1, attempts, reason)
+        raise LockBoardError(f"{what}: {reason} (after {attempts} attempts)")
+
+    def _pulse_frames(
+        self, board: int, unlock_frame: bytes, pulse: int
+    ) -> tuple[BoardStatus | None, str]:
+        """0x37 (coil time), then the unlock frame, then the status answer.
+
+        A board that answers unlocks gets its reply window after 0x31. A board configured
+        silent gets a short listening window (``QUIET_S``) before the 0x30 goes out, so a
+        misconfigured board's answer can neither collide with the 0x30 nor be taken for its
+        answer; if an answer does come in that window, it *is* the status after the unlock.
+        """
+        link = self._link
+        link.send(encode_set_unlock_time(board, pulse))
+        link.send(unlock_frame)
+        if self._answers_unlock:
+            frames, reason = link.collect(self._status_of(board))
+            return self._last_status(frames), reason
+        frames, _ = link.collect(self._status_of(board), window_s=link_module.QUIET_S)
+        if frames:
+            return self._last_status(frames), ""
+        link.send(encode_status_request(board))
+        # A board configured silent may still answer the 0x31, late: then two answers come
+        # and the second must not be left in the line for the next request to take.
+        frames, reason = link.collect(self._status_of(board), count=2)
+        return self._last_status(frames), reason
+
+    def _reread(self, board: int) -> tuple[BoardStatus | None, str]:
+        """Status only, for a retry after a pulse: first listen (a late answer to the pulse
+        is still on its way and must not collide with a new frame), then ask."""
+        link = self._link
+        frames, _ = link.collect(self._status_of(board), window_s=link_module.QUIET_S)
+        if frames:
+            return self._last_status(frames), ""
+        link.send(encode_status_request(board), flush_input=False)
+        frames, reason = link.collect(self._status_of(board), count=2)  # a late one may follow
+        return self._last_status(frames), reason
+
+    # -- internals: status -----------------------------------------------------------------------
+    def _read_status(self, board: int, what: str, *, attempts: int | None = None) -> BoardStatus:
+        """0x30 to one board with bounded retries and backoff."""
+        total = self._retries + 1 if attempts is None else attempts
+        reason = "no attempt made"
+        for attempt in range(total):
+            if attempt:
+                self._sleep(min(self._backoff_max_s, self._backoff_s * 2 ** (attempt - 1)))
+            try:
+                self._link.send(encode_status_request(board))
+                frames, reason = self._link.collect(self._status_of(board))
+            except BusFault as exc:
+                raise BusFault(f"{what}: {exc}") from exc
+            st = self._last_status(frames)
+            if st is not None:
+                return st
+            log.info("%s: attempt %d/%d failed: %s", what, attempt + 1, total, reason)
+        raise LockBoardError(f"{what}: {reason} (after {total} attempts)")
+
+    def _set_and_read_coil_time(self, board: int, time_ms: int) -> int | None:
+        link = self._link
+        link.send(encode_set_unlock_time(board, time_ms))
+        link.send(encode_read_unlock_time(board))
+        frames, reason = link.collect(
+            lambda f: f.cmd == CMD_UNLOCK_TIME_REPLY and f.board == board
+        )
+        if not frames:
+            log.warning("Kerong board %d: coil time not readable (%s); it is set before "
+                        "every unlock instead", board, reason)
+            return None
+        got = decode_unlock_time_ms(frames[-1])
+        expected = max(1, time_ms // UNLOCK_TIME_UNIT_MS) * UNLOCK_TIME_UNIT_MS
+        if got != expected:
+            raise LockBoardError(
+                f"Kerong board {board}: coil time reads back {got} ms after setting {expected} ms"
+            )
+        return got
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _status_of(board: int) -> Callable[[Frame], bool]:
+        return lambda f: f.cmd == CMD_STATUS_REPLY and f.board == board
+
+    @staticmethod
+    def _last_status(frames: list[Frame]) -> BoardStatus | None:
+        """The newest matching answer: after an unlock the last one is the freshest state."""
+        return decode_status(frames[-1]) if frames else None
+
     def _check_open(self) -> None:
         if self._closed:
             raise LockBoardError("Kerong lock bank is closed")
@@ -433,8 +588,9 @@ class KerongLockBank:
         board, channel = self._locations[slot]
         return f"Kerong board {board} channel {channel} (slot {slot})"
 
-    def _slot_list(self, board: int) -> str:
-        return ",".join(str(s) for s in sorted(self._by_board[board].values()))
+    def _board_name(self, board: int) -> str:
+        slots = ",".join(str(s) for s in sorted(self._by_board[board].values()))
+        return f"Kerong board {board} (slots {slots})"
 
     def _is_locked(self, st: BoardStatus, channel: int) -> bool:
         return st.lock_bit(channel) == self._set_means_locked
@@ -442,89 +598,3 @@ class KerongLockBank:
     def _slot_state(self, slot: int, st: BoardStatus, channel: int) -> SlotState:
         locked = self._is_locked(st, channel)
         return SlotState(slot=slot, locked=locked, key_present=st.key_bit(channel))
-
-    def _guarded(self, board: int, frames: list[bytes], what: str) -> BoardStatus:
-        """A command that moves a latch: on any failure, bring the bus to the safe state."""
-        try:
-            return self._transact(board, frames, what)
-        except BaseException:
-            self.lock_all()
-            raise
-
-    def _transact(self, board: int, frames: list[bytes], what: str) -> BoardStatus:
-        """Write ``frames`` and wait for ``board``'s status frame; retry with backoff.
-
-        The caller holds the bus lock. Stale input is discarded first so a late answer to
-        an earlier request can never be taken for this one.
-        """
-        attempts = self._retries + 1
-        reason = "no attempt made"
-        request = b"".join(frames)
-        replies = sum(1 for frame in frames if frame[2] in REPLYING_COMMANDS)
-        for attempt in range(attempts):
-            if attempt:
-                self._sleep(min(self._backoff_max_s, self._backoff_s * 2 ** (attempt - 1)))
-            try:
-                self._port.reset_input_buffer()
-                # One write: the same bytes back to back as frame-by-frame writes, but one
-                # syscall, and on a TCP bus (the simulator, serial servers) Nagle's algorithm
-                # cannot hold the second frame back until the first is acknowledged.
-                self._port.write(request)
-                self._port.flush()
-                st, reason = self._await_status(board, replies)
-            except (serial.SerialException, OSError) as exc:
-                reason = f"transport error: {exc}"
-                continue
-            if st is not None:
-                return st
-            log.info("%s: attempt %d/%d failed: %s", what, attempt + 1, attempts, reason)
-        raise LockBoardError(f"{what}: {reason} (after {attempts} attempts)")
-
-    def _await_status(self, board: int, replies: int = 1) -> tuple[BoardStatus | None, str]:
-        """Read until ``board``'s 0x35 frame arrives and no other answer can follow.
-
-        Frames from other boards and echoes of our own request (common on two-wire RS-485
-        adapters) are skipped. ``replies`` is how many status frames the request can draw
-        at most (a 0x30 alone: one; 0x31 then 0x30: two, if the board answers unlocks).
-        Once that many matches came, with good checksums, no noise and no half frame held
-        back, the exchange is over and the answer is returned at once: waiting longer
-        could only hear a board nobody addressed. Otherwise, after the first match the
-        driver keeps listening until no byte came for ``QUIET_S`` and keeps the *last*
-        match: a board that answers unlock although configured as silent sends two status
-        frames (unlock, then status), and the second must not be left in the line to be
-        taken for the next request's answer; and after noise the line is given time to
-        settle before the next request. The reason string says what was seen instead of
-        an answer.
-        """
-        parser = FrameParser()
-        received = 0
-        bad = 0
-        matches = 0
-        found: BoardStatus | None = None
-        deadline = time.monotonic() + self._reply_timeout_s
-        hard_stop = deadline  # replaced at the first match; bounds a babbling line
-        while time.monotonic() < deadline:
-            chunk = self._port.read(max(1, self._port.in_waiting))
-            if not chunk:
-                continue
-            received += len(chunk)
-            frames, errors = parser.feed_all(chunk)
-            bad += len(errors)
-            for frame in frames:
-                if frame.cmd == CMD_STATUS_REPLY and frame.board == board:
-                    if found is None:
-                        hard_stop = time.monotonic() + self._reply_timeout_s
-                    found = decode_status(frame)
-                    matches += 1
-            if found is None:
-                continue
-            if matches >= replies and not bad and not parser.discarded and not parser.pending:
-                break  # a complete, clean exchange: nothing more can come
-            deadline = min(hard_stop, time.monotonic() + QUIET_S)  # wait for the line to go quiet
-        if found is not None:
-            return found, ""
-        if bad:
-            return None, f"{bad} reply frame(s) with a bad checksum"
-        if received:
-            return None, f"no valid status reply ({received} bytes of garbage or other frames)"
-        return None, f"no reply within {self._reply_timeout_s:.2f} s"

@@ -1,0 +1,167 @@
+"""The draw flow (K3, K6, K7, K10): the keys a person may draw now, their choice and reason,
+the custodian's co-sign for master keys, and the loan once the sensor sees the key leave."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy.orm import Session as DbSession
+
+from kiosk import policy, records
+from kiosk import session as flow
+from kiosk.audit import NewEvent
+from kiosk.cabinet.contract import Core
+from kiosk.cabinet.options import CabinetError
+from kiosk.messages import REASONS
+from kiosk.services import tx
+from kiosk.visit import DrawPlan
+
+MAX_KEYS = 5
+
+
+def check_reason(reason_code: str, reason_text: str | None) -> None:
+    """K3: every draw has a reason; "other" needs it in words."""
+    if reason_code not in REASONS or (reason_code == "other" and not (reason_text or "").strip()):
+        raise CabinetError("reason_required")
+
+
+class DrawFlow:
+    name = "draw"
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        core.register_flow(self.name, self)
+        core.on_tap(flow.State.AWAIT_COSIGN, self.cosign_tap)
+        core.on_command(flow.Taken, self.taken)
+        core.on_intent("draw", self.intent)
+        core.on_ended("drawn", self.tell_drawn)
+
+    def context(self, s: DbSession, now: dt.datetime) -> policy.DrawContext:
+        person, card = self.core.visit.person, self.core.visit.card
+        assert person is not None and card is not None
+        return policy.DrawContext(
+            person=person, card=card, now=now, calendar=self.core.calendar,
+            rights=records.rights_for(s, person=person),
+            approvals=records.approvals_for(s, person_id=person.id),
+            authorizations=records.authorizations_for(s, person_id=person.id),
+            phone_confirmation_required=self.core.options.phone_confirmation_required,
+        )
+
+    def load_choices(self, now: dt.datetime) -> None:
+        with DbSession(self.core.engine) as s:
+            ctx = self.context(s, now)
+            keys = records.cabinet_keys(s, cabinet_id=self.core.cabinet_id)
+        self.core.visit.choices = policy.drawable(ctx, keys)
+
+    async def choose(self, key_numbers: list[str], reason_code: str,
+                     reason_text: str | None) -> None:
+        core = self.core
+        if core.session.state != flow.State.CHOOSING:
+            raise core.busy("draw can be chosen")
+        check_reason(reason_code, reason_text)
+        if not key_numbers or len(set(key_numbers)) != len(key_numbers) \
+                or len(key_numbers) > MAX_KEYS:
+            raise CabinetError("key_unknown", "choose one to five different keys")
+        now = core.clock()
+        plans: dict[int, DrawPlan] = {}
+        needs: set[policy.Need] = set()
+        with DbSession(core.engine) as s:
+            ctx = self.context(s, now)
+            for number in key_numbers:
+                key = records.key_by_number(s, cabinet_id=core.cabinet_id, key_number=number)
+                if key is None:
+                    raise CabinetError("key_unknown", number)
+                decision = policy.decide_draw(ctx, key)
+                if not decision.allowed:
+                    core.deny(decision, person=core.visit.person, key=key)
+                    raise CabinetError(decision.code, decision.reason)
+                assert key.home_slot is not None
+                plans[key.home_slot] = DrawPlan(key, decision, reason_code, reason_text)
+                needs |= decision.needs
+        if policy.Need.DUTY_MANAGER in needs and core.visit.manager is None:
+            raise CabinetError("await_manager")  # cannot happen: night visits start there
+        core.visit.draws = plans
+        event = flow.DrawChosen(now, tuple(plans), needs_cosign=policy.Need.COSIGN in needs)
+        await core.apply(core.session.handle(event))
+
+    async def cosign_tap(self, uid: str, card: policy.CardFacts | None,
+                         person: policy.PersonFacts | None, now: dt.datetime) -> None:
+        """K3: a master key waits for a custodian's badge; the custodian is the issuer."""
+        core = self.core
+        decision = policy.decide_cosign(
+            core.visit.person,  # type: ignore[arg-type]
+            person or policy.PersonFacts(uuid.uuid4(), "?", frozenset()),
+            policy.identify(card, person, now),
+        )
+        if not decision.allowed:
+            core.deny(decision, uid=uid, person=person)
+            return
+        assert person is not None
+        core.visit.cosigner = person
+        await core.apply(core.session.handle(flow.Cosigned(now, person.id)))
+
+    def intent(self, slot: int, actors: list[str]) -> NewEvent:
+        v = self.core.visit
+        plan = v.draws[slot]
+        return NewEvent(
+            type="draw.intent", actors=actors, slot=slot, key_number=plan.key.key_number,
+            decision="allow", rules=list(plan.decision.rules),
+            payload={
+                "borrower": str(v.person.id) if v.person else None,
+                "duty_manager": str(v.manager.id) if v.manager else None,
+                "issuer": str(v.cosigner.id) if v.cosigner else None,
+                "reason_code": plan.reason_code, "reason_text": plan.reason_text,
+                "approval": str(plan.decision.approval_id) if plan.decision.approval_id else None,
+                "authorization": str(plan.decision.authorization_id)
+                if plan.decision.authorization_id else None,
+                **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {}),
+            },
+        )
+
+    def taken(self, command: flow.Taken) -> None:
+        """The sensor saw the key leave: the loan, through the one loan write path."""
+        core, v = self.core, self.core.visit
+        slot = command.slot
+        plan = v.draws[slot]
+        assert v.person is not None
+        now = core.clock()
+        terms = records.LoanTerms(
+            key=plan.key, cabinet_id=core.cabinet_id, borrower_id=v.person.id,
+            issuer_id=v.cosigner.id if v.cosigner else None,
+            duty_manager_id=v.manager.id if v.manager else None,
+            approval_id=plan.decision.approval_id,
+            authorization_id=plan.decision.authorization_id,
+            reason_code=plan.reason_code, reason_text=plan.reason_text,
+            drawn_at=now, due_at=policy.due_at(plan.key, now, core.calendar),
+        )
+        with tx.write(core.audit) as s:
+            records.record_loan(
+                s, core.audit, terms, event_type="key.drawn", slot=slot,
+                rules=list(plan.decision.rules),
+                actors=[str(p.id) for p in (v.person, v.manager, v.cosigner) if p],
+                payload={"intent_seq": v.intents.get(slot), "reason_code": plan.reason_code,
+                         "reason_text": plan.reason_text, "borrower_name": v.person.name,
+                         "issuer": v.cosigner.name if v.cosigner else "cabinet",
+                         **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {})},
+            )
+        v.resolved.add(slot)
+        v.drawn[slot] = terms.due_at
+
+    def tell_drawn(self) -> tuple[str, tuple[str, str] | None]:
+        """After a draw: which key, from which slot, due back when (K3, K9), in both
+        languages; the person leaves knowing when to be back."""
+        v, zone = self.core.visit, self.core.calendar.zone
+        today = self.core.clock().astimezone(zone).date()
+        zh, en = [], []
+        for slot, due in sorted(v.drawn.items()):
+            key = v.draws[slot].key
+            local = due.astimezone(zone)
+            day_zh = "今天" if local.date() == today else f"{local.month}月{local.day}日"
+            day_en = "today" if local.date() == today else local.strftime("%a %d %b")
+            zh.append(f"{key.label}（{key.key_number}，格口 {slot}）请于{day_zh} "
+                      f"{local:%H:%M} 前归还")
+            en.append(f"{key.key_number} from slot {slot}: due back {day_en} {local:%H:%M}")
+        if not zh:
+            return "drawn", None
+        return "drawn", ("；".join(zh), "; ".join(en))

@@ -1,0 +1,109 @@
+"""The intake flow (K1): a custodian registers a received key and a free slot opens for it;
+the key, its intake record and the event are stored once the sensor sees the key in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+
+from kiosk import policy, records
+from kiosk import session as flow
+from kiosk.audit import NewEvent
+from kiosk.cabinet.contract import Core
+from kiosk.cabinet.options import CabinetError
+from kiosk.services import tx
+from kiosk.store.models import IntakeRecord, Key, KeyCategory, KeyGroup, Unit
+
+REQUIRED = ("key_number", "label", "delivered_by", "delivered_by_department", "group_code")
+
+
+class IntakeFlow:
+    name = "intake"
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        core.register_flow(self.name, self)
+        core.on_command(flow.Received, self.received)
+        core.on_intent("intake", self.intent)
+
+    async def choose(self, details: dict[str, Any]) -> int:
+        core = self.core
+        person = core.visit.person
+        if core.session.state != flow.State.CHOOSING or person is None:
+            raise CabinetError("busy")
+        if "custodian" not in person.roles:
+            core.deny(policy.Decision.deny("intake_not_custodian", "intake needs a custodian",
+                                           "K1"), person=person)
+            raise CabinetError("intake_not_custodian")
+        missing = [k for k in REQUIRED if not str(details.get(k) or "").strip()]
+        if missing:
+            raise CabinetError("intake_incomplete", f"missing: {', '.join(missing)}")
+        key_count = int(details.get("key_count") or 1)
+        if not 1 <= key_count <= 99:
+            raise CabinetError("intake_incomplete", "key_count must be 1..99")
+        with DbSession(core.engine) as s:
+            if s.query(Key).filter(Key.key_number == details["key_number"]).first():
+                raise CabinetError("duplicate_key_number", str(details["key_number"]))
+            if s.query(KeyGroup).filter(KeyGroup.code == details["group_code"]).first() is None:
+                raise CabinetError("intake_incomplete", f"unknown key group {details['group_code']}")
+            free = records.free_slots(s, cabinet_id=core.cabinet_id)
+        if not free:
+            raise CabinetError("no_free_slot")
+        slot = int(details.get("slot") or free[0])
+        if slot not in free:
+            raise CabinetError("no_free_slot", f"slot {slot} is not free")
+        core.visit.intake = {**details, "key_count": key_count}
+        await core.apply(core.session.handle(flow.IntakeChosen(core.clock(), slot)))
+        return slot
+
+    def intent(self, slot: int, actors: list[str]) -> NewEvent:
+        intake = self.core.visit.intake or {}
+        return NewEvent(type="intake.intent", actors=actors, slot=slot,
+                        key_number=intake.get("key_number"), rules=["K1"],
+                        payload={k: str(val) for k, val in intake.items()})
+
+    def received(self, command: flow.Received) -> None:
+        core, slot = self.core, command.slot
+        details = core.visit.intake or {}
+        custodian = core.visit.person
+        assert custodian is not None
+        try:
+            with tx.write(core.audit) as s:
+                group = s.query(KeyGroup).filter(KeyGroup.code == details["group_code"]).one()
+                room = str(details.get("room_number") or "").strip()
+                unit = s.query(Unit).filter(Unit.room_number == room).first() if room else None
+                key = Key(
+                    key_number=str(details["key_number"]), label=str(details["label"]),
+                    group_id=group.id, unit_id=unit.id if unit else None,
+                    category=KeyCategory(details.get("category") or "unit"),
+                    copies=int(details.get("key_count") or 1),
+                    fob_tag=str(details["fob_tag"]).upper() if details.get("fob_tag") else None,
+                    home_slot_id=records.slot_id(s, cabinet_id=core.cabinet_id, number=slot),
+                )
+                s.add(key)
+                s.flush()
+                event = tx.log(s, core.audit, NewEvent(
+                    type="key.intake", slot=slot, key_number=key.key_number, decision="allow",
+                    rules=["K1"], actors=[str(custodian.id)],
+                    payload={"delivered_by": details["delivered_by"],
+                             "delivered_by_department": details["delivered_by_department"],
+                             "room_number": room, "key_count": key.copies,
+                             "received_by": custodian.name,
+                             "intent_seq": core.visit.intents.get(slot)},
+                ))
+                s.add(IntakeRecord(
+                    key_id=key.id, delivered_by_name=str(details["delivered_by"]),
+                    delivered_by_department=str(details["delivered_by_department"]),
+                    room_number=room or "-", key_count=key.copies,
+                    deliverer_confirmed=bool(details.get("deliverer_confirmed", True)),
+                    custodian_id=custodian.id, slot_id=key.home_slot_id,
+                    note=details.get("note"), event_seq=event.seq,
+                ))
+        except IntegrityError as exc:
+            core.log(core.outcome("intake.failed", slot, rules=["K1"], detail=str(exc.orig)))
+            core.visit.resolved.add(slot)
+            core.say("duplicate_key_number", "error")
+            return
+        core.visit.resolved.add(slot)

@@ -1,0 +1,215 @@
+"""The sensor supervisor (K2, K4, K9, K10, F1): every tick it reads each slot and the door,
+feeds a key leaving or arriving to the session, and raises an alarm for what no session
+explains (a key pulled from a locked slot, a key put where it does not belong, a slot or the
+door left open, a forced door, an overdue key, a silent lock bus). At start it reconciles
+the sensors with the records (``kiosk.reconcile``), or as soon as the bus answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from drivers.errors import DriverError
+from drivers.locks.base import SlotState
+from kiosk import records
+from kiosk import session as flow
+from kiosk.audit import NewEvent
+from kiosk.cabinet.contract import Core
+from kiosk.reconcile import reconcile
+from kiosk.services import alarms as alarm_service
+from kiosk.services import tx
+from kiosk.store.models import Slot
+
+
+class SensorSupervisor:
+    name = "sensors"
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.present: dict[int, bool] = {}
+        self.unlocked_since: dict[int, dt.datetime] = {}
+        self.slot_open_alarmed: set[int] = set()
+        self.door_open_since: dt.datetime | None = None
+        self.door_alarmed = False
+        self.bus_down = False
+        self.reconcile_pending = False
+        self.next_overdue_check: dt.datetime | None = None
+        core.register_flow(self.name, self)
+        core.on_tick(self.tick)
+
+    async def start(self) -> dict[str, int]:
+        """Scan every slot and the door and reconcile with the records.
+
+        If the scan fails (lock bus silent), reconciliation waits for the first scan that
+        succeeds (``scan``): resolved blind, a draw whose key was taken during the outage
+        would be recorded as not taken and, once ``cabinet.reconciled`` is logged, never
+        looked at again (K10; found by bench/crash_harness.py).
+        """
+        status = await self.status()
+        if status is None:
+            self.reconcile_pending = True
+            summary = {"reconcile_pending": 1}
+        else:
+            summary = self._reconcile(status)
+        if self.core.door_is_open is not None and self.core.door_is_open():
+            self.door_open_since = self.core.clock()
+        return summary
+
+    def _reconcile(self, status: dict[int, SlotState]) -> dict[str, int]:
+        summary = reconcile(self.core, status)
+        self.present = {n: bool(st.key_present) for n, st in status.items()}
+        self.reconcile_pending = False
+        return summary
+
+    def last_scan(self) -> dict[int, bool]:
+        return dict(self.present)
+
+    def still_open(self, slots: Iterable[int]) -> list[int]:
+        """Of ``slots``, those no scan has seen locked since the cabinet released them: a
+        compartment the person has not pushed shut yet."""
+        return [slot for slot in slots if slot in self.unlocked_since]
+
+    def released(self, slot: int, now: dt.datetime) -> None:
+        """A session unlocked ``slot`` now (the slot-left-open clock starts here)."""
+        self.unlocked_since[slot] = now
+
+    def live_status(self) -> dict[str, Any]:
+        """The running cabinet as the admin API shows it: session state, door, lock bus, and
+        per slot the last scan's key presence, the key whose home it is and whether it is out."""
+        core = self.core
+        with DbSession(core.engine) as s:
+            numbers = sorted(s.scalars(select(Slot.number).where(Slot.cabinet_id == core.cabinet_id)))
+            homes = {k.home_slot: k for k in records.cabinet_keys(s, cabinet_id=core.cabinet_id)}
+        slots = []
+        for number in sorted(set(numbers) | set(self.present)):
+            key = homes.get(number)
+            slots.append({
+                "number": number, "key_present": self.present.get(number),
+                "key_number": key.key_number if key else None,
+                "on_loan": key.on_loan if key else None,
+                "released": number in core.session.open_slots,
+            })
+        return {
+            "cabinet": core.code,
+            "state": core.session.state.value,
+            "door_open": core.door_is_open() if core.door_is_open is not None else None,
+            "lock_bus_ok": not self.bus_down,
+            "reconcile_pending": self.reconcile_pending,
+            "slots": slots,
+        }
+
+    async def tick(self, now: dt.datetime) -> None:
+        await self.scan(now)
+        self.check_door(now)
+        self.check_overdue(now)
+
+    async def status(self) -> dict[int, SlotState] | None:
+        core = self.core
+        try:
+            status: dict[int, SlotState] = await core.driver(core.locks.status)
+        except DriverError as exc:
+            if not self.bus_down:
+                self.bus_down = True
+                core.alarm("bus_fault", f"lock bus not answering: {exc}", rule="K2")
+            return None
+        if self.bus_down:
+            self.bus_down = False
+            core.log(NewEvent(type="lock.bus_restored"))
+        return status
+
+    async def scan(self, now: dt.datetime) -> None:
+        status = await self.status()
+        if status is None:
+            return
+        if self.reconcile_pending and self.core.session.state == flow.State.IDLE:
+            self._reconcile(status)  # deferred by start(): the bus was silent then
+            self.core.changed()
+            return
+        for slot, st in status.items():
+            present = bool(st.key_present)
+            was = self.present.get(slot, present)
+            self.present[slot] = present
+            if was and not present:
+                await self._key_left(slot, now)
+            elif present and not was:
+                await self._key_arrived(slot, st, now)
+            self._check_slot_open(slot, st, now)
+
+    async def _key_left(self, slot: int, now: dt.datetime) -> None:
+        core = self.core
+        if core.session.state == flow.State.RELEASING and slot in core.session.open_slots:
+            await core.apply(core.session.handle(flow.KeyRemoved(now, slot)))
+            return
+        with DbSession(core.engine) as s:
+            key = records.key_in_slot(s, cabinet_id=core.cabinet_id, slot=slot)
+        core.alarm("key_removed_unauthorised",
+                   f"a key left slot {slot}, which was not released", rule="K2", slot=slot,
+                   key=key)
+
+    async def _key_arrived(self, slot: int, st: SlotState, now: dt.datetime) -> None:
+        core = self.core
+        if core.session.state in (flow.State.RETURNING, flow.State.INTAKE) \
+                and slot in core.session.open_slots:
+            with DbSession(core.engine) as s:
+                expected = records.key_in_slot(s, cabinet_id=core.cabinet_id, slot=slot)
+            if st.fob and expected is not None and core.session.state == flow.State.RETURNING:
+                with DbSession(core.engine) as s:
+                    fob_key = records.key_by_fob(s, cabinet_id=core.cabinet_id, fob=st.fob)
+                if fob_key is not None and fob_key.id != expected.id:
+                    core.alarm("wrong_slot", f"key {fob_key.key_number} put in slot {slot}, "
+                               f"home of {expected.key_number}", rule="K4", slot=slot,
+                               key=fob_key)
+                    return
+            await core.apply(core.session.handle(flow.KeyInserted(now, slot)))
+            return
+        core.alarm("key_inserted_unexpectedly",
+                   f"a key appeared in slot {slot} outside a return", rule="K4", slot=slot)
+
+    def _check_slot_open(self, slot: int, st: SlotState, now: dt.datetime) -> None:
+        """A slot still unlocked long after its session let go of it is a fault (K2)."""
+        if st.locked:
+            self.unlocked_since.pop(slot, None)
+            self.slot_open_alarmed.discard(slot)
+            return
+        if slot in self.core.session.open_slots:
+            return
+        since = self.unlocked_since.setdefault(slot, now)
+        if slot not in self.slot_open_alarmed and now - since >= self.core.options.slot_left_open:
+            self.core.alarm("slot_left_open", f"slot {slot} is still open", rule="K2", slot=slot)
+            self.slot_open_alarmed.add(slot)  # once per opening
+
+    def check_door(self, now: dt.datetime) -> None:
+        core = self.core
+        if core.door_is_open is None:
+            return
+        if not core.door_is_open():
+            self.door_open_since, self.door_alarmed = None, False
+            return
+        if self.door_open_since is None:
+            self.door_open_since = now
+            if core.session.state == flow.State.IDLE:
+                core.alarm("door_forced", "the cabinet door was opened with no session", rule="K2")
+                self.door_alarmed = True
+        if not self.door_alarmed and now - self.door_open_since >= core.options.door_held_open:
+            core.alarm("door_held_open", "the cabinet door is held open", rule="K2")
+            self.door_alarmed = True
+
+    def check_overdue(self, now: dt.datetime) -> None:
+        core = self.core
+        if self.next_overdue_check is not None and now < self.next_overdue_check:
+            return
+        self.next_overdue_check = now + core.options.overdue_every
+        with tx.write(core.audit) as s:
+            for loan in records.loans_out(s, cabinet_id=core.cabinet_id):
+                if loan.due_at <= now and not records.has_open_alarm(
+                        s, kind="key_overdue", loan_id=loan.id):
+                    alarm_service.raise_alarm(
+                        s, core.audit, kind="key_overdue", rule="K9", actors=[],
+                        cabinet_id=core.cabinet_id, key_id=loan.key_id, loan_id=loan.id,
+                        message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
+                                f"{loan.due_at.isoformat()}", at=now, owners=core.alarm_owners,
+                    )
