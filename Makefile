@@ -12,7 +12,9 @@ CLOCK_TESTS := tests/kiosk tests/reports tests/test_scheduler.py tests/api/test_
 
 .PHONY: run test lint system-deps bench bench-quick crash-test mutation mutation-ci demo clean
 
-# pytest workers: the suite is spread over every core (pytest-xdist); WORKERS=0 runs it in one
+# pytest workers: the suite is spread over every core (pytest-xdist), a test file to a worker
+# (--dist loadfile) so a module that starts a daemon, a browser or a fleet starts it once;
+# WORKERS=0 runs it in one process
 WORKERS ?= auto
 
 $(STAMP): pyproject.toml
@@ -29,8 +31,8 @@ run: $(STAMP)
 ## test: the whole suite (also on a private PostgreSQL when CI=true or KIOSK_TEST_POSTGRES=1),
 ## then the clock-sensitive tests again with the wall clock moved (see KIOSK_TEST_CLOCK)
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(WORKERS)
-	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q -n $(WORKERS) $(CLOCK_TESTS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile $(CLOCK_TESTS)
 
 ## lint: ruff, mypy and the architecture's layer rules (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
