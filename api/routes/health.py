@@ -40,16 +40,24 @@ class AuditHealth(BaseModel):
     device_key_id: str
 
 
-class FleetHealth(BaseModel):
-    """The link to the hub (issue 12); absent on a cabinet that never enrolled."""
+class FleetLink(BaseModel):
+    """Whether an enrolled cabinet reaches its hub (issue 12): liveness a monitor needs, so it
+    is in the public answer; absent on a cabinet that never enrolled."""
 
-    hub_url: str | None
     online: bool
     offline_since: dt.datetime | None
     offline_since_local: str | None = Field(
         description="HH:MM in the cabinet's time zone, as the kiosk screen shows it.")
+    config_version: int = Field(description="The hub's configuration applied here, so a "
+                                "monitor can tell a cabinet that is behind.")
+
+
+class FleetHealth(FleetLink):
+    """The link in full: which hub, when last heard, how far the log has shipped
+    (``audit:read``)."""
+
+    hub_url: str | None
     last_contact: dt.datetime | None
-    config_version: int
     shipped_seq: int
 
 
@@ -57,6 +65,7 @@ class Health(BaseModel):
     status: str
     """``ok``, or ``degraded`` when the database schema is not the one this version needs."""
     version: str
+    fleet: FleetLink | None = None
 
 
 class HealthDetails(Health):
@@ -85,10 +94,17 @@ def _status(runtime: RuntimeDep) -> tuple[str, str | None, str]:
     return ("ok" if current == head else "degraded"), current, head
 
 
-@router.get("/health", response_model=Health, summary="Liveness: up, and which version")
+@router.get("/health", response_model=Health, response_model_exclude_unset=True,
+            summary="Liveness: up, which version, and (enrolled cabinets) the hub link")
 def health(runtime: RuntimeDep) -> Health:
     status, _, _ = _status(runtime)
-    return Health(status=status, version=package_version())
+    full = _fleet(runtime)
+    if full is None:  # a cabinet without a hub: the answer has no fleet key at all
+        return Health(status=status, version=package_version())
+    link = FleetLink(online=full.online, offline_since=full.offline_since,
+                     offline_since_local=full.offline_since_local,
+                     config_version=full.config_version)
+    return Health(status=status, version=package_version(), fleet=link)
 
 
 @router.get(
