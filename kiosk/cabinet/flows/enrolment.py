@@ -70,15 +70,15 @@ class EnrolmentFlow:
         not see, ``Conflict`` for an inactive person or while another enrolment waits."""
         core = self.core
         now = core.clock()
-        waiting = self.current
-        if waiting is not None and waiting.state == "waiting" and now < waiting.deadline:
-            raise Conflict("another card enrolment is waiting at the cabinet until "
-                           f"{waiting.deadline.isoformat()}")
         with DbSession(core.engine) as s:
             person = visible_person(s, by=by, person_id=person_id)
             if not person.active:
                 raise Conflict(f"person {person.staff_no} is not active")
             name = person.name
+        waiting = self.current
+        if waiting is not None and waiting.state == "waiting" and now < waiting.deadline:
+            raise Conflict("another card enrolment is waiting at the cabinet until "
+                           f"{waiting.deadline.isoformat()}")
         enrolment = Enrolment(id=uuid.uuid4(), person_id=person_id, person_name=name,
                               started_by=by, started_at=now, deadline=now + window)
         with tx.write(core.audit) as s:
@@ -90,6 +90,23 @@ class EnrolmentFlow:
         self.current = enrolment
         if core.session.state == flow.State.IDLE:
             self._show(now)  # someone at the screen keeps their messages; tick shows it later
+        core.changed()
+        return enrolment
+
+    def cancel(self, actors: list[str]) -> Enrolment | None:
+        """End a waiting enrolment before its deadline (logged); the one ended, if any."""
+        enrolment = self.current
+        if enrolment is None or enrolment.state != "waiting":
+            return None
+        core = self.core
+        enrolment.state, enrolment.ended_at = "cancelled", core.clock()
+        core.log(NewEvent(
+            type="card.enrolment_cancelled", actors=actors,
+            payload={"enrolment": str(enrolment.id), "person": str(enrolment.person_id),
+                     "cabinet": core.code},
+        ))
+        if core.message is not None and core.message.code == "enrolling":
+            core.message = None
         core.changed()
         return enrolment
 
