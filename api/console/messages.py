@@ -467,6 +467,11 @@ _ENUMS: dict[str, dict[str, tuple[str, str]]] = {
     "unit.kind": {"office": ("办公室", "Office"), "public_area": ("公共区域", "Public area"),
                   "equipment": ("设备房", "Equipment room")},
     "field": {
+        "movements": ("当日动态", "Movements"), "movement": ("动作", "Movement"),
+        "at": ("时间", "At"), "person": ("人员", "Person"), "staff_no": ("工号", "Staff no."),
+        "rule": ("规则", "Rule"), "escalation": ("升级", "Escalation"),
+        "overdue_hours": ("逾期小时", "Hours overdue"),
+        "returned_by_other": ("他人归还", "Returned by another"),
         "as_of": ("截至", "As of"), "cabinet": ("钥匙柜", "Cabinet"), "count": ("盘点", "Count"),
         "day": ("日期", "Day"), "drawn_today": ("今日领取", "Drawn today"),
         "returned_today": ("今日归还", "Returned today"), "kind": ("类型", "Kind"),

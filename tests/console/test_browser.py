@@ -159,7 +159,7 @@ def _screens(rig: ConsoleDaemon, page: Any) -> list[tuple[str, str]]:
         ("report", str(report_href).removeprefix("/console")), ("audit", "/audit?rule=K2"),
         ("accounts", "/accounts"), ("report-new", "/reports/new"),
         ("report-preview", "/reports/new?kind=daily"),
-        ("report-refused", "/reports/new?kind=key&lang=en"),
+        ("report-refused", "/reports/new?kind=key"),
         ("imports", "/imports?kind=units"),
     ]
 
