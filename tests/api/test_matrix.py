@@ -553,7 +553,8 @@ ROLE_LETTERS = {
 # - the department leader decides K7 approvals for their own department's people;
 # - setting up a building from a spreadsheet (bulk import) and printing a report on demand
 #   are the desk's work: administrator, supervisor and custodian (issue 11);
-# - anyone who works with badges may report a card lost.
+# - anyone who works with badges may report a card lost; the custodian enrols, issues and
+#   revokes badges at the service desk (issue 11: card enrolment is the custodian's).
 WHO_MAY_TEXT = """
 GET    /accounts                                              A . . . . U
 POST   /accounts                                              A . . . . .
@@ -575,10 +576,12 @@ POST   /people                                                A . . . . .
 GET    /people/{person_id}                                    A S L D C U
 PATCH  /people/{person_id}                                    A . . . . .
 GET    /cards                                                 A S L D C U
-POST   /cards                                                 A . . . . .
+POST   /cards                                                 A . . . C .
 GET    /cards/{card_id}                                       A S L D C U
 POST   /cards/{card_id}/lost                                  A S L D C .
-POST   /cards/{card_id}/revoke                                A . . . . .
+POST   /cards/{card_id}/revoke                                A . . . C .
+POST   /people/{person_id}/cards/enrol                        A . . . C .
+GET    /people/{person_id}/cards/enrol/{enrolment_id}         A S L D C U
 GET    /owners                                                A S . . C U
 POST   /owners                                                A . . . C .
 GET    /owners/{owner_id}                                     A S . . C U
