@@ -97,6 +97,11 @@ MESSAGES: dict[str, Text] = {
     "handover_same_person": Text("交班人和接班人不能是同一人", "The incoming staff member must be someone else"),
     "handover_pending": Text("已有交接班等待确认", "A handover is already waiting to be accepted"),
     "handover_none": Text("没有等待确认的交接班", "No handover is waiting to be accepted"),
+    # card enrolment started in the console (issue 11)
+    "enrolling": Text("登记卡片：请刷新卡", "Enrolling a card: tap the new card"),
+    "card_enrolled": Text("卡片已登记", "Card enrolled"),
+    "card_known": Text("此卡已登记，请刷一张新卡", "This card is already on record: tap a new card"),
+    "enrol_timeout": Text("登记卡片已超时", "Card enrolment timed out"),
 }
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from api.routes.live import RemoteUnlocks
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet
+from kiosk.cabinet.flows.enrolment import EnrolmentFlow
 from kiosk.reports import store as report_store
 from kiosk.reports.data import DailyReport
 from kiosk.services import accounts, handovers, tx
@@ -238,6 +239,23 @@ class Fresh:
     def units_csv(self) -> bytes:
         return f"房号,楼层\r\nIMP-{n()},3\r\n".encode()
 
+    def enrol_person_b(self) -> str:
+        """Person B, with no card enrolment waiting at the cabinet (one waits at a time)."""
+        cabinet: Cabinet = self.w.client.app.state.cabinet  # type: ignore[attr-defined]
+        cabinet.lookup("enrolment", EnrolmentFlow).cancel(["test"])
+        return self.person_b()
+
+    def enrolment_b(self) -> str:
+        """``people/{B}/cards/enrol/{id}``: an enrolment for person B, waiting."""
+        person = self.enrol_person_b()
+        cabinet: Cabinet = self.w.client.app.state.cabinet  # type: ignore[attr-defined]
+        by = Principal(account_id=uuid.uuid4(), username="desk", role=AccountRole.ADMIN,
+                       person_id=None, department_id=None,
+                       permissions=ROLE_PERMISSIONS[AccountRole.ADMIN], token_id=uuid.uuid4(),
+                       token_kind=TokenKind.ACCESS)
+        enrolment = cabinet.lookup("enrolment", EnrolmentFlow).start(uuid.UUID(person), by)
+        return f"{person}/cards/enrol/{enrolment.id}"
+
     def no_handover_waiting(self) -> None:
         """H1 allows one waiting handover: clear the last request's so the next can start."""
         with tx.write(self.w.audit) as session:
@@ -336,6 +354,11 @@ OPS: list[Op] = [
        lambda f: Req("POST", f"/cards/{f.card_b()}/lost"), other_dept=True),
     op("POST", "/cards/{card_id}/revoke",
        lambda f: Req("POST", f"/cards/{f.card_b()}/revoke"), other_dept=True),
+    # enrol a card by tapping it at the cabinet (issue 11)
+    op("POST", "/people/{person_id}/cards/enrol",
+       lambda f: Req("POST", f"/people/{f.enrol_person_b()}/cards/enrol"), other_dept=True),
+    op("GET", "/people/{person_id}/cards/enrol/{enrolment_id}",
+       lambda f: Req("GET", f"/people/{f.enrolment_b()}"), other_dept=True),
     # owners and units
     op("GET", "/owners", lambda f: Req("GET", "/owners")),
     op("POST", "/owners", lambda f: Req("POST", "/owners", {"name": "新业主", "phone": "13800000000"})),
@@ -530,7 +553,8 @@ ROLE_LETTERS = {
 # - the department leader decides K7 approvals for their own department's people;
 # - setting up a building from a spreadsheet (bulk import) and printing a report on demand
 #   are the desk's work: administrator, supervisor and custodian (issue 11);
-# - anyone who works with badges may report a card lost.
+# - anyone who works with badges may report a card lost; the custodian enrols, issues and
+#   revokes badges at the service desk (issue 11: card enrolment is the custodian's).
 WHO_MAY_TEXT = """
 GET    /accounts                                              A . . . . U
 POST   /accounts                                              A . . . . .
@@ -552,10 +576,12 @@ POST   /people                                                A . . . . .
 GET    /people/{person_id}                                    A S L D C U
 PATCH  /people/{person_id}                                    A . . . . .
 GET    /cards                                                 A S L D C U
-POST   /cards                                                 A . . . . .
+POST   /cards                                                 A . . . C .
 GET    /cards/{card_id}                                       A S L D C U
 POST   /cards/{card_id}/lost                                  A S L D C .
-POST   /cards/{card_id}/revoke                                A . . . . .
+POST   /cards/{card_id}/revoke                                A . . . C .
+POST   /people/{person_id}/cards/enrol                        A . . . C .
+GET    /people/{person_id}/cards/enrol/{enrolment_id}         A S L D C U
 GET    /owners                                                A S . . C U
 POST   /owners                                                A . . . C .
 GET    /owners/{owner_id}                                     A S . . C U
