@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from drivers.errors import DriverError
+from drivers.errors import DriverError, PartialStatus
 from drivers.locks.base import SlotState
 from kiosk import records
 from kiosk import session as flow
@@ -36,6 +36,9 @@ class SensorSupervisor:
         self.door_open_since: dt.datetime | None = None
         self.door_alarmed = False
         self.bus_down = False
+        self.failed_boards: frozenset[int] = frozenset()
+        """Boards the last partial status said were silent (their slots keep their last
+        presence, so a dead board raises ``bus_fault``, never a false "key removed")."""
         self.reconcile_pending = False
         self.next_overdue_check: dt.datetime | None = None
         core.register_flow(self.name, self)
@@ -49,8 +52,10 @@ class SensorSupervisor:
         would be recorded as not taken and, once ``cabinet.reconciled`` is logged, never
         looked at again (K10; found by bench/crash_harness.py).
         """
-        status = await self.status()
-        if status is None:
+        status, full = await self.read()
+        if status is None or not full:
+            # K10: a partial status is no ground to resolve an intent either (a draw from a
+            # slot of the silent board would be resolved "not taken").
             self.reconcile_pending = True
             summary = {"reconcile_pending": 1}
         else:
@@ -97,7 +102,10 @@ class SensorSupervisor:
             "cabinet": core.code,
             "state": core.session.state.value,
             "door_open": core.door_is_open() if core.door_is_open is not None else None,
-            "lock_bus_ok": not self.bus_down,
+            "lock_bus_ok": not self.bus_down and not self.failed_boards
+            and bool(getattr(core.locks, "bus_ok", True)),
+            "boards_down": sorted(self.failed_boards),
+            "quarantined": sorted(getattr(core.locks, "quarantined", ()) or ()),
             "reconcile_pending": self.reconcile_pending,
             "slots": slots,
         }
@@ -108,28 +116,58 @@ class SensorSupervisor:
         self.check_overdue(now)
 
     async def status(self) -> dict[int, SlotState] | None:
+        """The slots the bus could read now (all of them, or the healthy boards' slots)."""
+        status, _full = await self.read()
+        return status
+
+    async def read(self) -> tuple[dict[int, SlotState] | None, bool]:
+        """One status read of the whole bus: (slot states, whether every board answered).
+
+        K2: a silent bus raises ``bus_fault`` once; a partial status (some boards silent)
+        raises it once per new set of silent boards and still returns the healthy boards'
+        slots. ``lock.bus_restored`` is logged once every board answers again, with no
+        restart (the driver reopens its port on its own).
+        """
         core = self.core
         try:
             status: dict[int, SlotState] = await core.driver(core.locks.status)
+        except PartialStatus as exc:
+            failed = frozenset(exc.failed)
+            if not failed <= self.failed_boards:
+                core.alarm("bus_fault", f"lock boards {sorted(failed)} not answering: {exc}",
+                           rule="K2", payload={"boards": sorted(failed),
+                                               "reasons": {str(b): r for b, r in exc.failed.items()}})
+            self.failed_boards = failed
+            self.bus_went_down(None)
+            return exc.status, False
         except DriverError as exc:
-            if not self.bus_down:
-                self.bus_down = True
-                core.alarm("bus_fault", f"lock bus not answering: {exc}", rule="K2")
-            return None
-        if self.bus_down:
-            self.bus_down = False
-            core.log(NewEvent(type="lock.bus_restored"))
-        return status
+            self.bus_went_down(exc)
+            return None, False
+        if self.bus_down or self.failed_boards:
+            was = sorted(self.failed_boards)
+            self.bus_down, self.failed_boards = False, frozenset()
+            core.log(NewEvent(type="lock.bus_restored", rules=["K2"],
+                              payload={"boards_were_down": was}))
+            core.changed()
+        return status, True
+
+    def bus_went_down(self, exc: Exception | None) -> None:
+        """The whole bus is silent (``exc``), or ``None``: only some boards are (partial).
+        One ``bus_fault`` alarm per outage, wherever it was noticed (a scan or an unlock)."""
+        if exc is None or self.bus_down:
+            return
+        self.bus_down = True
+        self.core.alarm("bus_fault", f"lock bus not answering: {exc}", rule="K2")
 
     async def scan(self, now: dt.datetime) -> None:
-        status = await self.status()
+        status, full = await self.read()
         if status is None:
             return
-        if self.reconcile_pending and self.core.session.state == flow.State.IDLE:
-            self._reconcile(status)  # deferred by start(): the bus was silent then
+        if self.reconcile_pending and full and self.core.session.state == flow.State.IDLE:
+            self._reconcile(status)  # deferred by start(): the bus was silent or partial
             self.core.changed()
             return
-        for slot, st in status.items():
+        for slot, st in status.items():  # a silent board's slots keep their last presence
             present = bool(st.key_present)
             was = self.present.get(slot, present)
             self.present[slot] = present
