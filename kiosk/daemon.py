@@ -158,7 +158,8 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         try:
             await asyncio.gather(
                 admin.serve(), screen.serve(), cabinet.run(),
-                run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop),
+                run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop,
+                              identities=cabinet.last_fobs),
                 *([run_notifications(runtime, stop=scheduler_stop)]
                   if settings.notifications.active else []),
             )

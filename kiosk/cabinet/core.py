@@ -135,6 +135,11 @@ class Cabinet(Registry):
         """Key presence per slot from the latest sensor scan (the K9 daily count reads it)."""
         return self.sensors.last_scan()
 
+    def last_fobs(self) -> dict[int, str | None] | None:
+        """Identity cabinets: the fob ROM per slot from the latest scan (the K9 daily count
+        compares identities); None on a presence-only cabinet."""
+        return self.sensors.last_fobs()
+
     def live_status(self) -> dict[str, Any]:
         """The running cabinet as the admin API shows it (kiosk/cabinet/flows/sensors.py)."""
         return self.sensors.live_status()
@@ -182,9 +187,9 @@ class Cabinet(Registry):
         async with self.input():
             await self.lookup("draw", DrawFlow).choose(key_numbers, reason_code, reason_text)
 
-    async def choose_return(self, key_number: str) -> None:
+    async def choose_return(self, key_number: str, slot: int | None = None) -> None:
         async with self.input():
-            await self.lookup("return", ReturnFlow).choose(key_number)
+            await self.lookup("return", ReturnFlow).choose(key_number, slot)
 
     async def return_without_badge(self) -> None:
         """K5: the returner has no badge with them: the return opens and is flagged."""
@@ -366,7 +371,7 @@ class Cabinet(Registry):
         a ``bus_fault`` (K2; ``lock.bus_restored`` follows from the scan once it answers), a
         coil in its duty-cycle cool-down is no fault at all: the person is told to retry."""
         said, detail = "lock_fault", None  # "staff alerted": true only once it is recorded
-        intent = {"intent_seq": self.visit.intents.get(slot)}
+        intent: dict[str, object] = {"intent_seq": self.visit.intents.get(slot)}
         try:
             if isinstance(exc, DutyCycleExceeded):
                 wait_s = max(1, round(exc.retry_after_s))
@@ -522,4 +527,5 @@ class Cabinet(Registry):
             calendar=self.calendar,
         )
         data["simulated"] = self.runtime.settings.simulate
+        data["identity"] = self.sensors.identity  # the screen says which mode the cabinet is in
         return data

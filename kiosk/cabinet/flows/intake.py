@@ -80,6 +80,8 @@ class IntakeFlow:
                     category=KeyCategory(details.get("category") or "unit"),
                     copies=int(details.get("key_count") or 1),
                     fob_tag=str(details["fob_tag"]).upper() if details.get("fob_tag") else None,
+                    # issue 13: an identity cabinet pairs the fob's chip as the key is hung
+                    fob_rom=(core.last_fobs() or {}).get(slot),
                     home_slot_id=records.slot_id(s, cabinet_id=core.cabinet_id, number=slot),
                 )
                 s.add(key)
@@ -90,7 +92,7 @@ class IntakeFlow:
                     payload={"delivered_by": details["delivered_by"],
                              "delivered_by_department": details["delivered_by_department"],
                              "room_number": room, "key_count": key.copies,
-                             "received_by": custodian.name,
+                             "received_by": custodian.name, "fob_rom": key.fob_rom,
                              "intent_seq": core.visit.intents.get(slot)},
                 ))
                 s.add(IntakeRecord(
