@@ -289,6 +289,10 @@ def load_demo(
             key.fob_rom = FobId.derived(key.fob_tag).hex
             key.copies = 1 if key.category != KeyCategory.UNIT else rng.choice((1, 1, 2))
         s.add_all(keys)
+        # Two units handed over this month whose keys have not been delivered yet: what a
+        # custodian's intake registers (issue 14, item 7: the room must be a unit).
+        s.add_all([Unit(room_number=room, floor=30, kind=UnitKind.OFFICE, vacant=True,
+                        name="新交付 keys awaited") for room in ("3007", "3008")])
         s.flush()
 
         # ------------------------------------------------------------ access rights

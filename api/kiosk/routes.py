@@ -98,6 +98,15 @@ class IntakeRequest(_Body):
     category: Literal["unit", "public_area", "equipment", "other"] | None = None
 
 
+class IntakeCheckRequest(_Body):
+    """The intake form's first step: the key and its room, before the deliverer's details."""
+
+    key_number: str = Field(min_length=1, max_length=32, pattern=r"^[\w\-\u4e00-\u9fff]+$")
+    label: Annotated[str, _line(200)] | None = None
+    room_number: Annotated[str, _line(32)] | None = None
+    group_code: KioskCode = "UNIT"
+
+
 @router.get("/screen")
 async def screen(
     cabinet: CabinetDep,
@@ -142,6 +151,13 @@ async def return_without_badge(cabinet: CabinetDep) -> dict[str, Any]:
 async def intake(body: IntakeRequest, cabinet: CabinetDep) -> dict[str, Any]:
     slot = await cabinet.choose_intake(**body.model_dump())
     return {**view(cabinet), "intake_slot": slot}
+
+
+@router.post("/intake/check")
+async def intake_check(body: IntakeCheckRequest, cabinet: CabinetDep) -> dict[str, Any]:
+    """Issue 14, item 7: refuse an unknown room or a taken key number at the first step; a
+    second delivery for a room that has a key comes back with its own number (``U606-2``)."""
+    return await cabinet.check_intake(**body.model_dump())
 
 
 @router.post("/still-here")

@@ -196,6 +196,11 @@ class Cabinet(Registry):
         async with self.input():
             await self.lookup("return", ReturnFlow).without_badge()
 
+    async def check_intake(self, **details: Any) -> dict[str, Any]:
+        """The intake form's first step: key number and room checked before the rest."""
+        async with self.turn():
+            return self.lookup("intake", IntakeFlow).check(details)
+
     async def choose_intake(self, **details: Any) -> int:
         async with self.input():
             return await self.lookup("intake", IntakeFlow).choose(details)
