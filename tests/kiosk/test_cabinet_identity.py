@@ -24,6 +24,7 @@ from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.cabinet.options import CabinetError
 from kiosk.reports import data as report_data
 from kiosk.store.models import Alarm, Key, KeyGroup, Role
+from kiosk.wiring import identity_receptors
 
 IDENTITY = {"hardware": {"identity": {"enabled": True}}}
 
@@ -204,3 +205,29 @@ async def test_K9_daily_count_compares_identities(irig: Rig) -> None:
     assert {(m.slot, m.problem, m.found) for m in count.mismatches} == {
         (a, "wrong_key", "U701"), (b, "wrong_key", "U606")}
     assert presence_only.mismatches == []  # what presence alone cannot see
+
+
+async def test_K4_an_unreadable_receptor_never_passes_for_the_right_key(irig: Rig) -> None:
+    """A shorted receptor cannot say which key hangs there: the return is not recorded (a
+    wrong key must not pass for the right one), the screen says the key is not recognised,
+    and once the contact reads again the same return goes through."""
+    rig = irig
+    uid, _ = rig.card_of(dept="ENG")
+    slot, fob = await rig.drawn(uid, "U606")
+    assert rig.hw.i2c is not None
+    receptor = identity_receptors(rig.runtime.settings.hardware.identity,
+                                  sorted(rig.hw.model.slots))[slot]
+    bridge = rig.hw.i2c.chip(receptor.address, mux=receptor.mux)
+    bridge.faults.shorted.add(receptor.channel)
+    await rig.cabinet.tap(uid)
+    await rig.cabinet.choose_return("U606")
+    await rig.put_back(fob, slot)
+    assert on_loan(rig) == {"U606"}
+    msg = rig.cabinet.message
+    assert msg is not None and msg.code == "wrong_key" and "无法识别" in (msg.detail or ("",))[0]
+    assert slot in rig.cabinet.live_status()["identity_faults"]
+
+    bridge.faults.shorted.clear()
+    await rig.take(slot)
+    await rig.put_back(fob, slot)
+    assert on_loan(rig) == set()

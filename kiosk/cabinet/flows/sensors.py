@@ -277,6 +277,13 @@ class SensorSupervisor:
         core, v = self.core, self.core.visit
         expected = v.returning
         assert expected is not None
+        read_slot = getattr(core.locks, "read_slot", None)
+        if fob is None and read_slot is not None:
+            try:  # a fob still being pushed in, or a receptor that failed once: read again
+                rom = await core.driver(read_slot, slot)
+                fob = None if rom is None else rom.hex
+            except DriverError as exc:
+                log.warning("identity of slot %s unreadable: %s", slot, exc)
         with DbSession(core.engine) as s:
             expected_rom = records.fob_rom_of(s, key_id=expected.id)
             actual = records.key_by_rom(s, cabinet_id=core.cabinet_id, rom=fob) if fob else None
