@@ -194,7 +194,8 @@ class Scheduler:
             key_id = session.scalar(select(Key.id).where(Key.key_number == m.key_number)) \
                 if m.key_number else None
             problem = {"missing": "records say the key is in, the slot is empty",
-                       "wrong_key": f"the slot holds another key ({m.found or 'unregistered'})",
+                       "wrong_key": "the slot holds another key "
+                                    f"({getattr(m, 'found', None) or 'unregistered'})",
                        }.get(m.problem, "the slot holds a key the records say is out")
             alarm = alarm_service.raise_alarm(
                 session, self.runtime.audit, kind="count_mismatch", rule="K9",

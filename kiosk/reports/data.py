@@ -64,9 +64,15 @@ class Mismatch:
     slot: int
     key_number: str | None
     problem: str  # "missing": records say in, sensor says empty; "unexpected": the reverse;
-    # "wrong_key" (identity cabinets): another key's fob hangs where this key should be
+    # "wrong_key" (identity cabinets, ``WrongKey``): another fob hangs where this key should be
+
+
+@dataclass(frozen=True)
+class WrongKey(Mismatch):
+    """Identity cabinets (issue 13): the slot holds a key, but not the one the records put
+    there; ``found`` is the key whose fob was read (None: an unregistered fob)."""
+
     found: str | None = None
-    """``wrong_key``: the key number whose fob was read in the slot (None: unregistered)."""
 
 
 @dataclass(frozen=True)
@@ -495,7 +501,7 @@ def take_count(
             elif fobs is not None and fobs.get(slot) is not None and key_number in roms \
                     and fobs[slot] != roms[key_number]:
                 found = session.scalar(select(Key.key_number).where(Key.fob_rom == fobs[slot]))
-                mismatches.append(Mismatch(slot, key_number, "wrong_key", found))
+                mismatches.append(WrongKey(slot, key_number, "wrong_key", found))
         for slot, present in sorted(sensed.items()):
             if present and slot not in expected:
                 mismatches.append(Mismatch(slot, homes.get(slot), "unexpected"))

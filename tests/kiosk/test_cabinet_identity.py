@@ -23,6 +23,8 @@ from kiosk import session as flow
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.cabinet.options import CabinetError
 from kiosk.reports import data as report_data
+from kiosk.reports.data import COUNT_JOB
+from kiosk.scheduler import Scheduler
 from kiosk.store.models import Alarm, Key, KeyGroup, Role
 from kiosk.wiring import identity_receptors
 
@@ -202,7 +204,7 @@ async def test_K9_daily_count_compares_identities(irig: Rig) -> None:
             s, cabinet_id=cabinet.id, sensed=rig.cabinet.last_scan(),
             zone=rig.runtime.settings.zone, now=dt.datetime.now(dt.UTC))
     assert count.identity_checked and not presence_only.identity_checked
-    assert {(m.slot, m.problem, m.found) for m in count.mismatches} == {
+    assert {(m.slot, m.problem, getattr(m, "found", None)) for m in count.mismatches} == {
         (a, "wrong_key", "U701"), (b, "wrong_key", "U606")}
     assert presence_only.mismatches == []  # what presence alone cannot see
 
@@ -231,3 +233,19 @@ async def test_K4_an_unreadable_receptor_never_passes_for_the_right_key(irig: Ri
     await rig.take(slot)
     await rig.put_back(fob, slot)
     assert on_loan(rig) == set()
+
+
+async def test_K9_the_scheduled_daily_count_raises_a_mismatch_for_a_swapped_key(irig: Rig) -> None:
+    rig = irig
+    a, _b = await swap_while_down(rig)
+    rig.clock.advance(11 * 60)
+    await rig.settle()
+    scheduler = Scheduler(rig.runtime, presence=rig.cabinet.last_scan,
+                          identities=rig.cabinet.last_fobs, clock=rig.clock)
+    count_job = next(job for job in scheduler.jobs if job.name == COUNT_JOB)
+    now = rig.clock()
+    assert scheduler.run_job(count_job, now.astimezone(rig.runtime.settings.zone).date(),
+                             now=now, catch_up=False)
+    mismatches = {al.message for al in open_alarms(rig, "count_mismatch")}
+    assert any(f"slot {a} (U606)" in m and "another key (U701)" in m for m in mismatches)
+    assert '"compared":"identity"' in rig.events("count.daily")[-1].payload
