@@ -80,6 +80,9 @@ class DrawRequest(_Body):
 
 class ReturnRequest(_Body):
     key_number: KioskKey
+    slot: int | None = Field(default=None, ge=1, description=(
+        "A free slot to return to instead of the key's home (identity cabinets, key groups "
+        "with return_anywhere); omitted: its home slot."))
 
 
 class IntakeRequest(_Body):
@@ -136,7 +139,7 @@ async def draw(body: DrawRequest, cabinet: CabinetDep) -> dict[str, Any]:
 
 @router.post("/return")
 async def return_key(body: ReturnRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    await cabinet.choose_return(body.key_number)
+    await cabinet.choose_return(body.key_number, body.slot)
     return view(cabinet)
 
 
