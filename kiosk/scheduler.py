@@ -9,6 +9,10 @@ more (the sensors show now, not then: yesterday's missed count is not taken late
 yesterday's report says no count was taken) and reports for older days can still be made
 by hand (``kiosk report daily --date``).
 
+Each tick ends by signing the audit log's head when it moved and, every
+``[audit] export_every_min``, copying the checkpoints to ``[audit] export_path``
+(``kiosk.services.checkpoints.CheckpointUpkeep``).
+
 Overdue escalation is not a daily job but an idempotent sweep on every tick: each overdue
 loan's ``key_overdue`` alarm is escalated to the custodian at its due time, to the
 supervisor after ``escalate_supervisor_after_h`` hours and flagged 长期未归 after
@@ -40,6 +44,7 @@ from kiosk.reports import store as report_store
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
 from kiosk.services import handovers, tx
+from kiosk.services.checkpoints import CheckpointUpkeep
 from kiosk.store.models import (
     Alarm,
     AlarmState,
@@ -96,6 +101,7 @@ class Scheduler:
             DailyJob(REPORT_JOB, self.options.daily_report_at, self._daily_report),
         ]
         self._done: set[tuple[str, dt.date]] = set()
+        self.upkeep = CheckpointUpkeep(runtime.audit, runtime.settings.audit)
 
     # ------------------------------------------------------------------------ driving
     def local_today(self, now: dt.datetime) -> dt.date:
@@ -128,6 +134,7 @@ class Scheduler:
                     continue
                 if self.run_job(job, day, now=now, catch_up=catch_up or back > 0):
                     ran.append((job.name, day))
+        self.upkeep.tick(now)  # last, so the signed head covers what this tick logged
         return ran
 
     def remind_due_soon(self, now: dt.datetime) -> list[Any]:

@@ -10,12 +10,15 @@ with ``audit:read`` (issue 16, item 12).
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import RuntimeDep, needs
 from api.version import package_version
+from kiosk.fleet import state as fleet_state
+from kiosk.runtime import Runtime
 from kiosk.services.authz import Permission as P
 from kiosk.store import migrate
 from kiosk.store.db import describe_database
@@ -37,6 +40,19 @@ class AuditHealth(BaseModel):
     device_key_id: str
 
 
+class FleetHealth(BaseModel):
+    """The link to the hub (issue 12); absent on a cabinet that never enrolled."""
+
+    hub_url: str | None
+    online: bool
+    offline_since: dt.datetime | None
+    offline_since_local: str | None = Field(
+        description="HH:MM in the cabinet's time zone, as the kiosk screen shows it.")
+    last_contact: dt.datetime | None
+    config_version: int
+    shipped_seq: int
+
+
 class Health(BaseModel):
     status: str
     """``ok``, or ``degraded`` when the database schema is not the one this version needs."""
@@ -48,6 +64,19 @@ class HealthDetails(Health):
     time: dt.datetime
     database: DatabaseHealth
     audit: AuditHealth
+    fleet: FleetHealth | None = None
+
+
+def _fleet(runtime: Runtime) -> FleetHealth | None:
+    link = fleet_state.link_status(runtime.engine)
+    if link is None:
+        return None
+    local = (link.offline_since.astimezone(ZoneInfo(runtime.settings.timezone)).strftime("%H:%M")
+             if link.offline_since else None)
+    return FleetHealth(hub_url=link.hub_url, online=link.online,
+                       offline_since=link.offline_since, offline_since_local=local,
+                       last_contact=link.last_contact, config_version=link.config_version,
+                       shipped_seq=link.shipped_seq)
 
 
 def _status(runtime: RuntimeDep) -> tuple[str, str | None, str]:
@@ -85,4 +114,5 @@ def health_details(runtime: RuntimeDep) -> HealthDetails:
             up_to_date=current == head,
         ),
         audit=AuditHealth(head_seq=seq, head_hash=digest, device_key_id=runtime.device_key.key_id),
+        fleet=_fleet(runtime),
     )

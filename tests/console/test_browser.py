@@ -261,7 +261,9 @@ def test_supervisor_sees_the_day_and_plans_the_roster(console: ConsoleDaemon, ta
     page.goto(console.url + "/console/roster")
     manager = page.locator("#f-add-person_id option").nth(1).get_attribute("value")
     page.select_option("#f-add-person_id", manager)
-    monday = dt.date.today() + dt.timedelta(days=7 - dt.date.today().weekday())
+    # five weeks on: past the demo tower's two-week roster, which a new shift must not
+    # overlap (the roster refuses overlaps: "who was on duty" must be unambiguous)
+    monday = dt.date.today() + dt.timedelta(days=35 - dt.date.today().weekday())
     page.fill("#f-add-starts_at", f"{monday}T18:00")
     page.fill("#f-add-ends_at", f"{monday + dt.timedelta(days=1)}T08:00")
     page.fill("#f-add-repeat", "2")

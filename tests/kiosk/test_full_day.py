@@ -35,20 +35,27 @@ from kiosk.store.models import (
     Role,
 )
 from kiosk.wiring import ReaderPump
+from simulators.tags import card_from_uid_hex
 
 OPENING = dt.datetime(2026, 11, 27, 8, 40, tzinfo=SH)
 
 
 async def badge(rig: Rig, uid: str) -> None:
-    """Hold a card to the antenna and wait until the cabinet has handled the read."""
+    """Hold a card to the antenna until the cabinet has handled the read, as a person holds
+    it until the screen answers, then take it away. (A fixed 0.1 s hold went unread when
+    the reader's polling thread was starved on a loaded machine.)"""
     before = rig.cabinet.version
-    rig.hw.tap(uid, hold_s=0.1)
-    for _ in range(100):
-        if rig.cabinet.version != before:
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError(f"the reader never delivered {uid}")
+    tag = card_from_uid_hex(uid)
+    rig.hw.model.place_tag(tag)
+    try:
+        for _ in range(500):
+            if rig.cabinet.version != before:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError(f"the reader never delivered {uid}")
+    finally:
+        rig.hw.model.remove_tag(tag)
     # The card is taken away at 0.1 s; the reader needs it gone for its 0.3 s hold-off
     # before the same card counts as a new tap.
     await asyncio.sleep(0.5)
