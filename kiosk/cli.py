@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kiosk import cli_admin, cli_fleet, cli_notify, cli_ops, cli_reports
+from kiosk import cli_admin, cli_commission, cli_fleet, cli_notify, cli_ops, cli_reports
 from kiosk.config import Settings, load_settings
 from kiosk.errors import KioskError
 
@@ -292,6 +292,7 @@ cli.add_command(cli_reports.report)
 cli.add_command(cli_notify.notify)
 cli.add_command(cli_ops.backup)
 cli.add_command(cli_ops.restore)
+cli.add_command(cli_commission.commission_command)
 cli.add_command(cli_fleet.hub)
 cli.add_command(cli_fleet.fleet)
 

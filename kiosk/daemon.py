@@ -122,7 +122,7 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         hardware = build_simulated(runtime) if settings.simulate else build_real(settings)
         door = hardware.door_sensor
         cabinet = Cabinet(
-            runtime, hardware.locks, calendar=calendar_from(settings),
+            runtime, hardware.bank, calendar=calendar_from(settings),
             options=options_from(settings),
             door_is_open=(lambda: door.is_open) if door is not None else None,
             indicators=hardware.indicators if isinstance(hardware, RealHardware) else None,
@@ -167,7 +167,8 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         try:
             await asyncio.gather(
                 admin.serve(), screen.serve(), cabinet.run(),
-                run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop),
+                run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop,
+                              identities=cabinet.last_fobs),
                 *([run_notifications(runtime, stop=scheduler_stop)]
                   if settings.notifications.active else []),
             )

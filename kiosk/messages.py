@@ -86,6 +86,12 @@ MESSAGES: dict[str, Text] = {
     # fault records nothing, so the screen asks the person to tell staff instead.
     "storage_fault": Text("记录失败，未开锁，请告知管理员", "Could not record it: nothing opened; please tell staff"),
     "lock_fault": Text("锁故障，已通知管理员", "Lock fault: staff have been alerted"),
+    "unknown_room": Text("没有这个房号，请核对", "No such room in this building: check the number"),
+    "fob_paired": Text("钥匙牌已配对", "Fob paired"),
+    "fob_in_use": Text("此钥匙牌已属于其他钥匙", "This fob belongs to another key"),
+    "return_home_only": Text("此钥匙只能放回原格口", "This key goes back to its own slot"),
+    "cooling_down": Text("格口冷却中，请稍后再试", "Slot cooling down: retry shortly"),
+    "wrong_key": Text("这不是该格口的钥匙", "This is not the key for this slot"),
     "lock_fault_unrecorded": Text("锁故障，记录失败，请告知管理员", "Lock fault, not recorded: please tell staff"),
     "busy": Text("请稍候", "Please wait"),
     "not_on_loan": Text("这把钥匙没有借出", "This key is not out"),
