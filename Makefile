@@ -10,9 +10,11 @@ STAMP  := $(VENV)/.installed
 TEST_CLOCK  ?= 2027-01-01T00:30:00+08:00
 CLOCK_TESTS := tests/kiosk tests/reports tests/test_scheduler.py tests/api/test_handovers.py
 
-.PHONY: run test lint system-deps bench bench-quick crash-test demo clean
+.PHONY: run test lint system-deps bench bench-quick crash-test mutation mutation-ci demo clean
 
-# pytest workers: the suite is spread over every core (pytest-xdist); WORKERS=0 runs it in one
+# pytest workers: the suite is spread over every core (pytest-xdist), a test file to a worker
+# (--dist loadfile) so a module that starts a daemon, a browser or a fleet starts it once;
+# WORKERS=0 runs it in one process
 WORKERS ?= auto
 
 $(STAMP): pyproject.toml
@@ -29,8 +31,8 @@ run: $(STAMP)
 ## test: the whole suite (also on a private PostgreSQL when CI=true or KIOSK_TEST_POSTGRES=1),
 ## then the clock-sensitive tests again with the wall clock moved (see KIOSK_TEST_CLOCK)
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(WORKERS)
-	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q -n $(WORKERS) $(CLOCK_TESTS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+	KIOSK_TEST_CLOCK=$(TEST_CLOCK) KIOSK_TEST_POSTGRES=0 $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile $(CLOCK_TESTS)
 
 ## lint: ruff, mypy and the architecture's layer rules (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
@@ -60,9 +62,21 @@ crash-test: $(STAMP)
 	@mkdir -p bench/results
 	$(BIN)/python bench/crash_harness.py --kills $(or $(KILLS),30) --seed $(or $(SEED),1)
 
+## mutation: mutmut over kiosk/policy.py, kiosk/session.py, kiosk/audit/, kiosk/services/authz.py
+## ([tool.mutmut] in pyproject.toml); lists survivors, fails on any not explained in docs/testing.md
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/python tests/mutation_report.py
+
+## mutation-ci: the rules (kiosk/policy.py) and the log's encoding (kiosk/audit/chain.py) only,
+## sized for CI (see docs/testing.md for its time)
+mutation-ci: $(STAMP)
+	$(BIN)/mutmut run --max-children 2 "kiosk.policy*" "kiosk.audit.chain*" || true
+	$(BIN)/python tests/mutation_report.py kiosk.policy kiosk.audit.chain
+
 ## demo: load the demo tower (百富国际大厦) into ./var/kiosk.db
 demo: $(STAMP)
 	$(BIN)/kiosk demo-data
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache mutants

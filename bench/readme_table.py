@@ -79,7 +79,11 @@ ROWS = [
             "open_loans", "overdue_loans", "events_latest_page", "events_by_type",
             "people_page")) + " ms", "p95 ≤ 20 ms"),
     Row("admin_api", "admin API open-loans query, 8 concurrent clients",
-        lambda f: f"{f['open_loans_rps_8_clients']:.0f} requests/s"),
+        lambda f: f"{f['open_loans_rps_8_clients']:.0f} requests/s"),    Row("fleet_revocation", "card revoked at the hub → refused at each online cabinet "
+        "(2 cabinets), p50 / p95 / max",
+        lambda f: " / ".join(f"{f[k]:.2f}" for k in (
+            "revoke_to_in_force_s_p50", "revoke_to_in_force_s_p95",
+            "revoke_to_in_force_s_max")) + " s", "≤ 5 s"),
 ]
 
 
@@ -92,7 +96,7 @@ def load(results: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-SCRIPT_OF = {"admin_api": "api", "tap_release": "tap"}
+SCRIPT_OF = {"admin_api": "api", "tap_release": "tap", "fleet_revocation": "fleet"}
 """Result names that differ from their script's (bench_<script>.py), for the hint to run it."""
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from kiosk import cli_admin, cli_notify, cli_ops, cli_reports
+from kiosk import cli_admin, cli_commission, cli_fleet, cli_notify, cli_ops, cli_reports
 from kiosk.config import Settings, load_settings
 from kiosk.errors import KioskError
 
@@ -138,12 +138,26 @@ def audit() -> None:
     "--checkpoint",
     "checkpoint_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A checkpoint exported earlier (kiosk audit checkpoint --out); catches a cut tail.",
+    help="A checkpoint exported earlier (kiosk audit export / checkpoint --out); catches a "
+    "cut or re-chained tail.",
 )
 @click.option("--public-key", help="Expected device public key (hex); default: this device's.")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(1, 1_000_000),
+    help="The [audit] checkpoint_every the log was written with (default: the setting); a "
+    "signed checkpoint is required at each multiple.",
+)
 @pass_ctx
-def audit_verify(ctx: _Context, checkpoint_file: Path | None, public_key: str | None) -> None:
-    """Check the hash chain and the signed checkpoints; exit 1 naming the first bad row."""
+def audit_verify(
+    ctx: _Context, checkpoint_file: Path | None, public_key: str | None,
+    checkpoint_every: int | None,
+) -> None:
+    """Check the hash chain and the signed checkpoints; exit 1 naming the first bad row.
+
+    Requires a signed checkpoint at every multiple of checkpoint_every and reports the
+    events after the newest one as an unsigned tail (see README, "The audit log").
+    """
     from kiosk.audit.device_key import load, public_from_hex
     from kiosk.audit.verify import ExportedCheckpoint, verify_log
     from kiosk.store.db import make_engine
@@ -158,12 +172,15 @@ def audit_verify(ctx: _Context, checkpoint_file: Path | None, public_key: str | 
         key = None
         click.echo("warning: no device key here; checkpoint signatures of the log are not checked")
     exported = ExportedCheckpoint.read(checkpoint_file) if checkpoint_file else None
-    result = verify_log(engine, cabinet_id=settings.cabinet_id, public_key=key, exported=exported)
+    result = verify_log(engine, cabinet_id=settings.cabinet_id, public_key=key, exported=exported,
+                        checkpoint_every=checkpoint_every or settings.audit.checkpoint_every)
     click.echo(
         f"cabinet {result.cabinet_id}: {result.checked} events, last seq {result.last_seq}, "
         f"{result.checkpoints} stored checkpoints"
         + (f", exported checkpoint at seq {exported.seq}" if exported else "")
     )
+    if result.unsigned_tail is not None:
+        click.echo(f"warning: {result.unsigned_tail}")
     if result.ok:
         click.echo("OK: the chain and every checkpoint verify")
         return
@@ -171,6 +188,38 @@ def audit_verify(ctx: _Context, checkpoint_file: Path | None, public_key: str | 
     for problem in result.problems:
         click.echo(f"  {problem}", err=True)
     sys.exit(1)
+
+
+@audit.command("export")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write to, e.g. a mounted USB stick (default: [audit] export_path).",
+)
+@click.option("--log/--no-log", "with_log", default=None,
+              help="Also append the events (default: [audit] export_log).")
+@pass_ctx
+def audit_export(ctx: _Context, out: Path | None, with_log: bool | None) -> None:
+    """Sign the head and copy the checkpoints (and the events) off the device."""
+    from kiosk.audit.export import export_to
+    from kiosk.runtime import Runtime
+
+    settings = ctx.settings
+    folder = out or settings.audit.export_path
+    if folder is None:
+        raise click.UsageError("give --out FOLDER or set [audit] export_path")
+    runtime = Runtime.open(settings)
+    try:
+        summary = export_to(runtime.audit, folder,
+                            with_log=settings.audit.export_log if with_log is None else with_log)
+    finally:
+        runtime.close()
+    click.echo(
+        f"exported {summary.checkpoints} checkpoints (newest at seq {summary.checkpoint_seq}) "
+        f"to {summary.folder}"
+        + (f", {summary.events_added} new events" if summary.events_added is not None else "")
+    )
+    click.echo(f"verify with: kiosk audit verify --checkpoint {summary.folder}/latest-checkpoint.json")
 
 
 @audit.command("checkpoint")
@@ -243,6 +292,9 @@ cli.add_command(cli_reports.report)
 cli.add_command(cli_notify.notify)
 cli.add_command(cli_ops.backup)
 cli.add_command(cli_ops.restore)
+cli.add_command(cli_commission.commission_command)
+cli.add_command(cli_fleet.hub)
+cli.add_command(cli_fleet.fleet)
 
 
 def main() -> None:

@@ -68,7 +68,20 @@ class AuditSettings(_Strict):
     """Tamper-evident log options."""
 
     checkpoint_every: int = Field(
-        default=256, ge=1, le=1_000_000, description="Sign a checkpoint every N events."
+        default=256, ge=1, le=1_000_000,
+        description="Sign a checkpoint every N events; verify requires one at each multiple.",
+    )
+    export_path: Path | None = Field(
+        default=None,
+        description="Folder (e.g. a mounted USB stick) the scheduler copies the signed "
+                    "checkpoints to, for a verifier off the device.",
+    )
+    export_every_min: int = Field(
+        default=60, ge=1, le=7 * 24 * 60,
+        description="How often the scheduler exports to export_path (when the log moved).",
+    )
+    export_log: bool = Field(
+        default=False, description="Export the events too (appended), not only checkpoints."
     )
 
 
@@ -234,6 +247,29 @@ class AdminTlsSettings(_Strict):
         return self
 
 
+class FleetSettings(_Strict):
+    """The link to a hub (issue 12, docs/fleet.md). Unset ``hub_url``: a cabinet on its own,
+    exactly as before. Set: after ``kiosk fleet enrol`` the daemon ships its log up and
+    pulls configuration down; decisions never wait on the hub either way."""
+
+    hub_url: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="The hub's fleet endpoint, e.g. https://hub.example/hub/v1.")
+    hub_ca_file: Path | None = Field(
+        default=None, description="CA bundle (or the hub's own certificate) for its HTTPS.")
+    poll_wait_s: float = Field(
+        default=10.0, ge=0.0, le=60.0,
+        description="Long-poll wait for configuration changes (the hub answers as soon as "
+                    "one is made, so a revocation arrives within about half a second).")
+    batch_size: int = Field(default=500, ge=1, le=2000,
+                            description="Events per shipment to the hub.")
+    hub_port: Port = Field(default=8600, description="`kiosk hub`: the port to serve on.")
+    hub_host: str = Field(default="127.0.0.1", description="`kiosk hub`: the address to serve on.")
+    clock_window_s: int = Field(
+        default=300, ge=5, le=3600,
+        description="`kiosk hub`: how far a cabinet's request time may be from the hub's.")
+
+
 class Settings(BaseSettings):
     """Everything the daemon needs to start, validated with bounds."""
 
@@ -263,6 +299,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     site: SiteSettings = Field(default_factory=SiteSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080

@@ -18,6 +18,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from sqlalchemy import func, select
@@ -29,6 +30,7 @@ from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
 from kiosk.demo import load_demo, try_it
+from kiosk.fleet import state as fleet_state
 from kiosk.heap import freeze_startup_heap
 from kiosk.notify.dispatcher import run_notifications
 from kiosk.runlock import hold
@@ -46,6 +48,9 @@ from kiosk.wiring import (
     build_simulated,
     reader_fault_logger,
 )
+
+if TYPE_CHECKING:
+    from kiosk.fleet.link import FleetLink
 
 log = logging.getLogger("kiosk.daemon")
 KIOSK_HOST = "127.0.0.1"  # the screen's endpoints never leave the machine
@@ -117,7 +122,7 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         hardware = build_simulated(runtime) if settings.simulate else build_real(settings)
         door = hardware.door_sensor
         cabinet = Cabinet(
-            runtime, hardware.locks, calendar=calendar_from(settings),
+            runtime, hardware.bank, calendar=calendar_from(settings),
             options=options_from(settings),
             door_is_open=(lambda: door.is_open) if door is not None else None,
             indicators=hardware.indicators if isinstance(hardware, RealHardware) else None,
@@ -125,7 +130,9 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         notifier.status("starting: relocking and scanning every slot")
         await cabinet.start()
         loop = asyncio.get_running_loop()
-        pump = (ReaderPump(hardware.reader, cabinet.tap, loop,
+        fleet = _fleet_link(runtime)
+        tap = fleet.guard_tap(cabinet.tap) if fleet is not None else cabinet.tap
+        pump = (ReaderPump(hardware.reader, tap, loop,
                            reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
                 if hardware.reader is not None else None)
         admin = _server(create_admin_app(runtime, cabinet=cabinet), settings.admin_host,
@@ -155,15 +162,20 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         )
         alive = asyncio.create_task(_ready_then_watchdog(
             notifier, [admin, screen], f"cabinet {settings.cabinet_id} serving"))
+        fleet_task = (asyncio.create_task(fleet.run(scheduler_stop))
+                      if fleet is not None else None)
         try:
             await asyncio.gather(
                 admin.serve(), screen.serve(), cabinet.run(),
-                run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop),
+                run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop,
+                              identities=cabinet.last_fobs),
                 *([run_notifications(runtime, stop=scheduler_stop)]
                   if settings.notifications.active else []),
             )
         finally:
             scheduler_stop.set()
+            if fleet_task is not None:
+                fleet_task.cancel()  # a long-poll to the hub may be pending: do not wait
             notifier.stopping("stopping: securing the locks")
             alive.cancel()
             if pump is not None:
@@ -173,7 +185,68 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         if hardware is not None:
             hardware.close()
         runtime.audit.append(NewEvent(type="daemon.stopped"))
+        runtime.audit.sign_head()  # a cleanly stopped log leaves no unsigned tail
         runtime.close()
+
+
+def _fleet_link(runtime: Runtime) -> FleetLink | None:
+    """The link to the hub, only when ``[fleet] hub_url`` is set (docs/fleet.md)."""
+    if runtime.settings.fleet.hub_url is None:
+        return None
+    enrolment = fleet_state.enrolment(runtime.engine)
+    if enrolment is None:
+        log.warning("[fleet] hub_url is set but this cabinet is not enrolled: run "
+                    "`kiosk fleet enrol %s CODE`; working alone meanwhile",
+                    runtime.settings.fleet.hub_url)
+        return None
+    from kiosk.fleet.link import FleetLink  # a cabinet without a hub never loads it
+
+    print(f"kiosk: fleet       hub {enrolment.hub_url}, site {enrolment.site}", flush=True)
+    return FleetLink(runtime, enrolment)
+
+
+async def serve_hub(settings: Settings) -> None:
+    """``kiosk hub``: the admin API for every site plus the fleet routes, on PostgreSQL."""
+    from api.hub.app import create_hub_app
+    from kiosk.fleet.changes import install_change_tracking, prepare_hub_database
+
+    runtime = Runtime.open(settings)
+    install_change_tracking(runtime.engine)
+    prepare_hub_database(runtime.engine)
+    tls = admin_tls(settings.model_copy(update={"admin_host": settings.fleet.hub_host}))
+    runtime.audit.append(NewEvent(type="hub.started", payload={
+        "database": describe_database(runtime.engine), "tls": tls.fingerprint if tls else None}))
+    server = _server(create_hub_app(runtime), settings.fleet.hub_host, settings.fleet.hub_port,
+                     settings, tls)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    scheme = "https" if tls else "http"
+    print(f"kiosk: hub on {describe_database(runtime.engine)}\n"
+          f"kiosk: fleet endpoint {scheme}://{settings.fleet.hub_host}:{settings.fleet.hub_port}"
+          f"/hub/v1  (admin API at /api/v1)\n"
+          f"kiosk: hub key id {runtime.device_key.key_id}", flush=True)
+
+    async def prune() -> None:
+        from kiosk.fleet.hub import prune_nonces
+
+        while True:
+            await asyncio.sleep(60)
+            await asyncio.to_thread(prune_nonces, runtime.audit, settings.fleet.clock_window_s)
+
+    pruner = asyncio.create_task(prune())
+    try:
+        await server.serve()
+    finally:
+        pruner.cancel()
+        runtime.audit.append(NewEvent(type="hub.stopped"))
+        runtime.close()
+
+
+def run_hub(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve_hub(settings))
 
 
 def run(settings: Settings, config: Path | None = None) -> None:

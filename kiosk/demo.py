@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from drivers.identity.onewire import FobId
 from kiosk.audit import NewEvent
 from kiosk.errors import Conflict
 from kiosk.runtime import Runtime
@@ -123,6 +124,7 @@ def load_demo(
             code: KeyGroup(code=code, name=name, requires_cosign=cosign, loan_minutes=minutes)
             for code, name, cosign, minutes in KEY_GROUPS
         }
+        groups["PUBLIC"].return_anywhere = True  # issue 13: any free slot takes them back
         s.add_all(groups.values())
 
         # ----------------------------------------------------------------- people
@@ -283,8 +285,14 @@ def load_demo(
         for key, slot in zip(keys, slots, strict=False):
             key.home_slot = slot
             key.fob_tag = _uid(rng, 7)  # NTAG-style 7-byte UID of the key fob
+            # The 1-Wire chip in the same fob: what the simulated cabinet's receptors read.
+            key.fob_rom = FobId.derived(key.fob_tag).hex
             key.copies = 1 if key.category != KeyCategory.UNIT else rng.choice((1, 1, 2))
         s.add_all(keys)
+        # Two units handed over this month whose keys have not been delivered yet: what a
+        # custodian's intake registers (issue 14, item 7: the room must be a unit).
+        s.add_all([Unit(room_number=room, floor=30, kind=UnitKind.OFFICE, vacant=True,
+                        name="新交付 keys awaited") for room in ("3007", "3008")])
         s.flush()
 
         # ------------------------------------------------------------ access rights

@@ -92,6 +92,12 @@ MESSAGES: dict[str, Text] = {
     # fault records nothing, so the screen asks the person to tell staff instead.
     "storage_fault": Text("记录失败，未开锁，请告知管理员", "Could not record it: nothing opened; please tell staff"),
     "lock_fault": Text("锁故障，已通知管理员", "Lock fault: staff have been alerted"),
+    "unknown_room": Text("没有这个房号，请核对", "No such room in this building: check the number"),
+    "fob_paired": Text("钥匙牌已配对", "Fob paired"),
+    "fob_in_use": Text("此钥匙牌已属于其他钥匙", "This fob belongs to another key"),
+    "return_home_only": Text("此钥匙只能放回原格口", "This key goes back to its own slot"),
+    "cooling_down": Text("格口冷却中，请稍后再试", "Slot cooling down: retry shortly"),
+    "wrong_key": Text("这不是该格口的钥匙", "This is not the key for this slot"),
     "lock_fault_unrecorded": Text("锁故障，记录失败，请告知管理员", "Lock fault, not recorded: please tell staff"),
     "busy": Text("请稍候", "Please wait"),
     "not_on_loan": Text("这把钥匙没有借出", "This key is not out"),
@@ -103,6 +109,11 @@ MESSAGES: dict[str, Text] = {
     "handover_same_person": Text("交班人和接班人不能是同一人", "The incoming staff member must be someone else"),
     "handover_pending": Text("已有交接班等待确认", "A handover is already waiting to be accepted"),
     "handover_none": Text("没有等待确认的交接班", "No handover is waiting to be accepted"),
+    # card enrolment started in the console (issue 11)
+    "enrolling": Text("登记卡片：请刷新卡", "Enrolling a card: tap the new card"),
+    "card_enrolled": Text("卡片已登记", "Card enrolled"),
+    "card_known": Text("此卡已登记，请刷一张新卡", "This card is already on record: tap a new card"),
+    "enrol_timeout": Text("登记卡片已超时", "Card enrolment timed out"),
 }
 
 

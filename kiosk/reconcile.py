@@ -75,19 +75,34 @@ def unresolved_intents(session: Session, cabinet_code: str) -> list[Event]:
     return [row for row in intents if row.seq not in resolved]
 
 
-def reconcile(cabinet: Cabinet, status: dict[int, SlotState]) -> dict[str, int]:
+def reconcile(cabinet: Cabinet, status: dict[int, SlotState], *,
+              identity: bool = False) -> dict[str, int]:
+    """``identity``: the cabinet reads each slot's fob ROM (``SlotState.fob``), so a slot is
+    compared by *which* key hangs in it, not only whether one does (issue 13): a return is
+    resolved only if its own key is back, and a wrong key in a slot is a ``wrong_slot`` alarm."""
     now = cabinet.clock()
     counts = {"resolved_draws": 0, "resolved_returns": 0, "not_taken": 0, "alarms": 0}
     with tx.write(cabinet.audit) as s:
         for intent in unresolved_intents(s, cabinet.code):
-            _resolve(s, cabinet, intent, status, now, counts)
+            _resolve(s, cabinet, intent, status, now, counts, identity=identity)
 
     with Session(cabinet.runtime.engine) as s:
         expected = records.expected_presence(s, cabinet_id=cabinet.cabinet_id)
+        roms = records.expected_roms(s, cabinet_id=cabinet.cabinet_id) if identity else {}
     for slot, st in sorted(status.items()):
         if st.key_present is None:
             continue
-        if slot in expected and not st.key_present:
+        rom = roms.get(slot, (None, None))[1]
+        if identity and slot in expected and st.key_present and st.fob is not None \
+                and rom is not None and st.fob != rom:
+            with Session(cabinet.runtime.engine) as s:
+                hung = records.key_by_rom(s, cabinet_id=cabinet.cabinet_id, rom=st.fob)
+            counts["alarms"] += _alarm_once(
+                cabinet, "wrong_slot", slot, "K10",
+                f"slot {slot} should hold key {expected[slot]} but holds "
+                f"{hung.key_number if hung else 'an unregistered key'}",
+            )
+        elif slot in expected and not st.key_present:
             counts["alarms"] += _alarm_once(
                 cabinet, "key_missing", slot, "K10",
                 f"key {expected[slot]} should be in slot {slot} but the slot is empty",
@@ -119,7 +134,7 @@ def _alarm_once(cabinet: Cabinet, kind: str, slot: int, rule: str, message: str)
 
 
 def _resolve(s: Session, cabinet: Cabinet, intent: Event, status: dict[int, SlotState],
-             now: dt.datetime, counts: dict[str, int]) -> None:
+             now: dt.datetime, counts: dict[str, int], *, identity: bool = False) -> None:
     """Resolve one intent from the sensors, through the same loan and return write paths as
     the live flows (``kiosk.records``), so a resolved return by someone other than the
     borrower raises its K5 alarm exactly as a live one does."""
@@ -161,6 +176,10 @@ def _resolve(s: Session, cabinet: Cabinet, intent: Event, status: dict[int, Slot
 
     if intent.type == "return.intent":
         loan = records.open_loan(s, key_id=key.id) if key else None
+        if identity and present and key is not None and slot is not None:
+            rom = records.fob_rom_of(s, key_id=key.id)
+            # another key hung in its slot is no return of this one (issue 13)
+            present = rom is None or status[slot].fob == rom
         if loan is None or key is None or not present or slot is None:
             log("return.resolved", ["K4"], outcome="not_returned")
             return

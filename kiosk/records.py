@@ -36,6 +36,7 @@ from kiosk.store.models import (
     Card,
     DutyShift,
     Key,
+    KeyGroup,
     KeyStatus,
     Loan,
     OwnerAuthorization,
@@ -137,6 +138,52 @@ def key_by_number(
 
 def key_by_fob(session: Session, *, cabinet_id: uuid.UUID, fob: str) -> policy.KeyFacts | None:
     return _one_key(session, cabinet_id, Key.fob_tag == fob.upper())
+
+
+def key_by_rom(session: Session, *, cabinet_id: uuid.UUID, rom: str) -> policy.KeyFacts | None:
+    """The key whose fob carries this 1-Wire ROM (what an identity receptor read)."""
+    return _one_key(session, cabinet_id, Key.fob_rom == rom.upper())
+
+
+def fob_rom_of(session: Session, *, key_id: uuid.UUID) -> str | None:
+    """The ROM paired with a key's fob, or None (not paired yet)."""
+    return session.scalar(select(Key.fob_rom).where(Key.id == key_id))
+
+
+def returns_anywhere(session: Session, *, key_id: uuid.UUID) -> bool:
+    """Whether the key's group lets it go back to any free slot (issue 13)."""
+    return bool(session.scalar(
+        select(KeyGroup.return_anywhere).join(Key, Key.group_id == KeyGroup.id)
+        .where(Key.id == key_id)))
+
+
+def expected_roms(session: Session, *, cabinet_id: uuid.UUID) -> dict[int, tuple[str, str | None]]:
+    """Slot → (key number, fob ROM) for every key the records say is in the cabinet now: what
+    an identity cabinet's scan is compared with (start-up, daily count)."""
+    out = open_loan_key_ids(session)
+    rows = session.execute(
+        select(Slot.number, Key.key_number, Key.fob_rom, Key.id)
+        .join(Key, Key.home_slot_id == Slot.id)
+        .where(Slot.cabinet_id == cabinet_id, Key.status == KeyStatus.ACTIVE)
+    ).all()
+    return {n: (number, rom) for n, number, rom, key_id in rows if key_id not in out}
+
+
+def rehome(session: Session, *, key_id: uuid.UUID, cabinet_id: uuid.UUID, slot: int) -> int | None:
+    """Make ``slot`` the key's home (a return to another free slot); the old home, returned,
+    becomes free for intake. Only a slot that is nobody's home may be taken."""
+    key = session.get(Key, key_id)
+    assert key is not None
+    new_id = slot_id(session, cabinet_id=cabinet_id, number=slot)
+    if key.home_slot_id == new_id:
+        return None
+    holder = session.scalar(select(Key.id).where(Key.home_slot_id == new_id))
+    if holder is not None:
+        raise ValueError(f"slot {slot} is the home of another key")
+    old = session.scalar(select(Slot.number).where(Slot.id == key.home_slot_id))
+    key.home_slot_id = new_id
+    session.flush()
+    return old
 
 
 def key_in_slot(session: Session, *, cabinet_id: uuid.UUID, slot: int) -> policy.KeyFacts | None:

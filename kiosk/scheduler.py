@@ -9,6 +9,10 @@ more (the sensors show now, not then: yesterday's missed count is not taken late
 yesterday's report says no count was taken) and reports for older days can still be made
 by hand (``kiosk report daily --date``).
 
+Each tick ends by signing the audit log's head when it moved and, every
+``[audit] export_every_min``, copying the checkpoints to ``[audit] export_path``
+(``kiosk.services.checkpoints.CheckpointUpkeep``).
+
 Overdue escalation is not a daily job but an idempotent sweep on every tick: each overdue
 loan's ``key_overdue`` alarm is escalated to the custodian at its due time, to the
 supervisor after ``escalate_supervisor_after_h`` hours and flagged 长期未归 after
@@ -40,6 +44,7 @@ from kiosk.reports import store as report_store
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
 from kiosk.services import handovers, tx
+from kiosk.services.checkpoints import CheckpointUpkeep
 from kiosk.store.models import (
     Alarm,
     AlarmState,
@@ -55,6 +60,8 @@ log = logging.getLogger("kiosk.scheduler")
 
 Clock = Callable[[], dt.datetime]
 Presence = Callable[[], dict[int, bool]]
+Identities = Callable[[], dict[int, str | None] | None]
+"""Identity cabinets: the fob ROM read in each slot at the last scan (None: presence only)."""
 ACTOR = "scheduler"
 COUNT_JOB = report_data.COUNT_JOB
 REPORT_JOB = "daily_report"
@@ -78,12 +85,15 @@ class Scheduler:
     """The jobs of one cabinet; ``tick`` does whatever is due at the clock's time."""
 
     def __init__(
-        self, runtime: Runtime, *, presence: Presence | None = None, clock: Clock = utcnow
+        self, runtime: Runtime, *, presence: Presence | None = None, clock: Clock = utcnow,
+        identities: Identities | None = None,
     ) -> None:
         self.runtime = runtime
         self.options = runtime.settings.schedule
         self.zone = runtime.settings.zone
         self.presence = presence
+        self.identities = identities
+        """Identity cabinets: slot → fob ROM from the last scan; the count compares keys."""
         self.clock = clock
         self.cabinet = runtime.ensure_cabinet()
         self.jobs = [
@@ -91,6 +101,7 @@ class Scheduler:
             DailyJob(REPORT_JOB, self.options.daily_report_at, self._daily_report),
         ]
         self._done: set[tuple[str, dt.date]] = set()
+        self.upkeep = CheckpointUpkeep(runtime.audit, runtime.settings.audit)
 
     # ------------------------------------------------------------------------ driving
     def local_today(self, now: dt.datetime) -> dt.date:
@@ -123,6 +134,7 @@ class Scheduler:
                     continue
                 if self.run_job(job, day, now=now, catch_up=catch_up or back > 0):
                     ran.append((job.name, day))
+        self.upkeep.tick(now)  # last, so the signed head covers what this tick logged
         return ran
 
     def remind_due_soon(self, now: dt.datetime) -> list[Any]:
@@ -175,8 +187,9 @@ class Scheduler:
         """K9: sensors vs records vs open loans; each mismatched slot is an alarm to the supervisor."""
         cabinet_id = self.cabinet.id
         sensed = dict(self.presence()) if self.presence is not None else None
+        fobs = self.identities() if self.identities is not None else None
         count = report_data.take_count(session, cabinet_id=cabinet_id, sensed=sensed,
-                                       zone=self.zone, now=now)
+                                       zone=self.zone, now=now, fobs=fobs)
         mismatches, open_loans = count.mismatches, count.open_loans
         supervisors = self._people_with(session, Role.SUPERVISOR)
         supervisor = supervisors[0] if supervisors else None
@@ -187,8 +200,10 @@ class Scheduler:
                 continue  # still open from an earlier count: one alarm per discrepancy
             key_id = session.scalar(select(Key.id).where(Key.key_number == m.key_number)) \
                 if m.key_number else None
-            problem = ("records say the key is in, the slot is empty" if m.problem == "missing"
-                       else "the slot holds a key the records say is out")
+            problem = {"missing": "records say the key is in, the slot is empty",
+                       "wrong_key": "the slot holds another key "
+                                    f"({getattr(m, 'found', None) or 'unregistered'})",
+                       }.get(m.problem, "the slot holds a key the records say is out")
             alarm = alarm_service.raise_alarm(
                 session, self.runtime.audit, kind="count_mismatch", rule="K9",
                 message=f"K9 daily count {day}: slot {m.slot} ({m.key_number or 'no key'}): "
@@ -203,7 +218,8 @@ class Scheduler:
             type="count.daily", actors=[ACTOR], rules=["K9"],
             payload={"day": day.isoformat(), "expected_in": count.expected_in,
                      "sensed_in": count.sensed_in, "open_loans": open_loans,
-                     "mismatches": len(mismatches), "alarms": raised},
+                     "mismatches": len(mismatches), "alarms": raised,
+                     "compared": "identity" if count.identity_checked else "presence"},
         ))
         return dataclasses.asdict(count)
 
@@ -295,6 +311,7 @@ async def run_scheduler(
     presence: Presence | None,
     stop: asyncio.Event,
     clock: Clock = utcnow,
+    identities: Identities | None = None,
 ) -> None:
     """The daemon's scheduler task: catch up at start, then tick every ``poll_s`` until ``stop``.
 
@@ -304,7 +321,7 @@ async def run_scheduler(
     if not runtime.settings.schedule.enabled:
         await stop.wait()
         return
-    scheduler = Scheduler(runtime, presence=presence, clock=clock)
+    scheduler = Scheduler(runtime, presence=presence, clock=clock, identities=identities)
     first = True
     while not stop.is_set():
         try:

@@ -1,5 +1,6 @@
 """People and cards: find, add and edit people; issue a card with its validity dates,
-report it lost, revoke it. (Enrolment by tapping a card is another helper's work.)"""
+report it lost, revoke it; enrol a card by tapping it at the cabinet (the cabinet waits 60 s
+for the next unknown card, ``kiosk/cabinet/flows/enrolment.py``)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,9 @@ def _detail(ctx: Ctx, person_id: uuid.UUID, *, errors: dict[str, dict[str, str]]
         department_options=departments, role_options=_roles(ctx),
         kind_options=[(k.value, ctx.label("card.kind", k)) for k in CardKind],
         can_edit=ctx.may(people.update_person), can_issue=ctx.may(cards.issue_card),
-        can_lose=ctx.may(cards.report_lost), can_revoke=ctx.may(cards.revoke_card),
+        can_lose=ctx.may(cards.report_lost),
+        can_enrol=ctx.may(cards.start_enrolment)
+        and getattr(ctx.request.app.state, "cabinet", None) is not None, can_revoke=ctx.may(cards.revoke_card),
         action_errors=errors or {}, form=form or {}, problem=problem,
     )
 
@@ -127,3 +130,37 @@ async def card_action(ctx: CtxDep, card_id: uuid.UUID, action: str) -> Response:
     return await _act(ctx, card.person_id, f"card-{card_id}", lambda data: ctx.rest(
         endpoint, card_id=card_id,
         body=ctx.body(cards.NoteIn, data, {"note": "optional"})), flash)
+
+
+# ------------------------------------------------------- enrolment by tapping (issue 11)
+@router.post("/people/{person_id:uuid}/cards/enrol", response_class=HTMLResponse)
+async def enrol(ctx: CtxDep, person_id: uuid.UUID) -> Response:
+    """Put the cabinet into enrolment for this person (``POST …/cards/enrol``); the page
+    that follows counts down and shows the outcome."""
+    await ctx.form()
+    try:
+        started = await ctx.rest_async(cards.start_enrolment, person_id=person_id)
+    except Conflict as exc:
+        return _detail(ctx, person_id, code=409, problem=ctx.t("form.refused", detail=str(exc)))
+    return ctx.redirect(ctx.url(f"/people/{person_id}/enrol/{started.id}"))
+
+
+async def _enrolment(ctx: Ctx, person_id: uuid.UUID, enrolment_id: uuid.UUID) -> Any:
+    return await ctx.rest_async(cards.enrolment_state, person_id=person_id,
+                                enrolment_id=enrolment_id)
+
+
+@router.get("/people/{person_id:uuid}/enrol/{enrolment_id:uuid}", response_class=HTMLResponse)
+async def enrol_page(ctx: CtxDep, person_id: uuid.UUID, enrolment_id: uuid.UUID) -> Response:
+    state = await _enrolment(ctx, person_id, enrolment_id)
+    person = ctx.rest(people.get_person, person_id=person_id)
+    return ctx.render("enrol.html", title_id="nav.people", person=person, enrolment=state)
+
+
+@router.get("/people/{person_id:uuid}/enrol/{enrolment_id:uuid}/state",
+            response_class=HTMLResponse)
+async def enrol_state(ctx: CtxDep, person_id: uuid.UUID, enrolment_id: uuid.UUID) -> Response:
+    """The countdown and outcome, swapped in by htmx every second while waiting."""
+    state = await _enrolment(ctx, person_id, enrolment_id)
+    person = ctx.rest(people.get_person, person_id=person_id)
+    return ctx.render("_enrol_state.html", person=person, enrolment=state)

@@ -17,6 +17,7 @@ from api.console import (  # noqa: E402,F401
     pages_auth,
     pages_dashboard,
     pages_handovers,
+    pages_imports,
     pages_keys,
     pages_loans,
     pages_owners,

@@ -42,6 +42,7 @@ from kiosk.errors import (
     NotFound,
     PermissionDenied,
     TooManyAttempts,
+    Unavailable,
 )
 from kiosk.runtime import Runtime
 from kiosk.services import accounts, tx, web_sessions
@@ -359,6 +360,7 @@ _STATUS: list[tuple[type[KioskError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (InvalidRequest, 422),
+    (Unavailable, 503),
 ]
 
 

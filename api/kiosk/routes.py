@@ -80,6 +80,9 @@ class DrawRequest(_Body):
 
 class ReturnRequest(_Body):
     key_number: KioskKey
+    slot: int | None = Field(default=None, ge=1, description=(
+        "A free slot to return to instead of the key's home (identity cabinets, key groups "
+        "with return_anywhere); omitted: its home slot."))
 
 
 class ApprovalRequest(_Body):
@@ -100,6 +103,15 @@ class IntakeRequest(_Body):
     # Additive: the key's category (KeyCategory value) so a public-area or equipment-room key
     # registered at the screen is not filed as a unit key; None keeps the cabinet's default.
     category: Literal["unit", "public_area", "equipment", "other"] | None = None
+
+
+class IntakeCheckRequest(_Body):
+    """The intake form's first step: the key and its room, before the deliverer's details."""
+
+    key_number: str = Field(min_length=1, max_length=32, pattern=r"^[\w\-\u4e00-\u9fff]+$")
+    label: Annotated[str, _line(200)] | None = None
+    room_number: Annotated[str, _line(32)] | None = None
+    group_code: KioskCode = "UNIT"
 
 
 @router.get("/screen")
@@ -145,7 +157,7 @@ async def request_approval(body: ApprovalRequest, cabinet: CabinetDep) -> dict[s
 
 @router.post("/return")
 async def return_key(body: ReturnRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    await cabinet.choose_return(body.key_number)
+    await cabinet.choose_return(body.key_number, body.slot)
     return view(cabinet)
 
 
@@ -160,6 +172,13 @@ async def return_without_badge(cabinet: CabinetDep) -> dict[str, Any]:
 async def intake(body: IntakeRequest, cabinet: CabinetDep) -> dict[str, Any]:
     slot = await cabinet.choose_intake(**body.model_dump())
     return {**view(cabinet), "intake_slot": slot}
+
+
+@router.post("/intake/check")
+async def intake_check(body: IntakeCheckRequest, cabinet: CabinetDep) -> dict[str, Any]:
+    """Issue 14, item 7: refuse an unknown room or a taken key number at the first step; a
+    second delivery for a room that has a key comes back with its own number (``U606-2``)."""
+    return await cabinet.check_intake(**body.model_dump())
 
 
 @router.post("/still-here")

@@ -1,17 +1,25 @@
-"""RFID cards: issue, revoke, report lost (refused from the next tap on)."""
+"""RFID cards: issue, revoke, report lost (refused from the next tap on); enrol a card by
+tapping it at the cabinet (issue 11)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
+from pydantic import Field
 
 from api.deps import AuditDep, PrincipalDep, ReadSession, needs
+from api.routes.live import get_cabinet
 from api.schemas import CardUid, Instant, Limit, Note, Offset, Out, Page, Strict, page_of
+from kiosk.cabinet import Cabinet
+from kiosk.cabinet.flows.enrolment import Enrolment, EnrolmentFlow
+from kiosk.errors import NotFound
 from kiosk.services import cards, tx
 from kiosk.services.authz import Permission as P
+from kiosk.services.people import visible_person
 from kiosk.store.models import CardKind, CardStatus
 
 router = APIRouter(tags=["cards"])
@@ -97,3 +105,71 @@ def revoke_card(
             session, audit, by=by, card_id=card_id, note=body.note if body else None
         )
         return CardOut.model_validate(card)
+
+
+# ------------------------------------------------- enrolment by a tap at the cabinet
+class EnrolmentOut(Out):
+    id: uuid.UUID
+    person_id: uuid.UUID
+    state: str = Field(description="waiting, enrolled, timed_out or cancelled")
+    started_at: dt.datetime
+    deadline: dt.datetime
+    seconds_left: int = Field(description="Until the deadline while waiting; 0 once ended.")
+    card_uid: str | None
+    card_id: uuid.UUID | None
+    refused: int = Field(description="Cards already on record tapped (and refused) meanwhile.")
+
+
+def _enrolment_out(enrolment: Enrolment, now: dt.datetime) -> EnrolmentOut:
+    left = (enrolment.deadline - now).total_seconds() if enrolment.state == "waiting" else 0
+    return EnrolmentOut(
+        id=enrolment.id, person_id=enrolment.person_id, state=enrolment.state,
+        started_at=enrolment.started_at, deadline=enrolment.deadline,
+        seconds_left=max(0, math.ceil(left)), card_uid=enrolment.card_uid,
+        card_id=enrolment.card_id, refused=enrolment.refused,
+    )
+
+
+def _enrolments(request: Request) -> tuple[Cabinet, EnrolmentFlow]:
+    cabinet = get_cabinet(request)
+    return cabinet, cabinet.lookup("enrolment", EnrolmentFlow)
+
+
+@router.post(
+    "/people/{person_id:uuid}/cards/enrol",
+    response_model=EnrolmentOut,
+    status_code=202,
+    dependencies=[needs(P.CARDS_WRITE)],
+    summary="Enrol a card by tapping it: the next unknown card tapped at the cabinet within "
+            "60 s is bound to this person",
+    description=(
+        "The cabinet's idle screen asks for the new card. A card already on record is refused "
+        "(``access.denied``) and the enrolment keeps waiting; the binding is logged as "
+        "``card.enrolled`` naming the account that started it, the deadline passing as "
+        "``card.enrolment_timed_out``. One enrolment waits at a time (409 otherwise). "
+        "Poll ``GET …/cards/enrol/{enrolment_id}`` for the outcome."
+    ),
+)
+async def start_enrolment(person_id: uuid.UUID, request: Request, by: PrincipalDep
+                          ) -> EnrolmentOut:
+    cabinet, flow = _enrolments(request)
+    async with cabinet.input():
+        enrolment = flow.start(person_id, by)
+    return _enrolment_out(enrolment, cabinet.clock())
+
+
+@router.get(
+    "/people/{person_id:uuid}/cards/enrol/{enrolment_id:uuid}",
+    response_model=EnrolmentOut,
+    dependencies=[needs(P.CARDS_READ)],
+    summary="An enrolment's state: waiting (with the seconds left), enrolled (the card), "
+            "timed_out",
+)
+async def enrolment_state(person_id: uuid.UUID, enrolment_id: uuid.UUID, request: Request,
+                          by: PrincipalDep, session: ReadSession) -> EnrolmentOut:
+    cabinet, flow = _enrolments(request)
+    enrolment = flow.state_of(enrolment_id)
+    if enrolment is None or enrolment.person_id != person_id:
+        raise NotFound("no such enrolment at this cabinet (they are not kept after a restart)")
+    visible_person(session, by=by, person_id=person_id)
+    return _enrolment_out(enrolment, cabinet.clock())

@@ -10,12 +10,15 @@ with ``audit:read`` (issue 16, item 12).
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import RuntimeDep, needs
 from api.version import package_version
+from kiosk.fleet import state as fleet_state
+from kiosk.runtime import Runtime
 from kiosk.services.authz import Permission as P
 from kiosk.store import migrate
 from kiosk.store.db import describe_database
@@ -37,10 +40,32 @@ class AuditHealth(BaseModel):
     device_key_id: str
 
 
+class FleetLink(BaseModel):
+    """Whether an enrolled cabinet reaches its hub (issue 12): liveness a monitor needs, so it
+    is in the public answer; absent on a cabinet that never enrolled."""
+
+    online: bool
+    offline_since: dt.datetime | None
+    offline_since_local: str | None = Field(
+        description="HH:MM in the cabinet's time zone, as the kiosk screen shows it.")
+    config_version: int = Field(description="The hub's configuration applied here, so a "
+                                "monitor can tell a cabinet that is behind.")
+
+
+class FleetHealth(FleetLink):
+    """The link in full: which hub, when last heard, how far the log has shipped
+    (``audit:read``)."""
+
+    hub_url: str | None
+    last_contact: dt.datetime | None
+    shipped_seq: int
+
+
 class Health(BaseModel):
     status: str
     """``ok``, or ``degraded`` when the database schema is not the one this version needs."""
     version: str
+    fleet: FleetLink | None = None
 
 
 class HealthDetails(Health):
@@ -48,6 +73,19 @@ class HealthDetails(Health):
     time: dt.datetime
     database: DatabaseHealth
     audit: AuditHealth
+    fleet: FleetHealth | None = None
+
+
+def _fleet(runtime: Runtime) -> FleetHealth | None:
+    link = fleet_state.link_status(runtime.engine)
+    if link is None:
+        return None
+    local = (link.offline_since.astimezone(ZoneInfo(runtime.settings.timezone)).strftime("%H:%M")
+             if link.offline_since else None)
+    return FleetHealth(hub_url=link.hub_url, online=link.online,
+                       offline_since=link.offline_since, offline_since_local=local,
+                       last_contact=link.last_contact, config_version=link.config_version,
+                       shipped_seq=link.shipped_seq)
 
 
 def _status(runtime: RuntimeDep) -> tuple[str, str | None, str]:
@@ -56,10 +94,17 @@ def _status(runtime: RuntimeDep) -> tuple[str, str | None, str]:
     return ("ok" if current == head else "degraded"), current, head
 
 
-@router.get("/health", response_model=Health, summary="Liveness: up, and which version")
+@router.get("/health", response_model=Health, response_model_exclude_unset=True,
+            summary="Liveness: up, which version, and (enrolled cabinets) the hub link")
 def health(runtime: RuntimeDep) -> Health:
     status, _, _ = _status(runtime)
-    return Health(status=status, version=package_version())
+    full = _fleet(runtime)
+    if full is None:  # a cabinet without a hub: the answer has no fleet key at all
+        return Health(status=status, version=package_version())
+    link = FleetLink(online=full.online, offline_since=full.offline_since,
+                     offline_since_local=full.offline_since_local,
+                     config_version=full.config_version)
+    return Health(status=status, version=package_version(), fleet=link)
 
 
 @router.get(
@@ -85,4 +130,5 @@ def health_details(runtime: RuntimeDep) -> HealthDetails:
             up_to_date=current == head,
         ),
         audit=AuditHealth(head_seq=seq, head_hash=digest, device_key_id=runtime.device_key.key_id),
+        fleet=_fleet(runtime),
     )

@@ -60,16 +60,38 @@ def event_hash(
     return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
 
 
+RECORD_TEMPLATE = (
+    '{"actors":%s,"at":"%s","cabinet_id":%s,"decision":%s,"key_number":%s,"payload":%s,'
+    '"prev_hash":%s,"rules":%s,"seq":%d,"slot":%s,"type":%s}'
+)
+"""``canonical_json`` of ``event_hash``'s record, spelled out key by key in sorted order.
+
+The verifier (``kiosk.audit.scan``) hashes a million rows; filling this template with the
+C string encoder ``json.dumps`` itself uses is several times faster than ``json.dumps`` of
+a dict and gives byte-for-byte the same text for rows of the types the log writes
+(tests/audit/test_vectors.py proves it on generated rows). The ``at`` slot takes the
+output of ``format_time``, which needs no escaping."""
+
+
 def checkpoint_message(
     *, cabinet_id: str, seq: int, head_hash: str, signed_at: dt.datetime
 ) -> bytes:
     """The exact bytes an Ed25519 checkpoint signature covers."""
+    return checkpoint_message_text(
+        cabinet_id=cabinet_id, seq=seq, head_hash=head_hash, signed_at_text=format_time(signed_at)
+    )
+
+
+def checkpoint_message_text(
+    *, cabinet_id: str, seq: int, head_hash: str, signed_at_text: str
+) -> bytes:
+    """``checkpoint_message`` with the time already in ``format_time``'s form."""
     return canonical_json(
         {
             "cabinet_id": cabinet_id,
             "head_hash": head_hash,
             "seq": seq,
-            "signed_at": format_time(signed_at),
+            "signed_at": signed_at_text,
             "type": "kiosk-checkpoint/1",
         }
     ).encode("utf-8")

@@ -168,6 +168,30 @@ class AuditLog:
                 raise AuditError("the log is empty: nothing to checkpoint")
             return self._checkpoint_in(session, head.seq, head.hash)
 
+    def sign_head(self) -> Checkpoint | None:
+        """Sign the head unless a checkpoint already covers it; None when nothing was signed.
+
+        Called when the daemon stops and at each scheduler tick, so the head record is
+        normally signed and ``verify`` reports no unsigned tail. Logs no event of its own:
+        an event would move the head past the checkpoint that was just signed.
+        """
+        with write_session(self.engine) as session:
+            head = session.execute(
+                select(AuditHead).where(AuditHead.cabinet_id == self.cabinet_id).with_for_update()
+            ).scalar_one_or_none()
+            if head is None or head.seq == 0:
+                return None
+            if session.get(Checkpoint, (self.cabinet_id, head.seq)) is not None:
+                return None
+            return self._checkpoint_in(session, head.seq, head.hash)
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.scalars(
+                select(Checkpoint).where(Checkpoint.cabinet_id == self.cabinet_id)
+                .order_by(Checkpoint.seq.desc()).limit(1)
+            ).first()
+
     def export_checkpoint(self, row: Checkpoint) -> dict[str, Any]:
         """A self-contained JSON document a verifier can keep off the device."""
         return {

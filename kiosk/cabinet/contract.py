@@ -20,7 +20,7 @@ from kiosk import session as flow
 from kiosk.audit import AppendedEvent, AuditLog, NewEvent
 from kiosk.cabinet.options import CabinetError, CabinetOptions
 from kiosk.runtime import Runtime
-from kiosk.visit import Visit
+from kiosk.visit import Message, Visit
 
 TapHandler = Callable[
     [str, policy.CardFacts | None, policy.PersonFacts | None, dt.datetime], Awaitable[None]
@@ -56,6 +56,7 @@ class Core(Protocol):
     door_is_open: Callable[[], bool] | None
     session: flow.Session
     visit: Visit
+    message: Message | None
     alarm_owners: Mapping[str, str]
 
     # registering a flow and the inputs it handles
@@ -89,3 +90,4 @@ class Core(Protocol):
     def busy(self, what: str) -> CabinetError: ...
     def load_choices(self, now: dt.datetime) -> None: ...
     def last_scan(self) -> dict[int, bool]: ...
+    def last_fobs(self) -> dict[int, str | None] | None: ...

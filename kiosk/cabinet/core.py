@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 
-from drivers.errors import DriverError
+from drivers.errors import BusFault, DriverError, DutyCycleExceeded
 from drivers.locks.base import LockBank
 from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
@@ -135,6 +135,11 @@ class Cabinet(Registry):
         """Key presence per slot from the latest sensor scan (the K9 daily count reads it)."""
         return self.sensors.last_scan()
 
+    def last_fobs(self) -> dict[int, str | None] | None:
+        """Identity cabinets: the fob ROM per slot from the latest scan (the K9 daily count
+        compares identities); None on a presence-only cabinet."""
+        return self.sensors.last_fobs()
+
     def live_status(self) -> dict[str, Any]:
         """The running cabinet as the admin API shows it (kiosk/cabinet/flows/sensors.py)."""
         return self.sensors.live_status()
@@ -201,14 +206,19 @@ class Cabinet(Registry):
         async with self.input():
             await self.lookup("draw", DrawFlow).request_approval(key_number)
 
-    async def choose_return(self, key_number: str) -> None:
+    async def choose_return(self, key_number: str, slot: int | None = None) -> None:
         async with self.input():
-            await self.lookup("return", ReturnFlow).choose(key_number)
+            await self.lookup("return", ReturnFlow).choose(key_number, slot)
 
     async def return_without_badge(self) -> None:
         """K5: the returner has no badge with them: the return opens and is flagged."""
         async with self.input():
             await self.lookup("return", ReturnFlow).without_badge()
+
+    async def check_intake(self, **details: Any) -> dict[str, Any]:
+        """The intake form's first step: key number and room checked before the rest."""
+        async with self.turn():
+            return self.lookup("intake", IntakeFlow).check(details)
 
     async def choose_intake(self, **details: Any) -> int:
         async with self.input():
@@ -381,17 +391,32 @@ class Cabinet(Registry):
         return True
 
     async def _lock_fault(self, slot: int, exc: Exception) -> None:
-        said = "lock_fault"  # "staff alerted": true only once the alarm is recorded
+        """The slot stays locked (fail-locked) and the visit ends saying why. A silent bus is
+        a ``bus_fault`` (K2; ``lock.bus_restored`` follows from the scan once it answers), a
+        coil in its duty-cycle cool-down is no fault at all: the person is told to retry."""
+        said, detail = "lock_fault", None  # "staff alerted": true only once it is recorded
+        intent: dict[str, object] = {"intent_seq": self.visit.intents.get(slot)}
         try:
-            self.alarm("lock_fault", f"slot {slot} did not unlock: {exc}", rule="K2", slot=slot,
-                       payload={"intent_seq": self.visit.intents.get(slot)}, beep=False)
-            self.log(self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc)))
+            if isinstance(exc, DutyCycleExceeded):
+                wait_s = max(1, round(exc.retry_after_s))
+                said, detail = "cooling_down", (f"格口 {slot} 正在冷却，请 {wait_s} 秒后再试",
+                                                f"Slot {slot} is cooling down: retry in {wait_s} s")
+                self.log(self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc),
+                                      cause="duty_cycle", retry_after_s=exc.retry_after_s))
+            else:
+                kind = "bus_fault" if isinstance(exc, BusFault) else "lock_fault"
+                self.alarm(kind, f"slot {slot} did not unlock: {exc}", rule="K2", slot=slot,
+                           payload=intent, beep=False)
+                if kind == "bus_fault":
+                    self.sensors.bus_down = True  # the alarm is raised; the scan logs the restore
+                self.log(self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc),
+                                      cause=kind))
         except (AuditError, SQLAlchemyError) as fault:
             log.error("lock fault on slot %s not recorded: %s", slot, fault)
             said = "lock_fault_unrecorded"
         self.visit.resolved.add(slot)
         await self.apply(self.session.handle(flow.Cancelled(self.clock(), "lock_fault")))
-        self.say(said, "error")
+        self.say(said, "error", detail=detail)
         self.beep("deny")
 
     def outcome(self, type_: str, slot: int, *, rules: list[str], **payload: Any) -> NewEvent:
@@ -526,4 +551,5 @@ class Cabinet(Registry):
             calendar=self.calendar,
         )
         data["simulated"] = self.runtime.settings.simulate
+        data["identity"] = self.sensors.identity  # the screen says which mode the cabinet is in
         return data

@@ -63,7 +63,16 @@ class LoanLine:
 class Mismatch:
     slot: int
     key_number: str | None
-    problem: str  # "missing": records say in, sensor says empty; "unexpected": the reverse
+    problem: str  # "missing": records say in, sensor says empty; "unexpected": the reverse;
+    # "wrong_key" (identity cabinets, ``WrongKey``): another fob hangs where this key should be
+
+
+@dataclass(frozen=True)
+class WrongKey(Mismatch):
+    """Identity cabinets (issue 13): the slot holds a key, but not the one the records put
+    there; ``found`` is the key whose fob was read (None: an unregistered fob)."""
+
+    found: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,8 @@ class CountResult:
     sensed_in: int | None
     open_loans: int
     mismatches: list[Mismatch] = field(default_factory=list)
+    identity_checked: bool = False
+    """The count compared which key hangs in each slot (identity cabinet), not presence only."""
 
 
 @dataclass(frozen=True)
@@ -463,12 +474,14 @@ def build_person_history(
 
 def take_count(
     session: Session, *, cabinet_id: uuid.UUID, sensed: dict[int, bool] | None,
-    zone: ZoneInfo, now: dt.datetime,
+    zone: ZoneInfo, now: dt.datetime, fobs: dict[int, str | None] | None = None,
 ) -> CountResult:
     """K9/H1: the slot sensors against the records and the open loans, now.
 
     ``sensed`` is the cabinet's last scan (slot → key present), or None when no cabinet is
-    attached (a count from the records alone, and the result says so).
+    attached (a count from the records alone, and the result says so). ``fobs`` (identity
+    cabinets) is the fob ROM read in each slot: a slot holding another key than the one the
+    records put there is a ``wrong_key`` mismatch, which presence alone cannot see (issue 13).
     """
     from kiosk import records  # the register's queries; imported late to keep data.py light
 
@@ -478,11 +491,17 @@ def take_count(
         .where(Slot.cabinet_id == cabinet_id, Key.status == KeyStatus.ACTIVE)
     ).all())
     open_loans = len(records.loans_out(session, cabinet_id=cabinet_id))
+    roms = {number: rom for number, rom in records.expected_roms(
+        session, cabinet_id=cabinet_id).values() if rom is not None} if fobs is not None else {}
     mismatches: list[Mismatch] = []
     if sensed is not None:
         for slot, key_number in sorted(expected.items()):
             if not sensed.get(slot, False):
                 mismatches.append(Mismatch(slot, key_number, "missing"))
+            elif fobs is not None and fobs.get(slot) is not None and key_number in roms \
+                    and fobs[slot] != roms[key_number]:
+                found = session.scalar(select(Key.key_number).where(Key.fob_rom == fobs[slot]))
+                mismatches.append(WrongKey(slot, key_number, "wrong_key", found))
         for slot, present in sorted(sensed.items()):
             if present and slot not in expected:
                 mismatches.append(Mismatch(slot, homes.get(slot), "unexpected"))
@@ -494,6 +513,7 @@ def take_count(
         sensed_in=sum(1 for v in sensed.values() if v) if sensed is not None else None,
         open_loans=open_loans,
         mismatches=mismatches,
+        identity_checked=fobs is not None and sensed is not None,
     )
 
 

@@ -148,6 +148,7 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
             P.PEOPLE_READ,
             P.DEPARTMENTS_READ,
             P.CARDS_READ,
+            P.CARDS_WRITE,  # enrols badges at the service desk by tapping them (issue 11)
             P.CARDS_REPORT_LOST,
             P.OWNERS_READ,
             P.OWNERS_WRITE,

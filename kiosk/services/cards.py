@@ -65,7 +65,11 @@ def issue_card(
     kind: CardKind,
     valid_from: dt.datetime | None,
     valid_to: dt.datetime | None,
+    event: str = "card.issued",
+    extra: dict[str, object] | None = None,
 ) -> Card:
+    """Bind a new card to a person. ``event``/``extra``: a card enrolled by a tap at the
+    cabinet is logged once, as ``card.enrolled`` with the enrolment's details."""
     person = visible_person(session, by=by, person_id=person_id)
     uid = uid.upper()
     if valid_from and valid_to and valid_to <= valid_from:
@@ -79,13 +83,14 @@ def issue_card(
         session,
         audit,
         NewEvent(
-            type="card.issued",
+            type=event,
             actors=by.actors(),
             payload={
                 "card": str(card.id),
                 "uid": uid,
                 "person": str(person.id),
                 "kind": kind.value,
+                **(extra or {}),
             },
         ),
     )

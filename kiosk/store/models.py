@@ -27,6 +27,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -277,6 +278,11 @@ class KeyGroup(Base):
     loan_minutes: Mapped[int | None] = mapped_column(
         Integer, doc="Due back after this many minutes; NULL means end of business day."
     )
+    return_anywhere: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(),
+        doc="Issue 13: a key of this group may be hung in any free slot (identity cabinets), "
+            "which becomes its home.",
+    )
     updated_at: Mapped[dt.datetime] = _updated_at()
 
     __table_args__ = (
@@ -295,6 +301,11 @@ class Key(Base):
     category: Mapped[KeyCategory] = mapped_column(_enum(KeyCategory, "key_category"))
     copies: Mapped[int] = mapped_column(Integer, default=1)
     fob_tag: Mapped[str | None] = mapped_column(String(32), unique=True)
+    fob_rom: Mapped[str | None] = mapped_column(
+        String(16), unique=True,
+        doc="The 1-Wire ROM of the chip in the key's fob (16 hex digits), read by the slot's "
+            "identity receptor; paired at intake (issue 13).",
+    )
     home_slot_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("slots.id"), unique=True)
     status: Mapped[KeyStatus] = mapped_column(
         _enum(KeyStatus, "key_status"), default=KeyStatus.ACTIVE
@@ -651,4 +662,4 @@ class Checkpoint(Base):
     signed_at: Mapped[dt.datetime]
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
-from kiosk.store import models_auth, models_notify, models_reports  # noqa: E402,F401
+from kiosk.store import models_auth, models_fleet, models_notify, models_reports  # noqa: E402,F401

@@ -140,8 +140,9 @@ def _load_people(daemon: Daemon) -> dict[str, list[dict[str, Any]]]:
     return people
 
 
-def start_daemon(tmp: Path, **env_extra: str) -> Daemon:
-    """``python -m kiosk run`` with its own data folder and ports; waits until it answers."""
+def start_daemon(tmp: Path, *run_args: str, **env_extra: str) -> Daemon:
+    """``python -m kiosk run [run_args]`` with its own data folder and ports; waits until it
+    answers."""
     tmp.mkdir(parents=True, exist_ok=True)
     data_dir, log_path = tmp / "var", tmp / "daemon.log"
     kiosk_port = free_port()
@@ -164,7 +165,7 @@ def start_daemon(tmp: Path, **env_extra: str) -> Daemon:
     }
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kiosk", "run"],
+            [sys.executable, "-m", "kiosk", "run", *run_args],
             cwd=tmp,
             env=env,
             stdout=log,

@@ -145,36 +145,41 @@ def test_custodian_registers_a_key(kiosk: Kiosk, daemon: Daemon, screenshots: Pa
     assert row == ("3007 室", 2, slot, "UNIT", 2, "SUN WEI", "装修公司", "3007", 1)
 
 
-def test_existing_key_number_is_refused(kiosk: Kiosk, daemon: Daemon, screenshots: Path) -> None:
+def test_room_and_key_number_are_checked_at_the_first_step(
+    kiosk: Kiosk, daemon: Daemon, screenshots: Path
+) -> None:
+    """Issue 14, item 7: a room the building does not have is refused at step 1, before the
+    deliverer's details are typed; a room that already has a key is a second delivery and
+    gets its own number (U601-2)."""
     page, who = kiosk.page, custodian(daemon)
     daemon.tap(who["uid"])
+    kiosk.touch("#intake-open")
+    for digit in "3099":
+        kiosk.touch(f"[data-room-pad='{digit}']")
+    kiosk.touch("[data-dept='业主']")
+    kiosk.touch("#intake-next")
+    expect(page.locator("#toast")).to_be_visible()
+    expect(page.locator("#toast-zh")).to_have_text("没有这个房号，请核对")
+    kiosk.shot(screenshots, "intake-unknown-room")
+    kiosk.touch("#toast")
+    expect(page.locator("#intake-key")).to_be_visible()  # still the first step
+    assert daemon.screen()["state"] == "choosing" and open_slots(daemon) == []
+    kiosk.touch("#intake-back")
     kiosk.touch("#intake-open")
     for digit in "601":
         kiosk.touch(f"[data-room-pad='{digit}']")
     kiosk.touch("[data-dept='业主']")
     kiosk.touch("#intake-next")
-    type_text(kiosk, "#intake-name", "LI NA")
-    # not confirmed yet: shown as unavailable; a finger touches it anyway and the page says why
-    kiosk.touch("#intake-submit", force=True)
-    expect(page.locator("#toast-zh")).to_have_text("请送交人确认后再登记")
-    kiosk.touch("#toast")
-    kiosk.touch("#intake-confirm")
-    kiosk.touch("#intake-submit")
-    expect(page.locator("#toast")).to_be_visible()
-    expect(page.locator("#toast-zh")).to_have_text("钥匙编号已存在")
-    expect(page.locator("#toast-en")).to_have_text("That key number already exists")
-    kiosk.shot(screenshots, "intake-duplicate")
-    # still on the form, nothing opened; Back leads to the room to correct it
-    assert daemon.screen()["state"] == "choosing"
-    assert open_slots(daemon) == []
-    kiosk.touch("#toast")
     expect(page.locator("#intake-deliverer")).to_be_visible()
+    expect(page.locator("#intake-summary")).to_contain_text("U601-2")
+    kiosk.shot(screenshots, "intake-second-delivery")
     kiosk.touch("#intake-back2")
     expect(page.locator("#intake-room")).to_have_text("U601")
     kiosk.touch("#intake-back")
     expect(page.locator("#s-choosing")).to_be_visible()
     kiosk.touch("#cancel")
     expect(page.locator("#app")).to_have_attribute("data-state", "idle")
+    assert open_slots(daemon) == []
 
 
 def test_non_custodian_sees_no_register_button(kiosk: Kiosk, daemon: Daemon) -> None:

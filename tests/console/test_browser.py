@@ -157,8 +157,34 @@ def _screens(rig: ConsoleDaemon, page: Any) -> list[tuple[str, str]]:
         ("owner", str(owner).removeprefix("/console")), ("authorizations", "/authorizations"),
         ("handovers", "/handovers"), ("reports", "/reports"),
         ("report", str(report_href).removeprefix("/console")), ("audit", "/audit?rule=K2"),
-        ("accounts", "/accounts"),
+        ("accounts", "/accounts"), ("report-new", "/reports/new"),
+        ("report-preview", "/reports/new?kind=daily"),
+        ("report-refused", "/reports/new?kind=key"),
+        ("imports", "/imports?kind=units"),
     ]
+
+
+UNITS_WITH_A_PROBLEM = "房号 room_number,楼层 floor\r\n3101,31\r\n3101,31\r\n".encode("utf-8-sig")
+
+
+def _new_screens(rig: ConsoleDaemon, page: Any, size: str) -> None:
+    """The screens that follow a post: an import preview with a row's problem beside it, and
+    a card enrolment waiting at the cabinet, then done by a tap there (issue 11)."""
+    page.goto(rig.url + "/console/imports?kind=units")
+    page.set_input_files("#import-file", files=[{
+        "name": "units.csv", "mimeType": "text/csv", "buffer": UNITS_WITH_A_PROBLEM}])
+    with page.expect_navigation():
+        page.click("form[action$='/imports/units/preview'] button[type=submit]")
+    assert page.locator("#row-3 .row-problems li").count() == 1
+    check_screen(page, "import-preview", size)
+    page.goto(rig.url + f"/console/people/{rig.accounts['admin1']['evil']}")
+    with page.expect_navigation():
+        page.click("form[action$='/cards/enrol'] button[type=submit]")
+    page.wait_for_selector("#enrol-state[data-state=waiting]")
+    check_screen(page, "enrol-waiting", size)
+    rig.daemon.tap({"desktop": "ED0C0FFE", "phone": "EF0C0FFE"}[size])  # a new badge
+    page.wait_for_selector("#enrol-state[data-state=enrolled]")
+    check_screen(page, "enrol-done", size)
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
@@ -172,6 +198,7 @@ def test_every_screen_fits_and_passes_axe(console: ConsoleDaemon, tabs: Any, siz
         page.goto(console.url + "/console" + path)
         assert page.locator("main h1").count() == 1, (name, page.content()[:2000])
         check_screen(page, name, size)
+    _new_screens(console, page, size)
     page.goto(console.url + "/console/?lang=en")
     check_screen(page, "dashboard-en", size)
     page.goto(console.url + "/console/approvals/00000000-0000-4000-8000-000000000000")
@@ -261,7 +288,9 @@ def test_supervisor_sees_the_day_and_plans_the_roster(console: ConsoleDaemon, ta
     page.goto(console.url + "/console/roster")
     manager = page.locator("#f-add-person_id option").nth(1).get_attribute("value")
     page.select_option("#f-add-person_id", manager)
-    monday = dt.date.today() + dt.timedelta(days=7 - dt.date.today().weekday())
+    # five weeks on: past the demo tower's two-week roster, which a new shift must not
+    # overlap (the roster refuses overlaps: "who was on duty" must be unambiguous)
+    monday = dt.date.today() + dt.timedelta(days=35 - dt.date.today().weekday())
     page.fill("#f-add-starts_at", f"{monday}T18:00")
     page.fill("#f-add-ends_at", f"{monday + dt.timedelta(days=1)}T08:00")
     page.fill("#f-add-repeat", "2")

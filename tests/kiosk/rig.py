@@ -134,7 +134,7 @@ async def make_rig(tmp_path: Path, *, start: dt.datetime = FRI_10AM, **settings:
     clock = Clock(start)
     load_demo(runtime, now=clock())
     hw = build_simulated(runtime)
-    cabinet = Cabinet(runtime, hw.locks, calendar=calendar_from(cfg), options=options_from(cfg),
+    cabinet = Cabinet(runtime, hw.bank, calendar=calendar_from(cfg), options=options_from(cfg),
                       clock=clock, door_is_open=lambda: hw.door_sensor.is_open)
     await cabinet.start()
     return Rig(runtime, hw, cabinet, clock)

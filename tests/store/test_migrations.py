@@ -28,11 +28,17 @@ def test_up_from_empty_down_to_base_and_up_again(db_url: str) -> None:
     engine.dispose()
 
 
+def _not_a_partition(name: str | None, type_: str, _parent: object) -> bool:
+    """PostgreSQL's partitions of hub_events (migration 0012) are storage, not models."""
+    return not (type_ == "table" and name is not None and name.startswith("hub_events_p"))
+
+
 def test_migrated_schema_matches_the_models(db_url: str) -> None:
     engine = make_engine(db_url)
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={
+            "compare_type": True, "include_name": _not_a_partition})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
     engine.dispose()

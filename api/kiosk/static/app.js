@@ -58,7 +58,7 @@
   // Outside idle, the notice bar shows only what needs attention now (a refused tap, "please
   // wait"); the state screens already say their own prompt, and an ended visit's message
   // (drawn, cancelled…) belongs to the idle screen.
-  const NOTICE_CODES = new Set(['busy', 'approval_requested', 'approval_pending']);  // K7: the screen says so
+  const NOTICE_CODES = new Set(['busy', 'fob_paired', 'approval_requested', 'approval_pending']);  // K7: the screen says so
   const WEEKDAY_ZH = '日一二三四五六';
   const WEEKDAY_EN = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
   const MONTH_EN = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -128,7 +128,7 @@
     }
   }
 
-  async function post(path, body) {
+  async function post(path, body, onOk = apply) {
     if (busy) return false;
     busy = true;
     document.body.classList.add('busy');
@@ -141,7 +141,7 @@
       let data = null;
       try { data = await r.json(); } catch (_) { data = null; }
       if (r.ok && data) {
-        apply(data);
+        onOk(data);
         return true;
       }
       if ((r.status === 409 || r.status === 422) && data && data.zh) {  // 422: which field, in words
@@ -730,8 +730,9 @@
     const f = ui.intake;
     const b = rec.body;
     // The whole record in one line: this is what the deliverer confirms.
+    const checked = f.checked ? { key_number: f.checked.key_number, label: f.checked.label || b.label } : {};
     $('intake-summary').replaceChildren(
-      el('span', { class: 'chip' }, ...intakePreview(b)),
+      el('span', { class: 'chip' }, ...intakePreview({ ...b, ...checked })),
       el('span', { class: 'chip' }, zh('送交人'), ' ', en('from'), ' ', b.delivered_by_department, ' ',
         el('b', {}, b.delivered_by || '…')));
     const confirm = $('intake-confirm');
@@ -744,11 +745,20 @@
     const f = ui.intake;
     if (!f.room) { showToast(...T.room_first, '', 'info'); return; }
     if (!f.dept) { showToast(...T.dept_first, '', 'info'); return; }
-    f.step = 2;
-    render();
+    // Issue 14 item 7: the room and the key number are checked now, not after the whole
+    // form (an unknown room or a number taken is refused in a toast; a second delivery for
+    // a room that has a key comes back with its own number, e.g. U606-2).
+    const b = intakeRecord().body;
+    post('intake/check', { key_number: b.key_number, label: b.label, room_number: b.room_number,
+      group_code: b.group_code }, (checked) => {
+      f.checked = checked;
+      f.step = 2;
+      render();
+    });
   }
 
   function intakeBack() {
+    ui.intake.checked = null;
     if (ui.intake.step === 2) ui.intake.step = 1;
     else ui.intake = null;  // back to the keys; the visit goes on
     render();

@@ -7,6 +7,7 @@ openings are watched by."""
 from __future__ import annotations
 
 from kiosk.cabinet.flows.draw import DrawFlow
+from kiosk.cabinet.flows.enrolment import EnrolmentFlow
 from kiosk.cabinet.flows.handover import HandoverFlow
 from kiosk.cabinet.flows.intake import IntakeFlow
 from kiosk.cabinet.flows.night import NightPairing
@@ -16,10 +17,10 @@ from kiosk.cabinet.flows.sensors import SensorSupervisor
 
 DEFAULT_FLOWS = (
     SensorSupervisor, DrawFlow, ReturnFlow, IntakeFlow, HandoverFlow, NightPairing,
-    RemoteUnlockFlow,
+    RemoteUnlockFlow, EnrolmentFlow,
 )
 
 __all__ = [
-    "DEFAULT_FLOWS", "DrawFlow", "HandoverFlow", "IntakeFlow", "NightPairing",
+    "DEFAULT_FLOWS", "DrawFlow", "EnrolmentFlow", "HandoverFlow", "IntakeFlow", "NightPairing",
     "RemoteUnlockFlow", "ReturnFlow", "SensorSupervisor",
 ]

@@ -5,6 +5,7 @@ reconciliation uses too."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sqlalchemy.orm import Session as DbSession
@@ -30,14 +31,25 @@ class ReturnFlow:
         core.on_intent("return", self.intent)
         core.on_ended("returned", self.tell_returned)
 
-    async def choose(self, key_number: str) -> None:
+    async def choose(self, key_number: str, slot: int | None = None) -> None:
+        """归还 for ``key_number``: its home slot opens, or ``slot``, a free slot, for a key
+        whose group may go back anywhere (``KeyGroup.return_anywhere``, identity cabinets)."""
         core = self.core
         if core.session.state not in (flow.State.CHOOSING, flow.State.IDLE):
             raise CabinetError("busy")
         with DbSession(core.engine) as s:
             key = records.key_by_number(s, cabinet_id=core.cabinet_id, key_number=key_number)
+            if key is not None and slot is not None and slot != key.home_slot:
+                if not records.returns_anywhere(s, key_id=key.id) \
+                        or not core.runtime.settings.hardware.identity.enabled:
+                    raise CabinetError("return_home_only", f"{key_number} goes back to its slot")
+                if slot not in records.free_slots(s, cabinet_id=core.cabinet_id):
+                    raise CabinetError("no_free_slot", f"slot {slot} is not free")
         if key is None:
             raise CabinetError("key_unknown", key_number)
+        if slot is not None and core.session.state == flow.State.CHOOSING:
+            await self.start(key, returner=core.visit.person, slot=slot)
+            return
         await self.fob_tapped(key, core.session.state)
 
     async def fob_tapped(self, key: policy.KeyFacts, state: flow.State) -> None:
@@ -76,7 +88,8 @@ class ReturnFlow:
             raise CabinetError("busy", f"nothing to return in state {core.session.state}")
         await self.start(core.visit.returning, returner=None)
 
-    async def start(self, key: policy.KeyFacts, returner: policy.PersonFacts | None) -> None:
+    async def start(self, key: policy.KeyFacts, returner: policy.PersonFacts | None,
+                    slot: int | None = None) -> None:
         core = self.core
         if not key.on_loan or key.home_slot is None:
             core.say("not_on_loan", "error")
@@ -84,7 +97,8 @@ class ReturnFlow:
         if core.session.state == flow.State.IDLE:
             core.visit = Visit(person=returner)
         core.visit.returning = key
-        await core.apply(core.session.handle(flow.ReturnChosen(core.clock(), key.home_slot)))
+        await core.apply(core.session.handle(
+            flow.ReturnChosen(core.clock(), slot if slot is not None else key.home_slot)))
 
     def intent(self, slot: int, actors: list[str]) -> NewEvent:
         v = self.core.visit
@@ -94,7 +108,9 @@ class ReturnFlow:
                         payload={"returner": str(v.person.id) if v.person else None})
 
     def returned(self, command: flow.Returned) -> None:
-        """The sensor saw the key back in its home slot: close the loan."""
+        """The sensor saw the key back (an identity cabinet: *this* key, by its fob ROM):
+        close the loan. A key back in a slot other than its home (a free slot, for a group
+        that may go back anywhere) has that slot as its home from now on."""
         core, v = self.core, self.core.visit
         key, returner, slot = v.returning, v.person, command.slot
         assert key is not None
@@ -103,11 +119,17 @@ class ReturnFlow:
             v.resolved.add(slot)
             if loan is None:  # closed meanwhile by a start-up resolution: nothing to close
                 return
+            moved = {}
+            if key.home_slot != slot:
+                moved = {"moved_from": records.rehome(s, key_id=key.id,
+                                                      cabinet_id=core.cabinet_id, slot=slot)}
+                v.returning = key = dataclasses.replace(key, home_slot=slot)
             records.record_return(
                 s, core.audit, loan=loan, key=key, cabinet_id=core.cabinet_id, slot=slot,
                 returner_id=returner.id if returner else None, at=core.clock(),
                 event_type="key.returned", actors=[str(returner.id)] if returner else [],
-                payload={"intent_seq": v.intents.get(slot)}, alarm_owners=core.alarm_owners,
+                payload={"intent_seq": v.intents.get(slot), **moved},
+                alarm_owners=core.alarm_owners,
             )
             if not loan.returned_by_other:
                 v.returned_code = "returned"

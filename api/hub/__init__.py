@@ -1,0 +1,1 @@
+"""The hub's routes (issue 12): enrolment, the signed cabinet protocol, fleet admin."""

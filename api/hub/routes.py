@@ -1,0 +1,246 @@
+"""``/hub/v1``: thin routes over ``kiosk.fleet``.
+
+Two kinds of caller. Cabinets sign every request with their device key (``/cursor``,
+``/ingest``, ``/changes``) and get every answer, refusals included, signed by the hub's
+key. Administrators use the same bearer tokens and permissions as the admin API
+(``/sites``, enrolment codes, ``/cabinets``, ``/alarms``, ``/events``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import AuditDep, PrincipalDep, RuntimeDep, needs
+from kiosk.audit import AuditLog
+from kiosk.errors import (
+    Conflict,
+    InvalidRequest,
+    KioskError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+)
+from kiosk.fleet import changes as config_changes
+from kiosk.fleet import hub, protocol
+from kiosk.fleet.ingest import Batch, ingest
+from kiosk.services.authz import Permission as P
+from kiosk.store.db import write_session
+from kiosk.store.models_fleet import HubCabinet, HubEvent, HubRecord, HubSite
+
+router = APIRouter(tags=["hub"])
+LONG_POLL_STEP_S = 0.5
+MAX_WAIT_S = 30.0
+
+
+# ------------------------------------------------------------------- signed answers
+def _status_of(exc: KioskError) -> int:
+    for cls, status in ((NotAuthenticated, 401), (PermissionDenied, 403), (NotFound, 404),
+                        (Conflict, 409), (InvalidRequest, 422)):
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _signed(audit: AuditLog, request: Request, status: int, data: Any) -> Response:
+    body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    nonce = request.headers.get(protocol.H_NONCE.lower(), "")
+    signature = audit.device_key.sign(protocol.response_message(nonce=nonce, status=status,
+                                                                body=body))
+    return Response(body, status_code=status, media_type="application/json",
+                    headers={protocol.H_HUB_SIGNATURE: signature})
+
+
+async def _caller(request: Request, audit: AuditLog, window_s: int) -> tuple[hub.Caller, bytes]:
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    caller = await asyncio.to_thread(
+        hub.authenticate, audit, method=request.method, path=path,
+        headers={k.lower(): v for k, v in request.headers.items()}, body=body, now=time.time(),
+        window_s=window_s)
+    return caller, body
+
+
+def _window(runtime: RuntimeDep) -> int:
+    return runtime.settings.fleet.clock_window_s
+
+
+# ----------------------------------------------------------------- cabinet protocol
+class EnrolIn(BaseModel):
+    code: str = Field(min_length=4, max_length=40)
+    cabinet_id: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    public_key: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")
+
+
+@router.post("/enrol", summary="Enrol a cabinet with a one-time code (pins its device key)")
+def enrol(body: EnrolIn, audit: AuditDep) -> dict[str, Any]:
+    with write_session(audit.engine) as session:
+        done = hub.enrol(session, audit, code=body.code, cabinet_id=body.cabinet_id,
+                         public_key_hex=body.public_key)
+    answer = {"cabinet_id": done.cabinet_id, "site": done.site,
+              "hub_public_key": done.hub_public_key, "protocol": protocol.PROTOCOL}
+    return {"answer": answer, "mac": protocol.enrolment_mac(body.code, answer)}
+
+
+@router.get("/cursor", summary="(signed) How far the hub holds this cabinet's log")
+async def cursor(request: Request, audit: AuditDep, runtime: RuntimeDep) -> Response:
+    try:
+        caller, _ = await _caller(request, audit, _window(runtime))
+
+        def read() -> dict[str, Any]:
+            with Session(audit.engine) as session:
+                cab = session.scalars(select(HubCabinet).where(
+                    HubCabinet.cabinet_id == caller.cabinet_id)).one()
+                return {"acked_seq": cab.acked_seq, "head_hash": cab.head_hash,
+                        "checkpoint_seq": cab.checkpoint_seq}
+
+        return _signed(audit, request, 200, await asyncio.to_thread(read))
+    except KioskError as exc:
+        return _signed(audit, request, _status_of(exc), {"detail": str(exc)})
+
+
+@router.post("/ingest", summary="(signed) Ship a batch of events, checkpoints and records")
+async def ingest_batch(request: Request, audit: AuditDep, runtime: RuntimeDep) -> Response:
+    try:
+        caller, body = await _caller(request, audit, _window(runtime))
+        try:
+            batch = Batch.parse(json.loads(body))
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"body is not JSON: {exc}") from None
+        done = await asyncio.to_thread(ingest, audit, cabinet_id=caller.cabinet_id, batch=batch)
+        return _signed(audit, request, 200, {"acked_seq": done.acked_seq,
+                                             "head_hash": done.head_hash,
+                                             "new_events": done.new_events})
+    except KioskError as exc:
+        return _signed(audit, request, _status_of(exc), {"detail": str(exc)})
+
+
+@router.get("/changes", summary="(signed) Configuration changed since version N (long-poll)")
+async def changes(request: Request, audit: AuditDep, runtime: RuntimeDep,
+                  since: Annotated[int, Query(ge=0)] = 0,
+                  wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> Response:
+    try:
+        await _caller(request, audit, _window(runtime))
+
+        def read() -> tuple[int, list[dict[str, Any]]]:
+            with Session(audit.engine) as session:
+                return config_changes.changes_since(session, since)
+
+        deadline = time.monotonic() + wait
+        version, found = await asyncio.to_thread(read)
+        while not found and time.monotonic() < deadline:
+            await asyncio.sleep(LONG_POLL_STEP_S)
+            version, found = await asyncio.to_thread(read)
+        return _signed(audit, request, 200, {"version": version, "changes": found})
+    except KioskError as exc:
+        return _signed(audit, request, _status_of(exc), {"detail": str(exc)})
+
+
+# ----------------------------------------------------------------------- fleet admin
+class SiteIn(BaseModel):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    name: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/sites", status_code=201, dependencies=[needs(P.CABINETS_WRITE)],
+             summary="Add a site (building)")
+def create_site(body: SiteIn, audit: AuditDep, principal: PrincipalDep) -> dict[str, Any]:
+    with write_session(audit.engine) as session:
+        site = hub.create_site(session, audit, code=body.code, name=body.name,
+                               actors=principal.actors())
+        return {"id": str(site.id), "code": site.code, "name": site.name}
+
+
+@router.get("/sites", dependencies=[needs(P.CABINETS_READ)], summary="Sites and cabinets")
+def list_sites(audit: AuditDep) -> list[dict[str, Any]]:
+    with Session(audit.engine) as session:
+        sites = session.scalars(select(HubSite).order_by(HubSite.code)).all()
+        cabinets = session.scalars(select(HubCabinet).order_by(HubCabinet.cabinet_id)).all()
+        return [{"code": s.code, "name": s.name,
+                 "cabinets": [c.cabinet_id for c in cabinets if c.site_id == s.id]}
+                for s in sites]
+
+
+@router.post("/sites/{site_code}/enrolment-codes", status_code=201,
+             dependencies=[needs(P.CABINETS_WRITE)],
+             summary="A one-time code to enrol one cabinet of this site (valid 24 h)")
+def create_code(site_code: str, audit: AuditDep, principal: PrincipalDep) -> dict[str, Any]:
+    with write_session(audit.engine) as session:
+        code, expires = hub.create_enrolment_code(session, audit, site_code=site_code,
+                                                  actors=principal.actors())
+    return {"code": code, "site": site_code, "expires_at": expires.isoformat()}
+
+
+def _cabinet_out(c: HubCabinet, site: str) -> dict[str, Any]:
+    return {"cabinet_id": c.cabinet_id, "site": site, "status": c.status, "key_id": c.key_id,
+            "acked_seq": c.acked_seq, "checkpoint_seq": c.checkpoint_seq,
+            "enrolled_at": c.enrolled_at.isoformat(),
+            "last_seen_at": c.last_seen_at.isoformat() if c.last_seen_at else None}
+
+
+@router.get("/cabinets", dependencies=[needs(P.CABINETS_READ)], summary="Enrolled cabinets")
+def list_cabinets(audit: AuditDep, site: str | None = None) -> list[dict[str, Any]]:
+    with Session(audit.engine) as session:
+        rows = session.execute(select(HubCabinet, HubSite.code).join(
+            HubSite, HubCabinet.site_id == HubSite.id).order_by(HubCabinet.cabinet_id)).all()
+        return [_cabinet_out(c, code) for c, code in rows if site in (None, code)]
+
+
+@router.post("/cabinets/{cabinet_id}/revoke", dependencies=[needs(P.CABINETS_WRITE)],
+             summary="Revoke a cabinet: its requests are refused (403) from now on")
+def revoke_cabinet(cabinet_id: str, audit: AuditDep, principal: PrincipalDep) -> dict[str, Any]:
+    with write_session(audit.engine) as session:
+        cab = hub.revoke_cabinet(session, audit, cabinet_id=cabinet_id,
+                                 actors=principal.actors())
+        site = session.get(HubSite, cab.site_id)
+        return _cabinet_out(cab, site.code if site else "")
+
+
+@router.get("/alarms", dependencies=[needs(P.ALARMS_READ)], summary="Hub alarms")
+def list_alarms(audit: AuditDep, cabinet_id: str | None = None) -> list[dict[str, Any]]:
+    with Session(audit.engine) as session:
+        return [{"id": str(a.id), "cabinet_id": a.cabinet_id, "kind": a.kind,
+                 "message": a.message, "seq": a.seq, "state": a.state, "count": a.count,
+                 "raised_at": a.raised_at.isoformat(), "last_at": a.last_at.isoformat()}
+                for a in hub.list_alarms(session, cabinet_id=cabinet_id)]
+
+
+@router.get("/events", dependencies=[needs(P.EVENTS_READ)],
+            summary="A cabinet's events as the hub holds them")
+def list_events(audit: AuditDep, cabinet_id: str,
+                after_seq: Annotated[int, Query(ge=0)] = 0,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                type: str | None = None) -> list[dict[str, Any]]:
+    with Session(audit.engine) as session:
+        query = select(HubEvent).where(HubEvent.cabinet_id == cabinet_id,
+                                       HubEvent.seq > after_seq)
+        if type is not None:
+            query = query.where(HubEvent.type == type)
+        rows = session.scalars(query.order_by(HubEvent.seq).limit(limit)).all()
+        return [{"cabinet_id": e.cabinet_id, "seq": e.seq, "at": e.at.isoformat(),
+                 "type": e.type, "key_number": e.key_number, "slot": e.slot,
+                 "decision": e.decision, "actors": json.loads(e.actors),
+                 "payload": json.loads(e.payload), "hash": e.hash} for e in rows]
+
+
+
+
+@router.get("/records", dependencies=[needs(P.LOANS_READ)],
+            summary="The latest copy of records a cabinet owns (loans, alarms, intake...)")
+def list_records(audit: AuditDep, cabinet_id: str, kind: str | None = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    with Session(audit.engine) as session:
+        query = select(HubRecord).where(HubRecord.cabinet_id == cabinet_id)
+        if kind is not None:
+            query = query.where(HubRecord.kind == kind)
+        rows = session.scalars(query.order_by(HubRecord.received_at).limit(limit)).all()
+        return [{"kind": r.kind, "id": str(r.record_id), "cabinet_id": r.cabinet_id,
+                 "body": json.loads(r.body), "received_at": r.received_at.isoformat()}
+                for r in rows]

@@ -1,0 +1,173 @@
+"""Tables of the fleet (issue 12): the hub's sites, enrolled cabinets, ingested logs and
+alarms; and on a cabinet, the little state its link to the hub keeps.
+
+The hub tables exist on every database (one schema, one migration history), but only a
+``kiosk hub`` process on PostgreSQL writes them. ``hub_events`` is hash-partitioned by
+cabinet on PostgreSQL (migration 0012) so each partition stays a manageable size and one
+cabinet's history is read from one partition; on SQLite it is a plain table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from kiosk.store.models import Base, _uuid_pk
+from kiosk.store.types import utcnow
+
+
+class HubSite(Base):
+    """A building (tower) with one or more cabinets."""
+
+    __tablename__ = "hub_sites"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HubCabinet(Base):
+    """An enrolled cabinet: its pinned Ed25519 device key and how far its log was ingested.
+
+    ``acked_seq``/``head_hash`` are the ingest cursor: the hub holds this cabinet's chain up
+    to ``acked_seq`` and nothing after it; the row is locked while a batch is ingested, so
+    two hub processes never ingest the same cabinet at once.
+    """
+
+    __tablename__ = "hub_cabinets"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    cabinet_id: Mapped[str] = mapped_column(String(64), unique=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hub_sites.id"))
+    public_key: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]
+    acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    checkpoint_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seen_at: Mapped[dt.datetime | None]
+
+
+class HubEnrolmentCode(Base):
+    """A one-time enrolment code; only its SHA-256 is stored."""
+
+    __tablename__ = "hub_enrolment_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hub_sites.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+    used_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class HubEvent(Base):
+    """A cabinet's event as it came, byte for byte, so the hub can re-verify the chain."""
+
+    __tablename__ = "hub_events"
+
+    cabinet_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime]
+    type: Mapped[str] = mapped_column(String(64))
+    actors: Mapped[str] = mapped_column(Text)
+    slot: Mapped[int | None] = mapped_column(Integer)
+    key_number: Mapped[str | None] = mapped_column(String(32))
+    decision: Mapped[str | None] = mapped_column(String(16))
+    rules: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HubCheckpoint(Base):
+    """A cabinet's signed checkpoint, checked against the pinned key and the held chain."""
+
+    __tablename__ = "hub_checkpoints"
+
+    cabinet_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime]
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class HubRecord(Base):
+    """The latest copy of a record a cabinet owns (loan, alarm, intake, handover, report)."""
+
+    __tablename__ = "hub_records"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    record_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    cabinet_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text, doc="Canonical JSON of the record's columns.")
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_hub_records_cabinet", "cabinet_id", "kind"),)
+
+
+class HubAlarm(Base):
+    """Something the hub refused: a broken chain, a revoked cabinet knocking, a replay.
+
+    One open alarm per (cabinet, kind); a repeat bumps ``count`` and ``last_at``.
+    """
+
+    __tablename__ = "hub_alarms"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    cabinet_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HubNonce(Base):
+    """Nonces of signed requests seen inside the time window: a replay is refused."""
+
+    __tablename__ = "hub_nonces"
+
+    cabinet_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HubConfigHead(Base):
+    """The configuration version counter. Writers lock this one row to take a version, so
+    versions become visible in order: a cabinet that read up to N never misses N-1."""
+
+    __tablename__ = "hub_config_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HubConfigChange(Base):
+    """Row ``row_id`` of ``entity`` changed (or was deleted) at configuration ``version``."""
+
+    __tablename__ = "hub_config_changes"
+
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    entity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    row_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FleetState(Base):
+    """A cabinet's link to its hub: enrolment, configuration cursor, online/offline."""
+
+    __tablename__ = "fleet_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,314 @@
+"""The hub's ingest, request authentication and configuration cursor, on each backend.
+
+The process tests (test_fleet.py) show these working between real daemons; here each
+refusal kind is produced exactly, with the hub's copy checked to be untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kiosk.audit import AuditLog, NewEvent
+from kiosk.audit.chain import event_hash
+from kiosk.audit.device_key import DeviceKey, load_or_create
+from kiosk.errors import NotAuthenticated, PermissionDenied
+from kiosk.fleet import hub, protocol
+from kiosk.fleet.apply import apply_changes
+from kiosk.fleet.changes import changes_since, install_change_tracking, prepare_hub_database
+from kiosk.fleet.ingest import Batch, Refused, ingest
+from kiosk.fleet.link import read_batch
+from kiosk.runtime import Runtime
+from kiosk.services.authz import Principal
+from kiosk.services.cards import issue_card, revoke
+from kiosk.store.db import write_session
+from kiosk.store.models import Card, CardKind, CardStatus, DutyShift, Person
+from kiosk.store.models_auth import AccountRole, TokenKind
+from kiosk.store.models_fleet import HubAlarm, HubEvent
+
+CAB = "cab-test"
+
+
+@pytest.fixture
+def hub_log(runtime: Runtime, tmp_path: Any) -> AuditLog:
+    """The hub's own log on the same database (another cabinet id, another key)."""
+    return AuditLog(runtime.engine, cabinet_id="hub",
+                    device_key=load_or_create(tmp_path / "hub.pem"))
+
+
+@pytest.fixture
+def enrolled(runtime: Runtime, hub_log: AuditLog) -> Iterator[Runtime]:
+    with write_session(runtime.engine) as s:
+        hub.create_site(s, hub_log, code="tower-a", name="Tower A", actors=["test"])
+        code, _ = hub.create_enrolment_code(s, hub_log, site_code="tower-a", actors=["test"])
+    with write_session(runtime.engine) as s:
+        hub.enrol(s, hub_log, code=code, cabinet_id=CAB,
+                  public_key_hex=runtime.device_key.public_hex)
+    for n in range(6):
+        runtime.audit.append(NewEvent(type="test.event", payload={"n": n}))
+    yield runtime
+
+
+def _batch(runtime: Runtime, acked: int = 0) -> dict[str, Any]:
+    return read_batch(runtime.engine, CAB, acked, 100)
+
+
+def _held(runtime: Runtime) -> list[tuple[int, str]]:
+    with Session(runtime.engine) as s:
+        return [(e.seq, e.hash) for e in s.scalars(
+            select(HubEvent).where(HubEvent.cabinet_id == CAB).order_by(HubEvent.seq))]
+
+
+def _alarm_kinds(runtime: Runtime) -> list[str]:
+    with Session(runtime.engine) as s:
+        return [a.kind for a in s.scalars(select(HubAlarm).where(HubAlarm.cabinet_id == CAB))]
+
+
+def test_a_batch_is_held_once_however_often_it_is_sent(enrolled: Runtime,
+                                                       hub_log: AuditLog) -> None:
+    doc = _batch(enrolled)
+    first = ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    again = ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert (first.new_events, again.new_events) == (6, 0)
+    assert again.acked_seq == 6
+    assert _held(enrolled) == [(e["seq"], e["hash"]) for e in doc["events"]]
+    assert _alarm_kinds(enrolled) == []
+
+
+def test_an_edited_row_is_refused_and_alarmed_and_nothing_is_written(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    doc = _batch(enrolled)
+    doc["events"][3]["payload"] = '{"n":99}'
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert (refused.value.kind, refused.value.seq) == ("edited_event", 4)
+    assert _held(enrolled) == [], "a refused batch writes nothing, not even its good rows"
+    assert _alarm_kinds(enrolled) == ["edited_event"]
+
+
+def test_a_gap_is_refused(enrolled: Runtime, hub_log: AuditLog) -> None:
+    doc = _batch(enrolled)
+    del doc["events"][2]
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert refused.value.kind == "gap"
+
+
+def test_a_rewritten_chain_is_a_fork_and_the_hub_keeps_its_copy(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    doc = _batch(enrolled)
+    ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    held = _held(enrolled)
+    forged = copy.deepcopy(doc)
+    prev = forged["events"][1]["hash"]
+    for event in forged["events"][2:]:  # rewrite from seq 3 on, every hash consistent
+        event["payload"] = event["payload"].replace("}", ',"forged":true}')
+        event["prev_hash"] = prev
+        event["hash"] = prev = event_hash(**{k: v for k, v in _typed(event).items()
+                                             if k != "hash"})
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(forged))
+    assert (refused.value.kind, refused.value.seq) == ("fork", 3)
+    assert _held(enrolled) == held
+
+
+def test_a_log_that_went_backwards_is_refused(enrolled: Runtime, hub_log: AuditLog) -> None:
+    ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(_batch(enrolled)))
+    old = _batch(enrolled)
+    old["head_seq"], old["events"] = 4, old["events"][:4]  # an old backup's head
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(old))
+    assert refused.value.kind == "log_backwards"
+    assert "backup" in str(refused.value)
+
+
+def test_a_checkpoint_signed_by_another_key_is_refused(enrolled: Runtime,
+                                                       hub_log: AuditLog) -> None:
+    enrolled.audit.checkpoint()
+    doc = _batch(enrolled)
+    assert doc["checkpoints"]
+    doc["checkpoints"][0]["signature"] = hub_log.device_key.sign(b"something else")
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert refused.value.kind == "bad_checkpoint"
+
+
+def _typed(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "at": dt.datetime.fromisoformat(event["at"].replace("Z", "+00:00"))}
+
+
+# ------------------------------------------------------------------- authentication
+def _headers(key: DeviceKey, path: str, *, now: float, cabinet_id: str = CAB) -> dict[str, str]:
+    signed = protocol.sign_request(key.sign, method="GET", path=path, cabinet_id=cabinet_id,
+                                   body=b"", now=now)
+    return {k.lower(): v for k, v in signed.as_dict().items()}
+
+
+def test_signed_requests_replays_stale_times_strangers_and_revoked_cabinets(
+        enrolled: Runtime, hub_log: AuditLog, tmp_path: Any) -> None:
+    now = time.time()
+    headers = _headers(enrolled.device_key, "/hub/v1/cursor", now=now)
+    ok = hub.authenticate(hub_log, method="GET", path="/hub/v1/cursor", headers=headers,
+                          body=b"", now=now)
+    assert ok.cabinet_id == CAB
+    with pytest.raises(NotAuthenticated, match="replayed"):
+        hub.authenticate(hub_log, method="GET", path="/hub/v1/cursor", headers=headers,
+                         body=b"", now=now)
+    with pytest.raises(NotAuthenticated, match="signature"):  # same headers, other path
+        hub.authenticate(hub_log, method="GET", path="/hub/v1/changes",
+                         headers=_headers(enrolled.device_key, "/hub/v1/cursor", now=now),
+                         body=b"", now=now)
+    stale = _headers(enrolled.device_key, "/hub/v1/cursor", now=now - 900)
+    with pytest.raises(NotAuthenticated, match="window"):
+        hub.authenticate(hub_log, method="GET", path="/hub/v1/cursor", headers=stale,
+                         body=b"", now=now)
+    stranger = load_or_create(tmp_path / "stranger.pem")
+    with pytest.raises(NotAuthenticated, match="not enrolled"):
+        hub.authenticate(hub_log, method="GET", path="/hub/v1/cursor", body=b"", now=now,
+                         headers=_headers(stranger, "/hub/v1/cursor", now=now,
+                                          cabinet_id="cab-x"))
+    with write_session(enrolled.engine) as s:
+        hub.revoke_cabinet(s, hub_log, cabinet_id=CAB, actors=["test"])
+    with pytest.raises(PermissionDenied):
+        hub.authenticate(hub_log, method="GET", path="/hub/v1/cursor", body=b"", now=now,
+                         headers=_headers(enrolled.device_key, "/hub/v1/cursor", now=now))
+    with Session(enrolled.engine) as s:
+        refused = s.scalar(select(func.count()).select_from(HubAlarm)
+                           .where(HubAlarm.kind == "refused_request"))
+    assert refused == 1 and _alarm_kinds(enrolled) == ["refused_request"]
+
+
+def test_enrolment_codes_work_once(runtime: Runtime, hub_log: AuditLog) -> None:
+    with write_session(runtime.engine) as s:
+        hub.create_site(s, hub_log, code="tower-b", name="Tower B", actors=["test"])
+        code, _ = hub.create_enrolment_code(s, hub_log, site_code="tower-b", actors=["test"])
+    with write_session(runtime.engine) as s:
+        done = hub.enrol(s, hub_log, code=code.lower(), cabinet_id="cab-1",
+                         public_key_hex=runtime.device_key.public_hex)
+    assert done.site == "tower-b" and done.hub_public_key == hub_log.device_key.public_hex
+    with pytest.raises(NotAuthenticated), write_session(runtime.engine) as s:
+        hub.enrol(s, hub_log, code=code, cabinet_id="cab-2",
+                  public_key_hex=runtime.device_key.public_hex)
+
+
+# --------------------------------------------------------------- configuration cursor
+def test_a_revocation_flows_down_by_version_cursor(runtime: Runtime, hub_log: AuditLog,
+                                                   tmp_path: Any) -> None:
+    """The hub tracks the card change; a cabinet on its own database applies it."""
+    from kiosk.config import Settings
+
+    install_change_tracking(runtime.engine)
+    prepare_hub_database(runtime.engine)
+    admin = Principal(account_id=uuid.uuid4(), username="root", role=AccountRole.ADMIN,
+                      person_id=None, department_id=None, permissions=frozenset(),
+                      token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
+    with write_session(runtime.engine) as s:
+        person = Person(staff_no="E1001", name="张工")
+        s.add(person)
+        s.flush()
+        card = issue_card(s, hub_log, by=admin, uid="a1b2c3d4", person_id=person.id,
+                          kind=CardKind.STAFF, valid_from=None, valid_to=None)
+        card_id = card.id
+    with Session(runtime.engine) as s:
+        version, snapshot = changes_since(s, 0)
+    cabinet = Runtime.open(Settings(data_dir=tmp_path / "cab", cabinet_id="cab-9"))
+    try:
+        apply_changes(cabinet.audit, version=version, changes=snapshot)
+        with write_session(runtime.engine) as s:
+            revoke(s, hub_log, by=admin, card_id=card_id, note="lost")
+        with Session(runtime.engine) as s:
+            newer, delta = changes_since(s, version)
+        assert newer > version and [c["entity"] for c in delta] == ["card"]
+        assert apply_changes(cabinet.audit, version=newer, changes=delta) == ["A1B2C3D4"]
+        assert apply_changes(cabinet.audit, version=newer, changes=delta) == []  # idempotent
+        with Session(cabinet.engine) as s:
+            held = s.scalars(select(Card).where(Card.uid == "A1B2C3D4")).one()
+            assert held.status == CardStatus.REVOKED
+        with Session(runtime.engine) as s:
+            assert changes_since(s, newer) == (newer, [])
+
+        # K8: a duty shift added at the hub arrives; deleted at the hub, it goes.
+        start = dt.datetime(2026, 12, 7, 10, tzinfo=dt.UTC)
+        with write_session(runtime.engine) as s:
+            shift = DutyShift(person_id=person.id, starts_at=start,
+                              ends_at=start + dt.timedelta(hours=12))
+            s.add(shift)
+        with Session(runtime.engine) as s:
+            v3, delta = changes_since(s, newer)
+        apply_changes(cabinet.audit, version=v3, changes=delta)
+        with Session(cabinet.engine) as s:
+            held_shift = s.get(DutyShift, shift.id)
+            assert held_shift is not None and held_shift.starts_at == start
+            assert held_shift.person.staff_no == "E1001"
+        with write_session(runtime.engine) as s:
+            s.delete(s.get(DutyShift, shift.id))
+        with Session(runtime.engine) as s:
+            v4, delta = changes_since(s, v3)
+        assert [(c["entity"], c["deleted"]) for c in delta] == [("duty_shift", True)]
+        apply_changes(cabinet.audit, version=v4, changes=delta)
+        with Session(cabinet.engine) as s:
+            assert s.get(DutyShift, shift.id) is None
+    finally:
+        cabinet.close()
+
+
+def test_an_alarm_and_its_later_note_reach_the_hub_as_its_latest_copy_F1(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """Records a cabinet owns go up with the event that made or changed them."""
+    import json
+
+    from kiosk.services.alarms import add_note, raise_alarm
+    from kiosk.store.models_fleet import HubRecord
+
+    with write_session(enrolled.engine) as s:
+        person = Person(staff_no="C2001", name="李客服")
+        s.add(person)
+        s.flush()
+        alarm = raise_alarm(s, enrolled.audit, kind="door_forced", message="door forced",
+                            actors=[])
+        alarm_id, person_id = alarm.id, person.id
+    done = ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(_batch(enrolled)))
+    by = Principal(account_id=uuid.uuid4(), username="cs", role=AccountRole.CUSTODIAN,
+                   person_id=person_id, department_id=None, permissions=frozenset(),
+                   token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
+    with write_session(enrolled.engine) as s:
+        add_note(s, enrolled.audit, by=by, alarm_id=alarm_id, note="checked, door shut")
+    ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(_batch(enrolled, done.acked_seq)))
+    with Session(enrolled.engine) as s:
+        held = s.get(HubRecord, ("alarm", alarm_id))
+        assert held is not None and held.cabinet_id == CAB
+        assert [n["text"] for n in json.loads(held.body)["notes"]] == ["checked, door shut"]
+
+
+def test_a_change_made_outside_the_hub_process_is_seen_on_postgresql(runtime: Runtime) -> None:
+    """On the hub's PostgreSQL, triggers record a change made by any writer (here plain SQL,
+    as a CLI or a DBA would); elsewhere the hub's own ORM writes are recorded."""
+    from sqlalchemy import text
+
+    install_change_tracking(runtime.engine)
+    prepare_hub_database(runtime.engine)
+    with write_session(runtime.engine) as s:
+        person = Person(staff_no="E2002", name="王工")
+        s.add(person)
+        s.flush()
+        s.add(Card(uid="0A0B0C0D", person_id=person.id))
+    with Session(runtime.engine) as s:
+        version, _ = changes_since(s, 0)
+    if runtime.engine.dialect.name == "postgresql":
+        with runtime.engine.begin() as conn:
+            conn.execute(text("UPDATE cards SET status = 'lost' WHERE uid = '0A0B0C0D'"))
+    else:
+        with write_session(runtime.engine) as s:
+            s.scalars(select(Card).where(Card.uid == "0A0B0C0D")).one().status = CardStatus.LOST
+    with Session(runtime.engine) as s:
+        newer, delta = changes_since(s, version)
+    assert newer > version
+    assert [(c["entity"], c["row"]["status"]) for c in delta] == [("card", "lost")]

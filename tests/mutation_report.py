@@ -1,0 +1,50 @@
+"""`make mutation` / `make mutation-ci`: list mutmut's survivors and fail on unexplained ones.
+
+Reads ``mutmut results`` (run from the repository root after ``mutmut run``). A surviving
+mutant is either killed by a new test or explained as equivalent in docs/testing.md,
+where its name appears in backticks; any other survivor (or one that timed out, or that
+no test reached) makes this exit 1, naming it. Not a test module: pytest does not collect it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "testing.md"
+BAD = ("survived", "timeout", "no tests", "suspicious", "segfault")
+
+
+def results() -> dict[str, str]:
+    out = subprocess.run([str(Path(sys.executable).parent / "mutmut"), "results", "--all", "true"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    status: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, state = line.strip().rpartition(": ")
+        if sep and "__mutmut_" in name:
+            status[name] = state
+    return status
+
+
+def main(prefixes: list[str]) -> int:
+    status = {n: s for n, s in results().items()
+              if not prefixes or any(n.startswith(p) for p in prefixes)}
+    explained = set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", DOCS.read_text(encoding="utf-8")))
+    counts: dict[str, int] = {}
+    for state in status.values():
+        counts[state] = counts.get(state, 0) + 1
+    print("mutants: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    left = sorted(n for n, s in status.items() if s in BAD and n not in explained)
+    known = sorted(n for n, s in status.items() if s in BAD and n in explained)
+    if known:
+        print(f"{len(known)} survivor(s) explained as equivalent in docs/testing.md")
+    for name in left:
+        print(f"  {status[name]}: {name}  (kill it with a test or explain it in docs/testing.md)")
+    return 1 if left else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
