@@ -291,12 +291,17 @@ def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
         return fh.read()
 
 
-def _verify_restored(db: Path, key: Path | None, manifest: Manifest) -> VerifyResult:
+def _verify_restored(db: Path, key: Path | None, manifest: Manifest,
+                     checkpoint_every: int) -> VerifyResult:
+    """The archive's log must verify as ``kiosk audit verify`` would: chain, head, and a signed
+    checkpoint at every ``checkpoint_every`` boundary, so an archive whose checkpoints were
+    deleted after re-chaining is refused, not restored (issue 16, item 4)."""
     public = load_device_key(key).public if key is not None else None
     # Read-only and without the daemon's pragmas: checking must not change the file.
     engine = create_engine(f"sqlite:///file:{db.as_posix()}?mode=ro&uri=true")
     try:
-        result = verify_log(engine, cabinet_id=manifest.cabinet_id, public_key=public)
+        result = verify_log(engine, cabinet_id=manifest.cabinet_id, public_key=public,
+                            checkpoint_every=checkpoint_every)
     finally:
         engine.dispose()
     if not result.ok:
@@ -340,7 +345,8 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool = False) ->
                 f"{settings.cabinet_id!r}: set cabinet_id = \"{manifest.cabinet_id}\" first"
             )
         key = work / DEVICE_KEY if DEVICE_KEY in manifest.members else None
-        result = _verify_restored(work / DATABASE, key, manifest)
+        result = _verify_restored(work / DATABASE, key, manifest,
+                                  settings.audit.checkpoint_every)
         # every file that goes in place, staged beside its final path (renames are atomic)
         # (the TLS pair first: it is the one that may still be refused)
         placed = _staged_tls(work, manifest, settings.data_dir)

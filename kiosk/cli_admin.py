@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Callable
 
 import click
 
@@ -112,11 +113,8 @@ def list_accounts(ctx: click.Context) -> None:
         runtime.close()
 
 
-@admin.command("unlock")
-@click.argument("username")
-@click.pass_context
-def unlock(ctx: click.Context, username: str) -> None:
-    """End the lockout of USERNAME after repeated failed logins."""
+def _on_account(ctx: click.Context, username: str, act: Callable[..., object], done: str) -> None:
+    """Run one account operation on the device (``by=None``: the operator at the console)."""
     from kiosk.runtime import Runtime
     from kiosk.services import accounts, tx
 
@@ -126,10 +124,20 @@ def unlock(ctx: click.Context, username: str) -> None:
             account = accounts.find_by_username(session, username)
             if account is None:
                 raise click.ClickException(f"no account {username!r}")
-            accounts.unlock(session, runtime.audit, by=None, account_id=account.id)
-        click.echo(f"unlocked {username}")
+            act(session, runtime.audit, by=None, account_id=account.id)
+        click.echo(f"{done} {username}")
     finally:
         runtime.close()
+
+
+@admin.command("unlock")
+@click.argument("username")
+@click.pass_context
+def unlock(ctx: click.Context, username: str) -> None:
+    """End the lockout of USERNAME after repeated failed logins."""
+    from kiosk.services import accounts
+
+    _on_account(ctx, username, accounts.unlock, "unlocked")
 
 
 @admin.command("confirm")
@@ -137,16 +145,6 @@ def unlock(ctx: click.Context, username: str) -> None:
 @click.pass_context
 def confirm(ctx: click.Context, username: str) -> None:
     """Confirm USERNAME, an administrator made over the API (dual control, issue 16)."""
-    from kiosk.runtime import Runtime
-    from kiosk.services import accounts, dual_control, tx
+    from kiosk.services import dual_control
 
-    runtime = Runtime.open(ctx.find_root().obj.settings)
-    try:
-        with tx.write(runtime.audit) as session:
-            account = accounts.find_by_username(session, username)
-            if account is None:
-                raise click.ClickException(f"no account {username!r}")
-            dual_control.confirm_account(session, runtime.audit, by=None, account_id=account.id)
-        click.echo(f"confirmed {username}")
-    finally:
-        runtime.close()
+    _on_account(ctx, username, dual_control.confirm_account, "confirmed")

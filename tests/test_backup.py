@@ -270,3 +270,32 @@ def test_the_admin_tls_certificate_travels_with_the_backup(
         restore_backup(target, forged, force=True)
     assert cert.read_bytes() == before
     assert not list(target.data_dir.glob(".*.restore"))  # nothing half-staged is left
+
+
+def test_an_archive_with_its_checkpoints_deleted_is_refused(tmp_path: Path) -> None:
+    """Issue 16 item 4 at restore: the chain of the archive's log is intact but its signed
+    checkpoints were deleted (what a forger who re-chained an edit must do). Restore checks
+    the log as `kiosk audit verify` does and refuses it, naming the missing checkpoint."""
+    import sqlite3
+
+    settings = Settings(data_dir=tmp_path / "src" / "var", database_url="", cabinet_id="cab-bk",
+                        audit={"checkpoint_every": 8})  # type: ignore[arg-type]
+    rt = Runtime.open(settings)
+    for i in range(20):
+        rt.audit.append(NewEvent(type="test.seed", payload={"i": i}))
+    rt.close()
+    archive, _ = create_backup(settings, tmp_path / "b.tar.gz")
+    with tarfile.open(archive, "r:gz") as tar:
+        data = tar.extractfile("kiosk.db").read()  # type: ignore[union-attr]
+    db = tmp_path / "no-checkpoints.db"
+    db.write_bytes(data)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM checkpoints")
+    conn.close()
+    stripped = tmp_path / "stripped.tar.gz"
+    rewrite(archive, stripped, {"kiosk.db": db.read_bytes()}, manifest_too=True)
+    target = Settings(data_dir=tmp_path / "target" / "var", database_url="",
+                      cabinet_id="cab-bk", audit={"checkpoint_every": 8})  # type: ignore[arg-type]
+    with pytest.raises(BackupRefused, match="no signed checkpoint at seq 8"):
+        restore_backup(target, stripped)
+    assert not (target.data_dir / "kiosk.db").exists()

@@ -94,3 +94,29 @@ def test_db_commands_and_a_bad_config_exit_2(env: dict[str, str], tmp_path: Path
     bad = kiosk({**env, "KIOSK_AUDIT__CHECKPOINT_EVERY": "0"}, "audit", "verify")
     assert bad.returncode == 2
     assert "audit.checkpoint_every" in bad.stderr and "ge 1" in bad.stderr
+
+
+def test_admin_unlock_and_confirm_name_the_account_or_refuse(sqlite_env: dict[str, str]) -> None:
+    """``kiosk admin unlock|confirm NAME`` act on the named account on the device, and an
+    unknown name is a clear one-line refusal (issue 16: an admin made over the API waits
+    for a second admin's confirmation; on a one-admin cabinet the device console gives it)."""
+    made = subprocess.run([sys.executable, "-m", "kiosk", "admin", "create", "ops",
+                           "--password-stdin"], input="correct horse battery\n",
+                          env={**os.environ, **sqlite_env}, capture_output=True, text=True,
+                          timeout=120)
+    assert made.returncode == 0, made.stderr
+    db = sqlite3.connect(Path(sqlite_env["KIOSK_DATA_DIR"]) / "kiosk.db")
+    with db:
+        db.execute("UPDATE accounts SET awaiting_confirmation = 1 WHERE username = 'ops'")
+    confirmed = kiosk(sqlite_env, "admin", "confirm", "ops")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert confirmed.stdout.strip() == "confirmed ops"
+    assert db.execute("SELECT awaiting_confirmation FROM accounts WHERE username = 'ops'"
+                      ).fetchone() == (0,)
+    again = kiosk(sqlite_env, "admin", "confirm", "ops")
+    assert again.returncode != 0 and "not awaiting confirmation" in again.stderr
+    unlocked = kiosk(sqlite_env, "admin", "unlock", "ops")
+    assert unlocked.returncode == 0 and unlocked.stdout.strip() == "unlocked ops"
+    unknown = kiosk(sqlite_env, "admin", "unlock", "nobody")
+    assert unknown.returncode != 0 and "no account 'nobody'" in unknown.stderr
+    db.close()
