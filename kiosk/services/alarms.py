@@ -260,12 +260,14 @@ AT_THE_CABINET = frozenset({
 
 
 def open_at_cabinet(session: Session, *, cabinet_id: uuid.UUID) -> list[Alarm]:
-    """The cabinet's open (unacknowledged) alarms the idle screen shows, oldest first."""
+    """The cabinet's open (unacknowledged) alarms the idle screen shows, newest first: the
+    banner has room for a few, and the one that just happened (a door forced now) must not
+    hide behind older ones still waiting for a keeper."""
     return list(session.scalars(
         select(Alarm).where(
             Alarm.cabinet_id == cabinet_id, Alarm.state == AlarmState.OPEN,
             Alarm.kind.in_(AT_THE_CABINET),
-        ).order_by(Alarm.raised_at)
+        ).order_by(Alarm.raised_at.desc())
     ))
 
 

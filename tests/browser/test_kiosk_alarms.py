@@ -22,7 +22,7 @@ def test_F1_forced_door_banner_and_a_keeper_acknowledges_it_at_the_screen(
     kiosk: Kiosk, daemon: Daemon, screenshots: Path
 ) -> None:
     page = kiosk.page
-    staff = person(daemon, "ENG", 5)
+    staff = person(daemon, "ENG", 6)  # used by no other browser test
     custodian = person(daemon, "CS", 0, roles={"staff", "custodian"})
     daemon.post("/sim/door", {"open": True})  # nobody at the screen: forced
     banner = page.locator("#idle-alarms")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,19 @@ def staff(daemon: Daemon, dept: str, index: int) -> dict[str, Any]:
 
 def open_slots(daemon: Daemon) -> list[int]:
     return sorted(int(n) for n, s in daemon.get("/sim/state")["slots"].items() if s["open"])
+
+
+@pytest.fixture(autouse=True)
+def compartments_shut(daemon: Daemon) -> None:
+    """Another test on the shared daemon may have left a compartment open (its person walked
+    off: the screen said 请关好格口 and a slot_left_open alarm followed). Someone shuts them
+    before the custodian's turn, as at a real cabinet, so each test here sees only the
+    compartments that its own intake opens."""
+    for slot in open_slots(daemon):
+        daemon.post("/sim/shut", {"slot": slot})
+    deadline = time.monotonic() + 5
+    while open_slots(daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def type_text(kiosk: Kiosk, host: str, text: str) -> None:

@@ -231,7 +231,7 @@ def test_every_screen_fits(sized: Kiosk, daemon: Daemon, screenshots: Path) -> N
     sized.touch("#intake-open")
     expect(page.locator("#s-intake")).to_be_visible()
     check_layout(sized, screenshots, "intake-key")
-    for digit in "2999":
+    for digit in "3008":  # a unit of the demo tower with no key yet (intake checks the room)
         sized.touch(f"#intake-pad [data-room-pad='{digit}']")
     sized.touch("#intake-depts button >> nth=0")
     sized.touch("#intake-next")

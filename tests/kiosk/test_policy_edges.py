@@ -24,6 +24,7 @@ from kiosk.policy import (
     CardFacts,
     Decision,
     DrawContext,
+    Holder,
     KeyFacts,
     Need,
     PersonFacts,
@@ -37,6 +38,7 @@ from kiosk.policy import (
     decide_returner,
     drawable,
     identify,
+    screen_keys,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -189,10 +191,17 @@ def test_a_staff_draw_names_no_letter_and_no_approval() -> None:
 
 
 def test_the_screen_lists_a_key_that_is_out_with_its_reason() -> None:
+    """A key out and a retired key are not drawable; the screen still shows the key out,
+    with its reason, in the list of a person it concerns (its borrower), and says only
+    "out" (no holder) to anyone else who finds it (issue 14: never hide why)."""
     out = replace(KEY, on_loan=True)
     retired = replace(KEY, key_number="U1204", status="retired")
-    assert [(k.key_number, d.code) for k, d in drawable(ctx(), [out, retired])] == [
-        ("U1203", "key_out")]
+    assert drawable(ctx(), [out, retired]) == []
+    holder = Holder(person_id=ALICE.id, name=ALICE.name, due_at=FRI_10AM)
+    views = screen_keys(ctx(), [out, retired], {out.id: holder})
+    assert [(v.key.key_number, v.decision.code, v.listed, v.mine) for v in views] == [
+        ("U1203", "key_out", True, True), ("U1204", views[1].decision.code, False, False)]
+    assert views[1].decision.code != "allowed" and not views[1].decision.allowed
 
 
 # ----------------------------------------------------------------- time boundaries
