@@ -54,8 +54,12 @@ def test_F1_forced_door_banner_and_a_keeper_acknowledges_it_at_the_screen(
             "SELECT actors, payload FROM events WHERE type = 'alarm.acknowledged'"
         ).fetchall()
         states = db.execute("SELECT state FROM alarms WHERE kind = 'door_forced'").fetchall()
-    assert rows, "the acknowledgement is logged"
-    payload = json.loads(rows[-1][1])
-    assert payload["by_name"] == custodian["name"] and payload["kind"] == "door_forced"
-    assert str(uuid.UUID(custodian["id"])) in json.loads(rows[-1][0])
+    # one acknowledgement per open alarm (other tests on the shared daemon may have left a
+    # compartment open too); the forced door's names the keeper
+    forced = [(json.loads(a), json.loads(p)) for a, p in rows
+              if json.loads(p).get("kind") == "door_forced"]
+    assert forced, "the forced door's acknowledgement is logged"
+    actors, payload = forced[-1]
+    assert payload["by_name"] == custodian["name"]
+    assert str(uuid.UUID(custodian["id"])) in actors
     assert {s for (s,) in states} == {"handled"}
