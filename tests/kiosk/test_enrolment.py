@@ -95,6 +95,7 @@ async def test_a_known_card_is_refused_and_the_enrolment_keeps_waiting(rig: Rig)
 
     denied = rig.events("access.denied")[-1]
     assert _p(denied)["code"] == "card_known"
+    assert json.loads(denied.rules) == ["K3"]  # one card, one person: the badge identifies (K3)
     assert _p(denied)["card"] == known_uid
     assert rig.cabinet.screen()["message"]["en"] == \
         "This card is already on record: tap a new card"

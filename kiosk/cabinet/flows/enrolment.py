@@ -125,7 +125,7 @@ class EnrolmentFlow:
         if card is not None:
             enrolment.refused += 1
             core.deny(Decision.deny("card_known", f"card {uid} is already on record; "
-                                    "enrolment needs a new card"),
+                                    "enrolment needs a new card", "K3"),
                       uid=uid, person=person, state="enrolling", enrolment=str(enrolment.id))
             return True
         with tx.write(core.audit) as s:
