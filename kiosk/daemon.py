@@ -168,7 +168,7 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
             await asyncio.gather(
                 admin.serve(), screen.serve(), cabinet.run(),
                 run_scheduler(runtime, presence=cabinet.last_scan, stop=scheduler_stop,
-                              identities=cabinet.last_fobs),
+                              identities=cabinet.last_fobs, on_alarm=cabinet.sound_alarm),
                 *([run_notifications(runtime, stop=scheduler_stop)]
                   if settings.notifications.active else []),
             )

@@ -61,6 +61,7 @@ log = logging.getLogger("kiosk.scheduler")
 Clock = Callable[[], dt.datetime]
 Presence = Callable[[], dict[int, bool]]
 Identities = Callable[[], dict[int, str | None] | None]
+AlarmSounder = Callable[[str], None]
 """Identity cabinets: the fob ROM read in each slot at the last scan (None: presence only)."""
 ACTOR = "scheduler"
 COUNT_JOB = report_data.COUNT_JOB
@@ -86,9 +87,12 @@ class Scheduler:
 
     def __init__(
         self, runtime: Runtime, *, presence: Presence | None = None, clock: Clock = utcnow,
-        identities: Identities | None = None,
+        identities: Identities | None = None, on_alarm: AlarmSounder | None = None,
     ) -> None:
         self.runtime = runtime
+        self.on_alarm = on_alarm
+        """Called with each alarm's kind once it is committed: the daemon sounds the cabinet's
+        buzzer and refreshes the idle screen's banner, as for an alarm the cabinet raised."""
         self.options = runtime.settings.schedule
         self.zone = runtime.settings.zone
         self.presence = presence
@@ -263,6 +267,7 @@ class Scheduler:
         supervisor_after = dt.timedelta(hours=self.options.escalate_supervisor_after_h)
         long_after = dt.timedelta(days=self.options.long_overdue_after_days)
         steps = 0
+        raised: list[str] = []
         with tx.write(self.runtime.audit) as session:
             overdue = [x for x in records.loans_out(session, cabinet_id=self.cabinet.id)
                        if x.due_at <= now]
@@ -284,6 +289,7 @@ class Scheduler:
                         actors=[ACTOR], cabinet_id=self.cabinet.id, key_id=loan.key_id,
                         loan_id=loan.id, at=now, owners=self.runtime.settings.alarms.table(),
                     )
+                    raised.append(alarm.kind)
                 have = set(session.scalars(
                     select(AlarmEscalation.level).where(AlarmEscalation.alarm_id == alarm.id)
                 ))
@@ -302,7 +308,17 @@ class Scheduler:
                                "overdue_hours": round(late.total_seconds() / 3600, 1)},
                     )
                     steps += 1
+        for kind in raised:  # after the commit: nothing sounds for an alarm that was not stored
+            self._sound(kind)
         return steps
+
+    def _sound(self, kind: str) -> None:
+        if self.on_alarm is None:
+            return
+        try:
+            self.on_alarm(kind)
+        except Exception:  # a buzzer fault must not undo or repeat the escalation
+            log.exception("sounding the %s alarm at the cabinet failed", kind)
 
 
 async def run_scheduler(
@@ -312,6 +328,7 @@ async def run_scheduler(
     stop: asyncio.Event,
     clock: Clock = utcnow,
     identities: Identities | None = None,
+    on_alarm: AlarmSounder | None = None,
 ) -> None:
     """The daemon's scheduler task: catch up at start, then tick every ``poll_s`` until ``stop``.
 
@@ -321,7 +338,8 @@ async def run_scheduler(
     if not runtime.settings.schedule.enabled:
         await stop.wait()
         return
-    scheduler = Scheduler(runtime, presence=presence, clock=clock, identities=identities)
+    scheduler = Scheduler(runtime, presence=presence, clock=clock, identities=identities,
+                          on_alarm=on_alarm)
     first = True
     while not stop.is_set():
         try:

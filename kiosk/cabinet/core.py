@@ -529,6 +529,14 @@ class Cabinet(Registry):
             except DriverError:
                 log.warning("buzzer failed")
 
+    def sound_alarm(self, kind: str) -> None:
+        """An alarm raised outside the cabinet's own flows (the scheduler's overdue key, K9):
+        the same buzzer pattern as the cabinet's own alarms, and a new screen version so the
+        idle banner lists it at once rather than at the next visit."""
+        log.info("sounding %s alarm", kind)
+        self.beep("alarm")
+        self.changed()
+
     def say(self, code: str, level: str, *, for_s: float | None = None,
             detail: tuple[str, str] | None = None) -> None:
         duration = dt.timedelta(seconds=for_s) if for_s else self.options.message_for
