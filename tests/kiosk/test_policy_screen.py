@@ -80,3 +80,42 @@ def test_a_key_not_theirs_is_found_by_search_with_why_not_listed() -> None:
     assert views["U0602"].listed is False
     assert views["U0602"].decision.code == "no_access_right"
     assert views["E-配电房-B1"].listed and views["E-配电房-B1"].decision.code == "approval_required"
+
+
+def test_K6_a_hidden_key_before_the_proxys_unit_does_not_end_the_list() -> None:
+    views = by_number(screen_keys(proxy_ctx(AUTH), [OTHER_UNIT, MASTER, KEY], {}))
+    assert set(views) == {"U1203"}  # the other owner's unit and the master key came first
+
+
+def test_a_key_out_to_someone_else_that_one_could_never_draw_says_why_not() -> None:
+    """Searching a room whose key is out: a person without the right is told that (K3), not
+    "out" (which would suggest waiting for it), and who has it is not said."""
+    no_right = replace(OUT, id=uuid.uuid4(), key_number="U0603", group_id=uuid.uuid4())
+    views = by_number(screen_keys(ctx(), [no_right], {no_right.id: Holder(BOB.id, BOB.name, DUE)}))
+    view = views["U0603"]
+    assert (view.listed, view.mine, view.decision.code) == (False, False, "no_access_right")
+    assert view.decision.rules == ("K3",) and view.holder is None
+
+
+def test_a_key_out_to_its_borrower_stays_theirs_even_when_they_could_not_draw_it_now() -> None:
+    no_right = replace(OUT, id=uuid.uuid4(), key_number="U0604", group_id=uuid.uuid4())
+    views = by_number(screen_keys(ctx(), [no_right], {no_right.id: Holder(ALICE.id, ALICE.name, DUE)}))
+    view = views["U0604"]
+    assert (view.listed, view.mine, view.decision.code) == (True, True, "key_out")
+
+
+def test_a_keeper_is_told_a_key_is_out_and_by_whom_even_where_they_hold_no_right() -> None:
+    custodian_ctx = ctx(person=BOB, rights=[replace(RIGHT, person_id=BOB.id)])
+    no_right = replace(OUT, id=uuid.uuid4(), key_number="U0605", group_id=uuid.uuid4())
+    holder = Holder(ALICE.id, "张伟", DUE)
+    view = by_number(screen_keys(custodian_ctx, [no_right], {no_right.id: holder}))["U0605"]
+    assert (view.listed, view.decision.code, view.holder) == (True, "key_out", holder)
+
+
+def test_K7_a_special_room_out_to_someone_else_is_out_not_a_request_to_make() -> None:
+    """Approval is worth requesting only for a key that is in: while it is out the person is
+    told it is out, and it is not listed among the keys they could ask for."""
+    special_out = replace(SPECIAL, id=uuid.uuid4(), on_loan=True)
+    views = screen_keys(ctx(card=CARD), [special_out], {special_out.id: Holder(BOB.id, BOB.name, DUE)})
+    [view] = views
+    assert (view.listed, view.decision.code) == (False, "key_out")
