@@ -61,8 +61,12 @@ def refuse_simulation_on_real_hardware(settings: Settings, simulate_flag: bool) 
 @click.option("--simulate", "simulate_flag", is_flag=True,
               help="Run on simulated hardware (the demo cabinet and /sim) on purpose, even "
                    "though the config has a [hardware] section or says simulate = false.")
+@click.option("--empty", "empty_flag", is_flag=True,
+              help="Simulate mode: on an empty database, do not load the demo tower; start "
+                   "with an empty register and the simulated cabinet's 16 slots (the same "
+                   "as demo_data = false).")
 @pass_ctx
-def run(ctx: _Context, simulate_flag: bool) -> None:
+def run(ctx: _Context, simulate_flag: bool, empty_flag: bool) -> None:
     """Run the daemon (simulated hardware unless the config says otherwise)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -74,6 +78,8 @@ def run(ctx: _Context, simulate_flag: bool) -> None:
     refuse_simulation_on_real_hardware(settings, simulate_flag)
     if simulate_flag and not settings.simulate:
         settings = settings.model_copy(update={"simulate": True})
+    if empty_flag:
+        settings = settings.model_copy(update={"demo_data": False})
     try:
         run_daemon(settings, config=ctx.config)
     except (SQLAlchemyError, AuditError, OSError) as exc:

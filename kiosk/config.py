@@ -291,6 +291,13 @@ class Settings(BaseSettings):
     cabinet_id: str = Field(default="cab-01", min_length=1, max_length=64, pattern=r"^[\w.-]+$")
     cabinet_name: str = Field(default="百富国际大厦 客服中心钥匙柜", max_length=200)
     simulate: bool = Field(default=True, description="Drive the simulators instead of hardware.")
+    demo_data: bool = Field(
+        default=True,
+        description="Simulate mode on an empty database: load the demo tower at start. False "
+                    "(or `kiosk run --empty`): start with an empty register, the simulated "
+                    "cabinet's one lock board of 16 slots only, to set a building up from "
+                    "the console.",
+    )
     timezone: str = "Asia/Shanghai"
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     audit: AuditSettings = Field(default_factory=AuditSettings)

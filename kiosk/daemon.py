@@ -29,7 +29,7 @@ from api.kiosk.app import create_kiosk_app
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
-from kiosk.demo import load_demo, try_it
+from kiosk.demo import load_demo, register_simulated_slots, try_it
 from kiosk.fleet import state as fleet_state
 from kiosk.heap import freeze_startup_heap
 from kiosk.notify.dispatcher import run_notifications
@@ -112,10 +112,15 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         if settings.simulate:
             with Session(runtime.engine) as s:
                 empty = not s.scalar(select(func.count()).select_from(Person))
-            if empty:
+            if empty and settings.demo_data:
                 summary = load_demo(runtime)
                 print(f"kiosk: empty database, loaded the demo tower: {summary['keys']} keys, "
                       f"{summary['people']} people", flush=True)
+            elif empty:
+                added = register_simulated_slots(runtime)
+                print(f"kiosk: empty database, no demo data (--empty): the simulated cabinet's "
+                      f"{added or 'existing'} slots; set the building up in the console",
+                      flush=True)
         runtime.audit.append(NewEvent(type="daemon.started", payload={
             "simulate": settings.simulate, "database": runtime.engine.dialect.name,
             "admin_tls": tls.fingerprint if tls else None}))

@@ -457,6 +457,31 @@ def demo_badges(runtime: Runtime, *, now: dt.datetime | None = None) -> list[Dem
     return [row for row in rows if row is not None]
 
 
+EMPTY_CABINET_SLOTS = 16
+"""The empty simulated cabinet: one Kerong KR-CU16 board (``kiosk.wiring.CHANNELS`` locks)."""
+
+
+def register_simulated_slots(runtime: Runtime, count: int = EMPTY_CABINET_SLOTS) -> int:
+    """``kiosk run --empty``: register the simulated cabinet's slots, and nothing else.
+
+    A building set up from the console imports keys *with their home slots*, which must be
+    slots of this cabinet; on a real cabinet the installer registers them with its lock
+    boards (``POST /cabinets/{id}/slots``). The simulated board is installed by the daemon,
+    so it registers the board's slots itself, as one ``cabinet.slots_added`` event. A cabinet
+    that already has slots is left alone (0)."""
+    with Session(runtime.engine) as s:
+        cabinet = s.scalars(
+            select(Cabinet).where(Cabinet.code == runtime.settings.cabinet_id)).one()
+        if s.scalar(select(func.count()).select_from(Slot).where(Slot.cabinet_id == cabinet.id)):
+            return 0
+        s.add_all(Slot(cabinet_id=cabinet.id, number=n) for n in range(1, count + 1))
+        s.commit()
+        cabinet_id = str(cabinet.id)
+    runtime.audit.append(NewEvent(type="cabinet.slots_added", payload={
+        "cabinet": cabinet_id, "first": 1, "count": count, "simulated": True}))
+    return count
+
+
 def try_it(runtime: Runtime, *, config: Path | None = None,
            now: dt.datetime | None = None) -> str:
     """The `kiosk sim` lines printed at start, for this database and the settings in force:

@@ -90,10 +90,14 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
     # Everything except deciding K7 approvals, which REQUIREMENTS.md gives to the
     # department leader alone.
     AccountRole.ADMIN: frozenset(P) - {P.APPROVALS_DECIDE},
-    # Reviews counts, overdue keys and discrepancies; owns alarms and the duty roster.
+    # Reviews counts, overdue keys and discrepancies; owns alarms and the duty roster; as
+    # head of customer service, decides who may draw which keys (issue 11: the supervisor
+    # enrols badges and grants rights; docs/security.md says why, and why no more).
     AccountRole.SUPERVISOR: (_ALL_READS - {P.ACCOUNTS_READ})
     | {
+        P.CARDS_WRITE,  # enrols, issues and revokes badges (K3: who taps is who draws)
         P.CARDS_REPORT_LOST,
+        P.RIGHTS_WRITE,  # grants, edits and withdraws access rights (K3)
         P.ALARMS_WRITE,
         P.ROSTER_WRITE,
         P.APPROVALS_EXPIRE,

@@ -74,9 +74,11 @@ class ConsoleDaemon:
         return str(token)
 
 
-def start_console_daemon(tmp: Path) -> ConsoleDaemon:
-    port = free_port()
-    daemon = start_daemon(tmp, KIOSK_ADMIN_PORT=str(port))
+def start_console_daemon(tmp: Path, *run_args: str, port: int | None = None,
+                         **env_extra: str) -> ConsoleDaemon:
+    """``kiosk run [run_args]`` with its admin listener on ``port`` (a free one by default)."""
+    port = port or free_port()
+    daemon = start_daemon(tmp, *run_args, KIOSK_ADMIN_PORT=str(port), **env_extra)
     env = {**os.environ, "KIOSK_DATA_DIR": str(daemon.data_dir), "KIOSK_DATABASE_URL": "",
            "KIOSK_LOG_LEVEL": "WARNING",
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
