@@ -246,8 +246,8 @@ class SensorSupervisor:
             return
         if slot in self.wrong_keys and slot in core.session.open_slots:
             del self.wrong_keys[slot]  # the wrong key taken back out of the open slot: good,
-            await self.reopen(slot)  # and the slot stays open for the right one
-            core.changed()
+            await self.reopen(slot)  # and the slot stays open for the right one,
+            await self.swapping(slot, now)  # with the full return time to hang it
             return
         with DbSession(core.engine) as s:
             key = records.key_in_slot(s, cabinet_id=core.cabinet_id, slot=slot)
@@ -316,7 +316,17 @@ class SensorSupervisor:
         core.say("wrong_key", "error", for_s=120, detail=wrong_key_text(slot, expected, actual))
         core.beep("deny")
         await self.reopen(slot)  # the wrong one can come out, the right one still go in
+        await self.swapping(slot, core.clock())
         return False
+
+    async def swapping(self, slot: int, now: dt.datetime) -> None:
+        """The person is swapping a wrong key for the right one, as the screen asked: the
+        return timer restarts (``flow.KeySwapping``), so the countdown they see gives them
+        the whole return time for it rather than what was left of it."""
+        core = self.core
+        if core.session.state == flow.State.RETURNING and slot in core.session.open_slots:
+            await core.apply(core.session.handle(flow.KeySwapping(now, slot)))
+        core.changed()
 
     async def reopen(self, slot: int) -> None:
         """Release ``slot`` again during the return it was opened for (a latch that was
