@@ -29,6 +29,18 @@ log = logging.getLogger("kiosk.cabinet.sensors")
 IDENTITY_SWEEP_EVERY = dt.timedelta(minutes=10)
 
 
+def slot_check(present: bool | None, fob: str | None, expected_rom: str | None) -> str | None:
+    """How a slot's key is known, in the K9 count's words (issue 13): ``identified`` (its
+    receptor read the fob of the key the records put there), ``wrong_key`` (it read another
+    fob), ``present_only`` (a key is there but which one is not known: a presence-only
+    cabinet, an unpaired key, or a receptor that read nothing); None: no key seen."""
+    if not present:
+        return None
+    if fob is not None and expected_rom is not None:
+        return "identified" if fob == expected_rom else "wrong_key"
+    return "present_only"
+
+
 def wrong_key_text(slot: int, expected: policy.KeyFacts,
                    actual: policy.KeyFacts | None) -> tuple[str, str]:
     """What the screen says when the wrong key is hung: which key belongs in this slot and
@@ -128,14 +140,18 @@ class SensorSupervisor:
         with DbSession(core.engine) as s:
             numbers = sorted(s.scalars(select(Slot.number).where(Slot.cabinet_id == core.cabinet_id)))
             homes = {k.home_slot: k for k in records.cabinet_keys(s, cabinet_id=core.cabinet_id)}
+            roms = records.expected_roms(s, cabinet_id=core.cabinet_id) if self.identity else {}
         slots = []
         for number in sorted(set(numbers) | set(self.present)):
             key = homes.get(number)
+            fob = self.fobs.get(number) if self.identity else None
             slots.append({
                 "number": number, "key_present": self.present.get(number),
                 "key_number": key.key_number if key else None,
                 "on_loan": key.on_loan if key else None,
-                "fob": self.fobs.get(number) if self.identity else None,
+                "fob": fob,
+                "check": slot_check(self.present.get(number), fob,
+                                    roms[number][1] if number in roms else None),
                 "released": number in core.session.open_slots,
             })
         return {
