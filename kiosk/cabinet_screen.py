@@ -183,6 +183,13 @@ def handover_panel(visit: Visit, state: flow.State, *, engine: Engine, cabinet_i
                 "keys_total": data["count"]["keys_total"],
                 "expected_in": data["count"]["expected_in"],
                 "sensed_in": data["count"]["sensed_in"],
+                # issue 13: how the count knew the keys were in (the keeper signs for it)
+                "compared": ("identity" if data["count"].get("identity_checked") else "presence")
+                if data["count"]["sensors_available"] else None,
+                "identified": sum(1 for x in data["count"].get("slots", [])
+                                  if x["check"] == "identified"),
+                "present_only": sum(1 for x in data["count"].get("slots", [])
+                                    if x["check"] == "present_only"),
                 "drawn": data["drawn"], "returned": data["returned"],
                 "key_list": [k["key_number"] for k in data["keys_out"]][:12],
             },

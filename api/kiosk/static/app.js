@@ -383,6 +383,15 @@
       el('div', { class: 'handover-row' },
         chip('钥匙总数', 'Keys', w.keys_total), chip('记录在柜', 'In by records', w.expected_in),
         chip('传感器在柜', 'In by sensors', sensed), chip('点数差异', 'Mismatches', w.mismatches, w.mismatches > 0)));
+    // issue 13: what "in the cabinet" was checked by, so the keeper knows what they sign for
+    if (w.compared === 'identity') {
+      box.append(el('div', { class: 'handover-row handover-mode', dataset: { compared: 'identity' } },
+        chip('钥匙身份核对 · 已识别', 'Key identity: identified', w.identified),
+        chip('仅感应有钥匙', 'Present only', w.present_only, w.present_only > 0)));
+    } else if (w.compared === 'presence') {
+      box.append(el('div', { class: 'handover-row handover-mode', dataset: { compared: 'presence' } },
+        el('span', { class: 'chip chip-warn' }, zh('本柜仅感应有无，不能分辨钥匙'), ' ', en('Presence only: keys are not identified'))));
+    }
     if (w.key_list.length) box.append(el('div', { class: 'handover-keys' }, zh('借出：'), en('Out:'), ' ', w.key_list.join('、')));
   }
 
