@@ -62,6 +62,8 @@ async def test_K4_the_return_timer_restarts_for_the_swap(irig: Rig) -> None:
 
     await rig.take(slot606)  # the wrong key comes out: time again to hang the right one
     assert rig.cabinet.screen()["seconds_left"] == PUT_BACK_S
+    # and the screen no longer says "not the key for this slot", but to put the key back
+    assert rig.cabinet.message is not None and rig.cabinet.message.code == "put_back"
     rig.clock.advance(PUT_BACK_S - 5)
     await rig.settle()
     assert rig.cabinet.session.state == flow.State.RETURNING

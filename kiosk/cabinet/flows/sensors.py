@@ -263,7 +263,8 @@ class SensorSupervisor:
         if slot in self.wrong_keys and slot in core.session.open_slots:
             del self.wrong_keys[slot]  # the wrong key taken back out of the open slot: good,
             await self.reopen(slot)  # and the slot stays open for the right one,
-            await self.swapping(slot, now)  # with the full return time to hang it
+            await self.swapping(slot, now)  # with the full return time to hang it;
+            core.say("put_back", "info", for_s=3600)  # "not this key" is done with: say what now
             return
         with DbSession(core.engine) as s:
             key = records.key_in_slot(s, cabinet_id=core.cabinet_id, slot=slot)
