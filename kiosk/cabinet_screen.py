@@ -26,8 +26,13 @@ from kiosk.visit import Message, Visit
 
 def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, now: dt.datetime,
              version: int, engine: Engine, cabinet_id: uuid.UUID,
-             calendar: policy.Calendar | None = None) -> dict[str, Any]:
-    """Everything the kiosk page shows; ``version`` lets the page long-poll for changes."""
+             calendar: policy.Calendar | None = None, identity: bool = False,
+             present: dict[int, bool] | None = None) -> dict[str, Any]:
+    """Everything the kiosk page shows; ``version`` lets the page long-poll for changes.
+
+    ``identity``: the cabinet reads each key's fob (issue 13), so a key of a group that may
+    go back anywhere is offered the free slots (``free_slots``, those the last scan saw
+    empty, ``present``) as well as its own."""
     v, s = visit, session
     msg = None
     if message is not None and now < message.until:
@@ -38,13 +43,21 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
     zone = calendar.zone if calendar is not None else dt.UTC
     keys = [key_entry(view, zone) for view in v.choices]
     mine: list[dict[str, Any]] = []
+    free: list[int] = []
     if v.person is not None and s.state == flow.State.CHOOSING:
         with DbSession(engine) as db:
             for loan in records.loans_out(db, cabinet_id=cabinet_id):
                 if loan.borrower_id == v.person.id:
+                    anywhere = identity and records.returns_anywhere(db, key_id=loan.key.id)
                     mine.append({"key_number": loan.key.key_number, "label": loan.key.label,
                                  "due_at": loan.due_at.isoformat(),
-                                 "overdue": loan.due_at <= now})
+                                 "overdue": loan.due_at <= now,
+                                 "home_slot": loan.key.home_slot.number
+                                 if loan.key.home_slot is not None else None,
+                                 "anywhere": anywhere})
+            if any(m["anywhere"] for m in mine):
+                free = [n for n in records.free_slots(db, cabinet_id=cabinet_id)
+                        if not (present or {}).get(n, False)]
     open_slots = list(s.open_slots or s.pending_slots)
     return {
         "version": version,
@@ -59,6 +72,7 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
         "slot_keys": slot_names(v, open_slots),
         "keys": keys,
         "my_loans": mine,
+        "free_slots": free,
         "reasons": [{"code": c, "zh": t.zh, "en": t.en} for c, t in REASONS.items()],
         "message": msg,
         "alarms": cabinet_alarms(engine, cabinet_id, zone),
@@ -133,6 +147,9 @@ def slot_names(visit: Visit, open_slots: list[int]) -> dict[str, dict[str, str]]
             "key_number": v.returning.key_number, "label": v.returning.label,
         }
     for slot in open_slots:
+        if v.returning is not None and not v.intake and slot not in named:
+            # a key returned to a free slot (issue 13, return anywhere): the lit slot is its
+            named[slot] = {"key_number": v.returning.key_number, "label": v.returning.label}
         if v.intake and slot not in named:
             named[slot] = {"key_number": str(v.intake.get("key_number") or ""),
                            "label": str(v.intake.get("label") or "")}
@@ -166,6 +183,13 @@ def handover_panel(visit: Visit, state: flow.State, *, engine: Engine, cabinet_i
                 "keys_total": data["count"]["keys_total"],
                 "expected_in": data["count"]["expected_in"],
                 "sensed_in": data["count"]["sensed_in"],
+                # issue 13: how the count knew the keys were in (the keeper signs for it)
+                "compared": ("identity" if data["count"].get("identity_checked") else "presence")
+                if data["count"]["sensors_available"] else None,
+                "identified": sum(1 for x in data["count"].get("slots", [])
+                                  if x["check"] == "identified"),
+                "present_only": sum(1 for x in data["count"].get("slots", [])
+                                    if x["check"] == "present_only"),
                 "drawn": data["drawn"], "returned": data["returned"],
                 "key_list": [k["key_number"] for k in data["keys_out"]][:12],
             },

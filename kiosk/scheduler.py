@@ -223,7 +223,10 @@ class Scheduler:
             payload={"day": day.isoformat(), "expected_in": count.expected_in,
                      "sensed_in": count.sensed_in, "open_loans": open_loans,
                      "mismatches": len(mismatches), "alarms": raised,
-                     "compared": "identity" if count.identity_checked else "presence"},
+                     "compared": "identity" if count.identity_checked else "presence",
+                     # issue 13: how many slots' keys were identified, how many only present
+                     "identified": count.tally("identified"),
+                     "present_only": count.tally("present_only")},
         ))
         return dataclasses.asdict(count)
 

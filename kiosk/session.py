@@ -112,6 +112,15 @@ class KeyInserted(Event):
 
 
 @dataclass(frozen=True)
+class KeySwapping(Event):
+    """Identity cabinets (issue 13): a wrong key was hung in the slot open for a return, or
+    taken back out of it. The screen has just asked the person to take it out and hang the
+    right one, so the return timer restarts: the swap must not run out of time halfway."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
 class Cancelled(Event):
     reason: str = "cancelled"
 
@@ -333,6 +342,14 @@ def _key_inserted(s: Session, e: Event) -> list[Command]:
     ]
 
 
+def _key_swapping(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, KeySwapping)
+    if e.slot not in s.open_slots:
+        raise IllegalTransition(f"slot {e.slot} was not opened for a return in this session")
+    s._to(s.state, e.now, s.timeouts.put_back)  # restarted, not stopped: walking away still ends it
+    return []
+
+
 def _cancelled(s: Session, e: Event) -> list[Command]:
     assert isinstance(e, Cancelled)
     return s._end(e.reason)
@@ -392,6 +409,7 @@ TRANSITIONS: dict[tuple[State, type[Event]], Handler] = {
     (State.AWAIT_COSIGN, Cosigned): _cosigned,
     (State.RELEASING, KeyRemoved): _key_removed,
     (State.RETURNING, KeyInserted): _key_inserted,
+    (State.RETURNING, KeySwapping): _key_swapping,
     (State.INTAKE, KeyInserted): _key_inserted,
     **{(state, Cancelled): _cancelled for state in _ANY_ACTIVE},
     **{(state, Timeout): _timeout for state in _ANY_ACTIVE},

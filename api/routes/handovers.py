@@ -134,12 +134,13 @@ def start_handover(
         )
     cabinet = getattr(request.app.state, "cabinet", None)
     sensed = cabinet.last_scan() or None if cabinet is not None else None
+    fobs = cabinet.last_fobs() if cabinet is not None else None
     try:
         with tx.write(audit) as session:
             row = handovers.start(
                 session, audit, cabinet=runtime.ensure_cabinet(), outgoing_id=by.person_id,
                 account=by.username, actors=by.actors(), zone=runtime.settings.zone,
-                sensed=sensed, notes=body.notes,
+                sensed=sensed, fobs=fobs, notes=body.notes,
                 valid_for=dt.timedelta(minutes=runtime.settings.cabinet.handover_valid_min),
             )
             return _detail(row)

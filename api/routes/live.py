@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field
@@ -116,6 +116,13 @@ class SlotLive(Out):
     key_number: str | None = Field(description="The key whose home this slot is.")
     on_loan: bool | None
     released: bool = Field(description="Unlocked for the current session.")
+    fob: str | None = Field(default=None, description=(
+        "Identity cabinets: the fob ROM the slot's receptor read at the last scan."))
+    check: Literal["identified", "present_only", "wrong_key"] | None = Field(
+        default=None, description=(
+            "How the key in the slot is known (issue 13): identified by its own fob, only "
+            "present (a presence-only cabinet, an unpaired fob, an unreadable receptor), or "
+            "another key's fob; null: no key seen."))
 
 
 class CabinetLive(Out):
@@ -124,6 +131,10 @@ class CabinetLive(Out):
     door_open: bool | None
     lock_bus_ok: bool
     reconcile_pending: bool
+    identity: bool = Field(default=False, description=(
+        "The cabinet reads each key's fob per slot ([hardware.identity]); false: presence only."))
+    identity_faults: list[int] = Field(default_factory=list, description=(
+        "Slots whose identity receptor could not be read."))
     slots: list[SlotLive]
 
 

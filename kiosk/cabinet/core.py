@@ -556,7 +556,8 @@ class Cabinet(Registry):
         data = cabinet_screen.snapshot(
             visit=self.visit, session=self.session, message=self.message, now=self.clock(),
             version=self.version, engine=self.engine, cabinet_id=self.cabinet_id,
-            calendar=self.calendar,
+            calendar=self.calendar, identity=self.sensors.identity,
+            present=self.sensors.last_scan(),
         )
         data["simulated"] = self.runtime.settings.simulate
         data["identity"] = self.sensors.identity  # the screen says which mode the cabinet is in

@@ -76,6 +76,19 @@ class WrongKey(Mismatch):
 
 
 @dataclass(frozen=True)
+class SlotCheck:
+    """One slot of the count, as a person checking the cabinet reads it (issue 13): the key
+    the records put there and how it was counted. ``check`` is ``identified`` (the slot's
+    receptor read this key's own fob), ``present_only`` (a key is there but which one was
+    not read: a presence-only cabinet, a key whose fob is not paired yet, or a receptor that
+    could not read it), ``wrong_key``, ``missing`` or ``unexpected`` (as in ``Mismatch``)."""
+
+    slot: int
+    key_number: str | None
+    check: str
+
+
+@dataclass(frozen=True)
 class CountResult:
     """K9 daily count: the sensors against the records and the open loans."""
 
@@ -88,6 +101,12 @@ class CountResult:
     mismatches: list[Mismatch] = field(default_factory=list)
     identity_checked: bool = False
     """The count compared which key hangs in each slot (identity cabinet), not presence only."""
+    slots: list[SlotCheck] = field(default_factory=list)
+    """Every slot the records or the sensors say holds a key, with how it was counted (empty
+    for a count from the records alone, and in counts stored before issue 13)."""
+
+    def tally(self, check: str) -> int:
+        return sum(1 for x in self.slots if x.check == check)
 
 
 @dataclass(frozen=True)
@@ -402,8 +421,10 @@ def movements(
 
 
 def count_from_json(data: dict[str, Any]) -> CountResult:
-    mismatches = [Mismatch(**m) for m in data.get("mismatches", [])]
-    return CountResult(**{**data, "mismatches": mismatches})
+    mismatches = [WrongKey(**m) if m.get("problem") == "wrong_key" else Mismatch(**m)
+                  for m in data.get("mismatches", [])]
+    slots = [SlotCheck(**x) for x in data.get("slots", [])]
+    return CountResult(**{**data, "mismatches": mismatches, "slots": slots})
 
 
 def build_overdue(
@@ -494,17 +515,25 @@ def take_count(
     roms = {number: rom for number, rom in records.expected_roms(
         session, cabinet_id=cabinet_id).values() if rom is not None} if fobs is not None else {}
     mismatches: list[Mismatch] = []
+    checks: dict[int, SlotCheck] = {}
     if sensed is not None:
         for slot, key_number in sorted(expected.items()):
+            read = fobs.get(slot) if fobs is not None else None
             if not sensed.get(slot, False):
                 mismatches.append(Mismatch(slot, key_number, "missing"))
-            elif fobs is not None and fobs.get(slot) is not None and key_number in roms \
-                    and fobs[slot] != roms[key_number]:
-                found = session.scalar(select(Key.key_number).where(Key.fob_rom == fobs[slot]))
+                checks[slot] = SlotCheck(slot, key_number, "missing")
+            elif read is not None and key_number in roms and read != roms[key_number]:
+                found = session.scalar(select(Key.key_number).where(Key.fob_rom == read))
                 mismatches.append(WrongKey(slot, key_number, "wrong_key", found))
+                checks[slot] = SlotCheck(slot, key_number, "wrong_key")
+            elif read is not None and key_number in roms:
+                checks[slot] = SlotCheck(slot, key_number, "identified")
+            else:  # presence-only cabinet, fob not paired yet, or the receptor read nothing
+                checks[slot] = SlotCheck(slot, key_number, "present_only")
         for slot, present in sorted(sensed.items()):
             if present and slot not in expected:
                 mismatches.append(Mismatch(slot, homes.get(slot), "unexpected"))
+                checks[slot] = SlotCheck(slot, homes.get(slot), "unexpected")
     return CountResult(
         counted_at=local_iso(now, zone) or "",
         sensors_available=sensed is not None,
@@ -514,6 +543,7 @@ def take_count(
         open_loans=open_loans,
         mismatches=mismatches,
         identity_checked=fobs is not None and sensed is not None,
+        slots=[checks[n] for n in sorted(checks)],
     )
 
 
@@ -534,6 +564,7 @@ def build_handover(
     session: Session, *, cabinet_id: uuid.UUID, cabinet: str, handover_id: uuid.UUID,
     outgoing: Signature, since: dt.datetime, now: dt.datetime, zone: ZoneInfo,
     sensed: dict[int, bool] | None, notes: str | None,
+    fobs: dict[int, str | None] | None = None,
 ) -> HandoverReport:
     """H1 for the shift ``since`` → ``now``: the three 清 — happened, handed over, counted."""
     mine = Loan.cabinet_id == cabinet_id
@@ -572,7 +603,8 @@ def build_handover(
                           follow_up=a.notes[-1].text if a.notes else None)
             for a, k in still_open
         ],
-        count=take_count(session, cabinet_id=cabinet_id, sensed=sensed, zone=zone, now=now),
+        count=take_count(session, cabinet_id=cabinet_id, sensed=sensed, zone=zone, now=now,
+                         fobs=fobs),  # an identity cabinet's handover counts identities too
         overdue=sum(1 for x in out if x.due_at <= now),
         notes=notes,
     )

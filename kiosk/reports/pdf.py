@@ -164,8 +164,9 @@ def render(data: dict[str, Any], lang: Language, *, footer: str = "",
     ]))
     story += [fact_table, Spacer(1, 3 * mm)]
     for table in doc.tables:
-        story.append(Paragraph(f"{esc(table.heading)}（{len(table.rows)}）" if lang == "zh"
-                               else f"{esc(table.heading)} ({len(table.rows)})", head_style))
+        n = table.items if table.items is not None else len(table.rows)
+        story.append(Paragraph(f"{esc(table.heading)}（{n}）" if lang == "zh"
+                               else f"{esc(table.heading)} ({n})", head_style))
         if not table.rows:
             story.append(Paragraph(esc(word("none", lang)), cell))
             continue

@@ -77,6 +77,16 @@ _W: dict[str, tuple[str, str]] = {
     "raised_at": ("时间", "Raised at"),
     "missing": ("记录在柜，传感器为空", "missing: records say in, slot empty"),
     "unexpected": ("传感器有钥匙，记录不在柜", "unexpected: slot holds a key records say is out"),
+    "wrong_key": ("格口内是另一把钥匙", "wrong key: another key hangs in the slot"),
+    # issue 13: how each slot was counted, and how the cabinet counts at all
+    "compared": ("核对方式", "Compared by"),
+    "compared_identity": ("钥匙身份：逐格读取钥匙牌芯片", "key identity: each slot reads the key's fob chip"),
+    "compared_presence": ("仅感应有无：本柜不能分辨钥匙", "presence only: this cabinet cannot tell keys apart"),
+    "slot_checks": ("逐格点数（已识别 / 仅感应有无）", "Count by slot (identified / present only)"),
+    "check": ("核对结果", "Counted as"),
+    "identified": ("已识别", "identified"),
+    "present_only": ("仅感应有钥匙，未识别", "present only, not identified"),
+    "tally": ("已识别 / 仅感应有无", "Identified / present only"),
     "custodian": ("钥匙管理员", "custodian"),
     "supervisor": ("客服主管", "supervisor"),
     "long_overdue": ("长期未归", "long overdue"),
@@ -176,6 +186,8 @@ class Table:
     columns: list[str]
     rows: list[list[str]]
     widths: list[float] = field(default_factory=list)  # relative widths for the PDF
+    items: int | None = None
+    """How many things the table lists, when a row holds several (the count by slot)."""
 
 
 @dataclass
@@ -269,21 +281,53 @@ def open_by_kind(alarms: list[dict[str, Any]], lang: Language) -> str:
 
 def _count_facts(count: dict[str, Any], lang: Language) -> list[tuple[str, str]]:
     sensed = str(count["sensed_in"]) if count["sensors_available"] else word("no_sensors", lang)
-    return [
+    facts = [
         (word("counted_at", lang), _t(count["counted_at"])),
         (word("keys_total", lang), str(count["keys_total"])),
         (word("expected_in", lang), str(count["expected_in"])),
         (word("sensed_in", lang), sensed),
         (word("open_loans", lang), str(count["open_loans"])),
     ]
+    if count["sensors_available"]:  # issue 13: the reader knows what "in" was checked by
+        how = "compared_identity" if count.get("identity_checked") else "compared_presence"
+        facts.append((word("compared", lang), word(how, lang)))
+        slots = count.get("slots") or []
+        if slots:
+            tally = [sum(1 for x in slots if x["check"] == c) for c in ("identified", "present_only")]
+            facts.append((word("tally", lang), f"{tally[0]} / {tally[1]}"))
+    return facts
 
 
 def _mismatch_table(mism: list[dict[str, Any]], lang: Language) -> Table:
+    def problem(m: dict[str, Any]) -> str:
+        found = f" ({m['found']})" if m.get("found") else ""  # the key read there (WrongKey)
+        return word(m["problem"], lang) + found
+
     return Table(
         word("mismatches", lang), [word(c, lang) for c in ("slot", "key_number", "problem")],
-        [[str(m["slot"]), m.get("key_number") or "", word(m["problem"], lang)] for m in mism],
+        [[str(m["slot"]), m.get("key_number") or "", problem(m)] for m in mism],
         [0.8, 1.5, 5.0],
     )
+
+
+SLOTS_ACROSS = 4
+"""Slots per row of the count-by-slot table: a 208-slot cabinet fits about two A4 pages."""
+
+
+def _slot_table(count: dict[str, Any] | None, lang: Language) -> Table:
+    """Issue 13: every slot holding (or due to hold) a key, and how it was counted:
+    identified by its fob, or only present (a presence-only slot says so, never passes for
+    an identified one)."""
+    cells = [[str(x["slot"]), x.get("key_number") or "", word(x["check"], lang)]
+             for x in (count or {}).get("slots") or []]
+    rows = []
+    for i in range(0, len(cells), SLOTS_ACROSS):
+        group = cells[i:i + SLOTS_ACROSS]
+        group += [["", "", ""]] * (SLOTS_ACROSS - len(group))
+        rows.append([v for cell in group for v in cell])
+    columns = [word(c, lang) for c in ("slot", "key_number", "check")] * SLOTS_ACROSS
+    return Table(word("slot_checks", lang), columns, rows, [0.5, 0.9, 1.4] * SLOTS_ACROSS,
+                 items=len(cells))
 
 
 def layout(data: dict[str, Any], lang: Language) -> Layout:
@@ -309,6 +353,7 @@ def layout(data: dict[str, Any], lang: Language) -> Layout:
         tables.append(_mismatch_table(count["mismatches"] if count else [], lang))
         tables.append(_alarm_table(data["alarms"], lang, "all_alarms"))
         tables.append(_movement_table(data.get("movements", []), lang))
+        tables.append(_slot_table(count, lang))
     elif kind == "handover":
         facts += [
             (word("shift", lang), f"{_t(data['period_start'])} – {_t(data['period_end'])}"),
@@ -325,6 +370,7 @@ def layout(data: dict[str, Any], lang: Language) -> Layout:
         tables.append(_alarm_table(data["open_alarms"], lang, "open_alarms", follow_up=True))
         tables.append(_mismatch_table(data["count"]["mismatches"], lang))
         tables.append(_alarm_table(data["alarms_raised"], lang, "alarms_raised"))
+        tables.append(_slot_table(data["count"], lang))
     elif kind == "overdue":
         facts += [(word("as_of", lang), _t(data["as_of"])),
                   (word("long_overdue_days", lang), str(data["long_overdue_days"]))]

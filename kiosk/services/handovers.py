@@ -131,8 +131,10 @@ def start(
     zone: ZoneInfo, sensed: dict[int, bool] | None, card: str | None = None,
     account: str | None = None, actors: list[str] | None = None, notes: str | None = None,
     now: dt.datetime | None = None, valid_for: dt.timedelta = DEFAULT_VALID_FOR,
+    fobs: dict[int, str | None] | None = None,
 ) -> Handover:
-    """H1: freeze the shift's report and wait for the incoming keeper's tap."""
+    """H1: freeze the shift's report and wait for the incoming keeper's tap. ``fobs``: an
+    identity cabinet's last read of each slot, so the count says which keys were identified."""
     if (card is None) == (account is None):
         raise InvalidRequest("H1: the outgoing signature is a badge tap or an account, one of them")
     now = now or utcnow()
@@ -152,6 +154,7 @@ def start(
         session, cabinet_id=cabinet.id, cabinet=cabinet.name, handover_id=handover_id,
         outgoing=_signature(outgoing, now, zone, card=card, account=account),
         since=since, now=now, zone=zone, sensed=sensed, notes=notes,
+        fobs=fobs if sensed is not None else None,
     )
     row = Handover(
         id=handover_id, cabinet_id=cabinet.id, outgoing_id=outgoing.id,

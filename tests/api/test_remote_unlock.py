@@ -142,7 +142,8 @@ async def test_two_admins_open_the_slot_and_the_take_is_a_loan(admin: Admin) -> 
     assert status["state"] == "idle" and status["lock_bus_ok"] is True
     row, = [s for s in status["slots"] if s["number"] == slot]
     assert row == {"number": slot, "key_present": False, "key_number": body["key_number"],
-                   "on_loan": True, "released": False}
+                   "on_loan": True, "released": False, "fob": None, "check": None}
+    assert status["identity"] is False  # issue 13: a presence-only cabinet says so
 
 
 async def test_live_status_before_any_draw(admin: Admin) -> None:

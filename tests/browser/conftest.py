@@ -102,6 +102,31 @@ def browser(chromium_path: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def identity_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A second daemon whose cabinet has key identity receptors (issue 13), shared by the
+    identity tests (each uses its own people and keys, like the shared daemon's tests)."""
+    d = start_daemon(tmp_path_factory.mktemp("kiosk-identity"), "--simulate",
+                     KIOSK_HARDWARE__IDENTITY__ENABLED="true")
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture
+def identity_kiosk(browser: Any, identity_daemon: Daemon) -> Iterator[Kiosk]:
+    """The kiosk page at 1024×600 on the identity cabinet, idle."""
+    identity_daemon.post("/kiosk/api/cancel")
+    k = open_kiosk(browser, identity_daemon.url)
+    try:
+        yield k
+        assert k.errors == [], k.errors
+    finally:
+        k.page.context.close()
+        identity_daemon.post("/kiosk/api/cancel")
+
+
+@pytest.fixture(scope="session")
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     return SCREENSHOTS

@@ -2,7 +2,8 @@
 `kiosk sim insert` hangs another key in its open slot. The screen says which key belongs
 there and where the one in hand goes; nothing is recorded as returned (K4).
 
-Its own daemon (identity receptors on); screenshots land in tests/browser/screenshots/.
+The identity daemon (receptors on, tests/browser/conftest.py); screenshots land in
+tests/browser/screenshots/.
 """
 
 from __future__ import annotations
@@ -11,36 +12,14 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_rig import ROOT, Daemon, Kiosk, open_kiosk, person, start_daemon
+from browser_rig import ROOT, Daemon, Kiosk, person
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def identity_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = start_daemon(tmp_path_factory.mktemp("kiosk-identity"), "--simulate",
-                     KIOSK_HARDWARE__IDENTITY__ENABLED="true")
-    try:
-        yield d
-    finally:
-        d.stop()
-
-
-@pytest.fixture
-def identity_kiosk(browser: object, identity_daemon: Daemon) -> Iterator[Kiosk]:
-    identity_daemon.post("/kiosk/api/cancel")
-    k = open_kiosk(browser, identity_daemon.url)
-    try:
-        yield k
-        assert k.errors == [], k.errors
-    finally:
-        k.page.context.close()
 
 
 def home_slot(daemon: Daemon, key_number: str) -> int:

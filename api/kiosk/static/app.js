@@ -72,7 +72,8 @@
   let toastTimer = 0;
   let noticeDismissed = null;  // a message not to show in the notice bar (stale or touched away)
   const messageId = (msg) => (msg ? `${msg.code}|${msg.zh}` : null);
-  const ui = { mode: 'floors', floor: null, query: '', selected: [], sheet: false, other: false, intake: null, handover: false };
+  const ui = { mode: 'floors', floor: null, query: '', selected: [], sheet: false, other: false, intake: null, handover: false, returning: null };
+  const RETURN_SLOTS_SHOWN = 13;  // with the key's own slot (two cells): three rows of five
   let nameKb = null;        // the on-screen keyboards (built once in init)
   let otherKb = null;
 
@@ -186,6 +187,7 @@
     ui.other = false;
     ui.intake = null;
     ui.handover = false;
+    ui.returning = null;
     if (otherKb) otherKb.reset();
     if (nameKb) nameKb.reset();
   }
@@ -219,6 +221,7 @@
     else if (state === 'await_returner') renderReturner();
     else renderSlots();
     renderHandoverSheet();
+    renderReturnSheet();
     renderAlarms();
     show($('sim-mark'), snap.simulated === true);
     tick();
@@ -288,7 +291,7 @@
           zh(alarmLine(a)), ' ', en(a.en))));
     }
     const ack = $('alarm-ack');
-    show(ack, snap.state === 'choosing' && snap.keeper && alarms.length > 0 && !ui.sheet);
+    show(ack, snap.state === 'choosing' && snap.keeper && alarms.length > 0 && !ui.sheet && !ui.returning);
     ack.replaceChildren(zh(`确认报警（${alarms.length}）`), en('Acknowledge the alarms'));
   }
 
@@ -380,6 +383,15 @@
       el('div', { class: 'handover-row' },
         chip('钥匙总数', 'Keys', w.keys_total), chip('记录在柜', 'In by records', w.expected_in),
         chip('传感器在柜', 'In by sensors', sensed), chip('点数差异', 'Mismatches', w.mismatches, w.mismatches > 0)));
+    // issue 13: what "in the cabinet" was checked by, so the keeper knows what they sign for
+    if (w.compared === 'identity') {
+      box.append(el('div', { class: 'handover-row handover-mode', dataset: { compared: 'identity' } },
+        chip('钥匙身份核对 · 已识别', 'Key identity: identified', w.identified),
+        chip('仅感应有钥匙', 'Present only', w.present_only, w.present_only > 0)));
+    } else if (w.compared === 'presence') {
+      box.append(el('div', { class: 'handover-row handover-mode', dataset: { compared: 'presence' } },
+        el('span', { class: 'chip chip-warn' }, zh('本柜仅感应有无，不能分辨钥匙'), ' ', en('Presence only: keys are not identified'))));
+    }
     if (w.key_list.length) box.append(el('div', { class: 'handover-keys' }, zh('借出：'), en('Out:'), ' ', w.key_list.join('、')));
   }
 
@@ -424,6 +436,56 @@
         el('div', { class: 'slot-no' }, String(slot)),
         k ? el('div', { class: 'slot-key' }, k.label, ' ', el('small', {}, k.key_number)) : null));
     }
+  }
+
+  // ------------------------------------------------- return anywhere (issue 13)
+  // A key whose group may go back to any free slot (identity cabinets: the slot reads which
+  // key is hung, so the cabinet knows where it went) asks where; any other key's own slot
+  // opens at once.
+  function myLoan(keyNumber) {
+    return (snap.my_loans || []).find((l) => l.key_number === keyNumber) || null;
+  }
+
+  function startReturn(keyNumber) {
+    const loan = myLoan(keyNumber);
+    if (loan && loan.anywhere && (snap.free_slots || []).length) {
+      ui.returning = keyNumber;
+      render();
+      return;
+    }
+    post('return', { key_number: keyNumber });
+  }
+
+  // The free slots nearest the key's own slot, in number order (the person finds them).
+  function nearestFree(home) {
+    const free = (snap.free_slots || []).filter((n) => n !== home);
+    const near = free.map((n) => [Math.abs(n - (home || 0)), n]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    return near.slice(0, RETURN_SLOTS_SHOWN).map((x) => x[1]).sort((a, b) => a - b);
+  }
+
+  function renderReturnSheet() {
+    const loan = ui.returning && snap.state === 'choosing' ? myLoan(ui.returning) : null;
+    show($('return-sheet'), !!loan);
+    if (!loan) return;
+    $('return-key').textContent = `${loan.label}（${loan.key_number}）`;
+    const send = (slot) => () => {
+      ui.returning = null;
+      post('return', slot === loan.home_slot ? { key_number: loan.key_number } : { key_number: loan.key_number, slot })
+        .then((ok) => { if (!ok && snap) render(); });
+    };
+    const buttons = [];
+    if (loan.home_slot) {
+      buttons.push(el('button', {
+        class: 'btn btn-primary return-home', type: 'button', dataset: { returnSlot: String(loan.home_slot) },
+        onclick: send(loan.home_slot),
+      }, el('span', { class: 'zh' }, `原格口 ${loan.home_slot}`), en(`Its own slot ${loan.home_slot}`)));
+    }
+    for (const n of nearestFree(loan.home_slot)) {
+      buttons.push(el('button', {
+        class: 'btn return-free', type: 'button', dataset: { returnSlot: String(n) }, onclick: send(n),
+      }, el('span', { class: 'zh' }, `空格口 ${n}`), en(`Free slot ${n}`)));
+    }
+    $('return-slots').replaceChildren(...buttons);
   }
 
   // ------------------------------------------------------------------ choosing
@@ -534,7 +596,7 @@
       ...loans.slice(0, 3).map((l) => el('button', {
         class: 'btn btn-return' + (l.overdue ? ' is-overdue' : ''), type: 'button',
         dataset: { return: l.key_number },
-        onclick: () => post('return', { key_number: l.key_number }),
+        onclick: () => startReturn(l.key_number),
       }, el('span', { class: 'zh' }, '归还 ', el('b', {}, l.label)),
       el('span', { class: 'return-due' },
         l.overdue ? el('span', { class: 'overdue' }, '已逾期 overdue ') : '至 due ', dueText(l.due_at)))));
@@ -585,7 +647,7 @@
   }
 
   function touchKey(k, mine) {
-    if (mine) { post('return', { key_number: k.key_number }); return; }
+    if (mine) { startReturn(k.key_number); return; }
     // K7: 需部门领导审批 — 申请: the touch sends the request to the person's leader
     if (k.status === 'approval_required') { post('request-approval', { key_number: k.key_number }); return; }
     if (k.status !== 'ok') {
@@ -912,6 +974,7 @@
     $('handover-open').addEventListener('click', handoverPressed);
     $('returner-skip').addEventListener('click', () => post('return-without-badge', {}));
     $('handover-back').addEventListener('click', () => { ui.handover = false; render(); });
+    $('return-back').addEventListener('click', () => { ui.returning = null; render(); });
     $('handover-accept').addEventListener('click', () => post('handover/accept', {}));
     $('intake-next').addEventListener('click', intakeNext);
     $('intake-back').addEventListener('click', intakeBack);

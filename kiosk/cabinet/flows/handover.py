@@ -43,7 +43,7 @@ class HandoverFlow:
                 row = handovers.start(
                     s, core.audit, cabinet=s.get_one(CabinetRow, core.cabinet_id),
                     outgoing_id=person.id, card=card.uid, zone=core.calendar.zone,
-                    sensed=core.last_scan() or None, notes=notes, now=now,
+                    sensed=core.last_scan() or None, fobs=core.last_fobs(), notes=notes, now=now,
                     valid_for=core.options.handover_valid_for,
                 )
                 core.visit.handover_id = row.id

@@ -29,6 +29,18 @@ log = logging.getLogger("kiosk.cabinet.sensors")
 IDENTITY_SWEEP_EVERY = dt.timedelta(minutes=10)
 
 
+def slot_check(present: bool | None, fob: str | None, expected_rom: str | None) -> str | None:
+    """How a slot's key is known, in the K9 count's words (issue 13): ``identified`` (its
+    receptor read the fob of the key the records put there), ``wrong_key`` (it read another
+    fob), ``present_only`` (a key is there but which one is not known: a presence-only
+    cabinet, an unpaired key, or a receptor that read nothing); None: no key seen."""
+    if not present:
+        return None
+    if fob is not None and expected_rom is not None:
+        return "identified" if fob == expected_rom else "wrong_key"
+    return "present_only"
+
+
 def wrong_key_text(slot: int, expected: policy.KeyFacts,
                    actual: policy.KeyFacts | None) -> tuple[str, str]:
     """What the screen says when the wrong key is hung: which key belongs in this slot and
@@ -128,14 +140,18 @@ class SensorSupervisor:
         with DbSession(core.engine) as s:
             numbers = sorted(s.scalars(select(Slot.number).where(Slot.cabinet_id == core.cabinet_id)))
             homes = {k.home_slot: k for k in records.cabinet_keys(s, cabinet_id=core.cabinet_id)}
+            roms = records.expected_roms(s, cabinet_id=core.cabinet_id) if self.identity else {}
         slots = []
         for number in sorted(set(numbers) | set(self.present)):
             key = homes.get(number)
+            fob = self.fobs.get(number) if self.identity else None
             slots.append({
                 "number": number, "key_present": self.present.get(number),
                 "key_number": key.key_number if key else None,
                 "on_loan": key.on_loan if key else None,
-                "fob": self.fobs.get(number) if self.identity else None,
+                "fob": fob,
+                "check": slot_check(self.present.get(number), fob,
+                                    roms[number][1] if number in roms else None),
                 "released": number in core.session.open_slots,
             })
         return {
@@ -246,8 +262,9 @@ class SensorSupervisor:
             return
         if slot in self.wrong_keys and slot in core.session.open_slots:
             del self.wrong_keys[slot]  # the wrong key taken back out of the open slot: good,
-            await self.reopen(slot)  # and the slot stays open for the right one
-            core.changed()
+            await self.reopen(slot)  # and the slot stays open for the right one,
+            await self.swapping(slot, now)  # with the full return time to hang it;
+            core.say("put_back", "info", for_s=3600)  # "not this key" is done with: say what now
             return
         with DbSession(core.engine) as s:
             key = records.key_in_slot(s, cabinet_id=core.cabinet_id, slot=slot)
@@ -316,7 +333,17 @@ class SensorSupervisor:
         core.say("wrong_key", "error", for_s=120, detail=wrong_key_text(slot, expected, actual))
         core.beep("deny")
         await self.reopen(slot)  # the wrong one can come out, the right one still go in
+        await self.swapping(slot, core.clock())
         return False
+
+    async def swapping(self, slot: int, now: dt.datetime) -> None:
+        """The person is swapping a wrong key for the right one, as the screen asked: the
+        return timer restarts (``flow.KeySwapping``), so the countdown they see gives them
+        the whole return time for it rather than what was left of it."""
+        core = self.core
+        if core.session.state == flow.State.RETURNING and slot in core.session.open_slots:
+            await core.apply(core.session.handle(flow.KeySwapping(now, slot)))
+        core.changed()
 
     async def reopen(self, slot: int) -> None:
         """Release ``slot`` again during the return it was opened for (a latch that was
