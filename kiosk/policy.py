@@ -9,6 +9,7 @@ every rule can be read next to docs/rules.md and tested case by case.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -568,8 +569,8 @@ def pin_tries_left(rule: PinRule, failures: int) -> int:
 
 def _too_simple(pin: str) -> bool:
     """One digit repeated (0000) or a run up or down (1234, 9876): the first guesses."""
-    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:], strict=False)}
-    return len(steps) == 1 and steps <= {-1, 0, 1}
+    steps = {int(b) - int(a) for a, b in itertools.pairwise(pin)}
+    return len(steps) == 1 and abs(steps.pop()) <= 1
 
 
 def pin_problem(pin: str, duress: str | None = None) -> str | None:

@@ -31,7 +31,7 @@ def who(*roles: str) -> PersonFacts:
 
 def test_defaults_are_five_tries_and_fifteen_minutes() -> None:
     assert policy.PIN_MAX_TRIES == 5
-    assert policy.PIN_LOCKOUT == dt.timedelta(minutes=15)
+    assert dt.timedelta(minutes=15) == policy.PIN_LOCKOUT
     rule = PinRule()
     assert (rule.max_tries, rule.lockout) == (5, dt.timedelta(minutes=15))
     assert rule.key_groups == frozenset() and rule.roles == frozenset()
