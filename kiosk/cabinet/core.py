@@ -562,5 +562,8 @@ class Cabinet(Registry):
             calendar=self.calendar,
         )
         data["simulated"] = self.runtime.settings.simulate
+        pin = self.runtime.settings.pin
+        if not (pin.key_groups or pin.roles or pin.after_hours):
+            data["pin"] = None  # this site asks for no PIN: the screen offers none to set
         data["identity"] = self.sensors.identity  # the screen says which mode the cabinet is in
         return data
