@@ -269,3 +269,39 @@ async def test_duress_opens_exactly_as_normal_and_alarms_the_supervisor_silently
     finally:
         await close_rig(normal_rig)
         await close_rig(duress_rig)
+
+
+async def test_duress_as_the_current_pin_changes_it_and_alarms(pin_rig: Rig) -> None:
+    """Forced to change the PIN: the duress PIN works as the current one, silently."""
+    rig = pin_rig
+    uid, person = borrower(rig)
+    give_pin(rig, person.id, uid)
+    await rig.cabinet.tap(uid)
+    await rig.cabinet.change_pin(DURESS, "3691", None)
+    assert rig.cabinet.message is not None and rig.cabinet.message.code == "pin_changed"
+    (raised,) = rig.events("alarm.duress")
+    assert json.loads(raised.payload)["during"] == "change"
+    assert rig.cabinet.screen()["alarms"] == []
+
+
+async def test_a_locked_card_is_refused_before_any_pin_is_asked(pin_rig: Rig) -> None:
+    """The lock reads the same to everyone: refused before the pad, with when it ends."""
+    rig = pin_rig
+    uid, person = borrower(rig)
+    give_pin(rig, person.id, uid)
+    await choose_master(rig, uid)
+    for _ in range(5):
+        with pytest.raises(CabinetError):
+            await rig.cabinet.enter_pin("9999")
+    await rig.cabinet.cancel()
+    rig.clock.advance(60)
+    refusals = []
+    for _ in range(2):
+        await rig.cabinet.tap(uid)
+        with pytest.raises(CabinetError) as refused:
+            await rig.cabinet.choose_draw(["M-01"], "repair")
+        refusals.append((refused.value.code, str(refused.value)))
+        await rig.cabinet.cancel()
+    assert refusals[0] == refusals[1] and refusals[0][0] == "pin_locked"
+    assert "locked until" in refusals[0][1]
+    assert not rig.events("alarm.duress")
