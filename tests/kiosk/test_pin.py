@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from api.kiosk.app import create_kiosk_app
 from kiosk.cabinet import Cabinet, CabinetError, calendar_from, options_from
+from kiosk.notify.dispatcher import Dispatcher
 from kiosk.services import pins, tx
 from kiosk.services.authz import ROLE_PERMISSIONS, Principal
 from kiosk.store.models import Alarm, Person, Role
 from kiosk.store.models_auth import AccountRole, TokenKind
+from kiosk.store.models_notify import NotificationDelivery
 
 PIN, DURESS = "2580", "1470"
 PIN_SETTINGS = {"key_groups": ["MASTER"], "roles": ["dept_leader"], "after_hours": True}
@@ -305,3 +307,28 @@ async def test_a_locked_card_is_refused_before_any_pin_is_asked(pin_rig: Rig) ->
     assert refusals[0] == refusals[1] and refusals[0][0] == "pin_locked"
     assert "locked until" in refusals[0][1]
     assert not rig.events("alarm.duress")
+
+
+async def test_the_duress_alarm_is_queued_for_the_supervisors_route_at_once(
+        tmp_path: Path) -> None:
+    """A route for ``alarm.duress`` (or ``alarm.*``) gets the alarm at the next routing pass;
+    nothing is queued for a normal opening."""
+    rig = await make_rig(tmp_path, pin=PIN_SETTINGS, notifications={
+        "webhooks": {"supervisor": {"url": "http://127.0.0.1:9/duress", "secret": "s" * 16}},
+        "routes": [{"events": ["alarm.duress"], "webhooks": ["supervisor"]}]})
+    try:
+        uid, person = borrower(rig)
+        give_pin(rig, person.id, uid)
+        dispatcher = Dispatcher(rig.runtime, clock=rig.clock)
+        await choose_master(rig, uid)
+        await rig.cabinet.enter_pin(PIN)
+        await rig.cabinet.cancel()
+        assert dispatcher.route() == 0
+        await choose_master(rig, uid)
+        await rig.cabinet.enter_pin(DURESS)
+        assert dispatcher.route() == 1
+        with Session(rig.runtime.engine) as s:
+            (delivery,) = s.scalars(select(NotificationDelivery))
+            assert (delivery.event_type, delivery.target) == ("alarm.duress", "supervisor")
+    finally:
+        await close_rig(rig)

@@ -253,7 +253,8 @@
       returning: ['归还钥匙', 'Return a key'],
       intake: ['登记钥匙', 'Register a key'],
     };
-    prompt.replaceChildren(...pair(intakeOpen() ? prompts.intake : prompts[state] || prompts.idle));
+    const said = intakeOpen() ? prompts.intake : pinAsked() ? ['请输入 PIN', 'Enter your PIN'] : prompts[state] || prompts.idle;
+    prompt.replaceChildren(...pair(said));
     show($('intake-open'), state === 'choosing' && snap.custodian === true && !ui.intake);
     renderHandoverButton();
     show($('cancel'), state !== 'idle');
