@@ -332,3 +332,25 @@ async def test_the_duress_alarm_is_queued_for_the_supervisors_route_at_once(
             assert (delivery.event_type, delivery.target) == ("alarm.duress", "supervisor")
     finally:
         await close_rig(rig)
+
+
+async def test_after_hours_every_draw_asks_for_the_pin_after_the_duty_manager(
+        tmp_path: Path) -> None:
+    """K8 first (two people), then the PIN of the employee, then the slot."""
+    night = FRI_10AM.replace(hour=23)
+    rig = await make_rig(tmp_path, start=night, pin={"after_hours": True})
+    try:
+        uid, person = rig.card_of(role=Role.STAFF, dept="ENG")
+        give_pin(rig, person.id, uid)
+        manager, _ = rig.duty_manager_on(rig.clock())
+        unit = rig.first_key("UNIT")
+        await rig.cabinet.tap(uid)
+        await rig.cabinet.tap(manager)
+        await rig.cabinet.choose_draw([unit], "emergency")
+        assert rig.cabinet.screen()["pin"]["asked"] is True
+        await rig.cabinet.enter_pin(PIN)
+        assert rig.cabinet.session.state.value == "releasing"
+        intent = payloads(rig, "draw.intent")[-1]
+        assert intent["second_factor"] == "pin" and intent["duty_manager"] is not None
+    finally:
+        await close_rig(rig)
