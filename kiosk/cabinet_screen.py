@@ -19,7 +19,7 @@ from kiosk import session as flow
 from kiosk.alarm_kinds import alarm_kind_text
 from kiosk.messages import REASONS, WHY, text
 from kiosk.services import alarms as alarm_service
-from kiosk.services import handovers
+from kiosk.services import handovers, pins
 from kiosk.store.models import Person, Slot
 from kiosk.visit import Message, Visit
 
@@ -78,6 +78,7 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
         "alarms": cabinet_alarms(engine, cabinet_id, zone),
         "keeper": bool(v.person and v.person.roles & policy.KEEPER_ROLES),
         "handover": handover_panel(v, s.state, engine=engine, cabinet_id=cabinet_id, now=now),
+        "pin": pin_panel(v, s.state, engine=engine, now=now),
         **after_hours(calendar, s.state, engine=engine, now=now),
     }
 
@@ -154,6 +155,20 @@ def slot_names(visit: Visit, open_slots: list[int]) -> dict[str, dict[str, str]]
             named[slot] = {"key_number": str(v.intake.get("key_number") or ""),
                            "label": str(v.intake.get("label") or "")}
     return {str(slot): named[slot] for slot in open_slots if slot in named}
+
+
+def pin_panel(visit: Visit, state: flow.State, *, engine: Engine,
+              now: dt.datetime) -> dict[str, Any] | None:
+    """The PIN pad's part of the screen (README "PIN and duress"): whether a chosen draw waits
+    for the PIN, and for the set/change screen whether the person has a PIN or may set one
+    now. Nothing here can tell a duress opening from a normal one: both clear ``asked``."""
+    person = visit.person
+    if person is None or state != flow.State.CHOOSING:
+        return None
+    with DbSession(engine) as db:
+        status = pins.status(db, person_id=person.id, now=now)
+    return {"asked": visit.pin_pending is not None, "has_pin": status.has_pin,
+            "may_set": status.may_set}
 
 
 def handover_panel(visit: Visit, state: flow.State, *, engine: Engine, cabinet_id: uuid.UUID,

@@ -189,6 +189,8 @@ DEFAULT_ALARM_OWNERS: dict[str, str] = {
     "key_missing": "supervisor",
     "key_unexpected": "custodian",
     "count_mismatch": "supervisor",
+    # a person opened the cabinet with their duress PIN: silent, to the supervisor at once
+    "duress": "supervisor",
 }
 """F1: who owns each kind of alarm from the moment it is raised, until someone takes it."""
 
@@ -222,6 +224,26 @@ class AlarmSettings(_Strict):
         """Kind → owner for every kind, the defaults overridden by the site's ``owners``;
         ``"*"`` is the fallback."""
         return {**DEFAULT_ALARM_OWNERS, **self.owners, "*": self.default_owner}
+
+
+class PinSettings(_Strict):
+    """A PIN as a second factor at the cabinet (README "PIN and duress"). A draw asks for
+    the person's PIN when one of its keys is in ``key_groups``, the person has one of
+    ``roles``, or it is after hours and ``after_hours`` is on. Nothing asks by default."""
+
+    key_groups: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
+        default_factory=list, description="Key group codes whose draws need a PIN (e.g. MASTER).")
+    roles: list[Annotated[str, Field(pattern=r"^[a-z_]{2,24}$")]] = Field(
+        default_factory=list, description="Roles whose draws need a PIN (e.g. staff).")
+    after_hours: bool = Field(default=False, description="Every draw after hours needs a PIN.")
+    max_tries: int = Field(
+        default=5, ge=3, le=10, description="Wrong PINs in a row that lock the card.")
+    lockout_min: int = Field(
+        default=15, ge=1, le=1440, description="How long a card stays locked after them.")
+    set_window_min: int = Field(
+        default=30, ge=5, le=7 * 24 * 60,
+        description="After a reset (console/API), the person sets a new PIN at the cabinet "
+                    "with their badge within this many minutes.")
 
 
 class AdminTlsSettings(_Strict):
@@ -308,6 +330,7 @@ class Settings(BaseSettings):
     site: SiteSettings = Field(default_factory=SiteSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
+    pin: PinSettings = Field(default_factory=PinSettings)
     admin_host: str = "127.0.0.1"
     admin_port: Port = 8080
     admin_tls: AdminTlsSettings = Field(default_factory=AdminTlsSettings)

@@ -109,6 +109,18 @@ MESSAGES: dict[str, Text] = {
     "handover_same_person": Text("交班人和接班人不能是同一人", "The incoming staff member must be someone else"),
     "handover_pending": Text("已有交接班等待确认", "A handover is already waiting to be accepted"),
     "handover_none": Text("没有等待确认的交接班", "No handover is waiting to be accepted"),
+    # PIN, the second factor (README "PIN and duress")
+    "pin_wrong": Text("PIN 错误", "Wrong PIN"),
+    "pin_locked": Text("PIN 错误次数过多，此卡已锁定", "Too many wrong PINs: this card is locked"),
+    "pin_not_set": Text("需要 PIN，您还没有设置：请找钥匙管理员重置后设置", "A PIN is needed and you have none: ask a key custodian to reset it, then set one"),
+    "pin_not_asked": Text("现在不需要输入 PIN", "No PIN is asked for now"),
+    "pin_old_wrong": Text("原 PIN 错误", "The current PIN is wrong"),
+    "pin_set": Text("PIN 已设置", "PIN set"),
+    "pin_changed": Text("PIN 已修改", "PIN changed"),
+    "pin_format": Text("PIN 须为 4 至 8 位数字", "A PIN has 4 to 8 digits"),
+    "pin_too_simple": Text("PIN 太简单（如 0000、1234）", "That PIN is too easy to guess (0000, 1234)"),
+    "duress_same_as_pin": Text("胁迫 PIN 不能与 PIN 相同", "The duress PIN must differ from the PIN"),
+    "pin_mismatch": Text("两次输入的 PIN 不一致", "The two PINs do not match"),
     # card enrolment started in the console (issue 11)
     "enrolling": Text("登记卡片：请刷新卡", "Enrolling a card: tap the new card"),
     "card_enrolled": Text("卡片已登记", "Card enrolled"),

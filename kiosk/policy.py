@@ -9,6 +9,7 @@ every rule can be read next to docs/rules.md and tested case by case.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -496,3 +497,93 @@ def decide_handover_signer(
             "handover_same_person", "the incoming staff member must be someone else", "H1"
         )
     return Decision.allow("handover_signer", f"{person.name} may sign the handover", "H1")
+
+
+# ------------------------------------------------------------- PIN as a second factor
+PIN_MAX_TRIES = 5
+"""Wrong PINs in a row that lock the card (the ``[pin]`` settings may change it)."""
+PIN_LOCKOUT = dt.timedelta(minutes=15)
+"""How long a card stays locked after ``PIN_MAX_TRIES`` wrong PINs."""
+PIN_MIN_DIGITS = 4
+PIN_MAX_DIGITS = 8
+
+
+@dataclass(frozen=True)
+class PinRule:
+    """When a draw asks for the person's PIN: a key of one of ``key_groups``, a person with
+    one of ``roles``, or after hours when ``after_hours`` is set (README "PIN and duress")."""
+
+    key_groups: frozenset[uuid.UUID] = frozenset()
+    roles: frozenset[str] = frozenset()
+    after_hours: bool = False
+    max_tries: int = PIN_MAX_TRIES
+    lockout: dt.timedelta = PIN_LOCKOUT
+
+
+def pin_causes(rule: PinRule, person: PersonFacts, keys: Iterable[KeyFacts], *,
+               business_time: bool) -> tuple[str, ...]:
+    """Why this draw needs a PIN (``key_group``, ``role``, ``after_hours``); empty: it
+    needs none. The badge is the first factor of K3's borrower confirmation, the PIN the
+    second: it guards the opening, so it is asked once the keys are known."""
+    causes = []
+    if any(key.group_id in rule.key_groups for key in keys):
+        causes.append("key_group")
+    if person.roles & rule.roles:
+        causes.append("role")
+    if rule.after_hours and not business_time:
+        causes.append("after_hours")
+    return tuple(causes)
+
+
+def pin_locked(locked_until: dt.datetime | None, now: dt.datetime) -> bool:
+    """A card locked by wrong PINs stays locked until ``locked_until`` (exclusive)."""
+    return locked_until is not None and now < locked_until
+
+
+@dataclass(frozen=True)
+class PinTry:
+    """A card's wrong-PIN count after one try, and the lock it earned (if any)."""
+
+    failures: int
+    locked_until: dt.datetime | None = None
+
+    @property
+    def locked_now(self) -> bool:
+        return self.locked_until is not None
+
+
+def after_pin_try(rule: PinRule, *, failures: int, correct: bool, now: dt.datetime) -> PinTry:
+    """A right PIN (or the duress PIN) clears the count; the ``max_tries``-th wrong one in a
+    row locks the card for ``lockout`` and starts the count again for after the lock."""
+    if correct:
+        return PinTry(0)
+    failures += 1
+    if failures >= rule.max_tries:
+        return PinTry(0, now + rule.lockout)
+    return PinTry(failures)
+
+
+def pin_tries_left(rule: PinRule, failures: int) -> int:
+    return max(0, rule.max_tries - failures)
+
+
+def _too_simple(pin: str) -> bool:
+    """One digit repeated (0000) or a run up or down (1234, 9876): the first guesses."""
+    steps = {int(b) - int(a) for a, b in itertools.pairwise(pin)}
+    return len(steps) == 1 and abs(steps.pop()) <= 1
+
+
+def pin_problem(pin: str, duress: str | None = None) -> str | None:
+    """What is wrong with a new PIN (and duress PIN), as a message code; None if nothing.
+    4 to 8 digits, not one digit repeated or a run; the duress PIN differs from the PIN."""
+    for value in (pin, duress):
+        if value is None:
+            continue
+        if not (value.isascii() and value.isdigit()) \
+                or not PIN_MIN_DIGITS <= len(value) <= PIN_MAX_DIGITS:
+            return "pin_format"
+        if _too_simple(value):
+            return "pin_too_simple"
+    if duress is not None and duress == pin:
+        return "duress_same_as_pin"
+    return None

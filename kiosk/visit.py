@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk import policy
+from kiosk import session as flow
 
 
 @dataclass
@@ -53,6 +54,12 @@ class Visit:
     """Slot → due time of each loan recorded in this visit (told to the person at the end)."""
     returned_code: str | None = None
     """The K4/K5 decision code of the return recorded in this visit (returned_by_other...)."""
+    pin_pending: flow.DrawChosen | None = None
+    """A chosen draw waiting for the person's PIN (kiosk/cabinet/flows/pin.py)."""
+    pin_causes: tuple[str, ...] = ()
+    """Why it asks (key_group, role, after_hours: policy.pin_causes)."""
+    pin_checked: bool = False
+    """The PIN (or the duress PIN, indistinguishably) was given for this visit's draw."""
 
 
 @dataclass

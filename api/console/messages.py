@@ -242,6 +242,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "enrol.cancelled": ("登记已取消", "The enrolment was cancelled"),
     "enrol.again": ("再次登记", "Enrol another card"),
     "enrol.back": ("返回人员信息", "Back to the person"),
+    "pin.title": ("钥匙柜 PIN", "Cabinet PIN"),
+    "pin.explain": ("重置后此人的 PIN 和胁迫 PIN 均被清除、卡片解锁；此人须在时限内到钥匙柜刷卡设置新 PIN。请当面核实身份后再重置。",
+                    "Resetting clears this person's PIN and duress PIN and unlocks their cards; they then set a new PIN at the cabinet with their badge within the time limit. Check who they are face to face first."),
+    "pin.reset": ("重置 PIN", "Reset the PIN"),
+    "flash.pin_reset": ("PIN 已重置：请此人到钥匙柜刷卡设置新 PIN", "PIN reset: the person sets a new one at the cabinet with their badge"),
     # access rights
     "rights.title": ("{holder} 的权限", "Right of {holder}"),
     "rights.person": ("人员", "Person"),

@@ -82,6 +82,7 @@ def _detail(ctx: Ctx, person_id: uuid.UUID, *, errors: dict[str, dict[str, str]]
         can_lose=ctx.may(cards.report_lost),
         can_enrol=ctx.may(cards.start_enrolment)
         and getattr(ctx.request.app.state, "cabinet", None) is not None, can_revoke=ctx.may(cards.revoke_card),
+        can_reset_pin=ctx.may(cards.reset_pin),
         action_errors=errors or {}, form=form or {}, problem=problem,
     )
 
@@ -130,6 +131,14 @@ async def card_action(ctx: CtxDep, card_id: uuid.UUID, action: str) -> Response:
     return await _act(ctx, card.person_id, f"card-{card_id}", lambda data: ctx.rest(
         endpoint, card_id=card_id,
         body=ctx.body(cards.NoteIn, data, {"note": "optional"})), flash)
+
+
+@router.post("/people/{person_id:uuid}/pin/reset", response_class=HTMLResponse)
+async def reset_pin(ctx: CtxDep, person_id: uuid.UUID) -> Response:
+    """The cabinet PIN: cleared, the person sets a new one at the cabinet (``POST
+    /people/{id}/pin/reset``; README "PIN and duress")."""
+    return await _act(ctx, person_id, "pin", lambda data: ctx.rest(
+        cards.reset_pin, person_id=person_id), "pin_reset")
 
 
 # ------------------------------------------------------- enrolment by tapping (issue 11)

@@ -155,6 +155,33 @@ async def request_approval(body: ApprovalRequest, cabinet: CabinetDep) -> dict[s
     return view(cabinet)
 
 
+PinDigits = Annotated[str, Field(min_length=1, max_length=8, pattern=r"^[0-9]+$")]
+
+
+class PinRequest(_Body):
+    pin: PinDigits
+
+
+class PinChangeRequest(_Body):
+    old_pin: PinDigits | None = None
+    new_pin: PinDigits
+    duress_pin: PinDigits | None = None
+
+
+@router.post("/pin")
+async def enter_pin(body: PinRequest, cabinet: CabinetDep) -> dict[str, Any]:
+    """The PIN for a draw waiting for it. The duress PIN gets exactly this answer too."""
+    await cabinet.enter_pin(body.pin)
+    return view(cabinet)
+
+
+@router.post("/pin/change")
+async def change_pin(body: PinChangeRequest, cabinet: CabinetDep) -> dict[str, Any]:
+    """Set or change the PIN of the person at the screen (badge + current PIN)."""
+    await cabinet.change_pin(body.old_pin, body.new_pin, body.duress_pin)
+    return view(cabinet)
+
+
 @router.post("/return")
 async def return_key(body: ReturnRequest, cabinet: CabinetDep) -> dict[str, Any]:
     await cabinet.choose_return(body.key_number, body.slot)

@@ -11,13 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request
 from pydantic import Field
 
-from api.deps import AuditDep, PrincipalDep, ReadSession, needs
+from api.deps import AuditDep, PrincipalDep, ReadSession, RuntimeDep, needs
 from api.routes.live import get_cabinet
 from api.schemas import CardUid, Instant, Limit, Note, Offset, Out, Page, Strict, page_of
 from kiosk.cabinet import Cabinet
 from kiosk.cabinet.flows.enrolment import Enrolment, EnrolmentFlow
 from kiosk.errors import NotFound
-from kiosk.services import cards, tx
+from kiosk.services import cards, pins, tx
 from kiosk.services.authz import Permission as P
 from kiosk.services.people import visible_person
 from kiosk.store.models import CardKind, CardStatus
@@ -105,6 +105,31 @@ def revoke_card(
             session, audit, by=by, card_id=card_id, note=body.note if body else None
         )
         return CardOut.model_validate(card)
+
+
+# ------------------------------------------------------------- the PIN with a badge
+class PinResetOut(Out):
+    person_id: uuid.UUID
+    may_set_until: dt.datetime = Field(
+        description="The person sets a new PIN at the cabinet with their badge until then.")
+
+
+@router.post(
+    "/people/{person_id:uuid}/pin/reset", response_model=PinResetOut,
+    dependencies=[needs(P.PINS_RESET)],
+    summary="Reset a person's cabinet PIN: they set a new one at the cabinet with their badge",
+)
+def reset_pin(person_id: uuid.UUID, by: PrincipalDep, audit: AuditDep,
+              runtime: RuntimeDep) -> PinResetOut:
+    """Clears the PIN and the duress PIN and any lock wrong PINs put on the person's cards
+    (``pin.reset``). Until ``may_set_until`` (``[pin] set_window_min``) the person sets a new
+    PIN at the cabinet with their badge alone: the custodian's word stands in for the old
+    PIN (README "PIN and duress")."""
+    window = dt.timedelta(minutes=runtime.settings.pin.set_window_min)
+    with tx.write(audit) as session:
+        row = pins.reset(session, audit, by=by, person_id=person_id, window=window)
+        assert row.may_set_until is not None
+        return PinResetOut(person_id=row.person_id, may_set_until=row.may_set_until)
 
 
 # ------------------------------------------------- enrolment by a tap at the cabinet

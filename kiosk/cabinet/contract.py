@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine
 
@@ -21,6 +21,8 @@ from kiosk.audit import AppendedEvent, AuditLog, NewEvent
 from kiosk.cabinet.options import CabinetError, CabinetOptions
 from kiosk.runtime import Runtime
 from kiosk.visit import Message, Visit
+
+F = TypeVar("F")
 
 TapHandler = Callable[
     [str, policy.CardFacts | None, policy.PersonFacts | None, dt.datetime], Awaitable[None]
@@ -61,6 +63,7 @@ class Core(Protocol):
 
     # registering a flow and the inputs it handles
     def register_flow(self, name: str, handler: object) -> None: ...
+    def lookup(self, name: str, kind: type[F]) -> F: ...
     def on_tap(self, state: flow.State, handler: TapHandler) -> None: ...
     def on_idle_tap(self, guard: IdleGuard) -> None: ...
     def on_fob(self, handler: FobHandler) -> None: ...

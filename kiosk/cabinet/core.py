@@ -42,6 +42,7 @@ from kiosk.cabinet.flows import (
     DrawFlow,
     HandoverFlow,
     IntakeFlow,
+    PinFlow,
     RemoteUnlockFlow,
     ReturnFlow,
     SensorSupervisor,
@@ -200,6 +201,16 @@ class Cabinet(Registry):
                     keeper_name=person.name, cabinet=self.code)
             self.say("alarms_acknowledged", "ok")
             return len(done)
+
+    async def enter_pin(self, pin: str) -> None:
+        """The PIN typed on the pad for a draw waiting for it (kiosk/cabinet/flows/pin.py)."""
+        async with self.input():
+            await self.lookup("pin", PinFlow).enter(pin)
+
+    async def change_pin(self, old: str | None, new: str, duress: str | None) -> None:
+        """Set or change the PIN of the person at the screen (badge + the current PIN)."""
+        async with self.input():
+            await self.lookup("pin", PinFlow).change(old, new, duress)
 
     async def request_approval(self, key_number: str) -> None:
         """K7: the person asks their department leader for a special-room key."""
@@ -560,5 +571,8 @@ class Cabinet(Registry):
             present=self.sensors.last_scan(),
         )
         data["simulated"] = self.runtime.settings.simulate
+        pin = self.runtime.settings.pin
+        if not (pin.key_groups or pin.roles or pin.after_hours):
+            data["pin"] = None  # this site asks for no PIN: the screen offers none to set
         data["identity"] = self.sensors.identity  # the screen says which mode the cabinet is in
         return data

@@ -73,6 +73,8 @@ class Permission(enum.StrEnum):
     """The delivery log of email and webhook notifications."""
     NOTIFICATIONS_RETRY = "notifications:retry"
     """Send a failed notification again (admins: it talks to the outside world)."""
+    PINS_RESET = "pins:reset"
+    """Clear a person's cabinet PIN (and duress PIN) so they set a new one at the cabinet."""
     METRICS_READ = "metrics:read"
     """Prometheus counters only: give a scraper's API token this scope and nothing else."""
 
@@ -153,6 +155,7 @@ ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
             P.DEPARTMENTS_READ,
             P.CARDS_READ,
             P.CARDS_WRITE,  # enrols badges at the service desk by tapping them (issue 11)
+            P.PINS_RESET,  # ... and resets the PIN that goes with a badge, face to face
             P.CARDS_REPORT_LOST,
             P.OWNERS_READ,
             P.OWNERS_WRITE,

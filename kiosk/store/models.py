@@ -662,4 +662,10 @@ class Checkpoint(Base):
     signed_at: Mapped[dt.datetime]
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
-from kiosk.store import models_auth, models_fleet, models_notify, models_reports  # noqa: E402,F401
+from kiosk.store import (  # noqa: E402,F401
+    models_auth,
+    models_fleet,
+    models_notify,
+    models_pin,
+    models_reports,
+)

@@ -228,6 +228,9 @@ ACTIONS: list[Action] = [
         "blob": base64.b64encode(f.units_csv()).decode(), "filename": "u.csv"}),
         lambda f: Req("POST", "/imports/units",
                       files={"file": ("u.csv", f.units_csv(), "text/csv")})),
+    # the cabinet PIN that goes with a badge (issue 14, item 8)
+    Action("reset a PIN", lambda f: CReq("POST", f"/people/{f.person_b()}/pin/reset"),
+           lambda f: Req("POST", f"/people/{f.person_b()}/pin/reset")),
     # card enrolment by tapping at the cabinet
     Action("enrol a card", lambda f: CReq("POST", f"/people/{f.enrol_person_b()}/cards/enrol"),
            lambda f: Req("POST", f"/people/{f.enrol_person_b()}/cards/enrol")),

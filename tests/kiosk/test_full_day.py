@@ -4,7 +4,8 @@ Badges are read by the real MFRC522 driver from the chip simulator, locks are dr
 real Kerong driver over a TCP socket to the board simulator. From opening to night: intake,
 twenty draws and returns by several roles, a proxy draw, a special room with and without
 approval, a key not taken, a forced door, a power cut mid-draw, and every way a night
-opening can go. The cabinet reads key identity (issue 13): a wrong key hung in an open slot
+opening can go, and a master key drawn under duress (the duress PIN: it opens as the PIN
+does, and a silent alarm goes to the supervisor). The cabinet reads key identity (issue 13): a wrong key hung in an open slot
 and a return to another free slot are part of the day. Afterwards loans, events and sensors agree and `kiosk audit verify` passes.
 """
 
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from rig import SH, Rig, close_rig, make_rig
@@ -24,6 +27,8 @@ from sqlalchemy.orm import Session
 from kiosk import records
 from kiosk.audit.verify import verify_log
 from kiosk.cabinet import Cabinet, CabinetError, calendar_from, options_from
+from kiosk.services import pins, tx
+from kiosk.services.authz import ROLE_PERMISSIONS, Principal
 from kiosk.store.models import (
     Approval,
     ApprovalStatus,
@@ -34,6 +39,7 @@ from kiosk.store.models import (
     Person,
     Role,
 )
+from kiosk.store.models_auth import AccountRole, TokenKind
 from kiosk.wiring import ReaderPump
 from simulators.tags import card_from_uid_hex
 
@@ -83,7 +89,8 @@ def keys_of_group(rig: Rig, code: str, n: int) -> list[str]:
 
 
 async def test_a_full_day(tmp_path: Path) -> None:
-    rig = await make_rig(tmp_path, start=OPENING, hardware={"identity": {"enabled": True}})
+    rig = await make_rig(tmp_path, start=OPENING, hardware={"identity": {"enabled": True}},
+                         pin={"key_groups": ["MASTER"]})
     # Reads go to whichever cabinet is current (it is replaced after the power cut).
     pump = ReaderPump(rig.hw.reader, lambda uid: rig.cabinet.tap(uid),
                       asyncio.get_running_loop()).start()
@@ -218,6 +225,11 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
     await draw(rig, engineer, "E-配电房-B1", "repair")
     await give_back(rig, engineer, "E-配电房-B1")
 
+    # PIN and duress (issue 14, item 8): master keys need a PIN (K3's second factor). A
+    # clerk sets one after the custodian's reset, then is forced to open the cabinet: the
+    # duress PIN opens exactly as the PIN would, and a silent alarm goes to the supervisor.
+    await _duress_opening(rig)
+
     # A key not taken: the slot is shut again without taking it.
     await badge(rig, people[1])
     await rig.cabinet.choose_draw([unit_keys[30]], "repair")
@@ -264,6 +276,36 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
     result = verify_log(rig.runtime.engine, cabinet_id="cab-01",
                         public_key=rig.runtime.device_key.public)
     assert result.ok, result.problems
+
+
+async def _duress_opening(rig: Rig) -> None:
+    clerk, person = rig.card_of(role=Role.STAFF, dept="CS", exclude_roles=(
+        Role.CUSTODIAN, Role.SUPERVISOR, Role.DUTY_MANAGER, Role.DEPT_LEADER))
+    custodian, _ = rig.card_of(role=Role.CUSTODIAN)
+    desk = Principal(account_id=uuid.uuid4(), username="desk", role=AccountRole.CUSTODIAN,
+                     person_id=None, department_id=None,
+                     permissions=ROLE_PERMISSIONS[AccountRole.CUSTODIAN],
+                     token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
+    with tx.write(rig.runtime.audit) as s:
+        pins.reset(s, rig.runtime.audit, by=desk, person_id=person.id,
+                   window=dt.timedelta(minutes=30), now=rig.clock())
+    await badge(rig, clerk)
+    await rig.cabinet.change_pin(None, "2580", "1470")
+    await rig.cabinet.cancel()
+    await badge(rig, clerk)
+    await rig.cabinet.choose_draw(["M-01"], "repair")
+    assert rig.cabinet.screen()["pin"]["asked"] is True
+    await rig.cabinet.enter_pin("1470")  # the duress PIN
+    await badge(rig, custodian)  # the master key's co-sign (K3), as on any day
+    await rig.take(rig.key("M-01")[0])
+    assert rig.cabinet.message is not None and rig.cabinet.message.code == "drawn"
+    # never on the cabinet's own banner (the day's overdue keys are, as they should be)
+    assert "duress" not in [a["kind"] for a in rig.cabinet.screen()["alarms"]]
+    (alarm,) = rig.events("alarm.duress")
+    raised = json.loads(alarm.payload)
+    _, supervisor = rig.card_of(role=Role.SUPERVISOR)
+    assert raised["owner"] == str(supervisor.id) and raised["keys"] == ["M-01"]
+    await give_back(rig, clerk, "M-01")
 
 
 async def _night(rig: Rig, people: list[str]) -> None:

@@ -53,12 +53,15 @@
     too_many: ['一次最多领取五把钥匙', 'At most five keys at a time'],
     cannot: ['不能领取此钥匙', 'This key cannot be drawn'],
     offline: ['无法连接钥匙柜，请稍后再试', 'Cannot reach the cabinet: try again'],
+    pin_mismatch: ['两次输入的 PIN 不一致', 'The two PINs do not match'],
+    pin_short: ['PIN 须为 4 至 8 位数字', 'A PIN has 4 to 8 digits'],
+    pin_not_set: ['您还没有 PIN：请找钥匙管理员重置后设置', 'You have no PIN: ask a key custodian to reset it, then set one'],
     failed: ['操作未完成', 'The request was not accepted'],
   };
   // Outside idle, the notice bar shows only what needs attention now (a refused tap, "please
   // wait"); the state screens already say their own prompt, and an ended visit's message
   // (drawn, cancelled…) belongs to the idle screen.
-  const NOTICE_CODES = new Set(['busy', 'fob_paired', 'approval_requested', 'approval_pending']);  // K7: the screen says so
+  const NOTICE_CODES = new Set(['busy', 'fob_paired', 'approval_requested', 'approval_pending', 'pin_set', 'pin_changed']);  // K7: the screen says so
   const WEEKDAY_ZH = '日一二三四五六';
   const WEEKDAY_EN = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
   const MONTH_EN = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -72,8 +75,11 @@
   let toastTimer = 0;
   let noticeDismissed = null;  // a message not to show in the notice bar (stale or touched away)
   const messageId = (msg) => (msg ? `${msg.code}|${msg.zh}` : null);
-  const ui = { mode: 'floors', floor: null, query: '', selected: [], sheet: false, other: false, intake: null, handover: false, returning: null };
+  const ui = { mode: 'floors', floor: null, query: '', selected: [], sheet: false, other: false, intake: null, handover: false, returning: null, pin: null };
   const RETURN_SLOTS_SHOWN = 13;  // with the key's own slot (two cells): three rows of five
+  let pinValue = '';        // the digits on the PIN pad (never kept past one entry)
+  const PIN_MIN = 4;
+  const PIN_MAX = 8;
   let nameKb = null;        // the on-screen keyboards (built once in init)
   let otherKb = null;
 
@@ -188,6 +194,8 @@
     ui.intake = null;
     ui.handover = false;
     ui.returning = null;
+    ui.pin = null;
+    pinValue = '';
     if (otherKb) otherKb.reset();
     if (nameKb) nameKb.reset();
   }
@@ -222,6 +230,7 @@
     else renderSlots();
     renderHandoverSheet();
     renderReturnSheet();
+    renderPin();
     renderAlarms();
     show($('sim-mark'), snap.simulated === true);
     tick();
@@ -247,7 +256,8 @@
       returning: ['归还钥匙', 'Return a key'],
       intake: ['登记钥匙', 'Register a key'],
     };
-    prompt.replaceChildren(...pair(intakeOpen() ? prompts.intake : prompts[state] || prompts.idle));
+    const said = intakeOpen() ? prompts.intake : pinAsked() ? ['请输入 PIN', 'Enter your PIN'] : prompts[state] || prompts.idle;
+    prompt.replaceChildren(...pair(said));
     show($('intake-open'), state === 'choosing' && snap.custodian === true && !ui.intake);
     renderHandoverButton();
     show($('cancel'), state !== 'idle');
@@ -714,6 +724,107 @@
     });
   }
 
+  // ------------------------------------------------------------------- the PIN pad
+  // Two uses: a chosen draw waits for the PIN (snap.pin.asked: the server decides), or the
+  // person sets or changes theirs (ui.pin: the steps below, sent in one request at the end).
+  // The duress PIN is typed like any PIN; the page cannot and does not tell them apart.
+  const PIN_STEPS = {
+    draw: ['请输入 PIN', 'Enter your PIN'],
+    old: ['请输入当前 PIN', 'Enter your current PIN'],
+    new: ['请输入新 PIN（4–8 位数字）', 'Enter a new PIN (4–8 digits)'],
+    repeat: ['请再输入一次新 PIN', 'Enter the new PIN again'],
+    duress: ['胁迫 PIN：被迫开柜时输入，柜门照常打开并悄悄报警', 'Duress PIN: if ever forced, type it: the cabinet opens as usual and silently alerts'],
+  };
+
+  function pinAsked() {
+    return Boolean(snap && snap.state === 'choosing' && snap.pin && snap.pin.asked);
+  }
+
+  function openPinChange() {
+    const p = snap.pin;
+    if (!p) return;
+    if (!p.has_pin && !p.may_set) { showToast(...T.pin_not_set, '', 'info'); return; }
+    ui.pin = { step: p.has_pin ? 'old' : 'new', entries: {} };
+    pinValue = '';
+    render();
+  }
+
+  function renderPin() {
+    const asked = pinAsked();
+    if (!asked && ui.pin && !(snap.state === 'choosing' && snap.pin)) ui.pin = null;
+    const open = asked || ui.pin !== null;
+    show($('pin-sheet'), open);
+    show($('pin-open'), snap.state === 'choosing' && Boolean(snap.pin) && !ui.intake);
+    if (!open) { pinValue = ''; return; }
+    const step = asked ? 'draw' : ui.pin.step;
+    $('pin-title-zh').textContent = PIN_STEPS[step][0];
+    $('pin-title-en').textContent = PIN_STEPS[step][1];
+    $('pin-dots').replaceChildren(...(pinValue
+      ? [...pinValue].map(() => el('span', { class: 'pin-dot' }))
+      : [el('span', { class: 'placeholder' }, zh('请在右侧输入'), ' ', en('use the keypad'))]));
+    const hint = asked && snap.pin
+      ? [zh('柜门打开前需输入 PIN'), ' ', en('The slot opens once the PIN is right')]
+      : [zh('PIN 只保存加密摘要'), ' ', en('Only a hash of it is kept')];
+    $('pin-hint').replaceChildren(...hint);
+    show($('pin-back'), !asked);  // a draw waiting for its PIN is left with 取消 Cancel
+    show($('pin-skip'), step === 'duress');
+    $('pin-ok').setAttribute('aria-disabled', pinValue.length >= PIN_MIN ? 'false' : 'true');
+  }
+
+  function pinDigit(action) {
+    if (action === 'back') pinValue = pinValue.slice(0, -1);
+    else if (action === 'clear') pinValue = '';
+    else if (pinValue.length < PIN_MAX) pinValue += action;
+    renderPin();
+  }
+
+  function pinOk() {
+    if (pinValue.length < PIN_MIN) { showToast(...T.pin_short, '', 'info'); return; }
+    const value = pinValue;
+    pinValue = '';
+    if (pinAsked()) { post('pin', { pin: value }).then(() => { if (snap) render(); }); return; }
+    const p = ui.pin;
+    p.entries[p.step] = value;
+    if (p.step === 'old') p.step = 'new';
+    else if (p.step === 'new') p.step = 'repeat';
+    else if (p.step === 'repeat') {
+      if (p.entries.repeat !== p.entries.new) {
+        showToast(...T.pin_mismatch, '', 'info');
+        p.step = 'new';
+      } else p.step = 'duress';
+    } else { sendPinChange(p.entries.duress); return; }
+    render();
+  }
+
+  function sendPinChange(duress) {
+    const e = ui.pin.entries;
+    const body = { old_pin: e.old || null, new_pin: e.new, duress_pin: duress || null };
+    ui.pin = null;
+    post('pin/change', body).then(() => { if (snap) render(); });
+  }
+
+  function pinBack() {
+    pinValue = '';
+    const p = ui.pin;
+    if (!p) return;
+    const before = { old: null, new: snap.pin && snap.pin.has_pin ? 'old' : null, repeat: 'new', duress: 'repeat' }[p.step];
+    if (before) p.step = before;
+    else ui.pin = null;
+    render();
+  }
+
+  function buildPinPad() {
+    const pad = $('pin-pad');
+    const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', ['⌫', 'back'], '0', ['清除 Clear', 'clear']];
+    for (const k of keys) {
+      const [label, action] = Array.isArray(k) ? k : [k, k];
+      pad.append(el('button', {
+        class: 'btn pad' + (action === 'clear' ? ' pad-clear' : ''), type: 'button',
+        dataset: { pin: action }, onclick: () => pinDigit(action),
+      }, label));
+    }
+  }
+
   // ---------------------------------------------------------------- intake (K1)
   function intakeOpen() {
     return ui.intake !== null && snap && snap.state === 'choosing';
@@ -950,6 +1061,11 @@
   // ---------------------------------------------------------------------- wiring
   function init() {
     buildKeypad($('keypad'), 'pad', () => ui.query, (v) => { ui.query = v; });
+    buildPinPad();
+    $('pin-open').addEventListener('click', openPinChange);
+    $('pin-ok').addEventListener('click', pinOk);
+    $('pin-back').addEventListener('click', pinBack);
+    $('pin-skip').addEventListener('click', () => sendPinChange(null));
     buildKeypad($('intake-pad'), 'roomPad', () => ui.intake.room, (v) => { ui.intake.room = v; });
     nameKb = makeKeyboard({
       max: NAME_MAX, hint: ['送交人姓名（拼音）', "Deliverer's name (pinyin)"],

@@ -11,16 +11,17 @@ from kiosk.cabinet.flows.enrolment import EnrolmentFlow
 from kiosk.cabinet.flows.handover import HandoverFlow
 from kiosk.cabinet.flows.intake import IntakeFlow
 from kiosk.cabinet.flows.night import NightPairing
+from kiosk.cabinet.flows.pin import PinFlow
 from kiosk.cabinet.flows.remote import RemoteUnlockFlow
 from kiosk.cabinet.flows.returns import ReturnFlow
 from kiosk.cabinet.flows.sensors import SensorSupervisor
 
 DEFAULT_FLOWS = (
     SensorSupervisor, DrawFlow, ReturnFlow, IntakeFlow, HandoverFlow, NightPairing,
-    RemoteUnlockFlow, EnrolmentFlow,
+    RemoteUnlockFlow, EnrolmentFlow, PinFlow,
 )
 
 __all__ = [
     "DEFAULT_FLOWS", "DrawFlow", "EnrolmentFlow", "HandoverFlow", "IntakeFlow", "NightPairing",
-    "RemoteUnlockFlow", "ReturnFlow", "SensorSupervisor",
+    "PinFlow", "RemoteUnlockFlow", "ReturnFlow", "SensorSupervisor",
 ]

@@ -12,6 +12,7 @@ from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
 from kiosk.cabinet.contract import Core
+from kiosk.cabinet.flows.pin import PinFlow
 from kiosk.cabinet.options import CabinetError
 from kiosk.errors import Conflict
 from kiosk.messages import REASONS
@@ -90,7 +91,19 @@ class DrawFlow:
             raise CabinetError("await_manager")  # cannot happen: night visits start there
         core.visit.draws = plans
         event = flow.DrawChosen(now, tuple(plans), needs_cosign=policy.Need.COSIGN in needs)
+        if self.pin_asked(now, [plan.key for plan in plans.values()], event):
+            return  # the PIN pad is up; the PIN flow goes on with ``event`` once it is right
         await core.apply(core.session.handle(event))
+
+    def pin_asked(self, now: dt.datetime, keys: list[policy.KeyFacts],
+                  event: flow.DrawChosen) -> bool:
+        """Whether the draw now waits for the person's PIN (``[pin]``; a cabinet built
+        without the PIN flow asks for none)."""
+        try:
+            pin = self.core.lookup("pin", PinFlow)
+        except KeyError:
+            return False
+        return pin.ask(now, keys, event)
 
     async def request_approval(self, key_number: str) -> None:
         """K7 at the screen: refused a special-room key, the person touches 申请审批; the
@@ -153,6 +166,7 @@ class DrawFlow:
                 "authorization": str(plan.decision.authorization_id)
                 if plan.decision.authorization_id else None,
                 **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {}),
+                **({"second_factor": "pin"} if v.pin_checked else {}),
             },
         )
 
