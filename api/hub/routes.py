@@ -127,11 +127,11 @@ async def changes(request: Request, audit: AuditDep, runtime: RuntimeDep,
                   since: Annotated[int, Query(ge=0)] = 0,
                   wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> Response:
     try:
-        await _caller(request, audit, _window(runtime))
+        caller, _ = await _caller(request, audit, _window(runtime))
 
         def read() -> tuple[int, list[dict[str, Any]]]:
             with Session(audit.engine) as session:
-                return config_changes.changes_since(session, since)
+                return config_changes.changes_since(session, since, caller.cabinet_id)
 
         deadline = time.monotonic() + wait
         version, found = await asyncio.to_thread(read)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AppendedEvent
 from kiosk.audit.chain import format_time
 from kiosk.fleet import state
-from kiosk.fleet.apply import apply_changes, config_version
+from kiosk.fleet.apply import apply_changes, apply_pending_moves, config_version
 from kiosk.fleet.client import HubClient, HubError
 from kiosk.runtime import Runtime
 from kiosk.store.models import Alarm, AuditHead, Checkpoint, Event, Handover, IntakeRecord, Loan
@@ -273,6 +273,9 @@ class FleetLink:
             if cards:
                 log.info("configuration %d applied; cards changed: %s", version,
                          ", ".join(cards))
+        else:
+            async with self.apply_lock:
+                await asyncio.to_thread(apply_pending_moves, self.runtime.audit)
         return version
 
     # ------------------------------------------------------------------------- run
