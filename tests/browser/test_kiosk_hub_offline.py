@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from browser_rig import Daemon, Kiosk, person, start_daemon
-from test_kiosk_layout import MIN_TEXT_PX, LAYOUT_JS, SIZES
+from test_kiosk_layout import LAYOUT_JS, MIN_TEXT_PX, SIZES
 
 from kiosk.audit.device_key import load_or_create
 from tests.ports import free_port
