@@ -184,3 +184,14 @@ class HubApprovalUse(Base):
     cabinet_id: Mapped[str] = mapped_column(String(64))
     loan_id: Mapped[uuid.UUID]
     used_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HubAccountSite(Base):
+    """A hub account scoped to one site: it sees that site's cabinets, logs and alarms only.
+    An account without a row sees the whole fleet."""
+
+    __tablename__ = "hub_account_sites"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hub_sites.id"))
