@@ -206,6 +206,12 @@ class FleetLink:
             except HubError as exc:
                 self._hub_head = None
                 await self._contact()
+                if exc.status == 413 and self.batch_size > 1:
+                    # A proxy or hub with a smaller body limit: ship in smaller batches.
+                    self.batch_size = max(1, self.batch_size // 2)
+                    log.warning("hub refused a batch as too large; batches of %d events now",
+                                self.batch_size)
+                    continue
                 log.error("hub refused this cabinet's log: %s", exc)
                 await _wait_any(stop, None, 30.0)
 

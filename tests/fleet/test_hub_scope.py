@@ -5,6 +5,7 @@ up; a supervisor scoped to tower A sees tower A only, in the API and in the hub'
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,8 +60,8 @@ class Hub:
 
 @pytest.fixture
 def fleet(runtime: Runtime, tmp_path: Path) -> Iterator[Hub]:
-    app = create_hub_app(runtime)
-    app.state.options = AdminOptions(auth_policy=accounts.AuthPolicy(hasher=FAST_HASHER))
+    app = create_hub_app(runtime, AdminOptions(
+        auth_policy=accounts.AuthPolicy(hasher=FAST_HASHER)))
     cabinets = []
     with TestClient(app) as client:
         for site, code in (("tower-a", "cab-a"), ("tower-b", "cab-b")):
@@ -145,3 +146,34 @@ def test_the_hub_console_shows_every_site_to_the_fleet_and_one_to_its_supervisor
     assert "K-cab-a" in sup.get("/console/fleet?cabinet=cab-a").text
     other = sup.get("/console/fleet?site=tower-b&cabinet=cab-b")
     assert other.status_code == 404 and "K-cab-b" not in other.text
+
+
+def test_a_days_backlog_of_500_events_ships_in_one_batch(fleet: Hub, tmp_path: Path) -> None:
+    """The shipper's default batch (500 events, a day's backlog after the hub was away) is
+    taken by the hub over HTTP: the ingest route's body limit is the log's, not 64 KiB."""
+    from kiosk.fleet import protocol
+
+    with write_session(fleet.runtime.engine) as s:
+        secret, _ = hub.create_enrolment_code(s, fleet.runtime.audit, site_code="tower-a",
+                                              actors=["t"])
+    cab = Runtime.open(Settings(data_dir=tmp_path / "cab-big", cabinet_id="cab-big"))
+    try:
+        with write_session(fleet.runtime.engine) as s:
+            hub.enrol(s, fleet.runtime.audit, code=secret, cabinet_id="cab-big",
+                      public_key_hex=cab.device_key.public_hex)
+        with write_session(cab.engine) as s:
+            for n in range(500):
+                cab.audit.append_in(s, NewEvent(
+                    type="key.drawn", key_number=f"U{1000 + n}", actors=[f"person:{n}"],
+                    rules=["K3"], payload={"reason": "repair", "note": "维修" * 40}))
+        raw = json.dumps(read_batch(cab.engine, "cab-big", 0, 500)).encode()
+        assert len(raw) > 64 * 1024
+        headers = protocol.sign_request(cab.device_key.sign, method="POST",
+                                        path="/hub/v1/ingest", cabinet_id="cab-big",
+                                        body=raw).as_dict()
+        answer = fleet.client.post("/hub/v1/ingest", content=raw, headers={
+            **headers, "Content-Type": "application/json"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["acked_seq"] == 500
+    finally:
+        cab.close()
