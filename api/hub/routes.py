@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from api.deps import AuditDep, PrincipalDep, RuntimeDep, needs
@@ -71,6 +73,29 @@ async def _caller(request: Request, audit: AuditLog, window_s: int) -> tuple[hub
 
 def _window(runtime: RuntimeDep) -> int:
     return runtime.settings.fleet.clock_window_s
+
+
+class _HeadWatch:
+    """The configuration version, read at most once per step by one of the waiting
+    long-polls of this process: a thousand cabinets waiting cost two reads a second, not
+    two thousand. (Another hub process's change is seen within a step, from the database.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: weakref.WeakKeyDictionary[Engine, tuple[int, float]] = (
+            weakref.WeakKeyDictionary())
+
+    def version(self, engine: Engine) -> int:
+        with self._lock:
+            version, read_at = self._seen.get(engine, (0, -1e9))
+            if time.monotonic() - read_at >= LONG_POLL_STEP_S:
+                with Session(engine) as session:
+                    version = config_changes.current_version(session)
+                self._seen[engine] = (version, time.monotonic())
+            return version
+
+
+_HEAD = _HeadWatch()
 
 
 # ----------------------------------------------------------------- cabinet protocol
@@ -136,9 +161,11 @@ async def changes(request: Request, audit: AuditDep, runtime: RuntimeDep,
 
         deadline = time.monotonic() + wait
         version, found = await asyncio.to_thread(read)
-        while not found and time.monotonic() < deadline:
+        # A version past ``since`` with nothing for this cabinet still moves its cursor.
+        while not found and version <= since and time.monotonic() < deadline:
             await asyncio.sleep(LONG_POLL_STEP_S)
-            version, found = await asyncio.to_thread(read)
+            if await asyncio.to_thread(_HEAD.version, audit.engine) > since:
+                version, found = await asyncio.to_thread(read)
         return _signed(audit, request, 200, {"version": version, "changes": found})
     except KioskError as exc:
         return _signed(audit, request, _status_of(exc), {"detail": str(exc)})
