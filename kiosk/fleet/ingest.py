@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
@@ -127,6 +127,7 @@ def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch)
                       f"the hub already holds it up to seq {cabinet.acked_seq}: an old backup "
                       "was restored or the log was cut")
     new = 0
+    fresh: list[dict[str, Any]] = []
     rows = sorted((_event_row(raw) for raw in batch.events), key=lambda r: r["seq"])
     for row in rows:
         seq = row["seq"]
@@ -151,9 +152,11 @@ def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch)
             raise Refused("fork", seq, f"cabinet {cabinet_id} event seq {seq} does not link to "
                           f"the hub's copy of seq {seq - 1}: a row was inserted, removed or "
                           "rewritten")
-        session.add(HubEvent(**row))
+        fresh.append(row)
         cabinet.acked_seq, cabinet.head_hash = seq, row["hash"]
         new += 1
+    if fresh:  # one multi-row INSERT, not an ORM object per event
+        session.execute(insert(HubEvent), fresh)
     session.flush()
     _checkpoints(session, cabinet, batch.checkpoints)
     _records(session, cabinet_id, batch.records)
