@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 
 from api import console, docs_assets, errors
 from api.deps import AdminOptions, forbid_unknown_query, permission_of
+from api.hub_owned import HubOwnedGuard
 from api.limits import BodySizeLimit, ConcurrencyLimit
 from api.routes import (
     access_rights,
@@ -113,6 +114,9 @@ def create_admin_app(
     docs_assets.install(app, PREFIX)
     # Outermost last: the concurrency gate and the body limit act before any body or token is
     # read (issue 16, item 1); security headers go on their refusals too.
+    # Innermost: on a cabinet enrolled at a hub, writes to hub-authored rows are refused
+    # (issue 12; api/hub_owned.py). A hub or a cabinet on its own is unaffected.
+    app.add_middleware(HubOwnedGuard, engine=runtime.engine)
     app.add_middleware(BodySizeLimit, limits=app.state.options.body_limits)
     app.add_middleware(ConcurrencyLimit, max_requests=app.state.options.max_concurrent_requests)
     app.add_middleware(SecurityHeaders)

@@ -41,9 +41,16 @@ class BodyLimits:
     (``/api/v1/imports/people/preview``, the console's import form). The import service
     refuses a file over 2 MiB itself; the multipart envelope needs a little more."""
 
+    ingest_bytes: int = 8 * MIB
+    """A cabinet's log shipped to the hub (``/hub/v1/ingest``): up to 2000 events with the
+    checkpoints and records they made; a day's backlog of 500 events is a few hundred KiB."""
+
     def for_path(self, path: str) -> int:
-        if {"import", "imports"} & set(path.strip("/").split("/")):
+        segments = set(path.strip("/").split("/"))
+        if {"import", "imports"} & segments:
             return self.import_bytes
+        if "ingest" in segments:
+            return self.ingest_bytes
         return self.json_bytes
 
 

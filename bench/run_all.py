@@ -30,6 +30,9 @@ QUICK_SIZES = {
     "BENCH_ANTENNA": "20",
     "BENCH_DRAWS": "20",
     "BENCH_AUDIT_EVENTS": "1000",
+    "BENCH_FLEET_CABINETS": "100",     # bench_fleet_scale: simulated cabinets ...
+    "BENCH_FLEET_EVENTS": "100",       # ... and events each
+    "BENCH_REVOCATIONS": "5",          # bench_fleet: cards revoked at the hub
     "BENCH_RESULTS": str(HERE / "results" / "quick"),
 }
 """Sizes of a quick run; a size already set in the environment wins."""

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session as DbSession
 from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.alarm_kinds import alarm_kind_text
+from kiosk.fleet import state as fleet_state
 from kiosk.messages import REASONS, WHY, text
 from kiosk.services import alarms as alarm_service
 from kiosk.services import handovers, pins
@@ -59,6 +60,7 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
                 free = [n for n in records.free_slots(db, cabinet_id=cabinet_id)
                         if not (present or {}).get(n, False)]
     open_slots = list(s.open_slots or s.pending_slots)
+    keeper = bool(v.person and v.person.roles & policy.KEEPER_ROLES)
     return {
         "version": version,
         "state": s.state.value,
@@ -76,7 +78,9 @@ def snapshot(*, visit: Visit, session: flow.Session, message: Message | None, no
         "reasons": [{"code": c, "zh": t.zh, "en": t.en} for c, t in REASONS.items()],
         "message": msg,
         "alarms": cabinet_alarms(engine, cabinet_id, zone),
-        "keeper": bool(v.person and v.person.roles & policy.KEEPER_ROLES),
+        "keeper": keeper,
+        # Issue 12: a keeper sees since when the hub has not answered (decisions stay local)
+        "hub": fleet_state.screen_link(engine, zone) if keeper else None,
         "handover": handover_panel(v, s.state, engine=engine, cabinet_id=cabinet_id, now=now),
         "pin": pin_panel(v, s.state, engine=engine, now=now),
         **after_hours(calendar, s.state, engine=engine, now=now),

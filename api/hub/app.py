@@ -1,18 +1,30 @@
 """The hub's web app: the admin API (``/api/v1``, every site's people, cards, rights...)
-plus the fleet routes (``/hub/v1``). Wired by ``kiosk hub`` (the composition root)."""
+plus the fleet routes (``/hub/v1``) and the console's fleet page (``/console/fleet``).
+Wired by ``kiosk hub`` (the composition root)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from api.app import create_admin_app
+from api.deps import AdminOptions
+from api.hub.console import router as console_router
 from api.hub.routes import router
 from kiosk.runtime import Runtime
 
 HUB_PREFIX = "/hub/v1"
 
 
-def create_hub_app(runtime: Runtime) -> FastAPI:
-    app = create_admin_app(runtime)
+HUB_MAX_REQUESTS = 4096
+"""Requests in flight at one hub process. Every online cabinet holds one configuration
+long-poll open (an asyncio wait, no thread), so the cabinet listener's 64 would turn a
+fleet of a hundred cabinets into 503s."""
+
+
+def create_hub_app(runtime: Runtime, options: AdminOptions | None = None) -> FastAPI:
+    app = create_admin_app(runtime, options or AdminOptions(
+        max_concurrent_requests=HUB_MAX_REQUESTS))
     app.include_router(router, prefix=HUB_PREFIX)
+    app.include_router(console_router)  # the console's fleet page, on the hub only
+    app.state.hub = True
     return app

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from api.deps import AuditDep, PrincipalDep, RuntimeDep, needs
@@ -30,6 +32,7 @@ from kiosk.errors import (
 )
 from kiosk.fleet import changes as config_changes
 from kiosk.fleet import hub, protocol
+from kiosk.fleet import scope as scopes
 from kiosk.fleet.ingest import Batch, ingest
 from kiosk.services.authz import Permission as P
 from kiosk.store.db import write_session
@@ -70,6 +73,29 @@ async def _caller(request: Request, audit: AuditLog, window_s: int) -> tuple[hub
 
 def _window(runtime: RuntimeDep) -> int:
     return runtime.settings.fleet.clock_window_s
+
+
+class _HeadWatch:
+    """The configuration version, read at most once per step by one of the waiting
+    long-polls of this process: a thousand cabinets waiting cost two reads a second, not
+    two thousand. (Another hub process's change is seen within a step, from the database.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: weakref.WeakKeyDictionary[Engine, tuple[int, float]] = (
+            weakref.WeakKeyDictionary())
+
+    def version(self, engine: Engine) -> int:
+        with self._lock:
+            version, read_at = self._seen.get(engine, (0, -1e9))
+            if time.monotonic() - read_at >= LONG_POLL_STEP_S:
+                with Session(engine) as session:
+                    version = config_changes.current_version(session)
+                self._seen[engine] = (version, time.monotonic())
+            return version
+
+
+_HEAD = _HeadWatch()
 
 
 # ----------------------------------------------------------------- cabinet protocol
@@ -127,17 +153,19 @@ async def changes(request: Request, audit: AuditDep, runtime: RuntimeDep,
                   since: Annotated[int, Query(ge=0)] = 0,
                   wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0) -> Response:
     try:
-        await _caller(request, audit, _window(runtime))
+        caller, _ = await _caller(request, audit, _window(runtime))
 
         def read() -> tuple[int, list[dict[str, Any]]]:
             with Session(audit.engine) as session:
-                return config_changes.changes_since(session, since)
+                return config_changes.changes_since(session, since, caller.cabinet_id)
 
         deadline = time.monotonic() + wait
         version, found = await asyncio.to_thread(read)
-        while not found and time.monotonic() < deadline:
+        # A version past ``since`` with nothing for this cabinet still moves its cursor.
+        while not found and version <= since and time.monotonic() < deadline:
             await asyncio.sleep(LONG_POLL_STEP_S)
-            version, found = await asyncio.to_thread(read)
+            if await asyncio.to_thread(_HEAD.version, audit.engine) > since:
+                version, found = await asyncio.to_thread(read)
         return _signed(audit, request, 200, {"version": version, "changes": found})
     except KioskError as exc:
         return _signed(audit, request, _status_of(exc), {"detail": str(exc)})
@@ -153,15 +181,19 @@ class SiteIn(BaseModel):
              summary="Add a site (building)")
 def create_site(body: SiteIn, audit: AuditDep, principal: PrincipalDep) -> dict[str, Any]:
     with write_session(audit.engine) as session:
+        scopes.require_whole_fleet(scopes.scope_of(session, principal.account_id),
+                                   "adding a site")
         site = hub.create_site(session, audit, code=body.code, name=body.name,
                                actors=principal.actors())
         return {"id": str(site.id), "code": site.code, "name": site.name}
 
 
 @router.get("/sites", dependencies=[needs(P.CABINETS_READ)], summary="Sites and cabinets")
-def list_sites(audit: AuditDep) -> list[dict[str, Any]]:
+def list_sites(audit: AuditDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     with Session(audit.engine) as session:
-        sites = session.scalars(select(HubSite).order_by(HubSite.code)).all()
+        scope = scopes.scope_of(session, principal.account_id)
+        sites = [s for s in session.scalars(select(HubSite).order_by(HubSite.code))
+                 if scope.sees_site(s.id)]
         cabinets = session.scalars(select(HubCabinet).order_by(HubCabinet.cabinet_id)).all()
         return [{"code": s.code, "name": s.name,
                  "cabinets": [c.cabinet_id for c in cabinets if c.site_id == s.id]}
@@ -173,6 +205,9 @@ def list_sites(audit: AuditDep) -> list[dict[str, Any]]:
              summary="A one-time code to enrol one cabinet of this site (valid 24 h)")
 def create_code(site_code: str, audit: AuditDep, principal: PrincipalDep) -> dict[str, Any]:
     with write_session(audit.engine) as session:
+        scope = scopes.scope_of(session, principal.account_id)
+        if not scope.sees_site(hub.site_by_code(session, site_code).id):
+            raise NotFound(f"no site {site_code}")
         code, expires = hub.create_enrolment_code(session, audit, site_code=site_code,
                                                   actors=principal.actors())
     return {"code": code, "site": site_code, "expires_at": expires.isoformat()}
@@ -186,17 +221,22 @@ def _cabinet_out(c: HubCabinet, site: str) -> dict[str, Any]:
 
 
 @router.get("/cabinets", dependencies=[needs(P.CABINETS_READ)], summary="Enrolled cabinets")
-def list_cabinets(audit: AuditDep, site: str | None = None) -> list[dict[str, Any]]:
+def list_cabinets(audit: AuditDep, principal: PrincipalDep,
+                  site: str | None = None) -> list[dict[str, Any]]:
     with Session(audit.engine) as session:
+        scope = scopes.scope_of(session, principal.account_id)
         rows = session.execute(select(HubCabinet, HubSite.code).join(
             HubSite, HubCabinet.site_id == HubSite.id).order_by(HubCabinet.cabinet_id)).all()
-        return [_cabinet_out(c, code) for c, code in rows if site in (None, code)]
+        return [_cabinet_out(c, code) for c, code in rows
+                if site in (None, code) and scope.sees_site(c.site_id)]
 
 
 @router.post("/cabinets/{cabinet_id}/revoke", dependencies=[needs(P.CABINETS_WRITE)],
              summary="Revoke a cabinet: its requests are refused (403) from now on")
 def revoke_cabinet(cabinet_id: str, audit: AuditDep, principal: PrincipalDep) -> dict[str, Any]:
     with write_session(audit.engine) as session:
+        scopes.require_cabinet(session, scopes.scope_of(session, principal.account_id),
+                               cabinet_id)
         cab = hub.revoke_cabinet(session, audit, cabinet_id=cabinet_id,
                                  actors=principal.actors())
         site = session.get(HubSite, cab.site_id)
@@ -204,21 +244,26 @@ def revoke_cabinet(cabinet_id: str, audit: AuditDep, principal: PrincipalDep) ->
 
 
 @router.get("/alarms", dependencies=[needs(P.ALARMS_READ)], summary="Hub alarms")
-def list_alarms(audit: AuditDep, cabinet_id: str | None = None) -> list[dict[str, Any]]:
+def list_alarms(audit: AuditDep, principal: PrincipalDep,
+                cabinet_id: str | None = None) -> list[dict[str, Any]]:
     with Session(audit.engine) as session:
+        seen = scopes.visible_cabinets(session, scopes.scope_of(session, principal.account_id))
         return [{"id": str(a.id), "cabinet_id": a.cabinet_id, "kind": a.kind,
                  "message": a.message, "seq": a.seq, "state": a.state, "count": a.count,
                  "raised_at": a.raised_at.isoformat(), "last_at": a.last_at.isoformat()}
-                for a in hub.list_alarms(session, cabinet_id=cabinet_id)]
+                for a in hub.list_alarms(session, cabinet_id=cabinet_id)
+                if seen is None or a.cabinet_id in seen]
 
 
 @router.get("/events", dependencies=[needs(P.EVENTS_READ)],
             summary="A cabinet's events as the hub holds them")
-def list_events(audit: AuditDep, cabinet_id: str,
+def list_events(audit: AuditDep, principal: PrincipalDep, cabinet_id: str,
                 after_seq: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 type: str | None = None) -> list[dict[str, Any]]:
     with Session(audit.engine) as session:
+        scopes.require_cabinet(session, scopes.scope_of(session, principal.account_id),
+                               cabinet_id)
         query = select(HubEvent).where(HubEvent.cabinet_id == cabinet_id,
                                        HubEvent.seq > after_seq)
         if type is not None:
@@ -230,13 +275,14 @@ def list_events(audit: AuditDep, cabinet_id: str,
                  "payload": json.loads(e.payload), "hash": e.hash} for e in rows]
 
 
-
-
 @router.get("/records", dependencies=[needs(P.LOANS_READ)],
             summary="The latest copy of records a cabinet owns (loans, alarms, intake...)")
-def list_records(audit: AuditDep, cabinet_id: str, kind: str | None = None,
+def list_records(audit: AuditDep, principal: PrincipalDep, cabinet_id: str,
+                 kind: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     with Session(audit.engine) as session:
+        scopes.require_cabinet(session, scopes.scope_of(session, principal.account_id),
+                               cabinet_id)
         query = select(HubRecord).where(HubRecord.cabinet_id == cabinet_id)
         if kind is not None:
             query = query.where(HubRecord.kind == kind)
@@ -244,3 +290,19 @@ def list_records(audit: AuditDep, cabinet_id: str, kind: str | None = None,
         return [{"kind": r.kind, "id": str(r.record_id), "cabinet_id": r.cabinet_id,
                  "body": json.loads(r.body), "received_at": r.received_at.isoformat()}
                 for r in rows]
+
+
+class ScopeIn(BaseModel):
+    site: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+
+
+@router.put("/accounts/{username}/site", dependencies=[needs(P.ACCOUNTS_WRITE)],
+            summary="Scope an account to one site (null: the whole fleet again)")
+def scope_account(username: str, body: ScopeIn, audit: AuditDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
+    with write_session(audit.engine) as session:
+        done = scopes.set_scope(session, audit,
+                                by=scopes.scope_of(session, principal.account_id),
+                                username=username, site_code=body.site,
+                                actors=principal.actors())
+        return {"account": username, "site": done.site_code}

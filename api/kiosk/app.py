@@ -19,7 +19,8 @@ from kiosk.messages import text
 STATIC = Path(__file__).parent / "static"
 
 
-KIOSK_BODY_LIMITS = BodyLimits(json_bytes=16 * KIB, import_bytes=16 * KIB)
+KIOSK_BODY_LIMITS = BodyLimits(json_bytes=16 * KIB, import_bytes=16 * KIB,
+                               ingest_bytes=16 * KIB)
 """The screen posts a few short fields; nothing on this listener takes a file."""
 KIOSK_MAX_REQUESTS = 32
 

@@ -80,8 +80,7 @@ def _fleet(runtime: Runtime) -> FleetHealth | None:
     link = fleet_state.link_status(runtime.engine)
     if link is None:
         return None
-    local = (link.offline_since.astimezone(ZoneInfo(runtime.settings.timezone)).strftime("%H:%M")
-             if link.offline_since else None)
+    local = fleet_state.offline_since_local(link, ZoneInfo(runtime.settings.timezone))
     return FleetHealth(hub_url=link.hub_url, online=link.online,
                        offline_since=link.offline_since, offline_since_local=local,
                        last_contact=link.last_contact, config_version=link.config_version,

@@ -18,6 +18,13 @@ from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.fleet import state
+from kiosk.fleet.apply_keys import (
+    APPLY_KEYED,
+    DEFERRED_KEYS,
+    Applied,
+    apply_deferred,
+    delete_keyed,
+)
 from kiosk.store.db import write_session
 from kiosk.store.models import (
     AccessRight,
@@ -51,21 +58,44 @@ def apply_changes(audit: AuditLog, *, version: int, changes: list[dict[str, Any]
     with write_session(audit.engine) as session:
         if version <= config_version(session) and changes:
             return []  # an older answer arriving late (a retried long-poll): already applied
-        cards: list[str] = []
-        for change in changes:
-            row = change.get("row")
-            if row is None:
-                _delete(session, change["entity"], uuid.UUID(change["id"]))
-            else:
-                changed = _APPLY[change["entity"]](session, row)
-                if changed:
-                    cards.append(changed)
+        done = Applied(cabinet_id=audit.cabinet_id)
+        with session.no_autoflush:  # each row is flushed whole, once its fields are set
+            for change in changes:
+                row, entity = change.get("row"), change["entity"]
+                if row is None:
+                    _delete(session, entity, uuid.UUID(change["id"]))
+                elif entity in APPLY_KEYED:
+                    APPLY_KEYED[entity](session, row, done)
+                else:
+                    changed = _APPLY[entity](session, row)
+                    if changed:
+                        done.cards.append(changed)
+        apply_deferred(session, done)
         state.write(session, state.CONFIG_VERSION, version)
-        if changes:
+        if changes or done.keys_gone:
+            payload: dict[str, Any] = {"version": version, "changes": len(changes),
+                                       "cards": done.cards}
+            for name in ("keys_here", "keys_gone", "deferred", "skipped"):
+                if getattr(done, name):
+                    payload[name] = getattr(done, name)
+            audit.append_in(session, NewEvent(type="fleet.config_applied", payload=payload))
+    return done.cards
+
+
+def apply_pending_moves(audit: AuditLog) -> list[str]:
+    """Moves held back while their key was out, applied now that it may be back (the puller
+    calls this after every answer, changes or not). Returns the keys that left."""
+    with write_session(audit.engine) as session:
+        if not state.read(session, DEFERRED_KEYS):
+            return []
+        done = Applied(cabinet_id=audit.cabinet_id)
+        apply_deferred(session, done)
+        if done.keys_gone:
             audit.append_in(session, NewEvent(
                 type="fleet.config_applied",
-                payload={"version": version, "changes": len(changes), "cards": cards}))
-    return cards
+                payload={"version": config_version(session), "changes": 0, "cards": [],
+                         "keys_gone": done.keys_gone}))
+    return done.keys_gone
 
 
 def _department(session: Session, row: dict[str, Any]) -> str | None:
@@ -164,6 +194,9 @@ def _duty_shift(session: Session, row: dict[str, Any]) -> str | None:
 def _delete(session: Session, entity: str, row_id: uuid.UUID) -> None:
     """Access rights and duty shifts are deleted at the hub; people and cards are
     deactivated or revoked (they stay on record so a tap is recognised and refused by name)."""
+    if entity in APPLY_KEYED:
+        delete_keyed(session, entity, row_id)
+        return
     model = {"access_right": AccessRight, "duty_shift": DutyShift}.get(entity)
     if model is not None:
         row = session.get(model, row_id)

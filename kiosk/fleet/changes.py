@@ -2,13 +2,17 @@
 since N".
 
 Every change of a configuration row (departments, people and their roles, cards, key
-groups, access rights, the duty roster) takes the next version from the single
+groups, access rights, the duty roster; keys and their home slots, approvals, units, owners
+and owners' letters of authorization) takes the next version from the single
 ``hub_config_head`` row (locked until commit, so versions become visible in order) and
 records ``(version, entity, row id)``: on the hub's PostgreSQL by triggers ``kiosk hub``
 installs at start, so a write from any process (the API, a CLI, plain SQL) is seen;
 elsewhere (SQLite, in tests) by an ORM listener. A cabinet asks for the changes after its
 cursor and gets the current state of each changed row; cursor 0 means "everything" (a new cabinet,
 or rows written before tracking, e.g. by ``kiosk demo-data`` on the hub).
+
+People, cards and rights go to every cabinet; keys and what hangs off them only to the
+cabinets that need them (``kiosk.fleet.config_keys``).
 
 Rows travel with their natural keys (department code, staff number, card UID, key group
 code) as well as their ids: a cabinet that already holds the same tower (loaded from the
@@ -26,22 +30,38 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from kiosk.fleet.config_keys import (
+    KEYED_ENTITIES,
+    dependents,
+    key_home,
+    needed_by,
+    serialise_keyed,
+    snapshot_for,
+)
 from kiosk.store.models import (
     AccessRight,
+    Approval,
+    AuthorizationUnit,
     Card,
     Department,
     DutyShift,
+    Key,
     KeyGroup,
+    Owner,
+    OwnerAuthorization,
     Person,
     PersonRole,
+    Unit,
 )
 from kiosk.store.models_fleet import HubConfigChange, HubConfigHead
 
 ENTITIES: dict[type[Any], str] = {
     Department: "department", Person: "person", Card: "card", KeyGroup: "key_group",
-    AccessRight: "access_right", DutyShift: "duty_shift",
+    AccessRight: "access_right", DutyShift: "duty_shift", Owner: "owner", Unit: "unit",
+    Key: "key", OwnerAuthorization: "owner_authorization", Approval: "approval",
 }
-ORDER = ("department", "key_group", "person", "card", "access_right", "duty_shift")
+ORDER = ("department", "key_group", "owner", "unit", "person", "card", "access_right",
+         "duty_shift", "key", "owner_authorization", "approval")
 """Apply order at the cabinet: a row's references arrive before it."""
 MAX_CHANGES = 1000
 _tracked: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -73,6 +93,9 @@ def _changed(session: Session) -> set[tuple[str, uuid.UUID, bool]]:
         if isinstance(obj, PersonRole):
             found.add(("person", obj.person_id, False))
             continue
+        if isinstance(obj, AuthorizationUnit):
+            found.add(("owner_authorization", obj.authorization_id, False))
+            continue
         entity = ENTITIES.get(type(obj))
         if entity is not None and obj.id is not None:
             found.add((entity, obj.id, deleted))
@@ -82,7 +105,12 @@ def _changed(session: Session) -> set[tuple[str, uuid.UUID, bool]]:
 def _record_changes(session: Session, _context: Any) -> None:
     if _engine_of(session) not in _tracked:
         return
-    changed = _changed(session)
+    record_change(session, _changed(session))
+
+
+def record_change(session: Session, changed: set[tuple[str, uuid.UUID, bool]]) -> None:
+    """Take the next version for ``changed`` rows (also used by ingest: an approval spent
+    at a cabinet is news for the others)."""
     if not changed:
         return
     conn = session.connection()
@@ -145,21 +173,48 @@ def serialise(session: Session, entity: str, row_id: uuid.UUID) -> dict[str, Any
         return None if shift is None else {
             "id": str(shift.id), "person": shift.person.staff_no,
             "starts_at": _iso(shift.starts_at), "ends_at": _iso(shift.ends_at)}
+    if entity in KEYED_ENTITIES:
+        return serialise_keyed(session, entity, row_id)
     raise ValueError(f"unknown entity {entity}")
 
 
-def _all_rows(session: Session) -> Iterable[tuple[str, uuid.UUID]]:
+def _all_rows(session: Session, cabinet_id: str | None) -> Iterable[tuple[str, uuid.UUID]]:
     for model, entity in ENTITIES.items():
+        if entity in KEYED_ENTITIES and cabinet_id is not None:
+            continue
         for row_id in session.scalars(select(model.id)):
             yield entity, row_id
+    if cabinet_id is not None:
+        yield from snapshot_for(session, cabinet_id)
 
 
-def changes_since(session: Session, since: int) -> tuple[int, list[dict[str, Any]]]:
+def _for_cabinet(session: Session, rows: list[tuple[str, uuid.UUID]],
+                 cabinet_id: str) -> list[tuple[str, uuid.UUID]]:
+    """Keep what ``cabinet_id`` needs; a key newly homed there brings its dependents."""
+    out: list[tuple[str, uuid.UUID]] = []
+    arrived: list[uuid.UUID] = []
+    for entity, row_id in rows:
+        if entity not in KEYED_ENTITIES or serialise(session, entity, row_id) is None:
+            out.append((entity, row_id))  # deletions go to everyone: harmless where unknown
+        elif needed_by(session, entity, row_id, cabinet_id):
+            out.append((entity, row_id))
+            if entity == "key":
+                key = session.get(Key, row_id)
+                home = key_home(session, key) if key is not None else None
+                if home is not None and home[0] == cabinet_id:
+                    arrived.append(row_id)
+    return out + dependents(session, arrived)
+
+
+def changes_since(session: Session, since: int, cabinet_id: str | None = None
+                  ) -> tuple[int, list[dict[str, Any]]]:
     """``(version, changes)``: every change after ``since`` up to ``version``, oldest first
-    within an entity and entities in apply order. ``since`` 0 is the whole configuration."""
+    within an entity and entities in apply order. ``since`` 0 is the whole configuration.
+    With ``cabinet_id``, only what that cabinet needs (keys homed there and what hangs off
+    them; a moved key goes to every cabinet so the one it left learns of it)."""
     if since <= 0:
         version = current_version(session)  # read first: later changes come next time
-        rows = [(entity, row_id, False) for entity, row_id in _all_rows(session)]
+        rows = list(dict.fromkeys(_all_rows(session, cabinet_id)))
     else:
         top = session.execute(
             select(HubConfigChange.version).where(HubConfigChange.version > since)
@@ -172,9 +227,11 @@ def changes_since(session: Session, since: int) -> tuple[int, list[dict[str, Any
                    func.max(HubConfigChange.version))
             .where(HubConfigChange.version > since, HubConfigChange.version <= version)
             .group_by(HubConfigChange.entity, HubConfigChange.row_id)).all()
-        rows = [(entity, row_id, False) for entity, row_id, _v in latest]
+        rows = [(entity, row_id) for entity, row_id, _v in latest]
+        if cabinet_id is not None:
+            rows = list(dict.fromkeys(_for_cabinet(session, rows, cabinet_id)))
     out: list[dict[str, Any]] = []
-    for entity, row_id, _ in sorted(rows, key=lambda r: (ORDER.index(r[0]), str(r[1]))):
+    for entity, row_id in sorted(rows, key=lambda r: (ORDER.index(r[0]), str(r[1]))):
         body = serialise(session, entity, row_id)
         out.append({"entity": entity, "id": str(row_id), "deleted": body is None,
                     "row": body})
@@ -183,7 +240,9 @@ def changes_since(session: Session, since: int) -> tuple[int, list[dict[str, Any
 
 TRACKED_TABLES = {"departments": "department", "people": "person", "cards": "card",
                   "key_groups": "key_group", "access_rights": "access_right",
-                  "duty_roster": "duty_shift"}
+                  "duty_roster": "duty_shift", "owners": "owner", "units": "unit",
+                  "keys": "key", "owner_authorizations": "owner_authorization",
+                  "approvals": "approval"}
 _TRACK_FUNCTIONS = """
 CREATE OR REPLACE FUNCTION hub_track_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE v bigint; rid uuid; del boolean := TG_OP = 'DELETE';
@@ -203,6 +262,15 @@ BEGIN
     VALUES (v, 'person', pid, false) ON CONFLICT DO NOTHING;
   RETURN NULL;
 END $$;
+CREATE OR REPLACE FUNCTION hub_track_authorization_unit() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE v bigint; aid uuid;
+BEGIN
+  IF TG_OP = 'DELETE' THEN aid := OLD.authorization_id; ELSE aid := NEW.authorization_id; END IF;
+  UPDATE hub_config_head SET version = version + 1 WHERE id = 1 RETURNING version INTO v;
+  INSERT INTO hub_config_changes (version, entity, row_id, deleted)
+    VALUES (v, 'owner_authorization', aid, false) ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$;
 """
 
 
@@ -220,7 +288,8 @@ def prepare_hub_database(engine: Engine) -> None:
             session.execute(text("SELECT pg_advisory_xact_lock(7412012)"))
             session.execute(text(_TRACK_FUNCTIONS))
             triggers = {**{t: f"hub_track_change('{e}')" for t, e in TRACKED_TABLES.items()},
-                        "person_roles": "hub_track_person_role()"}
+                        "person_roles": "hub_track_person_role()",
+                        "authorization_units": "hub_track_authorization_unit()"}
             for table, call in triggers.items():
                 session.execute(text(f"DROP TRIGGER IF EXISTS hub_track_{table} ON {table}"))
                 session.execute(text(

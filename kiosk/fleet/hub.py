@@ -21,6 +21,7 @@ from kiosk.audit.device_key import key_id_of, public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest, NotAuthenticated, NotFound, PermissionDenied
 from kiosk.fleet import protocol
 from kiosk.store.db import write_session
+from kiosk.store.models import Cabinet
 from kiosk.store.models_fleet import HubAlarm, HubCabinet, HubEnrolmentCode, HubNonce, HubSite
 from kiosk.store.types import utcnow
 
@@ -91,6 +92,9 @@ def enrol(session: Session, audit: AuditLog, *, code: str, cabinet_id: str,
     session.add(HubCabinet(cabinet_id=cabinet_id, site_id=site.id, public_key=public_key_hex,
                            key_id=key_id_of(public), head_hash=GENESIS_HASH, acked_seq=0,
                            checkpoint_seq=0, status="active"))
+    if session.scalar(select(Cabinet.id).where(Cabinet.code == cabinet_id)) is None:
+        # The hub's record of the cabinet's slots: a key homed in one goes to this cabinet.
+        session.add(Cabinet(code=cabinet_id, name=cabinet_id, location=site.name))
     audit.append_in(session, NewEvent(type="fleet.cabinet_enrolled", payload={
         "cabinet_id": cabinet_id, "site": site.code, "key_id": key_id_of(public)}))
     return Enrolled(cabinet_id, site.code, audit.device_key.public_hex)

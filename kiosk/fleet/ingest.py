@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
@@ -27,7 +27,14 @@ from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.fleet.hub import raise_alarm
 from kiosk.store.db import write_session
-from kiosk.store.models_fleet import HubCabinet, HubCheckpoint, HubEvent, HubRecord
+from kiosk.store.models import Approval
+from kiosk.store.models_fleet import (
+    HubApprovalUse,
+    HubCabinet,
+    HubCheckpoint,
+    HubEvent,
+    HubRecord,
+)
 from kiosk.store.types import utcnow
 
 EVENT_FIELDS = ("cabinet_id", "seq", "at", "type", "actors", "slot", "key_number", "decision",
@@ -120,6 +127,7 @@ def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch)
                       f"the hub already holds it up to seq {cabinet.acked_seq}: an old backup "
                       "was restored or the log was cut")
     new = 0
+    fresh: list[dict[str, Any]] = []
     rows = sorted((_event_row(raw) for raw in batch.events), key=lambda r: r["seq"])
     for row in rows:
         seq = row["seq"]
@@ -144,9 +152,11 @@ def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch)
             raise Refused("fork", seq, f"cabinet {cabinet_id} event seq {seq} does not link to "
                           f"the hub's copy of seq {seq - 1}: a row was inserted, removed or "
                           "rewritten")
-        session.add(HubEvent(**row))
+        fresh.append(row)
         cabinet.acked_seq, cabinet.head_hash = seq, row["hash"]
         new += 1
+    if fresh:  # one multi-row INSERT, not an ORM object per event
+        session.execute(insert(HubEvent), fresh)
     session.flush()
     _checkpoints(session, cabinet, batch.checkpoints)
     _records(session, cabinet_id, batch.records)
@@ -204,3 +214,25 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
                           f"{held.cabinet_id}; cabinet {cabinet_id} cannot overwrite it")
         else:
             held.body, held.received_at = text, utcnow()
+        if kind == "loan" and isinstance(body, dict) and body.get("approval_id"):
+            _approval_used(session, cabinet_id, uuid.UUID(str(body["approval_id"])), record_id)
+
+
+def _approval_used(session: Session, cabinet_id: str, approval_id: uuid.UUID,
+                   loan_id: uuid.UUID) -> None:
+    """K7, used once across the fleet: the first loan that used an approval is its use; the
+    other cabinets are told (a configuration change). A second use elsewhere is a fact too
+    (the draw happened): it is accepted into the log and raises a hub alarm."""
+    from kiosk.fleet.changes import record_change
+
+    use = session.get(HubApprovalUse, approval_id)
+    if use is None:
+        session.add(HubApprovalUse(approval_id=approval_id, cabinet_id=cabinet_id,
+                                   loan_id=loan_id))
+        session.flush()
+        if session.get(Approval, approval_id) is not None:
+            record_change(session, {("approval", approval_id, False)})
+    elif use.loan_id != loan_id:
+        raise_alarm(session, cabinet_id=cabinet_id, kind="approval_reused",
+                    message=f"approval {approval_id} was used by loan {loan_id} at "
+                            f"{cabinet_id}, after loan {use.loan_id} at {use.cabinet_id}")

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AppendedEvent
 from kiosk.audit.chain import format_time
 from kiosk.fleet import state
-from kiosk.fleet.apply import apply_changes, config_version
+from kiosk.fleet.apply import apply_changes, apply_pending_moves, config_version
 from kiosk.fleet.client import HubClient, HubError
 from kiosk.runtime import Runtime
 from kiosk.store.models import Alarm, AuditHead, Checkpoint, Event, Handover, IntakeRecord, Loan
@@ -206,6 +206,12 @@ class FleetLink:
             except HubError as exc:
                 self._hub_head = None
                 await self._contact()
+                if exc.status == 413 and self.batch_size > 1:
+                    # A proxy or hub with a smaller body limit: ship in smaller batches.
+                    self.batch_size = max(1, self.batch_size // 2)
+                    log.warning("hub refused a batch as too large; batches of %d events now",
+                                self.batch_size)
+                    continue
                 log.error("hub refused this cabinet's log: %s", exc)
                 await _wait_any(stop, None, 30.0)
 
@@ -273,6 +279,9 @@ class FleetLink:
             if cards:
                 log.info("configuration %d applied; cards changed: %s", version,
                          ", ".join(cards))
+        else:
+            async with self.apply_lock:
+                await asyncio.to_thread(apply_pending_moves, self.runtime.audit)
         return version
 
     # ------------------------------------------------------------------------- run

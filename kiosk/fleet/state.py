@@ -100,3 +100,16 @@ def save_link(engine: Engine, *, online: bool, offline_since: dt.datetime | None
             "offline_since": offline_since.isoformat() if offline_since else None,
             "last_contact": last_contact.isoformat() if last_contact else None,
             "shipped_seq": shipped_seq})
+
+
+def offline_since_local(link: LinkStatus, zone: dt.tzinfo) -> str | None:
+    """"14:02": since when the hub has not answered, on the cabinet's wall clock."""
+    return link.offline_since.astimezone(zone).strftime("%H:%M") if link.offline_since else None
+
+
+def screen_link(engine: Engine, zone: dt.tzinfo) -> dict[str, Any] | None:
+    """What the kiosk screen shows keepers ("离线 自 14:02"); None on a cabinet on its own."""
+    link = link_status(engine)
+    if link is None:
+        return None
+    return {"online": link.online, "offline_since_local": offline_since_local(link, zone)}

@@ -171,3 +171,27 @@ class FleetState(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class HubApprovalUse(Base):
+    """K7 across the fleet: the first draw that used an approval, as a cabinet reported it
+    (its loan record). The hub never edits the approval itself (the loan lives at the
+    cabinet); it tells every other cabinet the approval is spent."""
+
+    __tablename__ = "hub_approval_uses"
+
+    approval_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    cabinet_id: Mapped[str] = mapped_column(String(64))
+    loan_id: Mapped[uuid.UUID]
+    used_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HubAccountSite(Base):
+    """A hub account scoped to one site: it sees that site's cabinets, logs and alarms only.
+    An account without a row sees the whole fleet."""
+
+    __tablename__ = "hub_account_sites"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hub_sites.id"))

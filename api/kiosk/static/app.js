@@ -262,6 +262,20 @@
     renderHandoverButton();
     show($('cancel'), state !== 'idle');
     show($('countdown'), state !== 'idle' && snap.seconds_left !== null);
+    renderHubLink();
+  }
+
+  // Issue 12: a cabinet in a fleet tells a keeper since when its hub has not answered (the
+  // cabinet still decides every tap alone; what it did goes up when the hub is back).
+  function renderHubLink() {
+    const hub = snap.hub;
+    const node = $('hub-offline');
+    const since = snap.keeper && hub && hub.online === false ? hub.offline_since_local : null;
+    show(node, Boolean(since));
+    // The bar is full for a keeper (register, handover, countdown, cancel): the chip takes
+    // the prompt's place, which only repeats what the screen below shows.
+    show($('bar-prompt'), !since);
+    if (since) node.replaceChildren(zh(`离线 自 ${since}`), en(`offline since ${since}`));
   }
 
   function messageBox(node, msg) {
