@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
 
 import kiosk.store.types
-from alembic import op
 
 revision: str = "0018"
 down_revision: str | None = "0013"
