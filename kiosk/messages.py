@@ -81,6 +81,13 @@ MESSAGES: dict[str, Text] = {
     "not_taken": Text("未取钥匙，已重新上锁", "Key not taken: locked again"),
     "return_timeout": Text("未放回钥匙，已重新上锁", "Key not put back: locked again"),
     "intake_timeout": Text("未放入钥匙，已重新上锁", "Key not hung: locked again"),
+    # K1/K2 stocking a new cabinet (kiosk/cabinet/flows/stock.py)
+    "stock_put": Text("请将每把钥匙挂入其亮灯的格口", "Hang each key in its lit slot"),
+    "stocked": Text("上架完成，格口已锁好", "Stocking done: slots locked"),
+    "stock_ended": Text("上架结束，未放入的格口已重新上锁", "Stocking ended: empty slots locked again"),
+    "stock_timeout": Text("上架超时，未放入的格口已重新上锁", "Stocking timed out: empty slots locked again"),
+    "stock_not_custodian": Text("只有钥匙管理员可以上架钥匙", "Only a key custodian may stock keys"),
+    "nothing_to_stock": Text("没有待上架的钥匙", "No key is waiting to be stocked"),
     "choose_timeout": Text("操作超时", "Timed out"),
     "cosign_timeout": Text("等待确认超时", "Timed out waiting for confirmation"),
     "cancelled": Text("已取消", "Cancelled"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine
 
@@ -35,6 +35,8 @@ IdleGuard = Callable[
 FobHandler = Callable[[policy.KeyFacts, flow.State], Awaitable[None]]
 """A key's fob tapped (or a key named at the screen) while idle or choosing."""
 
+
+F = TypeVar("F")
 
 Ending = Callable[[], tuple[str, tuple[str, str] | None]]
 """How a visit that ended well is told: (message code, (detail zh, detail en) or None)."""
@@ -61,6 +63,7 @@ class Core(Protocol):
 
     # registering a flow and the inputs it handles
     def register_flow(self, name: str, handler: object) -> None: ...
+    def lookup(self, name: str, kind: type[F]) -> F: ...
     def on_tap(self, state: flow.State, handler: TapHandler) -> None: ...
     def on_idle_tap(self, guard: IdleGuard) -> None: ...
     def on_fob(self, handler: FobHandler) -> None: ...

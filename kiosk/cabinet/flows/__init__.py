@@ -14,13 +14,14 @@ from kiosk.cabinet.flows.night import NightPairing
 from kiosk.cabinet.flows.remote import RemoteUnlockFlow
 from kiosk.cabinet.flows.returns import ReturnFlow
 from kiosk.cabinet.flows.sensors import SensorSupervisor
+from kiosk.cabinet.flows.stock import StockFlow
 
 DEFAULT_FLOWS = (
     SensorSupervisor, DrawFlow, ReturnFlow, IntakeFlow, HandoverFlow, NightPairing,
-    RemoteUnlockFlow, EnrolmentFlow,
+    RemoteUnlockFlow, EnrolmentFlow, StockFlow,
 )
 
 __all__ = [
     "DEFAULT_FLOWS", "DrawFlow", "EnrolmentFlow", "HandoverFlow", "IntakeFlow", "NightPairing",
-    "RemoteUnlockFlow", "ReturnFlow", "SensorSupervisor",
+    "RemoteUnlockFlow", "ReturnFlow", "SensorSupervisor", "StockFlow",
 ]
