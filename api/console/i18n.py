@@ -42,9 +42,11 @@ FIELD_VALUES: dict[str, tuple[str, ...]] = {
     "state": ("alarm.state",),
     "movement": ("movement",),
     "problem": ("count.problem",),
+    "reason": ("reason",),
 }
 """The label groups a stored report's field values are looked up in, by field name: a
-report's ``kind`` column holds alarm kinds (``door_forced``), its own ``kind`` a report kind."""
+report's ``kind`` column holds alarm kinds (``door_forced``), its own ``kind`` a report kind;
+a ``reason`` is a K3 reason code (``repair``) or the text typed for 其他."""
 
 
 def field_value(lang: Lang, field: str, value: Any) -> str:
