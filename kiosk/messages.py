@@ -88,6 +88,7 @@ MESSAGES: dict[str, Text] = {
     "stock_timeout": Text("上架超时，未放入的格口已重新上锁", "Stocking timed out: empty slots locked again"),
     "stock_not_custodian": Text("只有钥匙管理员可以上架钥匙", "Only a key custodian may stock keys"),
     "nothing_to_stock": Text("没有待上架的钥匙", "No key is waiting to be stocked"),
+    "key_not_stocked": Text("钥匙尚未上架，不在柜中", "The key is not stocked in the cabinet yet"),
     "choose_timeout": Text("操作超时", "Timed out"),
     "cosign_timeout": Text("等待确认超时", "Timed out waiting for confirmation"),
     "cancelled": Text("已取消", "Cancelled"),

@@ -147,6 +147,13 @@ async def test_K1_only_a_custodian_stocks_and_only_keys_awaiting_it(srig: Rig) -
     uid, _ = rig.card_of(dept="ENG", exclude_roles=(Role.CUSTODIAN,))
     await rig.cabinet.tap(uid)
     assert rig.cabinet.screen()["stock"] is None  # no 上架 button for them
+    # K2: a key on record but still in its box is not offered, nor drawn by its number
+    offered = {k["key_number"] for k in rig.cabinet.screen()["keys"]}
+    assert not offered & set(BOXED) and "U701" in offered
+    with pytest.raises(CabinetError) as boxed:
+        await rig.cabinet.choose_draw([BOXED[0]], "repair")
+    assert boxed.value.code == "key_not_stocked"
+    assert rig.cabinet.session.state == flow.State.CHOOSING  # no slot opened
     with pytest.raises(CabinetError) as refused:
         await rig.cabinet.start_stock()
     assert refused.value.code == "stock_not_custodian"
