@@ -321,6 +321,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "handover.incoming": ("接班人", "Incoming keeper"),
     "handover.none": ("没有交接班记录", "No handovers"),
     "handover.content": ("交接内容", "What was handed over"),
+    "keys.awaiting_stock": ("待上架（钥匙柜处由钥匙管理员上架）",
+                            "Awaiting stocking (a custodian stocks it at the cabinet)"),
     "reports.kind": ("报表类型", "Kind"),
     "reports.kind.daily": ("日报", "Daily report"),
     "reports.kind.overdue": ("逾期报表", "Overdue keys"),
