@@ -47,6 +47,7 @@ from kiosk.store.models import (
     Unit,
     UnitKind,
 )
+from kiosk.store.types import utcnow
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国志文辉鹏飞宇晨浩然思雨欣怡子涵"
@@ -461,20 +462,24 @@ EMPTY_CABINET_SLOTS = 16
 """The empty simulated cabinet: one Kerong KR-CU16 board (``kiosk.wiring.CHANNELS`` locks)."""
 
 
-def register_simulated_slots(runtime: Runtime, count: int = EMPTY_CABINET_SLOTS) -> int:
+def register_simulated_slots(runtime: Runtime, count: int = EMPTY_CABINET_SLOTS, *,
+                             now: dt.datetime | None = None) -> int:
     """``kiosk run --empty``: register the simulated cabinet's slots, and nothing else.
 
     A building set up from the console imports keys *with their home slots*, which must be
     slots of this cabinet; on a real cabinet the installer registers them with its lock
     boards (``POST /cabinets/{id}/slots``). The simulated board is installed by the daemon,
     so it registers the board's slots itself, as one ``cabinet.slots_added`` event. A cabinet
-    that already has slots is left alone (0)."""
+    that already has slots is left alone (0). ``now`` (default: the clock's) is when the
+    cabinet counts as registered (``cabinets.registered_at``: no K9 job due before it is
+    caught up)."""
     with Session(runtime.engine) as s:
         cabinet = s.scalars(
             select(Cabinet).where(Cabinet.code == runtime.settings.cabinet_id)).one()
         if s.scalar(select(func.count()).select_from(Slot).where(Slot.cabinet_id == cabinet.id)):
             return 0
         s.add_all(Slot(cabinet_id=cabinet.id, number=n) for n in range(1, count + 1))
+        cabinet.registered_at = cabinet.registered_at or now or utcnow()
         s.commit()
         cabinet_id = str(cabinet.id)
     runtime.audit.append(NewEvent(type="cabinet.slots_added", payload={

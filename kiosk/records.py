@@ -110,6 +110,15 @@ def cabinet_keys(session: Session, *, cabinet_id: uuid.UUID) -> list[policy.KeyF
     return [_key_facts(k, n, k.id in out) for k, n in rows]
 
 
+def awaiting_stock(session: Session, *, cabinet_id: uuid.UUID) -> list[policy.KeyFacts]:
+    """The keys on record with a home slot of this cabinet that have never hung in it
+    (imported, ``keys.awaiting_stock``): what a stocking session releases, by slot."""
+    rows = session.execute(_key_query(cabinet_id).where(
+        Key.status == KeyStatus.ACTIVE, Key.awaiting_stock.is_(True)).order_by(Slot.number)).all()
+    out = open_loan_key_ids(session)
+    return [_key_facts(k, n, False) for k, n in rows if k.id not in out]
+
+
 def _one_key(session: Session, cabinet_id: uuid.UUID,
              condition: ColumnElement[bool]) -> policy.KeyFacts | None:
     """One key of this cabinet in one statement: its slot, group, unit and whether it is out.
@@ -278,12 +287,15 @@ def free_slots(session: Session, *, cabinet_id: uuid.UUID) -> list[int]:
 
 
 def expected_presence(session: Session, *, cabinet_id: uuid.UUID) -> dict[int, str]:
-    """Slot number → key number for every key the records say is in the cabinet now."""
+    """Slot number → key number for every key the records say is in the cabinet now. A key
+    imported and never hung (``awaiting_stock``) is not: the start-up reconciliation (K10),
+    the daily count (K9) and the simulated cabinet leave its empty slot alone."""
     out = open_loan_key_ids(session)
     rows = session.execute(
         select(Slot.number, Key.key_number, Key.id)
         .join(Key, Key.home_slot_id == Slot.id)
-        .where(Slot.cabinet_id == cabinet_id, Key.status == KeyStatus.ACTIVE)
+        .where(Slot.cabinet_id == cabinet_id, Key.status == KeyStatus.ACTIVE,
+               Key.awaiting_stock.is_(False))
     ).all()
     return {n: number for n, number, key_id in rows if key_id not in out}
 

@@ -48,6 +48,7 @@ from kiosk.services.checkpoints import CheckpointUpkeep
 from kiosk.store.models import (
     Alarm,
     AlarmState,
+    Cabinet,
     Key,
     Person,
     PersonRole,
@@ -134,12 +135,34 @@ class Scheduler:
             for job in self.jobs:
                 if (job.name, day) in self._done or now < self.due_at(job, day):
                     continue
+                if self.before_registration(self.due_at(job, day)):
+                    continue
                 if back > 0 and not job.past_days:
                     continue
                 if self.run_job(job, day, now=now, catch_up=catch_up or back > 0):
                     ran.append((job.name, day))
         self.upkeep.tick(now)  # last, so the signed head covers what this tick logged
         return ran
+
+    def before_registration(self, due: dt.datetime) -> bool:
+        """True for a job due before this cabinet was registered (``cabinets.registered_at``,
+        set when its first slots were): on a fresh install the catch-up would otherwise take
+        today's count of a cabinet that did not exist at the count's time, on an empty
+        register, and the dashboard would say 应在柜 0 把 all day.
+
+        Why registration and not the first key on record: the cabinet's registration is one
+        recorded moment, while keys arrive over hours (imported, then stocked); a count due
+        after the cabinet existed but before its keys did is a true count of what was there
+        and is taken. NULL (a cabinet registered before this was recorded): no limit."""
+        registered = self.cabinet.registered_at
+        if registered is None:
+            with tx.read(self.runtime.audit) as session:
+                registered = session.scalar(
+                    select(Cabinet.registered_at).where(Cabinet.id == self.cabinet.id))
+            if registered is None:
+                return False
+            self.cabinet.registered_at = registered
+        return due < registered
 
     def remind_due_soon(self, now: dt.datetime) -> list[Any]:
         """One ``loan.due_soon`` reminder per loan due within ``due_reminder_min``."""

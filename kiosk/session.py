@@ -30,6 +30,7 @@ class State(StrEnum):
     INTAKE = "intake"  # K1: a free slot unlocked, waiting for the new key
     AWAIT_INCOMING = "await_incoming"  # H1: handover started, waiting for the incoming's tap
     AWAIT_RETURNER = "await_returner"  # K4: a key's fob was tapped; whose badge returns it?
+    STOCKING = "stocking"  # K1/K2: a custodian hangs imported keys in their released home slots
 
 
 SIGNED_IN = (State.CHOOSING, State.AWAIT_MANAGER)
@@ -87,6 +88,14 @@ class FobTapped(Event):
 @dataclass(frozen=True)
 class IntakeChosen(Event):
     slot: int
+
+
+@dataclass(frozen=True)
+class StockChosen(Event):
+    """K1/K2: a custodian stocks a new cabinet: the home slots of the imported keys not yet
+    in it are released together, each waiting for its own key."""
+
+    slots: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,13 @@ class Received(Command):
 
 
 @dataclass(frozen=True)
+class Stocked(Command):
+    """A key was hung in its released home slot while stocking: record it (K1/K2)."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
 class NotTaken(Command):
     """The slot(s) were opened but nothing was taken in time: record it."""
 
@@ -199,6 +215,8 @@ class Timeouts:
     put_back: dt.timedelta = dt.timedelta(seconds=30)
     incoming: dt.timedelta = dt.timedelta(seconds=120)
     returner: dt.timedelta = dt.timedelta(seconds=20)
+    stock: dt.timedelta = dt.timedelta(minutes=10)
+    """Stocking: how long after the last key hung (or the start) the session ends by itself."""
 
 
 # ---------------------------------------------------------------------------- session
@@ -308,6 +326,29 @@ def _intake_chosen(s: Session, e: Event) -> list[Command]:
     return [Unlock((e.slot,)), Show("intake_put")]
 
 
+def _stock_chosen(s: Session, e: Event) -> list[Command]:
+    assert isinstance(e, StockChosen)
+    if not e.slots:
+        raise IllegalTransition("stocking needs at least one slot")
+    s.open_slots, s.pending_slots = e.slots, ()
+    s._to(State.STOCKING, e.now, s.timeouts.stock)
+    return [Unlock(e.slots), Show("stock_put")]
+
+
+def _key_stocked(s: Session, e: Event) -> list[Command]:
+    """One key hung while stocking: its slot is done, the others stay released; the session
+    ends once every released slot has its key (or the custodian ends it)."""
+    assert isinstance(e, KeyInserted)
+    if e.slot not in s.open_slots:
+        raise IllegalTransition(f"slot {e.slot} was not released for stocking")
+    s.open_slots = tuple(x for x in s.open_slots if x != e.slot)
+    commands: list[Command] = [Relock((e.slot,)), Stocked(e.slot)]
+    if not s.open_slots:
+        return commands + s._end("stocked")
+    s._to(State.STOCKING, e.now, s.timeouts.stock)
+    return commands
+
+
 def _handover_started(s: Session, e: Event) -> list[Command]:
     s._to(State.AWAIT_INCOMING, e.now, s.timeouts.incoming)
     return [Show("await_incoming")]
@@ -374,6 +415,7 @@ def _timeout(s: Session, e: Event) -> list[Command]:
         State.INTAKE: "intake_timeout",
         State.AWAIT_INCOMING: "incoming_timeout",
         State.AWAIT_RETURNER: "returner_timeout",
+        State.STOCKING: "stock_timeout",
     }[s.state]
     return s._end(reason)
 
@@ -387,6 +429,7 @@ _ANY_ACTIVE = (
     State.INTAKE,
     State.AWAIT_INCOMING,
     State.AWAIT_RETURNER,
+    State.STOCKING,
 )
 
 TRANSITIONS: dict[tuple[State, type[Event]], Handler] = {
@@ -411,6 +454,8 @@ TRANSITIONS: dict[tuple[State, type[Event]], Handler] = {
     (State.RETURNING, KeyInserted): _key_inserted,
     (State.RETURNING, KeySwapping): _key_swapping,
     (State.INTAKE, KeyInserted): _key_inserted,
+    (State.CHOOSING, StockChosen): _stock_chosen,
+    (State.STOCKING, KeyInserted): _key_stocked,
     **{(state, Cancelled): _cancelled for state in _ANY_ACTIVE},
     **{(state, Timeout): _timeout for state in _ANY_ACTIVE},
 }

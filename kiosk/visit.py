@@ -52,6 +52,10 @@ class Visit:
     """H1: the handover this visit started and is waiting for the incoming keeper's tap."""
     drawn: dict[int, dt.datetime] = field(default_factory=dict)
     """Slot → due time of each loan recorded in this visit (told to the person at the end)."""
+    stocking: dict[int, policy.KeyFacts] | None = None
+    """K1/K2 stocking: released home slot → the imported key that goes in it."""
+    stocked: list[int] = field(default_factory=list)
+    """Stocking: the slots whose key was hung in this visit, in order."""
     returned_code: str | None = None
     """The K4/K5 decision code of the return recorded in this visit (returned_by_other...)."""
     pin_pending: flow.DrawChosen | None = None

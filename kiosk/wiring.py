@@ -126,20 +126,6 @@ class SimulatedHardware:
         if shut:
             self.model.shut_slot(slot)
 
-    def stock(self, fob: str, slot: int) -> None:
-        """The installer hangs a key in ``slot`` from inside the opened cabinet, past the
-        latch: how a new cabinet is stocked after its keys were imported with their home
-        slots. Only with the cabinet door open (its override key, K2: a ``door_forced``
-        alarm), and the cabinet sees the key arrive like any key outside a return (K4)."""
-        if not self.model.door_open:
-            raise SimulationError("the cabinet door is shut: open it to stock a slot")
-        held = self._physical(self.model.fob_in, slot)
-        if held is not None:
-            raise SimulationError(f"slot {slot} already holds {held}")
-        if any(self.model.fob_in(n) == fob for n in self.model.slots):
-            raise SimulationError(f"fob {fob} is already in the cabinet")
-        self._physical(self.model.load, {slot: fob})
-
     def shut(self, slot: int) -> None:
         self._physical(self.model.shut_slot, slot)
 

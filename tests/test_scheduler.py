@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kiosk.config import Settings, load_settings
+from kiosk.demo import register_simulated_slots
 from kiosk.errors import ConfigError
 from kiosk.scheduler import COUNT_JOB, REPORT_JOB, Scheduler, run_scheduler
 from kiosk.store.models import Alarm, Event
@@ -76,6 +77,32 @@ def test_k9_missed_jobs_run_at_start_up_for_yesterday_and_today_only(tower: Towe
     with Session(tower.runtime.engine) as s:
         late = s.scalars(select(Report).where(Report.period_start == DAY)).one()
         assert json.loads(late.content)["count"] is None  # says no count was taken
+
+
+def test_k9_fresh_install_does_not_count_a_cabinet_that_did_not_exist_yet(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A cabinet installed at 19:00 (``kiosk run --empty``) after the day's count (18:15) and
+    report (18:30) were due: the start-up catch-up takes neither for a cabinet that did not
+    exist then (the dashboard would show 应在柜 0 把 all day, K9). The next day's jobs run at
+    their times as usual."""
+    runtime = open_runtime(tmp_path, db_url)
+    try:
+        runtime.ensure_cabinet()
+        register_simulated_slots(runtime, 4, now=local(DAY, 19, 0))
+        clock = Clock(local(DAY, 19, 5))
+        scheduler = Scheduler(runtime, presence=lambda: {}, clock=clock)
+        assert scheduler.start_up() == []
+        assert scheduler.tick() == []  # nor at a later tick of the same evening
+        with Session(runtime.engine) as s:
+            assert s.scalar(select(func.count()).select_from(JobRun)) == 0
+            assert s.scalar(select(func.count()).select_from(Event)
+                            .where(Event.type == "count.daily")) == 0
+        clock.set(DAY + dt.timedelta(days=1), 18, 31)
+        tomorrow = DAY + dt.timedelta(days=1)
+        assert scheduler.tick() == [(COUNT_JOB, tomorrow), (REPORT_JOB, tomorrow)]
+    finally:
+        runtime.close()
 
 
 def test_k9_jobs_wait_for_their_local_time(tower: Tower) -> None:

@@ -35,3 +35,29 @@ def enum_label(lang: Lang, group: str, value: Any) -> str:
     if pair is None:
         return str(raw)
     return pair[0] if lang == "zh" else pair[1]
+
+
+FIELD_VALUES: dict[str, tuple[str, ...]] = {
+    "kind": ("alarm.kind", "reports.kind"),
+    "state": ("alarm.state",),
+    "movement": ("movement",),
+    "problem": ("count.problem",),
+    "reason": ("reason",),
+}
+"""The label groups a stored report's field values are looked up in, by field name: a
+report's ``kind`` column holds alarm kinds (``door_forced``), its own ``kind`` a report kind;
+a ``reason`` is a K3 reason code (``repair``) or the text typed for 其他."""
+
+
+def field_value(lang: Lang, field: str, value: Any) -> str:
+    """A stored report's value as people read it: a yes/no for a boolean, the label of an
+    alarm kind, alarm state, movement or count problem, '—' for nothing; anything else as is."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return t(lang, "common.yes" if value else "common.no")
+    for group in FIELD_VALUES.get(field, ()):
+        pair = MESSAGES.get(f"{group}.{value}")
+        if pair is not None:
+            return pair[0] if lang == "zh" else pair[1]
+    return str(value)

@@ -3,6 +3,7 @@ the company's own terms (REQUIREMENTS.md) are used: 领取, 归还, 事由, 值�
 
 from __future__ import annotations
 
+from kiosk.alarm_kinds import ALARM_KINDS
 from kiosk.messages import REASONS
 
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -351,6 +352,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "handover.incoming": ("接班人", "Incoming keeper"),
     "handover.none": ("没有交接班记录", "No handovers"),
     "handover.content": ("交接内容", "What was handed over"),
+    "keys.awaiting_stock": ("待上架（钥匙柜处由钥匙管理员上架）",
+                            "Awaiting stocking (a custodian stocks it at the cabinet)"),
     "reports.kind": ("报表类型", "Kind"),
     "reports.kind.daily": ("日报", "Daily report"),
     "reports.kind.overdue": ("逾期报表", "Overdue keys"),
@@ -519,6 +522,26 @@ _ENUMS: dict[str, dict[str, tuple[str, str]]] = {
         "keys": ("钥匙", "Keys"), "notes": ("备注", "Notes"), "started_at": ("开始时间", "Started"),
         "accepted_at": ("接班时间", "Accepted"), "overdue": ("逾期", "Overdue"),
         "duty_manager": ("值班经理", "Duty manager"), "returned_by": ("归还人", "Returned by"),
+        # the K9 count and the other reports' own fields (kiosk/reports/data.py)
+        "counted_at": ("盘点时间", "Counted at"),
+        "sensors_available": ("传感器可读", "Sensors read"),
+        "keys_total": ("钥匙总数", "Keys in total"),
+        "identity_checked": ("按钥匙身份核对", "Key identities compared"),
+        "problem": ("问题", "Problem"), "found": ("实际钥匙", "Key found"),
+        "period_start": ("起始", "From"), "period_end": ("截止", "To"),
+        "long_overdue_days": ("长期未归天数", "Long overdue after (days)"),
+        "name": ("姓名", "Name"), "handover": ("交接班", "Handover"),
+        "drawn": ("领取", "Drawn"), "returned": ("归还", "Returned"),
+        "alarms_raised": ("新增告警", "Alarms raised"), "keys_out": ("未还钥匙", "Keys out"),
+        "open_alarms": ("未关闭告警", "Open alarms"), "follow_up": ("跟进", "Follow-up"),
+        "card": ("工卡", "Card"), "account": ("账号", "Account"), "loans": ("领用记录", "Loans"),
+    },
+    # values of the reports' fields (``ctx.value(field, value)``, api/console/i18n.py)
+    "movement": {"draw": ("领取", "Drawn"), "return": ("归还", "Returned")},
+    "count.problem": {
+        "missing": ("应在柜，格口为空", "Should be in, slot empty"),
+        "unexpected": ("应已借出，格口有钥匙", "Should be out, slot holds a key"),
+        "wrong_key": ("格口内是其他钥匙", "Another key in the slot"),
     },
     "session": {"idle": ("空闲", "idle"), "await_manager": ("等待值班经理", "waiting for the duty manager"),
                 "choosing": ("选择钥匙", "choosing"), "await_cosign": ("等待会签", "waiting for a co-signer"),
@@ -526,6 +549,9 @@ _ENUMS: dict[str, dict[str, tuple[str, str]]] = {
                 "intake": ("入柜登记", "intake"), "await_incoming": ("等待接班人", "waiting for the incoming"),
                 "await_returner": ("等待归还人", "waiting for the returner")},
 }
+# every kind the cabinet raises has a label: the console's own words first, then the
+# reports' and notifications' table (kiosk/alarm_kinds.py) for the rest
+_ENUMS["alarm.kind"] = {**ALARM_KINDS, **_ENUMS["alarm.kind"]}
 for _group, _values in _ENUMS.items():
     for _value, _pair in _values.items():
         MESSAGES[f"{_group}.{_value}"] = _pair

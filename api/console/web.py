@@ -32,7 +32,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from api.console import forms, labels
-from api.console.i18n import LANGS, Lang, enum_label, t
+from api.console.i18n import LANGS, Lang, enum_label, field_value, t
 from api.deps import AdminOptions, permission_of
 from kiosk.errors import (
     Conflict,
@@ -140,6 +140,10 @@ class Ctx:
 
     def label(self, group: str, value: Any) -> str:
         return enum_label(self.lang, group, value)
+
+    def value(self, field: str, value: Any) -> str:
+        """A stored report's field value in the reader's language (``i18n.field_value``)."""
+        return field_value(self.lang, field, value)
 
     def when(self, value: dt.datetime | None, seconds: bool = False) -> str:
         return labels.local(value, self.runtime.settings.zone, seconds=seconds)

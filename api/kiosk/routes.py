@@ -201,6 +201,21 @@ async def intake(body: IntakeRequest, cabinet: CabinetDep) -> dict[str, Any]:
     return {**view(cabinet), "intake_slot": slot}
 
 
+@router.post("/stock")
+async def stock(cabinet: CabinetDep) -> dict[str, Any]:
+    """K1/K2: the custodian at the screen stocks the cabinet: the home slots of the keys on
+    record that have never been in it are released, each key hung is ``key.stocked``."""
+    slots = await cabinet.start_stock()
+    return {**view(cabinet), "stock_slots": slots}
+
+
+@router.post("/stock/finish")
+async def stock_finish(cabinet: CabinetDep) -> dict[str, Any]:
+    """完成: stocking ends; every released slot is locked again."""
+    await cabinet.finish_stock()
+    return view(cabinet)
+
+
 @router.post("/intake/check")
 async def intake_check(body: IntakeCheckRequest, cabinet: CabinetDep) -> dict[str, Any]:
     """Issue 14, item 7: refuse an unknown room or a taken key number at the first step; a

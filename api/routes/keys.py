@@ -103,6 +103,9 @@ class KeyOut(Out):
     status: KeyStatus
     special: bool = Field(description="K7: a special-room key (its unit is special).")
     out: bool = Field(description="K10: on loan right now.")
+    awaiting_stock: bool = Field(
+        default=False, description="K1/K2: imported with its home slot and never hung in the "
+        "cabinet yet; a custodian stocks it at the cabinet (上架).")
     updated_at: dt.datetime
 
 
@@ -172,6 +175,7 @@ def _keys_out(session: Session, rows: list[Key]) -> list[KeyOut]:
             status=k.status,
             special=bool(k.unit and k.unit.special),
             out=k.id in out_now,
+            awaiting_stock=k.awaiting_stock,
             updated_at=k.updated_at,
         )
         for k in rows

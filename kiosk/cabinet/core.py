@@ -46,6 +46,7 @@ from kiosk.cabinet.flows import (
     RemoteUnlockFlow,
     ReturnFlow,
     SensorSupervisor,
+    StockFlow,
 )
 from kiosk.cabinet.options import CabinetError, CabinetOptions, Indicators
 from kiosk.cabinet.registry import Registry
@@ -58,7 +59,7 @@ from kiosk.visit import Message, Visit
 
 log = logging.getLogger("kiosk.cabinet")
 
-ENDED_WELL = ("drawn", "returned", "received", "handed_over")
+ENDED_WELL = ("drawn", "returned", "received", "handed_over", "stocked")
 
 
 class Cabinet(Registry):
@@ -235,6 +236,16 @@ class Cabinet(Registry):
         async with self.input():
             return await self.lookup("intake", IntakeFlow).choose(details)
 
+    async def start_stock(self) -> list[int]:
+        """K1/K2: a custodian stocks the cabinet with the keys imported for it
+        (kiosk/cabinet/flows/stock.py); the home slots released."""
+        async with self.input():
+            return await self.lookup("stock", StockFlow).start()
+
+    async def finish_stock(self) -> None:
+        async with self.input():
+            await self.lookup("stock", StockFlow).finish()
+
     async def start_handover(self, notes: str | None = None) -> None:
         """H1: the keeper at the screen hands over; the incoming keeper taps next."""
         async with self.input():
@@ -360,9 +371,11 @@ class Cabinet(Registry):
                 self._commands[type(command)](command)
 
     def opening_kind(self, slot: int) -> str:
-        """What the visit opened ``slot`` for: draw, return or intake."""
+        """What the visit opened ``slot`` for: draw, return, stock or intake."""
         if slot in self.visit.draws:
             return "draw"
+        if self.visit.stocking is not None:
+            return "stock"
         return "return" if self.visit.returning is not None else "intake"
 
     def _record_intents(self, slots: tuple[int, ...]) -> None:
@@ -433,7 +446,8 @@ class Cabinet(Registry):
     def outcome(self, type_: str, slot: int, *, rules: list[str], **payload: Any) -> NewEvent:
         """The outcome event of an opening, pointing back to its intent (``intent_seq``)."""
         v = self.visit
-        key = v.draws[slot].key if slot in v.draws else v.returning
+        key = v.draws[slot].key if slot in v.draws else \
+            (v.stocking or {}).get(slot) or v.returning
         return NewEvent(
             type=type_, slot=slot, key_number=key.key_number if key else None, rules=rules,
             actors=[str(v.person.id)] if v.person else [],
@@ -474,7 +488,8 @@ class Cabinet(Registry):
             if slot in self.visit.resolved:
                 continue
             kind = self.opening_kind(slot)
-            rules = {"draw": ["K3"], "return": ["K4"], "intake": ["K1"]}[kind]
+            rules = {"draw": ["K3"], "return": ["K4"], "intake": ["K1"],
+                     "stock": ["K1", "K2"]}[kind]
             self.log(self.outcome(f"{kind}.abandoned", slot, rules=rules, reason=reason))
         returning = self.visit.returning
         if returning is not None and not self.visit.intents and reason != "storage_fault":
@@ -575,4 +590,5 @@ class Cabinet(Registry):
         if not (pin.key_groups or pin.roles or pin.after_hours):
             data["pin"] = None  # this site asks for no PIN: the screen offers none to set
         data["identity"] = self.sensors.identity  # the screen says which mode the cabinet is in
+        data["stock"] = self.lookup("stock", StockFlow).panel()  # 上架: kiosk/cabinet/flows/stock.py
         return data

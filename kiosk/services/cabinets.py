@@ -17,6 +17,7 @@ from kiosk.errors import Conflict
 from kiosk.services import tx
 from kiosk.services.authz import Principal
 from kiosk.store.models import Cabinet, Key, Slot
+from kiosk.store.types import utcnow
 
 
 def list_cabinets(session: Session, *, limit: int, offset: int) -> tuple[list[Cabinet], int]:
@@ -119,6 +120,10 @@ def add_slots(
     if taken:
         raise Conflict(f"cabinet {cabinet.code} already has slot(s) {sorted(taken)}")
     slots = [Slot(cabinet_id=cabinet.id, number=n) for n in numbers]
+    first_board = not session.scalar(
+        select(func.count()).select_from(Slot).where(Slot.cabinet_id == cabinet_id))
+    if first_board and cabinet.registered_at is None:
+        cabinet.registered_at = utcnow()  # K9: no daily job due before this is caught up
     session.add_all(slots)
     session.flush()
     tx.log(

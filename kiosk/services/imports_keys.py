@@ -141,6 +141,8 @@ def check(session: Session, rows: list[Row], ctx: Context) -> Checked:
                 key_number=row.get("key_number"), label=row.get("label"), group_id=group.id,
                 category=KeyCategory(category), copies=copies, fob_tag=row.get("fob_tag") or None,
                 unit_id=unit.id if unit else None, home_slot_id=slot.id if slot else None,
+                # on record, not yet in the cabinet: a custodian stocks it (flows/stock.py)
+                awaiting_stock=slot is not None,
             ))
 
     out.apply = write

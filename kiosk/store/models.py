@@ -245,6 +245,11 @@ class Cabinet(Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     location: Mapped[str | None] = mapped_column(String(200))
+    registered_at: Mapped[dt.datetime | None] = mapped_column(
+        doc="When the cabinet's first slots were registered (its first lock board); NULL: "
+            "registered before this was recorded. The K9 scheduler catches up no daily job "
+            "due before it (kiosk/scheduler.py).",
+    )
     updated_at: Mapped[dt.datetime] = _updated_at()
 
     slots: Mapped[list[Slot]] = relationship(back_populates="cabinet", order_by="Slot.number")
@@ -309,6 +314,11 @@ class Key(Base):
     home_slot_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("slots.id"), unique=True)
     status: Mapped[KeyStatus] = mapped_column(
         _enum(KeyStatus, "key_status"), default=KeyStatus.ACTIVE
+    )
+    awaiting_stock: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(),
+        doc="Imported with its home slot and never hung in the cabinet yet: a custodian's "
+            "stocking session hangs it (kiosk/cabinet/flows/stock.py, ``key.stocked``).",
     )
     updated_at: Mapped[dt.datetime] = _updated_at()
 

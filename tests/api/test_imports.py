@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from kiosk.store.models import Card, Event, Key, Owner, Person, Slot, Unit
 from kiosk.store.models_auth import AccountRole
 from tests.api.conftest import World
+from tests.console.conftest import console_user
 
 V1 = "/api/v1"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -100,6 +101,9 @@ def test_a_building_is_imported_from_xlsx_units_then_keys_then_people(world: Wor
         key = s.scalars(select(Key).where(Key.key_number == "U2101")).one()
         slot = s.get_one(Slot, key.home_slot_id)
         assert slot.number == 10 and key.unit is not None and key.unit.room_number == "2101"
+    # K1/K2: on record with its slot, not yet in the cabinet: a custodian stocks it there
+    got = world.client.get(f"{V1}/keys/{key.id}", headers=supervisor)
+    assert got.status_code == 200 and got.json()["awaiting_stock"] is True, got.text
 
     people = _xlsx([
         ["工号 staff_no", "姓名 name", "部门代码 department", "角色 roles", "卡号 card_uid",
@@ -121,6 +125,9 @@ def test_a_building_is_imported_from_xlsx_units_then_keys_then_people(world: Wor
     assert logged[2]["created"] == {"cards": ["04A1B2C3", "04A1B2C3D4E5F6"],
                                     "people": ["G001", "G002", "G003"]}
     assert _count(world, Event) == events_before + 3
+    # ... and the console's keys page says so
+    listed = console_user(world, AccountRole.SUPERVISOR).get("/console/keys?q=U2101")
+    assert "待上架" in listed.text.split("<tbody>")[1], listed.text[-1500:]
 
 
 def test_preview_lists_every_problem_by_row_and_column_and_writes_nothing(world: World) -> None:

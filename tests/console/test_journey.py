@@ -7,16 +7,17 @@ checks the robot's signature, as DingTalk does):
 1. the administrator, signed in to the console, makes the supervisor's account;
 2. the supervisor downloads the XLSX templates, fills them in and imports the building:
    units with their owners (one special room, K7), keys with their home slots, people;
-   the installer hangs the keys through the open cabinet door (a forced-door alarm, K2);
+   the custodian stocks the cabinet: her badge, 上架, each key hung in its released home
+   slot is recorded as stocked by her (K1/K2), with no alarm;
 3. the supervisor enrols three badges by tapping them at the cabinet, grants access rights
    (K3) and puts a duty manager on the roster (K8); the administrator makes the department
    leader's account;
 4. at the cabinet, a staff member is refused the special room's key (K7) and asks for it;
    the request reaches the leaders' robot, the delivery log says so, and the leader opens
    the message's link on a phone (360×740) and approves in two touches;
-5. the draw then succeeds at the cabinet;
-6. the forced-door alarm is acknowledged, given a follow-up note and closed (F1), and so is
-   each key's arrival while the installer stocked the cabinet (K4); the supervisor's
+5. the draw then succeeds at the cabinet; the engineer leaves the compartment open (K2,
+   a slot-left-open alarm);
+6. that alarm is acknowledged, given a follow-up note and closed (F1); the supervisor's
    dashboard shows the key out with its holder and no alarm left open;
 7. a daily report is generated, issued, downloaded as PDF and acknowledged (K9).
 
@@ -83,6 +84,7 @@ PEOPLE = [  # staff no, name, department, department name, phone, roles, card ui
 NEW_BADGES = {"ENG02": "0A11CE02", "ENG01": "0A11CE01", "MGT01": "0A11CE05"}
 """Three badges nobody has yet, enrolled by tapping them at the cabinet."""
 STAFF, LEADER, MANAGER = "ENG02", "ENG01", "MGT01"
+CUSTODIAN_BADGE = "1956BC2A"  # 张平飞, 钥匙管理员: imported with her card
 SPECIAL = "E-PWR-B1"
 
 
@@ -159,7 +161,8 @@ def empty(tmp_path_factory: pytest.TempPathFactory, robot: Robot) -> Iterator[Co
         encoding="utf-8")
     port = free_port()
     rig = start_console_daemon(tmp, "--empty", port=port,
-                               KIOSK_NOTIFICATIONS__CONSOLE_BASE_URL=f"http://127.0.0.1:{port}")
+                               KIOSK_NOTIFICATIONS__CONSOLE_BASE_URL=f"http://127.0.0.1:{port}",
+                               KIOSK_CABINET__SLOT_LEFT_OPEN_S="5")
     try:
         rig.create_account("admin", "admin")
         yield rig
@@ -264,15 +267,26 @@ def test_from_an_empty_database_to_a_signed_daily_report(
     _import(sup, base, "units", [u for u in UNITS], tmp_path)
     _import(sup, base, "keys", [k for k in KEYS], tmp_path, shot="journey-1-import-keys")
     _import(sup, base, "people", [p for p in PEOPLE], tmp_path)
-    # the installer hangs the keys through the open door: the cabinet sees the door opened
-    # with no session (K2, a forced-door alarm) and each key arrive (K4)
-    status, shut = d.request("POST", "/sim/stock", {"fob": KEYS[0][0], "slot": KEYS[0][-1]})
-    assert status == 409 and "door" in str(shut), shut  # a latched slot takes no key
-    d.post("/sim/door", {"open": True})
-    _wait_for_alarm(empty, "door_forced")
+    # the custodian stocks the cabinet (K1/K2): her badge, 上架; the imported keys' home
+    # slots open, each key hung in its own is recorded as stocked by her; no alarm
+    status, latched = d.request("POST", "/sim/insert", {"fob": KEYS[0][0], "slot": KEYS[0][-1]})
+    assert status == 409 and "locked" in str(latched), latched  # a latched slot takes no key
+    screen = _at_cabinet(d, CUSTODIAN_BADGE)
+    assert screen["stock"] == {"awaiting": len(KEYS)}, screen["stock"]  # the 上架 button
+    stocking = d.post("/kiosk/api/stock")
+    assert sorted(stocking["stock_slots"]) == sorted(k[-1] for k in KEYS)
     for number, *_rest, slot in KEYS:
-        d.post("/sim/stock", {"fob": number, "slot": slot})
-    d.post("/sim/door", {"open": False})
+        assert d.wait_slot_open(slot)
+        d.post("/sim/insert", {"fob": number, "slot": slot})
+    d.wait_state("idle")
+    with contextlib.closing(d.db()) as db:
+        stocked = db.execute("SELECT key_number, actors FROM events WHERE type = 'key.stocked' "
+                             "ORDER BY seq").fetchall()
+        custodian_id = db.execute("SELECT person_id FROM cards WHERE uid = ?",
+                                  (CUSTODIAN_BADGE,)).fetchone()[0]
+        assert db.execute("SELECT count(*) FROM alarms").fetchone() == (0,)
+    assert [n for n, _ in stocked] == [k[0] for k in KEYS]
+    assert all(custodian_id.replace("-", "") in actors.replace("-", "") for _, actors in stocked)
 
     # 3a. three badges enrolled by tapping them at the cabinet
     for staff_no, uid in NEW_BADGES.items():
@@ -388,39 +402,28 @@ def test_from_an_empty_database_to_a_signed_daily_report(
     assert special["status"] == "ok", special
     d.post("/kiosk/api/draw", {"keys": [SPECIAL], "reason_code": "repair"})
     assert d.wait_slot_open(special["slot"])
-    d.post("/sim/take", {"slot": special["slot"]})
+    d.post("/sim/take", {"slot": special["slot"], "shut": False})  # and leaves it open
     d.wait_state("idle")
+    _wait_for_alarm(empty, "slot_left_open")  # K2, after [cabinet] slot_left_open_s
 
-    # 6. F1: the forced-door alarm acknowledged, followed up and closed; so are the keys'
-    # arrivals while the installer stocked the cabinet (K4), each with its resolution
-    sup.goto(base + "/console/alarms?state=open&kind=door_forced")
+    # 6. F1: the slot-left-open alarm acknowledged, followed up once shut, and closed
+    sup.goto(base + "/console/alarms?state=open&kind=slot_left_open")
     with sup.expect_navigation():
         sup.locator("table a[href*='/console/alarms/']").first.click()
-    sup.fill("#f-acknowledge-note", "安装人员开柜门挂钥匙，已到场核实")
+    sup.fill("#f-acknowledge-note", "已电话联系高军，回柜关门")
     with sup.expect_navigation():
         sup.click("form[action$='/acknowledge'] button[type=submit]")
-    sup.fill("#f-note-note", "三把钥匙均已挂入各自钥匙位，柜门已关好")
+    d.post("/sim/shut", {"slot": special["slot"]})
+    sup.fill("#f-note-note", "格口已关好，钥匙由高军领用维修")
     with sup.expect_navigation():
         sup.click("form[action$='/note'] button[type=submit]")
-    sup.fill("#f-close-note", "新柜上架，非入侵")
+    sup.fill("#f-close-note", "取钥匙后忘关格口，已关好")
     with sup.expect_navigation():
         sup.click("form[action$='/close'] button[type=submit]")
     assert sup.locator(".badge.state-closed").count() == 1
     assert sup.locator("ol.card li").count() == 3  # acknowledged, followed up, closed
     check_screen(sup, "journey-7-alarm-closed", "desktop")
-    arrivals = base + "/console/alarms?state=open&kind=key_inserted_unexpectedly"
-    for _ in KEYS:
-        sup.goto(arrivals)
-        with sup.expect_navigation():
-            sup.locator("table a[href*='/console/alarms/']").first.click()
-        sup.fill("#f-acknowledge-note", "新柜上架，安装人员挂入钥匙")
-        with sup.expect_navigation():
-            sup.click("form[action$='/acknowledge'] button[type=submit]")
-        sup.fill("#f-close-note", "钥匙在其钥匙位，与登记一致")
-        with sup.expect_navigation():
-            sup.click("form[action$='/close'] button[type=submit]")
-        assert sup.locator(".badge.state-closed").count() == 1
-    sup.goto(arrivals)
+    sup.goto(base + "/console/alarms?state=open")
     assert sup.locator("table a[href*='/console/alarms/']").count() == 0
 
     # the supervisor's dashboard: the key out with its holder (K10), no alarm left open

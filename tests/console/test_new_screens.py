@@ -6,6 +6,7 @@ and en."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kiosk.scheduler import COUNT_JOB, Scheduler
+from kiosk.services import alarms as alarm_service
+from kiosk.services import tx
 from kiosk.store.models import Card, Event, Key, Unit
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.models_reports import Report
@@ -55,6 +59,48 @@ def test_a_report_is_previewed_without_storing_then_issued_K9(world: World) -> N
     assert "报表已出具并保存" in detail.text
     acknowledged = supervisor.post(issued.headers["location"] + "/acknowledge", {"note": "已阅"})
     assert acknowledged.status_code == 303
+
+
+HEADINGS = re.compile(r"<(?:dt|th scope=\"col\"|h3|h4)>([^<]+)</")
+CELLS = re.compile(r'<td data-label="[^"]*">([^<]*)</td>')
+RAW = re.compile(r"^[a-z]+(?:_[a-z]+)+$")  # an identifier such as counted_at or door_forced
+
+
+def test_a_daily_report_reads_in_the_readers_language_not_in_field_names_K9(
+        world: World) -> None:
+    """K9: the stored daily report, with its count and a forced-door alarm, shown on its
+    page: every field name and alarm kind in zh-CN or English, never ``counted_at``,
+    ``keys_total`` or ``door_forced``."""
+    runtime = world.runtime
+    scheduler = Scheduler(runtime, presence=dict)
+    now = dt.datetime.now(dt.UTC)
+    count_job = next(job for job in scheduler.jobs if job.name == COUNT_JOB)
+    assert scheduler.run_job(count_job, scheduler.local_today(now), now=now, catch_up=False)
+    with tx.write(runtime.audit) as s:
+        alarm_service.raise_alarm(s, runtime.audit, kind="door_forced", rule="K2", actors=[],
+                                  message="the cabinet door was opened with no session",
+                                  cabinet_id=scheduler.cabinet.id)
+    supervisor = console_user(world, AccountRole.SUPERVISOR)
+    # the dashboard shows that count and how many slots did not match (every key: no sensor
+    # saw any), once: the event stores how many, not the list
+    dashboard = supervisor.get("/console/")
+    assert dashboard.status_code == 200, dashboard.text[-2000:]
+    assert 'class="overdue"' in dashboard.text.split('id="h-count"')[1].split("</section>")[0]
+    issued = supervisor.post("/console/reports/new", {"kind": "daily", "language": "zh"})
+    assert issued.status_code == 303, issued.text
+    for lang, words in (("zh", ("盘点时间", "钥匙总数", "应在柜", "柜门被强行打开", "待处理")),
+                        ("en", ("Counted at", "Keys in total", "Expected in", "Door forced",
+                                "Open"))):
+        page = supervisor.get(issued.headers["location"] + f"?lang={lang}")
+        assert page.status_code == 200, page.text
+        content = page.text.split('id="h-content"')[1]
+        headings = [h.strip() for h in HEADINGS.findall(content)]
+        cells = [c.strip() for c in CELLS.findall(content)]
+        assert headings and cells, content[:2000]
+        raw = [x for x in headings + cells if RAW.match(x)]
+        assert raw == [], f"{lang}: shown as identifiers: {raw}"
+        for word in words:
+            assert word in headings + cells, (lang, word, headings, cells)
 
 
 def test_report_parameters_are_refused_beside_their_field_in_both_languages(

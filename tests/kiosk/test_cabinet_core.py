@@ -49,7 +49,8 @@ def _holders(rig: Rig, role: Role) -> list[Person]:
 async def test_every_flow_is_registered_on_the_core_and_found_by_name(rig: Rig) -> None:
     core = rig.cabinet
     assert set(core.flow_names()) == {
-        "sensors", "draw", "return", "intake", "handover", "night", "remote", "enrolment", "pin"}
+        "sensors", "draw", "return", "intake", "handover", "night", "remote", "enrolment", "pin",
+        "stock"}
     assert isinstance(core.lookup("draw", DrawFlow), DrawFlow)
     with pytest.raises(TypeError):
         core.lookup("draw", NightPairing)

@@ -209,6 +209,7 @@
   const SCREEN_OF = {
     idle: 's-idle', await_manager: 's-await_manager', choosing: 's-choosing',
     await_cosign: 's-await_cosign', await_incoming: 's-await_incoming', await_returner: 's-await_returner', releasing: 's-slots', returning: 's-slots', intake: 's-slots',
+    stocking: 's-stock',
   };
 
   function render() {
@@ -227,6 +228,7 @@
     else if (state === 'await_cosign') renderCosign();
     else if (state === 'await_incoming') renderHandoverSummary($('incoming-summary'));
     else if (state === 'await_returner') renderReturner();
+    else if (state === 'stocking') renderStock();
     else renderSlots();
     renderHandoverSheet();
     renderReturnSheet();
@@ -255,10 +257,15 @@
       releasing: ['领取钥匙', 'Draw a key'],
       returning: ['归还钥匙', 'Return a key'],
       intake: ['登记钥匙', 'Register a key'],
+      stocking: ['上架钥匙', 'Stocking the cabinet'],
     };
     const said = intakeOpen() ? prompts.intake : pinAsked() ? ['请输入 PIN', 'Enter your PIN'] : prompts[state] || prompts.idle;
     prompt.replaceChildren(...pair(said));
     show($('intake-open'), state === 'choosing' && snap.custodian === true && !ui.intake);
+    // K1/K2: keys on record that never hung in the cabinet; only a custodian is told
+    const awaiting = state === 'choosing' && !ui.intake && snap.stock ? snap.stock.awaiting || 0 : 0;
+    $('stock-awaiting').textContent = String(awaiting);
+    show($('stock-open'), awaiting > 0);
     renderHandoverButton();
     show($('cancel'), state !== 'idle');
     show($('countdown'), state !== 'idle' && snap.seconds_left !== null);
@@ -510,6 +517,24 @@
       }, el('span', { class: 'zh' }, `空格口 ${n}`), en(`Free slot ${n}`)));
     }
     $('return-slots').replaceChildren(...buttons);
+  }
+
+  // ------------------------------------------------------------ stocking (K1/K2)
+  const STOCK_TILES = 8;  // two rows on the 7" screen; the rest are counted below them
+
+  function renderStock() {
+    const st = snap.stock || { keys: [], done: 0, total: 0 };
+    $('stock-progress').replaceChildren(zh(`已上架 ${st.done} / ${st.total}`), ' ', en(`${st.done} of ${st.total} stocked`));
+    const waiting = st.keys.filter((k) => !k.done);
+    const shown = [...waiting, ...st.keys.filter((k) => k.done)].slice(0, STOCK_TILES);
+    const tiles = $('stock-tiles');
+    tiles.replaceChildren(...shown.map((k) => el('div', {
+      class: k.done ? 'stock-tile done' : 'stock-tile', dataset: { slot: String(k.slot), key: k.key_number },
+    },
+    el('div', { class: 'slot-no' }, String(k.slot)),
+    el('div', { class: 'stock-key' }, el('span', {}, k.done ? '✓ ' : '', k.label), el('small', {}, k.key_number)))));
+    const more = st.keys.length - shown.length;
+    if (more > 0) tiles.append(el('div', { class: 'stock-more' }, zh(`另有 ${more} 把`), ' ', en(`${more} more`)));
   }
 
   // ------------------------------------------------------------------ choosing
@@ -1101,6 +1126,8 @@
       fetch(`${API}/still-here`, { method: 'POST', cache: 'no-store' }).catch(() => {});
     }, { passive: true });
     $('intake-open').addEventListener('click', openIntake);
+    $('stock-open').addEventListener('click', () => post('stock', {}));
+    $('stock-done').addEventListener('click', () => post('stock/finish', {}));
     $('handover-open').addEventListener('click', handoverPressed);
     $('returner-skip').addEventListener('click', () => post('return-without-badge', {}));
     $('handover-back').addEventListener('click', () => { ui.handover = false; render(); });

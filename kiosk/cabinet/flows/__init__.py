@@ -15,13 +15,14 @@ from kiosk.cabinet.flows.pin import PinFlow
 from kiosk.cabinet.flows.remote import RemoteUnlockFlow
 from kiosk.cabinet.flows.returns import ReturnFlow
 from kiosk.cabinet.flows.sensors import SensorSupervisor
+from kiosk.cabinet.flows.stock import StockFlow
 
 DEFAULT_FLOWS = (
     SensorSupervisor, DrawFlow, ReturnFlow, IntakeFlow, HandoverFlow, NightPairing,
-    RemoteUnlockFlow, EnrolmentFlow, PinFlow,
+    RemoteUnlockFlow, EnrolmentFlow, PinFlow, StockFlow,
 )
 
 __all__ = [
     "DEFAULT_FLOWS", "DrawFlow", "EnrolmentFlow", "HandoverFlow", "IntakeFlow", "NightPairing",
-    "PinFlow", "RemoteUnlockFlow", "ReturnFlow", "SensorSupervisor",
+    "PinFlow", "RemoteUnlockFlow", "ReturnFlow", "SensorSupervisor", "StockFlow",
 ]

@@ -55,7 +55,10 @@ class DrawFlow:
         (``policy.screen_keys``: K6 keeps other owners' units from a proxy's eyes)."""
         with DbSession(self.core.engine) as s:
             ctx = self.context(s, now)
-            keys = records.cabinet_keys(s, cabinet_id=self.core.cabinet_id)
+            boxed = {k.id for k in records.awaiting_stock(s, cabinet_id=self.core.cabinet_id)}
+            # a key imported and not stocked yet is not in the cabinet: nothing to draw
+            keys = [k for k in records.cabinet_keys(s, cabinet_id=self.core.cabinet_id)
+                    if k.id not in boxed]
             holders = {
                 loan.key_id: policy.Holder(loan.borrower_id, loan.borrower.name, loan.due_at)
                 for loan in records.loans_out(s, cabinet_id=self.core.cabinet_id)
@@ -80,6 +83,12 @@ class DrawFlow:
                 key = records.key_by_number(s, cabinet_id=core.cabinet_id, key_number=number)
                 if key is None:
                     raise CabinetError("key_unknown", number)
+                if any(k.id == key.id for k in records.awaiting_stock(
+                        s, cabinet_id=core.cabinet_id)):
+                    core.deny(policy.Decision.deny(
+                        "key_not_stocked", "the key is on record but not in the cabinet yet",
+                        "K2"), person=core.visit.person, key=key)
+                    raise CabinetError("key_not_stocked", number)
                 decision = policy.decide_draw(ctx, key)
                 if not decision.allowed:
                     core.deny(decision, person=core.visit.person, key=key)

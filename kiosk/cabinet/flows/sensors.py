@@ -274,15 +274,24 @@ class SensorSupervisor:
 
     async def _key_arrived(self, slot: int, st: SlotState, now: dt.datetime) -> None:
         core = self.core
-        if core.session.state in (flow.State.RETURNING, flow.State.INTAKE) \
+        if core.session.state in (flow.State.RETURNING, flow.State.INTAKE, flow.State.STOCKING) \
                 and slot in core.session.open_slots:
             if core.session.state == flow.State.RETURNING and self.identity \
                     and not await self._right_key(slot, st.fob):
+                return
+            if core.session.state == flow.State.STOCKING and self.identity \
+                    and not await self._right_stock(slot, st.fob):
                 return
             await core.apply(core.session.handle(flow.KeyInserted(now, slot)))
             return
         core.alarm("key_inserted_unexpectedly",
                    f"a key appeared in slot {slot} outside a return", rule="K4", slot=slot)
+
+    async def _right_stock(self, slot: int, fob: str | None) -> bool:
+        """Stocking on an identity cabinet: the stock flow tells whether it is the slot's key."""
+        from kiosk.cabinet.flows.stock import StockFlow  # the stock flow imports this module
+
+        return await self.core.lookup("stock", StockFlow).right_key(slot, fob)
 
     async def _right_key(self, slot: int, fob: str | None) -> bool:
         """Identity cabinets (issue 13): is the key hung in the open ``slot`` the one being
@@ -356,9 +365,11 @@ class SensorSupervisor:
             log.warning("slot %s not re-opened for the right key: %s", slot, exc)
 
     def check_wrong_keys(self) -> None:
-        """A wrong key left in a slot once its return ended is a ``wrong_slot`` alarm (K4)."""
+        """A wrong key left in a slot once its return (or stocking) ended is a ``wrong_slot``
+        alarm (K4)."""
         core = self.core
-        if not self.wrong_keys or core.session.state == flow.State.RETURNING:
+        if not self.wrong_keys or core.session.state in (flow.State.RETURNING,
+                                                          flow.State.STOCKING):
             return
         for slot, hung in sorted(self.wrong_keys.items()):
             with DbSession(core.engine) as s:
