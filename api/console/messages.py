@@ -207,7 +207,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "keys.fob_pair": ("输入芯片 ID 配对", "Pair by typing the chip ID"),
     "keys.fob_rom_hint": ("16 位十六进制，印在钥匙牌上，含 CRC-8 校验", "16 hex digits as printed on the fob; its CRC-8 is checked"),
     "keys.fob_read": ("从钥匙位读取配对", "Pair from the slot"),
-    "keys.fob_seen": ("钥匙位 {slot} 上次扫描读到", "Slot {slot} read at the last scan"),
+    "keys.fob_seen": ("钥匙位 {slot} 上次扫描读到：", "Slot {slot} read at the last scan: "),
     "keys.fob_seen_none": ("钥匙位 {slot} 上次扫描未读到芯片：请先把钥匙挂回此位", "Slot {slot} read no chip at the last scan: hang the key there first"),
     "keys.fob_read_go": ("读取并配对", "Read and pair"),
     "keys.fob_clear": ("清除配对", "Clear the pairing"),

@@ -150,7 +150,7 @@ async def pair_fob(ctx: CtxDep, key_id: uuid.UUID) -> Response:
     """Pair the fob chip by its ROM ID typed from the fob's label (checked: CRC-8)."""
     data = await ctx.form()
     return await _run(ctx, key_id, "fob", data, lambda: ctx.rest(
-        keys.pair_fob, key_id=key_id, body=ctx.body(keys.FobPairIn, data, {"rom": "text"})),
+        keys.pair_fob, key_id=key_id, body=ctx.body(keys.FobPairIn, data, {"rom": "required"})),
         "fob_paired")
 
 
