@@ -220,3 +220,14 @@ def test_three_quick_unlocks_pulse_the_coil_once(line: Line) -> None:
         with pytest.raises(DutyCycleExceeded):  # a DriverError: the cabinet says "retry in"
             bank.unlock(1, 500)
     assert len(line.sim.on_times_ms(0)) == 1 and max(line.sim.on_times_ms(0)) <= CAP_MS
+
+
+def test_a_driver_wired_for_more_coils_than_the_board_has_is_told_at_once(line: Line) -> None:
+    # 16 channels configured, an 8-channel board: exception 02 (ILLEGAL DATA ADDRESS), no
+    # retry, and not a bus fault: the line is fine, the configuration is wrong.
+    wrong = ModbusRelayBank.from_url(line.url, ModbusRelayConfig(channels=16), timeout_s=0.2)
+    line.banks.append(wrong)
+    with pytest.raises(LockBoardError, match="Modbus exception code 2") as refused:
+        wrong.status()
+    assert not isinstance(refused.value, BusFault) and wrong.bus_ok
+    assert wrong.attempts == 1
