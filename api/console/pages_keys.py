@@ -150,7 +150,7 @@ async def pair_fob(ctx: CtxDep, key_id: uuid.UUID) -> Response:
     """Pair the fob chip by its ROM ID typed from the fob's label (checked: CRC-8)."""
     data = await ctx.form()
     return await _run(ctx, key_id, "fob", data, lambda: ctx.rest(
-        keys.pair_fob, key_id=key_id, body=ctx.body(keys.FobPairIn, data, {"rom": "required"})),
+        keys.pair_fob, key_id=key_id, body=ctx.body(keys.FobTyped, data, {"rom": "required"})),
         "fob_paired")
 
 
@@ -159,7 +159,7 @@ async def read_fob(ctx: CtxDep, key_id: uuid.UUID) -> Response:
     """Pair the fob chip the cabinet read in the key's home slot at its last scan."""
     data = await ctx.form()
     return await _run(ctx, key_id, "fob_read", data, lambda: ctx.rest(
-        keys.pair_fob, key_id=key_id, body=keys.FobPairIn(from_slot=True)), "fob_paired")
+        keys.pair_fob, key_id=key_id, body=keys.FobFromSlot(from_slot=True)), "fob_paired")
 
 
 @router.post("/keys/{key_id:uuid}/fob/clear", response_class=HTMLResponse)

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -117,20 +117,17 @@ class RetireIn(Strict):
     reason: Note
 
 
-class FobPairIn(Strict):
-    rom: str | None = Field(
-        default=None, min_length=16, max_length=23, pattern=r"^[0-9A-Fa-f :-]+$",
+class FobTyped(Strict):
+    rom: str = Field(
+        min_length=16, max_length=23, pattern=r"^[0-9A-Fa-f :-]+$",
         description="The fob chip's 1-Wire ROM ID: 16 hex digits (spaces, '-' or ':' "
                     "allowed), family code first, CRC-8 last; it is checked.")
-    from_slot: StrictBool = Field(
-        default=False, description="Instead of typing it: the ROM the cabinet's receptor read "
-                                   "in the key's home slot at its last scan.")
 
-    @model_validator(mode="after")
-    def _one_source(self) -> FobPairIn:
-        if (self.rom is None) == (not self.from_slot):
-            raise ValueError("give either rom or from_slot=true")
-        return self
+
+class FobFromSlot(Strict):
+    from_slot: Literal[True] = Field(
+        description="Instead of typing it: the ROM the cabinet's receptor read in the key's "
+                    "home slot at its last scan.")
 
 
 class FobClearIn(Strict):
@@ -324,20 +321,20 @@ def retire_key(key_id: uuid.UUID, body: RetireIn, by: PrincipalDep, audit: Audit
     responses={409: {"description": "the ROM is paired with another key"}},
 )
 def pair_fob(
-    key_id: uuid.UUID, body: FobPairIn, by: PrincipalDep, audit: AuditDep, request: Request
+    key_id: uuid.UUID, body: FobTyped | FobFromSlot, by: PrincipalDep, audit: AuditDep,
+    request: Request,
 ) -> KeyOut:
     with tx.write(audit) as session:
         slot = None
-        if body.from_slot:
+        if isinstance(body, FobFromSlot):
             cabinet = getattr(request.app.state, "cabinet", None)
             rom, slot = keys.fob_in_home_slot(
                 session, key_id=key_id, cabinet_id=getattr(cabinet, "cabinet_id", None),
                 fobs=cabinet.last_fobs() if cabinet is not None else None)
         else:
-            assert body.rom is not None
             rom = body.rom
         key = keys.pair_fob(session, audit, by=by, key_id=key_id, rom=rom,
-                            source="slot" if body.from_slot else "typed", slot=slot)
+                            source="typed" if slot is None else "slot", slot=slot)
         return _key_out(session, key)
 
 
