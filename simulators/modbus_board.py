@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +80,8 @@ class RelayBoardSim:
         """The board's controller hangs right after the next coil-on it obeys: the relay
         stays on and nothing is answered any more (until ``hung`` is cleared)."""
         self.hung = False
+        self.reattached = 0
+        """How often the board was attached to its serial device (``serve_serial``)."""
         self._last_bits = 1
         model.subscribe(self._on_model_change)
 
@@ -288,10 +291,17 @@ class RunningBoard(NamedTuple):
 
     host: str
     port: int
-    stop: Callable[[], None]
+    stop: Callable[..., None]
+    """``stop(drop_relays=True)``: ``False`` when only the line goes (a gateway or adapter
+    pulled), not the board: its relays then hold what they held."""
+    device: str | None = None
+    """The serial device the board is attached to (``serve_serial``), else ``None``."""
 
     def url(self, scheme: str = "tcp") -> str:
-        """The driver URL for this board (``tcp`` or ``rtu+tcp``)."""
+        """The driver URL for this board (``tcp`` or ``rtu+tcp``; a serial board: the
+        driver opens the *other* end of the line, so this is only its own device)."""
+        if self.device is not None:
+            return self.device
         return f"{scheme}://{self.host}:{self.port}"
 
 
@@ -316,7 +326,8 @@ def run_in_thread(
     """Serve a relay board on ``host:port`` (0 = a free port) from a daemon thread.
 
     Returns once the socket is listening. ``stop()`` closes the server and every client
-    connection, drops the board's relays (a dead board holds nothing) and joins the thread.
+    connection, drops the board's relays (a dead board holds nothing; ``drop_relays=False``:
+    only the line went) and joins the thread.
     """
     sim = board or RelayBoardSim(model, config)
     loop = asyncio.new_event_loop()
@@ -353,7 +364,7 @@ def run_in_thread(
         raise RuntimeError(f"relay board simulator did not start: {box.get('error')}")
     stopped = threading.Event()
 
-    def stop() -> None:
+    def stop(drop_relays: bool = True) -> None:
         if stopped.is_set():
             return
         stopped.set()
@@ -363,11 +374,100 @@ def run_in_thread(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
-        sim.drop_all()
+        if drop_relays:
+            sim.drop_all()
 
     bound = box["port"]
     assert isinstance(bound, int)
     return RunningBoard(host, bound, stop)
+
+
+REATTACH_S = 0.05
+"""How often a board whose serial device vanished looks for it again."""
+
+
+def serve_serial(
+    model: CabinetModel,
+    config: ModbusRelayConfig | None = None,
+    *,
+    device: str,
+    baudrate: int = 9600,
+    parity: str = "N",
+    board: RelayBoardSim | None = None,
+) -> RunningBoard:
+    """Attach a relay board to a serial device (a USB-RS485 adapter, or one end of a
+    ``socat`` pty pair) and answer RTU frames on it from a daemon thread.
+
+    Real bytes on a real tty, so the driver's serial client meets what it meets in the
+    field. A device that disappears (an adapter pulled, ``socat`` killed) is looked for
+    every ``REATTACH_S`` and re-attached when it is back, as a board stays wired to its bus
+    while the Pi's adapter comes and goes. ``stop()`` detaches and drops the relays.
+    """
+    from pymodbus.server import ModbusSerialServer
+
+    sim = board or RelayBoardSim(model, config)
+    if not os.path.exists(device):
+        raise ValueError(f"serial device {device!r} does not exist")
+    loop = asyncio.new_event_loop()
+    stopping = asyncio.Event()
+    lost = threading.Event()
+    attached = threading.Event()
+
+    def connected(up: bool) -> None:
+        if not up:
+            lost.set()
+
+    async def attach_once() -> ModbusSerialServer | None:
+        server = ModbusSerialServer(
+            sim.device(), port=device, framer=FramerType.RTU, baudrate=baudrate,
+            parity=parity, ignore_missing_devices=True, trace_pdu=sim.trace_pdu,
+            trace_connect=connected, timeout=0.1, reconnect_delay=0,
+        )
+        try:
+            await server.serve_forever(background=True)
+        except (RuntimeError, OSError):
+            return None
+        return server
+
+    async def supervise() -> None:
+        server: ModbusSerialServer | None = None
+        while not stopping.is_set():
+            if server is not None and lost.is_set():
+                with contextlib.suppress(Exception):
+                    await server.shutdown()
+                server = None
+            if server is None and os.path.exists(device):
+                lost.clear()
+                server = await attach_once()
+                if server is not None:
+                    sim.reattached += 1
+                    attached.set()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), REATTACH_S)
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await server.shutdown()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(supervise(),),
+                              name=f"modbus-board-{device}", daemon=True)
+    thread.start()
+    if not attached.wait(10):
+        loop.call_soon_threadsafe(stopping.set)
+        thread.join(5)
+        raise RuntimeError(f"relay board simulator could not attach to {device}")
+    done = threading.Event()
+
+    def stop(drop_relays: bool = True) -> None:
+        if done.is_set():
+            return
+        done.set()
+        loop.call_soon_threadsafe(stopping.set)
+        thread.join(5)
+        loop.close()
+        if drop_relays:
+            sim.drop_all()
+
+    return RunningBoard("", 0, stop, device=device)
 
 
 # -- command line -------------------------------------------------------------------------
@@ -376,7 +476,8 @@ def run_in_thread(
     "--listen",
     default="tcp://127.0.0.1:5020",
     show_default=True,
-    help="tcp://host:port for Modbus TCP, rtu+tcp://host:port for RTU frames over TCP.",
+    help="tcp://host:port for Modbus TCP, rtu+tcp://host:port for RTU frames over TCP, or "
+         "a serial device path (a USB-RS485 adapter, one end of a socat pty pair) for RTU.",
 )
 @click.option("--channels", default=16, show_default=True, type=click.IntRange(1, 32))
 @click.option("--unit", default=1, show_default=True, type=click.IntRange(1, 247))
@@ -399,10 +500,12 @@ def modbus_command(
     run_for: float | None,
 ) -> None:
     """Play a Modbus RTU/TCP relay board on a socket until interrupted."""
-    try:
-        framer, host, port = parse_listen(listen)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--listen") from None
+    serial_device = listen.startswith("/")
+    if not serial_device:
+        try:
+            framer, host, port = parse_listen(listen)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--listen") from None
     slots = {first_slot + i: i for i in range(channels)}
     model = CabinetModel(slot_numbers=list(slots))
     if stock:
@@ -410,11 +513,18 @@ def modbus_command(
     config = ModbusRelayConfig(
         unit=unit, channels=channels, slots=slots, key_input_base=0 if key_inputs else None
     )
-    running = run_in_thread(model, config, host=host, port=port, framer=framer)
-    scheme = "tcp" if framer == FramerType.SOCKET else "rtu+tcp"
+    if serial_device:
+        try:
+            running = serve_serial(model, config, device=listen)
+        except (ValueError, RuntimeError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--listen") from None
+        where = f"RTU on {listen}"
+    else:
+        running = run_in_thread(model, config, host=host, port=port, framer=framer)
+        where = running.url("tcp" if framer == FramerType.SOCKET else "rtu+tcp")
     click.echo(
         f"relay board unit {unit}: {channels} channels, slots {first_slot}-"
-        f"{first_slot + channels - 1}, listening on {running.url(scheme)}"
+        f"{first_slot + channels - 1}, listening on {where}"
     )
     try:
         deadline = None if run_for is None else time.monotonic() + run_for

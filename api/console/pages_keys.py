@@ -1,5 +1,6 @@
 """Keys and slots: search by key number, room or floor; a key's history; edit, move to
-another slot, retire. Room and floor are searched through the units, as the API allows."""
+another slot, retire; pair or clear the key's fob chip (issue 13: typed ROM ID, or the one
+the cabinet reads in the key's slot). Room and floor are searched through the units, as the API allows."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from api.console.web import Ctx, CtxDep, FormInvalid, paging
 from api.routes import cabinets, events, keys, loans, owners
 from api.schemas import Search
 from kiosk.errors import Conflict, InvalidRequest
+from kiosk.services import tx
 from kiosk.services.events import EventFilter
 from kiosk.services.loans import LoanState
-from kiosk.store.models import KeyCategory, KeyStatus
+from kiosk.store.models import KeyCategory, KeyStatus, Slot
 
 EDIT_KINDS = {"label": "required", "group_id": "uuid", "category": "text", "copies": "int",
               "fob_tag": "optional"}
@@ -91,8 +93,28 @@ def _detail(ctx: Ctx, key_id: uuid.UUID, *, errors: dict[str, dict[str, str]] | 
         category_options=[(c.value, ctx.label("key.category", c)) for c in KeyCategory],
         slot_options=_free_slots(ctx, key.home_slot_id) if can_write else [],
         can_write=can_write and key.status == KeyStatus.ACTIVE,
+        can_pair=ctx.may(keys.pair_fob) and key.status == KeyStatus.ACTIVE,
+        seen=_seen_in_home_slot(ctx, key.home_slot_id, key.home_slot_number),
         action_errors=errors or {}, form=form or {}, problem=problem,
     )
+
+
+def _seen_in_home_slot(ctx: Ctx, slot_id: uuid.UUID | None,
+                       number: int | None) -> dict[str, Any] | None:
+    """What the running cabinet's receptor read in the key's home slot at its last scan
+    (``{"slot": n, "rom": str | None}``), or ``None`` where nothing can be read: no home slot,
+    no cabinet attached to this process, a slot of another cabinet, presence only."""
+    cabinet = getattr(ctx.request.app.state, "cabinet", None)
+    if slot_id is None or number is None or cabinet is None:
+        return None
+    fobs = cabinet.last_fobs()
+    if fobs is None:
+        return None
+    with tx.read(ctx.runtime.audit) as session:
+        slot = session.get(Slot, slot_id)
+        if slot is None or slot.cabinet_id != cabinet.cabinet_id:
+            return None
+    return {"slot": number, "rom": fobs.get(number)}
 
 
 @router.get("/keys/{key_id:uuid}", response_class=HTMLResponse)
@@ -121,6 +143,31 @@ async def retire(ctx: CtxDep, key_id: uuid.UUID) -> Response:
     return await _run(ctx, key_id, "retire", data, lambda: ctx.rest(
         keys.retire_key, key_id=key_id, body=ctx.body(keys.RetireIn, data, {"reason": "text"})),
         "retired")
+
+
+@router.post("/keys/{key_id:uuid}/fob", response_class=HTMLResponse)
+async def pair_fob(ctx: CtxDep, key_id: uuid.UUID) -> Response:
+    """Pair the fob chip by its ROM ID typed from the fob's label (checked: CRC-8)."""
+    data = await ctx.form()
+    return await _run(ctx, key_id, "fob", data, lambda: ctx.rest(
+        keys.pair_fob, key_id=key_id, body=ctx.body(keys.FobTyped, data, {"rom": "required"})),
+        "fob_paired")
+
+
+@router.post("/keys/{key_id:uuid}/fob/read", response_class=HTMLResponse)
+async def read_fob(ctx: CtxDep, key_id: uuid.UUID) -> Response:
+    """Pair the fob chip the cabinet read in the key's home slot at its last scan."""
+    data = await ctx.form()
+    return await _run(ctx, key_id, "fob_read", data, lambda: ctx.rest(
+        keys.pair_fob, key_id=key_id, body=keys.FobFromSlot(from_slot=True)), "fob_paired")
+
+
+@router.post("/keys/{key_id:uuid}/fob/clear", response_class=HTMLResponse)
+async def clear_fob(ctx: CtxDep, key_id: uuid.UUID) -> Response:
+    data = await ctx.form()
+    return await _run(ctx, key_id, "fob_clear", data, lambda: ctx.rest(
+        keys.clear_fob, key_id=key_id, body=ctx.body(keys.FobClearIn, data, {"reason": "text"})),
+        "fob_cleared")
 
 
 async def _run(ctx: Ctx, key_id: uuid.UUID, action: str, data: dict[str, Any],

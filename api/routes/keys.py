@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field, StrictBool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -98,6 +98,9 @@ class KeyOut(Out):
     category: KeyCategory
     copies: int
     fob_tag: str | None
+    fob_rom: str | None = Field(description=(
+        "Issue 13: the 1-Wire ROM ID of the chip in the key's fob (16 hex digits), which an "
+        "identity cabinet reads in the slot; null: not paired (known by presence only)."))
     home_slot_id: uuid.UUID | None
     home_slot_number: int | None
     status: KeyStatus
@@ -114,6 +117,23 @@ class MoveIn(Strict):
 
 
 class RetireIn(Strict):
+    reason: Note
+
+
+class FobTyped(Strict):
+    rom: str = Field(
+        min_length=16, max_length=23, pattern=r"^[0-9A-Fa-f :-]+$",
+        description="The fob chip's 1-Wire ROM ID: 16 hex digits (spaces, '-' or ':' "
+                    "allowed), family code first, CRC-8 last; it is checked.")
+
+
+class FobFromSlot(Strict):
+    from_slot: Literal[True] = Field(
+        description="Instead of typing it: the ROM the cabinet's receptor read in the key's "
+                    "home slot at its last scan.")
+
+
+class FobClearIn(Strict):
     reason: Note
 
 
@@ -170,6 +190,7 @@ def _keys_out(session: Session, rows: list[Key]) -> list[KeyOut]:
             category=k.category,
             copies=k.copies,
             fob_tag=k.fob_tag,
+            fob_rom=k.fob_rom,
             home_slot_id=k.home_slot_id,
             home_slot_number=k.home_slot.number if k.home_slot else None,
             status=k.status,
@@ -293,6 +314,44 @@ def retire_key(key_id: uuid.UUID, body: RetireIn, by: PrincipalDep, audit: Audit
     with tx.write(audit) as session:
         return _key_out(
             session, keys.retire_key(session, audit, by=by, key_id=key_id, reason=body.reason)
+        )
+
+
+@router.post(
+    "/keys/{key_id:uuid}/fob",
+    response_model=KeyOut,
+    dependencies=[needs(P.KEYS_WRITE)],
+    summary="Pair the key's fob chip: a typed ROM ID, or the one read in its slot (issue 13)",
+    responses={409: {"description": "the ROM is paired with another key"}},
+)
+def pair_fob(
+    key_id: uuid.UUID, body: FobTyped | FobFromSlot, by: PrincipalDep, audit: AuditDep,
+    request: Request,
+) -> KeyOut:
+    with tx.write(audit) as session:
+        slot = None
+        if isinstance(body, FobFromSlot):
+            cabinet = getattr(request.app.state, "cabinet", None)
+            rom, slot = keys.fob_in_home_slot(
+                session, key_id=key_id, cabinet_id=getattr(cabinet, "cabinet_id", None),
+                fobs=cabinet.last_fobs() if cabinet is not None else None)
+        else:
+            rom = body.rom
+        key = keys.pair_fob(session, audit, by=by, key_id=key_id, rom=rom,
+                            source="typed" if slot is None else "slot", slot=slot)
+        return _key_out(session, key)
+
+
+@router.post(
+    "/keys/{key_id:uuid}/fob/clear",
+    response_model=KeyOut,
+    dependencies=[needs(P.KEYS_WRITE)],
+    summary="Unpair the key's fob chip, with the reason (logged; issue 13)",
+)
+def clear_fob(key_id: uuid.UUID, body: FobClearIn, by: PrincipalDep, audit: AuditDep) -> KeyOut:
+    with tx.write(audit) as session:
+        return _key_out(
+            session, keys.clear_fob(session, audit, by=by, key_id=key_id, reason=body.reason)
         )
 
 

@@ -17,8 +17,14 @@ both modes the coil is read back after the pulse; a coil still on after ``settle
 forced off and reported as :class:`LockFault`, so a wrong unit cannot hold a coil on.
 
 Failures. Every bus request is retried a bounded number of times with doubling backoff;
-a board that stops answering is :class:`LockBoardError`, never a silent success. Any
-exception inside ``unlock``, ``close()`` and process exit drive every coil to locked.
+a board that stops answering is :class:`LockBoardError`, never a silent success. A failing
+*transport* (a USB-RS485 adapter unplugged: the port cannot be opened, ``OSError`` /
+``termios.error`` / ``SerialException`` under pymodbus; a Modbus TCP gateway gone) is
+:class:`BusFault`, which the cabinet raises as its ``bus_fault`` alarm; the port is
+reopened on the next request, so the bus comes back without a restart (:attr:`bus_ok`,
+``on_bus_change``). A request that could not even be sent (no port) is known not to have
+switched anything on. Any exception inside ``unlock``, ``close()`` and process exit drive
+every coil to locked.
 """
 
 from __future__ import annotations
@@ -26,30 +32,38 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import termios
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
+import serial
 from pymodbus import FramerType
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.client.base import ModbusBaseSyncClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
 
-from drivers.errors import LockBoardError, LockFault
+from drivers.errors import BusFault, LockBoardError, LockFault
 from drivers.io import safety
-from drivers.io.pulse import Sleep, check_max_pulse
-from drivers.locks.base import HARD_MAX_PULSE_MS, SlotState, cap_pulse
+from drivers.io.pulse import Sleep
+from drivers.locks.base import SlotState, cap_pulse
 from drivers.locks.duty import DutyCycle, DutyLimit
+from drivers.locks.modbus_config import (
+    PULSE_MODES,
+    ModbusRelayConfig,
+    PulseMode,
+    decode_flash,
+    encode_flash,
+)
+
+__all__ = ["PULSE_MODES", "ModbusRelayBank", "ModbusRelayConfig", "PulseMode", "decode_flash",
+           "encode_flash", "unit_keyword"]
 
 log = logging.getLogger(__name__)
 
-PulseMode = Literal["write-on-then-off", "flash"]
-PULSE_MODES: tuple[str, ...] = ("write-on-then-off", "flash")
 POLL_MS = 50
 """Read-back interval while waiting for a coil to drop."""
 NOT_RETRIED = frozenset({1, 2, 3})
@@ -58,107 +72,13 @@ OFF_GRACE_MS = 100
 """After ``max_pulse_ms`` the "off" watchdog gives up waiting and raises; it keeps
 re-sending "off" in the background every ``WATCHDOG_S`` until the board takes it."""
 WATCHDOG_S = 0.1
-
-
-# -- codec ---------------------------------------------------------------------------------
-def encode_flash(pulse_ms: int, *, command: int, unit_ms: int) -> int:
-    """The register value for a timed pulse: command byte high, time in units low.
-
-    At least one unit (a pulse is never zero); with a command byte the low byte caps the
-    count at 255 units. ``command=0`` means the whole register is the unit count.
-    """
-    if pulse_ms <= 0:
-        raise ValueError(f"pulse must be positive, got {pulse_ms} ms")
-    units = max(1, pulse_ms // unit_ms)
-    if command:
-        return (command << 8) | min(units, 0xFF)
-    return min(units, 0xFFFF)
-
-
-def decode_flash(value: int, *, command: int, unit_ms: int) -> int | None:
-    """The pulse in ms a register write asks for, or ``None`` if it is not a flash command."""
-    if command:
-        if value >> 8 != command:
-            return None
-        units = value & 0xFF
-    else:
-        units = value
-    return units * unit_ms if units else None
-
-
-# -- config --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModbusRelayConfig:
-    """How one relay board is addressed and wired; validated when built.
-
-    ``slots`` maps cabinet slot -> relay channel (0-based); default slot n -> channel n-1.
-    """
-
-    unit: int = 1
-    channels: int = 16
-    slots: Mapping[int, int] | None = None
-    coil_base: int = 0
-    coil_on_unlocks: bool = True
-    key_input_base: int | None = None
-    key_present_when: bool = True
-    pulse_mode: PulseMode = "write-on-then-off"
-    flash_register_base: int = 1
-    flash_command: int = 0x06
-    flash_unit_ms: int = 100
-    max_pulse_ms: int = 1000
-    settle_ms: int = 300
-    verify_readback: bool = True
-    retries: int = 2
-    backoff_ms: int = 50
-    off_margin_ms: int = 200
-    """write-on-then-off only: the pulse is shortened so that one lost "off" (one client
-    timeout) still drops the coil within ``max_pulse_ms``; set it to the transport timeout."""
-
-    def __post_init__(self) -> None:
-        _bounded("unit", self.unit, 1, 247)
-        _bounded("channels", self.channels, 1, 32)
-        _bounded("coil_base", self.coil_base, 0, 0xFFFF - self.channels)
-        if self.key_input_base is not None:
-            _bounded("key_input_base", self.key_input_base, 0, 0xFFFF - self.channels)
-        if self.pulse_mode not in PULSE_MODES:
-            raise ValueError(f"pulse_mode must be one of {PULSE_MODES}, got {self.pulse_mode!r}")
-        _bounded("flash_register_base", self.flash_register_base, 0, 0xFFFF - self.channels)
-        _bounded("flash_command", self.flash_command, 0, 0xFF)
-        check_max_pulse(self.max_pulse_ms)
-        _bounded("flash_unit_ms", self.flash_unit_ms, 10, min(1000, self.max_pulse_ms))
-        _bounded("settle_ms", self.settle_ms, 0, HARD_MAX_PULSE_MS)
-        _bounded("retries", self.retries, 0, 5)
-        _bounded("backoff_ms", self.backoff_ms, 0, 1000)
-        _bounded("off_margin_ms", self.off_margin_ms, 0, self.max_pulse_ms - 10)
-        if self.pulse_mode == "flash" and not self.coil_on_unlocks:
-            raise ValueError("flash pulses energise the coil: needs coil_on_unlocks=true")
-        slots = (
-            dict(self.slots)
-            if self.slots is not None
-            else {n: n - 1 for n in range(1, self.channels + 1)}
-        )
-        if not slots:
-            raise ValueError("a relay bank needs at least one slot")
-        owner: dict[int, int] = {}
-        for slot, channel in slots.items():
-            if slot < 1:
-                raise ValueError(f"slot numbers start at 1, got {slot}")
-            _bounded(f"channel of slot {slot}", channel, 0, self.channels - 1)
-            if channel in owner:
-                raise ValueError(f"channel {channel} drives slots {owner[channel]} and {slot}")
-            owner[channel] = slot
-        object.__setattr__(self, "slots", MappingProxyType(slots))
-
-    @property
-    def slot_map(self) -> Mapping[int, int]:
-        """The validated slot -> channel map (never ``None`` after construction)."""
-        assert self.slots is not None
-        return self.slots
-
-
-def _bounded(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be {low}..{high}, got {value}")
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionException, serial.SerialException, OSError, termios.error,
+)
+"""A failing transport, not a silent board. ``termios.error`` is *not* an OSError, and
+pymodbus lets a raw one through from pyserial on an adapter that vanished mid-call."""
+BusListener = Callable[[bool, str], None]
+"""``on_bus_change(ok, message)``: called once per transition, from the calling thread."""
 
 
 def unit_keyword(client: object) -> str:
@@ -174,6 +94,15 @@ class _Refused(LockBoardError):
     """The board answered with a Modbus exception no retry can fix."""
 
 
+class _NotSent(BusFault):
+    """The port could not be opened: the request never left, nothing was switched."""
+
+
+def _same_kind(cause: LockBoardError) -> type[LockBoardError]:
+    """Re-wrapping keeps a transport failure a :class:`BusFault` (the cabinet's bus alarm)."""
+    return BusFault if isinstance(cause, BusFault) else LockBoardError
+
+
 # -- device --------------------------------------------------------------------------------
 class ModbusRelayBank:
     """:class:`~drivers.locks.base.LockBank` on one Modbus relay board (one unit address)."""
@@ -186,8 +115,10 @@ class ModbusRelayBank:
         sleep: Sleep = time.sleep,
         duty: DutyLimit | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_bus_change: BusListener | None = None,
     ) -> None:
-        """``duty`` limits how often one coil may pulse; ``clock`` times the "off" watchdog."""
+        """``duty`` limits how often one coil may pulse; ``clock`` times the "off" watchdog;
+        ``on_bus_change(ok, message)`` hears when the transport fails and when it is back."""
         self.config = config or ModbusRelayConfig()
         self._client = client
         self._sleep = sleep
@@ -200,6 +131,9 @@ class ModbusRelayBank:
         self._bus = threading.RLock()  # one request on the wire at a time
         self._pulse = threading.Lock()  # one coil pulsed at a time: the PSU sees one inrush
         self._closed = False
+        self.on_bus_change = on_bus_change
+        self.bus_fault: str | None = None
+        """Why the transport is down (``None``: it works)."""
         self.attempts = 0
         """Requests sent so far, retries included (diagnostics)."""
         safety.lock_on_exit(self)
@@ -215,6 +149,7 @@ class ModbusRelayBank:
         timeout_s: float = 0.5,
         sleep: Sleep = time.sleep,
         duty: DutyLimit | None = None,
+        on_bus_change: BusListener | None = None,
     ) -> ModbusRelayBank:
         """Open the transport named by ``url`` (pymodbus's own retries off: ours are bounded).
 
@@ -244,9 +179,15 @@ class ModbusRelayBank:
                 timeout=timeout_s,
                 retries=0,
             )
-        return cls(client, config, sleep=sleep, duty=duty)
+        return cls(client, config, sleep=sleep, duty=duty, on_bus_change=on_bus_change)
 
     # -- LockBank ---------------------------------------------------------------------------
+    @property
+    def bus_ok(self) -> bool:
+        """Whether the transport worked at the last request (a silent board is not a bus
+        fault: the port is fine, the board is not)."""
+        return self.bus_fault is None
+
     @property
     def slots(self) -> tuple[int, ...]:
         return tuple(sorted(self.config.slot_map))
@@ -255,9 +196,12 @@ class ModbusRelayBank:
         """Pulse ``slot``'s relay (blocking) and confirm its coil dropped.
 
         ``ValueError`` for a slot not on this board; ``DutyCycleExceeded`` (before any
-        request) for a coil pulsed too often; ``LockBoardError`` if the board does not
+        pulse) for a coil pulsed too often; ``LockBoardError`` if the board does not
         answer; ``LockFault`` if the coil still reads energised after ``settle_ms``, or if
         the board stopped answering after "on" (then a watchdog keeps sending "off").
+
+        ``BusFault`` (a ``LockBoardError``) if the transport is gone: the coils are read
+        before the pulse, so a pulled adapter is found before anything is switched on.
 
         A pulse is never sent twice for one call: a timed ("flash") write whose answer was
         lost is not repeated (the board may be timing it right now); the coil is read back
@@ -274,6 +218,11 @@ class ModbusRelayBank:
             if self._closed:
                 raise LockBoardError(f"relay board unit {cfg.unit} is closed")
             try:
+                # The line first: an adapter pulled since the last request fails here, as a
+                # BusFault with nothing switched on. Without this the "on" itself met the
+                # dead port, and a coil that may or may not be on had to be chased until
+                # the cap ran out and reported as a lock fault (issue 13).
+                self._read_coils()
                 if self._duty is not None:
                     self._duty.admit(slot, ms)
                 if cfg.pulse_mode == "flash":
@@ -294,14 +243,14 @@ class ModbusRelayBank:
         try:
             self._call("flash", lambda: self._client.write_register(address, value, **self._unit),
                        attempts=1)
-        except _Refused:
+        except (_Refused, _NotSent):
             raise
         except LockBoardError as lost:
             # The write may have arrived and only its answer got lost: read, never re-send.
             try:
                 coils = self._read_coils()
-            except LockBoardError:
-                raise LockBoardError(
+            except LockBoardError as silent:
+                raise _same_kind(silent)(
                     f"relay board unit {cfg.unit}: flash of channel {channel} not confirmed "
                     f"and the board does not answer: {lost}"
                 ) from lost
@@ -321,8 +270,8 @@ class ModbusRelayBank:
         lost_on: LockBoardError | None = None
         try:
             self._call("coil on", lambda: self._write_one(channel, unlocked=True), attempts=1)
-        except _Refused:
-            raise
+        except (_Refused, _NotSent):
+            raise  # nothing was switched on: nothing to switch off
         except LockBoardError as exc:
             lost_on = exc  # it may be on: switch it off at once, then report
         if lost_on is None:
@@ -332,7 +281,7 @@ class ModbusRelayBank:
                 self._off_within_cap(slot, channel, on_at)
         else:
             self._off_within_cap(slot, channel, on_at)
-            raise LockBoardError(
+            raise _same_kind(lost_on)(
                 f"relay board unit {cfg.unit}: coil on for slot {slot} not confirmed: {lost_on}"
             )
 
@@ -497,32 +446,79 @@ class ModbusRelayBank:
         """Send one request with bounded retries; return the reply or raise LockBoardError.
 
         ``attempts=1`` for requests that must not be repeated blindly (a pulse) or whose
-        repetition the caller paces itself (the "off" watchdog).
+        repetition the caller paces itself (the "off" watchdog). The port is (re)opened
+        before each attempt: after an adapter came back this is what reopens it. If the
+        last attempt failed in the transport the error is :class:`BusFault` (``_NotSent``
+        when the port could not even be opened), else the board was silent or refused.
         """
         cfg = self.config
         attempts = cfg.retries + 1 if attempts is None else attempts
         last = "no attempt"
+        fault: type[LockBoardError] = LockBoardError
+        sent = False
         for attempt in range(attempts):
             if attempt:
                 self._sleep(cfg.backoff_ms * 2 ** (attempt - 1) / 1000)
             with self._bus:
                 self.attempts += 1
+                if not self._open():
+                    last, fault = f"cannot open the port: {self._client}", _NotSent
+                    self._transport_failed(last)
+                    continue
+                sent = True
                 try:
                     reply = request()
-                except (ModbusException, OSError) as exc:
-                    last = str(exc) or type(exc).__name__
+                except TRANSPORT_ERRORS as exc:
+                    last, fault = f"{type(exc).__name__}: {exc}", BusFault
+                    self._client.close()
+                    self._transport_failed(last)
+                    continue
+                except ModbusException as exc:
+                    last, fault = str(exc) or type(exc).__name__, LockBoardError
                     # Drop the link so a late reply cannot be taken for the next request's.
                     self._client.close()
                     continue
+            self._transport_works()
             if not reply.isError():
                 return reply
             code = getattr(reply, "exception_code", None)
-            last = f"Modbus exception code {code}"
+            last, fault = f"Modbus exception code {code}", LockBoardError
             if code in NOT_RETRIED:
                 raise _Refused(f"relay board unit {cfg.unit}: {what} refused: {last}")
-        raise LockBoardError(
+        if fault is _NotSent and sent:
+            fault = BusFault  # an earlier attempt went out: it may have been obeyed
+        raise fault(
             f"relay board unit {cfg.unit}: {what} failed after {attempts} attempts: {last}"
         )
+
+    def _open(self) -> bool:
+        """Open the transport if it is closed; ``False`` if it cannot be opened now."""
+        try:
+            return bool(self._client.connect())
+        except TRANSPORT_ERRORS:
+            return False
+
+    def _transport_failed(self, message: str) -> None:
+        if self.bus_fault is None:
+            log.error("relay board unit %s: lock bus failed: %s", self.config.unit, message)
+            self.bus_fault = message
+            self._notify(False, message)
+        else:
+            self.bus_fault = message
+
+    def _transport_works(self) -> None:
+        if self.bus_fault is not None:
+            self.bus_fault = None
+            log.warning("relay board unit %s: lock bus restored", self.config.unit)
+            self._notify(True, "restored")
+
+    def _notify(self, ok: bool, message: str) -> None:
+        if self.on_bus_change is None:
+            return
+        try:
+            self.on_bus_change(ok, message)
+        except Exception:  # a listener must never break the bus
+            log.exception("Modbus on_bus_change listener failed")
 
     def __repr__(self) -> str:
         return f"<ModbusRelayBank unit={self.config.unit} slots={self.slots}>"

@@ -114,6 +114,26 @@ def _signature_block(font: str, lang: Language, width: float) -> Any:
                          grid])
 
 
+def _heading_with_table(heading: Any, grid: Any, rows: list[list[Any]], widths: list[float],
+                        width: float, page_height: float) -> list[Any]:
+    """The heading glued to the start of its table: a heading alone at the foot of a page,
+    its rows on the next, reads as a section with nothing in it.
+
+    A ``CondPageBreak`` for heading + column row + first row: when less than that is left
+    on the page, the heading moves to the next page with its table; when more is left, a
+    long table still starts here and splits as usual (its column row repeats), so a table
+    longer than a page leaves no blank half page in front of it (``KeepTogether`` would).
+    """
+    from reportlab.platypus import CondPageBreak
+    from reportlab.platypus import Table as PdfTable
+
+    _, head_h = heading.wrap(width, page_height)
+    start = PdfTable(rows[:2], colWidths=widths)
+    _, start_h = start.wrap(width, page_height)
+    need = head_h + heading.getSpaceBefore() + heading.getSpaceAfter() + start_h
+    return [CondPageBreak(need), heading, grid]
+
+
 def render(data: dict[str, Any], lang: Language, *, footer: str = "",
            letterhead: Letterhead | None = None) -> bytes:
     """The report as an A4 landscape PDF with the Chinese glyphs embedded."""
@@ -121,7 +141,14 @@ def render(data: dict[str, Any], lang: Language, *, footer: str = "",
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+    from reportlab.platypus import (
+        KeepTogether,
+        LongTable,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        TableStyle,
+    )
     from reportlab.platypus import Table as PdfTable
 
     font = ensure_font()
@@ -165,10 +192,10 @@ def render(data: dict[str, Any], lang: Language, *, footer: str = "",
     story += [fact_table, Spacer(1, 3 * mm)]
     for table in doc.tables:
         n = table.items if table.items is not None else len(table.rows)
-        story.append(Paragraph(f"{esc(table.heading)}（{n}）" if lang == "zh"
-                               else f"{esc(table.heading)} ({n})", head_style))
+        heading = Paragraph(f"{esc(table.heading)}（{n}）" if lang == "zh"
+                            else f"{esc(table.heading)} ({n})", head_style)
         if not table.rows:
-            story.append(Paragraph(esc(word("none", lang)), cell))
+            story.append(KeepTogether([heading, Paragraph(esc(word("none", lang)), cell)]))
             continue
         total = sum(table.widths) or len(table.columns)
         widths = [width * w / total for w in (table.widths or [1.0] * len(table.columns))]
@@ -181,7 +208,7 @@ def render(data: dict[str, Any], lang: Language, *, footer: str = "",
             ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F6F8FA")]),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ]))
-        story.append(grid)
+        story += _heading_with_table(heading, grid, rows, widths, width, pdf.height)
     story.append(_signature_block(font, lang, width))
     pdf.build(story, canvasmaker=_numbered_canvas(font, lang, head, doc.title, footer))
     return buf.getvalue()

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from drivers.errors import IdentityError
+from drivers.identity.onewire import FobId
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.services import tx
@@ -266,6 +268,87 @@ def retire_key(
             payload={"key": str(key.id), "reason": reason},
         ),
     )
+    return key
+
+
+# -------------------------------------------------------------- the key's fob (issue 13)
+def fob_rom_text(text: str) -> str:
+    """A typed 1-Wire ROM ID in its stored form (16 upper-case hex digits), or a clear error.
+
+    64 bits with the 1-Wire CRC-8 (Dallas/Maxim) in the last byte, as the chip sends it:
+    family code first, CRC last (what the receptor reads and the fob's label prints).
+    """
+    try:
+        return FobId.parse(text).hex
+    except IdentityError as exc:
+        raise InvalidRequest(f"not a fob ROM ID: {exc}") from None
+
+
+def fob_in_home_slot(session: Session, *, key_id: uuid.UUID, cabinet_id: uuid.UUID | None,
+                     fobs: dict[int, str | None] | None) -> tuple[str, int]:
+    """The ROM the running cabinet's receptor read in the key's home slot at its last scan,
+    and that slot's number.
+
+    ``cabinet_id`` / ``fobs``: the cabinet attached to this process and its last scan
+    (``None``: no cabinet here, or one that senses presence only). Each refusal says why.
+    """
+    key = tx.get(session, Key, key_id, "key")
+    slot = key.home_slot
+    if slot is None:
+        raise InvalidRequest(f"key {key.key_number} has no home slot to read a fob from")
+    if cabinet_id is None or slot.cabinet_id != cabinet_id:
+        raise InvalidRequest(f"slot {slot.number} is not in a cabinet running here")
+    if fobs is None:
+        raise InvalidRequest("this cabinet senses presence only: it cannot read a fob")
+    rom = fobs.get(slot.number)
+    if not rom:
+        raise InvalidRequest(f"no fob read in slot {slot.number} at the last scan: hang the "
+                             f"key {key.key_number} there and try again")
+    return rom, slot.number
+
+
+def pair_fob(
+    session: Session, audit: AuditLog, *, by: Principal, key_id: uuid.UUID, rom: str,
+    source: str, slot: int | None = None,
+) -> Key:
+    """Pair the key with the fob chip ``rom`` (typed, or read in its slot: ``source``).
+
+    A ROM paired with another key is refused (``Conflict``), so a return can never be
+    credited to the wrong key (K4); re-pairing the same ROM changes nothing.
+    """
+    key = tx.get(session, Key, key_id, "key")
+    if key.status == KeyStatus.RETIRED:
+        raise Conflict(f"key {key.key_number} is retired")
+    rom = fob_rom_text(rom)
+    other = session.scalar(select(Key.key_number).where(Key.fob_rom == rom, Key.id != key.id))
+    if other is not None:
+        raise Conflict(f"fob ROM {rom} is already paired with key {other}; clear it there first")
+    if key.fob_rom == rom:
+        return key
+    previous, key.fob_rom = key.fob_rom, rom
+    session.flush()
+    tx.log(session, audit, NewEvent(
+        type="key.fob_paired", actors=by.actors(), key_number=key.key_number, slot=slot,
+        rules=["K4"],
+        payload={"key": str(key.id), "fob_rom": rom, "previous": previous, "at": source},
+    ))
+    return key
+
+
+def clear_fob(
+    session: Session, audit: AuditLog, *, by: Principal, key_id: uuid.UUID, reason: str
+) -> Key:
+    """Unpair the key's fob chip (lost, broken, moved to another key), saying why. Until it
+    is paired again the cabinet knows the key by presence only."""
+    key = tx.get(session, Key, key_id, "key")
+    if key.fob_rom is None:
+        raise Conflict(f"key {key.key_number} has no fob paired")
+    previous, key.fob_rom = key.fob_rom, None
+    session.flush()
+    tx.log(session, audit, NewEvent(
+        type="key.fob_cleared", actors=by.actors(), key_number=key.key_number, rules=["K4"],
+        payload={"key": str(key.id), "fob_rom": previous, "reason": reason},
+    ))
     return key
 
 

@@ -33,6 +33,7 @@ import pytest
 from sqlalchemy import select
 
 from api.routes.live import RemoteUnlocks
+from drivers.identity.onewire import FobId
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet
 from kiosk.cabinet.flows.enrolment import EnrolmentFlow
@@ -131,6 +132,12 @@ class Fresh:
     def key(self) -> str:
         key = Key(key_number=f"K{n()}", label="测试钥匙", group_id=self.w.ids["group"],
                   category=KeyCategory.OTHER)
+        self.w.add(key)
+        return str(key.id)
+
+    def key_with_fob(self) -> str:
+        key = Key(key_number=f"K{n()}", label="测试钥匙", group_id=self.w.ids["group"],
+                  category=KeyCategory.OTHER, fob_rom=FobId.build(0x01, 0x500000 + n()).hex)
         self.w.add(key)
         return str(key.id)
 
@@ -391,6 +398,11 @@ OPS: list[Op] = [
        lambda f: Req("POST", f"/keys/{f.key()}/move", {"slot_id": f.slot()})),
     op("POST", "/keys/{key_id}/retire",
        lambda f: Req("POST", f"/keys/{f.key()}/retire", {"reason": "损坏"})),
+    op("POST", "/keys/{key_id}/fob",  # a fresh key and a fresh ROM: no request collides
+       lambda f: Req("POST", f"/keys/{f.key()}/fob",
+                     {"rom": FobId.build(0x01, 0x600000 + n()).hex})),
+    op("POST", "/keys/{key_id}/fob/clear",
+       lambda f: Req("POST", f"/keys/{f.key_with_fob()}/fob/clear", {"reason": "钥匙牌遗失"})),
     op("GET", "/intake-records", lambda f: Req("GET", "/intake-records")),
     op("POST", "/intake-records", lambda f: Req("POST", "/intake-records", {
         "key_id": f.key(), "delivered_by_name": "王伟", "delivered_by_department": "工程部",
@@ -607,6 +619,8 @@ GET    /keys/{key_id}                                         A S L D C U
 PATCH  /keys/{key_id}                                         A . . . C .
 POST   /keys/{key_id}/move                                    A . . . C .
 POST   /keys/{key_id}/retire                                  A . . . C .
+POST   /keys/{key_id}/fob                                     A . . . C .
+POST   /keys/{key_id}/fob/clear                               A . . . C .
 GET    /intake-records                                        A S L D C U
 POST   /intake-records                                        A . . . C .
 GET    /intake-records/{intake_id}                            A S L D C U

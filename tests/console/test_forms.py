@@ -37,6 +37,7 @@ FORMS: list[tuple[str, Callable[[World], str], dict[str, dict[str, str]]]] = [
      {"retire-reason": REQUIRED}),
     ("edit key", lambda w: f"/console/keys/{w.ids['key:U1202']}/edit",
      {"edit-label": REQUIRED}),
+    ("pair fob", lambda w: f"/console/keys/{w.ids['key:U1202']}/fob", {"fob-rom": REQUIRED}),
     ("acknowledge alarm", lambda w: f"/console/alarms/{w.ids['alarm']}/acknowledge",
      {"acknowledge-note": REQUIRED}),
     ("new account", lambda w: "/console/accounts",

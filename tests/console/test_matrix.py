@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from drivers.identity.onewire import FobId
 from kiosk.store.models import AlarmState, Role
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.types import utcnow
@@ -117,6 +118,13 @@ ACTIONS: list[Action] = [
            lambda f: Req("POST", f"/keys/{f.key()}/move", {"slot_id": f.slot()})),
     Action("retire key", lambda f: CReq("POST", f"/keys/{f.key()}/retire", {"reason": "损坏"}),
            lambda f: Req("POST", f"/keys/{f.key()}/retire", {"reason": "损坏"})),
+    Action("pair fob", lambda f: CReq("POST", f"/keys/{f.key()}/fob",
+                                      {"rom": FobId.build(0x01, 0x700000 + n()).hex}),
+           lambda f: Req("POST", f"/keys/{f.key()}/fob",
+                         {"rom": FobId.build(0x01, 0x700000 + n()).hex})),
+    Action("clear fob", lambda f: CReq("POST", f"/keys/{f.key_with_fob()}/fob/clear",
+                                       {"reason": "钥匙牌遗失"}),
+           lambda f: Req("POST", f"/keys/{f.key_with_fob()}/fob/clear", {"reason": "钥匙牌遗失"})),
     # people and cards
     Action("people", lambda f: CReq("GET", "/people"), lambda f: Req("GET", "/people")),
     Action("person", lambda f: CReq("GET", f"/people/{f.person_b()}"),

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 from pymodbus.client import ModbusTcpClient
 
-from drivers.errors import DriverError, DutyCycleExceeded, LockBoardError, LockFault
+from drivers.errors import DriverError, DutyCycleExceeded, LockBoardError
 from drivers.locks.duty import DutyCycle, DutyLimit
 from drivers.locks.gpio_bank import GpioBankConfig, GpioLockBank, GpioSlotPins
 from drivers.locks.kerong import KerongLockBank
@@ -25,8 +24,6 @@ from drivers.locks.modbus_relay import ModbusRelayBank, ModbusRelayConfig
 from simulators.cabinet import CabinetModel
 from simulators.kerong_board import KerongBoardServer, KerongBoardSim
 from simulators.modbus_board import (
-    WRITE_COIL,
-    WRITE_REGISTER,
     RelayBoardSim,
     RunningBoard,
     run_in_thread,
@@ -89,80 +86,8 @@ def relay(model: CabinetModel) -> Iterator[tuple[RelayBoardSim, RunningBoard]]:
     running.stop()
 
 
-def modbus_bank(
-    running: RunningBoard, sleep: Callable[[float], None] = time.sleep, timeout_s: float = 0.1,
-    **cfg: Any,
-) -> ModbusRelayBank:
-    config = ModbusRelayConfig(**{"channels": CHANNELS, "max_pulse_ms": CAP_MS,
-                                  "off_margin_ms": 200, "retries": 1, "backoff_ms": 10} | cfg)
-    return ModbusRelayBank.from_url(running.url(), config, timeout_s=timeout_s, sleep=sleep)
-
-
-def test_a_lost_off_frame_still_ends_the_pulse_within_the_cap(
-    relay: tuple[RelayBoardSim, RunningBoard],
-) -> None:
-    sim, running = relay
-
-    def lose_offs(seconds: float) -> None:
-        # The "on" reached the board; the first "off" is lost on the line, and the answer
-        # to the second is lost too (the board obeyed it).
-        sim.lose.extend([(WRITE_COIL, "request"), (WRITE_COIL, "reply")])
-        time.sleep(seconds)
-
-    # A 250 ms transport timeout; the off margin covers one lost frame.
-    bank = modbus_bank(running, sleep=lose_offs, timeout_s=0.25, off_margin_ms=400)
-    bank.unlock(1, 700)
-    on_times = sim.on_times_ms(0)
-    assert len(on_times) == 1  # one pulse
-    # Before issue 13: 700 ms + a lost frame's timeout + backoff, well past the cap.
-    assert 400 <= on_times[0] <= CAP_MS
-    assert sim.coils == [False] * CHANNELS
-    bank.close()
-
-
-def test_a_lost_answer_to_on_switches_off_at_once_and_is_a_fault(
-    relay: tuple[RelayBoardSim, RunningBoard],
-) -> None:
-    sim, running = relay
-    bank = modbus_bank(running)
-    sim.lose = [(WRITE_COIL, "reply")]  # the board switched on; the master never heard
-    with pytest.raises(LockBoardError, match="coil on for slot 2 not confirmed"):
-        bank.unlock(2, 500)
-    assert len(sim.on_times_ms(1)) == 1
-    assert max(sim.on_times_ms(1)) <= CAP_MS
-    assert sim.coils == [False] * CHANNELS
-    bank.close()
-
-
-def test_a_lost_flash_answer_is_read_back_not_repeated(model: CabinetModel) -> None:
-    sim = RelayBoardSim(model, ModbusRelayConfig(channels=CHANNELS))
-    running = run_in_thread(model, board=sim)
-    try:
-        bank = modbus_bank(running, pulse_mode="flash", settle_ms=600)
-        sim.lose = [(WRITE_REGISTER, "reply")]
-        bank.unlock(3, 400)  # the board is timing it: success, one flash
-        assert len(sim.on_times_ms(2)) == 1
-        wait_for(lambda: not sim.coils[2], "the board to end its own pulse")
-        assert max(sim.on_times_ms(2)) <= CAP_MS
-        bank.close()
-    finally:
-        running.stop()
-
-
-def test_a_board_that_dies_after_on_is_a_fault_and_the_watchdog_switches_it_off(
-    relay: tuple[RelayBoardSim, RunningBoard],
-) -> None:
-    sim, running = relay
-    bank = modbus_bank(running)
-    sim.hang_after_on = True
-    with pytest.raises(LockFault, match="stopped answering after switching channel 3 on"):
-        bank.unlock(4, 500)
-    assert bank.coils_in_doubt == (3,)
-    assert sim.coils[3] is True  # the hung board still holds its relay
-    sim.hung = False  # its controller comes back (watchdog reset, power blip)
-    wait_for(lambda: bank.coils_in_doubt == (), "the watchdog's 'off' to be taken")
-    assert sim.coils == [False] * CHANNELS
-    bank.close()
+# The lost-frame, coil-cap, dead-board and unplugged-adapter tests of the Modbus driver run
+# over a pty pair and over TCP in tests/drivers/test_modbus_field_faults.py.
 
 
 def test_the_simulated_board_refuses_coils_it_does_not_have(
@@ -189,18 +114,7 @@ def test_the_simulated_board_refuses_coils_it_does_not_have(
 LIMIT = DutyLimit(pulses_per_minute=6, cooldown_ms=5000)
 
 
-def test_three_quick_unlocks_on_modbus_pulse_the_coil_once(
-    relay: tuple[RelayBoardSim, RunningBoard],
-) -> None:
-    sim, running = relay
-    config = ModbusRelayConfig(channels=CHANNELS, max_pulse_ms=CAP_MS, retries=1, backoff_ms=10)
-    bank = ModbusRelayBank.from_url(running.url(), config, timeout_s=0.2, duty=LIMIT)
-    bank.unlock(1, 500)
-    for _ in range(2):
-        with pytest.raises(DutyCycleExceeded):  # a DriverError: the cabinet alarms on it
-            bank.unlock(1, 500)
-    assert len(sim.on_times_ms(0)) == 1 and max(sim.on_times_ms(0)) <= CAP_MS
-    bank.close()
+# Modbus: test_three_quick_unlocks_pulse_the_coil_once in test_modbus_field_faults.py (pty, TCP).
 
 
 def test_three_quick_unlocks_on_kerong_pulse_the_coil_once() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +20,7 @@ from simulators.modbus_board import (
     parse_listen,
     run_in_thread,
 )
+from tests.drivers.test_kerong_field_faults import SocatLink
 
 CONFIG = ModbusRelayConfig(channels=8, unit=3, key_input_base=0)
 
@@ -169,6 +171,20 @@ def test_command_rejects_a_bad_listen_url() -> None:
     result = CliRunner().invoke(modbus_command, ["--listen", "serial:///dev/ttyS0"])
     assert result.exit_code == 2
     assert "--listen" in result.output
+
+
+def test_command_attaches_to_a_serial_device_and_names_a_missing_one(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(modbus_command, ["--listen", str(tmp_path / "ttyUSB9")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    link = SocatLink(tmp_path)  # a real pty pair (socat is installed in CI, issue 13)
+    link.plug()
+    try:
+        result = CliRunner().invoke(
+            modbus_command, ["--listen", str(link.board_end), "--channels", "4", "--run-for", "0.2"])
+    finally:
+        link.unplug()
+    assert result.exit_code == 0, result.output
+    assert f"4 channels, slots 1-4, listening on RTU on {link.board_end}" in result.output
 
 
 def test_kiosk_sim_modbus_serves_a_board_and_the_daemon_cli_does_not_load_pymodbus() -> None:
