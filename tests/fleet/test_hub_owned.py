@@ -54,6 +54,12 @@ CABINET_WRITES = {
     "/console/imports/{kind}/preview", "/console/login", "/console/logout",
     "/console/owners/{owner_id:uuid}/personal-data", "/console/reports/new",
     "/console/reports/{report_id:uuid}/acknowledge",
+    # A person's PIN (issue 14) is kept at the cabinet that asks for it; the hub never sends one.
+    "/api/v1/people/{person_id:uuid}/pin/reset", "/console/people/{person_id:uuid}/pin/reset",
+    # A key's fob chip, paired from what this cabinet's receptor reads (issue 13).
+    "/api/v1/keys/{key_id:uuid}/fob", "/api/v1/keys/{key_id:uuid}/fob/clear",
+    "/console/keys/{key_id:uuid}/fob", "/console/keys/{key_id:uuid}/fob/read",
+    "/console/keys/{key_id:uuid}/fob/clear",
 }
 
 
