@@ -15,7 +15,7 @@ from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
 from kiosk.errors import Conflict
 from kiosk.messages import REASONS
-from kiosk.services import approvals, tx
+from kiosk.services import approvals
 from kiosk.visit import DrawPlan
 
 MAX_KEYS = 5
@@ -107,12 +107,13 @@ class DrawFlow:
                 raise CabinetError("key_unknown", key_number)
             if policy.decide_draw(self.context(s, now), key).code != "approval_required":
                 raise CabinetError("approval_not_needed", key_number)
+        def request(s: DbSession) -> tuple[list[str], bool]:
+            _, leaders, new = approvals.request_at_cabinet(
+                s, core.audit, key_id=key.id, person_id=person.id, cabinet=core.code, now=now)
+            return [p.name for p in leaders], new
+
         try:
-            with tx.write(core.audit) as s:
-                _, leaders, new = approvals.request_at_cabinet(
-                    s, core.audit, key_id=key.id, person_id=person.id, cabinet=core.code,
-                    now=now)
-                names = [p.name for p in leaders]
+            names, new = await core.writer.run(request, "approval.requested")
         except Conflict:
             core.say("no_leader", "error")
             return
@@ -172,16 +173,16 @@ class DrawFlow:
             reason_code=plan.reason_code, reason_text=plan.reason_text,
             drawn_at=now, due_at=policy.due_at(plan.key, now, core.calendar),
         )
-        with tx.write(core.audit) as s:
-            records.record_loan(
-                s, core.audit, terms, event_type="key.drawn", slot=slot,
-                rules=list(plan.decision.rules),
-                actors=[str(p.id) for p in (v.person, v.manager, v.cosigner) if p],
-                payload={"intent_seq": v.intents.get(slot), "reason_code": plan.reason_code,
-                         "reason_text": plan.reason_text, "borrower_name": v.person.name,
-                         "issuer": v.cosigner.name if v.cosigner else "cabinet",
-                         **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {})},
-            )
+        actors = [str(p.id) for p in (v.person, v.manager, v.cosigner) if p]
+        payload = {"intent_seq": v.intents.get(slot), "reason_code": plan.reason_code,
+                   "reason_text": plan.reason_text, "borrower_name": v.person.name,
+                   "issuer": v.cosigner.name if v.cosigner else "cabinet",
+                   **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {})}
+        rules = list(plan.decision.rules)
+        # The writer thread records it (in order, retried while the database is busy).
+        core.write(lambda s: records.record_loan(
+            s, core.audit, terms, event_type="key.drawn", slot=slot, rules=rules,
+            actors=actors, payload=payload), "key.drawn")
         v.resolved.add(slot)
         v.drawn[slot] = terms.due_at
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -294,13 +294,7 @@ class SensorSupervisor:
                 and records.key_in_slot(s, cabinet_id=core.cabinet_id, slot=slot) is None
         if actual is not None and actual.id == expected.id:
             if expected_rom is None and fob is not None:
-                with tx.write(core.audit) as s:
-                    row = s.get(Key, expected.id)
-                    assert row is not None
-                    row.fob_rom = fob
-                    tx.log(s, core.audit, NewEvent(
-                        type="key.fob_paired", slot=slot, key_number=expected.key_number,
-                        rules=["K4"], payload={"fob_rom": fob, "at": "return"}))
+                core.write(_pair_fob(core, expected, slot, fob), "key.fob_paired")
             return True
         if anywhere and actual is not None:
             v.returning = actual  # recorded as *its* return, in its new slot
@@ -376,13 +370,30 @@ class SensorSupervisor:
         if self.next_overdue_check is not None and now < self.next_overdue_check:
             return
         self.next_overdue_check = now + core.options.overdue_every
-        with tx.write(core.audit) as s:
-            for loan in records.loans_out(s, cabinet_id=core.cabinet_id):
-                if loan.due_at <= now and not records.has_open_alarm(
-                        s, kind="key_overdue", loan_id=loan.id):
-                    alarm_service.raise_alarm(
-                        s, core.audit, kind="key_overdue", rule="K9", actors=[],
-                        cabinet_id=core.cabinet_id, key_id=loan.key_id, loan_id=loan.id,
-                        message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
-                                f"{loan.due_at.isoformat()}", at=now, owners=core.alarm_owners,
-                    )
+        core.write(lambda s: _raise_overdue(core, s, now), "key_overdue")
+
+
+def _pair_fob(core: Core, key: policy.KeyFacts, slot: int,
+              fob: str) -> Callable[[DbSession], None]:
+    """Issue 13: an unpaired key's first return pairs its chip (a write for the writer)."""
+    def work(s: DbSession) -> None:
+        row = s.get(Key, key.id)
+        assert row is not None
+        row.fob_rom = fob
+        tx.log(s, core.audit, NewEvent(
+            type="key.fob_paired", slot=slot, key_number=key.key_number,
+            rules=["K4"], payload={"fob_rom": fob, "at": "return"}))
+    return work
+
+
+def _raise_overdue(core: Core, s: DbSession, now: dt.datetime) -> None:
+    """K9: one ``key_overdue`` alarm per overdue loan (run by the writer thread)."""
+    for loan in records.loans_out(s, cabinet_id=core.cabinet_id):
+        if loan.due_at <= now and not records.has_open_alarm(
+                s, kind="key_overdue", loan_id=loan.id):
+            alarm_service.raise_alarm(
+                s, core.audit, kind="key_overdue", rule="K9", actors=[],
+                cabinet_id=core.cabinet_id, key_id=loan.key_id, loan_id=loan.id,
+                message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
+                        f"{loan.due_at.isoformat()}", at=now, owners=core.alarm_owners,
+            )
