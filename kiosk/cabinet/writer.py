@@ -180,6 +180,7 @@ class Writer:
         try:
             await asyncio.wait_for(asyncio.shield(marker), within_s)
         except TimeoutError:
+            self._stalled = True  # the thread clears it once a write lands
             return False
         return True
 
