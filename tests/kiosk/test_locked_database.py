@@ -41,6 +41,20 @@ def committed_intents(db: Path, slot: int) -> int:
     return int(row[0])
 
 
+def still_locked(db: Path) -> bool:
+    """Whether the other process still holds the write lock (a write would have to wait)."""
+    probe = sqlite3.connect(db, timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        return "locked" in str(exc)
+    else:
+        probe.execute("ROLLBACK")
+        return False
+    finally:
+        probe.close()
+
+
 async def seen_missing(rig: Rig, slot: int) -> bool:
     """Wait (by the cabinet's own scan, not by calling it) until the scan reports the slot
     empty; False if it never does while we look."""
@@ -80,12 +94,13 @@ async def test_a_database_locked_by_another_process_freezes_nothing(
         await rig.cabinet.tap(uid)
         screen = rig.cabinet.screen()
         assert screen["state"] == "choosing" and screen["person"] == person.name
+        assert still_locked(db)
         assert any(k["key_number"] == "U1203" for k in screen["keys"])
 
         # K2: a key pulled from a locked slot is seen by the running scan.
         rig.hw.model.take(pulled_first, force=True)
         assert await seen_missing(rig, pulled_first)
-        assert blocker.returncode is None, "the lock must still be held: seen during it"
+        assert still_locked(db), "seen while the other process still holds the lock"
         assert rig.events("alarm.") == [], "nothing can be written while the lock is held"
 
         # No lock moves without its durable intent: the draw is refused as a storage fault.
@@ -93,11 +108,12 @@ async def test_a_database_locked_by_another_process_freezes_nothing(
         assert not rig.hw.model.is_unlocked(wanted), "a lock moved without a durable intent"
         screen = rig.cabinet.screen()
         assert screen["state"] == "idle" and screen["message"]["code"] == "storage_fault"
+        assert still_locked(db), "refused while the lock is held, not after it"
 
         # The scan still runs after all that: a second pull is seen too, still in the lock.
         rig.hw.model.take(pulled_next, force=True)
         assert await seen_missing(rig, pulled_next)
-        assert blocker.returncode is None, "the lock must still be held: seen during it"
+        assert still_locked(db), "seen while the other process still holds the lock"
         assert rig.cabinet.writer.pending > 0, "the alarms wait in the writer's queue"
 
         assert await blocker.wait() == 0
