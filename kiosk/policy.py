@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 
@@ -170,6 +171,19 @@ class DrawContext:
     phone_confirmation_required: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
+    @cached_property
+    def covered_groups(self) -> frozenset[uuid.UUID]:
+        """The key groups this person's rights cover now (K3). Worked out once per context:
+        the screen decides every key of the cabinet (2,000 on a large site) with the same
+        person and time, so each right is weighed once, not once per key (issue 15)."""
+        return frozenset(r.key_group_id for r in self.rights
+                         if _right_applies(r, self.person, self.calendar, self.now))
+
+    @cached_property
+    def business_time(self) -> bool:
+        """Whether ``now`` is within business hours (K8), worked out once per context."""
+        return self.calendar.is_business_time(self.now)
+
 
 # ---------------------------------------------------------------------- identification
 def identify(card: CardFacts | None, person: PersonFacts | None, now: dt.datetime) -> Decision:
@@ -192,11 +206,8 @@ def identify(card: CardFacts | None, person: PersonFacts | None, now: dt.datetim
 
 
 # ------------------------------------------------------------------------------- draws
-def _right_covers(
-    right: RightFacts, person: PersonFacts, key: KeyFacts, cal: Calendar, now: dt.datetime
-) -> bool:
-    if right.key_group_id != key.group_id:
-        return False
+def _right_applies(right: RightFacts, person: PersonFacts, cal: Calendar, now: dt.datetime) -> bool:
+    """Whether ``right`` is this person's (theirs or their role's) and in force at ``now``."""
     if right.person_id is not None and right.person_id != person.id:
         return False
     if right.role is not None and right.role not in person.roles:
@@ -231,7 +242,7 @@ def decide_draw(ctx: DrawContext, key: KeyFacts) -> Decision:
         authorization_id = auth.id
         rules = ["K6"]
     else:
-        if not any(_right_covers(r, ctx.person, key, ctx.calendar, ctx.now) for r in ctx.rights):
+        if key.group_id not in ctx.covered_groups:
             return Decision.deny(
                 "no_access_right", f"{ctx.person.name} may not draw {key.key_number} now", "K3"
             )
@@ -253,7 +264,7 @@ def decide_draw(ctx: DrawContext, key: KeyFacts) -> Decision:
     if key.requires_cosign:
         needs.add(Need.COSIGN)
         rules.append("K3")
-    if not ctx.calendar.is_business_time(ctx.now):
+    if not ctx.business_time:
         needs.add(Need.DUTY_MANAGER)
         rules.append("K8")
     return Decision(

@@ -19,6 +19,7 @@ from drivers.locks.base import LockBank
 from kiosk import policy
 from kiosk import session as flow
 from kiosk.audit import AuditLog, NewEvent
+from kiosk.cabinet.facts import CabinetFacts
 from kiosk.cabinet.options import CabinetError, CabinetOptions
 from kiosk.cabinet.writer import Writer
 from kiosk.runtime import Runtime
@@ -86,6 +87,7 @@ class Core(Protocol):
     def log(self, event: NewEvent) -> None: ...
     def write(self, work: Callable[[DbSession], Any], what: str) -> None: ...
     writer: Writer
+    facts: CabinetFacts
     def outcome(self, type_: str, slot: int, *, rules: list[str], **payload: Any) -> NewEvent: ...
     def say(self, code: str, level: str, *, for_s: float | None = None,
             detail: tuple[str, str] | None = None) -> None: ...

@@ -38,6 +38,7 @@ from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
 from kiosk.cabinet.contract import Core
+from kiosk.cabinet.facts import CabinetFacts
 from kiosk.cabinet.flows import (
     DEFAULT_FLOWS,
     DrawFlow,
@@ -100,6 +101,7 @@ class Cabinet(Registry):
         self.turn_no = 0
         self._bus = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lockbus")
         self.writer = Writer(runtime.audit, name=f"writer-{self.code}")
+        self.facts = CabinetFacts(self.engine, self.audit, self.cabinet_id)
         self._stopping = asyncio.Event()
         Registry.__init__(self)
         for make in DEFAULT_FLOWS if flows is None else flows:
@@ -160,6 +162,7 @@ class Cabinet(Registry):
         await self.driver(self.locks.lock_all)
         self.log(NewEvent(type="cabinet.stopped"))
         await self.writer.aclose()
+        self.facts.close()
         self._bus.shutdown(wait=True)
 
     @contextlib.asynccontextmanager
@@ -293,7 +296,7 @@ class Cabinet(Registry):
         now = self.clock()
         with DbSession(self.engine) as s:
             card, person = records.card_holder(s, uid=uid)
-            fob_key = None if card else records.key_by_fob(s, cabinet_id=self.cabinet_id, fob=uid)
+        fob_key = None if card else self.facts.by_fob(uid)
         state = self.session.state
         if fob_key is not None and state in (flow.State.CHOOSING, flow.State.IDLE) \
                 and self._fob is not None:

@@ -54,12 +54,8 @@ class DrawFlow:
         (``policy.screen_keys``: K6 keeps other owners' units from a proxy's eyes)."""
         with DbSession(self.core.engine) as s:
             ctx = self.context(s, now)
-            keys = records.cabinet_keys(s, cabinet_id=self.core.cabinet_id)
-            holders = {
-                loan.key_id: policy.Holder(loan.borrower_id, loan.borrower.name, loan.due_at)
-                for loan in records.loans_out(s, cabinet_id=self.core.cabinet_id)
-            }
-        self.core.visit.choices = policy.screen_keys(ctx, keys, holders)
+        facts = self.core.facts  # the keys and who has them out, from memory (issue 15)
+        self.core.visit.choices = policy.screen_keys(ctx, facts.keys(), facts.holders())
 
     async def choose(self, key_numbers: list[str], reason_code: str,
                      reason_text: str | None) -> None:
@@ -76,7 +72,7 @@ class DrawFlow:
         with DbSession(core.engine) as s:
             ctx = self.context(s, now)
             for number in key_numbers:
-                key = records.key_by_number(s, cabinet_id=core.cabinet_id, key_number=number)
+                key = core.facts.by_number(number)
                 if key is None:
                     raise CabinetError("key_unknown", number)
                 decision = policy.decide_draw(ctx, key)
