@@ -129,7 +129,6 @@ async def draw_growth(draws: int, warm_up: int = 200) -> tuple[dict[str, Any], d
         async def cycle(i: int) -> None:
             badge = badges[i % 2]
             number, slot, fob = keys[i % len(keys)]  # 20 slots in turn: no coil overheats
-            rig.clock.advance(60)
             await rig.cabinet.tap(badge)
             await rig.cabinet.choose_draw([number], "repair")
             await rig.take(slot)
