@@ -32,6 +32,7 @@ from kiosk.store.models import (
     AlarmState,
     Approval,
     ApprovalStatus,
+    AuthorizationUnit,
     Cabinet,
     Card,
     DutyShift,
@@ -41,6 +42,8 @@ from kiosk.store.models import (
     Loan,
     OwnerAuthorization,
     Person,
+    PersonRole,
+    PhoneConfirmation,
     PhoneOutcome,
     Slot,
     Unit,
@@ -52,14 +55,23 @@ from kiosk.store.models import (
 def card_holder(
     session: Session, *, uid: str
 ) -> tuple[policy.CardFacts | None, policy.PersonFacts | None]:
-    card = session.scalars(
-        select(Card).where(Card.uid == uid.upper()).options(
-            selectinload(Card.person).selectinload(Person.roles)
-        )
+    """The card and its holder as facts: two column reads, no ORM objects (every tap
+    starts here; issue 15 measures it)."""
+    row = session.execute(
+        select(Card.uid, Card.status, Card.kind, Card.valid_from, Card.valid_to, Person.id,
+               Person.name, Person.active, Person.department_id)
+        .join(Person, Card.person_id == Person.id).where(Card.uid == uid.upper())
     ).one_or_none()
-    if card is None:
+    if row is None:
         return None, None
-    return card_facts(card), person_facts(card.person)
+    roles = frozenset(r.value for r in session.scalars(
+        select(PersonRole.role).where(PersonRole.person_id == row.id)))
+    return (
+        policy.CardFacts(uid=row.uid, status=row.status.value, kind=row.kind.value,
+                         valid_from=row.valid_from, valid_to=row.valid_to),
+        policy.PersonFacts(id=row.id, name=row.name, roles=roles, active=row.active,
+                           department_id=row.department_id),
+    )
 
 
 def card_facts(card: Card) -> policy.CardFacts:
@@ -200,53 +212,68 @@ def key_in_slot(session: Session, *, cabinet_id: uuid.UUID, slot: int) -> policy
 
 
 def rights_for(session: Session, *, person: policy.PersonFacts) -> list[policy.RightFacts]:
-    rows = session.scalars(
-        select(AccessRight).where(
-            (AccessRight.person_id == person.id) | (AccessRight.role.in_(sorted(person.roles)))
-        )
+    """The person's own rights and their roles' (column reads: the tap and choice path)."""
+    r = AccessRight
+    rows = session.execute(
+        select(r.key_group_id, r.person_id, r.role, r.weekdays, r.start_time, r.end_time,
+               r.valid_from, r.valid_to)
+        .where((r.person_id == person.id) | (r.role.in_(sorted(person.roles))))
     )
     return [
         policy.RightFacts(
-            key_group_id=r.key_group_id, person_id=r.person_id,
-            role=r.role.value if r.role else None, weekdays=r.weekdays,
-            start_time=r.start_time, end_time=r.end_time,
-            valid_from=r.valid_from, valid_to=r.valid_to,
+            key_group_id=row.key_group_id, person_id=row.person_id,
+            role=row.role.value if row.role else None, weekdays=row.weekdays,
+            start_time=row.start_time, end_time=row.end_time,
+            valid_from=row.valid_from, valid_to=row.valid_to,
         )
-        for r in rows
+        for row in rows
     ]
 
 
 def approvals_for(session: Session, *, person_id: uuid.UUID) -> list[policy.ApprovalFacts]:
-    rows = session.scalars(
-        select(Approval).where(
-            Approval.requested_for_id == person_id, Approval.status == ApprovalStatus.APPROVED
+    a = Approval
+    rows = session.execute(
+        select(a.id, a.key_id, a.requested_for_id, a.status, a.valid_until).where(
+            a.requested_for_id == person_id, a.status == ApprovalStatus.APPROVED
         )
     )
     return [
-        policy.ApprovalFacts(a.id, a.key_id, a.requested_for_id, a.status.value, a.valid_until)
-        for a in rows
+        policy.ApprovalFacts(row.id, row.key_id, row.requested_for_id, row.status.value,
+                             row.valid_until)
+        for row in rows
     ]
 
 
 def authorizations_for(
     session: Session, *, person_id: uuid.UUID
 ) -> list[policy.AuthorizationFacts]:
-    rows = session.scalars(
-        select(OwnerAuthorization)
-        .where(OwnerAuthorization.proxy_id == person_id)
-        .options(
-            selectinload(OwnerAuthorization.units),
-            selectinload(OwnerAuthorization.phone_confirmations),
-        )
-    )
+    """K6: the letters naming this person as proxy; most people have none, so that case is
+    one column read."""
+    a = OwnerAuthorization
+    rows = session.execute(
+        select(a.id, a.proxy_id, a.valid_from, a.valid_to, a.revoked,
+               a.requires_phone_confirmation).where(a.proxy_id == person_id)
+    ).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    units: dict[uuid.UUID, set[uuid.UUID]] = {i: set() for i in ids}
+    for auth_id, unit_id in session.execute(
+            select(AuthorizationUnit.authorization_id, AuthorizationUnit.unit_id)
+            .where(AuthorizationUnit.authorization_id.in_(ids))):
+        units[auth_id].add(unit_id)
+    confirmed = set(session.scalars(
+        select(PhoneConfirmation.authorization_id).where(
+            PhoneConfirmation.authorization_id.in_(ids),
+            PhoneConfirmation.outcome == PhoneOutcome.CONFIRMED)))
     return [
         policy.AuthorizationFacts(
-            id=a.id, proxy_id=a.proxy_id, unit_ids=frozenset(u.unit_id for u in a.units),
-            valid_from=a.valid_from, valid_to=a.valid_to, revoked=a.revoked,
-            requires_phone_confirmation=a.requires_phone_confirmation,
-            phone_confirmed=any(p.outcome == PhoneOutcome.CONFIRMED for p in a.phone_confirmations),
+            id=row.id, proxy_id=row.proxy_id, unit_ids=frozenset(units[row.id]),
+            valid_from=row.valid_from, valid_to=row.valid_to, revoked=row.revoked,
+            requires_phone_confirmation=row.requires_phone_confirmation,
+            phone_confirmed=row.id in confirmed,
         )
-        for a in rows
+        for row in rows
     ]
 
 

@@ -23,6 +23,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -35,8 +36,9 @@ from drivers.errors import BusFault, DriverError, DutyCycleExceeded
 from drivers.locks.base import LockBank
 from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
-from kiosk.audit import AppendedEvent, NewEvent
+from kiosk.audit import NewEvent
 from kiosk.cabinet.contract import Core
+from kiosk.cabinet.facts import CabinetFacts
 from kiosk.cabinet.flows import (
     DEFAULT_FLOWS,
     DrawFlow,
@@ -50,6 +52,7 @@ from kiosk.cabinet.flows import (
 )
 from kiosk.cabinet.options import CabinetError, CabinetOptions, Indicators
 from kiosk.cabinet.registry import Registry
+from kiosk.cabinet.writer import Writer
 from kiosk.errors import AuditError
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
@@ -99,6 +102,8 @@ class Cabinet(Registry):
         self._lock = asyncio.Lock()
         self.turn_no = 0
         self._bus = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lockbus")
+        self.writer = Writer(runtime.audit, name=f"writer-{self.code}")
+        self.facts = CabinetFacts(self.engine, self.audit, self.cabinet_id)
         self._stopping = asyncio.Event()
         Registry.__init__(self)
         for make in DEFAULT_FLOWS if flows is None else flows:
@@ -114,6 +119,7 @@ class Cabinet(Registry):
         await self.driver(self.locks.lock_all)
         self.log(NewEvent(type="cabinet.started", payload={"slots": len(self.locks.slots)}))
         summary = await self.sensors.start()
+        await self.writer.drain(self.options.write_wait.total_seconds())
         self.changed()
         return summary
 
@@ -157,6 +163,8 @@ class Cabinet(Registry):
                 await self.apply(self.session.handle(flow.Cancelled(self.clock(), "shutdown")))
         await self.driver(self.locks.lock_all)
         self.log(NewEvent(type="cabinet.stopped"))
+        await self.writer.aclose()
+        self.facts.close()
         self._bus.shutdown(wait=True)
 
     @contextlib.asynccontextmanager
@@ -165,7 +173,12 @@ class Cabinet(Registry):
         refusal shown in an earlier turn does not hide how a later one ended."""
         async with self._lock:
             self.turn_no += 1
-            yield
+            try:
+                yield
+            finally:
+                # What the turn queued has normally landed before the next input is taken;
+                # with the database busy it lands later, in order, and the loop goes on.
+                await self.writer.drain(self.options.write_wait.total_seconds())
 
     @contextlib.asynccontextmanager
     async def input(self) -> AsyncIterator[None]:
@@ -196,10 +209,10 @@ class Cabinet(Registry):
             if (self.session.state != flow.State.CHOOSING or person is None
                     or not person.roles & policy.KEEPER_ROLES):
                 raise CabinetError("not_keeper", "only a keeper acknowledges alarms here")
-            with tx.write(self.audit) as s:
-                done = alarm_service.acknowledge_at_cabinet(
+            done = await self.writer.run(
+                lambda s: alarm_service.acknowledge_at_cabinet(
                     s, self.audit, cabinet_id=self.cabinet_id, keeper_id=person.id,
-                    keeper_name=person.name, cabinet=self.code)
+                    keeper_name=person.name, cabinet=self.code), "alarms.acknowledged")
             self.say("alarms_acknowledged", "ok")
             return len(done)
 
@@ -305,7 +318,7 @@ class Cabinet(Registry):
         now = self.clock()
         with DbSession(self.engine) as s:
             card, person = records.card_holder(s, uid=uid)
-            fob_key = None if card else records.key_by_fob(s, cabinet_id=self.cabinet_id, fob=uid)
+        fob_key = None if card else self.facts.by_fob(uid)
         state = self.session.state
         if fob_key is not None and state in (flow.State.CHOOSING, flow.State.IDLE) \
                 and self._fob is not None:
@@ -368,7 +381,9 @@ class Cabinet(Registry):
                 if command.screen not in ("idle", "choose"):
                     self.say(command.screen, "info", for_s=3600)
             else:
-                self._commands[type(command)](command)
+                done = self._commands[type(command)](command)
+                if inspect.isawaitable(done):
+                    await done
 
     def opening_kind(self, slot: int) -> str:
         """What the visit opened ``slot`` for: draw, return, stock or intake."""
@@ -378,19 +393,23 @@ class Cabinet(Registry):
             return "stock"
         return "return" if self.visit.returning is not None else "intake"
 
-    def _record_intents(self, slots: tuple[int, ...]) -> None:
-        """Durable intent events, one per slot, committed before any lock moves."""
+    async def _record_intents(self, slots: tuple[int, ...]) -> None:
+        """Durable intent events, one per slot, committed (in one transaction, by the writer
+        thread) before any lock moves; refused if not durable within ``intent_wait``."""
         v = self.visit
-        for slot in slots:
-            actors = [str(p.id) for p in (v.person, v.manager, v.cosigner) if p is not None]
-            actors += list(v.remote_admins)
-            event = self._intents[self.opening_kind(slot)](slot, actors)
-            v.intents[slot] = self.log(event).seq
+        actors = [str(p.id) for p in (v.person, v.manager, v.cosigner) if p is not None]
+        actors += list(v.remote_admins)
+        events = [self._intents[self.opening_kind(slot)](slot, list(actors)) for slot in slots]
+        stored = await self.writer.durable(
+            lambda s: [tx.log(s, self.audit, event) for event in events],
+            within_s=self.options.intent_wait.total_seconds(), what="intent")
+        for slot, appended in zip(slots, stored, strict=True):
+            v.intents[slot] = appended.seq
 
     async def _unlock(self, slots: tuple[int, ...]) -> bool:
         """Log the intents durably, then move the locks; False if the log or a lock failed."""
         try:
-            self._record_intents(slots)
+            await self._record_intents(slots)
         except (AuditError, SQLAlchemyError) as exc:
             # Disk full, database locked: no intent, so no lock may move. Nothing more can
             # be logged either; an intent already written for an earlier slot is resolved
@@ -425,16 +444,25 @@ class Cabinet(Registry):
                 wait_s = max(1, round(exc.retry_after_s))
                 said, detail = "cooling_down", (f"格口 {slot} 正在冷却，请 {wait_s} 秒后再试",
                                                 f"Slot {slot} is cooling down: retry in {wait_s} s")
-                self.log(self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc),
-                                      cause="duty_cycle", retry_after_s=exc.retry_after_s))
+                failed = self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc),
+                                      cause="duty_cycle", retry_after_s=exc.retry_after_s)
+                await self.writer.run(lambda s: tx.log(s, self.audit, failed), failed.type)
             else:
                 kind = "bus_fault" if isinstance(exc, BusFault) else "lock_fault"
-                self.alarm(kind, f"slot {slot} did not unlock: {exc}", rule="K2", slot=slot,
-                           payload=intent, beep=False)
+                raise_it = self._alarm_work(kind, f"slot {slot} did not unlock: {exc}",
+                                            rule="K2", slot=slot, payload=intent)
+                failed = self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc),
+                                      cause=kind)
+
+                def record(s: DbSession) -> None:
+                    raise_it(s)
+                    tx.log(s, self.audit, failed)
+
+                # Awaited: the screen says "staff alerted" only once the alarm is recorded.
+                await self.writer.run(record, f"alarm {kind}")
+                self.changed()
                 if kind == "bus_fault":
                     self.sensors.bus_down = True  # the alarm is raised; the scan logs the restore
-                self.log(self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc),
-                                      cause=kind))
         except (AuditError, SQLAlchemyError) as fault:
             log.error("lock fault on slot %s not recorded: %s", slot, fault)
             said = "lock_fault_unrecorded"
@@ -522,21 +550,37 @@ class Cabinet(Registry):
     def alarm(self, kind: str, message: str, *, rule: str | None = None, slot: int | None = None,
               key: policy.KeyFacts | None = None, payload: dict[str, object] | None = None,
               beep: bool = True) -> None:
-        """Raise an alarm through the alarm service, owned as the settings say (F1)."""
-        with tx.write(self.audit) as s:
-            alarm_service.raise_alarm(
-                s, self.audit, kind=kind, message=message, rule=rule, actors=[],
-                cabinet_id=self.cabinet_id, key_id=key.id if key else None,
-                slot_id=records.slot_id(s, cabinet_id=self.cabinet_id, number=slot)
-                if slot is not None else None, payload=payload, at=self.clock(),
-                owners=self.alarm_owners,
-            )
+        """Raise an alarm through the alarm service, owned as the settings say (F1); the
+        writer thread records it (queued in order, retried while the database is busy)."""
+        self.writer.post(self._alarm_work(kind, message, rule=rule, slot=slot, key=key,
+                                          payload=payload), f"alarm {kind}")
         if beep:
             self.beep("alarm")
         self.changed()
 
-    def log(self, event: NewEvent) -> AppendedEvent:
-        return self.audit.append(event)
+    def _alarm_work(self, kind: str, message: str, *, rule: str | None = None,
+                    slot: int | None = None, key: policy.KeyFacts | None = None,
+                    payload: dict[str, object] | None = None) -> Callable[[DbSession], None]:
+        """The alarm as a write for the writer thread; its time is when it was seen."""
+        at, key_id = self.clock(), key.id if key else None
+
+        def work(s: DbSession) -> None:
+            alarm_service.raise_alarm(
+                s, self.audit, kind=kind, message=message, rule=rule, actors=[],
+                cabinet_id=self.cabinet_id, key_id=key_id,
+                slot_id=records.slot_id(s, cabinet_id=self.cabinet_id, number=slot)
+                if slot is not None else None, payload=payload, at=at,
+                owners=self.alarm_owners,
+            )
+        return work
+
+    def log(self, event: NewEvent) -> None:
+        """Queue ``event`` for the log (the writer thread appends it, in order)."""
+        self.writer.post(lambda s: tx.log(s, self.audit, event), event.type)
+
+    def write(self, work: Callable[[DbSession], Any], what: str) -> None:
+        """Queue a write of a flow's (a loan, a return...) for the writer thread."""
+        self.writer.post(work, what)
 
     async def driver(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._bus, fn, *args)

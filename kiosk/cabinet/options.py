@@ -34,6 +34,12 @@ class CabinetOptions:
     handover_valid_for: dt.timedelta = dt.timedelta(minutes=30)
     report_language: str = "zh"
     scan_interval: dt.timedelta = dt.timedelta(seconds=0.1)
+    intent_wait: dt.timedelta = dt.timedelta(seconds=3)
+    """How long an opening waits for its intent to be durable before it is refused as a
+    storage fault (the writer thread may be waiting for a locked database)."""
+    write_wait: dt.timedelta = dt.timedelta(seconds=2)
+    """How long a turn waits for the writes it queued to land before the next input is
+    taken (not at all while the database is known to be busy: they land later, in order)."""
 
 
 def calendar_from(settings: Settings) -> policy.Calendar:

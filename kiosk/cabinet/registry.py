@@ -26,7 +26,7 @@ class Registry:
         self._taps: dict[flow.State, TapHandler] = {}
         self._idle_guards: list[IdleGuard] = []
         self._fob: FobHandler | None = None
-        self._commands: dict[type[flow.Command], Callable[[Any], None]] = {}
+        self._commands: dict[type[flow.Command], Callable[[Any], Any]] = {}
         self._timeouts: dict[flow.State, Callable[[dt.datetime], None]] = {}
         self._cancels: dict[flow.State, Callable[[], None]] = {}
         self._intents: dict[str, Callable[[int, list[str]], NewEvent]] = {}
@@ -59,7 +59,7 @@ class Registry:
     def on_fob(self, handler: FobHandler) -> None:
         self._fob = handler
 
-    def on_command(self, command: type[flow.Command], handler: Callable[[Any], None]) -> None:
+    def on_command(self, command: type[flow.Command], handler: Callable[[Any], Any]) -> None:
         self._commands[command] = handler
 
     def on_timeout(self, state: flow.State, handler: Callable[[dt.datetime], None]) -> None:

@@ -153,8 +153,8 @@ async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(rig: Ri
     record_intents = cabinet._record_intents
     filled: list[Any] = []
 
-    def intents_then_disk_full(slots: tuple[int, ...]) -> None:
-        record_intents(slots)
+    async def intents_then_disk_full(slots: tuple[int, ...]) -> None:
+        await record_intents(slots)
         filled.append(disk_full(rig))
         filled[-1].__enter__()
 

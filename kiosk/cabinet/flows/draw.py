@@ -16,7 +16,7 @@ from kiosk.cabinet.flows.pin import PinFlow
 from kiosk.cabinet.options import CabinetError
 from kiosk.errors import Conflict
 from kiosk.messages import REASONS
-from kiosk.services import approvals, tx
+from kiosk.services import approvals
 from kiosk.visit import DrawPlan
 
 MAX_KEYS = 5
@@ -55,15 +55,10 @@ class DrawFlow:
         (``policy.screen_keys``: K6 keeps other owners' units from a proxy's eyes)."""
         with DbSession(self.core.engine) as s:
             ctx = self.context(s, now)
-            boxed = {k.id for k in records.awaiting_stock(s, cabinet_id=self.core.cabinet_id)}
-            # a key imported and not stocked yet is not in the cabinet: nothing to draw
-            keys = [k for k in records.cabinet_keys(s, cabinet_id=self.core.cabinet_id)
-                    if k.id not in boxed]
-            holders = {
-                loan.key_id: policy.Holder(loan.borrower_id, loan.borrower.name, loan.due_at)
-                for loan in records.loans_out(s, cabinet_id=self.core.cabinet_id)
-            }
-        self.core.visit.choices = policy.screen_keys(ctx, keys, holders)
+        facts = self.core.facts  # the keys and who has them out, from memory (issue 15)
+        boxed = facts.awaiting()  # imported and not stocked yet: not in the cabinet to draw
+        keys = [k for k in facts.keys() if k.id not in boxed]
+        self.core.visit.choices = policy.screen_keys(ctx, keys, facts.holders())
 
     async def choose(self, key_numbers: list[str], reason_code: str,
                      reason_text: str | None) -> None:
@@ -80,11 +75,10 @@ class DrawFlow:
         with DbSession(core.engine) as s:
             ctx = self.context(s, now)
             for number in key_numbers:
-                key = records.key_by_number(s, cabinet_id=core.cabinet_id, key_number=number)
+                key = core.facts.by_number(number)
                 if key is None:
                     raise CabinetError("key_unknown", number)
-                if any(k.id == key.id for k in records.awaiting_stock(
-                        s, cabinet_id=core.cabinet_id)):
+                if key.id in core.facts.awaiting():
                     core.deny(policy.Decision.deny(
                         "key_not_stocked", "the key is on record but not in the cabinet yet",
                         "K2"), person=core.visit.person, key=key)
@@ -129,12 +123,13 @@ class DrawFlow:
                 raise CabinetError("key_unknown", key_number)
             if policy.decide_draw(self.context(s, now), key).code != "approval_required":
                 raise CabinetError("approval_not_needed", key_number)
+        def request(s: DbSession) -> tuple[list[str], bool]:
+            _, leaders, new = approvals.request_at_cabinet(
+                s, core.audit, key_id=key.id, person_id=person.id, cabinet=core.code, now=now)
+            return [p.name for p in leaders], new
+
         try:
-            with tx.write(core.audit) as s:
-                _, leaders, new = approvals.request_at_cabinet(
-                    s, core.audit, key_id=key.id, person_id=person.id, cabinet=core.code,
-                    now=now)
-                names = [p.name for p in leaders]
+            names, new = await core.writer.run(request, "approval.requested")
         except Conflict:
             core.say("no_leader", "error")
             return
@@ -195,16 +190,16 @@ class DrawFlow:
             reason_code=plan.reason_code, reason_text=plan.reason_text,
             drawn_at=now, due_at=policy.due_at(plan.key, now, core.calendar),
         )
-        with tx.write(core.audit) as s:
-            records.record_loan(
-                s, core.audit, terms, event_type="key.drawn", slot=slot,
-                rules=list(plan.decision.rules),
-                actors=[str(p.id) for p in (v.person, v.manager, v.cosigner) if p],
-                payload={"intent_seq": v.intents.get(slot), "reason_code": plan.reason_code,
-                         "reason_text": plan.reason_text, "borrower_name": v.person.name,
-                         "issuer": v.cosigner.name if v.cosigner else "cabinet",
-                         **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {})},
-            )
+        actors = [str(p.id) for p in (v.person, v.manager, v.cosigner) if p]
+        payload = {"intent_seq": v.intents.get(slot), "reason_code": plan.reason_code,
+                   "reason_text": plan.reason_text, "borrower_name": v.person.name,
+                   "issuer": v.cosigner.name if v.cosigner else "cabinet",
+                   **({"remote_admins": list(v.remote_admins)} if v.remote_admins else {})}
+        rules = list(plan.decision.rules)
+        # The writer thread records it (in order, retried while the database is busy).
+        core.write(lambda s: records.record_loan(
+            s, core.audit, terms, event_type="key.drawn", slot=slot, rules=rules,
+            actors=actors, payload=payload), "key.drawn")
         v.resolved.add(slot)
         v.drawn[slot] = terms.due_at
 

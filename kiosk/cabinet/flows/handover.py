@@ -15,7 +15,7 @@ from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.policy import Decision
-from kiosk.services import handovers, tx
+from kiosk.services import handovers
 from kiosk.store.models import Cabinet as CabinetRow
 
 
@@ -38,15 +38,19 @@ class HandoverFlow:
             core.deny(decision, uid=card.uid, person=person)
             raise CabinetError(decision.code)
         now = core.clock()
+        sensed = core.last_scan() or None
+        fobs = core.last_fobs()
+
+        def start(s: DbSession) -> uuid.UUID:
+            return handovers.start(
+                s, core.audit, cabinet=s.get_one(CabinetRow, core.cabinet_id),
+                outgoing_id=person.id, card=card.uid, zone=core.calendar.zone,
+                sensed=sensed, fobs=fobs, notes=notes, now=now,
+                valid_for=core.options.handover_valid_for,
+            ).id
+
         try:
-            with tx.write(core.audit) as s:
-                row = handovers.start(
-                    s, core.audit, cabinet=s.get_one(CabinetRow, core.cabinet_id),
-                    outgoing_id=person.id, card=card.uid, zone=core.calendar.zone,
-                    sensed=core.last_scan() or None, fobs=core.last_fobs(), notes=notes, now=now,
-                    valid_for=core.options.handover_valid_for,
-                )
-                core.visit.handover_id = row.id
+            core.visit.handover_id = await core.writer.run(start, "handover.started")
         except Conflict as exc:
             raise CabinetError("handover_pending", str(exc)) from None
         await core.apply(core.session.handle(flow.HandoverStarted(now)))
@@ -79,14 +83,13 @@ class HandoverFlow:
                 raise CabinetError(decision.code)
             return  # keep waiting for the right person's tap
         assert person is not None and card is not None
+        waiting_id = waiting.id
         try:
-            with tx.write(core.audit) as s:
-                handovers.accept(
-                    s, core.audit, cabinet_id=core.cabinet_id, incoming_id=person.id,
-                    card=card.uid, zone=core.calendar.zone,
-                    language=core.options.report_language, handover_id=waiting.id, now=now,
-                    site=core.runtime.settings.site,
-                )
+            await core.writer.run(lambda s: handovers.accept(
+                s, core.audit, cabinet_id=core.cabinet_id, incoming_id=person.id,
+                card=card.uid, zone=core.calendar.zone, language=core.options.report_language,
+                handover_id=waiting_id, now=now, site=core.runtime.settings.site,
+            ), "handover.accepted")
         except (Conflict, InvalidRequest) as exc:
             raise CabinetError("handover_none", str(exc)) from None
         core.beep("ok")
@@ -98,7 +101,12 @@ class HandoverFlow:
         if core.visit.handover_id is None:
             return
         person = core.visit.person
-        with contextlib.suppress(Conflict), tx.write(core.audit) as s:
-            handovers.cancel(s, core.audit, handover_id=core.visit.handover_id,
-                             actors=[str(person.id)] if person else [],
-                             reason="cancelled_at_kiosk", now=core.clock())
+        handover_id, now = core.visit.handover_id, core.clock()
+
+        def cancel(s: DbSession) -> None:
+            with contextlib.suppress(Conflict):
+                handovers.cancel(s, core.audit, handover_id=handover_id,
+                                 actors=[str(person.id)] if person else [],
+                                 reason="cancelled_at_kiosk", now=now)
+
+        core.write(cancel, "handover.cancelled")

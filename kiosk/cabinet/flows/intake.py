@@ -129,45 +129,51 @@ class IntakeFlow:
                         key_number=intake.get("key_number"), rules=["K1"],
                         payload={k: str(val) for k, val in intake.items()})
 
-    def received(self, command: flow.Received) -> None:
+    async def received(self, command: flow.Received) -> None:
         core, slot = self.core, command.slot
         details = core.visit.intake or {}
         custodian = core.visit.person
         assert custodian is not None
+        fob_rom = (core.last_fobs() or {}).get(slot)
+        intent_seq = core.visit.intents.get(slot)
+
+        def receive(s: DbSession) -> None:
+            """The new key, its event and its intake record, in one transaction."""
+            group = s.query(KeyGroup).filter(KeyGroup.code == details["group_code"]).one()
+            room = str(details.get("room_number") or "").strip()
+            unit = s.query(Unit).filter(Unit.room_number == room).first() if room else None
+            key = Key(
+                key_number=str(details["key_number"]), label=str(details["label"]),
+                group_id=group.id, unit_id=unit.id if unit else None,
+                category=KeyCategory(details.get("category") or "unit"),
+                copies=int(details.get("key_count") or 1),
+                fob_tag=str(details["fob_tag"]).upper() if details.get("fob_tag") else None,
+                # issue 13: an identity cabinet pairs the fob's chip as the key is hung
+                fob_rom=fob_rom,
+                home_slot_id=records.slot_id(s, cabinet_id=core.cabinet_id, number=slot),
+            )
+            s.add(key)
+            s.flush()
+            event = tx.log(s, core.audit, NewEvent(
+                type="key.intake", slot=slot, key_number=key.key_number, decision="allow",
+                rules=["K1"], actors=[str(custodian.id)],
+                payload={"delivered_by": details["delivered_by"],
+                         "delivered_by_department": details["delivered_by_department"],
+                         "room_number": room, "key_count": key.copies,
+                         "received_by": custodian.name, "fob_rom": key.fob_rom,
+                         "intent_seq": intent_seq},
+            ))
+            s.add(IntakeRecord(
+                key_id=key.id, delivered_by_name=str(details["delivered_by"]),
+                delivered_by_department=str(details["delivered_by_department"]),
+                room_number=room or "-", key_count=key.copies,
+                deliverer_confirmed=bool(details.get("deliverer_confirmed", True)),
+                custodian_id=custodian.id, slot_id=key.home_slot_id,
+                note=details.get("note"), event_seq=event.seq,
+            ))
+
         try:
-            with tx.write(core.audit) as s:
-                group = s.query(KeyGroup).filter(KeyGroup.code == details["group_code"]).one()
-                room = str(details.get("room_number") or "").strip()
-                unit = s.query(Unit).filter(Unit.room_number == room).first() if room else None
-                key = Key(
-                    key_number=str(details["key_number"]), label=str(details["label"]),
-                    group_id=group.id, unit_id=unit.id if unit else None,
-                    category=KeyCategory(details.get("category") or "unit"),
-                    copies=int(details.get("key_count") or 1),
-                    fob_tag=str(details["fob_tag"]).upper() if details.get("fob_tag") else None,
-                    # issue 13: an identity cabinet pairs the fob's chip as the key is hung
-                    fob_rom=(core.last_fobs() or {}).get(slot),
-                    home_slot_id=records.slot_id(s, cabinet_id=core.cabinet_id, number=slot),
-                )
-                s.add(key)
-                s.flush()
-                event = tx.log(s, core.audit, NewEvent(
-                    type="key.intake", slot=slot, key_number=key.key_number, decision="allow",
-                    rules=["K1"], actors=[str(custodian.id)],
-                    payload={"delivered_by": details["delivered_by"],
-                             "delivered_by_department": details["delivered_by_department"],
-                             "room_number": room, "key_count": key.copies,
-                             "received_by": custodian.name, "fob_rom": key.fob_rom,
-                             "intent_seq": core.visit.intents.get(slot)},
-                ))
-                s.add(IntakeRecord(
-                    key_id=key.id, delivered_by_name=str(details["delivered_by"]),
-                    delivered_by_department=str(details["delivered_by_department"]),
-                    room_number=room or "-", key_count=key.copies,
-                    deliverer_confirmed=bool(details.get("deliverer_confirmed", True)),
-                    custodian_id=custodian.id, slot_id=key.home_slot_id,
-                    note=details.get("note"), event_seq=event.seq,
-                ))
+            await core.writer.run(receive, "key.intake")
         except IntegrityError as exc:
             core.log(core.outcome("intake.failed", slot, rules=["K1"], detail=str(exc.orig)))
             core.visit.resolved.add(slot)

@@ -15,7 +15,6 @@ from kiosk import session as flow
 from kiosk.audit import NewEvent
 from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
-from kiosk.services import tx
 from kiosk.visit import Visit
 
 
@@ -114,28 +113,40 @@ class ReturnFlow:
         core, v = self.core, self.core.visit
         key, returner, slot = v.returning, v.person, command.slot
         assert key is not None
-        with tx.write(core.audit) as s:
+        with DbSession(core.engine) as s:
             loan = records.open_loan(s, key_id=key.id)
-            v.resolved.add(slot)
-            if loan is None:  # closed meanwhile by a start-up resolution: nothing to close
+        v.resolved.add(slot)
+        if loan is None:  # closed meanwhile by a start-up resolution: nothing to close
+            return
+        returner_id = returner.id if returner else None
+        home, at, intent_seq = key.home_slot, core.clock(), v.intents.get(slot)
+        if home != slot:
+            v.returning = key = dataclasses.replace(key, home_slot=slot)
+        by = policy.decide_return(borrower_id=loan.borrower_id, returner_id=returner_id).code
+        if by == "returned":
+            v.returned_code = "returned"
+        else:
+            v.returned_code = "returned_unidentified" if returner is None \
+                else "returned_by_other"
+        closing = key
+
+        def close(s: DbSession) -> None:
+            """The writer thread closes the loan (the one return path, K5 alarm included)."""
+            row = records.open_loan(s, key_id=closing.id)
+            if row is None:
                 return
             moved = {}
-            if key.home_slot != slot:
-                moved = {"moved_from": records.rehome(s, key_id=key.id,
+            if home != slot:
+                moved = {"moved_from": records.rehome(s, key_id=closing.id,
                                                       cabinet_id=core.cabinet_id, slot=slot)}
-                v.returning = key = dataclasses.replace(key, home_slot=slot)
             records.record_return(
-                s, core.audit, loan=loan, key=key, cabinet_id=core.cabinet_id, slot=slot,
-                returner_id=returner.id if returner else None, at=core.clock(),
-                event_type="key.returned", actors=[str(returner.id)] if returner else [],
-                payload={"intent_seq": v.intents.get(slot), **moved},
-                alarm_owners=core.alarm_owners,
+                s, core.audit, loan=row, key=closing, cabinet_id=core.cabinet_id, slot=slot,
+                returner_id=returner_id, at=at, event_type="key.returned",
+                actors=[str(returner_id)] if returner_id else [],
+                payload={"intent_seq": intent_seq, **moved}, alarm_owners=core.alarm_owners,
             )
-            if not loan.returned_by_other:
-                v.returned_code = "returned"
-            else:
-                v.returned_code = "returned_unidentified" if returner is None \
-                    else "returned_by_other"
+
+        core.write(close, "key.returned")
 
     def tell_returned(self) -> tuple[str, tuple[str, str] | None]:
         """After a return: which key went back to which slot; a return by someone other than

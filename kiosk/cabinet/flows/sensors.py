@@ -6,9 +6,12 @@ the sensors with the records (``kiosk.reconcile``), or as soon as the bus answer
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +23,7 @@ from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
 from kiosk.cabinet.contract import Core
+from kiosk.errors import AuditError
 from kiosk.reconcile import reconcile
 from kiosk.services import alarms as alarm_service
 from kiosk.services import tx
@@ -320,13 +324,7 @@ class SensorSupervisor:
                 and records.key_in_slot(s, cabinet_id=core.cabinet_id, slot=slot) is None
         if actual is not None and actual.id == expected.id:
             if expected_rom is None and fob is not None:
-                with tx.write(core.audit) as s:
-                    row = s.get(Key, expected.id)
-                    assert row is not None
-                    row.fob_rom = fob
-                    tx.log(s, core.audit, NewEvent(
-                        type="key.fob_paired", slot=slot, key_number=expected.key_number,
-                        rules=["K4"], payload={"fob_rom": fob, "at": "return"}))
+                core.write(_pair_fob(core, expected, slot, fob), "key.fob_paired")
             return True
         if anywhere and actual is not None:
             v.returning = actual  # recorded as *its* return, in its new slot
@@ -414,13 +412,57 @@ class SensorSupervisor:
         if self.next_overdue_check is not None and now < self.next_overdue_check:
             return
         self.next_overdue_check = now + core.options.overdue_every
-        with tx.write(core.audit) as s:
-            for loan in records.loans_out(s, cabinet_id=core.cabinet_id):
-                if loan.due_at <= now and not records.has_open_alarm(
-                        s, kind="key_overdue", loan_id=loan.id):
-                    alarm_service.raise_alarm(
-                        s, core.audit, kind="key_overdue", rule="K9", actors=[],
-                        cabinet_id=core.cabinet_id, key_id=loan.key_id, loan_id=loan.id,
-                        message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
-                                f"{loan.due_at.isoformat()}", at=now, owners=core.alarm_owners,
-                    )
+        self._overdue_batch(now)
+
+    def _overdue_batch(self, now: dt.datetime) -> None:
+        """One batch of ``key_overdue`` alarms for the writer; the next batch is queued only
+        once this one is written, so an intent posted meanwhile is not kept waiting behind
+        hundreds of alarms (a cabinet started with many keys overdue; issue 15)."""
+        core = self.core
+        done = core.writer.post(lambda s: _raise_overdue(core, s, now), "key_overdue")
+        loop = asyncio.get_running_loop()
+
+        def more(future: concurrent.futures.Future[bool]) -> None:
+            if not future.cancelled() and future.exception() is None and future.result():
+                loop.call_soon_threadsafe(self._next_overdue_batch, now)
+
+        done.add_done_callback(more)
+
+    def _next_overdue_batch(self, now: dt.datetime) -> None:
+        with contextlib.suppress(AuditError):  # the writer closed: the next check does it
+            self._overdue_batch(now)
+
+
+def _pair_fob(core: Core, key: policy.KeyFacts, slot: int,
+              fob: str) -> Callable[[DbSession], None]:
+    """Issue 13: an unpaired key's first return pairs its chip (a write for the writer)."""
+    def work(s: DbSession) -> None:
+        row = s.get(Key, key.id)
+        assert row is not None
+        row.fob_rom = fob
+        tx.log(s, core.audit, NewEvent(
+            type="key.fob_paired", slot=slot, key_number=key.key_number,
+            rules=["K4"], payload={"fob_rom": fob, "at": "return"}))
+    return work
+
+
+OVERDUE_BATCH = 20
+
+
+def _raise_overdue(core: Core, s: DbSession, now: dt.datetime) -> bool:
+    """K9: one ``key_overdue`` alarm per overdue loan, at most ``OVERDUE_BATCH`` in one
+    transaction (run by the writer thread); True if more may be waiting."""
+    raised = 0
+    for loan in records.loans_out(s, cabinet_id=core.cabinet_id):
+        if raised >= OVERDUE_BATCH:
+            return True
+        if loan.due_at <= now and not records.has_open_alarm(
+                s, kind="key_overdue", loan_id=loan.id):
+            raised += 1
+            alarm_service.raise_alarm(
+                s, core.audit, kind="key_overdue", rule="K9", actors=[],
+                cabinet_id=core.cabinet_id, key_id=loan.key_id, loan_id=loan.id,
+                message=f"{loan.key.key_number} drawn by {loan.borrower.name} was due "
+                        f"{loan.due_at.isoformat()}", at=now, owners=core.alarm_owners,
+            )
+    return False
