@@ -57,7 +57,8 @@ class DrawFlow:
             ctx = self.context(s, now)
         facts = self.core.facts  # the keys and who has them out, from memory (issue 15)
         boxed = facts.awaiting()  # imported and not stocked yet: not in the cabinet to draw
-        keys = [k for k in facts.keys() if k.id not in boxed]
+        every = facts.keys()
+        keys = [k for k in every if k.id not in boxed]
         self.core.visit.choices = policy.screen_keys(ctx, keys, facts.holders())
 
     async def choose(self, key_numbers: list[str], reason_code: str,
