@@ -248,13 +248,19 @@ async def serve_hub(settings: Settings) -> None:
         runtime.close()
 
 
-def run_hub(settings: Settings) -> None:
+def _logging(settings: Settings) -> None:
+    """The daemon's log format. Alembic's plugin set-up (a dozen INFO lines at every start)
+    says nothing an operator needs; its "Running upgrade" lines stay."""
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def run_hub(settings: Settings) -> None:
+    _logging(settings)
     asyncio.run(serve_hub(settings))
 
 
 def run(settings: Settings, config: Path | None = None) -> None:
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _logging(settings)
     asyncio.run(serve(settings, config))
