@@ -6,6 +6,7 @@ or ``KIOSK_TEST_POSTGRES=1`` (see ``tests/pg_server.py``): use the ``db_url`` fi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -50,10 +51,11 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database on each backend under test."""
-    if request.param == "sqlite":
+@contextlib.contextmanager
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on ``backend``: a file under ``tmp_path``, or a database of its own
+    on the suite's PostgreSQL server, dropped afterwards."""
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'kiosk.db'}"
         return
     base: str = request.getfixturevalue("postgres_url")
@@ -67,6 +69,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend under test."""
+    with database_url(request.param, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pg_server
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
@@ -42,6 +43,9 @@ from kiosk.store.models import (
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.types import utcnow
 from kiosk.wiring import build_simulated
+
+collect_ignore = [] if pg_server.wanted() else ["test_schemathesis_postgres.py"]
+"""The PostgreSQL schemathesis run exists only where the suite runs PostgreSQL."""
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
 

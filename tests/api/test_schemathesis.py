@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,9 +32,18 @@ from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models import Role
 from kiosk.store.models_auth import AccountRole
 from tests.api.conftest import World, attached_cabinet, build_world
+from tests.conftest import database_url
 
 TOKENS: dict[AccountRole, dict[str, str]] = {}
 WORLD: list[World] = []
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite here. The same run on PostgreSQL is tests/api/test_schemathesis_postgres.py, a
+    file of its own so that the suite's two workers take one each (``--dist loadfile``)."""
+    with database_url("sqlite", request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
