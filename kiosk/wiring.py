@@ -70,6 +70,12 @@ SIM_STATE_FILE = "sim-cabinet.json"
 """The simulated cabinet's physical state in the data dir: a real cabinet does not reset
 when the Pi reboots, so neither does the simulated one (a pulled key stays pulled)."""
 MUX_ADDRESS = 0x70
+DOOR_SWING_S = 0.3
+"""The least time a simulated person needs between a compartment door springing open and
+pushing it shut again (``CabinetModel.door_swing_s``; a real hand takes longer). Without
+it ``/sim/insert`` could put a key in and latch the door within the ~25 ms between the
+unlock pulse and the driver's read-back, which then reads the slot locked and reports a
+working unlock as a lock fault: no person is that fast, so the simulator must not be."""
 
 
 def kerong_slot_map(slots: list[int]) -> dict[int, tuple[int, int]]:
@@ -178,12 +184,16 @@ def stocked_slots(runtime: Runtime) -> tuple[list[int], dict[int, str]]:
     return slots or list(range(1, CHANNELS + 1)), fobs
 
 
-def build_simulated(runtime: Runtime, *, pop_open: bool = True,
-                    persist: bool = True) -> SimulatedHardware:
+def build_simulated(runtime: Runtime, *, pop_open: bool = True, persist: bool = True,
+                    door_swing_s: float = 0.0) -> SimulatedHardware:
     """The whole virtual cabinet. With ``persist`` its physical state lives in
-    ``DATA_DIR/sim-cabinet.json`` and survives a restart of the daemon (issue 13)."""
+    ``DATA_DIR/sim-cabinet.json`` and survives a restart of the daemon (issue 13).
+
+    ``door_swing_s`` is ``CabinetModel.door_swing_s``: the daemon, whose ``/sim`` people
+    may act as fast as a script can, passes :data:`DOOR_SWING_S`; the test rigs step
+    people instantly and check the latch at once, so they keep 0."""
     slots, fobs = stocked_slots(runtime)
-    model = CabinetModel(slots, pop_open=pop_open)
+    model = CabinetModel(slots, pop_open=pop_open, door_swing_s=door_swing_s)
     model.load(fobs)
     if persist:
         state_file = runtime.settings.data_dir / SIM_STATE_FILE

@@ -40,6 +40,9 @@ class SlotModel:
     """A jammed latch stays open whatever the coil does (a fault the simulators can inject)."""
     popped: bool = False
     """A pop-open compartment door sprang open on its pulse and stays open until shut."""
+    popped_at: float = 0.0
+    """When the door last sprang open (model clock): it cannot latch again before it has
+    swung open and back (:attr:`CabinetModel.door_swing_s`)."""
 
     def is_unlocked(self, now: float) -> bool:
         return self.jammed or self.popped or now < self.unlocked_until
@@ -66,6 +69,14 @@ class CabinetModel:
     """Slot style. False: a solenoid latch, free only while its coil is energised. True: a
     locker compartment (what Kerong KR-CU16 boards drive) whose door springs open on a pulse
     and stays open until a person shuts it; the lock reads locked again only then."""
+    door_swing_s: float = 0.0
+    """Pop-open slots only: the least time from a door springing open to it latching again.
+    A hand cannot put a key in and push the door back before the door has swung open, so a
+    :meth:`shut_slot` sooner than this latches the door only once that time is over. 0
+    (the default) latches at once, for tests that step a person instantly; the daemon's
+    simulated cabinet sets a real person's minimum (``kiosk.wiring.DOOR_SWING_S``), without
+    which a scripted person racing the unlock shuts the door before the driver's read-back
+    after the pulse, and a working unlock is reported as a lock fault."""
     slots: dict[int, SlotModel] = field(init=False)
     _listeners: list[Listener] = field(default_factory=list, init=False, repr=False)
     _saved: str = field(default="", init=False, repr=False)
@@ -96,7 +107,9 @@ class CabinetModel:
             if not self.powered:
                 return
             if self.pop_open:
-                self._slot(slot).popped = True
+                s = self._slot(slot)
+                if not s.popped:
+                    s.popped, s.popped_at = True, self.clock()
             else:
                 self._slot(slot).unlocked_until = self.clock() + seconds
         self._changed("slot", slot)
@@ -183,11 +196,13 @@ class CabinetModel:
         self._changed("slot", None)
 
     def shut_slot(self, slot: int) -> None:
-        """A person pushes a popped compartment door shut: it latches again."""
+        """A person pushes a popped compartment door shut: it latches again, at the earliest
+        :attr:`door_swing_s` after it sprang open."""
         with self._lock:
             s = self._slot(slot)
+            latches_at = s.popped_at + self.door_swing_s if s.popped else 0.0
             s.popped = False
-            s.unlocked_until = 0.0
+            s.unlocked_until = latches_at if latches_at > self.clock() else 0.0
         self._changed("slot", slot)
 
     def is_popped(self, slot: int) -> bool:
