@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 import weakref
 from typing import Annotated, Any
 
@@ -220,15 +221,53 @@ def _cabinet_out(c: HubCabinet, site: str) -> dict[str, Any]:
             "last_seen_at": c.last_seen_at.isoformat() if c.last_seen_at else None}
 
 
-@router.get("/cabinets", dependencies=[needs(P.CABINETS_READ)], summary="Enrolled cabinets")
-def list_cabinets(audit: AuditDep, principal: PrincipalDep,
-                  site: str | None = None) -> list[dict[str, Any]]:
+Name = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[\w.-]+$")]
+
+
+@router.get("/cabinets", dependencies=[needs(P.CABINETS_READ)],
+            summary="Enrolled cabinets, by id; page on with after=<the last cabinet_id>")
+def list_cabinets(audit: AuditDep, principal: PrincipalDep, site: Name = None,
+                  after: Name = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     with Session(audit.engine) as session:
         scope = scopes.scope_of(session, principal.account_id)
-        rows = session.execute(select(HubCabinet, HubSite.code).join(
-            HubSite, HubCabinet.site_id == HubSite.id).order_by(HubCabinet.cabinet_id)).all()
-        return [_cabinet_out(c, code) for c, code in rows
-                if site in (None, code) and scope.sees_site(c.site_id)]
+        query = select(HubCabinet, HubSite.code).join(HubSite, HubCabinet.site_id == HubSite.id)
+        if scope.site_id is not None:
+            query = query.where(HubCabinet.site_id == scope.site_id)
+        if site is not None:
+            query = query.where(HubSite.code == site)
+        if after is not None:
+            query = query.where(HubCabinet.cabinet_id > after)
+        rows = session.execute(query.order_by(HubCabinet.cabinet_id).limit(limit)).all()
+        return [_cabinet_out(c, code) for c, code in rows]
+
+
+def _fleet_key_out(row: tuple[Any, str, str, int]) -> dict[str, Any]:
+    key, site, cabinet_id, slot = row
+    return {"id": str(key.id), "key_number": key.key_number, "label": key.label,
+            "status": key.status.value, "site": site, "cabinet_id": cabinet_id, "slot": slot}
+
+
+@router.get("/keys", dependencies=[needs(P.KEYS_READ)],
+            summary="The fleet's keys by home cabinet, by key number; page on with "
+                    "after=<the last key_number>")
+def list_fleet_keys(audit: AuditDep, principal: PrincipalDep, site: Name = None,
+                    cabinet_id: Name = None,
+                    after: Annotated[str | None, Query(max_length=32)] = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    with Session(audit.engine) as session:
+        scope = scopes.scope_of(session, principal.account_id)
+        return [_fleet_key_out(row) for row in scopes.fleet_keys(
+            session, scope, site=site, cabinet_id=cabinet_id, after=after, limit=limit)]
+
+
+@router.get("/keys/{key_id}", dependencies=[needs(P.KEYS_READ)],
+            summary="One key of the fleet (404 outside the caller's site)")
+def get_fleet_key(key_id: uuid.UUID, audit: AuditDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
+    with Session(audit.engine) as session:
+        return _fleet_key_out(scopes.fleet_key(
+            session, scopes.scope_of(session, principal.account_id), key_id))
 
 
 @router.post("/cabinets/{cabinet_id}/revoke", dependencies=[needs(P.CABINETS_WRITE)],
