@@ -40,6 +40,7 @@ from kiosk.store.db import write_session
 from kiosk.store.models_fleet import HubCabinet, HubEvent, HubRecord, HubSite
 
 router = APIRouter(tags=["hub"])
+Name = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[\w.-]+$")]
 LONG_POLL_STEP_S = 0.5
 MAX_WAIT_S = 30.0
 
@@ -221,9 +222,6 @@ def _cabinet_out(c: HubCabinet, site: str) -> dict[str, Any]:
             "last_seen_at": c.last_seen_at.isoformat() if c.last_seen_at else None}
 
 
-Name = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[\w.-]+$")]
-
-
 @router.get("/cabinets", dependencies=[needs(P.CABINETS_READ)],
             summary="Enrolled cabinets, by id; page on with after=<the last cabinet_id>")
 def list_cabinets(audit: AuditDep, principal: PrincipalDep, site: Name = None,
@@ -316,13 +314,24 @@ def list_events(audit: AuditDep, principal: PrincipalDep, cabinet_id: str,
 
 @router.get("/records", dependencies=[needs(P.LOANS_READ)],
             summary="The latest copy of records a cabinet owns (loans, alarms, intake...)")
-def list_records(audit: AuditDep, principal: PrincipalDep, cabinet_id: str,
-                 kind: str | None = None,
+def list_records(audit: AuditDep, principal: PrincipalDep, cabinet_id: Name = None,
+                 site: Name = None, kind: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """One cabinet's records, or every cabinet's of a site, or (unscoped) the fleet's."""
     with Session(audit.engine) as session:
-        scopes.require_cabinet(session, scopes.scope_of(session, principal.account_id),
-                               cabinet_id)
-        query = select(HubRecord).where(HubRecord.cabinet_id == cabinet_id)
+        scope = scopes.scope_of(session, principal.account_id)
+        query = select(HubRecord)
+        if cabinet_id is not None:
+            scopes.require_cabinet(session, scope, cabinet_id)
+            query = query.where(HubRecord.cabinet_id == cabinet_id)
+        if scope.site_id is not None or site is not None:
+            at_site = select(HubCabinet.cabinet_id).join(HubSite,
+                                                         HubCabinet.site_id == HubSite.id)
+            if scope.site_id is not None:
+                at_site = at_site.where(HubCabinet.site_id == scope.site_id)
+            if site is not None:
+                at_site = at_site.where(HubSite.code == site)
+            query = query.where(HubRecord.cabinet_id.in_(at_site))
         if kind is not None:
             query = query.where(HubRecord.kind == kind)
         rows = session.scalars(query.order_by(HubRecord.received_at).limit(limit)).all()

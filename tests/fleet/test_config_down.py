@@ -33,12 +33,16 @@ from kiosk.fleet.ingest import Batch, ingest
 from kiosk.fleet.link import read_batch
 from kiosk.records import consume_approval
 from kiosk.runtime import Runtime
+from kiosk.services import approvals, tx
+from kiosk.services.authz import ROLE_PERMISSIONS, Principal
 from kiosk.store.db import write_session
 from kiosk.store.models import (
     Approval,
     ApprovalStatus,
     AuthorizationUnit,
     Cabinet,
+    Department,
+    Event,
     Key,
     KeyCategory,
     KeyGroup,
@@ -47,9 +51,12 @@ from kiosk.store.models import (
     Owner,
     OwnerAuthorization,
     Person,
+    PersonRole,
+    Role,
     Slot,
     Unit,
 )
+from kiosk.store.models_auth import AccountRole, TokenKind
 from kiosk.store.models_fleet import HubAlarm
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -328,3 +335,77 @@ def _events(cab: Runtime, type_: str) -> list[tuple[int, dict[str, Any]]]:
     with Session(cab.engine) as s:
         return [(e.seq, json.loads(e.payload)) for e in s.scalars(
             select(Event).where(Event.type == type_).order_by(Event.seq))]
+
+
+def _leader_at_hub(person_id: uuid.UUID) -> Principal:
+    """The department leader signed in at the hub (an account linked to the person)."""
+    return Principal(account_id=uuid.uuid4(), username="leader", role=AccountRole.DEPT_LEADER,
+                     person_id=person_id, department_id=None,
+                     permissions=ROLE_PERMISSIONS[AccountRole.DEPT_LEADER],
+                     token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
+
+
+def test_an_approval_asked_at_the_screen_is_decided_at_the_hub_and_flows_down_K7(
+        fleet: Fleet) -> None:
+    """K7 in a fleet: a person refused a special-room key asks at cabinet A's screen; the
+    request ships up with A's log and becomes the hub's pending approval (same id); the
+    department leader approves it at the hub; the decision comes down to A by the version
+    cursor and lands on A's pending copy. Another cabinet cannot raise requests for A's key."""
+    with write_session(fleet.hub.engine) as s:
+        dept = Department(code="ENG", name="工程部")
+        s.add(dept)
+        s.flush()
+        worker = Person(staff_no="E2002", name="李工", department_id=dept.id)
+        leader = Person(staff_no="L9001", name="王经理", department_id=dept.id)
+        s.add_all([worker, leader])
+        s.flush()
+        s.add(PersonRole(person_id=leader.id, role=Role.DEPT_LEADER))
+        leader_id = leader.id
+    pull(fleet, fleet.a)
+
+    with tx.write(fleet.a.audit) as s:  # what the screen's 申请审批 calls (draw flow)
+        key = s.scalars(select(Key).where(Key.key_number == "K-1201")).one()
+        me = s.scalars(select(Person).where(Person.staff_no == "E2002")).one()
+        asked, leaders, new = approvals.request_at_cabinet(
+            s, fleet.a.audit, key_id=key.id, person_id=me.id, cabinet="cab-a", now=NOW)
+        asked_id = asked.id
+        assert new and [p.name for p in leaders] == ["王经理"]
+
+    ship(fleet, fleet.a)
+    with Session(fleet.hub.engine) as s:
+        at_hub = s.get(Approval, asked_id)
+        assert at_hub is not None and at_hub.status == ApprovalStatus.PENDING
+        hub_worker = s.scalars(select(Person).where(Person.staff_no == "E2002")).one()
+        assert at_hub.requested_for_id == hub_worker.id and at_hub.key_id == fleet.key_id
+        told = s.scalars(select(Event).where(Event.type == "approval.requested")).all()
+        assert [json.loads(e.payload)["cabinet"] for e in told] == ["cab-a"]
+        assert [x["name"] for x in json.loads(told[0].payload)["leaders"]] == ["王经理"]
+    ship(fleet, fleet.a)  # a resend makes nothing twice
+    with Session(fleet.hub.engine) as s:
+        assert len(s.scalars(select(Approval).where(Approval.id == asked_id)).all()) == 1
+    pull(fleet, fleet.a)  # the hub's pending copy is A's own
+    with Session(fleet.a.engine) as s:
+        assert s.get(Approval, asked_id).status == ApprovalStatus.PENDING  # type: ignore[union-attr]
+
+    with write_session(fleet.hub.engine) as s:  # the leader decides at the hub
+        approvals.approve(s, fleet.hub_log, by=_leader_at_hub(leader_id), approval_id=asked_id,
+                          note="同意")
+    assert "approval" in [c["entity"] for c in pull(fleet, fleet.a)]
+    with Session(fleet.a.engine) as s:
+        here = s.get(Approval, asked_id)
+        assert here is not None and here.status == ApprovalStatus.APPROVED
+        approver = s.get(Person, here.approver_id) if here.approver_id else None
+        assert approver is not None and approver.staff_no == "L9001"
+
+    # Cabinet B forges a request for A's key: the hub makes nothing and says why.
+    forged = uuid.uuid4()
+    fleet.b.audit.append(NewEvent(type="approval.requested", key_number="K-1201", rules=["K7"],
+                                  payload={"approval": str(forged), "staff_no": "E2002",
+                                           "valid_until": NOW.isoformat()}))
+    ship(fleet, fleet.b)
+    with Session(fleet.hub.engine) as s:
+        assert s.get(Approval, forged) is None
+        skipped = s.scalars(select(Event).where(
+            Event.type == "fleet.approval_request_skipped")).all()
+        assert ["cab-b" in e.payload and "not homed at cab-b" in e.payload
+                for e in skipped] == [True]

@@ -30,6 +30,7 @@ from kiosk.services import accounts
 from kiosk.store.db import write_session
 from kiosk.store.models import Cabinet, Key, KeyCategory, KeyGroup, Slot
 from kiosk.store.models_auth import AccountRole
+from kiosk.store.models_fleet import HubRecord
 from tests.api.conftest import FAST_HASHER
 
 PASSWORD = "correct horse battery"
@@ -266,6 +267,19 @@ def test_site_scope_everywhere_on_the_hub(fleet: Hub) -> None:
                                           admin)] == ["cab-a"]
     assert _get(client, f"/hub/v1/keys/{keys['K-B1']}", admin)["site"] == "tower-b"
     assert "K-B1" in client.get("/api/v1/keys", headers=admin).text  # unscoped: unchanged
+
+    # Records (loans, alarms ...) by site: the fleet's for the administrator, one site's else.
+    loan = {"kind": "loan", "id": str(uuid.uuid4())}
+    for code in ("cab-a", "cab-b"):
+        with write_session(fleet.runtime.engine) as s:
+            s.add(HubRecord(kind="loan", record_id=uuid.uuid4(), cabinet_id=code,
+                            body=json.dumps({**loan, "key_number": f"K-{code}-loan"})))
+    everyone = _get(client, "/hub/v1/records?kind=loan", admin)
+    assert {r["cabinet_id"] for r in everyone} == {"cab-a", "cab-b"}
+    assert {r["cabinet_id"] for r in _get(client, "/hub/v1/records?site=tower-b",
+                                          admin)} == {"cab-b"}
+    assert {r["cabinet_id"] for r in _get(client, "/hub/v1/records?kind=loan",
+                                          callers["sup-a"])} == {"cab-a"}
 
     # The scoped supervisor sees its site's key, and B's key is not there (404, like none).
     sup = callers["sup-a"]
