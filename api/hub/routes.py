@@ -32,7 +32,7 @@ from kiosk.errors import (
     PermissionDenied,
 )
 from kiosk.fleet import changes as config_changes
-from kiosk.fleet import hub, protocol
+from kiosk.fleet import hub, protocol, site_settings
 from kiosk.fleet import scope as scopes
 from kiosk.fleet.ingest import Batch, ingest
 from kiosk.services.authz import Permission as P
@@ -213,6 +213,35 @@ def create_code(site_code: str, audit: AuditDep, principal: PrincipalDep) -> dic
         code, expires = hub.create_enrolment_code(session, audit, site_code=site_code,
                                                   actors=principal.actors())
     return {"code": code, "site": site_code, "expires_at": expires.isoformat()}
+
+
+@router.get("/sites/{site_code}/settings", dependencies=[needs(P.CABINETS_READ)],
+            summary="The settings this site's cabinets take from the hub")
+def get_site_settings(site_code: str, audit: AuditDep,
+                      principal: PrincipalDep) -> dict[str, Any]:
+    with Session(audit.engine) as session:
+        site = _site_seen(session, principal, site_code)
+        return {"site": site.code, "settings": site_settings.for_site(session, site.id)}
+
+
+@router.put("/sites/{site_code}/settings", dependencies=[needs(P.CABINETS_WRITE)],
+            summary="Replace the settings this site's cabinets take from the hub "
+                    "(business_hours, pin, alarms, site); they flow down by the cursor")
+def put_site_settings(site_code: str, body: dict[str, Any], audit: AuditDep,
+                      principal: PrincipalDep) -> dict[str, Any]:
+    with write_session(audit.engine) as session:
+        site = _site_seen(session, principal, site_code)
+        done = site_settings.set_for_site(session, audit, site=site, doc=body,
+                                          actors=principal.actors())
+        return {"site": site.code, "settings": done}
+
+
+def _site_seen(session: Session, principal: Any, site_code: str) -> HubSite:
+    """The site, or 404 for one outside the caller's scope (as if it did not exist)."""
+    site = hub.site_by_code(session, site_code)
+    if not scopes.scope_of(session, principal.account_id).sees_site(site.id):
+        raise NotFound(f"no site {site_code}")
+    return site
 
 
 def _cabinet_out(c: HubCabinet, site: str) -> dict[str, Any]:

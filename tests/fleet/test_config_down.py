@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.audit.device_key import load_or_create
 from kiosk.config import Settings
-from kiosk.fleet import hub
+from kiosk.errors import InvalidRequest
+from kiosk.fleet import hub, site_settings
 from kiosk.fleet.apply import apply_changes, apply_pending_moves, config_version
 from kiosk.fleet.changes import changes_since, install_change_tracking, prepare_hub_database
 from kiosk.fleet.ingest import Batch, ingest
@@ -57,7 +58,7 @@ from kiosk.store.models import (
     Unit,
 )
 from kiosk.store.models_auth import AccountRole, TokenKind
-from kiosk.store.models_fleet import HubAlarm
+from kiosk.store.models_fleet import HubAlarm, HubCabinet
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -409,3 +410,99 @@ def test_an_approval_asked_at_the_screen_is_decided_at_the_hub_and_flows_down_K7
             Event.type == "fleet.approval_request_skipped")).all()
         assert ["cab-b" in e.payload and "not homed at cab-b" in e.payload
                 for e in skipped] == [True]
+
+
+def test_settings_per_site_come_down_to_that_sites_cabinets_and_the_file_keeps_hardware(
+        fleet: Fleet, tmp_path: Path) -> None:
+    """Issue 12: a site's business hours (K8), PIN requirements and alarm owners (F1) are
+    set at the hub and reach that site's cabinets by the version cursor, and no other
+    site's; a cabinet runs with them (also after a restart with the hub away) while its
+    config file keeps everything else; a section the hub drops falls back to the file's."""
+    with write_session(fleet.hub.engine) as s:
+        tower_b = hub.create_site(s, fleet.hub_log, code="tower-b", name="Tower B",
+                                  actors=["test"])
+        s.scalars(select(HubCabinet).where(HubCabinet.cabinet_id == "cab-b")).one(
+            ).site_id = tower_b.id
+    pull(fleet, fleet.a)
+    pull(fleet, fleet.b)
+    policy = {"business_hours": {"start": "07:00", "end": "19:30",
+                                 "weekdays": [1, 2, 3, 4, 5, 6], "holidays": ["2027-01-01"]},
+              "pin": {"after_hours": True, "key_groups": ["MASTER"]},
+              "alarms": {"owners": {"door_forced": "duty_manager"}}}
+    with write_session(fleet.hub.engine) as s:
+        site_a = hub.site_by_code(s, "tower-a")
+        site_settings.set_for_site(s, fleet.hub_log, site=site_a, doc=policy, actors=["test"])
+    assert [c["entity"] for c in pull(fleet, fleet.a)] == ["site_settings"]
+    assert pull(fleet, fleet.b) == []  # tower B's cabinet gets nothing of tower A's
+
+    # Cabinet A restarted (hub away): its file sets a hardware-side timeout and PIN tries.
+    file_a = Settings(data_dir=fleet.a.settings.data_dir, cabinet_id="cab-a",
+                      cabinet={"take_timeout_s": 33}, pin={"max_tries": 7})
+    again = Runtime.open(file_a)
+    try:
+        run = again.settings
+        assert (run.business_hours.start, run.business_hours.end) == (dt.time(7), dt.time(19, 30))
+        assert run.business_hours.weekdays == [1, 2, 3, 4, 5, 6]
+        assert dt.date(2027, 1, 1) in run.business_hours.holidays
+        assert run.pin.after_hours is True and run.pin.key_groups == ["MASTER"]
+        assert run.pin.max_tries == 5  # the hub's section replaces the file's whole
+        assert run.alarms.table()["door_forced"] == "duty_manager"
+        assert run.cabinet.take_timeout_s == 33  # the cabinet's own: the file wins
+    finally:
+        again.close()
+    with Session(fleet.b.engine) as s:
+        assert site_settings.held_in(s) is None
+
+    # The hub drops the PIN section: A falls back to its file's.
+    with write_session(fleet.hub.engine) as s:
+        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+                                   doc={"business_hours": policy["business_hours"]},
+                                   actors=["test"])
+    pull(fleet, fleet.a)
+    back = Runtime.open(file_a)
+    try:
+        assert back.settings.pin.after_hours is False and back.settings.pin.max_tries == 7
+        assert back.settings.business_hours.start == dt.time(7)
+    finally:
+        back.close()
+    with Session(fleet.a.engine) as s:
+        applied = s.scalars(select(Event).where(Event.type == "fleet.config_applied")
+                            .order_by(Event.seq.desc())).first()
+        assert applied is not None and json.loads(applied.payload)["site_settings"] == [
+            "business_hours"]
+
+    # A setting only the cabinet's file may hold is refused at the hub.
+    with write_session(fleet.hub.engine) as s, pytest.raises(InvalidRequest, match="hardware"):
+        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+                                   doc={"hardware": {"bus": "rs485"}}, actors=["test"])
+    with write_session(fleet.hub.engine) as s, pytest.raises(InvalidRequest, match="start"):
+        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+                                   doc={"business_hours": {"start": "20:00", "end": "08:00"}},
+                                   actors=["test"])
+
+
+def test_a_running_cabinet_takes_its_sites_new_hours_without_a_restart_K8(
+        fleet: Fleet) -> None:
+    """The daemon's link, having applied new site settings, runs with them at once: the
+    runtime's settings (read live by the PIN flow, the scheduler, reports) and the cabinet's
+    calendar, so Saturday 10:00 becomes business time (no K8 two-person opening)."""
+    from kiosk.cabinet import calendar_from
+    from kiosk.fleet import state
+    from kiosk.fleet.link import FleetLink
+
+    pull(fleet, fleet.a)
+    link = FleetLink(fleet.a, state.Enrolment(hub_url="https://hub.invalid/hub/v1",
+                                              hub_public_key=fleet.hub_log.device_key.public_hex,
+                                              site="tower-a", cabinet_id="cab-a"))
+    seen: list[Settings] = []
+    link.settings_listeners.append(seen.append)
+    saturday = dt.datetime(2027, 3, 6, 10, 0, tzinfo=fleet.a.settings.zone)
+    assert not calendar_from(fleet.a.settings).is_business_time(saturday)
+    with write_session(fleet.hub.engine) as s:
+        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+                                   doc={"business_hours": {"weekdays": [1, 2, 3, 4, 5, 6]},
+                                        "pin": {"roles": ["staff"]}}, actors=["test"])
+    pull(fleet, fleet.a)
+    link.use_site_settings()
+    assert fleet.a.settings.pin.roles == ["staff"]
+    assert [calendar_from(s).is_business_time(saturday) for s in seen] == [True]

@@ -350,3 +350,32 @@ def test_the_cabinets_list_pages_by_cabinet_id(fleet: Hub) -> None:
     fleet.client.put("/hub/v1/accounts/sup-a2/site", json={"site": "tower-a"}, headers=admin)
     assert _get(fleet.client, "/hub/v1/cabinets?after=cab-a", sup) == []
     assert fleet.client.get("/hub/v1/cabinets?limit=0", headers=admin).status_code == 422
+
+
+def test_site_settings_are_set_at_the_hub_per_site_within_the_scope(fleet: Hub) -> None:
+    """Settings per site (business hours, PIN, alarm owners, letterhead) are written at the
+    hub; a setting that is the cabinet's own (hardware) is refused with 422; an account
+    scoped to tower A neither reads nor writes tower B's (404, as if it did not exist)."""
+    admin = fleet.token("fleet-admin", AccountRole.ADMIN)
+    client = fleet.client
+    hours = {"business_hours": {"start": "07:00", "end": "20:00"}, "site": {
+        "company_name": "百富物业", "building_name": "B 座"}}
+    put = client.put("/hub/v1/sites/tower-b/settings", json=hours, headers=admin)
+    assert put.status_code == 200, put.text
+    assert put.json()["settings"]["business_hours"]["start"] == "07:00:00"
+    got = _get(client, "/hub/v1/sites/tower-b/settings", admin)
+    assert got["settings"]["site"]["building_name"] == "B 座"
+    wrong = client.put("/hub/v1/sites/tower-b/settings",
+                       json={"hardware": {"bus": "rs485"}}, headers=admin)
+    assert wrong.status_code == 422 and "hardware" in wrong.text
+    assert _get(client, "/hub/v1/sites/tower-b/settings", admin)["settings"] == got[
+        "settings"]  # a refused write loses nothing
+
+    adm_a = fleet.token("adm-a", AccountRole.ADMIN)
+    client.put("/hub/v1/accounts/adm-a/site", json={"site": "tower-a"}, headers=admin)
+    assert client.get("/hub/v1/sites/tower-b/settings", headers=adm_a).status_code == 404
+    assert client.put("/hub/v1/sites/tower-b/settings", json={},
+                      headers=adm_a).status_code == 404
+    mine = client.put("/hub/v1/sites/tower-a/settings", json={"pin": {"after_hours": True}},
+                      headers=adm_a)
+    assert mine.status_code == 200 and mine.json()["settings"]["pin"]["after_hours"] is True
