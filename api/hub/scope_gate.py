@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -49,25 +49,21 @@ SCOPED_MAY = tuple(re.compile(p) for p in (
 CONSOLE_HOME = "/console"
 
 
-def _secret(scope: Scope) -> str | None:
-    """The caller's token: the bearer header, else the console's session cookie."""
-    cookie_header = ""
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            kind, _, token = value.decode("latin-1").partition(" ")
-            if kind.lower() == "bearer" and token.strip():
-                return token.strip()
-        elif name == b"cookie":
-            cookie_header = value.decode("latin-1")
-    if cookie_header:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(cookie_header)
-        except Exception:  # a malformed cookie header is the routes' business
-            return None
-        if SESSION_COOKIE in jar:
-            return jar[SESSION_COOKIE].value or None
-    return None
+def _secret(scope: Scope, path: str) -> str | None:
+    """The token the route itself will authenticate with: the bearer header for the API,
+    the session cookie for the console (never the other one, so a scoped account's cookie
+    cannot ride along with someone else's bearer header)."""
+    wanted = b"cookie" if path.startswith("/console") else b"authorization"
+    value = next((v.decode("latin-1") for n, v in scope.get("headers", ()) if n == wanted), "")
+    if wanted == b"authorization":
+        kind, _, token = value.partition(" ")
+        return token.strip() or None if kind.lower() == "bearer" else None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(value)
+    except CookieError:  # a malformed cookie header is the routes' business
+        return None
+    return jar[SESSION_COOKIE].value or None if SESSION_COOKIE in jar else None
 
 
 def gated(path: str) -> bool:
@@ -92,17 +88,17 @@ class SiteScopeGate:
             return None  # not signed in: the route itself refuses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not gated(scope["path"]):
+        path = re.sub(r"/{2,}", "/", scope["path"]) if scope["type"] == "http" else ""
+        if not gated(path):
             await self.app(scope, receive, send)
             return
-        secret = _secret(scope)
+        secret = _secret(scope, path)
         policy = scope["app"].state.options.auth_policy
         seen = await asyncio.to_thread(self._scope_of, secret, policy) if secret else None
         if seen is None or seen.whole_fleet:
             await self.app(scope, receive, send)
             return
         scope[SCOPE_KEY] = seen
-        path = re.sub(r"/{2,}", "/", scope["path"])
         if path.rstrip("/") == CONSOLE_HOME and scope["method"] in ("GET", "HEAD"):
             # a scoped account's console opens on its site's fleet page
             await send({"type": "http.response.start", "status": 303,

@@ -333,6 +333,9 @@ def test_site_scope_everywhere_on_the_hub(fleet: Hub) -> None:
         assert 'href="/console/people"' not in page.text
         assert 'href="/console/keys"' not in page.text
         assert browser.get("/console/keys").status_code == 404
+        # A scoped session's cookie with the fleet administrator's bearer header beside it:
+        # the console goes by its cookie, and so does the gate.
+        assert browser.get("/console/keys", headers=admin).status_code == 404
         if username == "sup-a":  # keys:read: the chosen cabinet's keys on the fleet page
             assert 'data-key="K-A1"' in browser.get("/console/fleet?cabinet=cab-a").text
 
