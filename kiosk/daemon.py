@@ -129,8 +129,8 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
                     else build_real(settings))
         door = hardware.door_sensor
         cabinet = Cabinet(
-            runtime, hardware.bank, calendar=calendar_from(settings),
-            options=options_from(settings),
+            runtime, hardware.bank, calendar=calendar_from(runtime.settings),
+            options=options_from(runtime.settings),
             door_is_open=(lambda: door.is_open) if door is not None else None,
             indicators=hardware.indicators if isinstance(hardware, RealHardware) else None,
         )
@@ -138,6 +138,8 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         await cabinet.start()
         loop = asyncio.get_running_loop()
         fleet = _fleet_link(runtime)
+        if fleet is not None:  # the site's hours and alarm owners, as the hub sends them
+            fleet.settings_listeners.append(lambda new: _site_settings(cabinet, new))
         tap = fleet.guard_tap(cabinet.tap) if fleet is not None else cabinet.tap
         pump = (ReaderPump(hardware.reader, tap, loop,
                            reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
@@ -194,6 +196,12 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         runtime.audit.append(NewEvent(type="daemon.stopped"))
         runtime.audit.sign_head()  # a cleanly stopped log leaves no unsigned tail
         runtime.close()
+
+
+def _site_settings(cabinet: Cabinet, settings: Settings) -> None:
+    """The cabinet's copies of settings the hub authors per site (issue 12)."""
+    cabinet.calendar = calendar_from(settings)
+    cabinet.alarm_owners = settings.alarms.table()
 
 
 def _fleet_link(runtime: Runtime) -> FleetLink | None:

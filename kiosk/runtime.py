@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AuditLog
 from kiosk.audit.device_key import DeviceKey, load_or_create
 from kiosk.config import Settings
+from kiosk.fleet import site_settings
 from kiosk.store import migrate
 from kiosk.store.db import make_engine, private_folder
 from kiosk.store.models import Cabinet
@@ -25,6 +26,9 @@ class Runtime:
     engine: Engine
     device_key: DeviceKey
     audit: AuditLog
+    file_settings: Settings | None = None
+    """The config file's settings; ``settings`` is these with the site's settings from the
+    hub on top, on a cabinet in a fleet (``kiosk.fleet.site_settings``)."""
 
     @classmethod
     def open(cls, settings: Settings, *, upgrade: bool = True) -> Runtime:
@@ -40,7 +44,8 @@ class Runtime:
             device_key=device_key,
             checkpoint_every=settings.audit.checkpoint_every,
         )
-        runtime = cls(settings, engine, device_key, audit)
+        runtime = cls(site_settings.effective(settings, engine), engine, device_key, audit,
+                      file_settings=settings)
         if upgrade:
             runtime.ensure_cabinet()
         return runtime

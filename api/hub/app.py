@@ -5,11 +5,13 @@ Wired by ``kiosk hub`` (the composition root)."""
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from api.hub.console import router as console_router
 from api.hub.routes import router
+from api.hub.scope_gate import SiteScopeGate
 from kiosk.runtime import Runtime
 
 HUB_PREFIX = "/hub/v1"
@@ -27,4 +29,6 @@ def create_hub_app(runtime: Runtime, options: AdminOptions | None = None) -> Fas
     app.include_router(router, prefix=HUB_PREFIX)
     app.include_router(console_router)  # the console's fleet page, on the hub only
     app.state.hub = True
+    # Innermost: a site-scoped account reaches only the routes that know sites (404 else).
+    app.user_middleware.append(Middleware(SiteScopeGate, runtime=runtime))
     return app

@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 import time
+import uuid
 import weakref
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ from kiosk.errors import (
     PermissionDenied,
 )
 from kiosk.fleet import changes as config_changes
-from kiosk.fleet import hub, protocol
+from kiosk.fleet import hub, protocol, site_settings
 from kiosk.fleet import scope as scopes
 from kiosk.fleet.ingest import Batch, ingest
 from kiosk.services.authz import Permission as P
@@ -39,6 +40,7 @@ from kiosk.store.db import write_session
 from kiosk.store.models_fleet import HubCabinet, HubEvent, HubRecord, HubSite
 
 router = APIRouter(tags=["hub"])
+Name = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[\w.-]+$")]
 LONG_POLL_STEP_S = 0.5
 MAX_WAIT_S = 30.0
 
@@ -213,6 +215,35 @@ def create_code(site_code: str, audit: AuditDep, principal: PrincipalDep) -> dic
     return {"code": code, "site": site_code, "expires_at": expires.isoformat()}
 
 
+@router.get("/sites/{site_code}/settings", dependencies=[needs(P.CABINETS_READ)],
+            summary="The settings this site's cabinets take from the hub")
+def get_site_settings(site_code: str, audit: AuditDep,
+                      principal: PrincipalDep) -> dict[str, Any]:
+    with Session(audit.engine) as session:
+        site = _site_seen(session, principal, site_code)
+        return {"site": site.code, "settings": site_settings.for_site(session, site.id)}
+
+
+@router.put("/sites/{site_code}/settings", dependencies=[needs(P.CABINETS_WRITE)],
+            summary="Replace the settings this site's cabinets take from the hub "
+                    "(business_hours, pin, alarms, site); they flow down by the cursor")
+def put_site_settings(site_code: str, body: dict[str, Any], audit: AuditDep,
+                      principal: PrincipalDep) -> dict[str, Any]:
+    with write_session(audit.engine) as session:
+        site = _site_seen(session, principal, site_code)
+        done = site_settings.set_for_site(session, audit, site=site, doc=body,
+                                          actors=principal.actors())
+        return {"site": site.code, "settings": done}
+
+
+def _site_seen(session: Session, principal: Any, site_code: str) -> HubSite:
+    """The site, or 404 for one outside the caller's scope (as if it did not exist)."""
+    site = hub.site_by_code(session, site_code)
+    if not scopes.scope_of(session, principal.account_id).sees_site(site.id):
+        raise NotFound(f"no site {site_code}")
+    return site
+
+
 def _cabinet_out(c: HubCabinet, site: str) -> dict[str, Any]:
     return {"cabinet_id": c.cabinet_id, "site": site, "status": c.status, "key_id": c.key_id,
             "acked_seq": c.acked_seq, "checkpoint_seq": c.checkpoint_seq,
@@ -220,15 +251,50 @@ def _cabinet_out(c: HubCabinet, site: str) -> dict[str, Any]:
             "last_seen_at": c.last_seen_at.isoformat() if c.last_seen_at else None}
 
 
-@router.get("/cabinets", dependencies=[needs(P.CABINETS_READ)], summary="Enrolled cabinets")
-def list_cabinets(audit: AuditDep, principal: PrincipalDep,
-                  site: str | None = None) -> list[dict[str, Any]]:
+@router.get("/cabinets", dependencies=[needs(P.CABINETS_READ)],
+            summary="Enrolled cabinets, by id; page on with after=<the last cabinet_id>")
+def list_cabinets(audit: AuditDep, principal: PrincipalDep, site: Name = None,
+                  after: Name = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     with Session(audit.engine) as session:
         scope = scopes.scope_of(session, principal.account_id)
-        rows = session.execute(select(HubCabinet, HubSite.code).join(
-            HubSite, HubCabinet.site_id == HubSite.id).order_by(HubCabinet.cabinet_id)).all()
-        return [_cabinet_out(c, code) for c, code in rows
-                if site in (None, code) and scope.sees_site(c.site_id)]
+        query = select(HubCabinet, HubSite.code).join(HubSite, HubCabinet.site_id == HubSite.id)
+        if scope.site_id is not None:
+            query = query.where(HubCabinet.site_id == scope.site_id)
+        if site is not None:
+            query = query.where(HubSite.code == site)
+        if after is not None:
+            query = query.where(HubCabinet.cabinet_id > after)
+        rows = session.execute(query.order_by(HubCabinet.cabinet_id).limit(limit)).all()
+        return [_cabinet_out(c, code) for c, code in rows]
+
+
+def _fleet_key_out(row: tuple[Any, str, str, int]) -> dict[str, Any]:
+    key, site, cabinet_id, slot = row
+    return {"id": str(key.id), "key_number": key.key_number, "label": key.label,
+            "status": key.status.value, "site": site, "cabinet_id": cabinet_id, "slot": slot}
+
+
+@router.get("/keys", dependencies=[needs(P.KEYS_READ)],
+            summary="The fleet's keys by home cabinet, by key number; page on with "
+                    "after=<the last key_number>")
+def list_fleet_keys(audit: AuditDep, principal: PrincipalDep, site: Name = None,
+                    cabinet_id: Name = None,
+                    after: Annotated[str | None, Query(max_length=32)] = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    with Session(audit.engine) as session:
+        scope = scopes.scope_of(session, principal.account_id)
+        return [_fleet_key_out(row) for row in scopes.fleet_keys(
+            session, scope, site=site, cabinet_id=cabinet_id, after=after, limit=limit)]
+
+
+@router.get("/keys/{key_id}", dependencies=[needs(P.KEYS_READ)],
+            summary="One key of the fleet (404 outside the caller's site)")
+def get_fleet_key(key_id: uuid.UUID, audit: AuditDep,
+                  principal: PrincipalDep) -> dict[str, Any]:
+    with Session(audit.engine) as session:
+        return _fleet_key_out(scopes.fleet_key(
+            session, scopes.scope_of(session, principal.account_id), key_id))
 
 
 @router.post("/cabinets/{cabinet_id}/revoke", dependencies=[needs(P.CABINETS_WRITE)],
@@ -277,13 +343,24 @@ def list_events(audit: AuditDep, principal: PrincipalDep, cabinet_id: str,
 
 @router.get("/records", dependencies=[needs(P.LOANS_READ)],
             summary="The latest copy of records a cabinet owns (loans, alarms, intake...)")
-def list_records(audit: AuditDep, principal: PrincipalDep, cabinet_id: str,
-                 kind: str | None = None,
+def list_records(audit: AuditDep, principal: PrincipalDep, cabinet_id: Name = None,
+                 site: Name = None, kind: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    """One cabinet's records, or every cabinet's of a site, or (unscoped) the fleet's."""
     with Session(audit.engine) as session:
-        scopes.require_cabinet(session, scopes.scope_of(session, principal.account_id),
-                               cabinet_id)
-        query = select(HubRecord).where(HubRecord.cabinet_id == cabinet_id)
+        scope = scopes.scope_of(session, principal.account_id)
+        query = select(HubRecord)
+        if cabinet_id is not None:
+            scopes.require_cabinet(session, scope, cabinet_id)
+            query = query.where(HubRecord.cabinet_id == cabinet_id)
+        if scope.site_id is not None or site is not None:
+            at_site = select(HubCabinet.cabinet_id).join(HubSite,
+                                                         HubCabinet.site_id == HubSite.id)
+            if scope.site_id is not None:
+                at_site = at_site.where(HubCabinet.site_id == scope.site_id)
+            if site is not None:
+                at_site = at_site.where(HubSite.code == site)
+            query = query.where(HubRecord.cabinet_id.in_(at_site))
         if kind is not None:
             query = query.where(HubRecord.kind == kind)
         rows = session.scalars(query.order_by(HubRecord.received_at).limit(limit)).all()

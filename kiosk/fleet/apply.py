@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
-from kiosk.fleet import state
+from kiosk.fleet import site_settings, state
 from kiosk.fleet.apply_keys import (
     APPLY_KEYED,
     DEFERRED_KEYS,
@@ -64,6 +64,9 @@ def apply_changes(audit: AuditLog, *, version: int, changes: list[dict[str, Any]
                 row, entity = change.get("row"), change["entity"]
                 if row is None:
                     _delete(session, entity, uuid.UUID(change["id"]))
+                elif entity == site_settings.ENTITY:
+                    site_settings.apply(session, row, done.skipped)
+                    done.settings = True
                 elif entity in APPLY_KEYED:
                     APPLY_KEYED[entity](session, row, done)
                 else:
@@ -78,6 +81,8 @@ def apply_changes(audit: AuditLog, *, version: int, changes: list[dict[str, Any]
             for name in ("keys_here", "keys_gone", "deferred", "skipped"):
                 if getattr(done, name):
                     payload[name] = getattr(done, name)
+            if done.settings:
+                payload["site_settings"] = sorted(site_settings.held_in(session) or {})
             audit.append_in(session, NewEvent(type="fleet.config_applied", payload=payload))
     return done.cards
 

@@ -55,6 +55,8 @@ class Applied:
     keys_gone: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    settings: bool = False
+    """The site's settings from the hub arrived (``kiosk.fleet.site_settings``)."""
 
 
 def _when(value: str | None) -> dt.datetime | None:

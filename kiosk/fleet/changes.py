@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from kiosk.fleet import site_settings
 from kiosk.fleet.config_keys import (
     KEYED_ENTITIES,
     dependents,
@@ -60,7 +61,7 @@ ENTITIES: dict[type[Any], str] = {
     AccessRight: "access_right", DutyShift: "duty_shift", Owner: "owner", Unit: "unit",
     Key: "key", OwnerAuthorization: "owner_authorization", Approval: "approval",
 }
-ORDER = ("department", "key_group", "owner", "unit", "person", "card", "access_right",
+ORDER = ("site_settings", "department", "key_group", "owner", "unit", "person", "card", "access_right",
          "duty_shift", "key", "owner_authorization", "approval")
 """Apply order at the cabinet: a row's references arrive before it."""
 MAX_CHANGES = 1000
@@ -175,6 +176,8 @@ def serialise(session: Session, entity: str, row_id: uuid.UUID) -> dict[str, Any
             "starts_at": _iso(shift.starts_at), "ends_at": _iso(shift.ends_at)}
     if entity in KEYED_ENTITIES:
         return serialise_keyed(session, entity, row_id)
+    if entity == site_settings.ENTITY:
+        return site_settings.serialise(session, row_id)
     raise ValueError(f"unknown entity {entity}")
 
 
@@ -184,6 +187,7 @@ def _all_rows(session: Session, cabinet_id: str | None) -> Iterable[tuple[str, u
             continue
         for row_id in session.scalars(select(model.id)):
             yield entity, row_id
+    yield from site_settings.snapshot_for(session, cabinet_id)
     if cabinet_id is not None:
         yield from snapshot_for(session, cabinet_id)
 
@@ -194,7 +198,10 @@ def _for_cabinet(session: Session, rows: list[tuple[str, uuid.UUID]],
     out: list[tuple[str, uuid.UUID]] = []
     arrived: list[uuid.UUID] = []
     for entity, row_id in rows:
-        if entity not in KEYED_ENTITIES or serialise(session, entity, row_id) is None:
+        if entity == site_settings.ENTITY:  # a site's settings go to its cabinets only
+            if site_settings.needed_by(session, row_id, cabinet_id):
+                out.append((entity, row_id))
+        elif entity not in KEYED_ENTITIES or serialise(session, entity, row_id) is None:
             out.append((entity, row_id))  # deletions go to everyone: harmless where unknown
         elif needed_by(session, entity, row_id, cabinet_id):
             out.append((entity, row_id))

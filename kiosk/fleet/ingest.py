@@ -26,6 +26,7 @@ from kiosk.audit.chain import checkpoint_message, event_hash
 from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.fleet.hub import raise_alarm
+from kiosk.fleet.requests_up import take_requests
 from kiosk.store.db import write_session
 from kiosk.store.models import Approval
 from kiosk.store.models_fleet import (
@@ -157,6 +158,7 @@ def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch)
         new += 1
     if fresh:  # one multi-row INSERT, not an ORM object per event
         session.execute(insert(HubEvent), fresh)
+        take_requests(session, audit, cabinet_id, fresh)  # K7 asked at the screen
     session.flush()
     _checkpoints(session, cabinet, batch.checkpoints)
     _records(session, cabinet_id, batch.records)

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from kiosk.audit import AppendedEvent
 from kiosk.audit.chain import format_time
-from kiosk.fleet import state
+from kiosk.config import Settings
+from kiosk.fleet import site_settings, state
 from kiosk.fleet.apply import apply_changes, apply_pending_moves, config_version
 from kiosk.fleet.client import HubClient, HubError
 from kiosk.runtime import Runtime
@@ -134,6 +135,7 @@ class FleetLink:
     def __init__(self, runtime: Runtime, enrolment: state.Enrolment) -> None:
         settings = runtime.settings.fleet
         self.runtime, self.enrolment = runtime, enrolment
+        self.settings_listeners: list[Callable[[Settings], None]] = []
         self.batch_size, self.poll_wait_s = settings.batch_size, settings.poll_wait_s
         self.client = HubClient(enrolment, runtime.device_key,
                                 verify=str(settings.hub_ca_file) if settings.hub_ca_file
@@ -279,10 +281,22 @@ class FleetLink:
             if cards:
                 log.info("configuration %d applied; cards changed: %s", version,
                          ", ".join(cards))
+            if any(c.get("entity") == site_settings.ENTITY for c in changes):
+                self.use_site_settings()
         else:
             async with self.apply_lock:
                 await asyncio.to_thread(apply_pending_moves, self.runtime.audit)
         return version
+
+    def use_site_settings(self) -> None:
+        """Run with the site's settings just applied: the runtime's settings (read live by
+        the PIN flow, the scheduler and reports) and whoever listens (the daemon gives the
+        cabinet its new calendar and alarm owners)."""
+        runtime = self.runtime
+        runtime.settings = site_settings.effective(runtime.file_settings or runtime.settings,
+                                                   runtime.engine)
+        for listener in self.settings_listeners:
+            listener(runtime.settings)
 
     # ------------------------------------------------------------------------- run
     async def run(self, stop: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.errors import NotFound, PermissionDenied
+from kiosk.store.models import Cabinet, Key, Slot
 from kiosk.store.models_auth import Account
 from kiosk.store.models_fleet import HubAccountSite, HubCabinet, HubSite
 
@@ -87,3 +88,44 @@ def set_scope(session: Session, audit: AuditLog, *, by: Scope, username: str,
     audit.append_in(session, NewEvent(type="fleet.account_scoped", actors=actors,
                                       payload={"account": username, "site": site_code}))
     return result
+
+
+def fleet_keys(session: Session, scope: Scope, *, site: str | None = None,
+               cabinet_id: str | None = None, after: str | None = None,
+               limit: int = 100) -> list[tuple[Key, str, str, int]]:
+    """The fleet's keys as ``(key, site code, cabinet id, slot number)``, by key number.
+
+    A key belongs to the site of the enrolled cabinet whose slot is its home at the hub
+    (``kiosk.fleet.config_keys``); keys homed nowhere or at the hub's own cabinet are no
+    site's and are listed to no one here. ``scope`` narrows to its site whatever ``site``
+    or ``cabinet_id`` ask for, so a scoped caller naming another site gets an empty list.
+    """
+    query = (select(Key, HubSite.code, HubCabinet.cabinet_id, Slot.number)
+             .join(Slot, Key.home_slot_id == Slot.id)
+             .join(Cabinet, Slot.cabinet_id == Cabinet.id)
+             .join(HubCabinet, HubCabinet.cabinet_id == Cabinet.code)
+             .join(HubSite, HubCabinet.site_id == HubSite.id))
+    if scope.site_id is not None:
+        query = query.where(HubCabinet.site_id == scope.site_id)
+    if site is not None:
+        query = query.where(HubSite.code == site)
+    if cabinet_id is not None:
+        query = query.where(HubCabinet.cabinet_id == cabinet_id)
+    if after is not None:
+        query = query.where(Key.key_number > after)
+    rows = session.execute(query.order_by(Key.key_number).limit(limit)).all()
+    return [(k, str(s), str(c), int(n)) for k, s, c, n in rows]
+
+
+def fleet_key(session: Session, scope: Scope,
+              key_id: uuid.UUID) -> tuple[Key, str, str, int]:
+    """One key of the fleet; outside ``scope`` (or no site's) it does not exist (404)."""
+    row = session.execute(
+        select(Key, HubSite.code, HubCabinet.cabinet_id, Slot.number, HubCabinet.site_id)
+        .join(Slot, Key.home_slot_id == Slot.id)
+        .join(Cabinet, Slot.cabinet_id == Cabinet.id)
+        .join(HubCabinet, HubCabinet.cabinet_id == Cabinet.code)
+        .join(HubSite, HubCabinet.site_id == HubSite.id).where(Key.id == key_id)).first()
+    if row is None or not scope.sees_site(row[4]):
+        raise NotFound(f"no key {key_id}")
+    return row[0], str(row[1]), str(row[2]), int(row[3])

@@ -170,7 +170,7 @@ def request_at_cabinet(
     session.flush()
     tx.log(session, audit, _event(
         approval, key, "requested", [str(person.id)], reason=approval.reason,
-        cabinet=cabinet, borrower_name=person.name,
+        cabinet=cabinet, borrower_name=person.name, staff_no=person.staff_no,
         leaders=[{"id": str(p.id), "name": p.name} for p in leaders],
     ))
     return approval, leaders, True

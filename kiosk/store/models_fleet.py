@@ -195,3 +195,15 @@ class HubAccountSite(Base):
     account_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hub_sites.id"))
+
+
+class HubSiteSettings(Base):
+    """The settings a site's cabinets take from the hub (issue 12): business hours and
+    calendar, PIN requirements, alarm owners, the report letterhead
+    (``kiosk.fleet.site_settings``). One row per site, replaced whole."""
+
+    __tablename__ = "hub_site_settings"
+
+    site_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hub_sites.id"), primary_key=True)
+    body: Mapped[str] = mapped_column(Text, doc="JSON: section name → its settings.")
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

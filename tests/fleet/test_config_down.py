@@ -26,19 +26,24 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.audit.device_key import load_or_create
 from kiosk.config import Settings
-from kiosk.fleet import hub
+from kiosk.errors import InvalidRequest
+from kiosk.fleet import hub, site_settings
 from kiosk.fleet.apply import apply_changes, apply_pending_moves, config_version
 from kiosk.fleet.changes import changes_since, install_change_tracking, prepare_hub_database
 from kiosk.fleet.ingest import Batch, ingest
 from kiosk.fleet.link import read_batch
 from kiosk.records import consume_approval
 from kiosk.runtime import Runtime
+from kiosk.services import approvals, tx
+from kiosk.services.authz import ROLE_PERMISSIONS, Principal
 from kiosk.store.db import write_session
 from kiosk.store.models import (
     Approval,
     ApprovalStatus,
     AuthorizationUnit,
     Cabinet,
+    Department,
+    Event,
     Key,
     KeyCategory,
     KeyGroup,
@@ -47,10 +52,13 @@ from kiosk.store.models import (
     Owner,
     OwnerAuthorization,
     Person,
+    PersonRole,
+    Role,
     Slot,
     Unit,
 )
-from kiosk.store.models_fleet import HubAlarm
+from kiosk.store.models_auth import AccountRole, TokenKind
+from kiosk.store.models_fleet import HubAlarm, HubCabinet
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -328,3 +336,173 @@ def _events(cab: Runtime, type_: str) -> list[tuple[int, dict[str, Any]]]:
     with Session(cab.engine) as s:
         return [(e.seq, json.loads(e.payload)) for e in s.scalars(
             select(Event).where(Event.type == type_).order_by(Event.seq))]
+
+
+def _leader_at_hub(person_id: uuid.UUID) -> Principal:
+    """The department leader signed in at the hub (an account linked to the person)."""
+    return Principal(account_id=uuid.uuid4(), username="leader", role=AccountRole.DEPT_LEADER,
+                     person_id=person_id, department_id=None,
+                     permissions=ROLE_PERMISSIONS[AccountRole.DEPT_LEADER],
+                     token_id=uuid.uuid4(), token_kind=TokenKind.ACCESS)
+
+
+def test_an_approval_asked_at_the_screen_is_decided_at_the_hub_and_flows_down_K7(
+        fleet: Fleet) -> None:
+    """K7 in a fleet: a person refused a special-room key asks at cabinet A's screen; the
+    request ships up with A's log and becomes the hub's pending approval (same id); the
+    department leader approves it at the hub; the decision comes down to A by the version
+    cursor and lands on A's pending copy. Another cabinet cannot raise requests for A's key."""
+    with write_session(fleet.hub.engine) as s:
+        dept = Department(code="ENG", name="工程部")
+        s.add(dept)
+        s.flush()
+        worker = Person(staff_no="E2002", name="李工", department_id=dept.id)
+        leader = Person(staff_no="L9001", name="王经理", department_id=dept.id)
+        s.add_all([worker, leader])
+        s.flush()
+        s.add(PersonRole(person_id=leader.id, role=Role.DEPT_LEADER))
+        leader_id = leader.id
+    pull(fleet, fleet.a)
+
+    with tx.write(fleet.a.audit) as s:  # what the screen's 申请审批 calls (draw flow)
+        key = s.scalars(select(Key).where(Key.key_number == "K-1201")).one()
+        me = s.scalars(select(Person).where(Person.staff_no == "E2002")).one()
+        asked, leaders, new = approvals.request_at_cabinet(
+            s, fleet.a.audit, key_id=key.id, person_id=me.id, cabinet="cab-a", now=NOW)
+        asked_id = asked.id
+        assert new and [p.name for p in leaders] == ["王经理"]
+
+    ship(fleet, fleet.a)
+    with Session(fleet.hub.engine) as s:
+        at_hub = s.get(Approval, asked_id)
+        assert at_hub is not None and at_hub.status == ApprovalStatus.PENDING
+        hub_worker = s.scalars(select(Person).where(Person.staff_no == "E2002")).one()
+        assert at_hub.requested_for_id == hub_worker.id and at_hub.key_id == fleet.key_id
+        told = s.scalars(select(Event).where(Event.type == "approval.requested")).all()
+        assert [json.loads(e.payload)["cabinet"] for e in told] == ["cab-a"]
+        assert [x["name"] for x in json.loads(told[0].payload)["leaders"]] == ["王经理"]
+    ship(fleet, fleet.a)  # a resend makes nothing twice
+    with Session(fleet.hub.engine) as s:
+        assert len(s.scalars(select(Approval).where(Approval.id == asked_id)).all()) == 1
+    pull(fleet, fleet.a)  # the hub's pending copy is A's own
+    with Session(fleet.a.engine) as s:
+        assert s.get(Approval, asked_id).status == ApprovalStatus.PENDING  # type: ignore[union-attr]
+
+    with write_session(fleet.hub.engine) as s:  # the leader decides at the hub
+        approvals.approve(s, fleet.hub_log, by=_leader_at_hub(leader_id), approval_id=asked_id,
+                          note="同意")
+    assert "approval" in [c["entity"] for c in pull(fleet, fleet.a)]
+    with Session(fleet.a.engine) as s:
+        here = s.get(Approval, asked_id)
+        assert here is not None and here.status == ApprovalStatus.APPROVED
+        approver = s.get(Person, here.approver_id) if here.approver_id else None
+        assert approver is not None and approver.staff_no == "L9001"
+
+    # Cabinet B forges a request for A's key: the hub makes nothing and says why.
+    forged = uuid.uuid4()
+    fleet.b.audit.append(NewEvent(type="approval.requested", key_number="K-1201", rules=["K7"],
+                                  payload={"approval": str(forged), "staff_no": "E2002",
+                                           "valid_until": NOW.isoformat()}))
+    ship(fleet, fleet.b)
+    with Session(fleet.hub.engine) as s:
+        assert s.get(Approval, forged) is None
+        skipped = s.scalars(select(Event).where(
+            Event.type == "fleet.approval_request_skipped")).all()
+        assert ["cab-b" in e.payload and "not homed at cab-b" in e.payload
+                for e in skipped] == [True]
+
+
+def test_settings_per_site_come_down_to_that_sites_cabinets_and_the_file_keeps_hardware(
+        fleet: Fleet, tmp_path: Path) -> None:
+    """Issue 12: a site's business hours (K8), PIN requirements and alarm owners (F1) are
+    set at the hub and reach that site's cabinets by the version cursor, and no other
+    site's; a cabinet runs with them (also after a restart with the hub away) while its
+    config file keeps everything else; a section the hub drops falls back to the file's."""
+    with write_session(fleet.hub.engine) as s:
+        tower_b = hub.create_site(s, fleet.hub_log, code="tower-b", name="Tower B",
+                                  actors=["test"])
+        s.scalars(select(HubCabinet).where(HubCabinet.cabinet_id == "cab-b")).one(
+            ).site_id = tower_b.id
+    pull(fleet, fleet.a)
+    pull(fleet, fleet.b)
+    policy = {"business_hours": {"start": "07:00", "end": "19:30",
+                                 "weekdays": [1, 2, 3, 4, 5, 6], "holidays": ["2027-01-01"]},
+              "pin": {"after_hours": True, "key_groups": ["MASTER"]},
+              "alarms": {"owners": {"door_forced": "duty_manager"}}}
+    with write_session(fleet.hub.engine) as s:
+        site_a = hub.site_by_code(s, "tower-a")
+        site_settings.set_for_site(s, fleet.hub_log, site=site_a, doc=policy, actors=["test"])
+    assert [c["entity"] for c in pull(fleet, fleet.a)] == ["site_settings"]
+    assert pull(fleet, fleet.b) == []  # tower B's cabinet gets nothing of tower A's
+
+    # Cabinet A restarted (hub away): its file sets a hardware-side timeout and PIN tries.
+    file_a = Settings(data_dir=fleet.a.settings.data_dir, cabinet_id="cab-a",
+                      cabinet={"take_timeout_s": 33}, pin={"max_tries": 7})
+    again = Runtime.open(file_a)
+    try:
+        run = again.settings
+        assert (run.business_hours.start, run.business_hours.end) == (dt.time(7), dt.time(19, 30))
+        assert run.business_hours.weekdays == [1, 2, 3, 4, 5, 6]
+        assert dt.date(2027, 1, 1) in run.business_hours.holidays
+        assert run.pin.after_hours is True and run.pin.key_groups == ["MASTER"]
+        assert run.pin.max_tries == 5  # the hub's section replaces the file's whole
+        assert run.alarms.table()["door_forced"] == "duty_manager"
+        assert run.cabinet.take_timeout_s == 33  # the cabinet's own: the file wins
+    finally:
+        again.close()
+    with Session(fleet.b.engine) as s:
+        assert site_settings.held_in(s) is None
+
+    # The hub drops the PIN section: A falls back to its file's.
+    with write_session(fleet.hub.engine) as s:
+        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+                                   doc={"business_hours": policy["business_hours"]},
+                                   actors=["test"])
+    pull(fleet, fleet.a)
+    back = Runtime.open(file_a)
+    try:
+        assert back.settings.pin.after_hours is False and back.settings.pin.max_tries == 7
+        assert back.settings.business_hours.start == dt.time(7)
+    finally:
+        back.close()
+    with Session(fleet.a.engine) as s:
+        applied = s.scalars(select(Event).where(Event.type == "fleet.config_applied")
+                            .order_by(Event.seq.desc())).first()
+        assert applied is not None and json.loads(applied.payload)["site_settings"] == [
+            "business_hours"]
+
+    # A setting only the cabinet's file may hold is refused at the hub.
+    with write_session(fleet.hub.engine) as s, pytest.raises(InvalidRequest, match="hardware"):
+        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+                                   doc={"hardware": {"bus": "rs485"}}, actors=["test"])
+    with write_session(fleet.hub.engine) as s, pytest.raises(InvalidRequest, match="start"):
+        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+                                   doc={"business_hours": {"start": "20:00", "end": "08:00"}},
+                                   actors=["test"])
+
+
+def test_a_running_cabinet_takes_its_sites_new_hours_without_a_restart_K8(
+        fleet: Fleet) -> None:
+    """The daemon's link, having applied new site settings, runs with them at once: the
+    runtime's settings (read live by the PIN flow, the scheduler, reports) and the cabinet's
+    calendar, so Saturday 10:00 becomes business time (no K8 two-person opening)."""
+    from kiosk.cabinet import calendar_from
+    from kiosk.fleet import state
+    from kiosk.fleet.link import FleetLink
+
+    pull(fleet, fleet.a)
+    link = FleetLink(fleet.a, state.Enrolment(hub_url="https://hub.invalid/hub/v1",
+                                              hub_public_key=fleet.hub_log.device_key.public_hex,
+                                              site="tower-a", cabinet_id="cab-a"))
+    seen: list[Settings] = []
+    link.settings_listeners.append(seen.append)
+    saturday = dt.datetime(2027, 3, 6, 10, 0, tzinfo=fleet.a.settings.zone)
+    assert not calendar_from(fleet.a.settings).is_business_time(saturday)
+    with write_session(fleet.hub.engine) as s:
+        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+                                   doc={"business_hours": {"weekdays": [1, 2, 3, 4, 5, 6]},
+                                        "pin": {"roles": ["staff"]}}, actors=["test"])
+    pull(fleet, fleet.a)
+    link.use_site_settings()
+    assert fleet.a.settings.pin.roles == ["staff"]
+    assert [calendar_from(s).is_business_time(saturday) for s in seen] == [True]

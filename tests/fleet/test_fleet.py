@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -25,11 +27,13 @@ from kiosk.fleet.client import HubClient, HubError
 from kiosk.fleet.link import read_batch
 from kiosk.fleet.state import Enrolment
 from tests.fleet.fleet_rig import (
+    PASSWORD,
     Cabinet,
     Hub,
     enrol_and_start,
     enrol_and_start_all,
     eventually,
+    http,
     kiosk_cli,
     prepare_hub,
 )
@@ -133,6 +137,64 @@ def test_a_card_revoked_at_the_hub_is_refused_at_both_cabinets(fleet: dict[str, 
         applied = hub.events(cab.cabinet_id, "fleet.config_applied")
         assert any(uid in e["payload"]["cards"] for e in applied)
         assert cab.daemon.screen()["state"] != "choosing"
+
+
+def test_an_approval_asked_at_a_cabinets_screen_is_decided_at_the_hub_K7(
+        fleet: dict[str, Any]) -> None:
+    """K7 in a fleet, processes end to end: the hub homes a special-room key at cab-a1; a
+    person refused it at cab-a1's screen asks for approval; the request reaches the hub as a
+    pending approval; the department leader, signed in at the hub, approves it; the decision
+    comes down and the person may take the key at the cabinet."""
+    hub: Hub = fleet["hub"]
+    a: Cabinet = fleet["a"]
+    d = a.daemon
+    staff = [p for p in d.people["ENG"] if p["roles"] == {"staff"}][-1]
+    leader = next(p for p in d.people["ENG"] if "dept_leader" in p["roles"])
+    d.tap(staff["uid"])
+    special = next(k for k in d.wait_state("choosing")["keys"]
+                   if k["status"] == "approval_required")
+    number, slot = special["key_number"], special["slot"]
+
+    # The hub's administrator hangs the key at cab-a1 (its slot of the same number).
+    cabinet = next(c for c in hub.get("/api/v1/cabinets?limit=200")["items"]
+                   if c["code"] == a.cabinet_id)
+    slots = hub.post(f"/api/v1/cabinets/{cabinet['id']}/slots", {"first": slot, "count": 1})
+    key = next(k for k in hub.get(f"/api/v1/keys?q={quote(number)}")["items"]
+               if k["key_number"] == number)
+    hub.post(f"/api/v1/keys/{key['id']}/move", {"slot_id": slots[0]["id"]})
+
+    d.post("/kiosk/api/request-approval", {"key_number": number})
+    asked_id = a.daemon_events("approval.requested")[-1][1]["approval"]
+    asked = uuid.UUID(asked_id).hex  # as SQLite holds it
+
+    def pending_at_hub() -> bool:
+        status, body = http("GET", hub.base + f"/api/v1/approvals/{asked_id}", token=hub.token)
+        return status == 200 and body["status"] == "pending"
+
+    eventually(pending_at_hub, what="the request as a pending approval at the hub")
+
+    kiosk_cli(hub.env, "admin", "create", "leader-eng", "--role", "dept_leader", "--person",
+              leader["staff_no"], "--department", "ENG", "--password-stdin",
+              stdin=PASSWORD + "\n", cwd=hub.workdir)
+    status, body = http("POST", hub.base + "/api/v1/auth/login",
+                        {"username": "leader-eng", "password": PASSWORD})
+    assert status == 200, body
+    status, body = http("POST", hub.base + f"/api/v1/approvals/{asked_id}/approve",
+                        {"note": "同意"}, token=body["access_token"])
+    assert status == 200, body
+
+    def approved_here() -> bool:
+        with closing(d.db()) as db:
+            row = db.execute("SELECT status FROM approvals WHERE id = ?", (asked,)).fetchone()
+        return row == ("approved",)
+
+    eventually(approved_here, what="the leader's decision at cab-a1")
+    if d.screen()["state"] != "idle":
+        d.post("/kiosk/api/cancel")
+    d.wait_state("idle")
+    d.tap(staff["uid"])
+    keys = {k["key_number"]: k for k in d.wait_state("choosing")["keys"]}
+    assert keys[number]["status"] == "ok", keys[number]
 
 
 def test_hub_away_then_killed_mid_ingest_loses_and_doubles_nothing(

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api.deps import AdminOptions
 from api.hub.app import create_hub_app
@@ -25,7 +28,9 @@ from kiosk.fleet.link import read_batch
 from kiosk.runtime import Runtime
 from kiosk.services import accounts
 from kiosk.store.db import write_session
+from kiosk.store.models import Cabinet, Key, KeyCategory, KeyGroup, Slot
 from kiosk.store.models_auth import AccountRole
+from kiosk.store.models_fleet import HubRecord
 from tests.api.conftest import FAST_HASHER
 
 PASSWORD = "correct horse battery"
@@ -177,3 +182,203 @@ def test_a_days_backlog_of_500_events_ships_in_one_batch(fleet: Hub, tmp_path: P
         assert answer.json()["acked_seq"] == 500
     finally:
         cab.close()
+
+
+# ------------------------------------------------------------ site scope everywhere
+SITE_B = ("cab-b", "tower-b", "K-B1", "test gap at cab-b")
+"""What only site B has; none of it may reach an account scoped to site A."""
+SIGNED_ONLY = {"/hub/v1/cursor", "/hub/v1/changes"}  # cabinets' signed requests, no account
+PROBES = ("", "?site=tower-b", "?cabinet=cab-b", "?cabinet_id=cab-b", "?site=tower-b&limit=5")
+
+
+def _swap(text: str, swaps: dict[str, str]) -> str:
+    for old, new in swaps.items():
+        text = text.replace(old, new)
+    return text
+
+
+def _home_keys(runtime: Runtime) -> dict[str, uuid.UUID]:
+    """A key homed in slot 1 of each site's cabinet, as the hub's administrator sets it."""
+    found = {}
+    with write_session(runtime.engine) as s:
+        group = KeyGroup(code="OFFICE", name="办公室")
+        s.add(group)
+        s.flush()
+        for code, number in (("cab-a", "K-A1"), ("cab-b", "K-B1")):
+            cabinet = s.scalars(select(Cabinet).where(Cabinet.code == code)).one()
+            slot = Slot(cabinet_id=cabinet.id, number=1)
+            s.add(slot)
+            s.flush()
+            key = Key(key_number=number, label=f"{number} office", group_id=group.id,
+                      category=KeyCategory.OTHER, home_slot_id=slot.id)
+            s.add(key)
+            s.flush()
+            found[number] = key.id
+    return found
+
+
+def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every route with its full path, also those inside included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes, prefix + route.include_context.prefix)
+        else:
+            yield prefix + getattr(route, "path", ""), route
+
+
+def _get_paths(app: Any, key_b: uuid.UUID) -> list[str]:
+    """Every GET path of the hub app, path parameters filled with site B's key id (a uuid),
+    a plausible kind and format: the routes a scoped caller could try."""
+    paths = []
+    for full, route in _routes(app.routes):
+        if not isinstance(route, APIRoute) or "GET" not in route.methods:
+            continue
+        if full in SIGNED_ONLY:
+            continue
+        path = re.sub(r"\{[^}]*:uuid\}|\{[a-z_]*_id\}", str(key_b), full)
+        path = path.replace("{kind}", "people").replace("{fmt}", "csv")
+        path = re.sub(r"\{seq:int\}", "1", path)
+        path = re.sub(r"\{[^}]+\}", "x", path)
+        paths.append(path)
+    return sorted(set(paths))
+
+
+def test_site_scope_everywhere_on_the_hub(fleet: Hub) -> None:
+    """Item 1 of issue 12's last gaps: a supervisor scoped to tower A, and an attacker with
+    a valid low-privilege token scoped there too, try every GET route of the hub's API and
+    console with site B's ids and filters; nothing of site B comes back, and B's key by id
+    is answered 404 exactly like an id that does not exist."""
+    keys = _home_keys(fleet.runtime)
+    admin = fleet.token("fleet-admin", AccountRole.ADMIN)
+    callers = {"sup-a": fleet.token("sup-a", AccountRole.SUPERVISOR),
+               "duty-a": fleet.token("duty-a", AccountRole.DUTY_MANAGER)}
+    client = fleet.client
+    for username in callers:
+        put = client.put(f"/hub/v1/accounts/{username}/site", json={"site": "tower-a"},
+                         headers=admin)
+        assert put.status_code == 200, put.text
+
+    # The whole fleet's administrator sees both sites and filters by site and cabinet.
+    assert [k["key_number"] for k in _get(client, "/hub/v1/keys", admin)] == ["K-A1", "K-B1"]
+    assert [k["key_number"] for k in _get(client, "/hub/v1/keys?site=tower-b", admin)] == [
+        "K-B1"]
+    assert [k["cabinet_id"] for k in _get(client, "/hub/v1/keys?cabinet_id=cab-a",
+                                          admin)] == ["cab-a"]
+    assert _get(client, f"/hub/v1/keys/{keys['K-B1']}", admin)["site"] == "tower-b"
+    assert "K-B1" in client.get("/api/v1/keys", headers=admin).text  # unscoped: unchanged
+
+    # Records (loans, alarms ...) by site: the fleet's for the administrator, one site's else.
+    loan = {"kind": "loan", "id": str(uuid.uuid4())}
+    for code in ("cab-a", "cab-b"):
+        with write_session(fleet.runtime.engine) as s:
+            s.add(HubRecord(kind="loan", record_id=uuid.uuid4(), cabinet_id=code,
+                            body=json.dumps({**loan, "key_number": f"K-{code}-loan"})))
+    everyone = _get(client, "/hub/v1/records?kind=loan", admin)
+    assert {r["cabinet_id"] for r in everyone} == {"cab-a", "cab-b"}
+    assert {r["cabinet_id"] for r in _get(client, "/hub/v1/records?site=tower-b",
+                                          admin)} == {"cab-b"}
+    assert {r["cabinet_id"] for r in _get(client, "/hub/v1/records?kind=loan",
+                                          callers["sup-a"])} == {"cab-a"}
+
+    # The scoped supervisor sees its site's key, and B's key is not there (404, like none).
+    sup = callers["sup-a"]
+    assert [k["key_number"] for k in _get(client, "/hub/v1/keys", sup)] == ["K-A1"]
+    assert _get(client, "/hub/v1/keys?site=tower-b", sup) == []
+    assert _get(client, "/hub/v1/keys?cabinet_id=cab-b", sup) == []
+    assert client.get(f"/hub/v1/keys/{keys['K-B1']}", headers=sup).status_code == 404
+    assert client.get(f"/hub/v1/keys/{uuid.uuid4()}", headers=sup).status_code == 404
+    assert client.get(f"/api/v1/keys/{keys['K-B1']}", headers=sup).status_code == 404
+    assert client.get("/api/v1/keys", headers=sup).status_code == 404
+
+    paths = _get_paths(client.app, keys["K-B1"])
+    assert "/api/v1/loans" in paths and "/console/audit" in paths and "/hub/v1/keys" in paths
+    key_b = str(keys["K-B1"])
+    ghosts = {key_b: str(uuid.uuid4()), "cab-b": "cab-zz", "tower-b": "tower-zz"}
+
+    def normal(text: str, swaps: dict[str, str]) -> str:
+        for value in swaps:
+            text = text.replace(value, "ID")
+        return text
+
+    for username, headers in callers.items():
+        browser = fleet.console(username)
+
+        def fetch(url: str, browser: TestClient = browser,
+                  headers: dict[str, str] = headers) -> Any:
+            return (browser.get(url) if url.startswith("/console")
+                    else client.get(url, headers=headers))
+
+        for path in paths:
+            for probe in PROBES:
+                url = path + probe
+                answer = fetch(url)
+                assert answer.status_code != 500, (username, url)
+                if answer.status_code == 200:  # what is shown holds nothing of site B
+                    shown = [m for m in (*SITE_B, key_b) if m in answer.text]
+                    assert not shown, f"{username} {url} shows {shown}"
+                    continue
+                # A refusal names nothing of B but what was asked, and is the refusal a
+                # name that never existed gets: it does not confirm that B's exists.
+                assert answer.status_code in (303, 403, 404, 422), (username, url)
+                other = fetch(_swap(url, ghosts))
+                assert other.status_code == answer.status_code, (username, url)
+                assert (normal(answer.text, ghosts) ==
+                        normal(other.text, {v: k for k, v in ghosts.items()})), (username, url)
+        # The console opens on the site's fleet page and offers nothing else.
+        home = browser.get("/console/")
+        assert home.status_code == 303 and home.headers["location"] == "/console/fleet"
+        page = browser.get("/console/fleet")
+        assert page.status_code == 200 and 'data-cabinet="cab-a"' in page.text
+        assert 'href="/console/people"' not in page.text
+        assert 'href="/console/keys"' not in page.text
+        assert browser.get("/console/keys").status_code == 404
+        # A scoped session's cookie with the fleet administrator's bearer header beside it:
+        # the console goes by its cookie, and so does the gate.
+        assert browser.get("/console/keys", headers=admin).status_code == 404
+        if username == "sup-a":  # keys:read: the chosen cabinet's keys on the fleet page
+            assert 'data-key="K-A1"' in browser.get("/console/fleet?cabinet=cab-a").text
+
+
+def test_the_cabinets_list_pages_by_cabinet_id(fleet: Hub) -> None:
+    """Item 4: ``/hub/v1/cabinets`` takes ``limit`` and ``after`` (the last cabinet id seen)
+    like the events list, and a scoped account's pages hold its site only."""
+    admin = fleet.token("fleet-admin", AccountRole.ADMIN)
+    first = _get(fleet.client, "/hub/v1/cabinets?limit=1", admin)
+    assert [c["cabinet_id"] for c in first] == ["cab-a"]
+    rest = _get(fleet.client, "/hub/v1/cabinets?limit=1&after=cab-a", admin)
+    assert [c["cabinet_id"] for c in rest] == ["cab-b"]
+    assert _get(fleet.client, "/hub/v1/cabinets?after=cab-b", admin) == []
+    sup = fleet.token("sup-a2", AccountRole.SUPERVISOR)
+    fleet.client.put("/hub/v1/accounts/sup-a2/site", json={"site": "tower-a"}, headers=admin)
+    assert _get(fleet.client, "/hub/v1/cabinets?after=cab-a", sup) == []
+    assert fleet.client.get("/hub/v1/cabinets?limit=0", headers=admin).status_code == 422
+
+
+def test_site_settings_are_set_at_the_hub_per_site_within_the_scope(fleet: Hub) -> None:
+    """Settings per site (business hours, PIN, alarm owners, letterhead) are written at the
+    hub; a setting that is the cabinet's own (hardware) is refused with 422; an account
+    scoped to tower A neither reads nor writes tower B's (404, as if it did not exist)."""
+    admin = fleet.token("fleet-admin", AccountRole.ADMIN)
+    client = fleet.client
+    hours = {"business_hours": {"start": "07:00", "end": "20:00"}, "site": {
+        "company_name": "百富物业", "building_name": "B 座"}}
+    put = client.put("/hub/v1/sites/tower-b/settings", json=hours, headers=admin)
+    assert put.status_code == 200, put.text
+    assert put.json()["settings"]["business_hours"]["start"] == "07:00:00"
+    got = _get(client, "/hub/v1/sites/tower-b/settings", admin)
+    assert got["settings"]["site"]["building_name"] == "B 座"
+    wrong = client.put("/hub/v1/sites/tower-b/settings",
+                       json={"hardware": {"bus": "rs485"}}, headers=admin)
+    assert wrong.status_code == 422 and "hardware" in wrong.text
+    assert _get(client, "/hub/v1/sites/tower-b/settings", admin)["settings"] == got[
+        "settings"]  # a refused write loses nothing
+
+    adm_a = fleet.token("adm-a", AccountRole.ADMIN)
+    client.put("/hub/v1/accounts/adm-a/site", json={"site": "tower-a"}, headers=admin)
+    assert client.get("/hub/v1/sites/tower-b/settings", headers=adm_a).status_code == 404
+    assert client.put("/hub/v1/sites/tower-b/settings", json={},
+                      headers=adm_a).status_code == 404
+    mine = client.put("/hub/v1/sites/tower-a/settings", json={"pin": {"after_hours": True}},
+                      headers=adm_a)
+    assert mine.status_code == 200 and mine.json()["settings"]["pin"]["after_hours"] is True
