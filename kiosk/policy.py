@@ -611,9 +611,7 @@ def _too_simple(pin: str) -> bool:
 def pin_problem(pin: str, duress: str | None = None) -> str | None:
     """What is wrong with a new PIN (and duress PIN), as a message code; None if nothing.
     4 to 8 digits, not one digit repeated or a run; the duress PIN differs from the PIN."""
-    for value in (pin, duress):
-        if value is None:
-            continue
+    for value in [v for v in (pin, duress) if v is not None]:
         if not (value.isascii() and value.isdigit()) \
                 or not PIN_MIN_DIGITS <= len(value) <= PIN_MAX_DIGITS:
             return "pin_format"

@@ -14,6 +14,7 @@ from dataclasses import replace
 from kiosk.policy import Holder, KeyView, screen_keys
 from tests.kiosk.test_policy import (
     ALICE,
+    APPROVAL,
     AUTH,
     BOB,
     CARD,
@@ -119,3 +120,12 @@ def test_K7_a_special_room_out_to_someone_else_is_out_not_a_request_to_make() ->
     views = screen_keys(ctx(card=CARD), [special_out], {special_out.id: Holder(BOB.id, BOB.name, DUE)})
     [view] = views
     assert (view.listed, view.decision.code) == (False, "key_out")
+
+
+def test_K7_an_approval_opens_its_own_special_room_not_its_neighbour_of_the_same_kind() -> None:
+    """Keys alike in every other respect are decided once per screen (issue 15), but a
+    special room's approval names one key: its twin in the same group and unit still waits."""
+    twin = replace(SPECIAL, id=uuid.uuid4(), key_number="E-配电房-B2")
+    views = by_number(screen_keys(ctx(approvals=[APPROVAL]), [SPECIAL, twin], {}))
+    assert views["E-配电房-B1"].decision.allowed
+    assert views["E-配电房-B2"].decision.code == "approval_required"
