@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,16 @@ class Daemon:
 
     def slot_open(self, slot: int) -> bool:
         return bool(self.get("/sim/state")["slots"][str(slot)]["open"])
+
+    def wait_slot_shut(self, slot: int, timeout: float = 5.0) -> bool:
+        """A compartment shut right after it sprang open latches once its door has swung
+        back (the simulator's ``door_swing_s``, as a real door): wait for it, within bounds."""
+        end = time.monotonic() + timeout
+        while self.slot_open(slot):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.05)
+        return True
 
     def wait_slot_open(self, slot: int, timeout: float = 5.0) -> bool:
         """The screen may show a slot a moment before its latch has popped (the session moves
@@ -208,15 +219,31 @@ class Kiosk:
         return path
 
 
-def open_kiosk(browser: Any, url: str) -> Kiosk:
-    context = browser.new_context(viewport=VIEWPORT, has_touch=True)
+def open_kiosk(browser: Any, url: str, viewport: dict[str, int] | None = None,
+               timeout_ms: int = 10_000) -> Kiosk:
+    context = browser.new_context(viewport=viewport or VIEWPORT, has_touch=True)
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(timeout_ms)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url + "/")
     page.wait_for_selector("#app:not([data-state='loading'])")
     return Kiosk(page, errors)
+
+
+@contextlib.contextmanager
+def kiosk_at_size(browser: Any, daemon: Daemon, width: int, height: int,
+                  timeout_ms: int = 10_000) -> Iterator[Kiosk]:
+    """The kiosk page at one screen size, on a cabinet with no visit before and after (the
+    daemon is shared by a file's tests); fails the test on any script error of the page."""
+    daemon.post("/kiosk/api/cancel")
+    k = open_kiosk(browser, daemon.url, {"width": width, "height": height}, timeout_ms)
+    try:
+        yield k
+        assert k.errors == [], k.errors
+    finally:
+        k.page.context.close()
+        daemon.post("/kiosk/api/cancel")
 
 
 # ------------------------------------------------------------------ shared checks

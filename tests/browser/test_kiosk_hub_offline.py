@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_rig import Daemon, Kiosk, person, start_daemon
+from browser_rig import Daemon, Kiosk, kiosk_at_size, person, start_daemon
 from test_kiosk_layout import LAYOUT_JS, MIN_TEXT_PX, SIZES
 
 from kiosk.audit.device_key import load_or_create
@@ -69,21 +69,8 @@ def page_at(request: pytest.FixtureRequest, browser: Any,
             offline_cabinet: tuple[Daemon, int]) -> Iterator[Kiosk]:
     daemon, _ = offline_cabinet
     width, height = request.param
-    daemon.post("/kiosk/api/cancel")
-    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(daemon.url + "/")
-    page.wait_for_selector("#app:not([data-state='loading'])")
-    k = Kiosk(page, errors)
-    try:
+    with kiosk_at_size(browser, daemon, width, height, timeout_ms=15_000) as k:
         yield k
-        assert k.errors == [], k.errors
-    finally:
-        context.close()
-        daemon.post("/kiosk/api/cancel")
 
 
 def test_a_keeper_sees_since_when_the_hub_is_away_and_staff_do_not(

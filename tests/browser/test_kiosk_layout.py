@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_rig import Daemon, Kiosk, person
+from browser_rig import Daemon, Kiosk, kiosk_at_size, person
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -105,21 +105,8 @@ def check_layout(kiosk: Kiosk, screenshots: Path, name: str) -> None:
 @pytest.fixture(params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def sized(request: pytest.FixtureRequest, browser: Any, daemon: Daemon) -> Iterator[Kiosk]:
     width, height = request.param
-    daemon.post("/kiosk/api/cancel")
-    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(daemon.url + "/")
-    page.wait_for_selector("#app:not([data-state='loading'])")
-    k = Kiosk(page, errors)
-    try:
+    with kiosk_at_size(browser, daemon, width, height) as k:
         yield k
-        assert k.errors == [], k.errors
-    finally:
-        context.close()
-        daemon.post("/kiosk/api/cancel")
 
 
 def draw_now(daemon: Daemon, uid: str, n: int) -> dict[int, str]:

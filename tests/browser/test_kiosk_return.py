@@ -26,6 +26,7 @@ def _draw(daemon: Daemon, uid: str, key_number: str) -> tuple[int, str]:
     daemon.post("/kiosk/api/draw", {"keys": [key_number], "reason_code": "repair"})
     assert daemon.wait_slot_open(slot)
     fob: str = daemon.post("/sim/take", {"slot": slot})["took"]
+    assert daemon.wait_slot_shut(slot)
     daemon.wait_state("idle")
     return slot, fob
 

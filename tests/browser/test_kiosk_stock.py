@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_rig import Daemon, Kiosk, person, start_daemon
+from browser_rig import Daemon, Kiosk, kiosk_at_size, person, start_daemon
 from test_kiosk_layout import SIZES, check_layout
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -49,21 +49,8 @@ def stock_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 @pytest.fixture(params=SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def sized(request: pytest.FixtureRequest, browser: Any, stock_daemon: Daemon) -> Iterator[Kiosk]:
     width, height = request.param
-    stock_daemon.post("/kiosk/api/cancel")
-    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(stock_daemon.url + "/")
-    page.wait_for_selector("#app:not([data-state='loading'])")
-    k = Kiosk(page, errors)
-    try:
+    with kiosk_at_size(browser, stock_daemon, width, height) as k:
         yield k
-        assert k.errors == [], k.errors
-    finally:
-        context.close()
-        stock_daemon.post("/kiosk/api/cancel")
 
 
 def test_a_custodian_stocks_the_imported_keys_at_the_screen(

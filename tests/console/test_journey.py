@@ -15,8 +15,8 @@ checks the robot's signature, as DingTalk does):
 4. at the cabinet, a staff member is refused the special room's key (K7) and asks for it;
    the request reaches the leaders' robot, the delivery log says so, and the leader opens
    the message's link on a phone (360×740) and approves in two touches;
-5. the draw then succeeds at the cabinet; the engineer leaves the compartment open (K2,
-   a slot-left-open alarm);
+5. the draw then succeeds at the cabinet; later the cabinet's door is opened with no one
+   signed in (a forced-door alarm, K2);
 6. that alarm is acknowledged, given a follow-up note and closed (F1); the supervisor's
    dashboard shows the key out with its holder and no alarm left open;
 7. a daily report is generated, issued, downloaded as PDF and acknowledged (K9).
@@ -161,8 +161,7 @@ def empty(tmp_path_factory: pytest.TempPathFactory, robot: Robot) -> Iterator[Co
         encoding="utf-8")
     port = free_port()
     rig = start_console_daemon(tmp, "--empty", port=port,
-                               KIOSK_NOTIFICATIONS__CONSOLE_BASE_URL=f"http://127.0.0.1:{port}",
-                               KIOSK_CABINET__SLOT_LEFT_OPEN_S="5")
+                               KIOSK_NOTIFICATIONS__CONSOLE_BASE_URL=f"http://127.0.0.1:{port}")
     try:
         rig.create_account("admin", "admin")
         yield rig
@@ -402,22 +401,23 @@ def test_from_an_empty_database_to_a_signed_daily_report(
     assert special["status"] == "ok", special
     d.post("/kiosk/api/draw", {"keys": [SPECIAL], "reason_code": "repair"})
     assert d.wait_slot_open(special["slot"])
-    d.post("/sim/take", {"slot": special["slot"], "shut": False})  # and leaves it open
+    d.post("/sim/take", {"slot": special["slot"]})
     d.wait_state("idle")
-    _wait_for_alarm(empty, "slot_left_open")  # K2, after [cabinet] slot_left_open_s
+    d.post("/sim/door", {"open": True})  # the cabinet's door opened with no one signed in
+    _wait_for_alarm(empty, "door_forced")  # K2
 
-    # 6. F1: the slot-left-open alarm acknowledged, followed up once shut, and closed
-    sup.goto(base + "/console/alarms?state=open&kind=slot_left_open")
+    # 6. F1: the forced-door alarm acknowledged, followed up once the door is shut, and closed
+    sup.goto(base + "/console/alarms?state=open&kind=door_forced")
     with sup.expect_navigation():
         sup.locator("table a[href*='/console/alarms/']").first.click()
-    sup.fill("#f-acknowledge-note", "已电话联系高军，回柜关门")
+    sup.fill("#f-acknowledge-note", "已派保安到柜前查看")
     with sup.expect_navigation():
         sup.click("form[action$='/acknowledge'] button[type=submit]")
-    d.post("/sim/shut", {"slot": special["slot"]})
-    sup.fill("#f-note-note", "格口已关好，钥匙由高军领用维修")
+    d.post("/sim/door", {"open": False})
+    sup.fill("#f-note-note", "柜门已关好，各格口钥匙与记录一致")
     with sup.expect_navigation():
         sup.click("form[action$='/note'] button[type=submit]")
-    sup.fill("#f-close-note", "取钥匙后忘关格口，已关好")
+    sup.fill("#f-close-note", "维修人员检查柜门锁，未少钥匙，已关闭")
     with sup.expect_navigation():
         sup.click("form[action$='/close'] button[type=submit]")
     assert sup.locator(".badge.state-closed").count() == 1
