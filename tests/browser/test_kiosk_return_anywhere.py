@@ -30,6 +30,7 @@ def draw_public_key(daemon: Daemon, uid: str) -> tuple[str, int, str]:
     daemon.post("/kiosk/api/draw", {"keys": [key["key_number"]], "reason_code": "patrol"})
     assert daemon.wait_slot_open(key["slot"])
     fob: str = daemon.post("/sim/take", {"slot": key["slot"]})["took"]
+    assert daemon.wait_slot_shut(key["slot"])
     daemon.wait_state("idle")
     return key["key_number"], key["slot"], fob
 
