@@ -3,7 +3,7 @@
 Badges are read by the real MFRC522 driver from the chip simulator, locks are driven by the
 real Kerong driver over a TCP socket to the board simulator. From opening to night: intake,
 twenty draws and returns by several roles, a proxy draw, a special room with and without
-approval, a key not taken, a forced door, a power cut mid-draw, and every way a night
+approval, a key not taken, a forced door, a power cut mid-draw and one mid-return by someone else (K5), and every way a night
 opening can go, and a master key drawn under duress (the duress PIN: it opens as the PIN
 does, and a silent alarm goes to the supervisor). The cabinet reads key identity (issue 13): a wrong key hung in an open slot
 and a return to another free slot are part of the day. Afterwards loans, events and sensors agree and `kiosk audit verify` passes.
@@ -30,6 +30,7 @@ from kiosk.cabinet import Cabinet, CabinetError, calendar_from, options_from
 from kiosk.services import pins, tx
 from kiosk.services.authz import ROLE_PERMISSIONS, Principal
 from kiosk.store.models import (
+    Alarm,
     Approval,
     ApprovalStatus,
     Key,
@@ -258,6 +259,12 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
     summary = await rig.cabinet.start()
     assert summary["resolved_draws"] == 1
 
+    # A power cut mid-return, by someone other than the borrower (K4, K5): the key's fob and
+    # a colleague's badge, the slot opens, the Pi dies, the key goes in while it is down.
+    # The next start finishes the return through the live path's one write path, so it is
+    # flagged exactly as a live return by someone else would be.
+    await _return_by_another_across_a_power_cut(rig, people[1], people[4], unit_keys[34])
+
     # 23:00 — night openings (K8).
     rig.clock.set_local(OPENING.replace(hour=23))
     await _night(rig, people)
@@ -268,7 +275,8 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
         open_loans = list(s.scalars(select(Loan).where(Loan.returned_at.is_(None))))
         drawn = len(rig.events("key.drawn")) + len(rig.events("draw.resolved")) - sum(
             1 for e in rig.events("draw.resolved") if '"not_taken"' in e.payload)
-        returned = len(rig.events("key.returned"))
+        returned = len(rig.events("key.returned")) + sum(
+            1 for e in rig.events("return.resolved") if '"returned"' in e.payload)
         total_loans = s.query(Loan).count()
     for n in rig.hw.model.slots:
         assert rig.hw.model.key_present(n) == (n in expected_in), f"slot {n} disagrees"
@@ -276,6 +284,33 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
     result = verify_log(rig.runtime.engine, cabinet_id="cab-01",
                         public_key=rig.runtime.device_key.public)
     assert result.ok, result.problems
+
+
+async def _return_by_another_across_a_power_cut(
+    rig: Rig, borrower_uid: str, other_uid: str, key_number: str
+) -> None:
+    await draw(rig, borrower_uid, key_number)
+    slot, fob = rig.key(key_number)
+    await rig.cabinet.tap(fob)  # the key's fob at the reader, then the colleague's badge
+    await badge(rig, other_uid)
+    assert rig.cabinet.screen()["state"] == "returning"
+    rig.hw.power(False)
+    rig.hw.insert(fob, slot)
+    rig.hw.power(True)
+    rig.cabinet = Cabinet(rig.runtime, rig.hw.bank, calendar=calendar_from(rig.runtime.settings),
+                          options=options_from(rig.runtime.settings), clock=rig.clock,
+                          door_is_open=lambda: rig.hw.door_sensor.is_open)
+    summary = await rig.cabinet.start()
+    assert summary["resolved_returns"] == 1
+    with Session(rig.runtime.engine) as s:
+        key = s.scalars(select(Key).where(Key.key_number == key_number)).one()
+        loan = s.scalars(select(Loan).where(Loan.key_id == key.id)
+                         .order_by(Loan.id.desc())).first()
+        assert loan is not None and loan.returned_at is not None
+        assert loan.returned_by_other and loan.returned_by_id != loan.borrower_id
+        flagged = list(s.scalars(select(Alarm).where(Alarm.kind == "returned_by_other",
+                                                      Alarm.loan_id == loan.id)))
+    assert len(flagged) == 1 and flagged[0].rule == "K5" and flagged[0].owner_id is not None
 
 
 async def _duress_opening(rig: Rig) -> None:
