@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Select, cast, func, select
+from sqlalchemy import JSON, ColumnElement, Select, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from kiosk.errors import NotFound
@@ -47,7 +47,7 @@ class Page:
 
 
 def cabinets_seen(scope: Scope, *, site: str | None = None,
-                  cabinet_id: str | None = None) -> Select[tuple[str, str]]:
+                  cabinet_id: str | None = None) -> Select[str, str]:
     """``(cabinet id, site code)`` of the cabinets the caller sees, narrowed by the filters;
     the scope is applied first, so a filter can only narrow it."""
     query = select(HubCabinet.cabinet_id, HubSite.code).join(
@@ -61,9 +61,13 @@ def cabinets_seen(scope: Scope, *, site: str | None = None,
     return query
 
 
-def _field(name: str) -> ColumnElement[str]:
-    """One field of a record's JSON body as text (JSON functions of either database)."""
-    return cast(HubRecord.body, JSON)[name].as_string()
+def _field(session: Session, name: str) -> ColumnElement[str]:
+    """One field of a record's JSON body as text. The body is a text column: PostgreSQL
+    reads it as JSON after a cast, SQLite's JSON functions take the text as it is (a cast
+    there would make it a number)."""
+    body = (cast(HubRecord.body, JSON) if session.get_bind().dialect.name == "postgresql"
+            else type_coerce(HubRecord.body, JSON))
+    return body[name].as_string()
 
 
 def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
@@ -74,7 +78,7 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
              .join(seen, HubRecord.cabinet_id == seen.c.cabinet_id)
              .where(HubRecord.kind == kind, *where))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(query.order_by(_field(order).desc(), HubRecord.record_id)
+    rows = session.execute(query.order_by(_field(session, order).desc(), HubRecord.record_id)
                            .limit(limit).offset(offset)).all()
     return [(r, str(code)) for r, code in rows], int(total)
 
@@ -104,10 +108,10 @@ def _names(session: Session, bodies: list[dict[str, Any]]) -> tuple[dict[uuid.UU
     key_ids = {k for b in bodies if (k := _uuid(b.get("key_id")))}
     person_ids = {p for b in bodies for f in ("borrower_id", "owner_id")
                   if (p := _uuid(b.get(f)))}
-    keys = dict(session.execute(select(Key.id, Key.key_number).where(
-        Key.id.in_(key_ids))).tuples().all()) if key_ids else {}
-    people = dict(session.execute(select(Person.id, Person.name).where(
-        Person.id.in_(person_ids))).tuples().all()) if person_ids else {}
+    keys = {k: n for k, n in session.execute(select(Key.id, Key.key_number).where(
+        Key.id.in_(key_ids)))} if key_ids else {}
+    people = {p: n for p, n in session.execute(select(Person.id, Person.name).where(
+        Person.id.in_(person_ids)))} if person_ids else {}
     return keys, people
 
 
@@ -141,14 +145,15 @@ def loans(session: Session, scope: Scope, *, now: dt.datetime, site: str | None 
     """The fleet's loans as the cabinets shipped them, newest draw first; ``out`` (the
     keys out now) by default, ``overdue`` those of them past due (K9). ``department_id``
     is a department leader's own department: only its people's loans, as on a cabinet."""
-    returned = _field("returned_at")
+    returned = _field(session, "returned_at")
     where: list[ColumnElement[bool]] = []
     if department_id is not None:
-        where.append(_field("borrower_id").in_(_department_people(session, department_id)))
+        where.append(_field(session, "borrower_id").in_(
+            _department_people(session, department_id)))
     if state in (LoanState.OUT, LoanState.OVERDUE):
         where.append(returned.is_(None))
     if state is LoanState.OVERDUE:
-        where.append(_field("due_at") < now.isoformat())
+        where.append(_field(session, "due_at") < now.isoformat())
     if state is LoanState.RETURNED:
         where.append(returned.is_not(None))
     rows, total = _records(session, scope, "loan", site=site, cabinet_id=cabinet_id,
@@ -173,7 +178,8 @@ def loan(session: Session, scope: Scope, record_id: uuid.UUID, *, now: dt.dateti
 def _alarm_out(r: HubRecord, site: str, body: dict[str, Any], keys: dict[uuid.UUID, str],
                people: dict[uuid.UUID, str]) -> dict[str, Any]:
     key_id, owner_id = _uuid(body.get("key_id")), _uuid(body.get("owner_id"))
-    notes = body.get("notes") if isinstance(body.get("notes"), list) else []
+    raw_notes = body.get("notes")
+    notes: list[Any] = raw_notes if isinstance(raw_notes, list) else []
     return {"id": str(r.record_id), "site": site, "cabinet_id": r.cabinet_id,
             "kind": body.get("kind"), "rule": body.get("rule"), "state": body.get("state"),
             "message": body.get("message"), "key_number": keys.get(key_id) if key_id else None,
@@ -188,7 +194,7 @@ def alarms(session: Session, scope: Scope, *, site: str | None = None,
            offset: int = 0) -> Page:
     """The alarms the cabinets raised (F1: forced door, key overdue ...), newest first,
     with their notes; ``state`` (open, acknowledged, closed) narrows."""
-    where = [_field("state") == state] if state else []
+    where = [_field(session, "state") == state] if state else []
     rows, total = _records(session, scope, "alarm", site=site, cabinet_id=cabinet_id,
                            where=where, order="raised_at", limit=limit, offset=offset)
     bodies = [json.loads(r.body) for r, _ in rows]
@@ -218,7 +224,7 @@ def reports(session: Session, scope: Scope, *, site: str | None = None,
             offset: int = 0) -> Page:
     """The reports the cabinets issued (K9), newest first: the frozen data's SHA-256 and
     who acknowledged them (the rendered files stay on the cabinet)."""
-    where = [_field("kind") == kind] if kind else []
+    where = [_field(session, "kind") == kind] if kind else []
     rows, total = _records(session, scope, "report", site=site, cabinet_id=cabinet_id,
                            where=where, order="generated_at", limit=limit, offset=offset)
     return Page([_report_out(r, code, json.loads(r.body)) for r, code in rows], total)
