@@ -23,8 +23,9 @@ from kiosk.fleet.site_settings import HUB_SECTIONS
 
 Name = Annotated[str | None, Query(max_length=64, pattern=r"^[\w.-]*$")]
 Word = Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]*$")]
+EventType = Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_.]*$")]
 PageNo = Annotated[int | None, Query(ge=1, le=10_000)]
-SECTIONS = tuple(sorted(HUB_SECTIONS))
+SECTIONS = tuple(HUB_SECTIONS)  # the order docs/fleet.md names them
 
 
 def _when(value: Any) -> dt.datetime | None:
@@ -122,7 +123,51 @@ async def save_settings(ctx: CtxDep, site_code: str) -> Response:
             ctx.rest(routes.put_site_settings, site_code=site_code, body=doc)
         except InvalidRequest as exc:
             where = str(exc).split(".", 1)[0].split(":", 1)[0]
-            errors[where if where in SECTIONS else "_"] = str(exc)
+            errors[where if where in SECTIONS else "_"] = str(exc).replace("Value error, ", "")
     if errors:
         return _settings_page(ctx, site_code, form=form, errors=errors, code=422)
     return ctx.redirect(ctx.url(f"/fleet/settings?site={site_code}"), flash="saved")
+
+
+# ----------------------------------------------------------- keys and a cabinet's log
+KEYS_PAGE = 50
+EVENTS_PAGE = 50
+LOG_END = 2**63 - 1
+"""``before_seq`` for the newest page: past any sequence number a log can reach."""
+
+
+@router.get("/fleet/keys", response_class=HTMLResponse)
+def keys_page(ctx: CtxDep, site: Name = None, cabinet: Name = None,
+              after: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+    """The keys homed at the site's (or cabinet's) cabinets, by key number, a page at a
+    time (``after``: the last key number shown)."""
+    found = ctx.rest(routes.list_fleet_keys, site=site or None, cabinet_id=cabinet or None,
+                     after=after or None, limit=KEYS_PAGE + 1)
+    more = None
+    if len(found) > KEYS_PAGE:
+        found = found[:KEYS_PAGE]
+        more = found[-1]["key_number"]
+    return ctx.render("fleet_log.html", title_id="fleet.tab.keys", what="keys", items=found,
+                      more=more, **_filters(ctx, site, cabinet))
+
+
+@router.get("/fleet/events", response_class=HTMLResponse)
+def events_page(ctx: CtxDep, site: Name = None, cabinet: Name = None, type: EventType = None,
+                before: Annotated[int | None, Query(ge=1)] = None) -> Response:
+    """One cabinet's log as the hub holds it, newest first, by type; each cabinet's log is
+    its own chain (numbered per cabinet), so the page asks for a cabinet first. A cabinet
+    outside the caller's site is not there (404), like one never enrolled."""
+    filters = _filters(ctx, site, cabinet)
+    filters["chosen"]["type"] = type or ""
+    items: list[dict[str, Any]] = []
+    more = None
+    if cabinet:
+        items = ctx.rest(routes.list_events, cabinet_id=cabinet, after_seq=0,
+                         limit=EVENTS_PAGE + 1, type=type or None, before_seq=before or LOG_END)
+        if len(items) > EVENTS_PAGE:
+            items = items[:EVENTS_PAGE]
+            more = items[-1]["seq"]
+        for e in items:
+            e["at"] = _when(e["at"])
+    return ctx.render("fleet_log.html", title_id="fleet.tab.events", what="events",
+                      items=items, more=more, **filters)

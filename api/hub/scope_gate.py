@@ -43,7 +43,7 @@ SCOPED_MAY = tuple(re.compile(p) for p in (
     r"/console/(login|logout)",
     r"/console/static/.*",
     r"/console/fleet",                            # sites, cabinets, keys, alarms, events
-    r"/console/fleet/(loans|alarms|reports)",     # by site: api/hub/console_sites.py
+    r"/console/fleet/(loans|alarms|keys|events|reports)",  # by site: console_sites.py
     r"/console/fleet/settings(/[\w.-]+)?",         # the site's settings, and its form's post
 ))
 """Routes a site-scoped account may reach besides ``/hub/v1`` (scoped there)."""

@@ -228,3 +228,35 @@ def test_a_sites_settings_are_edited_in_the_console_within_the_scope_K8(
     refused = sup.post("/console/fleet/settings/tower-a", headers=ORIGIN,
                        data={"csrf": token.group(1), "pin": '{"after_hours": true}'})
     assert refused.status_code == 403
+
+
+def test_the_console_shows_a_sites_keys_and_a_cabinets_log_newest_first(
+        fleet: Hub, days: dict[str, Shipped]) -> None:  # noqa: F811
+    """The keys page lists the keys homed at the chosen site's cabinets; the log page reads
+    one cabinet's log (each is its own chain), newest first, by type; a scoped supervisor
+    gets its site's keys only and another site's cabinet log is not there (404)."""
+    fleet.token("fleet-admin", AccountRole.ADMIN)
+    _scoped(fleet, "sup-a", AccountRole.SUPERVISOR)
+    whole = fleet.console("fleet-admin")
+    keys = whole.get("/console/fleet/keys").text
+    assert 'data-key="K-A1"' in keys and 'data-key="K-B1"' in keys
+    only_b = whole.get("/console/fleet/keys?site=tower-b").text
+    assert 'data-key="K-B1"' in only_b and 'data-key="K-A1"' not in only_b
+    log = whole.get("/console/fleet/events?cabinet=cab-b").text
+    seqs = [int(n) for n in re.findall(r'data-seq="(\d+)"', log)]
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) == 4  # newest first
+    drawn = whole.get("/console/fleet/events?cabinet=cab-b&type=key.drawn").text
+    assert re.findall(r'data-seq="(\d+)"', drawn) == ["2", "1"]
+    older = whole.get("/console/fleet/events?cabinet=cab-b&before=2").text
+    assert re.findall(r'data-seq="(\d+)"', older) == ["1"]
+    assert "cab-a" in whole.get("/console/fleet/events").text  # choose a cabinet first
+
+    sup = fleet.console("sup-a")
+    mine = sup.get("/console/fleet/keys").text
+    assert 'data-key="K-A1"' in mine and "K-B1" not in mine
+    assert "K-B1" not in sup.get("/console/fleet/keys?site=tower-b&cabinet=cab-b").text
+    assert sup.get("/console/fleet/events?cabinet=cab-a").status_code == 200
+    theirs = sup.get("/console/fleet/events?cabinet=cab-b")
+    ghost = sup.get("/console/fleet/events?cabinet=cab-zz")
+    assert theirs.status_code == ghost.status_code == 404
+    assert "cab-b" not in sup.get("/console/fleet/events").text
