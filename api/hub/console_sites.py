@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from api.console.web import Ctx, CtxDep, paging
 from api.hub import routes, site_routes
 from api.hub.console import router
-from kiosk.errors import InvalidRequest
+from kiosk.errors import InvalidRequest, PermissionDenied
 from kiosk.fleet import site_lists
 from kiosk.fleet.site_settings import HUB_SECTIONS
 
@@ -107,6 +107,8 @@ async def save_settings(ctx: CtxDep, site_code: str) -> Response:
     """Each section is a JSON object as the config file's section would hold it; an empty
     box leaves the section to each cabinet's file. The REST write checks it all."""
     data = await ctx.form()
+    if not ctx.may(routes.put_site_settings):  # refused before any box is read
+        raise PermissionDenied("changing a site's settings needs cabinets:write")
     form = {name: str(data.get(name) or "") for name in SECTIONS}
     doc: dict[str, Any] = {}
     errors: dict[str, str] = {}

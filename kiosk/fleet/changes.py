@@ -3,7 +3,7 @@ since N".
 
 Every change of a configuration row (departments, people and their roles, cards, key
 groups, access rights, the duty roster; keys and their home slots, approvals, units, owners
-and owners' letters of authorization) takes the next version from the single
+and owners' letters of authorization; a site's settings) takes the next version from the single
 ``hub_config_head`` row (locked until commit, so versions become visible in order) and
 records ``(version, entity, row id)``: on the hub's PostgreSQL by triggers ``kiosk hub``
 installs at start, so a write from any process (the API, a CLI, plain SQL) is seen;
