@@ -24,7 +24,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Select, cast, func, select, type_coerce
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    String,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
 from kiosk.errors import NotFound
@@ -61,13 +70,31 @@ def cabinets_seen(scope: Scope, *, site: str | None = None,
     return query
 
 
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _field(session: Session, name: str) -> ColumnElement[str]:
     """One field of a record's JSON body as text. The body is a text column: PostgreSQL
-    reads it as JSON after a cast, SQLite's JSON functions take the text as it is (a cast
-    there would make it a number)."""
-    body = (cast(HubRecord.body, JSON) if session.get_bind().dialect.name == "postgresql"
-            else type_coerce(HubRecord.body, JSON))
-    return body[name].as_string()
+    reads it as JSON after a cast, written with the field's name in the SQL (not a bound
+    parameter) so the query matches ``ix_hub_records_loans_out``'s predicate even in a
+    prepared statement's generic plan; SQLite's JSON functions take the text as it is (a
+    cast there would make it a number)."""
+    if _postgres(session):
+        if not name.isidentifier():
+            raise ValueError(f"not a record field: {name!r}")
+        return literal_column(f"((hub_records.body)::jsonb ->> '{name}')", String)
+    return type_coerce(HubRecord.body, JSON)[name].as_string()
+
+
+def _kind_is(session: Session, kind: str) -> ColumnElement[bool]:
+    """``kind = 'loan'`` with the kind in the SQL on PostgreSQL (the partial index's
+    predicate, as above); the kinds are the code's own words."""
+    if _postgres(session):
+        if not kind.isidentifier():
+            raise ValueError(f"not a record kind: {kind!r}")
+        return HubRecord.kind == literal_column(f"'{kind}'", String)
+    return HubRecord.kind == kind
 
 
 def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
@@ -76,7 +103,7 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
     seen = cabinets_seen(scope, site=site, cabinet_id=cabinet_id).subquery()
     query = (select(HubRecord, seen.c.code)
              .join(seen, HubRecord.cabinet_id == seen.c.cabinet_id)
-             .where(HubRecord.kind == kind, *where))
+             .where(_kind_is(session, kind), *where))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.execute(query.order_by(_field(session, order).desc(), HubRecord.record_id)
                            .limit(limit).offset(offset)).all()
@@ -88,7 +115,7 @@ def _one(session: Session, scope: Scope, kind: str, record_id: uuid.UUID) -> tup
     seen = cabinets_seen(scope).subquery()
     row = session.execute(select(HubRecord, seen.c.code)
                           .join(seen, HubRecord.cabinet_id == seen.c.cabinet_id)
-                          .where(HubRecord.kind == kind, HubRecord.record_id == record_id)
+                          .where(_kind_is(session, kind), HubRecord.record_id == record_id)
                           ).first()
     if row is None:
         raise NotFound(f"no {kind} {record_id}")
