@@ -9,9 +9,11 @@ from starlette.middleware import Middleware
 
 from api.app import create_admin_app
 from api.deps import AdminOptions
+from api.hub import console_sites  # noqa: F401  (its pages join the console's router)
 from api.hub.console import router as console_router
 from api.hub.routes import router
 from api.hub.scope_gate import SiteScopeGate
+from api.hub.site_routes import router as site_router
 from kiosk.runtime import Runtime
 
 HUB_PREFIX = "/hub/v1"
@@ -27,6 +29,7 @@ def create_hub_app(runtime: Runtime, options: AdminOptions | None = None) -> Fas
     app = create_admin_app(runtime, options or AdminOptions(
         max_concurrent_requests=HUB_MAX_REQUESTS))
     app.include_router(router, prefix=HUB_PREFIX)
+    app.include_router(site_router, prefix=HUB_PREFIX)  # loans, alarms, reports by site
     app.include_router(console_router)  # the console's fleet page, on the hub only
     app.state.hub = True
     # Innermost: a site-scoped account reaches only the routes that know sites (404 else).

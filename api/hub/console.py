@@ -44,7 +44,7 @@ def fleet_page(ctx: CtxDep, site: Name = None, cabinet: Name = None) -> Response
     if chosen is not None:
         events = ctx.rest(routes.list_events, cabinet_id=chosen["cabinet_id"],
                           after_seq=max(0, chosen["acked_seq"] - EVENTS_SHOWN),
-                          limit=EVENTS_SHOWN, type=None)
+                          limit=EVENTS_SHOWN, type=None, before_seq=None)
         if ctx.can("keys:read"):
             keys = ctx.rest(routes.list_fleet_keys, site=None, cabinet_id=chosen["cabinet_id"],
                             after=None, limit=KEYS_SHOWN)

@@ -322,11 +322,13 @@ def list_alarms(audit: AuditDep, principal: PrincipalDep,
 
 
 @router.get("/events", dependencies=[needs(P.EVENTS_READ)],
-            summary="A cabinet's events as the hub holds them")
+            summary="A cabinet's events as the hub holds them: after after_seq, oldest "
+                    "first; or with before_seq, the newest ones before it, newest first")
 def list_events(audit: AuditDep, principal: PrincipalDep, cabinet_id: str,
                 after_seq: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                type: str | None = None) -> list[dict[str, Any]]:
+                type: str | None = None,
+                before_seq: Annotated[int | None, Query(ge=1)] = None) -> list[dict[str, Any]]:
     with Session(audit.engine) as session:
         scopes.require_cabinet(session, scopes.scope_of(session, principal.account_id),
                                cabinet_id)
@@ -334,7 +336,11 @@ def list_events(audit: AuditDep, principal: PrincipalDep, cabinet_id: str,
                                        HubEvent.seq > after_seq)
         if type is not None:
             query = query.where(HubEvent.type == type)
-        rows = session.scalars(query.order_by(HubEvent.seq).limit(limit)).all()
+        if before_seq is not None:  # paging back from the newest (the console's log page)
+            query = query.where(HubEvent.seq < before_seq).order_by(HubEvent.seq.desc())
+        else:
+            query = query.order_by(HubEvent.seq)
+        rows = session.scalars(query.limit(limit)).all()
         return [{"cabinet_id": e.cabinet_id, "seq": e.seq, "at": e.at.isoformat(),
                  "type": e.type, "key_number": e.key_number, "slot": e.slot,
                  "decision": e.decision, "actors": json.loads(e.actors),

@@ -9,8 +9,11 @@ someone remembered. So the rule is deny by default: for a scoped account only th
 in ``SCOPED_MAY`` are served (each of them filters by the account's site, or shows nothing
 of any site), and any other path answers ``404`` (not 403: the answer must not confirm
 that something exists). The fleet's data for one site is read through ``/hub/v1`` (sites,
-cabinets, keys, alarms, a cabinet's events and records) and the console's fleet page, all
-of which are scoped (``kiosk.fleet.scope``). An account without a scope is unaffected.
+cabinets, keys, alarms, a cabinet's events and records, and the lists by site: keys out,
+the cabinets' alarms, issued reports, ``api.hub.site_routes``) and the console's fleet
+pages (``api.hub.console``, ``api.hub.console_sites``), all of which are scoped
+(``kiosk.fleet.scope``, ``kiosk.fleet.site_lists``). An account without a scope is
+unaffected. People stay closed: a person is the whole fleet's row, not a site's.
 
 A pure ASGI middleware, innermost, so it sees every route of the API and the console; it
 resolves the caller the way the routes do (the bearer token, or the console's session
@@ -43,6 +46,9 @@ SCOPED_MAY = tuple(re.compile(p) for p in (
     r"/console/(login|logout)",
     r"/console/static/.*",
     r"/console/fleet",                            # sites, cabinets, keys, alarms, events
+    # the tabs by site; each reads /hub/v1 through Ctx.rest, so the scope applies there
+    r"/console/fleet/(loans|alarms|keys|events|reports)",  # by site: console_sites.py
+    r"/console/fleet/settings(/[\w.-]+)?",         # the site's settings, and its form's post
 ))
 """Routes a site-scoped account may reach besides ``/hub/v1`` (scoped there)."""
 

@@ -3,7 +3,7 @@ since N".
 
 Every change of a configuration row (departments, people and their roles, cards, key
 groups, access rights, the duty roster; keys and their home slots, approvals, units, owners
-and owners' letters of authorization) takes the next version from the single
+and owners' letters of authorization; a site's settings) takes the next version from the single
 ``hub_config_head`` row (locked until commit, so versions become visible in order) and
 records ``(version, entity, row id)``: on the hub's PostgreSQL by triggers ``kiosk hub``
 installs at start, so a write from any process (the API, a CLI, plain SQL) is seen;
@@ -54,7 +54,7 @@ from kiosk.store.models import (
     PersonRole,
     Unit,
 )
-from kiosk.store.models_fleet import HubConfigChange, HubConfigHead
+from kiosk.store.models_fleet import HubConfigChange, HubConfigHead, HubSiteSettings
 
 ENTITIES: dict[type[Any], str] = {
     Department: "department", Person: "person", Card: "card", KeyGroup: "key_group",
@@ -96,6 +96,9 @@ def _changed(session: Session) -> set[tuple[str, uuid.UUID, bool]]:
             continue
         if isinstance(obj, AuthorizationUnit):
             found.add(("owner_authorization", obj.authorization_id, False))
+            continue
+        if isinstance(obj, HubSiteSettings):  # keyed by its site: the site's document
+            found.add((site_settings.ENTITY, obj.site_id, False))
             continue
         entity = ENTITIES.get(type(obj))
         if entity is not None and obj.id is not None:
@@ -278,6 +281,15 @@ BEGIN
     VALUES (v, 'owner_authorization', aid, false) ON CONFLICT DO NOTHING;
   RETURN NULL;
 END $$;
+CREATE OR REPLACE FUNCTION hub_track_site_settings() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE v bigint; sid uuid;
+BEGIN
+  IF TG_OP = 'DELETE' THEN sid := OLD.site_id; ELSE sid := NEW.site_id; END IF;
+  UPDATE hub_config_head SET version = version + 1 WHERE id = 1 RETURNING version INTO v;
+  INSERT INTO hub_config_changes (version, entity, row_id, deleted)
+    VALUES (v, 'site_settings', sid, false) ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$;
 """
 
 
@@ -296,7 +308,9 @@ def prepare_hub_database(engine: Engine) -> None:
             session.execute(text(_TRACK_FUNCTIONS))
             triggers = {**{t: f"hub_track_change('{e}')" for t, e in TRACKED_TABLES.items()},
                         "person_roles": "hub_track_person_role()",
-                        "authorization_units": "hub_track_authorization_unit()"}
+                        "authorization_units": "hub_track_authorization_unit()",
+                        # keyed by site_id; a deleted row is the site's document emptied
+                        "hub_site_settings": "hub_track_site_settings()"}
             for table, call in triggers.items():
                 session.execute(text(f"DROP TRIGGER IF EXISTS hub_track_{table} ON {table}"))
                 session.execute(text(

@@ -18,8 +18,8 @@ A cabinet keeps the hub's document in ``fleet_state`` (``site_settings``), so af
 restart with the hub away it still applies its site's policy; each section the hub sets
 replaces the config file's section whole, and a section the hub no longer sets falls back
 to the file's. The hub stores one document per site (``hub_site_settings``), replaced
-whole; a change takes a configuration version like any other and goes only to the site's
-cabinets.
+whole; a change takes a configuration version like any other (the same trigger mechanism, so
+a plain SQL update is seen too) and goes only to the site's cabinets.
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ def validate(doc: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the hub
 def set_for_site(session: Session, audit: AuditLog, *, site: HubSite, doc: dict[str, Any],
                  actors: list[str]) -> dict[str, Any]:
-    """Replace ``site``'s settings; its cabinets get them at their next long-poll."""
-    from kiosk.fleet.changes import record_change  # changes imports this module
-
+    """Replace ``site``'s settings; its cabinets get them at their next long-poll. The
+    configuration version is taken by the hub's trigger on ``hub_site_settings`` (or the
+    ORM listener where there are no triggers, ``kiosk.fleet.changes``), as for every other
+    configuration table, so plain SQL on the table is sent down too."""
     clean = validate(doc)
     row = session.get(HubSiteSettings, site.id)
     body = json.dumps(clean, sort_keys=True, ensure_ascii=False)
@@ -81,7 +82,6 @@ def set_for_site(session: Session, audit: AuditLog, *, site: HubSite, doc: dict[
     else:
         row.body, row.updated_at = body, utcnow()
     session.flush()
-    record_change(session, {(ENTITY, site.id, False)})
     audit.append_in(session, NewEvent(type="fleet.site_settings_set", actors=actors,
                                       payload={"site": site.code, "sections": sorted(clean)}))
     return clean

@@ -506,3 +506,38 @@ def test_a_running_cabinet_takes_its_sites_new_hours_without_a_restart_K8(
     link.use_site_settings()
     assert fleet.a.settings.pin.roles == ["staff"]
     assert [calendar_from(s).is_business_time(saturday) for s in seen] == [True]
+
+
+def test_a_plain_sql_change_of_a_sites_settings_reaches_its_cabinets_K8(fleet: Fleet) -> None:
+    """Site settings are tracked like every other configuration table: by the hub's
+    PostgreSQL trigger, so an operator's plain SQL on ``hub_site_settings`` (no service, no
+    ORM) takes a version and the site's cabinet applies it at its next pull."""
+    if fleet.hub.engine.dialect.name != "postgresql":
+        pytest.skip("the triggers are the hub's, on PostgreSQL (kiosk hub refuses SQLite)")
+    from sqlalchemy import text
+
+    pull(fleet, fleet.a)
+    with write_session(fleet.hub.engine) as s:
+        site_a = hub.site_by_code(s, "tower-a")
+        site_settings.set_for_site(s, fleet.hub_log, site=site_a,
+                                   doc={"pin": {"after_hours": False}}, actors=["test"])
+        site_id = site_a.id
+    pull(fleet, fleet.a)
+    with Session(fleet.a.engine) as s:
+        assert site_settings.held_in(s) == {"pin": site_settings.validate(
+            {"pin": {"after_hours": False}})["pin"]}
+    with fleet.hub.engine.begin() as conn:
+        conn.execute(text("UPDATE hub_site_settings SET body = :body WHERE site_id = :site"),
+                     {"body": json.dumps({"pin": {"after_hours": True, "max_tries": 4}}),
+                      "site": site_id})
+    assert [c["entity"] for c in pull(fleet, fleet.a)] == ["site_settings"]
+    with Session(fleet.a.engine) as s:
+        held = site_settings.held_in(s)
+    assert held is not None and held["pin"]["after_hours"] is True
+    assert held["pin"]["max_tries"] == 4
+    with fleet.hub.engine.begin() as conn:  # deleted by hand: the cabinet's file again
+        conn.execute(text("DELETE FROM hub_site_settings WHERE site_id = :site"),
+                     {"site": site_id})
+    assert [c["entity"] for c in pull(fleet, fleet.a)] == ["site_settings"]
+    with Session(fleet.a.engine) as s:
+        assert not site_settings.held_in(s)

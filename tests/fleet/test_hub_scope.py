@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,11 @@ from kiosk.fleet.link import read_batch
 from kiosk.runtime import Runtime
 from kiosk.services import accounts
 from kiosk.store.db import write_session
-from kiosk.store.models import Cabinet, Key, KeyCategory, KeyGroup, Slot
+from kiosk.store.models import Cabinet, Key, KeyCategory, KeyGroup, Person, Slot
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.models_fleet import HubRecord
 from tests.api.conftest import FAST_HASHER
+from tests.fleet.site_records import Shipped, ship_a_day
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -41,6 +42,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 class Hub:
     client: TestClient
     runtime: Runtime
+    cabinets: dict[str, Runtime] = field(default_factory=dict)
 
     def token(self, username: str, role: AccountRole) -> dict[str, str]:
         policy = accounts.AuthPolicy(hasher=FAST_HASHER)
@@ -85,7 +87,7 @@ def fleet(runtime: Runtime, tmp_path: Path) -> Iterator[Hub]:
             with write_session(runtime.engine) as s:  # a hub alarm at each cabinet
                 hub.raise_alarm(s, cabinet_id=code, kind="gap", message=f"test gap at {code}")
         try:
-            yield Hub(client, runtime)
+            yield Hub(client, runtime, {c.settings.cabinet_id: c for c in cabinets})
         finally:
             for cab in cabinets:
                 cab.close()
@@ -185,7 +187,7 @@ def test_a_days_backlog_of_500_events_ships_in_one_batch(fleet: Hub, tmp_path: P
 
 
 # ------------------------------------------------------------ site scope everywhere
-SITE_B = ("cab-b", "tower-b", "K-B1", "test gap at cab-b")
+SITE_B = ("cab-b", "tower-b", "K-B1", "test gap at cab-b", "李工乙")
 """What only site B has; none of it may reach an account scoped to site A."""
 SIGNED_ONLY = {"/hub/v1/cursor", "/hub/v1/changes"}  # cabinets' signed requests, no account
 PROBES = ("", "?site=tower-b", "?cabinet=cab-b", "?cabinet_id=cab-b", "?site=tower-b&limit=5")
@@ -215,6 +217,21 @@ def _home_keys(runtime: Runtime) -> dict[str, uuid.UUID]:
             s.flush()
             found[number] = key.id
     return found
+
+
+def _ship_days(fleet: Hub, keys: dict[str, uuid.UUID]) -> dict[str, Shipped]:
+    """A day at each site's cabinet, shipped up (tests/fleet/site_records.py); B's borrower
+    is 李工乙, a name only site B's rows carry."""
+    with write_session(fleet.runtime.engine) as s:
+        people = {"cab-a": Person(staff_no="E-A", name="张工甲"),
+                  "cab-b": Person(staff_no="E-B", name="李工乙")}
+        s.add_all(people.values())
+        s.flush()
+        who = {code: (p.id, p.staff_no, p.name) for code, p in people.items()}
+    return {code: ship_a_day(fleet.runtime.audit, fleet.cabinets[code], key_id=keys[number],
+                             key_number=number, person_id=who[code][0], staff_no=who[code][1],
+                             name=who[code][2])
+            for code, number in (("cab-a", "K-A1"), ("cab-b", "K-B1"))}
 
 
 def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -250,6 +267,7 @@ def test_site_scope_everywhere_on_the_hub(fleet: Hub) -> None:
     console with site B's ids and filters; nothing of site B comes back, and B's key by id
     is answered 404 exactly like an id that does not exist."""
     keys = _home_keys(fleet.runtime)
+    shipped = _ship_days(fleet, keys)  # keys out, alarms, reports at each site, by site
     admin = fleet.token("fleet-admin", AccountRole.ADMIN)
     callers = {"sup-a": fleet.token("sup-a", AccountRole.SUPERVISOR),
                "duty-a": fleet.token("duty-a", AccountRole.DUTY_MANAGER)}
@@ -291,10 +309,19 @@ def test_site_scope_everywhere_on_the_hub(fleet: Hub) -> None:
     assert client.get(f"/api/v1/keys/{keys['K-B1']}", headers=sup).status_code == 404
     assert client.get("/api/v1/keys", headers=sup).status_code == 404
 
-    paths = _get_paths(client.app, keys["K-B1"])
-    assert "/api/v1/loans" in paths and "/console/audit" in paths and "/hub/v1/keys" in paths
     key_b = str(keys["K-B1"])
-    ghosts = {key_b: str(uuid.uuid4()), "cab-b": "cab-zz", "tower-b": "tower-zz"}
+    b = shipped["cab-b"]
+    by_id = {"/hub/v1/loans/": str(b.out_loan), "/hub/v1/cabinet-alarms/": str(b.alarm),
+             "/hub/v1/reports/": str(b.report)}  # B's own records by id, not B's key's
+    paths = [next((p.replace(key_b, rid) for pre, rid in by_id.items() if p.startswith(pre)),
+                  p) for p in _get_paths(client.app, keys["K-B1"])]
+    assert "/api/v1/loans" in paths and "/console/audit" in paths and "/hub/v1/keys" in paths
+    for opened in ("/hub/v1/loans", "/hub/v1/cabinet-alarms", "/hub/v1/reports",
+                   "/console/fleet/loans", "/console/fleet/alarms", "/console/fleet/reports",
+                   "/console/fleet/settings", *(pre + rid for pre, rid in by_id.items())):
+        assert opened in paths, opened
+    ghosts = {key_b: str(uuid.uuid4()), "cab-b": "cab-zz", "tower-b": "tower-zz",
+              **{rid: str(uuid.uuid4()) for rid in by_id.values()}}
 
     def normal(text: str, swaps: dict[str, str]) -> str:
         for value in swaps:
@@ -315,7 +342,8 @@ def test_site_scope_everywhere_on_the_hub(fleet: Hub) -> None:
                 answer = fetch(url)
                 assert answer.status_code != 500, (username, url)
                 if answer.status_code == 200:  # what is shown holds nothing of site B
-                    shown = [m for m in (*SITE_B, key_b) if m in answer.text]
+                    shown = [m for m in (*SITE_B, key_b, *by_id.values())
+                             if m in answer.text]
                     assert not shown, f"{username} {url} shows {shown}"
                     continue
                 # A refusal names nothing of B but what was asked, and is the refusal a

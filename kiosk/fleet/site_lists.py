@@ -1,0 +1,265 @@
+"""The hub's day-to-day lists by site (issue 12): keys out, the alarms the cabinets raised
+and the reports they issued, for one site or cabinet or the whole fleet.
+
+Why these read the hub's copies and not the tables the cabinet's ``/api/v1`` lists read: at
+the hub those tables (``loans``, ``alarms``, ``reports``) are the hub's own and hold no
+cabinet's facts; the fleet's loans, alarms and reports arrive as ``hub_records`` (the
+cabinet's columns as JSON, keyed by record id and cabinet, ``kiosk.fleet.ingest``). A row
+belongs to the site of the cabinet that shipped it, so scoping is one rule: only records of
+the caller's site's cabinets are read, whatever filter is asked for. A filter naming another
+site or cabinet finds nothing (an empty list, the answer a site that does not exist gets),
+and one record by id outside the scope is ``NotFound`` like an id that never existed.
+
+Names are resolved from the hub's own configuration: a cabinet's key and person rows carry
+the hub's ids (``kiosk.fleet.apply``), so the key number and the borrower's name come from
+the hub's ``keys`` and ``people``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Select,
+    String,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
+from sqlalchemy.orm import Session
+
+from kiosk.errors import NotFound
+from kiosk.fleet.scope import Scope
+from kiosk.store.models import Key, Person
+from kiosk.store.models_fleet import HubCabinet, HubRecord, HubSite
+
+
+class LoanState(StrEnum):
+    OUT = "out"
+    OVERDUE = "overdue"
+    RETURNED = "returned"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+
+
+def cabinets_seen(scope: Scope, *, site: str | None = None,
+                  cabinet_id: str | None = None) -> Select[str, str]:
+    """``(cabinet id, site code)`` of the cabinets the caller sees, narrowed by the filters;
+    the scope is applied first, so a filter can only narrow it."""
+    query = select(HubCabinet.cabinet_id, HubSite.code).join(
+        HubSite, HubCabinet.site_id == HubSite.id)
+    if scope.site_id is not None:
+        query = query.where(HubCabinet.site_id == scope.site_id)
+    if site is not None:
+        query = query.where(HubSite.code == site)
+    if cabinet_id is not None:
+        query = query.where(HubCabinet.cabinet_id == cabinet_id)
+    return query
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _field(session: Session, name: str) -> ColumnElement[str]:
+    """One field of a record's JSON body as text. The body is a text column: PostgreSQL
+    reads it as JSON after a cast, written with the field's name in the SQL (not a bound
+    parameter) so the query matches ``ix_hub_records_loans_out``'s predicate even in a
+    prepared statement's generic plan; SQLite's JSON functions take the text as it is (a
+    cast there would make it a number)."""
+    if _postgres(session):
+        if not name.isidentifier():
+            raise ValueError(f"not a record field: {name!r}")
+        return literal_column(f"((hub_records.body)::jsonb ->> '{name}')", String)
+    return type_coerce(HubRecord.body, JSON)[name].as_string()
+
+
+def _kind_is(session: Session, kind: str) -> ColumnElement[bool]:
+    """``kind = 'loan'`` with the kind in the SQL on PostgreSQL (the partial index's
+    predicate, as above); the kinds are the code's own words."""
+    if _postgres(session):
+        if not kind.isidentifier():
+            raise ValueError(f"not a record kind: {kind!r}")
+        return HubRecord.kind == literal_column(f"'{kind}'", String)
+    return HubRecord.kind == kind
+
+
+def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
+             cabinet_id: str | None, where: list[ColumnElement[bool]], order: str,
+             limit: int, offset: int) -> tuple[list[tuple[HubRecord, str]], int]:
+    seen = cabinets_seen(scope, site=site, cabinet_id=cabinet_id).subquery()
+    query = (select(HubRecord, seen.c.code)
+             .join(seen, HubRecord.cabinet_id == seen.c.cabinet_id)
+             .where(_kind_is(session, kind), *where))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(_field(session, order).desc(), HubRecord.record_id)
+                           .limit(limit).offset(offset)).all()
+    return [(r, str(code)) for r, code in rows], int(total)
+
+
+def _one(session: Session, scope: Scope, kind: str, record_id: uuid.UUID) -> tuple[HubRecord,
+                                                                                  str]:
+    seen = cabinets_seen(scope).subquery()
+    row = session.execute(select(HubRecord, seen.c.code)
+                          .join(seen, HubRecord.cabinet_id == seen.c.cabinet_id)
+                          .where(_kind_is(session, kind), HubRecord.record_id == record_id)
+                          ).first()
+    if row is None:
+        raise NotFound(f"no {kind} {record_id}")
+    return row[0], str(row[1])
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _names(session: Session, bodies: list[dict[str, Any]]) -> tuple[dict[uuid.UUID, str],
+                                                                     dict[uuid.UUID, str]]:
+    """Key numbers and people's names by id, from the hub's configuration."""
+    key_ids = {k for b in bodies if (k := _uuid(b.get("key_id")))}
+    person_ids = {p for b in bodies for f in ("borrower_id", "owner_id")
+                  if (p := _uuid(b.get(f)))}
+    keys = {k: n for k, n in session.execute(select(Key.id, Key.key_number).where(
+        Key.id.in_(key_ids)))} if key_ids else {}
+    people = {p: n for p, n in session.execute(select(Person.id, Person.name).where(
+        Person.id.in_(person_ids)))} if person_ids else {}
+    return keys, people
+
+
+def _is_overdue(body: dict[str, Any], now: dt.datetime) -> bool:
+    due = body.get("due_at")
+    return not body.get("returned_at") and bool(due) and str(due) < now.isoformat()
+
+
+def _loan_out(r: HubRecord, site: str, body: dict[str, Any], keys: dict[uuid.UUID, str],
+              people: dict[uuid.UUID, str], now: dt.datetime) -> dict[str, Any]:
+    key_id, borrower_id = _uuid(body.get("key_id")), _uuid(body.get("borrower_id"))
+    return {"id": str(r.record_id), "site": site, "cabinet_id": r.cabinet_id,
+            "key_id": str(key_id) if key_id else None,
+            "key_number": keys.get(key_id) if key_id else None,
+            "borrower_id": str(borrower_id) if borrower_id else None,
+            "borrower": people.get(borrower_id) if borrower_id else None,
+            "quantity": body.get("quantity"), "reason_code": body.get("reason_code"),
+            "reason_text": body.get("reason_text"), "drawn_at": body.get("drawn_at"),
+            "due_at": body.get("due_at"), "returned_at": body.get("returned_at"),
+            "overdue": _is_overdue(body, now)}
+
+
+def _department_people(session: Session, department_id: uuid.UUID) -> list[str]:
+    return [str(p) for p in session.scalars(select(Person.id).where(
+        Person.department_id == department_id))]
+
+
+def loans(session: Session, scope: Scope, *, now: dt.datetime, site: str | None = None,
+          cabinet_id: str | None = None, state: LoanState = LoanState.OUT,
+          department_id: uuid.UUID | None = None, limit: int = 50, offset: int = 0) -> Page:
+    """The fleet's loans as the cabinets shipped them, newest draw first; ``out`` (the
+    keys out now) by default, ``overdue`` those of them past due (K9). ``department_id``
+    is a department leader's own department: only its people's loans, as on a cabinet."""
+    returned = _field(session, "returned_at")
+    where: list[ColumnElement[bool]] = []
+    if department_id is not None:
+        where.append(_field(session, "borrower_id").in_(
+            _department_people(session, department_id)))
+    if state in (LoanState.OUT, LoanState.OVERDUE):
+        where.append(returned.is_(None))
+    if state is LoanState.OVERDUE:
+        where.append(_field(session, "due_at") < now.isoformat())
+    if state is LoanState.RETURNED:
+        where.append(returned.is_not(None))
+    rows, total = _records(session, scope, "loan", site=site, cabinet_id=cabinet_id,
+                           where=where, order="drawn_at", limit=limit, offset=offset)
+    bodies = [json.loads(r.body) for r, _ in rows]
+    keys, people = _names(session, bodies)
+    return Page([_loan_out(r, site_code, body, keys, people, now)
+                 for (r, site_code), body in zip(rows, bodies, strict=True)], total)
+
+
+def loan(session: Session, scope: Scope, record_id: uuid.UUID, *, now: dt.datetime,
+         department_id: uuid.UUID | None = None) -> dict[str, Any]:
+    r, site = _one(session, scope, "loan", record_id)
+    body = json.loads(r.body)
+    if department_id is not None and str(body.get("borrower_id")) not in _department_people(
+            session, department_id):
+        raise NotFound(f"no loan {record_id}")
+    keys, people = _names(session, [body])
+    return _loan_out(r, site, body, keys, people, now)
+
+
+def _alarm_out(r: HubRecord, site: str, body: dict[str, Any], keys: dict[uuid.UUID, str],
+               people: dict[uuid.UUID, str]) -> dict[str, Any]:
+    key_id, owner_id = _uuid(body.get("key_id")), _uuid(body.get("owner_id"))
+    raw_notes = body.get("notes")
+    notes: list[Any] = raw_notes if isinstance(raw_notes, list) else []
+    return {"id": str(r.record_id), "site": site, "cabinet_id": r.cabinet_id,
+            "kind": body.get("kind"), "rule": body.get("rule"), "state": body.get("state"),
+            "message": body.get("message"), "key_number": keys.get(key_id) if key_id else None,
+            "owner": people.get(owner_id) if owner_id else None,
+            "raised_at": body.get("raised_at"), "closed_at": body.get("closed_at"),
+            "notes": [{"at": n.get("at"), "text": n.get("text"),
+                       "new_state": n.get("new_state")} for n in notes if isinstance(n, dict)]}
+
+
+def alarms(session: Session, scope: Scope, *, site: str | None = None,
+           cabinet_id: str | None = None, state: str | None = None, limit: int = 50,
+           offset: int = 0) -> Page:
+    """The alarms the cabinets raised (F1: forced door, key overdue ...), newest first,
+    with their notes; ``state`` (open, acknowledged, closed) narrows."""
+    where = [_field(session, "state") == state] if state else []
+    rows, total = _records(session, scope, "alarm", site=site, cabinet_id=cabinet_id,
+                           where=where, order="raised_at", limit=limit, offset=offset)
+    bodies = [json.loads(r.body) for r, _ in rows]
+    keys, people = _names(session, bodies)
+    return Page([_alarm_out(r, code, body, keys, people)
+                 for (r, code), body in zip(rows, bodies, strict=True)], total)
+
+
+def alarm(session: Session, scope: Scope, record_id: uuid.UUID) -> dict[str, Any]:
+    r, site = _one(session, scope, "alarm", record_id)
+    body = json.loads(r.body)
+    keys, people = _names(session, [body])
+    return _alarm_out(r, site, body, keys, people)
+
+
+def _report_out(r: HubRecord, site: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(r.record_id), "site": site, "cabinet_id": r.cabinet_id,
+            "kind": body.get("kind"), "subject": body.get("subject"),
+            "period_start": body.get("period_start"), "period_end": body.get("period_end"),
+            "language": body.get("language"), "generated_at": body.get("generated_at"),
+            "sha256": body.get("sha256"), "acknowledged_by": body.get("acknowledged_by"),
+            "acknowledged_at": body.get("acknowledged_at")}
+
+
+def reports(session: Session, scope: Scope, *, site: str | None = None,
+            cabinet_id: str | None = None, kind: str | None = None, limit: int = 50,
+            offset: int = 0) -> Page:
+    """The reports the cabinets issued (K9), newest first: the frozen data's SHA-256 and
+    who acknowledged them (the rendered files stay on the cabinet)."""
+    where = [_field(session, "kind") == kind] if kind else []
+    rows, total = _records(session, scope, "report", site=site, cabinet_id=cabinet_id,
+                           where=where, order="generated_at", limit=limit, offset=offset)
+    return Page([_report_out(r, code, json.loads(r.body)) for r, code in rows], total)
+
+
+def report(session: Session, scope: Scope, record_id: uuid.UUID) -> dict[str, Any]:
+    r, site = _one(session, scope, "report", record_id)
+    body = json.loads(r.body)
+    out = _report_out(r, site, body)
+    out["content"] = body.get("content")
+    return out
