@@ -22,6 +22,7 @@ import atexit
 import dataclasses
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -75,8 +76,9 @@ class _Renderer:
         with self._lock:
             if self._reaper is not None:
                 self._reaper.cancel()
-            child = self._child if self._child is not None and self._child.poll() is None \
-                else self._start()
+            if self._child is not None and self._child.poll() is not None:
+                self._stop_locked()  # it died since the last report: close its pipes
+            child = self._child if self._child is not None else self._start()
             assert child.stdin is not None and child.stdout is not None
             try:
                 _write(child.stdin, request)
@@ -140,6 +142,9 @@ def main() -> int:
     """The child: render requests from stdin until it is closed."""
     from kiosk.reports import pdf
 
+    # Ctrl-C at `make run` reaches the whole process group: the parent decides when this
+    # child ends (it closes stdin), so the child does not die mid-report with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     stdin = sys.stdin.buffer
     # The frames get file descriptor 1 to themselves: anything a library prints goes to stderr
     stdout = os.fdopen(os.dup(1), "wb")

@@ -58,3 +58,24 @@ def test_a_report_the_renderer_refuses_raises_its_report_error_in_the_caller() -
     need_font()
     result = _run()
     assert result["error"] == "unknown report kind 'no-such-kind'"
+
+
+def test_a_renderer_that_died_is_replaced_by_the_next_report() -> None:
+    """A child killed between two reports (out of memory, a stray signal) costs nothing:
+    the next report starts a new one and comes out whole."""
+    need_font()
+    from kiosk.reports import pdf_process
+
+    report = {"kind": "key", "cabinet": "C1", "key_number": "U601", "label": "6F",
+              "period_start": "2026-12-01", "period_end": "2026-12-05", "loans": [],
+              "alarms": []}
+    first = pdf_process.render(report, "en")
+    child = pdf_process._renderer._child
+    assert child is not None
+    child.kill()
+    child.wait()
+    second = pdf_process.render(report, "en")
+    assert first.startswith(b"%PDF") and second.startswith(b"%PDF")
+    assert pdf_process._renderer._child is not child
+    assert child.stdout is not None and child.stdout.closed, "the dead child's pipe was left open"
+    pdf_process._renderer.stop()
