@@ -23,7 +23,7 @@ its own:
   the wall time of the import (what ``python -X importtime`` adds up). The README's table of
   import costs is made from this result (``readme_table.py``).
 
-``bench/run_all.py --quick`` runs 20 warm-up and 30 measured cycles (a check that the bench
+``bench/run_all.py --quick`` runs 10 warm-up and 20 measured cycles (a check that the bench
 works, not a growth figure).
 """
 
