@@ -81,10 +81,12 @@ ROUTERS = [
 
 
 def create_admin_app(
-    runtime: Runtime, options: AdminOptions | None = None, cabinet: Cabinet | None = None
+    runtime: Runtime, options: AdminOptions | None = None, cabinet: Cabinet | None = None,
+    *, lazy_console: bool = False,
 ) -> FastAPI:
     """The admin app on ``runtime``; ``cabinet`` is the running cabinet, when there is one
-    (the live-status and remote-unlock endpoints answer 503 without it)."""
+    (the live-status and remote-unlock endpoints answer 503 without it). ``lazy_console``:
+    the console is loaded by its first request (the daemon: ``api.console``)."""
     feed = EventFeed()
     runtime.audit.listeners.append(feed.notify)
 
@@ -122,7 +124,7 @@ def create_admin_app(
     app.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
-    console.mount(app)  # the web console under /console/ (issue 11)
+    console.mount(app, lazily=lazy_console)  # the web console under /console/ (issue 11)
 
     app.state.allow = errors.allow_index(
         [

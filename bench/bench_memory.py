@@ -1,23 +1,34 @@
 """Memory (issue 15, item 4): the idle daemon's RSS, its growth over many draws, and what each
 large import costs.
 
-* Idle daemon: ``kiosk run`` on the demo tower (simulated hardware, both listeners, the
-  scheduler), RSS once the screen answers and start-up work has settled (aim ≤ 85 MB).
-* Growth: BENCH_MEMORY_DRAWS (default 10,000) draws, each followed by its return, through
-  the cabinet core with the simulated tower (badge, choice, take, fob, badge, put back:
-  every write, every sensor scan), in this process; RSS after a warm-up of 200 cycles and
-  after the run, both after a full garbage collection (aim: growth ≤ 2 MB). Driven in
-  process because each cycle through the daemon's HTTP surface waits for two sensor scans
-  (``bench_daemon.py`` does that for smaller counts).
+One daemon, ``kiosk run`` on the demo tower (simulated hardware, both listeners, the
+scheduler, the K9 catch-up report it makes at start), started by this bench as a process of
+its own:
+
+* Idle: its RSS once the screen answers and start-up work has settled (aim ≤ 85 MB).
+* Growth: then BENCH_MEMORY_DRAWS (default 10,000) draws, each followed by its return,
+  after BENCH_MEMORY_WARM_UP (default 200) warm-up cycles; its RSS after the warm-up, every
+  tenth of the run, and at the end (aim: growth ≤ 2 MB). A cycle is what a person does, through
+  the kiosk listener's HTTP surface and the simulated sensors (``bench_daemon.Driver``): badge
+  on the simulated MFRC522 (``/sim/tap``), the choice (``POST /kiosk/api/draw``: policy,
+  durable intent, the Kerong unlock), the key pulled (``/sim/take``) and seen gone by the
+  next sensor scan (loan recorded), the key's fob then the borrower's badge (K4: who returns
+  it), the key put back (``/sim/insert``) and seen back (loan closed). Two engineers take
+  turns over 20 slots. The daemon scans every BENCH_MEMORY_SCAN_S (default 0.02 s; the
+  shipped default is 0.1 s) so the two scans a cycle waits for do not set its length; every
+  other step is the shipped code path. Its data folder is on /dev/shm when there is one, so a
+  run of hours measures memory and not the disk's fsync (RSS does not count the page cache).
+  The loans table is checked at the end: one loan per draw, every one closed.
 * Imports: each module imported alone in a fresh interpreter: RSS before and after, and
   the wall time of the import (what ``python -X importtime`` adds up). The README's table of
   import costs is made from this result (``readme_table.py``).
+
+``bench/run_all.py --quick`` runs 10 warm-up and 20 measured cycles (a check that the bench
+works, not a growth figure).
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
 import os
 import signal
@@ -31,15 +42,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
-from bench_daemon import WHOLE_WEEK, _port, _wait
+from bench_daemon import WHOLE_WEEK, Driver, _port, _wait
 from common import describe_database, report, rss_mb
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kiosk.config import Settings
 from kiosk.demo import load_demo
 from kiosk.runtime import Runtime
-from kiosk.store.models import Key, KeyGroup
+from kiosk.store.models import Department, Key, Loan, Person, Slot
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = [
@@ -57,7 +68,7 @@ MODULES = [
     ("pymodbus.client", "Modbus lock boards (pymodbus)"),
     ("nfc", "USB NFC readers (nfcpy)"),
     ("gpiozero", "GPIO (gpiozero)"),
-    ("reportlab.pdfgen.canvas", "PDF reports (reportlab), imported only when one is made"),
+    ("reportlab.pdfgen.canvas", "PDF reports (reportlab), only in the child process that makes one"),
     ("openpyxl", "XLSX import/export (openpyxl), imported only when one is read or made"),
     ("kiosk.daemon", "everything the daemon imports at start"),
 ]
@@ -88,84 +99,115 @@ def import_costs() -> dict[str, dict[str, Any]]:
     return costs
 
 
-def idle_daemon_rss() -> tuple[float, float]:
-    """(RSS once idle, cold start to the screen answering) of ``kiosk run``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        runtime = Runtime.open(Settings(data_dir=Path(tmp), cabinet_id="cab-01"))
+def _people_and_keys(runtime: Runtime) -> tuple[list[str], list[tuple[str, str, int]]]:
+    """Two engineers' badges and 20 unit keys (number, fob, home slot) they may draw."""
+    with Session(runtime.engine) as s:
+        people = s.scalars(select(Person).join(Department).where(Department.code == "ENG")
+                           .order_by(Person.staff_no).limit(2)).all()
+        badges = [p.cards[0].uid for p in people]
+        rows = [(number, fob, slot) for number, fob, slot in s.execute(
+            select(Key.key_number, Key.fob_tag, Slot.number)
+            .join(Slot, Key.home_slot_id == Slot.id)
+            .where(Key.key_number.like("U%"), Key.fob_tag.is_not(None))
+            .order_by(Slot.number).limit(20)) if fob]
+    if len(badges) != 2 or len(rows) != 20:
+        raise RuntimeError("the demo tower lacks two engineers or 20 unit keys with fobs")
+    return badges, rows
+
+
+def _loans(runtime: Runtime) -> tuple[int, int]:
+    """(all loans, open loans)."""
+    with Session(runtime.engine) as s:
+        total = s.scalar(select(func.count()).select_from(Loan)) or 0
+        open_ = s.scalar(select(func.count()).select_from(Loan)
+                         .where(Loan.returned_at.is_(None))) or 0
+    return total, open_
+
+
+def _cycle(person: Driver, badge: str, key: tuple[str, str, int]) -> None:
+    """One draw and its return, as a person does them (see the module docstring)."""
+    number, fob, slot = key
+    person.tap(badge, "choosing")
+    person.client.post(f"{person.base}/kiosk/api/draw",
+                       json={"keys": [number], "reason_code": "repair"}).raise_for_status()
+    person.post("take", slot=slot)
+    person.until("idle")  # the next scan saw the key leave: the loan is recorded
+    person.tap(fob, "await_returner")  # K4: whose badge returns it?
+    person.tap(badge, "returning")
+    person.insert(fob, slot)
+    person.until("idle")  # the next scan saw it back: the loan is closed
+
+
+def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, Any],
+                                                                    dict[str, Any]]:
+    """Idle RSS, then RSS over ``warm_up`` + ``draws`` draw-and-return cycles, of one daemon."""
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
+        data = Path(tmp)
+        runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
         load_demo(runtime)
+        badges, keys = _people_and_keys(runtime)
+        loans_before = _loans(runtime)
         runtime.close()
         admin, kiosk = _port(), _port()
         env = {**os.environ, **WHOLE_WEEK, "KIOSK_DATA_DIR": tmp,
                "KIOSK_ADMIN_PORT": str(admin), "KIOSK_KIOSK_PORT": str(kiosk),
-               "KIOSK_DATABASE_URL": "", "KIOSK_LOG_LEVEL": "WARNING"}
+               "KIOSK_DATABASE_URL": "", "KIOSK_LOG_LEVEL": "WARNING",
+               "KIOSK_CABINET__SCAN_INTERVAL_S": str(scan_s)}
+        base = f"http://127.0.0.1:{kiosk}"
+        every = max(1, draws // 10)
+        by_draws: dict[str, float] = {}
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "kiosk", "run"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            with httpx.Client(timeout=5) as client:
-                _wait(client, f"http://127.0.0.1:{kiosk}/kiosk/api/screen")
-            started = time.perf_counter() - t0
-            time.sleep(3)  # start-up work (scheduler catch-up, first scans) settles
-            return rss_mb(proc.pid), started
+            with httpx.Client(timeout=10) as client:
+                _wait(client, f"{base}/kiosk/api/screen")
+                started = time.perf_counter() - t0
+                time.sleep(3)  # start-up work (scheduler catch-up, first scans) settles
+                idle = rss_mb(proc.pid)
+                person = Driver(client, base)
+                for i in range(warm_up):
+                    _cycle(person, badges[i % 2], keys[i % len(keys)])
+                after_warm_up = rss_mb(proc.pid)
+                by_draws["0"] = after_warm_up
+                t_draws = time.perf_counter()
+                for i in range(draws):
+                    n = warm_up + i
+                    _cycle(person, badges[n % 2], keys[n % len(keys)])
+                    if (i + 1) % every == 0:
+                        by_draws[str(i + 1)] = rss_mb(proc.pid)
+                        print(f"memory: {i + 1:,} draws, daemon RSS {by_draws[str(i + 1)]:.1f} MB",
+                              flush=True)
+                took = time.perf_counter() - t_draws
+                after = rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
-
-
-async def draw_growth(draws: int, warm_up: int = 200) -> tuple[dict[str, Any], dict[str, Any]]:
-    """RSS growth of the cabinet over ``draws`` draw-and-return cycles, in this process."""
-    sys.path.insert(0, str(ROOT / "tests" / "kiosk"))
-    from rig import close_rig, make_rig  # the test rig: demo tower, simulated hardware
-
-    with tempfile.TemporaryDirectory() as tmp:
-        rig = await make_rig(Path(tmp))
-        badges = [rig.card_of(dept="ENG", index=i)[0] for i in range(2)]
-        with Session(rig.runtime.engine) as s:
-            numbers = list(s.scalars(select(Key.key_number).join(KeyGroup)
-                                     .where(KeyGroup.code == "UNIT", Key.fob_tag.is_not(None))
-                                     .order_by(Key.key_number).limit(20)))
-        keys = [(number, *rig.key(number)) for number in numbers]
-
-        async def cycle(i: int) -> None:
-            badge = badges[i % 2]
-            number, slot, fob = keys[i % len(keys)]  # 20 slots in turn: no coil overheats
-            await rig.cabinet.tap(badge)
-            await rig.cabinet.choose_draw([number], "repair")
-            await rig.take(slot)
-            await rig.cabinet.tap(fob)
-            await rig.cabinet.tap(badge)
-            await rig.put_back(fob, slot)
-            state = rig.cabinet.screen()
-            if state["state"] != "idle" or (state["message"] or {}).get("code") != "returned":
-                raise RuntimeError(f"cycle {i} did not end with the return: {state}")
-
-        for i in range(warm_up):
-            await cycle(i)
-        gc.collect()
-        before = rss_mb()
-        t0 = time.perf_counter()
-        for i in range(draws):
-            await cycle(warm_up + i)
-        took = time.perf_counter() - t0
-        gc.collect()
-        after = rss_mb()
-        loans_open = len(rig.open_loans())
-        dataset = describe_database(rig.runtime.engine, "demo tower")
-        await close_rig(rig)
-    if loans_open:
-        raise RuntimeError(f"{loans_open} loans left open: the returns were not recorded")
-    return {"draws_and_returns": draws, "rss_mb_after_warm_up": before,
-            "rss_mb_after_draws": after, "rss_growth_mb": after - before,
-            "cycle_ms_mean": took / max(1, draws) * 1000}, dataset
+        runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
+        loans_after = _loans(runtime)
+        dataset = describe_database(runtime.engine, "demo tower")
+        runtime.close()
+    done = warm_up + draws
+    if loans_after != (loans_before[0] + done, loans_before[1]):
+        raise RuntimeError(f"loans before {loans_before}, after {loans_after}: expected "
+                           f"{done} more, all closed")
+    return {"daemon_rss_idle_mb": idle, "daemon_cold_start_s": started,
+            "draws_and_returns": draws, "warm_up_cycles": warm_up,
+            "scan_interval_s": scan_s, "rss_mb_after_warm_up": after_warm_up,
+            "rss_mb_after_draws": after, "rss_growth_mb": after - after_warm_up,
+            "rss_mb_by_draws": {k: round(v, 2) for k, v in by_draws.items()},
+            "cycle_ms_mean": took / max(1, draws) * 1000, "retaps": person.retaps,
+            "loans_recorded_and_closed": loans_after[0] - loans_before[0]}, dataset
 
 
 def main() -> None:
     draws = int(os.environ.get("BENCH_MEMORY_DRAWS", "10000"))
-    idle, started = idle_daemon_rss()
-    growth, dataset = asyncio.run(draw_growth(draws))
+    warm_up = int(os.environ.get("BENCH_MEMORY_WARM_UP", "200"))
+    scan_s = float(os.environ.get("BENCH_MEMORY_SCAN_S", "0.02"))
+    figures, dataset = daemon_memory(draws, warm_up, scan_s)
     costs = import_costs()
-    report("memory", {"daemon_rss_idle_mb": idle, "daemon_cold_start_s": started, **growth,
-                      "imports": costs}, dataset=dataset)
+    report("memory", {**figures, "imports": costs}, dataset=dataset)
 
 
 if __name__ == "__main__":

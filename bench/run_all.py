@@ -29,6 +29,8 @@ QUICK_SIZES = {
     "BENCH_TAPS": "200",
     "BENCH_ANTENNA": "20",
     "BENCH_DRAWS": "20",
+    "BENCH_MEMORY_WARM_UP": "10",      # bench_memory: the daemon's cycles before ...
+    "BENCH_MEMORY_DRAWS": "20",        # ... and while its RSS growth is measured
     "BENCH_AUDIT_EVENTS": "1000",
     "BENCH_FLEET_CABINETS": "100",     # bench_fleet_scale: simulated cabinets ...
     "BENCH_FLEET_EVENTS": "100",       # ... and events each

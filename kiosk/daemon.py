@@ -144,8 +144,9 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         pump = (ReaderPump(hardware.reader, tap, loop,
                            reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
                 if hardware.reader is not None else None)
-        admin = _server(create_admin_app(runtime, cabinet=cabinet), settings.admin_host,
-                        settings.admin_port, settings, tls,
+        # the console is loaded by its first request: an idle cabinet need not hold it
+        admin = _server(create_admin_app(runtime, cabinet=cabinet, lazy_console=True),
+                        settings.admin_host, settings.admin_port, settings, tls,
                         trusted_proxies=tuple(settings.admin_trusted_proxies))
         sim_control = hardware if isinstance(hardware, SimulatedHardware) else None
         screen = _server(create_kiosk_app(cabinet, sim_control, port=settings.kiosk_port),

@@ -416,10 +416,13 @@ def render_csv(data: dict[str, Any], lang: Language, *,
 # ------------------------------------------------------------------------------ PDF
 def render_pdf(data: dict[str, Any], lang: Language, *, footer: str = "",
                letterhead: Letterhead | None = None) -> bytes:
-    """The printable report (``kiosk.reports.pdf``): letterhead, page numbers, signatures."""
-    from kiosk.reports import pdf
+    """The printable report (``kiosk.reports.pdf``): letterhead, page numbers, signatures.
 
-    return pdf.render(data, lang, footer=footer, letterhead=letterhead)
+    Made in a child process (``kiosk.reports.pdf_process``): reportlab and the parsed CJK
+    font would otherwise stay in the daemon's memory after its first report (issue 15)."""
+    from kiosk.reports import pdf_process
+
+    return pdf_process.render(data, lang, footer=footer, letterhead=letterhead)
 
 
 def ensure_font() -> str:
