@@ -74,24 +74,65 @@ class Snapshot:
     offered: policy.Standings
     """The active keys in the cabinet (not awaiting stocking), grouped by standing: what a
     badge tap decides."""
+    places: Mapping[uuid.UUID, int]
+    """Key id → its index in ``offered.keys`` (a draw's key is replaced there in place)."""
 
     def key(self, key_number: str) -> policy.KeyFacts | None:
         key_id = self.by_number.get(key_number)
         return self.keys.get(key_id) if key_id is not None else None
 
 
+def _offered(keys: Mapping[uuid.UUID, policy.KeyFacts],
+             awaiting: set[uuid.UUID]) -> list[policy.KeyFacts]:
+    return [k for k in keys.values()
+            if k.status == KeyStatus.ACTIVE.value and k.id not in awaiting]
+
+
 def _snapshot(keys: dict[uuid.UUID, policy.KeyFacts], awaiting: set[uuid.UUID],
-              holders: dict[uuid.UUID, policy.Holder], fobs: dict[uuid.UUID, str]) -> Snapshot:
-    offered = [k for k in keys.values()
-               if k.status == KeyStatus.ACTIVE.value and k.id not in awaiting]
+              holders: dict[uuid.UUID, policy.Holder], fobs: dict[uuid.UUID, str],
+              patched: tuple[policy.Standings, Mapping[uuid.UUID, int]] | None = None,
+              ) -> Snapshot:
+    if patched is None:
+        offered = policy.standings(_offered(keys, awaiting))
+        places: Mapping[uuid.UUID, int] = {key.id: i for i, key in enumerate(offered.keys)}
+    else:
+        offered, places = patched
     return Snapshot(
         keys=keys,
         by_number={k.key_number: k.id for k in keys.values()},
         by_fob={fob: key_id for key_id, fob in fobs.items()},
         holders=holders,
         awaiting=frozenset(awaiting),
-        offered=policy.standings(offered),
+        offered=offered,
+        places=places,
     )
+
+
+def _patched(before: Snapshot, keys: Mapping[uuid.UUID, policy.KeyFacts],
+             awaiting: set[uuid.UUID], changed: set[uuid.UUID],
+             ) -> tuple[policy.Standings, Mapping[uuid.UUID, int]] | None:
+    """``before.offered`` with the ``changed`` keys replaced in place, if each is still
+    offered with the same standing (a draw or a return changes only whether the key is
+    out); None when the grouping itself changed and must be made again. Grouping 2,000
+    keys again after every draw took 10 ms of the next badge's 5 (issue 15)."""
+    offered, where = before.offered, before.places
+    listed, firsts = list(offered.keys), list(offered.firsts)
+    for key_id in changed:
+        new = keys.get(key_id)
+        will = new is not None and new.status == KeyStatus.ACTIVE.value \
+            and key_id not in awaiting
+        if key_id not in where:
+            if will:
+                return None  # newly offered here: it needs its place in a group
+            continue
+        old = listed[where[key_id]]
+        if new is None or not will or policy.standing(new) != policy.standing(old):
+            return None
+        listed[where[key_id]] = new
+        group = offered.classes[where[key_id]]
+        if firsts[group].id == key_id:
+            firsts[group] = new
+    return policy.Standings(tuple(listed), offered.classes, tuple(firsts)), where
 
 
 class CabinetFacts:
@@ -225,6 +266,8 @@ class CabinetFacts:
         with self._lock:
             keys, awaiting = dict(self._keys), set(self._awaiting)
             holders, fobs = dict(self._holders), dict(self._fobs)
+            before = self._snapshot
+        assert before is not None  # a full load came first
         for gone in [key_id for key_id, key in keys.items() if key.key_number in numbers]:
             del keys[gone]  # moved to another cabinet, or re-read just below
             awaiting.discard(gone)
@@ -241,7 +284,10 @@ class CabinetFacts:
                 fobs[r.id] = r.fob_tag.upper()
         holders.update({row.key_id: policy.Holder(row.borrower_id, row.name, row.due_at)
                         for row in loans if row.cabinet_id == self.cabinet_id})
-        snap = _snapshot(keys, awaiting, holders, fobs)
+        changed = set(ids) | {key_id for key_id, key in before.keys.items()
+                              if key.key_number in numbers}
+        snap = _snapshot(keys, awaiting, holders, fobs,
+                         patched=_patched(before, keys, awaiting, changed))
         with self._lock:
             self._keys, self._awaiting, self._holders, self._fobs = keys, awaiting, holders, fobs
             self._snapshot = snap
