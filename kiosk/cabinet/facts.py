@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from kiosk import policy
 from kiosk.audit import AppendedEvent, AuditLog
@@ -91,7 +91,8 @@ def _offered(keys: Mapping[uuid.UUID, policy.KeyFacts],
 def _snapshot(keys: dict[uuid.UUID, policy.KeyFacts], awaiting: set[uuid.UUID],
               holders: dict[uuid.UUID, policy.Holder], fobs: dict[uuid.UUID, str],
               patched: tuple[policy.Standings, Mapping[uuid.UUID, int]] | None = None,
-              ) -> Snapshot:
+              by_number: dict[str, uuid.UUID] | None = None,
+              by_fob: dict[str, uuid.UUID] | None = None) -> Snapshot:
     if patched is None:
         offered = policy.standings(_offered(keys, awaiting))
         places: Mapping[uuid.UUID, int] = {key.id: i for i, key in enumerate(offered.keys)}
@@ -99,8 +100,9 @@ def _snapshot(keys: dict[uuid.UUID, policy.KeyFacts], awaiting: set[uuid.UUID],
         offered, places = patched
     return Snapshot(
         keys=keys,
-        by_number={k.key_number: k.id for k in keys.values()},
-        by_fob={fob: key_id for key_id, fob in fobs.items()},
+        by_number=by_number if by_number is not None
+        else {k.key_number: k.id for k in keys.values()},
+        by_fob=by_fob if by_fob is not None else {fob: key_id for key_id, fob in fobs.items()},
         holders=holders,
         awaiting=frozenset(awaiting),
         offered=offered,
@@ -151,6 +153,12 @@ class CabinetFacts:
         self._holders: dict[uuid.UUID, policy.Holder] = {}
         self._fobs: dict[uuid.UUID, str] = {}
         self._snapshot: Snapshot | None = None
+        k, lo = Key.__table__, Loan.__table__
+        # built once: a draw's re-read must not pay for building its statements (issue 15)
+        self._some_keys = self._key_query().where(
+            k.c.key_number.in_(bindparam("numbers", expanding=True)))
+        self._their_loans = self._loan_query().where(
+            lo.c.key_id.in_(bindparam("ids", expanding=True)))
         audit.listeners.append(self._heard_event)
 
     def close(self) -> None:
@@ -261,33 +269,39 @@ class CabinetFacts:
 
     def _reload_keys(self, conn: Any, numbers: set[str]) -> None:
         """Re-read the keys ``numbers`` and their open loans only (``ONE_KEY_EVENTS``)."""
-        k, lo = Key.__table__, Loan.__table__
-        rows = conn.execute(self._key_query().where(k.c.key_number.in_(sorted(numbers)))).all()
+        rows = conn.execute(self._some_keys, {"numbers": sorted(numbers)}).all()
         with self._lock:
             keys, awaiting = dict(self._keys), set(self._awaiting)
             holders, fobs = dict(self._holders), dict(self._fobs)
             before = self._snapshot
         assert before is not None  # a full load came first
-        for gone in [key_id for key_id, key in keys.items() if key.key_number in numbers]:
-            del keys[gone]  # moved to another cabinet, or re-read just below
+        by_number, by_fob = dict(before.by_number), dict(before.by_fob)
+        old_ids = {before.by_number[n] for n in numbers if n in before.by_number}
+        for gone in old_ids:
+            key = keys.pop(gone, None)  # moved to another cabinet, or re-read just below
+            if key is not None:
+                by_number.pop(key.key_number, None)
             awaiting.discard(gone)
             holders.pop(gone, None)
-            fobs.pop(gone, None)
+            fob = fobs.pop(gone, None)
+            if fob is not None:
+                by_fob.pop(fob, None)
         ids = [r.id for r in rows]
-        loans = conn.execute(self._loan_query().where(lo.c.key_id.in_(ids))).all() if ids else []
+        loans = conn.execute(self._their_loans, {"ids": ids}).all() if ids else []
         out = {row.key_id for row in loans}
         for r in rows:
             if r.awaiting_stock:
                 awaiting.add(r.id)
             keys[r.id] = self._key_facts(r, out)
+            by_number[r.key_number] = r.id
             if r.fob_tag:
                 fobs[r.id] = r.fob_tag.upper()
+                by_fob[fobs[r.id]] = r.id
         holders.update({row.key_id: policy.Holder(row.borrower_id, row.name, row.due_at)
                         for row in loans if row.cabinet_id == self.cabinet_id})
-        changed = set(ids) | {key_id for key_id, key in before.keys.items()
-                              if key.key_number in numbers}
         snap = _snapshot(keys, awaiting, holders, fobs,
-                         patched=_patched(before, keys, awaiting, changed))
+                         patched=_patched(before, keys, awaiting, set(ids) | old_ids),
+                         by_number=by_number, by_fob=by_fob)
         with self._lock:
             self._keys, self._awaiting, self._holders, self._fobs = keys, awaiting, holders, fobs
             self._snapshot = snap
