@@ -4,7 +4,11 @@ the demo tower, side by side.
 * badge tap → the screen's drawable-key list computed (``Cabinet.tap`` returns with
   ``visit.choices`` filled: every key of the cabinet with why it can or cannot be drawn);
 * choice → the last byte of the unlock frame written to the RS-485 bus, the intent event
-  committed (``synchronous=FULL``) by the writer thread first;
+  committed (``synchronous=FULL``) by the writer thread first: handed to the OS, and on a
+  19200-baud line (``common.SpyPort`` models the line the TCP-simulated bus lacks), with
+  the disk's own flush time (``disk_flush_ms``, the floor under any durable intent);
+* after a draw or a return, what the next badge pays for the cabinet's facts to re-read
+  that key;
 * a key's fob on the MFRC522 antenna (chip simulator, reader pump) → unlock byte.
 
 The big dataset is ``bench/dataset.py``'s (BENCH_PEOPLE/KEYS/EVENTS/LOANS; default 10,000
@@ -33,8 +37,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_tap import ALL_DAY, SpyPort
-from common import describe_database, percentile, report, rss_mb
+from common import (
+    ALL_DAY,
+    SpyPort,
+    antenna_to_unlock,
+    describe_database,
+    disk_flush_ms,
+    percentile,
+    report,
+    rss_mb,
+)
 from dataset import CABINET, Sizes, dataset
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -47,31 +59,10 @@ from kiosk.config import Settings
 from kiosk.demo import load_demo
 from kiosk.runtime import Runtime
 from kiosk.store.models import AccessRight, Department, Key, KeyGroup, Loan, Person, Role, Slot
-from kiosk.wiring import ReaderPump, build_simulated, kerong_slot_map
+from kiosk.wiring import build_simulated, kerong_slot_map
 
 BUS_SLOTS = 208
 _stocked_slots = wiring.stocked_slots
-
-
-class FirstByteSpy(SpyPort):
-    """Also notes when the first frame of the unlock request (the 0x37 coil time) was
-    written: choice → that byte is what the cabinet's software costs (policy, durable
-    intent, the hop to the bus thread); the rest up to the 0x31 is the wire itself (the
-    driver waits for the 0x37 to leave the line at 19200 baud before sending the 0x31)."""
-
-    def __init__(self, port: Any) -> None:
-        super().__init__(port)
-        self.first_written_at = 0.0
-
-    def begin(self) -> None:
-        super().begin()
-        self.first_written_at = 0.0
-
-    def write(self, data: bytes) -> int | None:
-        n = super().write(data)
-        if self.first_written_at == 0.0:
-            self.first_written_at = time.perf_counter()
-        return n
 
 
 def grant_staff_every_group(runtime: Runtime) -> None:
@@ -124,12 +115,29 @@ def person_and_keys(runtime: Runtime, *, department: str | None) -> tuple[str, l
         return person.cards[0].uid, keys[:50]
 
 
+def one_key_reread(cabinet: Cabinet, keys: list[str], times: int = 50) -> list[float]:
+    """What the next badge pays after a draw or a return: the cabinet's facts re-read the
+    one key the event named (``kiosk.cabinet.facts.ONE_KEY_EVENTS``) and group the keys by
+    standing again. Timed by telling the facts what the writer thread tells them after a
+    ``key.drawn`` (the event itself is not written: the taps above drew nothing)."""
+    facts = cabinet.facts
+    took = []
+    for i in range(times):
+        facts.snapshot()
+        with facts._lock:  # what the listener notes after a key.drawn commits
+            facts._dirty.add(keys[i % len(keys)])
+        t0 = time.perf_counter()
+        facts.snapshot()
+        took.append((time.perf_counter() - t0) * 1000)
+    return took
+
+
 async def measure(runtime: Runtime, settings: Settings, uid: str, keys: list[str], *,
-                  taps: int, antenna_taps: int) -> dict[str, float]:
+                  taps: int, antenna_taps: int) -> dict[str, Any]:
     hw = build_simulated(runtime, persist=False)
     hw.locks.close()  # replace the driver with one whose port is spied on
     slots = sorted(hw.model.slots)
-    spy = FirstByteSpy(open_port(hw.board.url))
+    spy = SpyPort(open_port(hw.board.url))
     locks = KerongLockBank(spy, kerong_slot_map(slots), max_pulse_ms=500)
     cabinet = Cabinet(runtime, locks, calendar=calendar_from(settings),
                       options=options_from(settings))
@@ -141,7 +149,7 @@ async def measure(runtime: Runtime, settings: Settings, uid: str, keys: list[str
         if cabinet.writer.pending == 0:
             break
     try:
-        tap_ms, choose_ms, first_ms = [], [], []
+        tap_ms, choose_ms, first_ms, wire_ms = [], [], [], []
         listed = 0
         for i in range(taps):
             t0 = time.perf_counter()
@@ -153,37 +161,13 @@ async def measure(runtime: Runtime, settings: Settings, uid: str, keys: list[str
             assert cabinet.session.state.value == "releasing", cabinet.screen()["message"]
             tap_ms.append((t1 - t0) * 1000)
             choose_ms.append((spy.unlock_written_at - t1) * 1000)
+            wire_ms.append((spy.unlock_on_wire_at - t1) * 1000)
             first_ms.append((spy.first_written_at - t1) * 1000)
             await cabinet.cancel()
-
-        # fob on the antenna: the key drawn and taken, its borrower signed in, the fob read
-        # by the reader pump opens its home slot (a return) with no screen choice between
-        await cabinet.tap(uid)
-        await cabinet.choose_draw([keys[0]], "repair")
-        with Session(runtime.engine) as s:
-            key = s.scalars(select(Key).where(Key.key_number == keys[0])).one()
-            fob, slot = key.fob_tag, s.get(Slot, key.home_slot_id).number  # type: ignore[union-attr]
-        hw.model.take(slot)
-        hw.model.shut_slot(slot)
-        await cabinet.tick()
-        pump = ReaderPump(hw.reader, cabinet.tap, asyncio.get_running_loop()).start()
-        antenna_ms = []
-        try:
-            for _ in range(antenna_taps):
-                await cabinet.tap(uid)
-                assert cabinet.session.state.value == "choosing", cabinet.screen()["message"]
-                spy.unlock_written_at = 0.0
-                t0 = time.perf_counter()
-                hw.tap(fob or "", hold_s=0.15)
-                while spy.unlock_written_at == 0.0:
-                    await asyncio.sleep(0.0005)
-                    if time.perf_counter() - t0 > 5:
-                        raise RuntimeError("the fob tap never opened the slot")
-                antenna_ms.append((spy.unlock_written_at - t0) * 1000)
-                await cabinet.cancel()
-                await asyncio.sleep(0.5)  # fob away long enough for the reader's hold-off
-        finally:
-            pump.stop()
+        frames_sent, frames_wire_ms = spy.frames_sent(), spy.wire_ms()
+        frames_bytes = sum(len(raw) for _, raw in spy.unlock_frames)
+        reread_ms = one_key_reread(cabinet, keys)
+        antenna_ms = await antenna_to_unlock(cabinet, hw, spy, uid, keys[0], antenna_taps)
         return {
             "keys_listed": listed,
             "tap_to_list_ms_p50": percentile(tap_ms, 50),
@@ -192,20 +176,29 @@ async def measure(runtime: Runtime, settings: Settings, uid: str, keys: list[str
             "choice_to_first_request_byte_ms_p99": percentile(first_ms, 99),
             "choice_to_unlock_byte_ms_p50": percentile(choose_ms, 50),
             "choice_to_unlock_byte_ms_p99": percentile(choose_ms, 99),
+            "choice_to_unlock_byte_on_wire_ms_p50": percentile(wire_ms, 50),
+            "choice_to_unlock_byte_on_wire_ms_p99": percentile(wire_ms, 99),
+            "unlock_frames_sent": frames_sent,
+            "unlock_wire_bytes": frames_bytes,
+            "unlock_wire_ms_at_19200": frames_wire_ms,
+            "facts_after_a_draw_ms_p50": percentile(reread_ms, 50),
+            "facts_after_a_draw_ms_p99": percentile(reread_ms, 99),
             "antenna_to_unlock_byte_ms_p50": percentile(antenna_ms, 50),
             "antenna_to_unlock_byte_ms_p99": percentile(antenna_ms, 99),
         }
     finally:
         await cabinet.stop()
+        locks.close()
         hw.close()
 
 
-async def on_big(taps: int, antenna_taps: int) -> tuple[dict[str, float], dict[str, Any]]:
+async def on_big(taps: int, antenna_taps: int) -> tuple[dict[str, Any], dict[str, Any]]:
     sizes = Sizes()
     folder, _ = dataset(sizes)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "big"
         shutil.copytree(folder, copy)
+        flush = disk_flush_ms(copy)
         settings = Settings(data_dir=copy, cabinet_id=CABINET, database_url="",
                             business_hours=ALL_DAY)  # type: ignore[arg-type]
         runtime = Runtime.open(settings)
@@ -221,13 +214,15 @@ async def on_big(taps: int, antenna_taps: int) -> tuple[dict[str, float], dict[s
             uid, keys = person_and_keys(runtime, department=None)
             figures = await measure(runtime, settings, uid, keys, taps=taps,
                                     antenna_taps=antenna_taps)
+            figures["disk_flush_ms_p50"] = percentile(flush, 50)
+            figures["disk_flush_ms_p99"] = percentile(flush, 99)
             return figures, describe_database(runtime.engine, f"bench dataset {sizes.name}")
         finally:
             wiring.stocked_slots = _stocked_slots
             runtime.close()
 
 
-async def on_demo(taps: int, antenna_taps: int) -> tuple[dict[str, float], dict[str, Any]]:
+async def on_demo(taps: int, antenna_taps: int) -> tuple[dict[str, Any], dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), cabinet_id="cab-01",
                             business_hours=ALL_DAY)  # type: ignore[arg-type]

@@ -362,7 +362,46 @@ class KeyView(NamedTuple):
     holder: Holder | None = None
 
 
-def screen_keys(ctx: DrawContext, keys: Iterable[KeyFacts],
+def standing(key: KeyFacts) -> tuple[object, ...]:
+    """Everything ``_decide_draw`` reads of a key but its number, label and being out: keys
+    of the same standing get the same verdict for a given person at a given time."""
+    return (key.status, key.home_slot is None, key.group_id, key.unit_id, key.special,
+            key.id if key.special else None, key.requires_cosign)
+
+
+@dataclass(frozen=True)
+class Standings:
+    """A cabinet's keys grouped by standing, worked out once per change of the keys.
+
+    Why: a badge tap decides every key of the cabinet for the person at the screen. On a
+    2,000-key cabinet building and hashing each key's standing (its group, unit and key ids
+    are UUIDs, hashed in Python) took most of the 5 ms the tap may take (issue 15), though
+    the keys change only when a key is drawn, returned, stocked or edited. The cabinet's
+    facts (kiosk/cabinet/facts.py) group them when they load, and every tap then decides
+    one key of each standing and reuses the verdict for the others."""
+
+    keys: tuple[KeyFacts, ...]
+    classes: tuple[int, ...]
+    """The index in ``firsts`` of each key's standing, in the order of ``keys``."""
+    firsts: tuple[KeyFacts, ...]
+    """The first key of each standing: the one its verdict is worked out with."""
+
+
+def standings(keys: Iterable[KeyFacts]) -> Standings:
+    """Group ``keys`` by standing (see ``Standings``), keeping their order."""
+    index: dict[tuple[object, ...], int] = {}
+    listed = tuple(keys)
+    firsts: list[KeyFacts] = []
+    classes = []
+    for key in listed:
+        group = index.setdefault(standing(key), len(firsts))
+        if group == len(firsts):
+            firsts.append(key)
+        classes.append(group)
+    return Standings(listed, tuple(classes), tuple(firsts))
+
+
+def screen_keys(ctx: DrawContext, keys: Iterable[KeyFacts] | Standings,
                 holders: Mapping[uuid.UUID, Holder]) -> list[KeyView]:
     """The keys this person is shown, each with why (the screen never hides why).
 
@@ -372,37 +411,39 @@ def screen_keys(ctx: DrawContext, keys: Iterable[KeyFacts],
     confirmation, an expired letter, out to them). Staff see in their lists the keys they
     may draw, those waiting for a leader's approval (K7) and their own keys out; any other
     key is found by searching its room, with the reason it cannot be drawn; a key out to
-    someone else says only that it is out."""
+    someone else says only that it is out.
+
+    Keys of the same standing share one decision (``Standings``): its code, rules and
+    needs are each key's, its reason's wording names the first of them (the screen shows
+    the code)."""
+    grouped = keys if isinstance(keys, Standings) else standings(keys)
     keeper = bool(ctx.person.roles & KEEPER_ROLES)
     proxy = ctx.card.kind == "owner_proxy"
-    views = []
-    verdicts: dict[tuple[object, ...], Decision] = {}
-
-    def decided(key: KeyFacts, on_loan: bool) -> Decision:
-        # Keys of the same standing (everything ``_decide_draw`` reads of a key but its
-        # number and label) get the same verdict; a large cabinet's 2,000 keys are mostly
-        # alike, so each standing is decided once per screen (issue 15). The reason's
-        # wording names the first key of that standing; the screen shows the code.
-        standing = (on_loan, key.status, key.home_slot is None, key.group_id, key.unit_id,
-                    key.special, key.id if key.special else None, key.requires_cosign)
-        verdict = verdicts.get(standing)
-        if verdict is None:
-            verdict = verdicts[standing] = _decide_draw(ctx, key, on_loan)
-        return verdict
-
-    for key in keys:
-        decision = decided(key, key.on_loan)
-        holder = holders.get(key.id) if key.on_loan else None
-        mine = holder is not None and holder.person_id == ctx.person.id
-        # the decision were the key in: does it concern this person at all?
-        underlying = decided(key, False) if key.on_loan else decision
-        if proxy and underlying.code in HIDDEN_FROM_PROXY:
+    # per standing: the verdict were the key in, and whether such a key is hidden (K6) or
+    # listed when it is in; the verdict when out is worked out with its first key out
+    ins = [_decide_draw(ctx, key, False) for key in grouped.firsts]
+    hidden = [proxy and d.code in HIDDEN_FROM_PROXY for d in ins]
+    listed_in = [keeper or proxy or d.allowed or d.code == "approval_required" for d in ins]
+    outs: dict[int, Decision] = {}
+    views: list[KeyView] = []
+    add = views.append
+    for key, group in zip(grouped.keys, grouped.classes, strict=True):
+        if hidden[group]:
             continue
-        if key.on_loan and not mine and not keeper and not underlying.allowed \
+        underlying = ins[group]
+        if not key.on_loan:
+            add(KeyView(key, underlying, listed_in[group]))
+            continue
+        decision = outs.get(group)
+        if decision is None:
+            decision = outs[group] = _decide_draw(ctx, key, True)
+        holder = holders.get(key.id)
+        mine = holder is not None and holder.person_id == ctx.person.id
+        if not mine and not keeper and not underlying.allowed \
                 and underlying.code != "approval_required":
             decision = underlying  # out, but theirs to draw anyway never: say why not
         concerns = decision.allowed or decision.code == "approval_required" or mine
-        views.append(KeyView(
+        add(KeyView(
             key, decision, listed=keeper or proxy or concerns, mine=mine,
             holder=holder if keeper else None,
         ))

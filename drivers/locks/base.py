@@ -3,6 +3,11 @@
 Drivers are synchronous and bounded by timeouts; the cabinet calls them from a worker
 thread so the asyncio loop never blocks on a serial bus. Slots are numbered from 1 across
 the whole cabinet; each driver maps a slot to its own board and channel.
+
+A driver may also offer ``arm(slot, pulse_ms=None)``: send ahead whatever its next unlock of
+``slot`` needs on the bus before the opening frame, opening nothing (the Kerong driver's
+coil-time frame). The cabinet calls it, when present, while the unlock's intent is being
+made durable.
 """
 
 from __future__ import annotations

@@ -57,6 +57,9 @@ class AppendedEvent:
     at: dt.datetime
     hash: str
     type: str
+    key_number: str | None = None
+    """The key the event names, if any: the cabinet's facts re-read only that key after a
+    draw or a return (kiosk/cabinet/facts.py)."""
 
 
 class AuditLog:
@@ -131,7 +134,7 @@ class AuditLog:
         if seq % self.checkpoint_every == 0:
             self._checkpoint_in(session, seq, digest)
         session.flush()
-        return AppendedEvent(self.cabinet_id, seq, at, digest, event.type)
+        return AppendedEvent(self.cabinet_id, seq, at, digest, event.type, event.key_number)
 
     def notify_committed(self, stored: AppendedEvent) -> None:
         """Tell listeners (live feed, notifications) about an event committed by ``append_in``."""

@@ -407,7 +407,13 @@ class Cabinet(Registry):
             v.intents[slot] = appended.seq
 
     async def _unlock(self, slots: tuple[int, ...]) -> bool:
-        """Log the intents durably, then move the locks; False if the log or a lock failed."""
+        """Log the intents durably, then move the locks; False if the log or a lock failed.
+
+        While the writer thread commits the intents, the bus thread arms the first slot's
+        board (``arm``: the coil time frame; nothing opens), so once the intent is durable
+        the unlock is one frame on the wire (issue 15). The bus thread runs one job at a
+        time, in order: the unlock, queued after the intent, always follows the arming."""
+        arming = self._arm(slots[0]) if slots else None
         try:
             await self._record_intents(slots)
         except (AuditError, SQLAlchemyError) as exc:
@@ -415,6 +421,9 @@ class Cabinet(Registry):
             # be logged either; an intent already written for an earlier slot is resolved
             # from the sensors at the next start.
             log.error("intent not durable, nothing unlocked: %s", exc)
+            if arming is not None:
+                await arming
+                await self.driver(self.locks.lock_all)  # the armed board disarmed again
             self.visit.resolved.update(self.visit.intents)
             self.visit.intents.clear()
             await self.apply(self.session.handle(flow.Cancelled(self.clock(), "storage_fault")))
@@ -432,6 +441,21 @@ class Cabinet(Registry):
             self.light(slot, True)
         self.beep("ok")
         return True
+
+    def _arm(self, slot: int) -> asyncio.Future[None] | None:
+        """Start arming ``slot``'s lock on the bus thread, if the driver can (Kerong); a
+        failure is only logged: the unlock sends everything itself and reports the fault."""
+        arm = getattr(self.locks, "arm", None)
+        if arm is None:
+            return None
+
+        def arm_quietly() -> None:
+            try:
+                arm(slot)
+            except DriverError as exc:
+                log.info("slot %s not armed ahead of its unlock: %s", slot, exc)
+
+        return asyncio.get_running_loop().run_in_executor(self._bus, arm_quietly)
 
     async def _lock_fault(self, slot: int, exc: Exception) -> None:
         """The slot stays locked (fail-locked) and the visit ends saying why. A silent bus is

@@ -13,7 +13,7 @@ from kiosk.audit import AuditLog, NewEvent
 from kiosk.cabinet.options import CabinetError
 from kiosk.services import tx
 from kiosk.store.db import make_engine
-from kiosk.store.models import Key, KeyStatus
+from kiosk.store.models import Key, KeyStatus, Role
 
 
 def offered(rig: Rig) -> dict[str, str]:
@@ -59,3 +59,28 @@ async def test_a_key_retired_by_another_process_is_not_offered_at_the_next_tap(r
         other.engine.dispose()
     await rig.cabinet.tap(uid)
     assert "U1204" not in offered(rig)
+
+
+async def test_K10_a_key_drawn_then_returned_is_shown_out_then_in_at_the_next_taps(
+        rig: Rig) -> None:
+    """A draw or a return re-reads only that key (issue 15): the next person still sees
+    it out, then back, and who has it (to a keeper)."""
+    uid, person = rig.card_of(dept="ENG")
+    other, _ = rig.card_of(dept="ENG", index=1)
+    keeper, _ = rig.card_of(role=Role.CUSTODIAN)
+    slot, fob = await rig.drawn(uid, "U1203")
+    await rig.settle(2)
+    await rig.cabinet.tap(other)
+    assert offered(rig)["U1203"] == "out"
+    assert offered(rig)["U1204"] == "ok"  # the other keys as they were
+    await rig.cabinet.cancel()
+    await rig.cabinet.tap(keeper)
+    held = next(k for k in rig.cabinet.screen()["keys"] if k["key_number"] == "U1203")
+    assert person.name in held["why"]["zh"]
+    await rig.cabinet.cancel()
+    await rig.cabinet.tap(uid)
+    await rig.cabinet.tap(fob)  # the borrower's fob: the return opens its slot
+    await rig.put_back(fob, slot)
+    await rig.settle(2)
+    await rig.cabinet.tap(other)
+    assert offered(rig)["U1203"] == "ok"

@@ -8,6 +8,6 @@ the transport (:func:`.device.open_port`, any ``serial_for_url`` URL) and the de
 from __future__ import annotations
 
 from drivers.locks.kerong.codec import BoardStatus, Frame, FrameParser
-from drivers.locks.kerong.device import KerongLockBank, open_port
+from drivers.locks.kerong.device import ARM_VALID_S, KerongLockBank, open_port
 
-__all__ = ["BoardStatus", "Frame", "FrameParser", "KerongLockBank", "open_port"]
+__all__ = ["ARM_VALID_S", "BoardStatus", "Frame", "FrameParser", "KerongLockBank", "open_port"]

@@ -12,7 +12,13 @@ is ask for a long unlock time. The safe state is therefore:
 * every board's unlock time at the configured cap or less: it is sent in front of *every*
   unlock, and :meth:`~KerongLockBank.lock_all` sets it to the minimum (10 ms) while the
   driver runs; :meth:`~KerongLockBank.close` restores the configured pulse, so a board left
-  behind (keypad, service tool, the next start) opens its locks normally;
+  behind (keypad, service tool, the next start) opens its locks normally. "In front" may be
+  early: :meth:`~KerongLockBank.arm` sends an unlock's 0x37 ahead (the cabinet does it while
+  the unlock's intent is being made durable, so the unlock itself is one frame on the wire
+  after it, issue 15); the unlock skips its own 0x37 only if its board was armed with the
+  same time, less than ``ARM_VALID_S`` ago, and nothing has set the board's time since
+  (``lock_all``, commissioning, another unlock, a bus fault all disarm). 0x37 opens nothing;
+  only the 0x31 does;
 * within ``max_pulse_ms`` of the last unlock every latch has closed, which
   :meth:`~KerongLockBank.confirm_locked` checks.
 
@@ -76,9 +82,14 @@ from drivers.locks.kerong.sweep import CommissionReport, StatusVariant, Sweeper
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_BAUDRATE", "POLL_S", "CommissionReport", "KerongLockBank", "SerialPort",
-    "StatusVariant", "open_port",
+    "ARM_VALID_S", "DEFAULT_BAUDRATE", "POLL_S", "CommissionReport", "KerongLockBank",
+    "SerialPort", "StatusVariant", "open_port",
 ]
+
+ARM_VALID_S = 1.0
+"""How long a board armed by :meth:`KerongLockBank.arm` counts as set for the unlock that
+follows: an intent made durable in milliseconds uses it; one that waited for a busy
+database sends its 0x37 again (a board reset in between would have forgotten it)."""
 
 
 
@@ -178,6 +189,7 @@ class KerongLockBank:
         self._bus = threading.RLock()
         self._closed = False
         self._unconfirmed: set[int] = set()
+        self._armed: dict[int, tuple[int, float]] = {}  # board → (coil ms, when), see arm()
         self._link = Link(
             port, opener=opener, baudrate=baudrate, reply_timeout_s=reply_timeout_s,
             turnaround_s=turnaround_s, reopen_backoff_s=reopen_backoff_s,
@@ -296,6 +308,27 @@ class KerongLockBank:
                 slot, f"Kerong board {board} channel {channel} still reads locked after unlock"
             )
 
+    def arm(self, slot: int, pulse_ms: int | None = None) -> None:
+        """Send the 0x37 (coil time) of ``slot``'s next unlock now; nothing opens.
+
+        Why: at 19200 baud the 0x37 is 3.6 ms on the wire plus the turnaround before the
+        0x31 may follow. Sent while the unlock's intent is being committed, it is off the
+        path from a person's choice to the lock opening. The next :meth:`unlock` on this
+        board with the same pulse, within ``ARM_VALID_S``, sends only its 0x31 (and reads
+        the status as ever); anything that sets the board's time in between disarms it.
+        Raises like :meth:`unlock` on a dead bus (the unlock then tries again in full).
+        """
+        board, _channel = self.location(slot)
+        pulse = cap_pulse(pulse_ms, configured_max_ms=self._max_pulse_ms)
+        with self._bus:
+            self._check_open()
+            self._armed.pop(board, None)
+            try:
+                self._link.send(encode_set_unlock_time(board, pulse))
+            except BusFault as exc:
+                raise BusFault(f"{self._name(slot)}: arm: {exc}") from exc
+            self._armed[board] = (pulse, self._clock())
+
     def status(self) -> dict[int, SlotState]:
         """Every mapped slot's lock and key bits.
 
@@ -326,6 +359,7 @@ class KerongLockBank:
         unread input, and sets every board's unlock time to its minimum.
         """
         with self._bus:
+            self._armed.clear()
             if self._closed:
                 return
             self._link.discard_output()
@@ -415,6 +449,7 @@ class KerongLockBank:
         """
         with self._bus:
             self._check_open()
+            self._armed.clear()  # every board's coil time is set below
             found, variant = self._sweeper.broadcast(set(range(MAX_BOARDS)))
             self.status_variant = variant
             for board in self.boards:
@@ -499,7 +534,8 @@ class KerongLockBank:
     def _pulse_frames(
         self, board: int, unlock_frame: bytes, pulse: int
     ) -> tuple[BoardStatus | None, str]:
-        """0x37 (coil time), then the unlock frame, then the status answer.
+        """0x37 (coil time, unless :meth:`arm` sent it just before), then the unlock frame,
+        then the status answer.
 
         A board that answers unlocks gets its reply window after 0x31. A board configured
         silent gets a short listening window (``QUIET_S``) before the 0x30 goes out, so a
@@ -507,7 +543,9 @@ class KerongLockBank:
         answer; if an answer does come in that window, it *is* the status after the unlock.
         """
         link = self._link
-        link.send(encode_set_unlock_time(board, pulse))
+        armed = self._armed.pop(board, None)  # each unlock uses an arming once at most
+        if armed is None or armed[0] != pulse or self._clock() - armed[1] > ARM_VALID_S:
+            link.send(encode_set_unlock_time(board, pulse))
         link.send(unlock_frame)
         if self._answers_unlock:
             frames, reason = link.collect(self._status_of(board))

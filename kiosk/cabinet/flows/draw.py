@@ -55,11 +55,10 @@ class DrawFlow:
         (``policy.screen_keys``: K6 keeps other owners' units from a proxy's eyes)."""
         with DbSession(self.core.engine) as s:
             ctx = self.context(s, now)
-        facts = self.core.facts  # the keys and who has them out, from memory (issue 15)
-        boxed = facts.awaiting()  # imported and not stocked yet: not in the cabinet to draw
-        every = facts.keys()
-        keys = [k for k in every if k.id not in boxed]
-        self.core.visit.choices = policy.screen_keys(ctx, keys, facts.holders())
+        # the keys and who has them out, from memory and grouped by standing (issue 15);
+        # those imported and not stocked yet are not in the cabinet to draw
+        facts = self.core.facts.snapshot()
+        self.core.visit.choices = policy.screen_keys(ctx, facts.offered, facts.holders)
 
     async def choose(self, key_numbers: list[str], reason_code: str,
                      reason_text: str | None) -> None:
@@ -73,13 +72,14 @@ class DrawFlow:
         now = core.clock()
         plans: dict[int, DrawPlan] = {}
         needs: set[policy.Need] = set()
+        facts = core.facts.snapshot()
         with DbSession(core.engine) as s:
             ctx = self.context(s, now)
             for number in key_numbers:
-                key = core.facts.by_number(number)
+                key = facts.key(number)
                 if key is None:
                     raise CabinetError("key_unknown", number)
-                if key.id in core.facts.awaiting():
+                if key.id in facts.awaiting:
                     core.deny(policy.Decision.deny(
                         "key_not_stocked", "the key is on record but not in the cabinet yet",
                         "K2"), person=core.visit.person, key=key)
