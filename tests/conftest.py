@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import migrated_template
 import pg_server
 
 from kiosk.config import Settings
@@ -29,13 +30,17 @@ BACKENDS = ["sqlite", "postgres"] if pg_server.wanted() else ["sqlite"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """KIOSK_TEST_CLOCK=ISO-time runs the suite as if the wall clock read that moment.
+    """Every cabinet's empty SQLite database is a copy of one migrated per worker
+    (``tests/migrated_template.py``); and KIOSK_TEST_CLOCK=ISO-time runs the suite as if
+    the wall clock read that moment.
 
     Tests pin their own clocks (a fixed Friday, 18:31 Shanghai time...); code that reads the
     wall clock where it should read the caller's clock passes on the day the test was
     written and fails later (CI once did, after 18:31 on the tests' own day). `make test`
     runs the clock-sensitive tests a second time at an awkward moment to catch that.
     """
+    migrated_template.install()
+    config.add_cleanup(migrated_template.remove)
     moment = os.environ.get("KIOSK_TEST_CLOCK")
     if moment:
         import time_machine
