@@ -8,6 +8,7 @@ revision with one query and imports Alembic only when the two differ.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,19 +40,44 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         return
     from alembic import command
 
-    cfg = alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    _run(engine, lambda cfg: command.upgrade(cfg, revision))
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
+    _run(engine, lambda cfg: command.downgrade(cfg, revision))
+
+
+def _run(engine: Engine, step: Callable[[Config], None]) -> None:
+    """Run ``step`` in one transaction; on SQLite with foreign keys unenforced meanwhile.
+
+    SQLite alters a table by copying it and dropping the original (Alembic's batch mode).
+    With enforcement on, dropping a table that other rows point at fails, or worse deletes
+    the rows that cascade from it: a cabinet with keys lent out could not move past 0013.
+    The pragma only takes effect outside a transaction, so it is set on the bare connection
+    before BEGIN; every reference is checked before the commit, so a migration that breaks
+    one is rolled back whole rather than leaving orphans.
+    """
     cfg = alembic_config(engine)
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        if sqlite:
+            raw.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                step(cfg)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(
+                            f"the migration left {len(broken)} rows pointing at nothing "
+                            f"(first: {tuple(broken[0])}); nothing was changed")
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
 
 def current_revision(engine: Engine) -> str | None:

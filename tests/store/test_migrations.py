@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
 
 from kiosk.store import migrate
 from kiosk.store.db import make_engine
@@ -81,3 +84,51 @@ def test_a_migrated_database_opens_without_importing_alembic(tmp_path: object) -
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_sqlite_rebuilds_a_referenced_table_with_the_site_s_loans_kept(tmp_path: Path) -> None:
+    """A site's database moves down past 0013 and up again with the demo tower's loans in it.
+
+    SQLite alters a table by copying it and dropping the old one (Alembic's batch mode).
+    With foreign keys enforced, dropping ``keys`` while loans point at it failed ("FOREIGN
+    KEY constraint failed"), so a cabinet with keys lent out before 0013 could not upgrade;
+    and a table whose referrers cascade would have lost them. Migrations now run with
+    enforcement off and check every reference before they commit.
+    """
+    import datetime as dt
+
+    from kiosk.config import Settings
+    from kiosk.demo import load_demo
+    from kiosk.runtime import Runtime
+    from kiosk.store.models import Cabinet, Key, Loan, Person
+
+    runtime = Runtime.open(Settings(data_dir=tmp_path / "var", cabinet_id="cab-01"))
+    load_demo(runtime, now=dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC))
+    engine = runtime.engine
+    with Session(engine) as s:  # one key out, one back: loans pointing at keys and people
+        keys = s.scalars(select(Key).limit(2)).all()
+        person = s.scalars(select(Person)).first()
+        cabinet = s.scalars(select(Cabinet)).one()
+        assert person is not None
+        drawn = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)
+        for key, back in zip(keys, (None, drawn + dt.timedelta(hours=1)), strict=True):
+            s.add(Loan(key_id=key.id, cabinet_id=cabinet.id, borrower_id=person.id,
+                       reason_code="repair", drawn_at=drawn, due_at=drawn + dt.timedelta(hours=4),
+                       returned_at=back, returned_by_id=person.id if back else None))
+        s.commit()
+
+    def counts() -> tuple[int, int, int]:
+        with engine.connect() as conn:
+            return tuple(conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar_one()
+                         for t in ("keys", "loans", "events"))
+
+    before = counts()
+    assert before[1] == 2
+    migrate.downgrade(engine, "0012")
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.HEAD_REVISION
+    assert counts() == before
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    runtime.close()
