@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_forge import fill
+from audit_forge import edit_and_rechain, fill, sql
 
-from kiosk.audit import export
+from kiosk.audit import AuditLog, NewEvent, export
 from kiosk.audit.chain import GENESIS_HASH, checkpoint_message, event_hash
 from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.audit.export import export_to
@@ -143,3 +143,58 @@ def test_an_export_to_somewhere_unwritable_is_named(rt: Runtime, tmp_path: Path)
 def test_an_empty_log_has_nothing_to_export(rt: Runtime, tmp_path: Path) -> None:
     with pytest.raises(AuditError, match=r"^the log is empty: nothing to export$"):
         export_to(rt.audit, tmp_path)
+
+
+def test_A1_the_exported_text_is_the_logged_text_not_escapes(rt: Runtime, tmp_path: Path) -> None:
+    fill(rt, 2)
+    summary = export_to(rt.audit, tmp_path, with_log=True)
+    assert "维修".encode() in (summary.folder / "events.jsonl").read_bytes()  # readable as is
+
+
+def test_A1_only_this_cabinets_events_are_exported(rt: Runtime, tmp_path: Path) -> None:
+    other = AuditLog(rt.engine, cabinet_id="cab-other", device_key=rt.device_key)
+    other.append(NewEvent(type="cabinet.started"))
+    fill(rt, 2)
+    other.append(NewEvent(type="cabinet.started"))
+    summary = export_to(rt.audit, tmp_path, with_log=True)
+    events = lines(summary.folder / "events.jsonl")
+    assert [(e["seq"], e["type"]) for e in events] == [(1, "access.denied"), (2, "key.drawn")]
+    assert_verifies_off_the_device(summary.folder, events)
+
+
+def test_A1_a_log_of_one_event_then_more_is_exported_in_steps(rt: Runtime, tmp_path: Path) -> None:
+    fill(rt, 1)
+    assert export_to(rt.audit, tmp_path, with_log=True).events_added == 1
+    fill(rt, 1)
+    assert export_to(rt.audit, tmp_path, with_log=True).events_added == 1
+    assert [e["seq"] for e in lines(tmp_path / CAB / "events.jsonl")] == [1, 2]
+
+
+def test_A1_an_event_longer_than_the_tail_read_still_lets_the_export_go_on(
+        rt: Runtime, tmp_path: Path) -> None:
+    fill(rt, 2)
+    rt.audit.append(NewEvent(type="people.imported", payload={"rows": "行" * 40_000}))  # 120 KB
+    assert export_to(rt.audit, tmp_path, with_log=True).events_added == 3
+    fill(rt, 1)
+    assert export_to(rt.audit, tmp_path, with_log=True).events_added == 1
+    events = lines(tmp_path / CAB / "events.jsonl")
+    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    assert_verifies_off_the_device(tmp_path / CAB, events)
+
+
+def test_A1_a_log_rewritten_after_its_export_is_refused_and_the_copy_kept(
+        rt: Runtime, tmp_path: Path) -> None:
+    fill(rt, 5)
+    export_to(rt.audit, tmp_path, with_log=True)
+    path = tmp_path / CAB / "events.jsonl"
+    kept = path.read_bytes()
+    edit_and_rechain(rt, 3, '{"i":2,"reason":"私事"}')
+    fill(rt, 1)
+    with pytest.raises(AuditError, match=(
+            rf"^the device's event 5 differs from the exported copy in {path}: the log was "
+            r"rewritten after it was exported \(keep that file as evidence\)$")):
+        export_to(rt.audit, tmp_path, with_log=True)
+    sql(rt, "DELETE FROM events WHERE seq >= 5")  # the exported head gone from the device
+    with pytest.raises(AuditError, match=r"^the device's event 5 differs from the exported"):
+        export_to(rt.audit, tmp_path, with_log=True)
+    assert path.read_bytes() == kept  # the evidence is untouched
