@@ -198,3 +198,17 @@ def test_A1_a_log_rewritten_after_its_export_is_refused_and_the_copy_kept(
     with pytest.raises(AuditError, match=r"^the device's event 5 differs from the exported"):
         export_to(rt.audit, tmp_path, with_log=True)
     assert path.read_bytes() == kept  # the evidence is untouched
+
+
+def test_A1_a_cabinet_named_in_chinese_is_exported_as_written(
+        settings: Settings, tmp_path: Path) -> None:
+    runtime = Runtime.open(settings.model_copy(update={"cabinet_id": "百富-01"}))
+    try:
+        runtime.audit.append(NewEvent(type="cabinet.started"))
+        summary = export_to(runtime.audit, tmp_path)
+        assert summary.folder == tmp_path / "百富-01"
+        for name in ("checkpoints.jsonl", "latest-checkpoint.json"):
+            raw = (summary.folder / name).read_bytes()
+            assert '"cabinet_id": "百富-01"'.encode() in raw, name
+    finally:
+        runtime.close()
