@@ -88,3 +88,14 @@ def test_a_key_file_of_another_kind_is_named(tmp_path: Path) -> None:
     path.chmod(0o600)
     with pytest.raises(DeviceKeyError, match=rf"^device key {path} is not an Ed25519 key$"):
         load(path)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
+def test_a_key_others_can_read_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "device.key"
+    load_or_create(path)
+    path.chmod(mode)
+    with pytest.raises(DeviceKeyError, match=(
+            rf"^device key {path} has mode {mode:04o}; it must be readable by its owner only "
+            rf"\(chmod 600 {path}\)$")):
+        load(path)
