@@ -83,6 +83,9 @@ def test_A1_an_exported_log_verifies_with_nothing_but_the_folder(
     assert_verifies_off_the_device(summary.folder, events)
     assert sorted(p.name for p in summary.folder.iterdir()) == [
         "checkpoints.jsonl", "events.jsonl", "latest-checkpoint.json"]  # no .tmp left
+    # the head's checkpoint is for a person to read too: one field a line, two spaces in
+    latest = (summary.folder / "latest-checkpoint.json").read_text(encoding="utf-8")
+    assert latest.startswith('{\n  "format": "kiosk-checkpoint/1",\n  "cabinet_id": ')
 
 
 def test_A1_a_long_log_is_exported_whole_and_in_order_batch_by_batch(
