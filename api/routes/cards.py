@@ -179,7 +179,7 @@ async def start_enrolment(person_id: uuid.UUID, request: Request, by: PrincipalD
                           ) -> EnrolmentOut:
     cabinet, flow = _enrolments(request)
     async with cabinet.input():
-        enrolment = flow.start(person_id, by)
+        enrolment = await flow.start(person_id, by)
     return _enrolment_out(enrolment, cabinet.clock())
 
 

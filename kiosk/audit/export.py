@@ -41,6 +41,7 @@ LATEST = "latest-checkpoint.json"
 CHECKPOINTS = "checkpoints.jsonl"
 EVENTS = "events.jsonl"
 EXPORT_BATCH = 5000
+TAIL_WINDOW = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,20 @@ def event_doc(row: Event) -> dict[str, Any]:
 
 
 def _last_line(path: Path) -> dict[str, Any] | None:
+    """The last exported event, read from the end of the file: a window of the file's tail,
+    doubled until it holds the whole last line (an event's payload may be long), so a
+    growing export is never read whole."""
     if not path.exists() or path.stat().st_size == 0:
         return None
+    size, window = path.stat().st_size, TAIL_WINDOW
     with path.open("rb") as fh:
-        fh.seek(max(0, path.stat().st_size - 64 * 1024))
-        tail = fh.read().splitlines()
+        while True:
+            start = max(0, size - window)
+            fh.seek(start)
+            tail = fh.read().splitlines()
+            if start == 0 or len(tail) > 1:
+                break  # the file's start, or a line break before the last line
+            window *= 2
     try:
         doc: dict[str, Any] = json.loads(tail[-1])
         return doc

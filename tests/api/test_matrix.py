@@ -260,7 +260,9 @@ class Fresh:
                        person_id=None, department_id=None,
                        permissions=ROLE_PERMISSIONS[AccountRole.ADMIN], token_id=uuid.uuid4(),
                        token_kind=TokenKind.ACCESS)
-        enrolment = cabinet.lookup("enrolment", EnrolmentFlow).start(uuid.UUID(person), by)
+        flow = cabinet.lookup("enrolment", EnrolmentFlow)
+        enrolment = self.w.client.portal.call(  # type: ignore[union-attr]
+            flow.start, uuid.UUID(person), by)
         return f"{person}/cards/enrol/{enrolment.id}"
 
     def no_handover_waiting(self) -> None:

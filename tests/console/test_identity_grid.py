@@ -9,64 +9,30 @@ drivers against the DS2482 and Kerong simulators), signed in through the console
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
-from api.app import create_admin_app
-from api.deps import AdminOptions
 from kiosk.reports.data import COUNT_JOB
 from kiosk.scheduler import Scheduler
-from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models_auth import AccountRole
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "kiosk"))
-
-from rig import Rig, close_rig, make_rig
-
-POLICY = AuthPolicy(hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))
-PASSWORD = "correct horse battery"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-IDENTITY = {"hardware": {"identity": {"enabled": True}}}
-
-
-async def signed_in(rig: Rig) -> AsyncIterator[httpx.AsyncClient]:
-    with tx.write(rig.runtime.audit) as session:
-        accounts.create_account(session, rig.runtime.audit, by=None, username="sup-13",
-                                password=PASSWORD, role=AccountRole.SUPERVISOR, person_id=None,
-                                department_id=None, policy=POLICY)
-    app = create_admin_app(rig.runtime, AdminOptions(auth_policy=POLICY), cabinet=rig.cabinet)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as client:
-        page = await client.get("/console/login")
-        token = CSRF.search(page.text)
-        assert token, page.text[:500]
-        done = await client.post("/console/login", headers={"Origin": "http://testserver"},
-                                 data={"csrf": token.group(1), "username": "sup-13",
-                                       "password": PASSWORD})
-        assert done.status_code == 303, done.text
-        yield client
+from tests.console.rig_console import Rig, console_on_rig
 
 
 @pytest.fixture
 async def identity_console(tmp_path: Path) -> AsyncIterator[tuple[Rig, httpx.AsyncClient]]:
-    rig = await make_rig(tmp_path, **IDENTITY)
-    async for client in signed_in(rig):
-        yield rig, client
-    await close_rig(rig)
+    async with console_on_rig(tmp_path, username="sup-13", role=AccountRole.SUPERVISOR,
+                              identity=True) as pair:
+        yield pair
 
 
 @pytest.fixture
 async def presence_console(tmp_path: Path) -> AsyncIterator[tuple[Rig, httpx.AsyncClient]]:
-    rig = await make_rig(tmp_path)
-    async for client in signed_in(rig):
-        yield rig, client
-    await close_rig(rig)
+    async with console_on_rig(tmp_path, username="sup-13", role=AccountRole.SUPERVISOR,
+                              identity=False) as pair:
+        yield pair
 
 
 def tile(html: str, slot: int) -> str:

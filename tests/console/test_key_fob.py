@@ -17,21 +17,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.app import create_admin_app
-from api.deps import AdminOptions
 from drivers.identity.onewire import FobId
-from kiosk.services import accounts, tx
 from kiosk.store.models import Key
 from kiosk.store.models_auth import AccountRole
-from tests.console.test_identity_grid import (
-    CSRF,
-    IDENTITY,
-    PASSWORD,
-    POLICY,
-    Rig,
-    close_rig,
-    make_rig,
-)
+from tests.console.rig_console import CSRF, Rig, console_on_rig
 
 ERROR = re.compile(r'<span class="error" id="([a-z0-9_-]+)-error">([^<]+)</span>')
 
@@ -39,23 +28,9 @@ ERROR = re.compile(r'<span class="error" id="([a-z0-9_-]+)-error">([^<]+)</span>
 @pytest.fixture
 async def console(tmp_path: Path) -> AsyncIterator[tuple[Rig, httpx.AsyncClient]]:
     """A custodian (keys:write) signed in to the console of an identity cabinet."""
-    rig = await make_rig(tmp_path, **IDENTITY)
-    with tx.write(rig.runtime.audit) as session:
-        accounts.create_account(session, rig.runtime.audit, by=None, username="cust-13",
-                                password=PASSWORD, role=AccountRole.CUSTODIAN, person_id=None,
-                                department_id=None, policy=POLICY)
-    app = create_admin_app(rig.runtime, AdminOptions(auth_policy=POLICY), cabinet=rig.cabinet)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as client:
-        page = await client.get("/console/login")
-        token = CSRF.search(page.text)
-        assert token, page.text[:500]
-        done = await client.post("/console/login", headers={"Origin": "http://testserver"},
-                                 data={"csrf": token.group(1), "username": "cust-13",
-                                       "password": PASSWORD})
-        assert done.status_code == 303, done.text
-        yield rig, client
-    await close_rig(rig)
+    async with console_on_rig(tmp_path, username="cust-13", role=AccountRole.CUSTODIAN,
+                              identity=True) as pair:
+        yield pair
 
 
 def key_of(rig: Rig, key_number: str) -> Key:

@@ -60,7 +60,7 @@ def _flow(rig: Rig) -> EnrolmentFlow:
 async def test_the_next_unknown_card_is_bound_to_the_chosen_person(rig: Rig) -> None:
     person_id = _new_person(rig)
     by = _custodian(rig)
-    enrolment = _flow(rig).start(person_id, by)
+    enrolment = await _flow(rig).start(person_id, by)
 
     screen = rig.cabinet.screen()
     assert screen["message"]["zh"] == "登记卡片：请刷新卡"
@@ -88,7 +88,7 @@ async def test_the_next_unknown_card_is_bound_to_the_chosen_person(rig: Rig) -> 
 
 async def test_a_known_card_is_refused_and_the_enrolment_keeps_waiting(rig: Rig) -> None:
     person_id = _new_person(rig)
-    enrolment = _flow(rig).start(person_id, _custodian(rig))
+    enrolment = await _flow(rig).start(person_id, _custodian(rig))
     known_uid, _holder = rig.card_of(dept="ENG")
 
     await rig.cabinet.tap(known_uid)
@@ -115,7 +115,7 @@ async def test_a_known_card_is_refused_and_the_enrolment_keeps_waiting(rig: Rig)
 
 async def test_the_deadline_ends_the_enrolment_with_an_event(rig: Rig) -> None:
     person_id = _new_person(rig)
-    enrolment = _flow(rig).start(person_id, _custodian(rig))
+    enrolment = await _flow(rig).start(person_id, _custodian(rig))
 
     rig.clock.advance(61)
     await rig.settle()
@@ -131,9 +131,9 @@ async def test_the_deadline_ends_the_enrolment_with_an_event(rig: Rig) -> None:
 
 async def test_one_enrolment_waits_at_a_time(rig: Rig) -> None:
     flow = _flow(rig)
-    first = flow.start(_new_person(rig), _custodian(rig))
+    first = await flow.start(_new_person(rig), _custodian(rig))
     _, other = rig.card_of(dept="ENG")
     with pytest.raises(Conflict):
-        flow.start(other.id, _custodian(rig))
+        await flow.start(other.id, _custodian(rig))
     assert flow.current is first
     assert [e.type for e in rig.events("card.enrolment_started")] == ["card.enrolment_started"]

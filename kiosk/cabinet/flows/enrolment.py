@@ -64,8 +64,8 @@ class EnrolmentFlow:
         core.on_tick(self.tick)
 
     # ---------------------------------------------------------------- from the API
-    def start(self, person_id: uuid.UUID, by: Principal, *,
-              window: dt.timedelta = ENROL_FOR) -> Enrolment:
+    async def start(self, person_id: uuid.UUID, by: Principal, *,
+                    window: dt.timedelta = ENROL_FOR) -> Enrolment:
         """Wait ``window`` for the next unknown card; ``NotFound`` for a person ``by`` may
         not see, ``Conflict`` for an inactive person or while another enrolment waits."""
         core = self.core
@@ -81,12 +81,13 @@ class EnrolmentFlow:
                            f"{waiting.deadline.isoformat()}")
         enrolment = Enrolment(id=uuid.uuid4(), person_id=person_id, person_name=name,
                               started_by=by, started_at=now, deadline=now + window)
-        with tx.write(core.audit) as s:
-            tx.log(s, core.audit, NewEvent(
-                type="card.enrolment_started", actors=by.actors(),
-                payload={"enrolment": str(enrolment.id), "person": str(person_id),
-                         "cabinet": core.code, "deadline": enrolment.deadline.isoformat()},
-            ))
+        started = NewEvent(
+            type="card.enrolment_started", actors=by.actors(),
+            payload={"enrolment": str(enrolment.id), "person": str(person_id),
+                     "cabinet": core.code, "deadline": enrolment.deadline.isoformat()})
+        # Logged by the writer thread and awaited: the enrolment waits only once it is on
+        # record (a database that refuses the write refuses the enrolment, as before).
+        await core.writer.run(lambda s: tx.log(s, core.audit, started), started.type)
         self.current = enrolment
         if core.session.state == flow.State.IDLE:
             self._show(now)  # someone at the screen keeps their messages; tick shows it later
@@ -128,7 +129,10 @@ class EnrolmentFlow:
                                     "enrolment needs a new card", "K3"),
                       uid=uid, person=person, state="enrolling", enrolment=str(enrolment.id))
             return True
-        with tx.write(core.audit) as s:
+
+        def bind(s: DbSession) -> None:
+            """The writer thread issues the card (queued in order, retried while the database
+            is busy; the tap's turn waits for it to land before the next input)."""
             row = cards.issue_card(
                 s, core.audit, by=enrolment.started_by, uid=uid,
                 person_id=enrolment.person_id, kind=CardKind.STAFF, valid_from=None,
@@ -137,6 +141,8 @@ class EnrolmentFlow:
                        "started_by": enrolment.started_by.actor},
             )
             enrolment.card_id = row.id
+
+        core.write(bind, "card.enrolled")
         enrolment.state, enrolment.card_uid, enrolment.ended_at = "enrolled", uid, now
         core.say("card_enrolled", "ok", detail=(f"{enrolment.person_name} · {uid}",
                                                 f"{enrolment.person_name} · {uid}"))

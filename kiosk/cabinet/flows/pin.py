@@ -26,7 +26,7 @@ from kiosk import session as flow
 from kiosk.cabinet.contract import Core
 from kiosk.cabinet.options import CabinetError
 from kiosk.services import alarms as alarm_service
-from kiosk.services import pins, tx
+from kiosk.services import pins
 from kiosk.store.models import KeyGroup
 
 RIGHT = ("pin", "duress")
@@ -101,14 +101,19 @@ class PinFlow:
             raise CabinetError("pin_not_asked")
         now = core.clock()
         rule = self.rule()
-        tried: policy.PinTry | None = None
-        with tx.write(core.audit) as s:
+
+        def attempt(s: DbSession) -> tuple[dt.datetime | None, pins.Check, policy.PinTry | None]:
+            """The writer thread checks the PIN and counts the try (one transaction)."""
             until = pins.locked_until(s, card_uid=uid, now=now)
             result = pins.check(s, person_id=person.id, pin=pin)
+            tried = None
             if until is None:
                 tried = pins.record_try(s, core.audit, rule=rule, card_uid=uid,
                                         person_id=person.id, correct=result in RIGHT, now=now,
                                         where="draw")
+            return until, result, tried
+
+        until, result, tried = await core.writer.run(attempt, "pin.try")
         if result == "duress":
             self._duress(now, opened=until is None, during="draw")
         lock_end = until or (tried.locked_until if tried is not None else None)
@@ -138,12 +143,15 @@ class PinFlow:
             raise CabinetError(problem)
         now = core.clock()
         rule = self.rule()
-        result: pins.Check = "none"
-        tried: policy.PinTry | None = None
-        with tx.write(core.audit) as s:
+
+        def attempt(s: DbSession) -> tuple[dt.datetime | None, pins.Check,
+                                           policy.PinTry | None, str | None]:
+            """The writer thread checks the current PIN, counts the try and sets the new one
+            (one transaction)."""
             until = pins.locked_until(s, card_uid=uid, now=now)
             state = pins.status(s, person_id=person.id, now=now)
-            done = None
+            result: pins.Check = "none"
+            tried, done = None, None
             if until is None and state.has_pin:
                 result = pins.check(s, person_id=person.id, pin=old or "")
                 tried = pins.record_try(s, core.audit, rule=rule, card_uid=uid,
@@ -157,6 +165,9 @@ class PinFlow:
                 pins.set_pin(s, core.audit, person_id=person.id, card_uid=uid, pin=new,
                              duress=duress, now=now, changed=False)
                 done = "pin_set"
+            return until, result, tried, done
+
+        until, result, tried, done = await core.writer.run(attempt, "pin.change")
         if result == "duress":
             self._duress(now, opened=False, during="change")
         if done is not None:
@@ -177,19 +188,21 @@ class PinFlow:
 
     # ------------------------------------------------------------------ duress
     def _duress(self, now: dt.datetime, *, opened: bool, during: str) -> None:
-        """The silent alarm: straight to the alarm service (no beep, no screen change)."""
+        """The silent alarm: straight to the alarm service (no beep, no screen change),
+        queued for the writer thread like the cabinet's other alarms: retried while the
+        database is busy, so a duress PIN typed during an outage is never lost."""
         core, v = self.core, self.core.visit
         person = v.person
         assert person is not None
         keys = [plan.key for plan in v.draws.values()]
-        with tx.write(core.audit) as s:
-            alarm_service.raise_alarm(
-                s, core.audit, kind="duress",
-                message=f"{person.name} entered the duress PIN at cabinet {core.code}",
-                actors=[str(person.id)], cabinet_id=core.cabinet_id,
-                key_id=keys[0].id if keys else None, at=now, owners=core.alarm_owners,
-                payload={"person": str(person.id), "person_name": person.name,
-                         "card": v.card.uid if v.card else None, "during": during,
-                         "opened": opened, "keys": [k.key_number for k in keys],
-                         "duty_manager": v.manager.name if v.manager else None},
-            )
+        payload: dict[str, object] = {
+            "person": str(person.id), "person_name": person.name,
+            "card": v.card.uid if v.card else None, "during": during, "opened": opened,
+            "keys": [k.key_number for k in keys],
+            "duty_manager": v.manager.name if v.manager else None}
+        key_id = keys[0].id if keys else None
+        message = f"{person.name} entered the duress PIN at cabinet {core.code}"
+        core.write(lambda s: alarm_service.raise_alarm(
+            s, core.audit, kind="duress", message=message, actors=[str(person.id)],
+            cabinet_id=core.cabinet_id, key_id=key_id, at=now, owners=core.alarm_owners,
+            payload=payload), "alarm duress")

@@ -170,17 +170,22 @@ class StockFlow:
         custodian = core.visit.person
         assert key is not None and custodian is not None
         rom = (core.last_fobs() or {}).get(slot)
-        with tx.write(core.audit) as s:
+        event = NewEvent(
+            type="key.stocked", slot=slot, key_number=key.key_number, decision="allow",
+            rules=RULES, actors=[str(custodian.id)],
+            payload={"stocked_by": custodian.name, "fob_rom": rom,
+                     "intent_seq": core.visit.intents.get(slot)})
+
+        def record(s: DbSession) -> None:
+            """The writer thread records it (in order, retried while the database is busy)."""
             row = s.get(Key, key.id)
             assert row is not None
             row.awaiting_stock = False
             if rom is not None and row.fob_rom is None:
                 row.fob_rom = rom  # identity cabinets: the chip is paired as the key is hung
-            tx.log(s, core.audit, NewEvent(
-                type="key.stocked", slot=slot, key_number=key.key_number, decision="allow",
-                rules=RULES, actors=[str(custodian.id)],
-                payload={"stocked_by": custodian.name, "fob_rom": rom,
-                         "intent_seq": core.visit.intents.get(slot)}))
+            tx.log(s, core.audit, event)
+
+        core.write(record, "key.stocked")
         core.visit.resolved.add(slot)
         core.visit.stocked.append(slot)
         core.changed()

@@ -1,0 +1,101 @@
+"""The cabinet's signing key (A1: the log's checkpoints are signed with it), on its own.
+
+What mutation testing found unpinned in ``kiosk/audit/device_key.py``: the key id a
+verifier off the device matches checkpoints by, the first start in a data folder that does
+not exist yet, and the messages that tell an operator what is wrong with a key file (a
+missing file, one that is no PEM, one that holds another kind of key, a path that is a
+dangling link). Real files in a temporary folder, real Ed25519 and EC keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from kiosk.audit.device_key import (
+    key_id_of,
+    load,
+    load_or_create,
+    public_bytes,
+    public_from_hex,
+    verify_signature,
+)
+from kiosk.errors import DeviceKeyError
+
+
+def test_A1_the_key_id_is_the_first_16_hex_digits_of_the_public_keys_sha256(
+        tmp_path: Path) -> None:
+    key = load_or_create(tmp_path / "device.key")
+    raw = public_bytes(key.public)
+    assert len(raw) == 32
+    assert key.key_id == key_id_of(key.public) == hashlib.sha256(raw).hexdigest()[:16]
+    assert len(key.key_id) == 16
+    # the public half travels as hex and comes back as the same key
+    again = public_from_hex(key.public_hex)
+    assert verify_signature(again, key.sign(b"checkpoint"), b"checkpoint")
+    assert not verify_signature(again, key.sign(b"checkpoint"), b"checkpoint!")
+
+
+def test_A1_first_start_makes_the_data_folder_and_a_key_only_its_owner_reads(
+        tmp_path: Path) -> None:
+    path = tmp_path / "var" / "keys" / "device.key"  # neither folder exists yet
+    made = load_or_create(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create(path).key_id == made.key_id  # loaded, never made again
+
+
+def test_a_public_key_that_is_not_one_is_named() -> None:
+    with pytest.raises(DeviceKeyError, match=r"^not an Ed25519 public key: "):
+        public_from_hex("00ff")
+
+
+def test_a_missing_key_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "device.key"
+    with pytest.raises(DeviceKeyError, match=rf"^device key {path} does not exist$"):
+        load(path)
+
+
+def test_a_key_path_that_is_a_dangling_link_is_refused_not_overwritten(tmp_path: Path) -> None:
+    """The key file appears between the check and the exclusive create (here: a link to
+    nowhere, which the exclusive create refuses as it refuses a file made meanwhile): the
+    cabinet loads what is there, and says so when nothing usable is."""
+    path = tmp_path / "device.key"
+    os.symlink(tmp_path / "nowhere.key", path)
+    with pytest.raises(DeviceKeyError, match=rf"^device key {path} does not exist$"):
+        load_or_create(path)
+    assert not (tmp_path / "nowhere.key").exists()  # nothing written through the link
+
+
+def test_a_key_file_that_is_no_pem_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "device.key"
+    path.write_bytes(b"not a key\n")
+    path.chmod(0o600)
+    with pytest.raises(DeviceKeyError, match=rf"^device key {path} is not a valid PEM key: "):
+        load(path)
+
+
+def test_a_key_file_of_another_kind_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "device.key"
+    path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    path.chmod(0o600)
+    with pytest.raises(DeviceKeyError, match=rf"^device key {path} is not an Ed25519 key$"):
+        load(path)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
+def test_a_key_others_can_read_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "device.key"
+    load_or_create(path)
+    path.chmod(mode)
+    with pytest.raises(DeviceKeyError, match=(
+            rf"^device key {path} has mode {mode:04o}; it must be readable by its owner only "
+            rf"\(chmod 600 {path}\)$")):
+        load(path)
