@@ -359,6 +359,7 @@ def main(argv: list[str]) -> None:
                   flush=True)
             loaded = load_history(db_url, [c.cabinet_id for c in cabinets], opts.events,
                                   progress=lambda line: print(line, flush=True))
+            first.login()  # the load outlasts an access token
             queries = list_queries(first, cabinets, sites,
                                    opts.per_cabinet + loaded.events // len(cabinets), rng)
         finally:
