@@ -161,10 +161,19 @@ def generate(cabinet: SimCabinet, count: int, rng: random.Random) -> None:
 
 async def signed(http: httpx.AsyncClient, base: str, cabinet: SimCabinet, method: str,
                  path: str, raw: bytes = b"", timeout: float = 120.0) -> Any:
-    headers = protocol.sign_request(cabinet.key.sign, method=method, path="/hub/v1" + path,
-                                    cabinet_id=cabinet.cabinet_id, body=raw).as_dict()
-    answer = await http.request(method, base + "/hub/v1" + path, content=raw, timeout=timeout,
-                                headers={**headers, "Content-Type": "application/json"})
+    """A signed request; a connection the hub closed as it was reused (uvicorn's keep-alive
+    timeout) is sent again, freshly signed, as the real shipper does (ingest is idempotent)."""
+    for attempt in range(3):
+        headers = protocol.sign_request(cabinet.key.sign, method=method, path="/hub/v1" + path,
+                                        cabinet_id=cabinet.cabinet_id, body=raw).as_dict()
+        try:
+            answer = await http.request(method, base + "/hub/v1" + path, content=raw,
+                                        timeout=timeout,
+                                        headers={**headers, "Content-Type": "application/json"})
+            break
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if attempt == 2:
+                raise
     if answer.status_code != 200:
         raise RuntimeError(f"{method} {path} as {cabinet.cabinet_id}: {answer.status_code} "
                            f"{answer.text[:300]}")
