@@ -35,7 +35,6 @@ import datetime as dt
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -178,25 +177,6 @@ async def signed(http: httpx.AsyncClient, base: str, cabinet: SimCabinet, method
         raise RuntimeError(f"{method} {path} as {cabinet.cabinet_id}: {answer.status_code} "
                            f"{answer.text[:300]}")
     return answer.json()
-
-
-class BenchHub(Hub):
-    """``kiosk hub`` started without ``kiosk hub`` on its command line: on a machine shared
-    with test runs, a clean-up by process name (``pkill -f "kiosk hub"``) once killed the
-    bench's hubs mid-ingest."""
-
-    def start(self) -> BenchHub:
-        log = (self.workdir / f"hub-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from kiosk.cli import main; "
-             "sys.argv = ['fleet-bench-hub', 'hub']; main()"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        deadline = time.monotonic() + 60
-        while not self._answers():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the hub did not answer: {self.log()[-2000:]}")
-            time.sleep(0.2)
-        return self
 
 
 def hub_of(hubs: list[Hub], cabinet: SimCabinet) -> Hub:
@@ -346,11 +326,10 @@ def main(argv: list[str]) -> None:
           flush=True)
     with tempfile.TemporaryDirectory() as tmp, \
             pg_server.postgres_server(PG_OPTIONS) as db_url:
-        prepared = prepare_hub(Path(tmp) / "hub", db_url)
-        first = BenchHub(prepared.env, prepared.port, prepared.workdir)
-        hubs: list[Hub] = [first, *(
-            BenchHub({**first.env, "KIOSK_FLEET__HUB_PORT": str(port)}, port, first.workdir)
-            for port in (free_port() for _ in range(opts.hubs - 1)))]
+        first = prepare_hub(Path(tmp) / "hub", db_url)
+        hubs = [first, *(Hub({**first.env, "KIOSK_FLEET__HUB_PORT": str(port)}, port,
+                             first.workdir)
+                         for port in (free_port() for _ in range(opts.hubs - 1)))]
         try:
             for hub in hubs:
                 hub.start()
