@@ -34,6 +34,8 @@ QUICK_SIZES = {
     "BENCH_AUDIT_EVENTS": "1000",
     "BENCH_FLEET_CABINETS": "100",     # bench_fleet_scale: simulated cabinets ...
     "BENCH_FLEET_EVENTS": "100",       # ... and events each
+    "BENCH_FLEET_SITES": "10",         # ... in this many sites
+    "BENCH_FLEET_QUERY_EVENTS": "200000",  # ... history made in PostgreSQL for the queries
     "BENCH_REVOCATIONS": "5",          # bench_fleet: cards revoked at the hub
     "BENCH_RESULTS": str(HERE / "results" / "quick"),
 }

@@ -54,8 +54,10 @@ def _install() -> Path:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a private PostgreSQL cluster; yield a SQLAlchemy URL to an empty database."""
+def postgres_server(options: str = "") -> Iterator[str]:
+    """Start a private PostgreSQL cluster; yield a SQLAlchemy URL to an empty database.
+
+    ``options``: more ``-c name=value`` server settings (the fleet bench's bulk load)."""
     bindir = _install()
     root = os.geteuid() == 0
     workdir = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))
@@ -84,7 +86,7 @@ def postgres_server() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -k {workdir} -c fsync=off"
+    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -k {workdir} -c fsync=off {options}"
     subprocess.run(
         [
             *prefix,

@@ -86,6 +86,9 @@ class HubEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    # A cabinet's events of one type, in order, without walking its whole log (0022).
+    __table_args__ = (Index("ix_hub_events_cabinet_type", "cabinet_id", "type", "seq"),)
+
 
 class HubCheckpoint(Base):
     """A cabinet's signed checkpoint, checked against the pinned key and the held chain."""
@@ -122,6 +125,8 @@ class HubRecord(Base):
         # rows among every loan ever made, so the index holds only those.
         Index("ix_hub_records_loans_out", "cabinet_id",
               postgresql_where=text(LOANS_OUT_PG), sqlite_where=text(LOANS_OUT_SQLITE)),
+        # A site's records of one kind in time order (0022).
+        Index("ix_hub_records_kind_received", "kind", "received_at", "cabinet_id"),
     )
 
 
@@ -143,6 +148,8 @@ class HubAlarm(Base):
     raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    __table_args__ = (Index("ix_hub_alarms_cabinet_kind", "cabinet_id", "kind", "state"),)
+
 
 class HubNonce(Base):
     """Nonces of signed requests seen inside the time window: a replay is refused."""
@@ -151,7 +158,7 @@ class HubNonce(Base):
 
     cabinet_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class HubConfigHead(Base):

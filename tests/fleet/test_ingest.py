@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
-from kiosk.audit.chain import event_hash
+from kiosk.audit.chain import checkpoint_message, event_hash
 from kiosk.audit.device_key import DeviceKey, load_or_create
-from kiosk.errors import NotAuthenticated, PermissionDenied
+from kiosk.errors import InvalidRequest, NotAuthenticated, PermissionDenied
 from kiosk.fleet import hub, protocol
 from kiosk.fleet.apply import apply_changes
 from kiosk.fleet.changes import changes_since, install_change_tracking, prepare_hub_database
@@ -32,7 +32,7 @@ from kiosk.services.cards import issue_card, revoke
 from kiosk.store.db import write_session
 from kiosk.store.models import Card, CardKind, CardStatus, DutyShift, Person
 from kiosk.store.models_auth import AccountRole, TokenKind
-from kiosk.store.models_fleet import HubAlarm, HubEvent
+from kiosk.store.models_fleet import HubAlarm, HubCabinet, HubCheckpoint, HubEvent, HubRecord
 
 CAB = "cab-test"
 
@@ -139,6 +139,107 @@ def test_a_checkpoint_signed_by_another_key_is_refused(enrolled: Runtime,
     with pytest.raises(Refused) as refused:
         ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
     assert refused.value.kind == "bad_checkpoint"
+
+
+def _signed_checkpoint(runtime: Runtime, seq: int, head_hash: str) -> dict[str, Any]:
+    """A checkpoint properly signed by the cabinet's own key, over whatever hash it names."""
+    signed_at = dt.datetime(2026, 12, 5, 9, tzinfo=dt.UTC)
+    return {"seq": seq, "head_hash": head_hash, "signed_at": signed_at.isoformat(),
+            "key_id": runtime.device_key.key_id,
+            "signature": runtime.device_key.sign(checkpoint_message(
+                cabinet_id=CAB, seq=seq, head_hash=head_hash, signed_at=signed_at))}
+
+
+def test_a_signed_checkpoint_that_disagrees_with_the_chain_is_a_fork(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """Signed by the right key but naming another hash: in the same batch as its event, or
+    for an event the hub held from an earlier batch, the hub keeps its copy."""
+    doc = _batch(enrolled)
+    doc["checkpoints"] = [_signed_checkpoint(enrolled, 4, "ab" * 32)]
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert (refused.value.kind, refused.value.seq) == ("fork", 4)
+    assert _held(enrolled) == []
+    ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(_batch(enrolled)))
+    held = _held(enrolled)
+    later = {**_batch(enrolled, 6), "checkpoints": [_signed_checkpoint(enrolled, 2, "cd" * 32)]}
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(later))
+    assert (refused.value.kind, refused.value.seq) == ("fork", 2)
+    assert _held(enrolled) == held
+
+
+def test_a_checkpoint_is_held_once_and_moves_the_checkpoint_cursor(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    doc = _batch(enrolled)
+    doc["checkpoints"] = [_signed_checkpoint(enrolled, 3, doc["events"][2]["hash"])]
+    ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))  # resent: held once
+    with Session(enrolled.engine) as s:
+        assert s.scalars(select(HubCheckpoint.seq).where(
+            HubCheckpoint.cabinet_id == CAB)).all() == [3]
+        assert s.scalars(select(HubCabinet.checkpoint_seq).where(
+            HubCabinet.cabinet_id == CAB)).one() == 3
+
+
+def test_a_resent_anchor_with_new_events_appends_only_the_new_ones(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """The shipper's shape: the event at the cursor again, then what follows it."""
+    doc = _batch(enrolled)
+    first = {**doc, "events": doc["events"][:3]}
+    ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(first))
+    rest = {**doc, "events": doc["events"][2:]}
+    done = ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(rest))
+    assert (done.new_events, done.acked_seq) == (3, 6)
+    assert _held(enrolled) == [(e["seq"], e["hash"]) for e in doc["events"]]
+
+
+def test_one_seq_twice_in_a_batch_with_other_content_is_a_fork(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    doc = _batch(enrolled)
+    twin = {**doc["events"][3], "payload": '{"n":99}'}
+    twin["hash"] = event_hash(**{k: v for k, v in _typed(twin).items() if k != "hash"})
+    doc["events"].insert(4, twin)
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert (refused.value.kind, refused.value.seq) == ("fork", 4)
+    assert _held(enrolled) == []
+
+
+def test_an_event_time_in_another_iso_spelling_still_verifies(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """The hash covers ``format_time`` of the time, however the batch spells the instant."""
+    doc = _batch(enrolled)
+    for event in doc["events"]:
+        event["at"] = event["at"].replace("Z", "+00:00")
+    assert ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc)).new_events == 6
+
+
+def test_an_event_field_of_the_wrong_type_is_a_clear_error_and_writes_nothing(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    doc = _batch(enrolled)
+    doc["events"][1]["payload"] = {"n": 1}  # JSON object, not the stored JSON text
+    with pytest.raises(InvalidRequest, match="payload must be text"):
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert _held(enrolled) == []
+
+
+def test_a_record_held_for_another_cabinet_is_never_overwritten(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    loan_id = uuid.uuid4()
+    with write_session(enrolled.engine) as s:
+        s.add(HubRecord(kind="loan", record_id=loan_id, cabinet_id="cab-other",
+                        body='{"mine":true}'))
+    doc = {**_batch(enrolled), "records": [{"kind": "loan", "id": str(loan_id),
+                                            "body": {"mine": False}}]}
+    with pytest.raises(Refused) as refused:
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert refused.value.kind == "foreign_record"
+    with Session(enrolled.engine) as s:
+        held = s.get(HubRecord, ("loan", loan_id))
+        assert held is not None and (held.cabinet_id, held.body) == ("cab-other",
+                                                                     '{"mine":true}')
+    assert _held(enrolled) == []
 
 
 def _typed(event: dict[str, Any]) -> dict[str, Any]:
