@@ -121,6 +121,9 @@ ROWS = [
     Row("verify", "`kiosk audit verify` of the whole log",
         lambda f: f"{f['verify_s']:.1f} s ({f['events']:,} events, "
                   f"{f['verify_events_per_s']:,.0f} events/s)", "≤ 10 s for 1,000,000"),
+    Row("verify_postgres", "`kiosk audit verify` of the whole log on PostgreSQL",
+        lambda f: f"{f['verify_s']:.1f} s ({f['events']:,} events, "
+                  f"{f['verify_events_per_s']:,.0f} events/s)", "≤ 10 s for 1,000,000"),
     Row("daemon", "daemon cold start to locks controllable",
         lambda f: f"{f['cold_start_to_locks_controllable_s']:.2f} s", "≤ 2 s"),
     Row("daemon", "daemon RSS idle / after its draws and returns",

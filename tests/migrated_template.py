@@ -90,6 +90,10 @@ def install() -> None:
 
 
 def remove() -> None:
+    """Undo ``install`` and delete the template; the next run in this process (mutmut runs
+    pytest several times in one) makes a new one."""
+    global _template
     runtime_module.migrate = migrate
     if _template is not None:
         shutil.rmtree(_template.parent, ignore_errors=True)
+        _template = None

@@ -29,6 +29,20 @@ def results() -> dict[str, str]:
     return status
 
 
+def unexplained(status: dict[str, str], explained: set[str]) -> list[str]:
+    """The lines that fail the run: each survivor not explained, and a run that checked
+    nothing or left mutants unchecked (mutmut stopped early: its clean run failed, say)."""
+    if not status:
+        return ["no mutants at all: did `mutmut run` run on these modules?"]
+    problems = [f"  {status[n]}: {n}  (kill it with a test or explain it in docs/testing.md)"
+                for n in sorted(status) if status[n] in BAD and n not in explained]
+    unchecked = sum(1 for s in status.values() if s == "not checked")
+    if unchecked:
+        problems.append(f"  {unchecked} mutants not checked: the mutation run did not finish "
+                        "(see mutmut's output above)")
+    return problems
+
+
 def main(prefixes: list[str]) -> int:
     status = {n: s for n, s in results().items()
               if not prefixes or any(n.startswith(p) for p in prefixes)}
@@ -37,13 +51,13 @@ def main(prefixes: list[str]) -> int:
     for state in status.values():
         counts[state] = counts.get(state, 0) + 1
     print("mutants: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    left = sorted(n for n, s in status.items() if s in BAD and n not in explained)
     known = sorted(n for n, s in status.items() if s in BAD and n in explained)
     if known:
         print(f"{len(known)} survivor(s) explained as equivalent in docs/testing.md")
-    for name in left:
-        print(f"  {status[name]}: {name}  (kill it with a test or explain it in docs/testing.md)")
-    return 1 if left else 0
+    problems = unexplained(status, explained)
+    for line in problems:
+        print(line)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
