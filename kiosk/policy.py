@@ -424,7 +424,6 @@ def screen_keys(ctx: DrawContext, keys: Iterable[KeyFacts] | Standings,
     ins = [_decide_draw(ctx, key, False) for key in grouped.firsts]
     hidden = [proxy and d.code in HIDDEN_FROM_PROXY for d in ins]
     listed_in = [keeper or proxy or d.allowed or d.code == "approval_required" for d in ins]
-    outs: dict[int, Decision] = {}
     views: list[KeyView] = []
     add = views.append
     for key, group in zip(grouped.keys, grouped.classes, strict=True):
@@ -434,17 +433,15 @@ def screen_keys(ctx: DrawContext, keys: Iterable[KeyFacts] | Standings,
         if not key.on_loan:
             add(KeyView(key, underlying, listed_in[group]))
             continue
-        decision = outs.get(group)
-        if decision is None:
-            decision = outs[group] = _decide_draw(ctx, key, True)
         holder = holders.get(key.id)
         mine = holder is not None and holder.person_id == ctx.person.id
-        if not mine and not keeper and not underlying.allowed \
-                and underlying.code != "approval_required":
+        if mine or keeper or underlying.allowed or underlying.code == "approval_required":
+            decision = _decide_draw(ctx, key, True)  # out (K10), or retired meanwhile
+        else:
             decision = underlying  # out, but theirs to draw anyway never: say why not
-        concerns = decision.allowed or decision.code == "approval_required" or mine
+        # A key out can be drawn by no one, so it concerns a colleague only if it is theirs.
         add(KeyView(
-            key, decision, listed=keeper or proxy or concerns, mine=mine,
+            key, decision, listed=keeper or proxy or mine, mine=mine,
             holder=holder if keeper else None,
         ))
     return views

@@ -24,6 +24,7 @@ import migrated_template
 import pg_server
 
 from kiosk.config import Settings
+from kiosk.reports import pdf_process
 from kiosk.runtime import Runtime
 
 BACKENDS = ["sqlite", "postgres"] if pg_server.wanted() else ["sqlite"]
@@ -41,6 +42,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     migrated_template.install()
     config.add_cleanup(migrated_template.remove)
+    # The PDF renderer's child process (kiosk.reports.pdf_process) is reaped at the end of
+    # the run, not by its idle timer later: mutmut runs pytest in its own process and then
+    # waits for any child, and a renderer exiting meanwhile crashed it (KeyError: <pid>).
+    config.add_cleanup(pdf_process.stop)
     moment = os.environ.get("KIOSK_TEST_CLOCK")
     if moment:
         import time_machine

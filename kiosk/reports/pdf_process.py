@@ -128,6 +128,11 @@ _renderer = _Renderer()
 atexit.register(_renderer.stop)
 
 
+def stop() -> None:
+    """End the renderer's child now (it is started again by the next report)."""
+    _renderer.stop()
+
+
 def render(data: dict[str, Any], lang: Language, *, footer: str = "",
            letterhead: Letterhead | None = None) -> bytes:
     """``kiosk.reports.pdf.render`` in the child process; the same bytes, the same errors."""

@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from dataclasses import replace
 
-from kiosk.policy import Holder, KeyView, screen_keys
+from kiosk.policy import Holder, KeyView, screen_keys, standings
 from tests.kiosk.test_policy import (
     ALICE,
     APPROVAL,
@@ -129,3 +129,15 @@ def test_K7_an_approval_opens_its_own_special_room_not_its_neighbour_of_the_same
     views = by_number(screen_keys(ctx(approvals=[APPROVAL]), [SPECIAL, twin], {}))
     assert views["E-配电房-B1"].decision.allowed
     assert views["E-配电房-B2"].decision.code == "approval_required"
+
+
+def test_the_cabinets_grouped_keys_give_the_same_screen_as_a_plain_list() -> None:
+    """The cabinet hands the policy its keys already grouped by standing (issue 15's tap
+    path); the screen is the same as for the keys one by one, for staff and for a keeper."""
+    keys = [KEY, OTHER_UNIT, MASTER, OUT, SPECIAL]
+    holders = {OUT.id: Holder(BOB.id, BOB.name, DUE)}
+    custodian_ctx = ctx(person=BOB, rights=[replace(RIGHT, person_id=BOB.id)])
+    for who in (ctx(), custodian_ctx):
+        grouped = screen_keys(who, standings(keys), holders)
+        assert grouped == screen_keys(who, keys, holders)
+        assert [v.key.key_number for v in grouped] == [k.key_number for k in keys]
