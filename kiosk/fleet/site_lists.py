@@ -271,7 +271,7 @@ def report(session: Session, scope: Scope, record_id: uuid.UUID) -> dict[str, An
     out["content"] = body.get("content")
     # The renderings the hub holds (shipped after the record): name → SHA-256, each served
     # as the very bytes by GET /hub/v1/reports/{id}/file.
-    out["files"] = dict(session.execute(select(HubReportFile.name, HubReportFile.sha256)
-                                        .where(HubReportFile.report_id == record_id)
-                                        .order_by(HubReportFile.name)).tuples())
+    out["files"] = {name: sha for name, sha in session.execute(
+        select(HubReportFile.name, HubReportFile.sha256)
+        .where(HubReportFile.report_id == record_id).order_by(HubReportFile.name))}
     return out
