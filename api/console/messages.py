@@ -104,6 +104,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fleet.period": ("期间", "Period"),
     "fleet.generated": ("生成时间", "Generated"),
     "fleet.acknowledged": ("已确认", "Acknowledged by"),
+    "fleet.report_files": ("文件", "Files"),
     "fleet.notes": ("跟进", "Notes"),
     "fleet.settings_intro": ("这些设置由中心下发给该楼宇的每台钥匙柜，替换其配置文件中的同名部分；未设置的部分按各钥匙柜的配置文件。",
                              "The hub sends these settings to every cabinet of the site, each in place of the section of the same name in the cabinet's config file; a section not set here is each cabinet's file's."),

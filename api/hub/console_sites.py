@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any
+import uuid
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from fastapi.responses import HTMLResponse, Response
@@ -78,6 +79,16 @@ def reports_page(ctx: CtxDep, site: Name = None, cabinet: Name = None,
                  page: PageNo = None) -> Response:
     return _list(ctx, "reports", site_routes.list_site_reports, site, cabinet, page,
                  kind=None)
+
+
+@router.get("/fleet/reports/{report_id:uuid}/file")
+def report_file(ctx: CtxDep, report_id: uuid.UUID, format: Literal["pdf", "csv"] = "pdf",
+                lang: Literal["zh", "en"] | None = None) -> Response:
+    """The very bytes the cabinet issued, as the hub holds them (``GET /hub/v1/reports/{id}
+    /file``, so the site scope and ``reports:read`` are the API's)."""
+    response: Response = ctx.rest(site_routes.get_site_report_file, report_id=report_id,
+                                  format=format, lang=lang)
+    return response
 
 
 # ------------------------------------------------------------------ settings per site

@@ -32,7 +32,7 @@ from kiosk.errors import (
     PermissionDenied,
 )
 from kiosk.fleet import changes as config_changes
-from kiosk.fleet import hub, protocol, site_settings
+from kiosk.fleet import hub, protocol, report_files, site_settings
 from kiosk.fleet import scope as scopes
 from kiosk.fleet.ingest import Batch, Ingested, ingest
 from kiosk.services.authz import Permission as P
@@ -150,6 +150,27 @@ async def ingest_batch(request: Request, audit: AuditDep, runtime: RuntimeDep) -
         return _signed(audit, request, 200, {"acked_seq": done.acked_seq,
                                              "head_hash": done.head_hash,
                                              "new_events": done.new_events})
+    except KioskError as exc:
+        return _signed(audit, request, _status_of(exc), {"detail": str(exc)})
+
+
+@router.post("/ingest/report-file",
+             summary="(signed) Ship one rendered file of an issued report (base64); taken "
+                     "only if its SHA-256 is the one its report.generated event names")
+async def ingest_report_file(request: Request, audit: AuditDep, runtime: RuntimeDep) -> Response:
+    try:
+        caller, body = await _caller(request, audit, _window(runtime))
+
+        def parse_and_receive() -> report_files.Received:
+            try:
+                doc = json.loads(body)
+            except json.JSONDecodeError as exc:
+                raise InvalidRequest(f"body is not JSON: {exc}") from None
+            return report_files.receive(audit, cabinet_id=caller.cabinet_id, doc=doc)
+
+        done = await asyncio.to_thread(parse_and_receive)
+        return _signed(audit, request, 200, {"report": str(done.report_id), "name": done.name,
+                                             "sha256": done.sha256, "stored": done.stored})
     except KioskError as exc:
         return _signed(audit, request, _status_of(exc), {"detail": str(exc)})
 

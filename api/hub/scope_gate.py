@@ -48,6 +48,7 @@ SCOPED_MAY = tuple(re.compile(p) for p in (
     r"/console/fleet",                            # sites, cabinets, keys, alarms, events
     # the tabs by site; each reads /hub/v1 through Ctx.rest, so the scope applies there
     r"/console/fleet/(loans|alarms|keys|events|reports)",  # by site: console_sites.py
+    r"/console/fleet/reports/[0-9a-fA-F-]{32,36}/file",  # a report's file, via /hub/v1
     r"/console/fleet/settings(/[\w.-]+)?",         # the site's settings, and its form's post
 ))
 """Routes a site-scoped account may reach besides ``/hub/v1`` (scoped there)."""

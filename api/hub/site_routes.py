@@ -7,15 +7,15 @@ another site's id: 404, as if it did not exist)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from api.deps import AuditDep, PrincipalDep, needs
 from api.schemas import Limit, Offset
+from kiosk.fleet import report_files, site_lists
 from kiosk.fleet import scope as scopes
-from kiosk.fleet import site_lists
 from kiosk.services.authz import Permission as P
 from kiosk.store.types import utcnow
 
@@ -91,3 +91,18 @@ def get_site_report(report_id: uuid.UUID, audit: AuditDep,
     with Session(audit.engine) as session:
         return site_lists.report(session, scopes.scope_of(session, principal.account_id),
                                  report_id)
+
+
+@router.get("/reports/{report_id:uuid}/file", dependencies=[needs(P.REPORTS_READ)],
+            summary="The exact bytes of an issued report's rendering, as the cabinet issued "
+                    "them (X-Report-SHA256 is the hash in its report.generated event; 404 "
+                    "outside the caller's site)")
+def get_site_report_file(report_id: uuid.UUID, audit: AuditDep, principal: PrincipalDep,
+                         format: Literal["pdf", "csv"] = "pdf",
+                         lang: Literal["zh", "en"] | None = None) -> Response:
+    with Session(audit.engine) as session:
+        file = report_files.download(session, scopes.scope_of(session, principal.account_id),
+                                     report_id, fmt=format, lang=lang)
+    return Response(file.content, media_type=file.media_type, headers={
+        "Content-Disposition": f'attachment; filename="report-{report_id}-{file.name}"',
+        "X-Report-SHA256": file.sha256, "Cache-Control": "no-store"})

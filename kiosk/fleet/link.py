@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AppendedEvent
 from kiosk.audit.chain import format_time
 from kiosk.config import Settings
-from kiosk.fleet import site_settings, state
+from kiosk.fleet import report_files, site_settings, state
 from kiosk.fleet.apply import apply_changes, apply_pending_moves, config_version
 from kiosk.fleet.client import HubClient, HubError
 from kiosk.runtime import Runtime
@@ -116,7 +116,7 @@ def _records(session: Session, low: int, high: int,
         out.append({"kind": "handover", "id": str(handover.id), "body": record_body(handover)})
     for report in session.scalars(select(Report).where(within(Report.event_seq))):
         # The frozen report data and its SHA-256 (in its chained event); the rendered PDF
-        # and CSV files stay on the cabinet.
+        # and CSV files follow once the hub holds the event (``_ship_report_files``).
         out.append({"kind": "report", "id": str(report.id), "body": record_body(report)})
     return out
 
@@ -149,6 +149,7 @@ class FleetLink:
         self.offline_since = previous.offline_since if previous else None
         self.last_contact = previous.last_contact if previous else None
         self.shipped_seq = previous.shipped_seq if previous else 0
+        self.files_seq = report_files.shipped_up_to(runtime.engine)
         self._saved_contact: dt.datetime | None = None
         self._hub_head: tuple[int, str] | None = None
         self._hub_head_at: float | None = None
@@ -225,6 +226,7 @@ class FleetLink:
             # thousand idle cabinets must not cost the hub 500 requests a second).
             local = await asyncio.to_thread(_local_head, engine, cabinet_id)
             if local == self._hub_head:
+                await self._ship_report_files(local[0])
                 return
         cursor = await self.client.call("GET", "/cursor")
         await self._contact()
@@ -234,6 +236,7 @@ class FleetLink:
             batch = await asyncio.to_thread(read_batch, engine, cabinet_id, acked,
                                             self.batch_size)
             if batch["head_seq"] == acked and batch["head_hash"] == hub_hash:
+                await self._ship_report_files(acked)
                 return
             self._hub_head = None  # until the hub answers this batch
             answer = await self.client.call("POST", "/ingest", batch)
@@ -242,6 +245,33 @@ class FleetLink:
             if acked != self.shipped_seq:
                 self.shipped_seq = acked
                 await self._save()
+
+    async def _ship_report_files(self, acked: int) -> None:
+        """The rendered files of the reports whose ``report.generated`` event the hub holds,
+        one signed request per file, in log order; the cursor moves past a report once each
+        of its files is answered. A file the hub refuses for good (its hash is not the
+        logged one: the hub raised an alarm) is logged here and not sent again, so later
+        reports still go up; anything else (the hub away, the record not there yet) stops
+        the round and the same report is sent again next time."""
+        engine = self.runtime.engine
+        if self.files_seq > acked:  # the hub holds less than before: a restored hub
+            self.files_seq = acked
+        while True:
+            found = await asyncio.to_thread(report_files.next_report_files, engine,
+                                            self.files_seq, acked)
+            if found is None:
+                return
+            seq, files = found
+            for doc in files:
+                try:
+                    await self.client.call("POST", "/ingest/report-file", doc)
+                except HubError as exc:
+                    if exc.status not in (409, 413, 422):
+                        raise
+                    log.error("hub refused %s of report %s: %s", doc["name"], doc["report"],
+                              exc)
+            self.files_seq = seq
+            await asyncio.to_thread(report_files.save_shipped, engine, seq)
 
     def _remember(self, acked: int, hub_hash: str) -> None:
         self._hub_head, self._hub_head_at = (acked, hub_hash), time.monotonic()

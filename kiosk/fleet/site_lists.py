@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from kiosk.errors import NotFound
 from kiosk.fleet.scope import Scope
 from kiosk.store.models import Key, Person
-from kiosk.store.models_fleet import HubCabinet, HubRecord, HubSite
+from kiosk.store.models_fleet import HubCabinet, HubRecord, HubReportFile, HubSite
 
 
 class LoanState(StrEnum):
@@ -250,11 +250,18 @@ def reports(session: Session, scope: Scope, *, site: str | None = None,
             cabinet_id: str | None = None, kind: str | None = None, limit: int = 50,
             offset: int = 0) -> Page:
     """The reports the cabinets issued (K9), newest first: the frozen data's SHA-256 and
-    who acknowledged them (the rendered files stay on the cabinet)."""
+    who acknowledged them (the rendered files: ``report``, ``kiosk.fleet.report_files``)."""
     where = [_field(session, "kind") == kind] if kind else []
     rows, total = _records(session, scope, "report", site=site, cabinet_id=cabinet_id,
                            where=where, order="generated_at", limit=limit, offset=offset)
-    return Page([_report_out(r, code, json.loads(r.body)) for r, code in rows], total)
+    held: dict[uuid.UUID, list[str]] = {}
+    for report_id, name in session.execute(
+            select(HubReportFile.report_id, HubReportFile.name)
+            .where(HubReportFile.report_id.in_([r.record_id for r, _ in rows]))
+            .order_by(HubReportFile.name)):
+        held.setdefault(report_id, []).append(name)
+    return Page([{**_report_out(r, code, json.loads(r.body)), "files": held.get(r.record_id, [])}
+                 for r, code in rows], total)
 
 
 def report(session: Session, scope: Scope, record_id: uuid.UUID) -> dict[str, Any]:
@@ -262,4 +269,9 @@ def report(session: Session, scope: Scope, record_id: uuid.UUID) -> dict[str, An
     body = json.loads(r.body)
     out = _report_out(r, site, body)
     out["content"] = body.get("content")
+    # The renderings the hub holds (shipped after the record): name → SHA-256, each served
+    # as the very bytes by GET /hub/v1/reports/{id}/file.
+    out["files"] = {name: sha for name, sha in session.execute(
+        select(HubReportFile.name, HubReportFile.sha256)
+        .where(HubReportFile.report_id == record_id).order_by(HubReportFile.name))}
     return out

@@ -12,7 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kiosk.store.models import Base, _uuid_pk
@@ -128,6 +138,26 @@ class HubRecord(Base):
         # A site's records of one kind in time order (0022).
         Index("ix_hub_records_kind_received", "kind", "received_at", "cabinet_id"),
     )
+
+
+class HubReportFile(Base):
+    """The exact bytes of one rendering of a report a cabinet issued (``zh.pdf``, ``en.csv``).
+
+    Taken only when its SHA-256 is the one the cabinet's chained ``report.generated`` event
+    names (the hub holds that event, verified), and never replaced: the hub is the
+    off-device copy of what a person downloads and prints (issue 12 item 4, issue 14 item
+    12). Keyed by the report's id (unique across the fleet) and the file's name; the owning
+    cabinet is the report record's."""
+
+    __tablename__ = "hub_report_files"
+
+    report_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    cabinet_id: Mapped[str] = mapped_column(String(64))
+    media_type: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class HubAlarm(Base):
