@@ -234,6 +234,20 @@ def _wait_for_alarm(rig: ConsoleDaemon, kind: str, timeout: float = 10.0) -> dic
         time.sleep(0.1)
 
 
+def _stocked_when_logged(d: Daemon, count: int, timeout: float = 10.0) -> list[Any]:
+    """The ``key.stocked`` events, once the cabinet's writer thread has committed all
+    ``count`` of them: it queues them as each key is hung, so the screen can be idle a
+    moment before the last is in the log (issue 15: writes off the loop)."""
+    end = time.monotonic() + timeout
+    while True:
+        with contextlib.closing(d.db()) as db:
+            stocked = db.execute("SELECT key_number, actors FROM events "
+                                 "WHERE type = 'key.stocked' ORDER BY seq").fetchall()
+        if len(stocked) >= count or time.monotonic() > end:
+            return list(stocked)
+        time.sleep(0.1)
+
+
 def _at_cabinet(d: Daemon, uid: str) -> dict[str, Any]:
     d.tap(uid)
     return d.wait_state("choosing")
@@ -278,9 +292,8 @@ def test_from_an_empty_database_to_a_signed_daily_report(
         assert d.wait_slot_open(slot)
         d.post("/sim/insert", {"fob": number, "slot": slot})
     d.wait_state("idle")
+    stocked = _stocked_when_logged(d, len(KEYS))
     with contextlib.closing(d.db()) as db:
-        stocked = db.execute("SELECT key_number, actors FROM events WHERE type = 'key.stocked' "
-                             "ORDER BY seq").fetchall()
         custodian_id = db.execute("SELECT person_id FROM cards WHERE uid = ?",
                                   (CUSTODIAN_BADGE,)).fetchone()[0]
         assert db.execute("SELECT count(*) FROM alarms").fetchone() == (0,)

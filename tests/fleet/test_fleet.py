@@ -282,9 +282,20 @@ def test_two_hub_processes_serve_one_fleet_and_an_edited_row_is_refused(
 
         # cab-t1's hub goes away; a draw happens; someone edits that row in the SQLite file.
         second.stop()
-        draw(t, t.daemon.people["ENG"][3]["uid"])
         with contextlib.closing(t.sqlite()) as db:
-            (seq,) = db.execute("SELECT max(seq) FROM events WHERE type = 'key.drawn'").fetchone()
+            (before,) = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        drawn = draw(t, t.daemon.people["ENG"][3]["uid"])
+
+        def logged() -> int | None:
+            """The draw's event, once the writer thread has committed it (the screen goes
+            idle first): editing an older row, already at the hub, would prove nothing."""
+            with contextlib.closing(t.sqlite()) as db:
+                row = db.execute("SELECT max(seq) FROM events WHERE type = 'key.drawn' "
+                                 "AND key_number = ? AND seq > ?", (drawn, before)).fetchone()
+            return row[0] if row else None
+
+        seq = eventually(logged, what="the draw to be logged")
+        with contextlib.closing(t.sqlite()) as db:
             db.execute("UPDATE events SET key_number = 'X-EDITED' WHERE seq = ?", (seq,))
             db.commit()
         second.start()
