@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import migrated_template
 import pg_server
+from chromium_browser import browser, chromium_path  # noqa: F401  (fixtures for every browser test)
 
 from kiosk.config import Settings
 from kiosk.reports import pdf_process

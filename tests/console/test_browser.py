@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path  # noqa: F401  (fixture)
 from tests.console.browser_console import (
     DESKTOP,
     PHONE,
@@ -84,17 +83,6 @@ def _draw(d: Any, key_number: str, slot: int) -> None:
     assert d.wait_slot_open(slot)
     d.post("/sim/take", {"slot": slot})
     d.wait_state("idle")
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:  # noqa: F811
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class Tab:

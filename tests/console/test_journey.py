@@ -46,7 +46,6 @@ import pytest
 
 from kiosk.notify.robots import dingtalk_sign
 from tests.browser.browser_rig import Daemon
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path  # noqa: F401  (fixture)
 from tests.console.browser_console import (
     DESKTOP,
     PHONE,
@@ -55,7 +54,7 @@ from tests.console.browser_console import (
     sign_in,
     start_console_daemon,
 )
-from tests.console.test_browser import Tab, browser, tabs  # noqa: F401  (fixtures)
+from tests.console.test_browser import Tab, tabs  # noqa: F401  (fixture)
 from tests.ports import free_port
 from tests.reports.tower import pdf_text
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path  # noqa: F401  (fixture)
 from tests.console.browser_console import (
     DESKTOP,
     PHONE,
@@ -34,17 +33,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleDaemon]
         yield rig
     finally:
         rig.daemon.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:  # noqa: F811
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])

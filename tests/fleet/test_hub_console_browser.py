@@ -18,24 +18,12 @@ from kiosk.config import Settings
 from kiosk.runtime import Runtime
 from kiosk.store.db import write_session
 from kiosk.store.models import Cabinet, Key, Person, Slot
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path  # noqa: F401  (fixture)
 from tests.console.browser_console import DESKTOP, PHONE, check_screen
 from tests.fleet.fleet_rig import PASSWORD, Hub, http, kiosk_cli, prepare_hub
 from tests.fleet.site_records import ship_a_day
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:  # noqa: F811
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _seed(hub: Hub, db_url: str, root: Path) -> None:
