@@ -4,9 +4,10 @@ hardware changes exactly as the physical cabinet would."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from kiosk.errors import SimulationError
@@ -110,3 +111,23 @@ def power(body: Power, hw: HwDep) -> dict[str, Any]:
 @router.get("/state")
 def state(hw: HwDep) -> dict[str, Any]:
     return hw.state()
+
+
+@router.get("/writes")
+async def writes(request: Request,
+                 within_s: Annotated[float, Query(ge=0, le=60)] = 10.0) -> dict[str, Any]:
+    """Wait until the cabinet's writer thread has committed every write queued so far.
+
+    The screen moves on as soon as a write is queued (issue 15: writes run off the event
+    loop), so a person's next step never waits for the disk, but a test or a demo that reads
+    the database file the moment the screen is idle can read it a moment too early. This
+    answers once what was queued has landed: ``settled`` is false if it has not within
+    ``within_s`` seconds (e.g. the database is held by another process)."""
+    writer = request.app.state.cabinet.writer
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not (settled := await writer.drain(max(0.0, deadline - loop.time()))):
+        if loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.05)  # stalled on a busy database: drain answers at once
+    return {"settled": settled, "pending": writer.pending, "stalled": writer.stalled}

@@ -113,7 +113,13 @@ class Daemon:
                 return data
             time.sleep(0.1)
 
-    def db(self) -> sqlite3.Connection:
+    def db(self, *, settled: bool = True) -> sqlite3.Connection:
+        """The daemon's SQLite file, opened once every write the cabinet had queued has
+        committed (``/sim/writes``): the screen goes idle as soon as a write is queued, so a
+        read right after it could otherwise miss the last loan or event. ``settled=False``
+        opens it at once (a test that holds the database locked itself)."""
+        if settled and self.proc.poll() is None:  # a stopped daemon has nothing queued
+            self.get("/sim/writes")
         return sqlite3.connect(self.data_dir / "kiosk.db", timeout=10)
 
     def stop(self) -> None:

@@ -1,0 +1,73 @@
+"""``GET /sim/writes``: a script driving the simulated cabinet reads the database only once
+what the screen showed is committed (issue 15 moved the cabinet's writes to a writer thread,
+so the screen moves on while a write is still queued).
+
+A real ``kiosk run`` daemon, a real second process holding the SQLite file locked: the
+refusal of an unknown card is on the screen at once, its ``access.denied`` event is still
+queued while the lock is held (``settled`` false, not a silent "done"), and it is in the
+file once the lock goes and the endpoint says ``settled``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from typing import Any
+
+from browser_rig import Daemon
+
+BLOCKER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+db.execute("ROLLBACK")
+"""
+
+UNKNOWN_CARD = "5EE5A11D"
+
+
+def denials_of(daemon: Daemon, uid: str) -> int:
+    with contextlib.closing(daemon.db(settled=False)) as db:
+        row = db.execute("SELECT count(*) FROM events WHERE type = 'access.denied' "
+                         "AND payload LIKE ?", (f"%{uid}%",)).fetchone()
+    return int(row[0])
+
+
+def refusal_shown(daemon: Daemon, timeout: float = 5.0) -> dict[str, Any]:
+    """The screen once the reader's next poll has passed the card to the cabinet."""
+    end = time.monotonic() + timeout
+    while (shown := daemon.screen())["message"] is None and time.monotonic() < end:
+        time.sleep(0.05)
+    return shown
+
+
+def test_writes_pending_behind_a_locked_database_are_reported_then_settle(
+        daemon: Daemon) -> None:
+    daemon.post("/kiosk/api/cancel")
+    assert daemon.get("/sim/writes")["settled"] is True
+    before = denials_of(daemon, UNKNOWN_CARD)
+    blocker = subprocess.Popen([sys.executable, "-c", BLOCKER, str(daemon.data_dir / "kiosk.db")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert blocker.stdout is not None and blocker.stdin is not None
+        assert blocker.stdout.readline().strip() == "locked"
+        daemon.tap(UNKNOWN_CARD)
+        shown = refusal_shown(daemon)
+        assert shown["message"]["level"] == "error", shown  # the lock does not hold the screen
+        waited = daemon.get("/sim/writes?within_s=0.5")
+        assert waited["settled"] is False and waited["pending"] >= 1, waited
+        assert denials_of(daemon, UNKNOWN_CARD) == before  # not in the file yet
+        blocker.stdin.write("\n")
+        blocker.stdin.flush()
+        assert blocker.wait(timeout=10) == 0
+    finally:
+        if blocker.poll() is None:
+            blocker.kill()
+            blocker.wait()
+    assert daemon.get("/sim/writes")["settled"] is True
+    assert denials_of(daemon, UNKNOWN_CARD) == before + 1
+    daemon.post("/kiosk/api/cancel")
