@@ -192,11 +192,16 @@ def test_the_merged_log_orders_by_time_then_cabinet_and_seq_and_pages_stably(
 @pytest.mark.parametrize("role", [AccountRole.SUPERVISOR, AccountRole.AUDITOR])
 def test_a_site_scoped_account_reads_its_sites_merged_log_only(
         fleet: Hub, role: AccountRole) -> None:  # noqa: F811
-    _log_at(fleet, "cab-b", [T0, T0])
+    # tower B's cabinet clock runs ahead: its events are the newest of the fleet
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    _log_at(fleet, "cab-b", [ahead, ahead])
     caller = _scoped(fleet, f"{role.value}-a", role)
     client = fleet.client
     mine = _get(client, "/hub/v1/site-events", caller)
     assert _positions(mine) == [("cab-a", 1)] and mine["next"] is None
+    # a page of one is tower A's newest, not a page of tower B's rows left out
+    assert _get(client, "/hub/v1/site-events?limit=1", caller) == {
+        "items": mine["items"], "next": None, "limit": 1}
     for probe in ("site=tower-b", "cabinet_id=cab-b", "site=tower-a&cabinet_id=cab-b",
                   "site=tower-zz"):
         assert _get(client, f"/hub/v1/site-events?{probe}", caller) == {
