@@ -18,12 +18,13 @@ import inspect
 import secrets
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_origin, get_type_hints
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -284,12 +285,21 @@ def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
 
 def _call(ctx: Ctx, endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     """Fill the dependencies a REST endpoint takes by name, then call it."""
-    wanted = inspect.signature(endpoint).parameters
-    audit = ctx.runtime.audit
+    with ExitStack() as stack:
+        return endpoint(**_arguments(ctx, endpoint, kwargs, stack))
+
+
+def _arguments(ctx: Ctx, call: Callable[..., Any], kwargs: dict[str, Any],
+               stack: ExitStack) -> dict[str, Any]:
+    """The arguments of ``call``: the caller's own objects by name, a read session as
+    ``session``, and a parameter declared ``Annotated[..., Depends(f)]`` (a dependency made
+    of these, such as the hub's ``SiteReadDep``) by running ``f`` the same way, as FastAPI
+    would; sessions stay open until the endpoint returns."""
+    wanted = inspect.signature(call).parameters
     provided: dict[str, Any] = {
         "by": ctx.principal,
         "principal": ctx.principal,
-        "audit": audit,
+        "audit": ctx.runtime.audit,
         "runtime": ctx.runtime,
         "policy": ctx.options.auth_policy,
         "options": ctx.options,
@@ -297,10 +307,29 @@ def _call(ctx: Ctx, endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> Any
     }
     args = {name: value for name, value in provided.items() if name in wanted}
     args.update(kwargs)
-    if "session" in wanted and "session" not in kwargs:
-        with tx.read(audit) as session:
-            return endpoint(session=session, **args)
-    return endpoint(**args)
+    if "session" in wanted and "session" not in args:
+        args["session"] = stack.enter_context(tx.read(ctx.runtime.audit))
+    for name, param in wanted.items():
+        if name in args or param.default is not inspect.Parameter.empty:
+            continue
+        dependency = _dependency_of(call, name)
+        if dependency is None:
+            continue  # the call itself says what is missing
+        given = _arguments(ctx, dependency, {}, stack)
+        if inspect.isgeneratorfunction(dependency):
+            args[name] = stack.enter_context(contextmanager(dependency)(**given))
+        else:
+            args[name] = dependency(**given)
+    return args
+
+
+def _dependency_of(call: Callable[..., Any], name: str) -> Callable[..., Any] | None:
+    """``f`` of a parameter declared ``Annotated[T, Depends(f)]``, else None."""
+    hint: Any = get_type_hints(call, include_extras=True).get(name)
+    if hint is None or get_origin(hint) is not Annotated:
+        return None
+    found = next((m for m in hint.__metadata__ if isinstance(m, params.Depends)), None)
+    return found.dependency if found is not None else None
 
 
 # ------------------------------------------------------------------- the dependency

@@ -1,5 +1,6 @@
 """The hub's console pages by site (issue 12): keys out, the cabinets' alarms, issued
-reports, each with a site and cabinet filter, and the form for a site's settings. They run
+reports, keys received (intake), handovers, keys, one cabinet's log and a site's merged
+log, each with a site and cabinet filter, and the form for a site's settings. They run
 the ``/hub/v1`` reads and the settings write through ``Ctx.rest`` like every console page,
 so an account scoped to a site sees and edits that site only (another site's name in the
 address answers 404, as if it did not exist). Served by ``kiosk hub`` only.
@@ -21,6 +22,7 @@ from api.hub.console import router
 from kiosk.errors import InvalidRequest, PermissionDenied
 from kiosk.fleet import site_lists
 from kiosk.fleet.site_settings import HUB_SECTIONS
+from kiosk.store.models import HandoverState
 
 Name = Annotated[str | None, Query(max_length=64, pattern=r"^[\w.-]*$")]
 Word = Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]*$")]
@@ -50,11 +52,12 @@ def _list(ctx: Ctx, what: str, endpoint: Any, site: str | None, cabinet: str | N
     found = ctx.rest(endpoint, site=site or None, cabinet_id=cabinet or None, limit=limit,
                      offset=offset, **extra)
     for item in found["items"]:
-        for field in ("drawn_at", "due_at", "returned_at", "raised_at", "generated_at"):
+        for field in ("drawn_at", "due_at", "returned_at", "raised_at", "generated_at",
+                      "received_at", "started_at", "accepted_at"):
             if field in item:
                 item[field] = _when(item[field])
     filters = _filters(ctx, site, cabinet)
-    filters["chosen"].update({k: v or "" for k, v in extra.items()})
+    filters["chosen"].update({k: getattr(v, "value", v) or "" for k, v in extra.items()})
     return ctx.render("fleet_lists.html", title_id=f"fleet.tab.{what}", what=what,
                       items=found["items"], total=found["total"],
                       paged=(found["total"], limit, offset), **filters)
@@ -79,6 +82,19 @@ def reports_page(ctx: CtxDep, site: Name = None, cabinet: Name = None,
                  page: PageNo = None) -> Response:
     return _list(ctx, "reports", site_routes.list_site_reports, site, cabinet, page,
                  kind=None)
+
+
+@router.get("/fleet/intake", response_class=HTMLResponse)
+def intake_page(ctx: CtxDep, site: Name = None, cabinet: Name = None,
+                page: PageNo = None) -> Response:
+    return _list(ctx, "intake", site_routes.list_site_intakes, site, cabinet, page)
+
+
+@router.get("/fleet/handovers", response_class=HTMLResponse)
+def handovers_page(ctx: CtxDep, site: Name = None, cabinet: Name = None,
+                   state: HandoverState | None = None, page: PageNo = None) -> Response:
+    return _list(ctx, "handovers", site_routes.list_site_handovers, site, cabinet, page,
+                 state=state)
 
 
 @router.get("/fleet/reports/{report_id:uuid}/file")
@@ -184,3 +200,17 @@ def events_page(ctx: CtxDep, site: Name = None, cabinet: Name = None, type: Even
             e["at"] = _when(e["at"])
     return ctx.render("fleet_log.html", title_id="fleet.tab.events", what="events",
                       items=items, more=more, **filters)
+
+
+@router.get("/fleet/log", response_class=HTMLResponse)
+def site_log_page(ctx: CtxDep, site: Name = None, cabinet: Name = None,
+                  before: site_routes.LogPosition = None) -> Response:
+    """Every cabinet's events of the chosen site (or of all the caller sees) in one list,
+    newest first by their time; each row names its cabinet and seq, since each cabinet's
+    log is its own chain and their clocks need not agree (``kiosk.fleet.site_log``)."""
+    found = ctx.rest(site_routes.list_site_events, site=site or None,
+                     cabinet_id=cabinet or None, before=before or None, limit=EVENTS_PAGE)
+    for e in found["items"]:
+        e["at"] = _when(e["at"])
+    return ctx.render("fleet_log.html", title_id="fleet.tab.log", what="log",
+                      items=found["items"], more=found["next"], **_filters(ctx, site, cabinet))

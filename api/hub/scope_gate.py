@@ -10,7 +10,8 @@ in ``SCOPED_MAY`` are served (each of them filters by the account's site, or sho
 of any site), and any other path answers ``404`` (not 403: the answer must not confirm
 that something exists). The fleet's data for one site is read through ``/hub/v1`` (sites,
 cabinets, keys, alarms, a cabinet's events and records, and the lists by site: keys out,
-the cabinets' alarms, issued reports, ``api.hub.site_routes``) and the console's fleet
+the cabinets' alarms, issued reports, intake, handovers, the merged log,
+``api.hub.site_routes``) and the console's fleet
 pages (``api.hub.console``, ``api.hub.console_sites``), all of which are scoped
 (``kiosk.fleet.scope``, ``kiosk.fleet.site_lists``). An account without a scope is
 unaffected. People stay closed: a person is the whole fleet's row, not a site's.
@@ -47,7 +48,7 @@ SCOPED_MAY = tuple(re.compile(p) for p in (
     r"/console/static/.*",
     r"/console/fleet",                            # sites, cabinets, keys, alarms, events
     # the tabs by site; each reads /hub/v1 through Ctx.rest, so the scope applies there
-    r"/console/fleet/(loans|alarms|keys|events|reports)",  # by site: console_sites.py
+    r"/console/fleet/(loans|alarms|keys|events|reports|log|intake|handovers)",  # by site
     r"/console/fleet/reports/[0-9a-fA-F-]{32,36}/file",  # a report's file, via /hub/v1
     r"/console/fleet/settings(/[\w.-]+)?",         # the site's settings, and its form's post
 ))

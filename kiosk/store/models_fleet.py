@@ -96,8 +96,10 @@ class HubEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    # A cabinet's events of one type, in order, without walking its whole log (0022).
-    __table_args__ = (Index("ix_hub_events_cabinet_type", "cabinet_id", "type", "seq"),)
+    # A cabinet's events of one type, in order, without walking its whole log (0022); a
+    # site's merged log, newest first by time, then cabinet and seq (0025).
+    __table_args__ = (Index("ix_hub_events_cabinet_type", "cabinet_id", "type", "seq"),
+                      Index("ix_hub_events_at", "at", "cabinet_id", "seq"))
 
 
 class HubCheckpoint(Base):

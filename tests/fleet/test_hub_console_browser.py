@@ -1,6 +1,6 @@
 """The hub's console pages by site (issue 12) in a real headless Chromium on a real
 ``kiosk hub`` over PostgreSQL: keys out, cabinet alarms, keys, a cabinet's log, issued
-reports and the site settings form, at desktop (1366×768) and phone (360×740) size, each
+reports, a site's merged log, keys received, handovers and the site settings form, at desktop (1366×768) and phone (360×740) size, each
 with axe-core (no serious or critical violation), no horizontal scrolling and a screenshot;
 the site filter narrows in the browser, a supervisor scoped to one tower sees that tower's
 rows, and the settings form refuses a bad value beside its box."""
@@ -20,7 +20,7 @@ from kiosk.store.db import write_session
 from kiosk.store.models import Cabinet, Key, Person, Slot
 from tests.console.browser_console import DESKTOP, PHONE, check_screen
 from tests.fleet.fleet_rig import PASSWORD, Hub, http, kiosk_cli, prepare_hub
-from tests.fleet.site_records import ship_a_day
+from tests.fleet.site_records import ship_a_day, ship_intake_and_handover
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
@@ -56,9 +56,14 @@ def _seed(hub: Hub, db_url: str, root: Path) -> None:
                                        .order_by(Person.staff_no)
                                        .offset(0 if code == "cab-a" else 1)).first()
                     assert person is not None
+                    incoming = s.scalars(select(Person.id).where(Person.active)
+                                         .order_by(Person.staff_no).offset(2)).first()
+                    assert incoming is not None
                     who = (key.id, key.key_number, person.id, person.staff_no, person.name)
                 ship_a_day(here.audit, cab, key_id=who[0], key_number=who[1],
                            person_id=who[2], staff_no=who[3], name=who[4])
+                ship_intake_and_handover(here.audit, cab, key_id=who[0], custodian_id=who[2],
+                                         incoming_id=incoming, accepted=code == "cab-a")
             finally:
                 cab.close()
     finally:
@@ -106,6 +111,9 @@ def test_the_hubs_pages_by_site_fit_and_pass_axe(browser: Any, hub: Hub, size: s
                            ("keys", "/console/fleet/keys"),
                            ("events", "/console/fleet/events?cabinet=cab-a"),
                            ("reports", "/console/fleet/reports"),
+                           ("log", "/console/fleet/log"),
+                           ("intake", "/console/fleet/intake"),
+                           ("handovers", "/console/fleet/handovers"),
                            ("settings", "/console/fleet/settings?site=tower-a")):
             page.goto(hub.base + path)
             assert page.locator("h1").count() == 1
@@ -120,6 +128,16 @@ def test_the_hubs_pages_by_site_fit_and_pass_axe(browser: Any, hub: Hub, size: s
             "rows => rows.map(r => r.dataset.cabinet)")
         assert cabinets == ["cab-b"]
         check_screen(page, "hub-loans-tower-b", size)
+        # The merged log: both towers' cabinets in one list, then one tower by its filter.
+        page.goto(hub.base + "/console/fleet/log")
+        both = page.locator("tr[data-cabinet]").evaluate_all(
+            "rows => rows.map(r => r.dataset.cabinet)")
+        assert set(both) == {"cab-a", "cab-b"}
+        page.select_option("#f-site", "tower-a")
+        with page.expect_navigation():
+            page.click("form.filters button[type=submit]")
+        assert set(page.locator("tr[data-cabinet]").evaluate_all(
+            "rows => rows.map(r => r.dataset.cabinet)")) == {"cab-a"}
     finally:
         page.context.close()
 
@@ -137,6 +155,13 @@ def test_a_scoped_supervisor_sees_its_tower_and_reads_its_settings(
         assert cabinets == ["cab-a"]
         assert page.locator("#f-site option[value='tower-b']").count() == 0
         check_screen(page, "hub-loans-scoped", size)
+        for what in ("log", "intake", "handovers"):
+            page.click(f"a[href='/console/fleet/{what}']")
+            page.wait_for_url(f"**/console/fleet/{what}")
+            rows = page.locator("tr[data-cabinet]").evaluate_all(
+                "rows => rows.map(r => r.dataset.cabinet)")
+            assert rows and set(rows) == {"cab-a"}, what
+            check_screen(page, f"hub-{what}-scoped", size)
         page.goto(hub.base + "/console/fleet/settings")
         assert page.locator("#site-settings").count() == 0  # no cabinets:write: read only
         check_screen(page, "hub-settings-readonly", size)

@@ -166,6 +166,8 @@ def test_a_tampered_file_is_refused_with_an_alarm_and_the_hubs_copy_stays_K9(
             Event.cabinet_id == fleet.runtime.audit.cabinet_id,
             Event.type == "fleet.ingest_refused")).all()
     assert [json.loads(e.payload)["file"] for e in logged] == ["zh.csv"]
+    # the refusal names its rule: K9, an issued report cannot be altered or hidden
+    assert [(json.loads(e.rules), e.decision) for e in logged] == [(["K9"], "deny")]
 
     # A file the hub holds is never overwritten: the forged zh.csv sent again, and a forged
     # zh.pdf in place of the one held, are refused and the held bytes stay.
