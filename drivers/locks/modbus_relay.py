@@ -64,6 +64,9 @@ __all__ = ["PULSE_MODES", "ModbusRelayBank", "ModbusRelayConfig", "PulseMode", "
 
 log = logging.getLogger(__name__)
 
+READ_COILS = 0x01
+READ_INPUTS = 0x02
+"""Modbus function codes of the two bit reads, checked against each reply."""
 POLL_MS = 50
 """Read-back interval while waiting for a coil to drop."""
 NOT_RETRIED = frozenset({1, 2, 3})
@@ -367,6 +370,7 @@ class ModbusRelayBank:
             reply = self._call(
                 "read inputs",
                 lambda: self._client.read_discrete_inputs(base, count=cfg.channels, **self._unit),
+                answers=self._bits_answer(READ_INPUTS),
             )
             keys = list(reply.bits)
         result: dict[int, SlotState] = {}
@@ -428,8 +432,22 @@ class ModbusRelayBank:
         reply = self._call(
             "read coils",
             lambda: self._client.read_coils(cfg.coil_base, count=cfg.channels, **self._unit),
+            answers=self._bits_answer(READ_COILS),
         )
         return list(reply.bits)
+
+    def _bits_answer(self, function_code: int) -> Callable[[Any], bool]:
+        """Whether a reply answers a bit read of every channel: its function and at least
+        ``channels`` bits. A late answer to an earlier request (a slow or noisy line) does
+        not, and indexing it as the coils would crash the cabinet's scan."""
+        channels = self.config.channels
+
+        def answers(reply: Any) -> bool:
+            bits = getattr(reply, "bits", None)
+            return (getattr(reply, "function_code", None) == function_code
+                    and bits is not None and len(bits) >= channels)
+
+        return answers
 
     def _coil_dropped(self, channel: int) -> bool:
         """Read the coil back until it reads locked or ``settle_ms`` is spent."""
@@ -441,7 +459,8 @@ class ModbusRelayBank:
         return self._read_coils()[channel] != cfg.coil_on_unlocks
 
     def _call(
-        self, what: str, request: Callable[[], ModbusPDU], *, attempts: int | None = None
+        self, what: str, request: Callable[[], ModbusPDU], *, attempts: int | None = None,
+        answers: Callable[[Any], bool] | None = None,
     ) -> Any:
         """Send one request with bounded retries; return the reply or raise LockBoardError.
 
@@ -450,6 +469,8 @@ class ModbusRelayBank:
         before each attempt: after an adapter came back this is what reopens it. If the
         last attempt failed in the transport the error is :class:`BusFault` (``_NotSent``
         when the port could not even be opened), else the board was silent or refused.
+        ``answers`` tells a reply that answers this request from stray bytes on the line
+        (asked again, like a lost reply).
         """
         cfg = self.config
         attempts = cfg.retries + 1 if attempts is None else attempts
@@ -478,7 +499,14 @@ class ModbusRelayBank:
                     # Drop the link so a late reply cannot be taken for the next request's.
                     self._client.close()
                     continue
+                stray = not reply.isError() and answers is not None and not answers(reply)
+                if stray:
+                    last, fault = (f"the reply (function {getattr(reply, 'function_code', '?')})"
+                                   " was not an answer to it", LockBoardError)
+                    self._client.close()  # drop what else is on the line with it
             self._transport_works()
+            if stray:
+                continue
             if not reply.isError():
                 return reply
             code = getattr(reply, "exception_code", None)

@@ -237,8 +237,8 @@ def test_password_change_and_reset_end_the_accounts_api_tokens(world: World) -> 
     assert world.client.get(f"{V1}/auth/me", headers=own).status_code == 401
 
 
-SLOW_STREAM = {"stream_heartbeat_seconds": 15.0, "stream_max_seconds": 30.0}
-"""A stream that, left alone, would send a heartbeat and live on for half a minute."""
+SLOW_STREAM = {"stream_heartbeat_seconds": 25.0, "stream_max_seconds": 40.0}
+"""A stream that, left alone, would send a heartbeat and live on for 40 seconds."""
 
 
 def _read_until_end(stream: httpx.Response) -> list[str]:
@@ -270,14 +270,15 @@ def test_an_open_event_stream_ends_when_its_token_expires(world: World, runtime:
     world.token(AccountRole.AUDITOR, username="short.lived")
     app = create_admin_app(runtime, AdminOptions(auth_policy=world.policy, **SLOW_STREAM))
     with serve(app, runtime.settings) as address, httpx.Client(
-            base_url=f"http://{address}", timeout=httpx.Timeout(10, read=20)) as client:
-        # Made once the server is up, so it is still valid when the stream opens.
+            base_url=f"http://{address}", timeout=httpx.Timeout(10, read=35)) as client:
+        # Made once the server is up, so it is still valid when the stream opens; 12 s, as
+        # signing in and making the token took over 6 s once on a loaded CI machine.
         api = _api_token(world, "short.lived", ["events:read"],
-                         expires_at=utcnow() + dt.timedelta(seconds=6))
+                         expires_at=utcnow() + dt.timedelta(seconds=12))
         with client.stream("GET", f"{V1}/events/stream", headers=api) as stream:
             assert stream.status_code == 200
             lines = _read_until_end(stream)
-        # It ended when the token did (6 s), before its first heartbeat (15 s).
+        # It ended when the token did (12 s), before its first heartbeat (25 s).
         assert ": keep-alive" not in lines, lines
         assert client.get(f"{V1}/events", headers=api).status_code == 401
 

@@ -34,6 +34,7 @@ def test_after_a_draw_the_idle_screen_names_key_slot_and_due_time(
     daemon.wait_state("await_returner")
     daemon.tap(eng["uid"])
     daemon.wait_state("returning")
+    assert daemon.wait_slot_open(slot)  # the screen moves before the latch pops
     daemon.post("/sim/insert", {"fob": fob, "slot": slot})
     daemon.wait_state("idle")
 
