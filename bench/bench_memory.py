@@ -29,6 +29,7 @@ works, not a growth figure).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -43,14 +44,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
 from bench_daemon import WHOLE_WEEK, Driver, _port, _wait
-from common import describe_database, report, rss_mb
-from sqlalchemy import func, select
+from common import describe_database, loans, report, rss_mb
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kiosk.config import Settings
 from kiosk.demo import load_demo
 from kiosk.runtime import Runtime
-from kiosk.store.models import Department, Key, Loan, Person, Slot
+from kiosk.store.models import Department, Key, Person, Slot
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = [
@@ -115,31 +116,36 @@ def _people_and_keys(runtime: Runtime) -> tuple[list[str], list[tuple[str, str, 
     return badges, rows
 
 
-def _loans(runtime: Runtime) -> tuple[int, int]:
-    """(all loans, open loans)."""
-    with Session(runtime.engine) as s:
-        total = s.scalar(select(func.count()).select_from(Loan)) or 0
-        open_ = s.scalar(select(func.count()).select_from(Loan)
-                         .where(Loan.returned_at.is_(None))) or 0
-    return total, open_
+
+PHASES = ("badge_to_choosing", "draw_request", "take_to_loan_recorded",
+          "fob_to_returner_asked", "badge_to_returning", "insert_to_loan_closed")
 
 
-def _cycle(person: Driver, badge: str, key: tuple[str, str, int]) -> None:
-    """One draw and its return, as a person does them (see the module docstring)."""
+def _cycle(person: Driver, badge: str, key: tuple[str, str, int]) -> list[float]:
+    """One draw and its return, as a person does them (see the module docstring); the
+    seconds each step took, in ``PHASES`` order."""
     number, fob, slot = key
+    t = [time.perf_counter()]
     person.tap(badge, "choosing")
+    t.append(time.perf_counter())
     person.client.post(f"{person.base}/kiosk/api/draw",
                        json={"keys": [number], "reason_code": "repair"}).raise_for_status()
+    t.append(time.perf_counter())
     person.post("take", slot=slot)
     person.until("idle")  # the next scan saw the key leave: the loan is recorded
+    t.append(time.perf_counter())
     person.tap(fob, "await_returner")  # K4: whose badge returns it?
+    t.append(time.perf_counter())
     person.tap(badge, "returning")
+    t.append(time.perf_counter())
     person.insert(fob, slot)
     person.until("idle")  # the next scan saw it back: the loan is closed
+    t.append(time.perf_counter())
+    return [b - a for a, b in itertools.pairwise(t)]
 
 
-def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, Any],
-                                                                    dict[str, Any]]:
+def daemon_memory(draws: int, warm_up: int, scan_s: float,
+                  door_swing_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Idle RSS, then RSS over ``warm_up`` + ``draws`` draw-and-return cycles, of one daemon."""
     shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
@@ -147,13 +153,14 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, An
         runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
         load_demo(runtime)
         badges, keys = _people_and_keys(runtime)
-        loans_before = _loans(runtime)
+        loans_before = loans(runtime.engine)
         runtime.close()
         admin, kiosk = _port(), _port()
         env = {**os.environ, **WHOLE_WEEK, "KIOSK_DATA_DIR": tmp,
                "KIOSK_ADMIN_PORT": str(admin), "KIOSK_KIOSK_PORT": str(kiosk),
                "KIOSK_DATABASE_URL": "", "KIOSK_LOG_LEVEL": "WARNING",
-               "KIOSK_CABINET__SCAN_INTERVAL_S": str(scan_s)}
+               "KIOSK_CABINET__SCAN_INTERVAL_S": str(scan_s),
+               "KIOSK_SIM_DOOR_SWING_S": str(door_swing_s)}
         base = f"http://127.0.0.1:{kiosk}"
         every = max(1, draws // 10)
         by_draws: dict[str, float] = {}
@@ -172,9 +179,11 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, An
                 after_warm_up = rss_mb(proc.pid)
                 by_draws["0"] = after_warm_up
                 t_draws = time.perf_counter()
+                spent = [0.0] * len(PHASES)
                 for i in range(draws):
                     n = warm_up + i
-                    _cycle(person, badges[n % 2], keys[n % len(keys)])
+                    for p, took_s in enumerate(_cycle(person, badges[n % 2], keys[n % len(keys)])):
+                        spent[p] += took_s
                     if (i + 1) % every == 0:
                         by_draws[str(i + 1)] = rss_mb(proc.pid)
                         print(f"memory: {i + 1:,} draws, daemon RSS {by_draws[str(i + 1)]:.1f} MB",
@@ -185,7 +194,7 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, An
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
         runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
-        loans_after = _loans(runtime)
+        loans_after = loans(runtime.engine)
         dataset = describe_database(runtime.engine, "demo tower")
         runtime.close()
     done = warm_up + draws
@@ -197,7 +206,10 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, An
             "scan_interval_s": scan_s, "rss_mb_after_warm_up": after_warm_up,
             "rss_mb_after_draws": after, "rss_growth_mb": after - after_warm_up,
             "rss_mb_by_draws": {k: round(v, 2) for k, v in by_draws.items()},
-            "cycle_ms_mean": took / max(1, draws) * 1000, "retaps": person.retaps,
+            "cycle_ms_mean": took / max(1, draws) * 1000,
+            "cycle_phase_ms_mean": {name: round(v / max(1, draws) * 1000, 1)
+                                    for name, v in zip(PHASES, spent, strict=True)},
+            "door_swing_s": door_swing_s, "retaps": person.retaps,
             "loans_recorded_and_closed": loans_after[0] - loans_before[0]}, dataset
 
 
@@ -205,7 +217,8 @@ def main() -> None:
     draws = int(os.environ.get("BENCH_MEMORY_DRAWS", "10000"))
     warm_up = int(os.environ.get("BENCH_MEMORY_WARM_UP", "200"))
     scan_s = float(os.environ.get("BENCH_MEMORY_SCAN_S", "0.02"))
-    figures, dataset = daemon_memory(draws, warm_up, scan_s)
+    door_swing_s = float(os.environ.get("BENCH_MEMORY_DOOR_SWING_S", "0.05"))
+    figures, dataset = daemon_memory(draws, warm_up, scan_s, door_swing_s)
     costs = import_costs()
     report("memory", {**figures, "imports": costs}, dataset=dataset)
 

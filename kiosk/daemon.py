@@ -42,12 +42,12 @@ from kiosk.store.models import Person
 from kiosk.systemd import Notifier
 from kiosk.tls import TlsFiles, admin_tls
 from kiosk.wiring import (
-    DOOR_SWING_S,
     ReaderPump,
     RealHardware,
     SimulatedHardware,
     build_real,
     build_simulated,
+    door_swing_s,
     reader_fault_logger,
 )
 
@@ -184,7 +184,7 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         runtime.audit.append(NewEvent(type="daemon.started", payload={
             "simulate": settings.simulate, "database": runtime.engine.dialect.name,
             "admin_tls": tls.fingerprint if tls else None}))
-        hardware = (build_simulated(runtime, door_swing_s=DOOR_SWING_S) if settings.simulate
+        hardware = (build_simulated(runtime, door_swing_s=door_swing_s()) if settings.simulate
                     else build_real(settings))
         door = hardware.door_sensor
         cabinet = Cabinet(
