@@ -5,7 +5,9 @@ One daemon, ``kiosk run`` on the demo tower (simulated hardware, both listeners,
 scheduler, the K9 catch-up report it makes at start), started by this bench as a process of
 its own:
 
-* Idle: its RSS once the screen answers and start-up work has settled (aim ≤ 85 MB).
+* Idle: its RSS once the screen answers and start-up work has settled (aim ≤ 85 MB), and
+  again after the admin listener's first request, which loads the admin API
+  (``kiosk.daemon.AdminOnFirstRequest``).
 * Growth: then BENCH_MEMORY_DRAWS (default 10,000) draws, each followed by its return,
   after BENCH_MEMORY_WARM_UP (default 200) warm-up cycles; its RSS after the warm-up, every
   tenth of the run, and at the end (aim: growth ≤ 2 MB). A cycle is what a person does, through
@@ -15,8 +17,12 @@ its own:
   next sensor scan (loan recorded), the key's fob then the borrower's badge (K4: who returns
   it), the key put back (``/sim/insert``) and seen back (loan closed). Two engineers take
   turns over 20 slots. The daemon scans every BENCH_MEMORY_SCAN_S (default 0.02 s; the
-  shipped default is 0.1 s) so the two scans a cycle waits for do not set its length; every
-  other step is the shipped code path. Its data folder is on /dev/shm when there is one, so a
+  shipped default is 0.1 s), and the simulated person pushes a door shut
+  BENCH_MEMORY_DOOR_SWING_S (default 0.05 s; the daemon's simulated person takes 0.3 s)
+  after it sprang open; every other step is the shipped code path. What each step of a cycle
+  cost is in ``cycle_phase_ms_mean``: what is left is mostly the sensor scan itself (13 Kerong
+  boards on the simulated RS-485 bus at 19200 baud, about 90 ms), which a cycle waits for
+  three times (key seen gone, key seen back, the unlock waiting for the bus). Its data folder is on /dev/shm when there is one, so a
   run of hours measures memory and not the disk's fsync (RSS does not count the page cache).
   The loans table is checked at the end: one loan per draw, every one closed.
 * Imports: each module imported alone in a fresh interpreter: RSS before and after, and
@@ -54,25 +60,32 @@ from kiosk.runtime import Runtime
 from kiosk.store.models import Department, Key, Person, Slot
 
 ROOT = Path(__file__).resolve().parent.parent
+AT_START = "at start"
 MODULES = [
-    ("sqlalchemy.orm", "database (SQLAlchemy ORM)"),
-    ("alembic.command", "migrations (Alembic)"),
-    ("pydantic", "settings and API models (pydantic)"),
-    ("fastapi", "admin and kiosk API (FastAPI)"),
-    ("uvicorn", "HTTP server (uvicorn)"),
-    ("jinja2", "console templates (Jinja2)"),
-    ("httpx", "notification HTTP client (httpx)"),
-    ("cryptography.hazmat.primitives.asymmetric.ed25519", "device key (cryptography)"),
-    ("argon2", "passwords (argon2-cffi)"),
-    ("prometheus_client", "metrics (prometheus-client)"),
-    ("psycopg", "PostgreSQL driver (psycopg)"),
-    ("pymodbus.client", "Modbus lock boards (pymodbus)"),
-    ("nfc", "USB NFC readers (nfcpy)"),
-    ("gpiozero", "GPIO (gpiozero)"),
-    ("reportlab.pdfgen.canvas", "PDF reports (reportlab), only in the child process that makes one"),
-    ("openpyxl", "XLSX import/export (openpyxl), imported only when one is read or made"),
-    ("kiosk.daemon", "everything the daemon imports at start"),
+    ("sqlalchemy.orm", "database (SQLAlchemy ORM)", AT_START),
+    ("alembic.command", "migrations (Alembic)", "only when the schema is behind its head"),
+    ("pydantic", "settings and API models (pydantic)", AT_START),
+    ("fastapi", "admin and kiosk API (FastAPI)", AT_START),
+    ("uvicorn", "HTTP server (uvicorn)", AT_START),
+    ("api.app", "the admin API: its routes and models, argon2, prometheus-client",
+     "by the admin listener's first request"),
+    ("jinja2", "console templates (Jinja2)", "by the console's first request"),
+    ("httpx", "notification HTTP client (httpx)", "only to deliver a notification"),
+    ("cryptography.hazmat.primitives.asymmetric.ed25519", "device key (cryptography)",
+     AT_START),
+    ("argon2", "passwords and PINs (argon2-cffi)", AT_START),
+    ("prometheus_client", "metrics (prometheus-client)", "with the admin API"),
+    ("psycopg", "PostgreSQL driver (psycopg)", "only on PostgreSQL"),
+    ("pymodbus.client", "Modbus lock boards (pymodbus)", "only with Modbus lock boards"),
+    ("nfc", "USB NFC readers (nfcpy)", "only with a USB NFC reader"),
+    ("gpiozero", "GPIO (gpiozero)", AT_START),
+    ("reportlab.pdfgen.canvas", "PDF reports (reportlab)",
+     "only in the child process that makes a PDF"),
+    ("openpyxl", "XLSX import/export (openpyxl)", "only when a spreadsheet is read or made"),
+    ("kiosk.daemon", "everything the daemon imports at start", AT_START),
 ]
+"""(module, what it is for, when the daemon loads it). ``tests/test_daemon_memory.py`` checks
+the ones an idle ``kiosk run`` on SQLite with simulated hardware must not hold."""
 CHILD = """
 import importlib, json, sys, time
 def rss():
@@ -88,14 +101,15 @@ print(json.dumps({"before": before, "after": rss(), "s": time.perf_counter() - t
 def import_costs() -> dict[str, dict[str, Any]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     costs = {}
-    for module, what in MODULES:
+    for module, what, when in MODULES:
         out = subprocess.run([sys.executable, "-c", CHILD, module], env=env, cwd=ROOT,
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
-            costs[module] = {"what": what, "error": out.stderr.strip().splitlines()[-1:]}
+            costs[module] = {"what": what, "daemon_loads": when,
+                             "error": out.stderr.strip().splitlines()[-1:]}
             continue
         got = json.loads(out.stdout)
-        costs[module] = {"what": what, "rss_mb": round(got["after"] - got["before"], 1),
+        costs[module] = {"what": what, "daemon_loads": when, "rss_mb": round(got["after"] - got["before"], 1),
                          "import_ms": round(got["s"] * 1000, 1)}
     return costs
 
@@ -173,6 +187,10 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float,
                 started = time.perf_counter() - t0
                 time.sleep(3)  # start-up work (scheduler catch-up, first scans) settles
                 idle = rss_mb(proc.pid)
+                # the admin API is made by its first request: what a cabinet holds once used
+                client.get(f"http://127.0.0.1:{admin}/api/v1/health").raise_for_status()
+                time.sleep(1)
+                after_admin = rss_mb(proc.pid)
                 person = Driver(client, base)
                 for i in range(warm_up):
                     _cycle(person, badges[i % 2], keys[i % len(keys)])
@@ -201,7 +219,8 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float,
     if loans_after != (loans_before[0] + done, loans_before[1]):
         raise RuntimeError(f"loans before {loans_before}, after {loans_after}: expected "
                            f"{done} more, all closed")
-    return {"daemon_rss_idle_mb": idle, "daemon_cold_start_s": started,
+    return {"daemon_rss_idle_mb": idle, "daemon_rss_after_admin_request_mb": after_admin,
+            "daemon_cold_start_s": started,
             "draws_and_returns": draws, "warm_up_cycles": warm_up,
             "scan_interval_s": scan_s, "rss_mb_after_warm_up": after_warm_up,
             "rss_mb_after_draws": after, "rss_growth_mb": after - after_warm_up,
