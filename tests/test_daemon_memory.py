@@ -21,9 +21,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from kiosk.config import Settings
 from kiosk.demo import load_demo
 from kiosk.runtime import Runtime
+from kiosk.store.models import Event
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,3 +115,60 @@ def test_an_idle_daemon_holds_no_library_it_does_not_use_and_loads_the_admin_api
     assert seen["unauthorised"] == 401
     assert seen["openapi_paths"] > 50
     assert "kiosk: cabinet cab-01" in done.stdout
+    # It stopped as it always does, the admin app's lifespan ended with it: the stop is the
+    # log's last event.
+    runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
+    with Session(runtime.engine) as s:
+        last = s.scalars(select(Event.type).order_by(Event.seq.desc()).limit(1)).one()
+    runtime.close()
+    assert last == "daemon.stopped"
+
+
+async def test_the_admin_app_is_made_once_for_concurrent_first_requests_and_ends_with_its_listener(
+    tmp_path: Path,
+) -> None:
+    """Two first requests at once make one app; the listener's shutdown ends the made app's
+    lifespan (its event feed stops listening to the log), as an eager app's would."""
+    import asyncio
+
+    import httpx
+
+    from api.app import create_admin_app
+    from kiosk.daemon import AdminOnFirstRequest
+
+    runtime = Runtime.open(Settings(data_dir=tmp_path, cabinet_id="cab-01"))
+    made = []
+
+    def build() -> object:
+        made.append(1)
+        return create_admin_app(runtime, lazy_console=True)
+
+    lazy = AdminOnFirstRequest(build)  # type: ignore[arg-type]
+    to_lifespan: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    from_lifespan: list[dict[str, str]] = []
+
+    async def send(message: dict[str, str]) -> None:
+        from_lifespan.append(message)
+
+    lifespan = asyncio.create_task(lazy({"type": "lifespan"}, to_lifespan.get, send))  # type: ignore[arg-type]
+    await to_lifespan.put({"type": "lifespan.startup"})
+    while not from_lifespan:
+        await asyncio.sleep(0.01)
+    assert from_lifespan == [{"type": "lifespan.startup.complete"}] and made == []
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=lazy),
+                                     base_url="http://admin") as client:
+            first, second = await asyncio.gather(client.get("/api/v1/health"),
+                                                 client.get("/api/v1/people"))
+            assert (first.status_code, second.status_code) == (200, 401)
+            assert (await client.get("/api/v1/health")).status_code == 200
+        assert made == [1] and lazy.app is not None
+        feed = lazy.app.state.feed.notify  # the event stream's feed listens to the log
+        assert feed in runtime.audit.listeners
+        await to_lifespan.put({"type": "lifespan.shutdown"})
+        await asyncio.wait_for(lifespan, 30)
+        assert from_lifespan[-1] == {"type": "lifespan.shutdown.complete"}
+        assert feed not in runtime.audit.listeners
+    finally:
+        lifespan.cancel()
+        runtime.close()
