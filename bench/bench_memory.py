@@ -67,7 +67,7 @@ MODULES = [
     ("pydantic", "settings and API models (pydantic)", AT_START),
     ("fastapi", "admin and kiosk API (FastAPI)", AT_START),
     ("uvicorn", "HTTP server (uvicorn)", AT_START),
-    ("api.app", "the admin API: its routes and models, argon2, prometheus-client",
+    ("api.app", "the admin API: its routes and models, prometheus-client",
      "by the admin listener's first request"),
     ("jinja2", "console templates (Jinja2)", "by the console's first request"),
     ("httpx", "notification HTTP client (httpx)", "only to deliver a notification"),

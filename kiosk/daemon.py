@@ -73,8 +73,8 @@ class _Server(uvicorn.Server):
 class AdminOnFirstRequest:
     """The admin listener's app, made by its first request rather than at start.
 
-    The admin API's routes, their models, argon2 and prometheus-client cost the daemon about
-    10 MB (bench/results/memory.json), and a cabinet may go days without an administrator;
+    The admin API's routes, their models and prometheus-client cost the daemon about
+    12 MB (bench/results/memory.json: idle, then after the admin's first request), and a cabinet may go days without an administrator;
     the kiosk screen, the sensors and the locks need none of it (issue 15, item 4). The
     listener is bound at start as before; its first request imports ``api.app`` in a worker
     thread (off the event loop the cabinet runs on), makes the app exactly as an eager start
