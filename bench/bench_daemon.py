@@ -39,14 +39,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
-from common import describe_database, percentile, report, rss_mb
-from sqlalchemy import func, select
+from common import describe_database, loans, percentile, report, rss_mb
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kiosk.config import Settings
 from kiosk.demo import load_demo
 from kiosk.runtime import Runtime
-from kiosk.store.models import Department, Key, Loan, Person, Slot
+from kiosk.store.models import Department, Key, Person, Slot
 
 STEP_TIMEOUT_S = 10.0
 """How long one step may take before the run is declared stuck. Generous: a long run must
@@ -132,14 +132,6 @@ class Driver:
             time.sleep(POLL_S)
 
 
-def _loans(runtime: Runtime) -> tuple[int, int]:
-    """(all loans, open loans) in the database."""
-    with Session(runtime.engine) as s:
-        total = s.scalar(select(func.count()).select_from(Loan)) or 0
-        open_ = s.scalar(select(func.count()).select_from(Loan)
-                         .where(Loan.returned_at.is_(None))) or 0
-    return total, open_
-
 
 def main() -> None:
     draws = int(os.environ.get("BENCH_DRAWS", "500"))
@@ -161,7 +153,7 @@ def main() -> None:
                     .order_by(Slot.number).limit(20))
                 if fob
             ]
-        loans_before = _loans(runtime)
+        loans_before = loans(runtime.engine)
         runtime.close()
         admin, kiosk = _port(), _port()
         env = {**os.environ, **WHOLE_WEEK, "KIOSK_DATA_DIR": str(data),
@@ -217,7 +209,7 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
         runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
-        loans_after = _loans(runtime)
+        loans_after = loans(runtime.engine)
         measured_on = describe_database(runtime.engine, "demo tower")
         runtime.close()
     if loans_after != (loans_before[0] + draws, loans_before[1]):

@@ -5,7 +5,9 @@ One daemon, ``kiosk run`` on the demo tower (simulated hardware, both listeners,
 scheduler, the K9 catch-up report it makes at start), started by this bench as a process of
 its own:
 
-* Idle: its RSS once the screen answers and start-up work has settled (aim ≤ 85 MB).
+* Idle: its RSS once the screen answers and start-up work has settled (aim ≤ 85 MB), and
+  again after the admin listener's first request, which loads the admin API
+  (``kiosk.daemon.AdminOnFirstRequest``).
 * Growth: then BENCH_MEMORY_DRAWS (default 10,000) draws, each followed by its return,
   after BENCH_MEMORY_WARM_UP (default 200) warm-up cycles; its RSS after the warm-up, every
   tenth of the run, and at the end (aim: growth ≤ 2 MB). A cycle is what a person does, through
@@ -15,8 +17,12 @@ its own:
   next sensor scan (loan recorded), the key's fob then the borrower's badge (K4: who returns
   it), the key put back (``/sim/insert``) and seen back (loan closed). Two engineers take
   turns over 20 slots. The daemon scans every BENCH_MEMORY_SCAN_S (default 0.02 s; the
-  shipped default is 0.1 s) so the two scans a cycle waits for do not set its length; every
-  other step is the shipped code path. Its data folder is on /dev/shm when there is one, so a
+  shipped default is 0.1 s), and the simulated person pushes a door shut
+  BENCH_MEMORY_DOOR_SWING_S (default 0.05 s; the daemon's simulated person takes 0.3 s)
+  after it sprang open; every other step is the shipped code path. What each step of a cycle
+  cost is in ``cycle_phase_ms_mean``: what is left is mostly the sensor scan itself (13 Kerong
+  boards on the simulated RS-485 bus at 19200 baud, about 90 ms), which a cycle waits for
+  three times (key seen gone, key seen back, the unlock waiting for the bus). Its data folder is on /dev/shm when there is one, so a
   run of hours measures memory and not the disk's fsync (RSS does not count the page cache).
   The loans table is checked at the end: one loan per draw, every one closed.
 * Imports: each module imported alone in a fresh interpreter: RSS before and after, and
@@ -29,6 +35,7 @@ works, not a growth figure).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -43,35 +50,42 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
 from bench_daemon import WHOLE_WEEK, Driver, _port, _wait
-from common import describe_database, report, rss_mb
-from sqlalchemy import func, select
+from common import describe_database, loans, report, rss_mb
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kiosk.config import Settings
 from kiosk.demo import load_demo
 from kiosk.runtime import Runtime
-from kiosk.store.models import Department, Key, Loan, Person, Slot
+from kiosk.store.models import Department, Key, Person, Slot
 
 ROOT = Path(__file__).resolve().parent.parent
+AT_START = "at start"
 MODULES = [
-    ("sqlalchemy.orm", "database (SQLAlchemy ORM)"),
-    ("alembic.command", "migrations (Alembic)"),
-    ("pydantic", "settings and API models (pydantic)"),
-    ("fastapi", "admin and kiosk API (FastAPI)"),
-    ("uvicorn", "HTTP server (uvicorn)"),
-    ("jinja2", "console templates (Jinja2)"),
-    ("httpx", "notification HTTP client (httpx)"),
-    ("cryptography.hazmat.primitives.asymmetric.ed25519", "device key (cryptography)"),
-    ("argon2", "passwords (argon2-cffi)"),
-    ("prometheus_client", "metrics (prometheus-client)"),
-    ("psycopg", "PostgreSQL driver (psycopg)"),
-    ("pymodbus.client", "Modbus lock boards (pymodbus)"),
-    ("nfc", "USB NFC readers (nfcpy)"),
-    ("gpiozero", "GPIO (gpiozero)"),
-    ("reportlab.pdfgen.canvas", "PDF reports (reportlab), only in the child process that makes one"),
-    ("openpyxl", "XLSX import/export (openpyxl), imported only when one is read or made"),
-    ("kiosk.daemon", "everything the daemon imports at start"),
+    ("sqlalchemy.orm", "database (SQLAlchemy ORM)", AT_START),
+    ("alembic.command", "migrations (Alembic)", "only when the schema is behind its head"),
+    ("pydantic", "settings and API models (pydantic)", AT_START),
+    ("fastapi", "admin and kiosk API (FastAPI)", AT_START),
+    ("uvicorn", "HTTP server (uvicorn)", AT_START),
+    ("api.app", "the admin API: its routes and models, prometheus-client",
+     "by the admin listener's first request"),
+    ("jinja2", "console templates (Jinja2)", "by the console's first request"),
+    ("httpx", "notification HTTP client (httpx)", "only to deliver a notification"),
+    ("cryptography.hazmat.primitives.asymmetric.ed25519", "device key (cryptography)",
+     AT_START),
+    ("argon2", "passwords and PINs (argon2-cffi)", AT_START),
+    ("prometheus_client", "metrics (prometheus-client)", "with the admin API"),
+    ("psycopg", "PostgreSQL driver (psycopg)", "only on PostgreSQL"),
+    ("pymodbus.client", "Modbus lock boards (pymodbus)", "only with Modbus lock boards"),
+    ("nfc", "USB NFC readers (nfcpy)", "only with a USB NFC reader"),
+    ("gpiozero", "GPIO (gpiozero)", AT_START),
+    ("reportlab.pdfgen.canvas", "PDF reports (reportlab)",
+     "only in the child process that makes a PDF"),
+    ("openpyxl", "XLSX import/export (openpyxl)", "only when a spreadsheet is read or made"),
+    ("kiosk.daemon", "everything the daemon imports at start", AT_START),
 ]
+"""(module, what it is for, when the daemon loads it). ``tests/test_daemon_memory.py`` checks
+the ones an idle ``kiosk run`` on SQLite with simulated hardware must not hold."""
 CHILD = """
 import importlib, json, sys, time
 def rss():
@@ -87,14 +101,15 @@ print(json.dumps({"before": before, "after": rss(), "s": time.perf_counter() - t
 def import_costs() -> dict[str, dict[str, Any]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     costs = {}
-    for module, what in MODULES:
+    for module, what, when in MODULES:
         out = subprocess.run([sys.executable, "-c", CHILD, module], env=env, cwd=ROOT,
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
-            costs[module] = {"what": what, "error": out.stderr.strip().splitlines()[-1:]}
+            costs[module] = {"what": what, "daemon_loads": when,
+                             "error": out.stderr.strip().splitlines()[-1:]}
             continue
         got = json.loads(out.stdout)
-        costs[module] = {"what": what, "rss_mb": round(got["after"] - got["before"], 1),
+        costs[module] = {"what": what, "daemon_loads": when, "rss_mb": round(got["after"] - got["before"], 1),
                          "import_ms": round(got["s"] * 1000, 1)}
     return costs
 
@@ -115,31 +130,36 @@ def _people_and_keys(runtime: Runtime) -> tuple[list[str], list[tuple[str, str, 
     return badges, rows
 
 
-def _loans(runtime: Runtime) -> tuple[int, int]:
-    """(all loans, open loans)."""
-    with Session(runtime.engine) as s:
-        total = s.scalar(select(func.count()).select_from(Loan)) or 0
-        open_ = s.scalar(select(func.count()).select_from(Loan)
-                         .where(Loan.returned_at.is_(None))) or 0
-    return total, open_
+
+PHASES = ("badge_to_choosing", "draw_request", "take_to_loan_recorded",
+          "fob_to_returner_asked", "badge_to_returning", "insert_to_loan_closed")
 
 
-def _cycle(person: Driver, badge: str, key: tuple[str, str, int]) -> None:
-    """One draw and its return, as a person does them (see the module docstring)."""
+def _cycle(person: Driver, badge: str, key: tuple[str, str, int]) -> list[float]:
+    """One draw and its return, as a person does them (see the module docstring); the
+    seconds each step took, in ``PHASES`` order."""
     number, fob, slot = key
+    t = [time.perf_counter()]
     person.tap(badge, "choosing")
+    t.append(time.perf_counter())
     person.client.post(f"{person.base}/kiosk/api/draw",
                        json={"keys": [number], "reason_code": "repair"}).raise_for_status()
+    t.append(time.perf_counter())
     person.post("take", slot=slot)
     person.until("idle")  # the next scan saw the key leave: the loan is recorded
+    t.append(time.perf_counter())
     person.tap(fob, "await_returner")  # K4: whose badge returns it?
+    t.append(time.perf_counter())
     person.tap(badge, "returning")
+    t.append(time.perf_counter())
     person.insert(fob, slot)
     person.until("idle")  # the next scan saw it back: the loan is closed
+    t.append(time.perf_counter())
+    return [b - a for a, b in itertools.pairwise(t)]
 
 
-def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, Any],
-                                                                    dict[str, Any]]:
+def daemon_memory(draws: int, warm_up: int, scan_s: float,
+                  door_swing_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Idle RSS, then RSS over ``warm_up`` + ``draws`` draw-and-return cycles, of one daemon."""
     shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
@@ -147,13 +167,14 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, An
         runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
         load_demo(runtime)
         badges, keys = _people_and_keys(runtime)
-        loans_before = _loans(runtime)
+        loans_before = loans(runtime.engine)
         runtime.close()
         admin, kiosk = _port(), _port()
         env = {**os.environ, **WHOLE_WEEK, "KIOSK_DATA_DIR": tmp,
                "KIOSK_ADMIN_PORT": str(admin), "KIOSK_KIOSK_PORT": str(kiosk),
                "KIOSK_DATABASE_URL": "", "KIOSK_LOG_LEVEL": "WARNING",
-               "KIOSK_CABINET__SCAN_INTERVAL_S": str(scan_s)}
+               "KIOSK_CABINET__SCAN_INTERVAL_S": str(scan_s),
+               "KIOSK_SIM_DOOR_SWING_S": str(door_swing_s)}
         base = f"http://127.0.0.1:{kiosk}"
         every = max(1, draws // 10)
         by_draws: dict[str, float] = {}
@@ -166,15 +187,21 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, An
                 started = time.perf_counter() - t0
                 time.sleep(3)  # start-up work (scheduler catch-up, first scans) settles
                 idle = rss_mb(proc.pid)
+                # the admin API is made by its first request: what a cabinet holds once used
+                client.get(f"http://127.0.0.1:{admin}/api/v1/health").raise_for_status()
+                time.sleep(1)
+                after_admin = rss_mb(proc.pid)
                 person = Driver(client, base)
                 for i in range(warm_up):
                     _cycle(person, badges[i % 2], keys[i % len(keys)])
                 after_warm_up = rss_mb(proc.pid)
                 by_draws["0"] = after_warm_up
                 t_draws = time.perf_counter()
+                spent = [0.0] * len(PHASES)
                 for i in range(draws):
                     n = warm_up + i
-                    _cycle(person, badges[n % 2], keys[n % len(keys)])
+                    for p, took_s in enumerate(_cycle(person, badges[n % 2], keys[n % len(keys)])):
+                        spent[p] += took_s
                     if (i + 1) % every == 0:
                         by_draws[str(i + 1)] = rss_mb(proc.pid)
                         print(f"memory: {i + 1:,} draws, daemon RSS {by_draws[str(i + 1)]:.1f} MB",
@@ -185,19 +212,23 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float) -> tuple[dict[str, An
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
         runtime = Runtime.open(Settings(data_dir=data, cabinet_id="cab-01"))
-        loans_after = _loans(runtime)
+        loans_after = loans(runtime.engine)
         dataset = describe_database(runtime.engine, "demo tower")
         runtime.close()
     done = warm_up + draws
     if loans_after != (loans_before[0] + done, loans_before[1]):
         raise RuntimeError(f"loans before {loans_before}, after {loans_after}: expected "
                            f"{done} more, all closed")
-    return {"daemon_rss_idle_mb": idle, "daemon_cold_start_s": started,
+    return {"daemon_rss_idle_mb": idle, "daemon_rss_after_admin_request_mb": after_admin,
+            "daemon_cold_start_s": started,
             "draws_and_returns": draws, "warm_up_cycles": warm_up,
             "scan_interval_s": scan_s, "rss_mb_after_warm_up": after_warm_up,
             "rss_mb_after_draws": after, "rss_growth_mb": after - after_warm_up,
             "rss_mb_by_draws": {k: round(v, 2) for k, v in by_draws.items()},
-            "cycle_ms_mean": took / max(1, draws) * 1000, "retaps": person.retaps,
+            "cycle_ms_mean": took / max(1, draws) * 1000,
+            "cycle_phase_ms_mean": {name: round(v / max(1, draws) * 1000, 1)
+                                    for name, v in zip(PHASES, spent, strict=True)},
+            "door_swing_s": door_swing_s, "retaps": person.retaps,
             "loans_recorded_and_closed": loans_after[0] - loans_before[0]}, dataset
 
 
@@ -205,7 +236,8 @@ def main() -> None:
     draws = int(os.environ.get("BENCH_MEMORY_DRAWS", "10000"))
     warm_up = int(os.environ.get("BENCH_MEMORY_WARM_UP", "200"))
     scan_s = float(os.environ.get("BENCH_MEMORY_SCAN_S", "0.02"))
-    figures, dataset = daemon_memory(draws, warm_up, scan_s)
+    door_swing_s = float(os.environ.get("BENCH_MEMORY_DOOR_SWING_S", "0.05"))
+    figures, dataset = daemon_memory(draws, warm_up, scan_s, door_swing_s)
     costs = import_costs()
     report("memory", {**figures, "imports": costs}, dataset=dataset)
 

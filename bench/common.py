@@ -80,6 +80,20 @@ def describe_database(engine: Engine, name: str) -> dict[str, Any]:
     return {"name": name, **counts}
 
 
+def loans(engine: Engine) -> tuple[int, int]:
+    """(all loans, open loans) in the database: a draw bench checks every draw left one loan
+    and every return closed it."""
+    from sqlalchemy.orm import Session
+
+    from kiosk.store.models import Loan
+
+    with Session(engine) as s:
+        total = s.scalar(select(func.count()).select_from(Loan)) or 0
+        open_ = s.scalar(select(func.count()).select_from(Loan)
+                         .where(Loan.returned_at.is_(None))) or 0
+    return total, open_
+
+
 def rss_mb(pid: int | None = None) -> float:
     status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
     for line in status.splitlines():

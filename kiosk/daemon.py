@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.app import create_admin_app
 from api.kiosk.app import create_kiosk_app
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
@@ -41,16 +42,19 @@ from kiosk.store.models import Person
 from kiosk.systemd import Notifier
 from kiosk.tls import TlsFiles, admin_tls
 from kiosk.wiring import (
-    DOOR_SWING_S,
     ReaderPump,
     RealHardware,
     SimulatedHardware,
     build_real,
     build_simulated,
+    door_swing_s,
     reader_fault_logger,
 )
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import Receive, Scope, Send
+
     from kiosk.fleet.link import FleetLink
 
 log = logging.getLogger("kiosk.daemon")
@@ -64,6 +68,61 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class AdminOnFirstRequest:
+    """The admin listener's app, made by its first request rather than at start.
+
+    The admin API's routes, their models and prometheus-client cost the daemon about
+    12 MB (bench/results/memory.json: idle, then after the admin's first request), and a cabinet may go days without an administrator;
+    the kiosk screen, the sensors and the locks need none of it (issue 15, item 4). The
+    listener is bound at start as before; its first request imports ``api.app`` in a worker
+    thread (off the event loop the cabinet runs on), makes the app exactly as an eager start
+    would and passes that request and every later one to it. The app's own lifespan runs from
+    then until the listener stops. Its console stays lazy behind it (``lazy_console``).
+    """
+
+    def __init__(self, build: Callable[[], FastAPI]) -> None:
+        self._build = build
+        self.app: FastAPI | None = None
+        self._lock = asyncio.Lock()
+        self._lifespan: AbstractAsyncContextManager[Any] | None = None
+
+    async def _made(self) -> FastAPI:
+        async with self._lock:  # two first requests at once make it once
+            if self.app is None:
+                await asyncio.to_thread(importlib.import_module, "api.app")
+                app = self._build()
+                lifespan = app.router.lifespan_context(app)
+                await lifespan.__aenter__()
+                self.app, self._lifespan = app, lifespan
+        return self.app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._serve_lifespan(receive, send)
+            return
+        app = self.app if self.app is not None else await self._made()
+        await app(scope, receive, send)
+
+    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
+        """Start at once; at shutdown, end the made app's lifespan (if a request made it)."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._lifespan is not None:
+                    await self._lifespan.__aexit__(None, None, None)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _admin_app(runtime: Runtime, cabinet: Cabinet) -> FastAPI:
+    from api.app import create_admin_app
+
+    # the console is loaded by its first request: an idle cabinet need not hold it
+    return create_admin_app(runtime, cabinet=cabinet, lazy_console=True)
 
 
 MAX_CONNECTIONS = 256
@@ -125,7 +184,7 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         runtime.audit.append(NewEvent(type="daemon.started", payload={
             "simulate": settings.simulate, "database": runtime.engine.dialect.name,
             "admin_tls": tls.fingerprint if tls else None}))
-        hardware = (build_simulated(runtime, door_swing_s=DOOR_SWING_S) if settings.simulate
+        hardware = (build_simulated(runtime, door_swing_s=door_swing_s()) if settings.simulate
                     else build_real(settings))
         door = hardware.door_sensor
         cabinet = Cabinet(
@@ -144,8 +203,8 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         pump = (ReaderPump(hardware.reader, tap, loop,
                            reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
                 if hardware.reader is not None else None)
-        # the console is loaded by its first request: an idle cabinet need not hold it
-        admin = _server(create_admin_app(runtime, cabinet=cabinet, lazy_console=True),
+        # the admin API is made by its first request (AdminOnFirstRequest)
+        admin = _server(AdminOnFirstRequest(lambda: _admin_app(runtime, cabinet)),
                         settings.admin_host, settings.admin_port, settings, tls,
                         trusted_proxies=tuple(settings.admin_trusted_proxies))
         sim_control = hardware if isinstance(hardware, SimulatedHardware) else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -76,6 +77,26 @@ pushing it shut again (``CabinetModel.door_swing_s``; a real hand takes longer).
 it ``/sim/insert`` could put a key in and latch the door within the ~25 ms between the
 unlock pulse and the driver's read-back, which then reads the slot locked and reports a
 working unlock as a lock fault: no person is that fast, so the simulator must not be."""
+DOOR_SWING_ENV = "KIOSK_SIM_DOOR_SWING_S"
+"""Overrides :data:`DOOR_SWING_S` for the simulated cabinet only: a bench that runs thousands
+of draws (bench/bench_memory.py) plays a quicker person. Never below
+:data:`MIN_DOOR_SWING_S`, which is still longer than the unlock-to-read-back time above."""
+MIN_DOOR_SWING_S = 0.05
+
+
+def door_swing_s(environ: dict[str, str] | None = None) -> float:
+    """The simulated person's least door swing: :data:`DOOR_SWING_S` unless
+    ``KIOSK_SIM_DOOR_SWING_S`` says otherwise (a value below 0.05 s or not a number is refused)."""
+    raw = (os.environ if environ is None else environ).get(DOOR_SWING_ENV)
+    if raw is None or raw == "":
+        return DOOR_SWING_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{DOOR_SWING_ENV}={raw!r} is not a number of seconds") from None
+    if not MIN_DOOR_SWING_S <= value <= 10:
+        raise ConfigError(f"{DOOR_SWING_ENV}={raw!r}: between {MIN_DOOR_SWING_S} and 10 seconds")
+    return value
 
 
 def kerong_slot_map(slots: list[int]) -> dict[int, tuple[int, int]]:
