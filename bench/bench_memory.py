@@ -19,10 +19,12 @@ its own:
   turns over 20 slots. The daemon scans every BENCH_MEMORY_SCAN_S (default 0.02 s; the
   shipped default is 0.1 s), and the simulated person pushes a door shut
   BENCH_MEMORY_DOOR_SWING_S (default 0.05 s; the daemon's simulated person takes 0.3 s)
-  after it sprang open; every other step is the shipped code path. What each step of a cycle
-  cost is in ``cycle_phase_ms_mean``: what is left is mostly the sensor scan itself (13 Kerong
-  boards on the simulated RS-485 bus at 19200 baud, about 90 ms), which a cycle waits for
-  three times (key seen gone, key seen back, the unlock waiting for the bus). Its data folder is on /dev/shm when there is one, so a
+  after it sprang open, and the simulated Kerong bus runs at BENCH_MEMORY_SIM_BAUD (default
+  115200; a real bus and the shipped simulator run at 19200); every other step is the shipped
+  code path. What each step of a cycle cost is in ``cycle_phase_ms_mean``: what is left is
+  mostly the sensor scan itself (13 Kerong boards: about 90 ms at 19200 baud), which a cycle
+  waits for three times (key seen gone, key seen back, the unlock waiting for the bus); a
+  faster wire shortens what a cycle waits, not what it does. Its data folder is on /dev/shm when there is one, so a
   run of hours measures memory and not the disk's fsync (RSS does not count the page cache).
   The loans table is checked at the end: one loan per draw, every one closed.
 * Imports: each module imported alone in a fresh interpreter: RSS before and after, and
@@ -158,8 +160,8 @@ def _cycle(person: Driver, badge: str, key: tuple[str, str, int]) -> list[float]
     return [b - a for a, b in itertools.pairwise(t)]
 
 
-def daemon_memory(draws: int, warm_up: int, scan_s: float,
-                  door_swing_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+def daemon_memory(draws: int, warm_up: int, scan_s: float, door_swing_s: float,
+                  baud: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Idle RSS, then RSS over ``warm_up`` + ``draws`` draw-and-return cycles, of one daemon."""
     shm = Path("/dev/shm")
     with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
@@ -174,7 +176,7 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float,
                "KIOSK_ADMIN_PORT": str(admin), "KIOSK_KIOSK_PORT": str(kiosk),
                "KIOSK_DATABASE_URL": "", "KIOSK_LOG_LEVEL": "WARNING",
                "KIOSK_CABINET__SCAN_INTERVAL_S": str(scan_s),
-               "KIOSK_SIM_DOOR_SWING_S": str(door_swing_s)}
+               "KIOSK_SIM_DOOR_SWING_S": str(door_swing_s), "KIOSK_SIM_BAUD": str(baud)}
         base = f"http://127.0.0.1:{kiosk}"
         every = max(1, draws // 10)
         by_draws: dict[str, float] = {}
@@ -228,7 +230,7 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float,
             "cycle_ms_mean": took / max(1, draws) * 1000,
             "cycle_phase_ms_mean": {name: round(v / max(1, draws) * 1000, 1)
                                     for name, v in zip(PHASES, spent, strict=True)},
-            "door_swing_s": door_swing_s, "retaps": person.retaps,
+            "door_swing_s": door_swing_s, "sim_bus_baud": baud, "retaps": person.retaps,
             "loans_recorded_and_closed": loans_after[0] - loans_before[0]}, dataset
 
 
@@ -237,7 +239,8 @@ def main() -> None:
     warm_up = int(os.environ.get("BENCH_MEMORY_WARM_UP", "200"))
     scan_s = float(os.environ.get("BENCH_MEMORY_SCAN_S", "0.02"))
     door_swing_s = float(os.environ.get("BENCH_MEMORY_DOOR_SWING_S", "0.05"))
-    figures, dataset = daemon_memory(draws, warm_up, scan_s, door_swing_s)
+    baud = int(os.environ.get("BENCH_MEMORY_SIM_BAUD", "115200"))
+    figures, dataset = daemon_memory(draws, warm_up, scan_s, door_swing_s, baud)
     costs = import_costs()
     report("memory", {**figures, "imports": costs}, dataset=dataset)
 

@@ -49,6 +49,7 @@ from kiosk.wiring import (
     build_simulated,
     door_swing_s,
     reader_fault_logger,
+    sim_baud,
 )
 
 if TYPE_CHECKING:
@@ -184,8 +185,8 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
         runtime.audit.append(NewEvent(type="daemon.started", payload={
             "simulate": settings.simulate, "database": runtime.engine.dialect.name,
             "admin_tls": tls.fingerprint if tls else None}))
-        hardware = (build_simulated(runtime, door_swing_s=door_swing_s()) if settings.simulate
-                    else build_real(settings))
+        hardware = (build_simulated(runtime, door_swing_s=door_swing_s(), baud=sim_baud())
+                    if settings.simulate else build_real(settings))
         door = hardware.door_sensor
         cabinet = Cabinet(
             runtime, hardware.bank, calendar=calendar_from(runtime.settings),

@@ -99,6 +99,26 @@ def door_swing_s(environ: dict[str, str] | None = None) -> float:
     return value
 
 
+SIM_BAUD_ENV = "KIOSK_SIM_BAUD"
+"""The simulated Kerong bus's speed, for the simulated cabinet only. A real Kerong bus runs
+at 19200 baud and the simulator times its answers as that wire would: a scan of the demo
+tower's 13 boards takes about 86 ms, and a bench that plays 10,000 draws waits for three
+scans a draw (bench/bench_memory.py measures memory, not the wire, so it may run the bus
+at one of the faster rates the boards offer)."""
+SIM_BAUDS = (9600, 19200, 38400, 57600, 115200)
+
+
+def sim_baud(environ: dict[str, str] | None = None) -> int:
+    """The simulated bus's baud rate: 19200 unless ``KIOSK_SIM_BAUD`` names another of
+    :data:`SIM_BAUDS` (anything else is refused)."""
+    raw = (os.environ if environ is None else environ).get(SIM_BAUD_ENV)
+    if raw is None or raw == "":
+        return 19200
+    if not raw.isdigit() or int(raw) not in SIM_BAUDS:
+        raise ConfigError(f"{SIM_BAUD_ENV}={raw!r}: one of {', '.join(map(str, SIM_BAUDS))}")
+    return int(raw)
+
+
 def kerong_slot_map(slots: list[int]) -> dict[int, tuple[int, int]]:
     """Slot n is board (n-1)//16, channel (n-1)%16+1: the order boards are daisy-chained in."""
     return {n: ((n - 1) // CHANNELS, (n - 1) % CHANNELS + 1) for n in slots}
@@ -206,13 +226,14 @@ def stocked_slots(runtime: Runtime) -> tuple[list[int], dict[int, str]]:
 
 
 def build_simulated(runtime: Runtime, *, pop_open: bool = True, persist: bool = True,
-                    door_swing_s: float = 0.0) -> SimulatedHardware:
+                    door_swing_s: float = 0.0, baud: int = 19200) -> SimulatedHardware:
     """The whole virtual cabinet. With ``persist`` its physical state lives in
     ``DATA_DIR/sim-cabinet.json`` and survives a restart of the daemon (issue 13).
 
     ``door_swing_s`` is ``CabinetModel.door_swing_s``: the daemon, whose ``/sim`` people
     may act as fast as a script can, passes :data:`DOOR_SWING_S`; the test rigs step
-    people instantly and check the latch at once, so they keep 0."""
+    people instantly and check the latch at once, so they keep 0. ``baud`` is the simulated
+    Kerong bus's speed, the boards' and the driver's alike (:func:`sim_baud`)."""
     slots, fobs = stocked_slots(runtime)
     model = CabinetModel(slots, pop_open=pop_open, door_swing_s=door_swing_s)
     model.load(fobs)
@@ -222,10 +243,10 @@ def build_simulated(runtime: Runtime, *, pop_open: bool = True, persist: bool = 
             log.info("simulated cabinet: physical state restored from %s", state_file)
     slot_map = kerong_slot_map(slots)
     boards = max(b for b, _ in slot_map.values()) + 1
-    sim = KerongBoardSim(model, boards=boards,
+    sim = KerongBoardSim(model, boards=boards, baudrate=baud,
                          slot_map={loc: n for n, loc in slot_map.items()}, answers_unlock=False)
     server = KerongBoardServer(sim).start()
-    locks = KerongLockBank(server.url, slot_map, max_pulse_ms=500)
+    locks = KerongLockBank(server.url, slot_map, max_pulse_ms=500, baudrate=baud)
     _commission(locks)
     pins = MockFactory()
     gpio = GpioCabinet(model, pins, door_pin=DOOR_PIN)
