@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
@@ -37,6 +39,7 @@ from kiosk.audit.chain import RECORD_TEMPLATE, checkpoint_message, format_time
 from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.fleet.hub import raise_alarm
+from kiosk.fleet.record_columns import typed_columns
 from kiosk.fleet.requests_up import take_requests
 from kiosk.store.db import write_session
 from kiosk.store.models import Approval
@@ -46,6 +49,7 @@ from kiosk.store.models_fleet import (
     HubCheckpoint,
     HubEvent,
     HubRecord,
+    HubRecordCount,
 )
 from kiosk.store.types import utcnow
 
@@ -288,7 +292,9 @@ def _checkpoints(session: Session, cabinet: HubCabinet, checkpoints: list[dict[s
 def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -> None:
     """Upsert the latest copy of each record the cabinet owns, keyed by (kind, id): what the
     hub holds of them is read in one query, the new ones go in with one multi-row INSERT and
-    the changed ones with one executemany UPDATE (a busy batch carries hundreds of loans)."""
+    the changed ones with one executemany UPDATE (a busy batch carries hundreds of loans).
+    The typed columns the lists read are written from the body (``record_columns``), and
+    the cabinet's counts per kind and facet move with them, in this transaction."""
     latest: dict[tuple[str, uuid.UUID], tuple[Any, str]] = {}
     for raw in records:
         try:
@@ -300,28 +306,57 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
         latest[kind, record_id] = (body, json.dumps(body, sort_keys=True, ensure_ascii=False))
     if not latest:
         return
-    owners = {(kind, record_id): owner for kind, record_id, owner in session.execute(
-        select(HubRecord.kind, HubRecord.record_id, HubRecord.cabinet_id).where(
-            tuple_(HubRecord.kind, HubRecord.record_id).in_(list(latest))))}
-    for (kind, record_id), owner in owners.items():
+    held = {(kind, record_id): (owner, facet) for kind, record_id, owner, facet in
+            session.execute(select(HubRecord.kind, HubRecord.record_id, HubRecord.cabinet_id,
+                                   HubRecord.facet).where(
+                tuple_(HubRecord.kind, HubRecord.record_id).in_(list(latest))))}
+    for (kind, record_id), (owner, _) in held.items():
         if owner != cabinet_id:
             raise Refused("foreign_record", None, f"{kind} {record_id} belongs to cabinet "
                           f"{owner}; cabinet {cabinet_id} cannot overwrite it")
     now = utcnow()
-    new = [{"kind": k, "record_id": i, "cabinet_id": cabinet_id, "body": text,
-            "received_at": now} for (k, i), (_, text) in latest.items() if (k, i) not in owners]
-    changed = [{"k": k, "i": i, "body": text, "received_at": now}
-               for (k, i), (_, text) in latest.items() if (k, i) in owners]
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    counts: dict[tuple[str, str], int] = {}
+    for (kind, record_id), (body, text) in latest.items():
+        typed = typed_columns(kind, body)
+        facet = typed["facet"] or ""
+        counts[kind, facet] = counts.get((kind, facet), 0) + 1
+        before = held.get((kind, record_id))
+        if before is None:
+            new.append({"kind": kind, "record_id": record_id, "cabinet_id": cabinet_id,
+                        "body": text, "received_at": now, **typed})
+        else:
+            counts[kind, before[1] or ""] = counts.get((kind, before[1] or ""), 0) - 1
+            changed.append({"k": kind, "i": record_id, "body": text, "received_at": now,
+                            **typed})
     if new:
         session.execute(insert(HubRecord), new)
     if changed:
         session.connection().execute(
             update(HubRecord).where(HubRecord.kind == bindparam("k"),
                                     HubRecord.record_id == bindparam("i"))
-            .values(body=bindparam("body"), received_at=bindparam("received_at")), changed)
+            .values(body=bindparam("body"), received_at=bindparam("received_at"),
+                    occurred_at=bindparam("occurred_at"), due_at=bindparam("due_at"),
+                    facet=bindparam("facet")), changed)
+    _count(session, cabinet_id, counts)
     for (kind, record_id), (body, _) in latest.items():
         if kind == "loan" and isinstance(body, dict) and body.get("approval_id"):
             _approval_used(session, cabinet_id, uuid.UUID(str(body["approval_id"])), record_id)
+
+
+def _count(session: Session, cabinet_id: str, counts: dict[tuple[str, str], int]) -> None:
+    """Add ``counts`` to the cabinet's counts per (kind, facet): one upsert for the batch."""
+    rows = [{"cabinet_id": cabinet_id, "kind": kind, "facet": facet, "n": n}
+            for (kind, facet), n in sorted(counts.items()) if n]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    table = Table(HubRecordCount.__tablename__, HubRecordCount.metadata)
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+    session.connection().execute(upsert.on_conflict_do_update(
+        index_elements=["cabinet_id", "kind", "facet"],
+        set_={"n": table.c.n + upsert.excluded.n}), rows)
 
 
 def _approval_used(session: Session, cabinet_id: str, approval_id: uuid.UUID,

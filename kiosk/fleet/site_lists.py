@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -30,6 +31,7 @@ from sqlalchemy import (
     Select,
     String,
     func,
+    literal,
     literal_column,
     select,
     type_coerce,
@@ -37,9 +39,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from kiosk.errors import NotFound
+from kiosk.fleet.record_columns import TIME_FIELD
 from kiosk.fleet.scope import Scope
 from kiosk.store.models import Key, Person
-from kiosk.store.models_fleet import HubCabinet, HubRecord, HubReportFile, HubSite
+from kiosk.store.models_fleet import (
+    HubCabinet,
+    HubRecord,
+    HubRecordCount,
+    HubReportFile,
+    HubSite,
+)
 
 
 class LoanState(StrEnum):
@@ -97,17 +106,67 @@ def _kind_is(session: Session, kind: str) -> ColumnElement[bool]:
     return HubRecord.kind == kind
 
 
+def _word(session: Session, word: str) -> ColumnElement[str]:
+    """One of the code's own words (``'out'``) written into the SQL on PostgreSQL, so a
+    query's predicate matches a partial index's even in a prepared statement's generic
+    plan (a bound parameter would not)."""
+    if _postgres(session):
+        if not word.isidentifier():
+            raise ValueError(f"not a word of the code: {word!r}")
+        return literal_column(f"'{word}'", String)
+    return literal(word, String)
+
+
+def _total(session: Session, kind: str, cabinets: list[str],
+           facets: Sequence[str] | None) -> int:
+    """The records of ``kind`` (of ``facets``, or any) of these cabinets, from the counts
+    ingest keeps beside them (``hub_record_counts``): exact, and one row per cabinet and
+    facet read instead of every record counted (the whole fleet's loans are millions)."""
+    query = select(func.coalesce(func.sum(HubRecordCount.n), 0)).where(
+        HubRecordCount.kind == kind, HubRecordCount.cabinet_id.in_(cabinets))
+    if facets is not None:
+        query = query.where(HubRecordCount.facet.in_(list(facets)))
+    return int(session.scalar(query) or 0)
+
+
 def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
              cabinet_id: str | None, where: list[ColumnElement[bool]], order: str,
-             limit: int, offset: int) -> tuple[list[tuple[HubRecord, str]], int]:
-    seen = cabinets_seen(scope, site=site, cabinet_id=cabinet_id).subquery()
-    query = (select(HubRecord, seen.c.code)
-             .join(seen, HubRecord.cabinet_id == seen.c.cabinet_id)
-             .where(_kind_is(session, kind), *where))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(query.order_by(_field(session, order).desc(), HubRecord.record_id)
+             limit: int, offset: int, facets: Sequence[str] | None = None,
+             ) -> tuple[list[tuple[HubRecord, str]], int]:
+    """A page of ``kind`` records of the cabinets in view, newest first, with the total.
+
+    ``order`` names the body's time field; the kind's own time (``record_columns``) is
+    read from its typed column, which the indexes of migration 0024 keep in that order:
+    the page's keys come from the index alone (cabinet and facet are in it, the index read
+    backwards: records of the same time, newest id first), then the page's bodies by key. ``facets`` narrows by the typed facet; ``where`` by anything else (a
+    field of the body: those pages are counted row by row, as they must be)."""
+    seen = dict(session.execute(cabinets_seen(scope, site=site, cabinet_id=cabinet_id)).all())
+    if not seen:
+        return [], 0
+    cabinets = sorted(seen)
+    in_view = (HubRecord.cabinet_id == cabinets[0] if len(cabinets) == 1
+               else HubRecord.cabinet_id.in_(cabinets))
+    conditions = [_kind_is(session, kind), in_view, *where]
+    if facets is not None:
+        conditions.append(HubRecord.facet == _word(session, facets[0])
+                          if list(facets) in (["out"], ["returned"])  # a loan's: the code's
+                          else HubRecord.facet.in_(list(facets)))
+    ordered = (HubRecord.occurred_at if TIME_FIELD.get(kind) == order
+               else _field(session, order))
+    keys = session.execute(select(HubRecord.record_id, HubRecord.cabinet_id)
+                           .where(*conditions)
+                           .order_by(ordered.desc(), HubRecord.record_id.desc())
                            .limit(limit).offset(offset)).all()
-    return [(r, str(code)) for r, code in rows], int(total)
+    if where:
+        total = session.scalar(select(func.count()).select_from(
+            select(HubRecord.record_id).where(*conditions).subquery())) or 0
+    else:
+        total = _total(session, kind, cabinets, facets)
+    if not keys:
+        return [], int(total)
+    held = {r.record_id: r for r in session.scalars(select(HubRecord).where(
+        _kind_is(session, kind), HubRecord.record_id.in_([k for k, _ in keys])))}
+    return [(held[k], str(seen[c])) for k, c in keys if k in held], int(total)
 
 
 def _one(session: Session, scope: Scope, kind: str, record_id: uuid.UUID) -> tuple[HubRecord,
@@ -172,19 +231,17 @@ def loans(session: Session, scope: Scope, *, now: dt.datetime, site: str | None 
     """The fleet's loans as the cabinets shipped them, newest draw first; ``out`` (the
     keys out now) by default, ``overdue`` those of them past due (K9). ``department_id``
     is a department leader's own department: only its people's loans, as on a cabinet."""
-    returned = _field(session, "returned_at")
     where: list[ColumnElement[bool]] = []
     if department_id is not None:
         where.append(_field(session, "borrower_id").in_(
             _department_people(session, department_id)))
-    if state in (LoanState.OUT, LoanState.OVERDUE):
-        where.append(returned.is_(None))
-    if state is LoanState.OVERDUE:
-        where.append(_field(session, "due_at") < now.isoformat())
-    if state is LoanState.RETURNED:
-        where.append(returned.is_not(None))
+    facets = {LoanState.OUT: ["out"], LoanState.OVERDUE: ["out"],
+              LoanState.RETURNED: ["returned"], LoanState.ALL: None}[state]
+    if state is LoanState.OVERDUE:  # K9: due before now and still out
+        where.append(HubRecord.due_at < now)
     rows, total = _records(session, scope, "loan", site=site, cabinet_id=cabinet_id,
-                           where=where, order="drawn_at", limit=limit, offset=offset)
+                           where=where, order="drawn_at", limit=limit, offset=offset,
+                           facets=facets)
     bodies = [json.loads(r.body) for r, _ in rows]
     keys, people = _names(session, bodies)
     return Page([_loan_out(r, site_code, body, keys, people, now)
@@ -221,9 +278,9 @@ def alarms(session: Session, scope: Scope, *, site: str | None = None,
            offset: int = 0) -> Page:
     """The alarms the cabinets raised (F1: forced door, key overdue ...), newest first,
     with their notes; ``state`` (open, acknowledged, closed) narrows."""
-    where = [_field(session, "state") == state] if state else []
     rows, total = _records(session, scope, "alarm", site=site, cabinet_id=cabinet_id,
-                           where=where, order="raised_at", limit=limit, offset=offset)
+                           where=[], order="raised_at", limit=limit, offset=offset,
+                           facets=[state] if state else None)
     bodies = [json.loads(r.body) for r, _ in rows]
     keys, people = _names(session, bodies)
     return Page([_alarm_out(r, code, body, keys, people)
@@ -251,9 +308,9 @@ def reports(session: Session, scope: Scope, *, site: str | None = None,
             offset: int = 0) -> Page:
     """The reports the cabinets issued (K9), newest first: the frozen data's SHA-256 and
     who acknowledged them (the rendered files: ``report``, ``kiosk.fleet.report_files``)."""
-    where = [_field(session, "kind") == kind] if kind else []
     rows, total = _records(session, scope, "report", site=site, cabinet_id=cabinet_id,
-                           where=where, order="generated_at", limit=limit, offset=offset)
+                           where=[], order="generated_at", limit=limit, offset=offset,
+                           facets=[kind] if kind else None)
     held: dict[uuid.UUID, list[str]] = {}
     for report_id, name in session.execute(
             select(HubReportFile.report_id, HubReportFile.name)
