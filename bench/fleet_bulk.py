@@ -92,7 +92,7 @@ ALARM_RECORDS_SQL = """
 INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at, facet)
 SELECT 'alarm', md5(c.cabinet_id || ':alarm:' || n)::uuid, c.cabinet_id,
        '{"cabinet_id": "' || md5(c.cabinet_id)::uuid || '", "closed_at": '
-         || CASE WHEN n %% 20 = 0 THEN 'null' ELSE '"' || to_char(s.at + interval '1 hour',
+         || CASE WHEN n %% 20 = 1 THEN 'null' ELSE '"' || to_char(s.at + interval '1 hour',
                  'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') || '"' END
          || ', "event_seq": ' || (n * 200) || ', "id": "'
          || md5(c.cabinet_id || ':alarm:' || n)::uuid || '", "key_id": "'
@@ -104,7 +104,7 @@ SELECT 'alarm', md5(c.cabinet_id || ':alarm:' || n)::uuid, c.cabinet_id,
 FROM hub_cabinets c
 CROSS JOIN LATERAL (
     SELECT n, timestamptz '2026-12-07 08:00:00+00' + n * interval '50 minutes' AS at,
-           CASE WHEN n %% 20 = 0 THEN 'open' ELSE 'closed' END AS state
+           CASE WHEN n %% 20 = 1 THEN 'open' ELSE 'closed' END AS state
     FROM generate_series(1, %(alarms)s) AS n) AS s
 WHERE c.cabinet_id = ANY(%(ids)s)
 """

@@ -30,13 +30,17 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     String,
+    and_,
+    any_,
+    bindparam,
     func,
     literal,
     literal_column,
     select,
     type_coerce,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from kiosk.errors import NotFound
 from kiosk.fleet.record_columns import TIME_FIELD
@@ -117,13 +121,29 @@ def _word(session: Session, word: str) -> ColumnElement[str]:
     return literal(word, String)
 
 
-def _total(session: Session, kind: str, cabinets: list[str],
+def _in_view(session: Session, column: InstrumentedAttribute[str], cabinets: list[str],
+             everyone: bool) -> ColumnElement[bool]:
+    """``column`` names one of ``cabinets``. Written for the plan, not only the answer: one
+    cabinet is an equality (its own index); every cabinet of the fleet is a semi-join with
+    ``hub_cabinets`` (a thousand bound values cost more to send and plan than the page);
+    a site's few are one array on PostgreSQL."""
+    if len(cabinets) == 1:
+        return column == cabinets[0]
+    if everyone:
+        return column.in_(select(HubCabinet.cabinet_id))
+    if _postgres(session):
+        return column == any_(bindparam("cabinets_in_view", cabinets,
+                                        type_=postgresql.ARRAY(String)))
+    return column.in_(cabinets)
+
+
+def _total(session: Session, kind: str, in_view: ColumnElement[bool],
            facets: Sequence[str] | None) -> int:
-    """The records of ``kind`` (of ``facets``, or any) of these cabinets, from the counts
-    ingest keeps beside them (``hub_record_counts``): exact, and one row per cabinet and
-    facet read instead of every record counted (the whole fleet's loans are millions)."""
+    """The records of ``kind`` (of ``facets``, or any) of the cabinets in view, from the
+    counts ingest keeps beside them (``hub_record_counts``): exact, and one row per cabinet
+    and facet read instead of every record counted (the whole fleet's loans are millions)."""
     query = select(func.coalesce(func.sum(HubRecordCount.n), 0)).where(
-        HubRecordCount.kind == kind, HubRecordCount.cabinet_id.in_(cabinets))
+        HubRecordCount.kind == kind, in_view)
     if facets is not None:
         query = query.where(HubRecordCount.facet.in_(list(facets)))
     return int(session.scalar(query) or 0)
@@ -137,36 +157,41 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
 
     ``order`` names the body's time field; the kind's own time (``record_columns``) is
     read from its typed column, which the indexes of migration 0024 keep in that order:
-    the page's keys come from the index alone (cabinet and facet are in it, the index read
-    backwards: records of the same time, newest id first), then the page's bodies by key. ``facets`` narrows by the typed facet; ``where`` by anything else (a
-    field of the body: those pages are counted row by row, as they must be)."""
-    seen = dict(session.execute(cabinets_seen(scope, site=site, cabinet_id=cabinet_id)).all())
-    if not seen:
-        return [], 0
-    cabinets = sorted(seen)
-    in_view = (HubRecord.cabinet_id == cabinets[0] if len(cabinets) == 1
-               else HubRecord.cabinet_id.in_(cabinets))
-    conditions = [_kind_is(session, kind), in_view, *where]
+    the page's keys come from the index alone (cabinet and facet are in it; the index is
+    read backwards, so records of the same time come newest id first), then only the
+    page's bodies are read. ``facets`` narrows by the typed facet; ``where`` by anything
+    else (a field of the body: those pages are counted row by row, as they must be)."""
+    everyone = scope.whole_fleet and site is None and cabinet_id is None
+    cabinets: list[str] = []
+    if not everyone:
+        cabinets = sorted(str(c) for c, _ in session.execute(
+            cabinets_seen(scope, site=site, cabinet_id=cabinet_id)))
+        if not cabinets:
+            return [], 0
+    conditions = [_kind_is(session, kind),
+                  _in_view(session, HubRecord.cabinet_id, cabinets, everyone), *where]
     if facets is not None:
         conditions.append(HubRecord.facet == _word(session, facets[0])
                           if list(facets) in (["out"], ["returned"])  # a loan's: the code's
                           else HubRecord.facet.in_(list(facets)))
     ordered = (HubRecord.occurred_at if TIME_FIELD.get(kind) == order
                else _field(session, order))
-    keys = session.execute(select(HubRecord.record_id, HubRecord.cabinet_id)
-                           .where(*conditions)
-                           .order_by(ordered.desc(), HubRecord.record_id.desc())
-                           .limit(limit).offset(offset)).all()
+    page = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
+            .where(*conditions).order_by(ordered.desc(), HubRecord.record_id.desc())
+            .limit(limit).offset(offset).subquery())
+    rows = session.execute(
+        select(HubRecord, HubSite.code).select_from(HubRecord)
+        .join(page, and_(_kind_is(session, kind), HubRecord.record_id == page.c.record_id))
+        .join(HubCabinet, HubCabinet.cabinet_id == page.c.cabinet_id)
+        .join(HubSite, HubSite.id == HubCabinet.site_id)
+        .order_by(page.c.t.desc(), page.c.record_id.desc())).all()
     if where:
         total = session.scalar(select(func.count()).select_from(
             select(HubRecord.record_id).where(*conditions).subquery())) or 0
     else:
-        total = _total(session, kind, cabinets, facets)
-    if not keys:
-        return [], int(total)
-    held = {r.record_id: r for r in session.scalars(select(HubRecord).where(
-        _kind_is(session, kind), HubRecord.record_id.in_([k for k, _ in keys])))}
-    return [(held[k], str(seen[c])) for k, c in keys if k in held], int(total)
+        total = _total(session, kind, _in_view(session, HubRecordCount.cabinet_id, cabinets,
+                                               everyone), facets)
+    return [(r, str(code)) for r, code in rows], int(total)
 
 
 def _one(session: Session, scope: Scope, kind: str, record_id: uuid.UUID) -> tuple[HubRecord,
