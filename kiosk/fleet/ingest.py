@@ -291,12 +291,11 @@ def _checkpoints(session: Session, cabinet: HubCabinet, checkpoints: list[dict[s
 
 
 def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -> None:
-    """Upsert the latest copy of each record the cabinet owns, keyed by (kind, id): what the
-    hub holds of them is read in one query, and all go in with one statement on PostgreSQL
-    (elsewhere one multi-row INSERT and one executemany UPDATE; a busy batch carries
-    hundreds of loans).
-    The typed columns the lists read are written from the body (``record_columns``), and
-    the cabinet's counts per kind and facet move with them, in this transaction."""
+    """Upsert the latest copy of each record the cabinet owns, keyed by (kind, id), with the
+    typed columns the lists read (``record_columns``); the cabinet's counts per kind and
+    facet move with them, in this transaction. A record another cabinet owns is refused
+    and never overwritten. A busy batch carries hundreds of loans: on PostgreSQL all of it
+    is one statement (``_UPSERT_RECORDS``)."""
     latest: dict[tuple[str, uuid.UUID], tuple[Any, str]] = {}
     for raw in records:
         try:
@@ -308,44 +307,20 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
         latest[kind, record_id] = (body, json.dumps(body, sort_keys=True, ensure_ascii=False))
     if not latest:
         return
-    held = _held_records(session, list(latest))
-    for (kind, record_id), (owner, _) in held.items():
-        if owner != cabinet_id:
-            raise Refused("foreign_record", None, f"{kind} {record_id} belongs to cabinet "
-                          f"{owner}; cabinet {cabinet_id} cannot overwrite it")
     now = utcnow()
-    new: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    counts: dict[tuple[str, str], int] = {}
-    for (kind, record_id), (body, text) in latest.items():
-        typed = typed_columns(kind, body)
-        facet = typed["facet"] or ""
-        counts[kind, facet] = counts.get((kind, facet), 0) + 1
-        before = held.get((kind, record_id))
-        if before is None:
-            new.append({"kind": kind, "record_id": record_id, "cabinet_id": cabinet_id,
-                        "body": text, "received_at": now, **typed})
-        else:
-            counts[kind, before[1] or ""] = counts.get((kind, before[1] or ""), 0) - 1
-            changed.append({"k": kind, "i": record_id, "body": text, "received_at": now,
-                            **typed})
+    rows = [{"kind": kind, "record_id": record_id, "cabinet_id": cabinet_id, "body": text,
+             "received_at": now, **typed_columns(kind, body)}
+            for (kind, record_id), (body, text) in latest.items()]
     raw = _postgres_connection(session)
-    if raw is not None:  # one statement for the batch's records, new and changed
+    if raw is not None:
         with raw.cursor() as cursor:
-            cursor.execute(_UPSERT_RECORDS, _columns(_RECORD_COLUMNS, [*new, *(
-                {**c, "kind": c["k"], "record_id": c["i"], "cabinet_id": cabinet_id}
-                for c in changed)]))
-        new, changed = [], []
-    if new:
-        session.execute(insert(HubRecord), new)
-    if changed:
-        session.connection().execute(
-            update(HubRecord).where(HubRecord.kind == bindparam("k"),
-                                    HubRecord.record_id == bindparam("i"))
-            .values(body=bindparam("body"), received_at=bindparam("received_at"),
-                    occurred_at=bindparam("occurred_at"), due_at=bindparam("due_at"),
-                    facet=bindparam("facet")), changed)
-    _count(session, cabinet_id, counts)
+            foreign = cursor.execute(_UPSERT_RECORDS, {
+                **_columns(_RECORD_COLUMNS, rows), "cabinet": cabinet_id}).fetchall()
+    else:
+        foreign = _upsert_records_portably(session, cabinet_id, rows)
+    for kind, record_id, owner in foreign:  # the transaction is rolled back: nothing kept
+        raise Refused("foreign_record", None, f"{kind} {record_id} belongs to cabinet "
+                      f"{owner}; cabinet {cabinet_id} cannot overwrite it")
     for (kind, record_id), (body, _) in latest.items():
         if kind == "loan" and isinstance(body, dict) and body.get("approval_id"):
             _approval_used(session, cabinet_id, uuid.UUID(str(body["approval_id"])), record_id)
@@ -354,24 +329,41 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
 _RECORD_COLUMNS = ("kind", "record_id", "cabinet_id", "body", "received_at", "occurred_at",
                    "due_at", "facet")
 _UPSERT_RECORDS = """
-INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at, due_at,
-                         facet)
-SELECT * FROM unnest(%b::varchar[], %b::uuid[], %b::varchar[], %b::text[], %b::timestamptz[],
-                     %b::timestamptz[], %b::timestamptz[], %b::varchar[])
-ON CONFLICT (kind, record_id) DO UPDATE
-SET body = EXCLUDED.body, received_at = EXCLUDED.received_at,
-    occurred_at = EXCLUDED.occurred_at, due_at = EXCLUDED.due_at, facet = EXCLUDED.facet
-WHERE hub_records.cabinet_id = EXCLUDED.cabinet_id
+WITH incoming AS (
+  SELECT * FROM unnest(%(kind)b::varchar[], %(record_id)b::uuid[], %(cabinet_id)b::varchar[],
+                       %(body)b::text[], %(received_at)b::timestamptz[],
+                       %(occurred_at)b::timestamptz[], %(due_at)b::timestamptz[],
+                       %(facet)b::varchar[])
+    AS t(kind, record_id, cabinet_id, body, received_at, occurred_at, due_at, facet)),
+held AS (
+  SELECT r.kind, r.record_id, r.cabinet_id, r.facet FROM incoming i
+  JOIN hub_records r ON r.kind = i.kind AND r.record_id = i.record_id),
+written AS (
+  INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at,
+                           due_at, facet)
+  SELECT * FROM incoming
+  ON CONFLICT (kind, record_id) DO UPDATE
+  SET body = EXCLUDED.body, received_at = EXCLUDED.received_at,
+      occurred_at = EXCLUDED.occurred_at, due_at = EXCLUDED.due_at, facet = EXCLUDED.facet
+  WHERE hub_records.cabinet_id = EXCLUDED.cabinet_id),
+moved AS (
+  SELECT kind, coalesce(facet, '') AS facet, 1 AS n FROM incoming
+  UNION ALL
+  SELECT kind, coalesce(facet, ''), -1 FROM held WHERE cabinet_id = %(cabinet)b),
+counted AS (
+  INSERT INTO hub_record_counts (cabinet_id, kind, facet, n)
+  SELECT %(cabinet)b, kind, facet, sum(n) FROM moved GROUP BY kind, facet HAVING sum(n) <> 0
+  ON CONFLICT (cabinet_id, kind, facet) DO UPDATE
+  SET n = hub_record_counts.n + EXCLUDED.n)
+SELECT kind, record_id, cabinet_id FROM held WHERE cabinet_id <> %(cabinet)b
 """
-"""PostgreSQL: a batch's records in one statement, a column per array, sent in binary (a
-row per statement, as ``executemany`` sends them, was half of ingest's time; text arrays
-of JSON bodies cost their escaping). The ``WHERE`` keeps
-another cabinet's record untouched even if one appeared since the ownership check."""
-_HELD_RECORDS = """
-SELECT r.kind, r.record_id, r.cabinet_id, r.facet
-FROM unnest(%b::varchar[], %b::uuid[]) AS wanted(kind, record_id)
-JOIN hub_records r ON r.kind = wanted.kind AND r.record_id = wanted.record_id
-"""
+"""PostgreSQL: a batch's records in one statement and one round trip: the held copies are
+read (every part of the statement sees the table as it was before it), the records written
+(new or changed; never another cabinet's: the ``WHERE``), the cabinet's counts moved by
+the facets left and taken, and the records another cabinet owns returned, so the batch is
+refused and all of it rolled back. A column per array, sent in binary: a row per statement,
+as ``executemany`` sends them, was half of ingest's time, and text arrays of JSON bodies
+cost their escaping."""
 
 
 def _postgres_connection(session: Session) -> Any:
@@ -382,24 +374,46 @@ def _postgres_connection(session: Session) -> Any:
     return connection.connection.driver_connection
 
 
-def _columns(names: tuple[str, ...], rows: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[row[name] for row in rows] for name in names]
+def _columns(names: tuple[str, ...], rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows as a list per column (``unnest``'s arrays)."""
+    return {name: [row[name] for row in rows] for name in names}
 
 
-def _held_records(session: Session, keys: list[tuple[str, uuid.UUID]]
-                  ) -> dict[tuple[str, uuid.UUID], tuple[str, str | None]]:
-    """``(kind, id) → (owning cabinet, facet)`` of the records the hub holds among ``keys``,
-    in one query (on PostgreSQL a join with the keys as arrays: a primary-key lookup each)."""
-    raw = _postgres_connection(session)
-    if raw is None:
-        rows = session.execute(select(HubRecord.kind, HubRecord.record_id,
-                                      HubRecord.cabinet_id, HubRecord.facet).where(
-            tuple_(HubRecord.kind, HubRecord.record_id).in_(keys))).all()
-    else:
-        with raw.cursor() as cursor:
-            rows = cursor.execute(_HELD_RECORDS, ([k for k, _ in keys],
-                                                  [i for _, i in keys])).fetchall()
-    return {(kind, record_id): (owner, facet) for kind, record_id, owner, facet in rows}
+def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[str, Any]]
+                             ) -> list[tuple[str, uuid.UUID, str]]:
+    """``_UPSERT_RECORDS`` elsewhere (SQLite, in tests): the held copies read in one query,
+    one multi-row INSERT, one executemany UPDATE, the counts upserted. Returns the records
+    another cabinet owns (then nothing is written)."""
+    held = {(kind, record_id): (owner, facet) for kind, record_id, owner, facet in
+            session.execute(select(HubRecord.kind, HubRecord.record_id, HubRecord.cabinet_id,
+                                   HubRecord.facet).where(
+                tuple_(HubRecord.kind, HubRecord.record_id).in_(
+                    [(r["kind"], r["record_id"]) for r in rows])))}
+    foreign = [(kind, record_id, owner) for (kind, record_id), (owner, _) in held.items()
+               if owner != cabinet_id]
+    if foreign:
+        return foreign
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        taken = (row["kind"], row["facet"] or "")
+        counts[taken] = counts.get(taken, 0) + 1
+        if (before := held.get((row["kind"], row["record_id"]))) is not None:
+            left = (row["kind"], before[1] or "")
+            counts[left] = counts.get(left, 0) - 1
+    new = [r for r in rows if (r["kind"], r["record_id"]) not in held]
+    changed = [{**r, "k": r["kind"], "i": r["record_id"]} for r in rows
+               if (r["kind"], r["record_id"]) in held]
+    if new:
+        session.execute(insert(HubRecord), new)
+    if changed:
+        session.connection().execute(
+            update(HubRecord).where(HubRecord.kind == bindparam("k"),
+                                    HubRecord.record_id == bindparam("i"))
+            .values(body=bindparam("body"), received_at=bindparam("received_at"),
+                    occurred_at=bindparam("occurred_at"), due_at=bindparam("due_at"),
+                    facet=bindparam("facet")), changed)
+    _count(session, cabinet_id, counts)
+    return []
 
 
 def _count(session: Session, cabinet_id: str, counts: dict[tuple[str, str], int]) -> None:
