@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    ScalarSelect,
     Select,
     String,
     and_,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     literal_column,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -137,8 +139,8 @@ def _in_view(session: Session, column: InstrumentedAttribute[str], cabinets: lis
     return column.in_(cabinets)
 
 
-def _total(session: Session, kind: str, in_view: ColumnElement[bool],
-           facets: Sequence[str] | None) -> int:
+def _total(kind: str, in_view: ColumnElement[bool],
+           facets: Sequence[str] | None) -> ScalarSelect[Any]:
     """The records of ``kind`` (of ``facets``, or any) of the cabinets in view, from the
     counts ingest keeps beside them (``hub_record_counts``): exact, and one row per cabinet
     and facet read instead of every record counted (the whole fleet's loans are millions)."""
@@ -146,7 +148,7 @@ def _total(session: Session, kind: str, in_view: ColumnElement[bool],
         HubRecordCount.kind == kind, in_view)
     if facets is not None:
         query = query.where(HubRecordCount.facet.in_(list(facets)))
-    return int(session.scalar(query) or 0)
+    return query.scalar_subquery()
 
 
 def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
@@ -176,22 +178,24 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
                           else HubRecord.facet.in_(list(facets)))
     ordered = (HubRecord.occurred_at if TIME_FIELD.get(kind) == order
                else _field(session, order))
+    if where:
+        total = select(func.count()).select_from(
+            select(HubRecord.record_id).where(*conditions).subquery()).scalar_subquery()
+    else:
+        total = _total(kind, _in_view(session, HubRecordCount.cabinet_id, cabinets, everyone),
+                       facets)
     page = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
             .where(*conditions).order_by(ordered.desc(), HubRecord.record_id.desc())
             .limit(limit).offset(offset).subquery())
+    # The page and its total in one round trip (the total rides on each row).
     rows = session.execute(
-        select(HubRecord, HubSite.code).select_from(HubRecord)
+        select(HubRecord, HubSite.code, total.label("total")).select_from(HubRecord)
         .join(page, and_(_kind_is(session, kind), HubRecord.record_id == page.c.record_id))
         .join(HubCabinet, HubCabinet.cabinet_id == page.c.cabinet_id)
         .join(HubSite, HubSite.id == HubCabinet.site_id)
         .order_by(page.c.t.desc(), page.c.record_id.desc())).all()
-    if where:
-        total = session.scalar(select(func.count()).select_from(
-            select(HubRecord.record_id).where(*conditions).subquery())) or 0
-    else:
-        total = _total(session, kind, _in_view(session, HubRecordCount.cabinet_id, cabinets,
-                                               everyone), facets)
-    return [(r, str(code)) for r, code in rows], int(total)
+    count = rows[0][2] if rows else session.scalar(select(total))  # a page past the end
+    return [(r, str(code)) for r, code, _ in rows], int(count or 0)
 
 
 def _one(session: Session, scope: Scope, kind: str, record_id: uuid.UUID) -> tuple[HubRecord,
@@ -219,11 +223,14 @@ def _names(session: Session, bodies: list[dict[str, Any]]) -> tuple[dict[uuid.UU
     key_ids = {k for b in bodies if (k := _uuid(b.get("key_id")))}
     person_ids = {p for b in bodies for f in ("borrower_id", "owner_id")
                   if (p := _uuid(b.get(f)))}
-    keys = {k: n for k, n in session.execute(select(Key.id, Key.key_number).where(
-        Key.id.in_(key_ids)))} if key_ids else {}
-    people = {p: n for p, n in session.execute(select(Person.id, Person.name).where(
-        Person.id.in_(person_ids)))} if person_ids else {}
-    return keys, people
+    if not key_ids and not person_ids:
+        return {}, {}
+    # One round trip for both: ("k", key id, number) and ("p", person id, name) rows.
+    found = session.execute(union_all(
+        select(literal("k").label("what"), Key.id, Key.key_number.label("name"))
+        .where(Key.id.in_(key_ids)),
+        select(literal("p"), Person.id, Person.name).where(Person.id.in_(person_ids)))).all()
+    return ({i: n for w, i, n in found if w == "k"}, {i: n for w, i, n in found if w == "p"})
 
 
 def _is_overdue(body: dict[str, Any], now: dt.datetime) -> bool:
