@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.selectable import Subquery
 
 from kiosk.errors import NotFound
 from kiosk.fleet.record_columns import TIME_FIELD
@@ -151,6 +152,25 @@ def _total(kind: str, in_view: ColumnElement[bool],
     return query.scalar_subquery()
 
 
+def _merged_page(cabinets: list[str], narrowed: list[ColumnElement[bool]],
+                 ordered: ColumnElement[Any] | InstrumentedAttribute[Any], limit: int,
+                 offset: int) -> Subquery:
+    """A site's page: each of its cabinets' newest ``offset + limit`` from the cabinet's own
+    index, merged. One query over the site's cabinets as an array is planned well with the
+    array's values in view, but a prepared statement's generic plan (the driver prepares a
+    query it sees often) does not know the site's size and sorted every loan of the site;
+    this shape has one plan, whatever the site."""
+    branches = [select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
+                .where(HubRecord.cabinet_id == cabinet, *narrowed)
+                .order_by(ordered.desc(), HubRecord.record_id.desc())
+                .limit(offset + limit).subquery() for cabinet in cabinets]
+    merged = union_all(*(select(b.c.record_id, b.c.cabinet_id, b.c.t) for b in branches)
+                       ).subquery()
+    return (select(merged.c.record_id, merged.c.cabinet_id, merged.c.t)
+            .order_by(merged.c.t.desc(), merged.c.record_id.desc())
+            .limit(limit).offset(offset).subquery())
+
+
 def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
              cabinet_id: str | None, where: list[ColumnElement[bool]], order: str,
              limit: int, offset: int, facets: Sequence[str] | None = None,
@@ -170,12 +190,12 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
             cabinets_seen(scope, site=site, cabinet_id=cabinet_id)))
         if not cabinets:
             return [], 0
-    conditions = [_kind_is(session, kind),
-                  _in_view(session, HubRecord.cabinet_id, cabinets, everyone), *where]
+    narrowed = [_kind_is(session, kind), *where]
     if facets is not None:
-        conditions.append(HubRecord.facet == _word(session, facets[0])
-                          if list(facets) in (["out"], ["returned"])  # a loan's: the code's
-                          else HubRecord.facet.in_(list(facets)))
+        narrowed.append(HubRecord.facet == _word(session, facets[0])
+                        if list(facets) in (["out"], ["returned"])  # a loan's: the code's
+                        else HubRecord.facet.in_(list(facets)))
+    conditions = [_in_view(session, HubRecord.cabinet_id, cabinets, everyone), *narrowed]
     ordered = (HubRecord.occurred_at if TIME_FIELD.get(kind) == order
                else _field(session, order))
     if where:
@@ -184,9 +204,12 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
     else:
         total = _total(kind, _in_view(session, HubRecordCount.cabinet_id, cabinets, everyone),
                        facets)
-    page = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
-            .where(*conditions).order_by(ordered.desc(), HubRecord.record_id.desc())
-            .limit(limit).offset(offset).subquery())
+    if len(cabinets) > 1 and _postgres(session):
+        page = _merged_page(cabinets, narrowed, ordered, limit, offset)
+    else:
+        page = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
+                .where(*conditions).order_by(ordered.desc(), HubRecord.record_id.desc())
+                .limit(limit).offset(offset).subquery())
     # The page and its total in one round trip (the total rides on each row).
     rows = session.execute(
         select(HubRecord, HubSite.code, total.label("total")).select_from(HubRecord)

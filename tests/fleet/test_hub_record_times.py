@@ -55,21 +55,22 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
         s.add_all([HubSite(id=site_a, code="tower-a", name="A"),
                    HubSite(id=site_b, code="tower-b", name="B")])
         s.flush()
-        for code, site in (("cab-a", site_a), ("cab-b", site_b)):
+        for code, site in (("cab-a", site_a), ("cab-b", site_b), ("cab-c", site_b)):
             s.add(HubCabinet(cabinet_id=code, site_id=site, public_key="00" * 32,
                              key_id="k", head_hash="0" * 64))
         s.commit()
     old = sa.table("hub_records", sa.column("kind", sa.String()),
                    sa.column("record_id", sa.Uuid()), sa.column("cabinet_id", sa.String()),
                    sa.column("body", sa.Text()), sa.column("received_at", UTCDateTime()))
-    ids = {name: uuid.uuid4() for name in ("l1", "l2", "l3", "l5", "a1", "a2", "r1", "r2",
-                                           "i1")}
+    ids = {name: uuid.uuid4() for name in ("l1", "l2", "l3", "l5", "l6", "a1", "a2", "r1",
+                                           "r2", "i1")}
     rows = [
         ("loan", "l1", "cab-a", _loan("2026-12-05T10:00:00+00:00", "2026-12-05T12:00:00+00:00")),
         ("loan", "l2", "cab-a", _loan("2026-12-05T11:00:00+00:00", "2026-12-05T20:00:00+00:00")),
         ("loan", "l3", "cab-b", _loan("2026-12-05T09:30:00+08:00", "2026-12-05T12:00:00+08:00",
                                       "2026-12-05T10:00:00+08:00")),
         ("loan", "l5", "cab-b", _loan("2026-12-05T08:00:00", "2026-12-05T09:00:00")),
+        ("loan", "l6", "cab-c", _loan("2026-12-05T09:00:00+00:00", "2026-12-05T21:00:00Z")),
         ("alarm", "a1", "cab-a", {"state": "open", "raised_at": "2026-12-05T12:00:00+00:00"}),
         ("alarm", "a2", "cab-b", {"state": "closed", "raised_at": "2026-12-05T11:00:00+00:00"}),
         ("report", "r1", "cab-a", {"kind": "daily", "generated_at": "2026-12-05T06:00:00Z"}),
@@ -92,6 +93,7 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
         counts = {(c.cabinet_id, c.kind, c.facet): c.n for c in s.scalars(
             select(HubRecordCount))}
         assert counts == {("cab-a", "loan", "out"): 2, ("cab-b", "loan", "out"): 1,
+                          ("cab-c", "loan", "out"): 1,
                           ("cab-b", "loan", "returned"): 1, ("cab-a", "alarm", "open"): 1,
                           ("cab-b", "alarm", "closed"): 1, ("cab-a", "report", "daily"): 1,
                           ("cab-b", "report", "monthly"): 1, ("cab-a", "intake", ""): 1}
@@ -100,10 +102,10 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
             return site_lists.loans(s, FLEET, now=_at(13), state=state, **where)
 
         every = loans(site_lists.LoanState.ALL)
-        assert _ids(every) == [str(ids[n]) for n in ("l2", "l1", "l5", "l3")]
-        assert every.total == 4
+        assert _ids(every) == [str(ids[n]) for n in ("l2", "l1", "l6", "l5", "l3")]
+        assert every.total == 5
         out = loans(site_lists.LoanState.OUT)
-        assert (_ids(out), out.total) == ([str(ids[n]) for n in ("l2", "l1", "l5")], 3)
+        assert (_ids(out), out.total) == ([str(ids[n]) for n in ("l2", "l1", "l6", "l5")], 4)
         overdue = loans(site_lists.LoanState.OVERDUE)  # K9: due before 13:00, still out
         assert (_ids(overdue), overdue.total) == ([str(ids["l1"]), str(ids["l5"])], 2)
         assert [i["overdue"] for i in overdue.items] == [True, True]
@@ -112,7 +114,18 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
         assert loans(site_lists.LoanState.ALL, cabinet_id="cab-b").total == 2
         page = site_lists.loans(s, FLEET, now=_at(13), state=site_lists.LoanState.ALL,
                                 limit=2, offset=1)
-        assert (_ids(page), page.total) == ([str(ids["l1"]), str(ids["l5"])], 4)
+        assert (_ids(page), page.total) == ([str(ids["l1"]), str(ids["l6"])], 5)
+        # A site of two cabinets: their loans merged in time order, paged, counted.
+        site_b = loans(site_lists.LoanState.ALL, site="tower-b")
+        assert (_ids(site_b), site_b.total) == ([str(ids[n]) for n in ("l6", "l5", "l3")], 3)
+        second = site_lists.loans(s, FLEET, now=_at(13), state=site_lists.LoanState.ALL,
+                                  site="tower-b", limit=1, offset=1)
+        assert (_ids(second), second.total) == ([str(ids["l5"])], 3)
+        late = loans(site_lists.LoanState.OVERDUE, site="tower-b")
+        assert (_ids(late), late.total) == ([str(ids["l5"])], 1)
+        past_the_end = site_lists.loans(s, FLEET, now=_at(13), state=site_lists.LoanState.ALL,
+                                        site="tower-b", offset=10)
+        assert (past_the_end.items, past_the_end.total) == ([], 3)
 
         alarms = site_lists.alarms(s, FLEET)
         assert (_ids(alarms), alarms.total) == ([str(ids["a1"]), str(ids["a2"])], 2)
@@ -125,7 +138,7 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
         assert site_lists.reports(s, scoped, site="tower-b").total == 0
     migrate.downgrade(engine, "0023")  # and back: the bodies are all there was
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(old)).scalar_one() == 9
+        assert conn.execute(sa.select(sa.func.count()).select_from(old)).scalar_one() == 10
     engine.dispose()
 
 
