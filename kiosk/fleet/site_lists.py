@@ -38,6 +38,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    true,
     type_coerce,
     union_all,
 )
@@ -155,19 +156,21 @@ def _total(kind: str, in_view: ColumnElement[bool],
 def _merged_page(cabinets: list[str], narrowed: list[ColumnElement[bool]],
                  ordered: ColumnElement[Any] | InstrumentedAttribute[Any], limit: int,
                  offset: int) -> Subquery:
-    """A site's page: each of its cabinets' newest ``offset + limit`` from the cabinet's own
-    index, merged. One query over the site's cabinets as an array is planned well with the
-    array's values in view, but a prepared statement's generic plan (the driver prepares a
-    query it sees often) does not know the site's size and sorted every loan of the site;
-    this shape has one plan, whatever the site."""
-    branches = [select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
-                .where(HubRecord.cabinet_id == cabinet, *narrowed)
-                .order_by(ordered.desc(), HubRecord.record_id.desc())
-                .limit(offset + limit).subquery() for cabinet in cabinets]
-    merged = union_all(*(select(b.c.record_id, b.c.cabinet_id, b.c.t) for b in branches)
-                       ).subquery()
-    return (select(merged.c.record_id, merged.c.cabinet_id, merged.c.t)
-            .order_by(merged.c.t.desc(), merged.c.record_id.desc())
+    """A site's page on PostgreSQL: each of its cabinets' newest ``offset + limit`` read from
+    the cabinet's own index (a ``LATERAL`` per cabinet of the array), merged and cut. A
+    plain query over the site's cabinets as an array is planned well with the array's
+    values in view, but a prepared statement's generic plan (the driver prepares a query it
+    sees often) does not know the site's size and sorted every loan of the site; this
+    statement has one shape and one plan, whatever the site."""
+    site = func.unnest(bindparam("site_cabinets", cabinets, type_=postgresql.ARRAY(String))
+                       ).table_valued("cabinet_id").render_derived(name="site_cabinets")
+    newest = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
+              .where(HubRecord.cabinet_id == site.c.cabinet_id, *narrowed)
+              .order_by(ordered.desc(), HubRecord.record_id.desc())
+              .limit(offset + limit).lateral("newest"))
+    return (select(newest.c.record_id, newest.c.cabinet_id, newest.c.t)
+            .select_from(site).join(newest, true())
+            .order_by(newest.c.t.desc(), newest.c.record_id.desc())
             .limit(limit).offset(offset).subquery())
 
 
