@@ -10,7 +10,9 @@ What the rows are: every cabinet's log goes on from where its ingested day ends 
 with the mix of a busy cabinet (a fifth draws, a fifth returns, refused taps, the doors
 opening and closing, a few alarms),
 actors, slots, key numbers and payloads of the shape the cabinet writes, and a loan record
-per draw (the latest copy, as the shipper sends it; about 1 in 100 still out). What they are
+per draw (the latest copy, as the shipper sends it; about 1 in 100 still out), an alarm
+record per 200 events and a daily report record, with the typed columns and per-cabinet
+counts ingest writes beside them (migration 0024). What they are
 not: the hashes are MD5-made stand-ins of the right length that link each row to the one
 before, not SHA-256 over the row; the query plans do not look at them, and the bench says
 so in its output. The cabinets' cursors are moved to the new heads.
