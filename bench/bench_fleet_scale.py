@@ -16,7 +16,9 @@ Figures:
 - then ``--events`` events of history are added inside PostgreSQL (``bench/fleet_bulk.py``:
   the shape of ingested rows, stand-in hashes) and the p50/p95 of the API's list queries are
   taken through HTTP on the whole: a cabinet's events, by type, a rare type, a deep page, the
-  cabinets page, a site's loan records, the alarms.
+  cabinets page, a site's loan records, the alarms; and the lists by site, first page with
+  its total: every loan of the whole fleet (all, out, overdue, returned, a deep page), of a
+  site and of a cabinet, the alarms and the reports the cabinets raised and issued.
 
     .venv/bin/python bench/bench_fleet_scale.py                      # the default sizes
     .venv/bin/python bench/bench_fleet_scale.py --events 50000000    # the 50 M
@@ -272,6 +274,22 @@ def list_queries(hub: Hub, cabinets: list[SimCabinet], sites: list[str], deep_se
                                   + last[rng.randrange(max(1, len(last) - 100))]),
         "loans_of_a_site": lambda: f"/hub/v1/records?site={rng.choice(sites)}&kind=loan&limit=100",
         "alarms": lambda: "/hub/v1/alarms",
+        # The lists by site (kiosk.fleet.site_lists), first page of 50 with its total: the
+        # long ones are the whole fleet's (every loan, every alarm and report a cabinet
+        # raised or issued), read through the typed columns of migration 0024.
+        "fleet_loans_all": lambda: "/hub/v1/loans?state=all",
+        "fleet_loans_out": lambda: "/hub/v1/loans",
+        "fleet_loans_overdue": lambda: "/hub/v1/loans?state=overdue",
+        "fleet_loans_returned": lambda: "/hub/v1/loans?state=returned",
+        "fleet_loans_deep_page": lambda: (f"/hub/v1/loans?state=all&offset="
+                                          f"{rng.randint(500, 1000)}"),
+        "site_loans_all": lambda: f"/hub/v1/loans?state=all&site={rng.choice(sites)}",
+        "cabinet_loans_all": lambda: f"/hub/v1/loans?state=all&cabinet_id={cab()}",
+        "fleet_cabinet_alarms": lambda: "/hub/v1/cabinet-alarms",
+        "fleet_open_cabinet_alarms": lambda: "/hub/v1/cabinet-alarms?state=open",
+        "site_cabinet_alarms": lambda: f"/hub/v1/cabinet-alarms?site={rng.choice(sites)}",
+        "fleet_reports": lambda: "/hub/v1/reports",
+        "site_reports": lambda: f"/hub/v1/reports?site={rng.choice(sites)}",
     }
     out: dict[str, dict[str, float]] = {}
     with httpx.Client(timeout=120) as http:
@@ -378,6 +396,8 @@ def main(argv: list[str]) -> None:
         "queries": {"events": ingested + loaded.events,
                     "loaded_in_postgresql": loaded.events,
                     "loan_records": loaded.loan_records + records, "alarms": loaded.alarms,
+                    "alarm_records": loaded.alarm_records,
+                    "report_records": loaded.report_records,
                     "load_s": round(loaded.seconds), "database_gb":
                         round(loaded.database_bytes / 1e9, 1),
                     "hashes": "the loaded rows carry MD5-made stand-in hashes that link "

@@ -10,7 +10,9 @@ What the rows are: every cabinet's log goes on from where its ingested day ends 
 with the mix of a busy cabinet (a fifth draws, a fifth returns, refused taps, the doors
 opening and closing, a few alarms),
 actors, slots, key numbers and payloads of the shape the cabinet writes, and a loan record
-per draw (the latest copy, as the shipper sends it; about 1 in 100 still out). What they are
+per draw (the latest copy, as the shipper sends it; about 1 in 100 still out), an alarm
+record per 200 events and a daily report record, with the typed columns and per-cabinet
+counts ingest writes beside them (migration 0024). What they are
 not: the hashes are MD5-made stand-ins of the right length that link each row to the one
 before, not SHA-256 over the row; the query plans do not look at them, and the bench says
 so in its output. The cabinets' cursors are moved to the new heads.
@@ -60,7 +62,8 @@ WHERE c.cabinet_id = ANY(%(ids)s)
 """
 
 LOANS_SQL = """
-INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at)
+INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at, due_at,
+                         facet)
 SELECT 'loan', md5(c.cabinet_id || ':loan:' || n)::uuid, c.cabinet_id,
        '{"approval_id": null, "authorization_id": null, "borrower_id": "'
          || md5('person:' || (n * 7919 %% 400))::uuid || '", "cabinet_id": "'
@@ -78,13 +81,63 @@ SELECT 'loan', md5(c.cabinet_id || ':loan:' || n)::uuid, c.cabinet_id,
                    || ', "return_slot_id": null, "returned_at": "'
                    || to_char(s.at + interval '2 hours', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
                    || '", "returned_by_id": null, "returned_by_other": false}' END,
-       s.at + interval '2 seconds'
+       s.at + interval '2 seconds', s.at, s.at + interval '8 hours',
+       CASE WHEN n > %(loans)s * 0.99 THEN 'out' ELSE 'returned' END
 FROM hub_cabinets c
 CROSS JOIN LATERAL (
     SELECT n, timestamptz '2026-12-07 08:00:00+00' + n * interval '37.5 seconds' AS at
     FROM generate_series(1, %(loans)s) AS n) AS s
 WHERE c.cabinet_id = ANY(%(ids)s)
 """
+
+ALARM_RECORDS_SQL = """
+INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at, facet)
+SELECT 'alarm', md5(c.cabinet_id || ':alarm:' || n)::uuid, c.cabinet_id,
+       '{"cabinet_id": "' || md5(c.cabinet_id)::uuid || '", "closed_at": '
+         || CASE WHEN n %% 20 = 1 THEN 'null' ELSE '"' || to_char(s.at + interval '1 hour',
+                 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') || '"' END
+         || ', "event_seq": ' || (n * 200) || ', "id": "'
+         || md5(c.cabinet_id || ':alarm:' || n)::uuid || '", "key_id": "'
+         || md5('key:' || (n * 131 %% 2900))::uuid || '", "kind": "key_overdue", '
+         || '"message": "key overdue", "notes": [], "owner_id": null, "raised_at": "'
+         || to_char(s.at, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') || '", "rule": "K9", "state": "'
+         || s.state || '"}',
+       s.at + interval '2 seconds', s.at, s.state
+FROM hub_cabinets c
+CROSS JOIN LATERAL (
+    SELECT n, timestamptz '2026-12-07 08:00:00+00' + n * interval '50 minutes' AS at,
+           CASE WHEN n %% 20 = 1 THEN 'open' ELSE 'closed' END AS state
+    FROM generate_series(1, %(alarms)s) AS n) AS s
+WHERE c.cabinet_id = ANY(%(ids)s)
+"""
+"""An alarm record per 200 events (``alarm.raised`` is 0.5 % of them), 1 in 20 still open."""
+
+REPORT_RECORDS_SQL = """
+INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at, facet)
+SELECT 'report', md5(c.cabinet_id || ':report:' || n)::uuid, c.cabinet_id,
+       '{"acknowledged_at": null, "acknowledged_by": null, "generated_at": "'
+         || to_char(s.at, 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') || '", "id": "'
+         || md5(c.cabinet_id || ':report:' || n)::uuid
+         || '", "kind": "daily", "language": "zh", "period_end": "'
+         || to_char(s.at, 'YYYY-MM-DD') || '", "period_start": "'
+         || to_char(s.at - interval '1 day', 'YYYY-MM-DD') || '", "sha256": "'
+         || md5(n::text) || md5(c.cabinet_id) || '", "subject": null}',
+       s.at + interval '2 seconds', s.at, 'daily'
+FROM hub_cabinets c
+CROSS JOIN LATERAL (
+    SELECT n, timestamptz '2026-12-07 06:00:00+00' + n * interval '1 day' AS at
+    FROM generate_series(1, %(reports)s) AS n) AS s
+WHERE c.cabinet_id = ANY(%(ids)s)
+"""
+"""A daily report per cabinet and day of history (an event every 15 s: 5,760 a day)."""
+
+COUNTS_SQL = """
+DELETE FROM hub_record_counts;
+INSERT INTO hub_record_counts (cabinet_id, kind, facet, n)
+SELECT cabinet_id, kind, coalesce(facet, ''), count(*) FROM hub_records
+GROUP BY cabinet_id, kind, coalesce(facet, '')
+"""
+"""The counts ingest keeps beside the records (the lists' totals), made once for the load."""
 
 HEADS_SQL = """
 UPDATE hub_cabinets
@@ -120,6 +173,8 @@ class Loaded:
     events: int
     loan_records: int
     alarms: int
+    alarm_records: int
+    report_records: int
     seconds: float
     database_bytes: int
 
@@ -132,9 +187,12 @@ def conninfo(sqlalchemy_url: str) -> str:
 def load_history(url: str, cabinet_ids: list[str], events: int, *, workers: int = 2,
                  progress: Callable[[str], None] = print) -> Loaded:
     """About ``events`` more events spread evenly over ``cabinet_ids``, a loan record per
-    draw, an open alarm per 5 cabinets; ``workers`` sessions load chunks of cabinets at once."""
+    draw, an alarm record per 200 events and a daily report record (with the typed columns
+    and counts ingest writes, migration 0024), an open hub alarm per 5 cabinets; ``workers`` sessions load chunks of cabinets at once."""
     per = max(1, events // len(cabinet_ids))
     loans = max(1, per // 5)  # a loan record per draw
+    alarms = max(1, per // 200)  # an alarm record per alarm.raised
+    reports = max(1, per // 5760)  # a daily report per day of history
     chunk = max(1, min(len(cabinet_ids) // (workers * 4) or 1, 2_000_000 // per or 1))
     chunks = [cabinet_ids[i:i + chunk] for i in range(0, len(cabinet_ids), chunk)]
     done = [0]
@@ -145,6 +203,8 @@ def load_history(url: str, cabinet_ids: list[str], events: int, *, workers: int 
             conn.execute("SET synchronous_commit = off")
             conn.execute(EVENTS_SQL, {"per": per, "ids": ids})
             conn.execute(LOANS_SQL, {"loans": loans, "ids": ids})
+            conn.execute(ALARM_RECORDS_SQL, {"alarms": alarms, "ids": ids})
+            conn.execute(REPORT_RECORDS_SQL, {"reports": reports, "ids": ids})
             conn.execute(HEADS_SQL, {"per": per, "ids": ids})
             conn.commit()
         done[0] += len(ids)
@@ -172,11 +232,14 @@ def load_history(url: str, cabinet_ids: list[str], events: int, *, workers: int 
             else:  # the catalogue spells a partitioned index "ON ONLY": that would not
                 conn.execute(indexdef.replace(" ON ONLY ", " ON ", 1))  # reach the partitions
         conn.execute(ALARMS_SQL, {"ids": alarm_ids})
-        progress("   ANALYZE (the planner's statistics, as autovacuum would keep them)")
+        conn.execute(COUNTS_SQL)
+        progress("   ANALYZE, and VACUUM of the records (the planner's statistics and the "
+                 "visibility map, as autovacuum would keep them)")
         conn.execute("ANALYZE hub_events")
-        conn.execute("ANALYZE hub_records")
+        conn.execute("VACUUM (ANALYZE) hub_records")
         conn.execute("ANALYZE hub_cabinets")
         conn.execute("ANALYZE hub_alarms")
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
     return Loaded(per * len(cabinet_ids), loans * len(cabinet_ids), len(alarm_ids),
+                  alarms * len(cabinet_ids), reports * len(cabinet_ids),
                   time.perf_counter() - start, int(size[0]) if size else 0)

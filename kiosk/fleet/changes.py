@@ -253,44 +253,45 @@ TRACKED_TABLES = {"departments": "department", "people": "person", "cards": "car
                   "duty_roster": "duty_shift", "owners": "owner", "units": "unit",
                   "keys": "key", "owner_authorizations": "owner_authorization",
                   "approvals": "approval"}
-_TRACK_FUNCTIONS = """
-CREATE OR REPLACE FUNCTION hub_track_change() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE v bigint; rid uuid; del boolean := TG_OP = 'DELETE';
+CHILD_TABLES = (("person_roles", "person_id", "person", "hub_track_person_role"),
+                ("authorization_units", "authorization_id", "owner_authorization",
+                 "hub_track_authorization_unit"),
+                # keyed by site_id; a deleted row is the site's document emptied
+                ("hub_site_settings", "site_id", site_settings.ENTITY,
+                 "hub_track_site_settings"))
+"""``(table, column, entity, trigger function)``: a row of these changes the row its column
+names (a person's role is the person's change), never deleted with it. The functions keep
+the names migration 0012 drops."""
+_TRACK_FUNCTION = """
+CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE v bigint; rid uuid; del boolean := {deleted};
 BEGIN
-  IF del THEN rid := OLD.id; ELSE rid := NEW.id; END IF;
+  IF TG_OP = 'DELETE' THEN rid := OLD.{column}; ELSE rid := NEW.{column}; END IF;
   UPDATE hub_config_head SET version = version + 1 WHERE id = 1 RETURNING version INTO v;
   INSERT INTO hub_config_changes (version, entity, row_id, deleted)
-    VALUES (v, TG_ARGV[0], rid, del) ON CONFLICT DO NOTHING;
+    VALUES (v, {entity}, rid, del) ON CONFLICT DO NOTHING;
   RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION hub_track_person_role() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE v bigint; pid uuid;
-BEGIN
-  IF TG_OP = 'DELETE' THEN pid := OLD.person_id; ELSE pid := NEW.person_id; END IF;
-  UPDATE hub_config_head SET version = version + 1 WHERE id = 1 RETURNING version INTO v;
-  INSERT INTO hub_config_changes (version, entity, row_id, deleted)
-    VALUES (v, 'person', pid, false) ON CONFLICT DO NOTHING;
-  RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION hub_track_authorization_unit() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE v bigint; aid uuid;
-BEGIN
-  IF TG_OP = 'DELETE' THEN aid := OLD.authorization_id; ELSE aid := NEW.authorization_id; END IF;
-  UPDATE hub_config_head SET version = version + 1 WHERE id = 1 RETURNING version INTO v;
-  INSERT INTO hub_config_changes (version, entity, row_id, deleted)
-    VALUES (v, 'owner_authorization', aid, false) ON CONFLICT DO NOTHING;
-  RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION hub_track_site_settings() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE v bigint; sid uuid;
-BEGIN
-  IF TG_OP = 'DELETE' THEN sid := OLD.site_id; ELSE sid := NEW.site_id; END IF;
-  UPDATE hub_config_head SET version = version + 1 WHERE id = 1 RETURNING version INTO v;
-  INSERT INTO hub_config_changes (version, entity, row_id, deleted)
-    VALUES (v, 'site_settings', sid, false) ON CONFLICT DO NOTHING;
-  RETURN NULL;
-END $$;
+END $$
 """
+
+
+def tracking_sql() -> list[str]:
+    """The statements that make every tracked table record its changes: one trigger
+    function of one shape per table kind (the configuration tables share one, told their
+    entity by the trigger's argument) and a trigger on each table. Names come from the
+    code's own lists, never from input."""
+    functions = [_TRACK_FUNCTION.format(function="hub_track_change", deleted="TG_OP = 'DELETE'",
+                                        column="id", entity="TG_ARGV[0]")]
+    calls = {table: f"hub_track_change('{entity}')" for table, entity in TRACKED_TABLES.items()}
+    for table, column, entity, function in CHILD_TABLES:
+        functions.append(_TRACK_FUNCTION.format(function=function, deleted="false",
+                                                column=column, entity=f"'{entity}'"))
+        calls[table] = f"{function}()"
+    triggers = [statement for table, call in calls.items() for statement in (
+        f"DROP TRIGGER IF EXISTS hub_track_{table} ON {table}",
+        f"CREATE TRIGGER hub_track_{table} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {call}")]
+    return functions + triggers
 
 
 def prepare_hub_database(engine: Engine) -> None:
@@ -305,17 +306,8 @@ def prepare_hub_database(engine: Engine) -> None:
     with write_session(engine) as session:
         if engine.dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(7412012)"))
-            session.execute(text(_TRACK_FUNCTIONS))
-            triggers = {**{t: f"hub_track_change('{e}')" for t, e in TRACKED_TABLES.items()},
-                        "person_roles": "hub_track_person_role()",
-                        "authorization_units": "hub_track_authorization_unit()",
-                        # keyed by site_id; a deleted row is the site's document emptied
-                        "hub_site_settings": "hub_track_site_settings()"}
-            for table, call in triggers.items():
-                session.execute(text(f"DROP TRIGGER IF EXISTS hub_track_{table} ON {table}"))
-                session.execute(text(
-                    f"CREATE TRIGGER hub_track_{table} AFTER INSERT OR UPDATE OR DELETE ON "
-                    f"{table} FOR EACH ROW EXECUTE FUNCTION {call}"))
+            for statement in tracking_sql():
+                session.execute(text(statement))
         session.execute(update(HubConfigHead).where(HubConfigHead.id == 1,
                                                     HubConfigHead.version == 0)
                         .values(version=1))

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
@@ -37,6 +39,7 @@ from kiosk.audit.chain import RECORD_TEMPLATE, checkpoint_message, format_time
 from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.fleet.hub import raise_alarm
+from kiosk.fleet.record_columns import typed_columns
 from kiosk.fleet.requests_up import take_requests
 from kiosk.store.db import write_session
 from kiosk.store.models import Approval
@@ -46,6 +49,7 @@ from kiosk.store.models_fleet import (
     HubCheckpoint,
     HubEvent,
     HubRecord,
+    HubRecordCount,
 )
 from kiosk.store.types import utcnow
 
@@ -275,20 +279,23 @@ def _checkpoints(session: Session, cabinet: HubCabinet, checkpoints: list[dict[s
             raise Refused("fork", checkpoint.seq, f"cabinet {cabinet.cabinet_id} signed "
                           f"checkpoint at seq {checkpoint.seq} differs from the chain the hub "
                           "holds")
-    stored = set(session.scalars(select(HubCheckpoint.seq).where(
-        HubCheckpoint.cabinet_id == cabinet.cabinet_id,
-        HubCheckpoint.seq.in_({c.seq for c in parsed}))))
-    for checkpoint in parsed:
-        if checkpoint.seq not in stored:
-            stored.add(checkpoint.seq)
-            session.add(checkpoint)
-            cabinet.checkpoint_seq = max(cabinet.checkpoint_seq, checkpoint.seq)
+    # Held already (a resend) or new: one INSERT that skips the held ones, no ORM objects.
+    dialect = session.get_bind().dialect.name
+    table = Table(HubCheckpoint.__tablename__, HubCheckpoint.metadata)
+    session.connection().execute(
+        (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+        .values([{"cabinet_id": c.cabinet_id, "seq": c.seq, "head_hash": c.head_hash,
+                  "signed_at": c.signed_at, "key_id": c.key_id, "signature": c.signature}
+                 for c in parsed]).on_conflict_do_nothing(index_elements=["cabinet_id", "seq"]))
+    cabinet.checkpoint_seq = max(cabinet.checkpoint_seq, *(c.seq for c in parsed))
 
 
 def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -> None:
-    """Upsert the latest copy of each record the cabinet owns, keyed by (kind, id): what the
-    hub holds of them is read in one query, the new ones go in with one multi-row INSERT and
-    the changed ones with one executemany UPDATE (a busy batch carries hundreds of loans)."""
+    """Upsert the latest copy of each record the cabinet owns, keyed by (kind, id), with the
+    typed columns the lists read (``record_columns``); the cabinet's counts per kind and
+    facet move with them, in this transaction. A record another cabinet owns is refused
+    and never overwritten. A busy batch carries hundreds of loans: on PostgreSQL all of it
+    is one statement (``_UPSERT_RECORDS``)."""
     latest: dict[tuple[str, uuid.UUID], tuple[Any, str]] = {}
     for raw in records:
         try:
@@ -300,28 +307,127 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
         latest[kind, record_id] = (body, json.dumps(body, sort_keys=True, ensure_ascii=False))
     if not latest:
         return
-    owners = {(kind, record_id): owner for kind, record_id, owner in session.execute(
-        select(HubRecord.kind, HubRecord.record_id, HubRecord.cabinet_id).where(
-            tuple_(HubRecord.kind, HubRecord.record_id).in_(list(latest))))}
-    for (kind, record_id), owner in owners.items():
-        if owner != cabinet_id:
-            raise Refused("foreign_record", None, f"{kind} {record_id} belongs to cabinet "
-                          f"{owner}; cabinet {cabinet_id} cannot overwrite it")
     now = utcnow()
-    new = [{"kind": k, "record_id": i, "cabinet_id": cabinet_id, "body": text,
-            "received_at": now} for (k, i), (_, text) in latest.items() if (k, i) not in owners]
-    changed = [{"k": k, "i": i, "body": text, "received_at": now}
-               for (k, i), (_, text) in latest.items() if (k, i) in owners]
+    rows = [{"kind": kind, "record_id": record_id, "cabinet_id": cabinet_id, "body": text,
+             "received_at": now, **typed_columns(kind, body)}
+            for (kind, record_id), (body, text) in latest.items()]
+    raw = _postgres_connection(session)
+    if raw is not None:
+        with raw.cursor() as cursor:
+            foreign = cursor.execute(_UPSERT_RECORDS, {
+                **_columns(_RECORD_COLUMNS, rows), "cabinet": cabinet_id}).fetchall()
+    else:
+        foreign = _upsert_records_portably(session, cabinet_id, rows)
+    for kind, record_id, owner in foreign:  # the transaction is rolled back: nothing kept
+        raise Refused("foreign_record", None, f"{kind} {record_id} belongs to cabinet "
+                      f"{owner}; cabinet {cabinet_id} cannot overwrite it")
+    for (kind, record_id), (body, _) in latest.items():
+        if kind == "loan" and isinstance(body, dict) and body.get("approval_id"):
+            _approval_used(session, cabinet_id, uuid.UUID(str(body["approval_id"])), record_id)
+
+
+_RECORD_COLUMNS = ("kind", "record_id", "cabinet_id", "body", "received_at", "occurred_at",
+                   "due_at", "facet")
+_UPSERT_RECORDS = """
+WITH incoming AS (
+  SELECT * FROM unnest(%(kind)b::varchar[], %(record_id)b::uuid[], %(cabinet_id)b::varchar[],
+                       %(body)b::text[], %(received_at)b::timestamptz[],
+                       %(occurred_at)b::timestamptz[], %(due_at)b::timestamptz[],
+                       %(facet)b::varchar[])
+    AS t(kind, record_id, cabinet_id, body, received_at, occurred_at, due_at, facet)),
+held AS (
+  SELECT r.kind, r.record_id, r.cabinet_id, r.facet FROM incoming i
+  JOIN hub_records r ON r.kind = i.kind AND r.record_id = i.record_id),
+written AS (
+  INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at,
+                           due_at, facet)
+  SELECT * FROM incoming
+  ON CONFLICT (kind, record_id) DO UPDATE
+  SET body = EXCLUDED.body, received_at = EXCLUDED.received_at,
+      occurred_at = EXCLUDED.occurred_at, due_at = EXCLUDED.due_at, facet = EXCLUDED.facet
+  WHERE hub_records.cabinet_id = EXCLUDED.cabinet_id),
+moved AS (
+  SELECT kind, coalesce(facet, '') AS facet, 1 AS n FROM incoming
+  UNION ALL
+  SELECT kind, coalesce(facet, ''), -1 FROM held WHERE cabinet_id = %(cabinet)b),
+counted AS (
+  INSERT INTO hub_record_counts (cabinet_id, kind, facet, n)
+  SELECT %(cabinet)b, kind, facet, sum(n) FROM moved GROUP BY kind, facet HAVING sum(n) <> 0
+  ON CONFLICT (cabinet_id, kind, facet) DO UPDATE
+  SET n = hub_record_counts.n + EXCLUDED.n)
+SELECT kind, record_id, cabinet_id FROM held WHERE cabinet_id <> %(cabinet)b
+"""
+"""PostgreSQL: a batch's records in one statement and one round trip: the held copies are
+read (every part of the statement sees the table as it was before it), the records written
+(new or changed; never another cabinet's: the ``WHERE``), the cabinet's counts moved by
+the facets left and taken, and the records another cabinet owns returned, so the batch is
+refused and all of it rolled back. A column per array, sent in binary: a row per statement,
+as ``executemany`` sends them, was half of ingest's time, and text arrays of JSON bodies
+cost their escaping."""
+
+
+def _postgres_connection(session: Session) -> Any:
+    """The driver's connection under this transaction on PostgreSQL, else None."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    return connection.connection.driver_connection
+
+
+def _columns(names: tuple[str, ...], rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows as a list per column (``unnest``'s arrays)."""
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[str, Any]]
+                             ) -> list[tuple[str, uuid.UUID, str]]:
+    """``_UPSERT_RECORDS`` elsewhere (SQLite, in tests): the held copies read in one query,
+    one multi-row INSERT, one executemany UPDATE, the counts upserted. Returns the records
+    another cabinet owns (then nothing is written)."""
+    held = {(kind, record_id): (owner, facet) for kind, record_id, owner, facet in
+            session.execute(select(HubRecord.kind, HubRecord.record_id, HubRecord.cabinet_id,
+                                   HubRecord.facet).where(
+                tuple_(HubRecord.kind, HubRecord.record_id).in_(
+                    [(r["kind"], r["record_id"]) for r in rows])))}
+    foreign = [(kind, record_id, owner) for (kind, record_id), (owner, _) in held.items()
+               if owner != cabinet_id]
+    if foreign:
+        return foreign
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        taken = (row["kind"], row["facet"] or "")
+        counts[taken] = counts.get(taken, 0) + 1
+        if (before := held.get((row["kind"], row["record_id"]))) is not None:
+            left = (row["kind"], before[1] or "")
+            counts[left] = counts.get(left, 0) - 1
+    new = [r for r in rows if (r["kind"], r["record_id"]) not in held]
+    changed = [{**r, "k": r["kind"], "i": r["record_id"]} for r in rows
+               if (r["kind"], r["record_id"]) in held]
     if new:
         session.execute(insert(HubRecord), new)
     if changed:
         session.connection().execute(
             update(HubRecord).where(HubRecord.kind == bindparam("k"),
                                     HubRecord.record_id == bindparam("i"))
-            .values(body=bindparam("body"), received_at=bindparam("received_at")), changed)
-    for (kind, record_id), (body, _) in latest.items():
-        if kind == "loan" and isinstance(body, dict) and body.get("approval_id"):
-            _approval_used(session, cabinet_id, uuid.UUID(str(body["approval_id"])), record_id)
+            .values(body=bindparam("body"), received_at=bindparam("received_at"),
+                    occurred_at=bindparam("occurred_at"), due_at=bindparam("due_at"),
+                    facet=bindparam("facet")), changed)
+    _count(session, cabinet_id, counts)
+    return []
+
+
+def _count(session: Session, cabinet_id: str, counts: dict[tuple[str, str], int]) -> None:
+    """Add ``counts`` to the cabinet's counts per (kind, facet): one upsert for the batch."""
+    rows = [{"cabinet_id": cabinet_id, "kind": kind, "facet": facet, "n": n}
+            for (kind, facet), n in sorted(counts.items()) if n]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    table = Table(HubRecordCount.__tablename__, HubRecordCount.metadata)
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+    session.connection().execute(upsert.on_conflict_do_update(
+        index_elements=["cabinet_id", "kind", "facet"],
+        set_={"n": table.c.n + upsert.excluded.n}), rows)
 
 
 def _approval_used(session: Session, cabinet_id: str, approval_id: uuid.UUID,

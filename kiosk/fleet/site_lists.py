@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,19 +28,35 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    ScalarSelect,
     Select,
     String,
+    and_,
+    any_,
+    bindparam,
     func,
+    literal,
     literal_column,
     select,
+    true,
     type_coerce,
+    union_all,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.selectable import Subquery
 
 from kiosk.errors import NotFound
+from kiosk.fleet.record_columns import TIME_FIELD
 from kiosk.fleet.scope import Scope
 from kiosk.store.models import Key, Person
-from kiosk.store.models_fleet import HubCabinet, HubRecord, HubReportFile, HubSite
+from kiosk.store.models_fleet import (
+    HubCabinet,
+    HubRecord,
+    HubRecordCount,
+    HubReportFile,
+    HubSite,
+)
 
 
 class LoanState(StrEnum):
@@ -97,17 +114,114 @@ def _kind_is(session: Session, kind: str) -> ColumnElement[bool]:
     return HubRecord.kind == kind
 
 
+def _word(session: Session, word: str) -> ColumnElement[str]:
+    """One of the code's own words (``'out'``) written into the SQL on PostgreSQL, so a
+    query's predicate matches a partial index's even in a prepared statement's generic
+    plan (a bound parameter would not)."""
+    if _postgres(session):
+        if not word.isidentifier():
+            raise ValueError(f"not a word of the code: {word!r}")
+        return literal_column(f"'{word}'", String)
+    return literal(word, String)
+
+
+def _in_view(session: Session, column: InstrumentedAttribute[str], cabinets: list[str],
+             everyone: bool) -> ColumnElement[bool]:
+    """``column`` names one of ``cabinets``. Written for the plan, not only the answer: one
+    cabinet is an equality (its own index); every cabinet of the fleet is a semi-join with
+    ``hub_cabinets`` (a thousand bound values cost more to send and plan than the page);
+    a site's few are one array on PostgreSQL."""
+    if len(cabinets) == 1:
+        return column == cabinets[0]
+    if everyone:
+        return column.in_(select(HubCabinet.cabinet_id))
+    if _postgres(session):
+        return column == any_(bindparam("cabinets_in_view", cabinets,
+                                        type_=postgresql.ARRAY(String)))
+    return column.in_(cabinets)
+
+
+def _total(kind: str, in_view: ColumnElement[bool],
+           facets: Sequence[str] | None) -> ScalarSelect[Any]:
+    """The records of ``kind`` (of ``facets``, or any) of the cabinets in view, from the
+    counts ingest keeps beside them (``hub_record_counts``): exact, and one row per cabinet
+    and facet read instead of every record counted (the whole fleet's loans are millions)."""
+    query = select(func.coalesce(func.sum(HubRecordCount.n), 0)).where(
+        HubRecordCount.kind == kind, in_view)
+    if facets is not None:
+        query = query.where(HubRecordCount.facet.in_(list(facets)))
+    return query.scalar_subquery()
+
+
+def _merged_page(cabinets: list[str], narrowed: list[ColumnElement[bool]],
+                 ordered: ColumnElement[Any] | InstrumentedAttribute[Any], limit: int,
+                 offset: int) -> Subquery:
+    """A site's page on PostgreSQL: each of its cabinets' newest ``offset + limit`` read from
+    the cabinet's own index (a ``LATERAL`` per cabinet of the array), merged and cut. A
+    plain query over the site's cabinets as an array is planned well with the array's
+    values in view, but a prepared statement's generic plan (the driver prepares a query it
+    sees often) does not know the site's size and sorted every loan of the site; this
+    statement has one shape and one plan, whatever the site."""
+    site = func.unnest(bindparam("site_cabinets", cabinets, type_=postgresql.ARRAY(String))
+                       ).table_valued("cabinet_id").render_derived(name="site_cabinets")
+    newest = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
+              .where(HubRecord.cabinet_id == site.c.cabinet_id, *narrowed)
+              .order_by(ordered.desc(), HubRecord.record_id.desc())
+              .limit(offset + limit).lateral("newest"))
+    return (select(newest.c.record_id, newest.c.cabinet_id, newest.c.t)
+            .select_from(site).join(newest, true())
+            .order_by(newest.c.t.desc(), newest.c.record_id.desc())
+            .limit(limit).offset(offset).subquery())
+
+
 def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
              cabinet_id: str | None, where: list[ColumnElement[bool]], order: str,
-             limit: int, offset: int) -> tuple[list[tuple[HubRecord, str]], int]:
-    seen = cabinets_seen(scope, site=site, cabinet_id=cabinet_id).subquery()
-    query = (select(HubRecord, seen.c.code)
-             .join(seen, HubRecord.cabinet_id == seen.c.cabinet_id)
-             .where(_kind_is(session, kind), *where))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(query.order_by(_field(session, order).desc(), HubRecord.record_id)
-                           .limit(limit).offset(offset)).all()
-    return [(r, str(code)) for r, code in rows], int(total)
+             limit: int, offset: int, facets: Sequence[str] | None = None,
+             ) -> tuple[list[tuple[HubRecord, str]], int]:
+    """A page of ``kind`` records of the cabinets in view, newest first, with the total.
+
+    ``order`` names the body's time field; the kind's own time (``record_columns``) is
+    read from its typed column, which the indexes of migration 0024 keep in that order:
+    the page's keys come from the index alone (cabinet and facet are in it; the index is
+    read backwards, so records of the same time come newest id first), then only the
+    page's bodies are read. ``facets`` narrows by the typed facet; ``where`` by anything
+    else (a field of the body: those pages are counted row by row, as they must be)."""
+    everyone = scope.whole_fleet and site is None and cabinet_id is None
+    cabinets: list[str] = []
+    if not everyone:
+        cabinets = sorted(str(c) for c, _ in session.execute(
+            cabinets_seen(scope, site=site, cabinet_id=cabinet_id)))
+        if not cabinets:
+            return [], 0
+    narrowed = [_kind_is(session, kind), *where]
+    if facets is not None:
+        narrowed.append(HubRecord.facet == _word(session, facets[0])
+                        if list(facets) in (["out"], ["returned"])  # a loan's: the code's
+                        else HubRecord.facet.in_(list(facets)))
+    conditions = [_in_view(session, HubRecord.cabinet_id, cabinets, everyone), *narrowed]
+    ordered = (HubRecord.occurred_at if TIME_FIELD.get(kind) == order
+               else _field(session, order))
+    if where:
+        total = select(func.count()).select_from(
+            select(HubRecord.record_id).where(*conditions).subquery()).scalar_subquery()
+    else:
+        total = _total(kind, _in_view(session, HubRecordCount.cabinet_id, cabinets, everyone),
+                       facets)
+    if len(cabinets) > 1 and _postgres(session):
+        page = _merged_page(cabinets, narrowed, ordered, limit, offset)
+    else:
+        page = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
+                .where(*conditions).order_by(ordered.desc(), HubRecord.record_id.desc())
+                .limit(limit).offset(offset).subquery())
+    # The page and its total in one round trip (the total rides on each row).
+    rows = session.execute(
+        select(HubRecord, HubSite.code, total.label("total")).select_from(HubRecord)
+        .join(page, and_(_kind_is(session, kind), HubRecord.record_id == page.c.record_id))
+        .join(HubCabinet, HubCabinet.cabinet_id == page.c.cabinet_id)
+        .join(HubSite, HubSite.id == HubCabinet.site_id)
+        .order_by(page.c.t.desc(), page.c.record_id.desc())).all()
+    count = rows[0][2] if rows else session.scalar(select(total))  # a page past the end
+    return [(r, str(code)) for r, code, _ in rows], int(count or 0)
 
 
 def _one(session: Session, scope: Scope, kind: str, record_id: uuid.UUID) -> tuple[HubRecord,
@@ -135,11 +249,14 @@ def _names(session: Session, bodies: list[dict[str, Any]]) -> tuple[dict[uuid.UU
     key_ids = {k for b in bodies if (k := _uuid(b.get("key_id")))}
     person_ids = {p for b in bodies for f in ("borrower_id", "owner_id")
                   if (p := _uuid(b.get(f)))}
-    keys = {k: n for k, n in session.execute(select(Key.id, Key.key_number).where(
-        Key.id.in_(key_ids)))} if key_ids else {}
-    people = {p: n for p, n in session.execute(select(Person.id, Person.name).where(
-        Person.id.in_(person_ids)))} if person_ids else {}
-    return keys, people
+    if not key_ids and not person_ids:
+        return {}, {}
+    # One round trip for both: ("k", key id, number) and ("p", person id, name) rows.
+    found = session.execute(union_all(
+        select(literal("k").label("what"), Key.id, Key.key_number.label("name"))
+        .where(Key.id.in_(key_ids)),
+        select(literal("p"), Person.id, Person.name).where(Person.id.in_(person_ids)))).all()
+    return ({i: n for w, i, n in found if w == "k"}, {i: n for w, i, n in found if w == "p"})
 
 
 def _is_overdue(body: dict[str, Any], now: dt.datetime) -> bool:
@@ -172,19 +289,17 @@ def loans(session: Session, scope: Scope, *, now: dt.datetime, site: str | None 
     """The fleet's loans as the cabinets shipped them, newest draw first; ``out`` (the
     keys out now) by default, ``overdue`` those of them past due (K9). ``department_id``
     is a department leader's own department: only its people's loans, as on a cabinet."""
-    returned = _field(session, "returned_at")
     where: list[ColumnElement[bool]] = []
     if department_id is not None:
         where.append(_field(session, "borrower_id").in_(
             _department_people(session, department_id)))
-    if state in (LoanState.OUT, LoanState.OVERDUE):
-        where.append(returned.is_(None))
-    if state is LoanState.OVERDUE:
-        where.append(_field(session, "due_at") < now.isoformat())
-    if state is LoanState.RETURNED:
-        where.append(returned.is_not(None))
+    facets = {LoanState.OUT: ["out"], LoanState.OVERDUE: ["out"],
+              LoanState.RETURNED: ["returned"], LoanState.ALL: None}[state]
+    if state is LoanState.OVERDUE:  # K9: due before now and still out
+        where.append(HubRecord.due_at < now)
     rows, total = _records(session, scope, "loan", site=site, cabinet_id=cabinet_id,
-                           where=where, order="drawn_at", limit=limit, offset=offset)
+                           where=where, order="drawn_at", limit=limit, offset=offset,
+                           facets=facets)
     bodies = [json.loads(r.body) for r, _ in rows]
     keys, people = _names(session, bodies)
     return Page([_loan_out(r, site_code, body, keys, people, now)
@@ -221,9 +336,9 @@ def alarms(session: Session, scope: Scope, *, site: str | None = None,
            offset: int = 0) -> Page:
     """The alarms the cabinets raised (F1: forced door, key overdue ...), newest first,
     with their notes; ``state`` (open, acknowledged, closed) narrows."""
-    where = [_field(session, "state") == state] if state else []
     rows, total = _records(session, scope, "alarm", site=site, cabinet_id=cabinet_id,
-                           where=where, order="raised_at", limit=limit, offset=offset)
+                           where=[], order="raised_at", limit=limit, offset=offset,
+                           facets=[state] if state else None)
     bodies = [json.loads(r.body) for r, _ in rows]
     keys, people = _names(session, bodies)
     return Page([_alarm_out(r, code, body, keys, people)
@@ -251,9 +366,9 @@ def reports(session: Session, scope: Scope, *, site: str | None = None,
             offset: int = 0) -> Page:
     """The reports the cabinets issued (K9), newest first: the frozen data's SHA-256 and
     who acknowledged them (the rendered files: ``report``, ``kiosk.fleet.report_files``)."""
-    where = [_field(session, "kind") == kind] if kind else []
     rows, total = _records(session, scope, "report", site=site, cabinet_id=cabinet_id,
-                           where=where, order="generated_at", limit=limit, offset=offset)
+                           where=[], order="generated_at", limit=limit, offset=offset,
+                           facets=[kind] if kind else None)
     held: dict[uuid.UUID, list[str]] = {}
     for report_id, name in session.execute(
             select(HubReportFile.report_id, HubReportFile.name)

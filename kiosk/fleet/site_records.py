@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kiosk.fleet.scope import Scope
-from kiosk.fleet.site_lists import Page, _field, _names, _one, _records, _uuid
+from kiosk.fleet.site_lists import Page, _names, _one, _records, _uuid
 from kiosk.store.models import HandoverState
 
 
@@ -99,9 +99,9 @@ def handovers(session: Session, scope: Scope, *, site: str | None = None,
               limit: int = 50, offset: int = 0) -> Page:
     """The shift handovers at the cabinets (H1: both staff, started and accepted when),
     newest first; ``state`` (started, accepted, cancelled) narrows."""
-    where = [_field(session, "state") == state.value] if state else []
     rows, total = _records(session, scope, "handover", site=site, cabinet_id=cabinet_id,
-                           where=where, order="started_at", limit=limit, offset=offset)
+                           where=[], order="started_at", limit=limit, offset=offset,
+                           facets=[state.value] if state else None)
     bodies = [json.loads(r.body) for r, _ in rows]
     _, people = _names(session, _staff(bodies))
     return Page([_handover_out(r, code, body, people)

@@ -115,13 +115,19 @@ class HubCheckpoint(Base):
     signature: Mapped[str] = mapped_column(String(128))
 
 
-LOANS_OUT_PG = "kind = 'loan' AND ((body)::jsonb ->> 'returned_at') IS NULL"
-LOANS_OUT_SQLITE = "kind = 'loan' AND json_extract(body, '$.returned_at') IS NULL"
+LOANS_OUT = "kind = 'loan' AND facet = 'out'"
 """A loan record not returned yet (the predicate of ``ix_hub_records_loans_out``)."""
 
 
 class HubRecord(Base):
-    """The latest copy of a record a cabinet owns (loan, alarm, intake, handover, report)."""
+    """The latest copy of a record a cabinet owns (loan, alarm, intake, handover, report).
+
+    ``body`` is the record as the cabinet shipped it; the typed columns beside it are
+    written from the body at ingest (``kiosk.fleet.record_columns``, migration 0024) so the
+    hub's lists by site filter and order on indexes instead of reading every body:
+    ``occurred_at`` is the record's own time (a loan's draw, an alarm's raising, a report's
+    generation), ``due_at`` a loan's due time, ``facet`` what its list narrows by (a loan's
+    ``out``/``returned``, an alarm's state, a report's kind, a handover's state)."""
 
     __tablename__ = "hub_records"
 
@@ -130,16 +136,41 @@ class HubRecord(Base):
     cabinet_id: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text, doc="Canonical JSON of the record's columns.")
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    occurred_at: Mapped[dt.datetime | None]
+    due_at: Mapped[dt.datetime | None]
+    facet: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
-        Index("ix_hub_records_cabinet", "cabinet_id", "kind"),
-        # The keys out now (the hub's most read list, kiosk.fleet.site_lists): a few
-        # rows among every loan ever made, so the index holds only those.
-        Index("ix_hub_records_loans_out", "cabinet_id",
-              postgresql_where=text(LOANS_OUT_PG), sqlite_where=text(LOANS_OUT_SQLITE)),
-        # A site's records of one kind in time order (0022).
+        # One cabinet's records of a kind, newest first (the facet checked in the index).
+        Index("ix_hub_records_cabinet_time", "cabinet_id", "kind", "occurred_at",
+              "record_id", postgresql_include=["facet"]),
+        # The whole fleet's or a site's records of a kind, newest first: the cabinet and
+        # the facet are checked inside the index (an index-only scan of the keys).
+        Index("ix_hub_records_kind_time", "kind", "occurred_at", "record_id",
+              postgresql_include=["cabinet_id", "facet"]),
+        # The keys out now (the hub's most read list): a few rows among every loan ever
+        # made, so the index holds only those, with the due time for the overdue ones.
+        Index("ix_hub_records_loans_out", "occurred_at", "record_id",
+              postgresql_include=["cabinet_id", "due_at"],
+              postgresql_where=text(LOANS_OUT), sqlite_where=text(LOANS_OUT)),
+        # A site's records of one kind in time of arrival (0022, /hub/v1/records).
         Index("ix_hub_records_kind_received", "kind", "received_at", "cabinet_id"),
     )
+
+
+class HubRecordCount(Base):
+    """How many records of a kind and facet each cabinet has at the hub, kept by ingest in
+    the transaction that writes the records (the cabinet's row is locked, so counts of one
+    cabinet are never written twice at once). The lists' totals add these up over the
+    cabinets in view: exact, and a few hundred rows read instead of millions counted."""
+
+    __tablename__ = "hub_record_counts"
+
+    cabinet_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    facet: Mapped[str] = mapped_column(String(64), primary_key=True,
+                                       doc="The records' facet, '' for none.")
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class HubReportFile(Base):
