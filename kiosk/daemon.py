@@ -88,15 +88,28 @@ class AdminOnFirstRequest:
         self.app: FastAPI | None = None
         self._lock = asyncio.Lock()
         self._lifespan: AbstractAsyncContextManager[Any] | None = None
+        self._failed: BaseException | None = None
 
     async def _made(self) -> FastAPI:
         async with self._lock:  # two first requests at once make it once
+            if self._failed is not None:
+                raise RuntimeError("the admin API could not be made") from self._failed
             if self.app is None:
-                await asyncio.to_thread(importlib.import_module, "api.app")
-                app = self._build()
-                lifespan = app.router.lifespan_context(app)
-                await lifespan.__aenter__()
+                try:
+                    await asyncio.to_thread(importlib.import_module, "api.app")
+                    app = self._build()
+                    lifespan = app.router.lifespan_context(app)
+                    await lifespan.__aenter__()
+                except Exception as exc:
+                    # An eager start would have stopped the daemon; here the cabinet goes on
+                    # serving the screen and the locks, so say it loudly once and keep the
+                    # failure: every later admin request fails at once (a 500), and no retry
+                    # half-builds the app again (each try would add listeners to the log).
+                    log.critical("the admin API could not be made: %s", exc, exc_info=True)
+                    self._failed = exc
+                    raise
                 self.app, self._lifespan = app, lifespan
+        assert self.app is not None
         return self.app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -172,3 +173,30 @@ async def test_the_admin_app_is_made_once_for_concurrent_first_requests_and_ends
     finally:
         lifespan.cancel()
         runtime.close()
+
+
+async def test_an_admin_api_that_cannot_be_made_fails_its_requests_without_building_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An eager start would have stopped the daemon on a broken admin app; made lazily, the
+    cabinet goes on, the failure is logged once at critical level and every admin request
+    fails at once, without half-building the app again each time."""
+    import httpx
+
+    from kiosk.daemon import AdminOnFirstRequest
+
+    tries = []
+
+    def build() -> object:
+        tries.append(1)
+        raise ValueError("a setting the admin API cannot take")
+
+    lazy = AdminOnFirstRequest(build)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=lazy),
+                                 base_url="http://admin") as client:
+        for _ in range(3):
+            with pytest.raises(Exception, match=r"admin API|cannot take"):
+                await client.get("/api/v1/health")
+    assert tries == [1]
+    critical = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert len(critical) == 1 and "admin API could not be made" in critical[0].getMessage()
