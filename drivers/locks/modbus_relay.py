@@ -66,7 +66,10 @@ log = logging.getLogger(__name__)
 
 READ_COILS = 0x01
 READ_INPUTS = 0x02
-"""Modbus function codes of the two bit reads, checked against each reply."""
+WRITE_COIL = 0x05
+WRITE_REGISTER = 0x06
+WRITE_COILS = 0x0F
+"""Modbus function codes the driver sends, each checked against its reply."""
 POLL_MS = 50
 """Read-back interval while waiting for a coil to drop."""
 NOT_RETRIED = frozenset({1, 2, 3})
@@ -245,7 +248,7 @@ class ModbusRelayBank:
         started = self._clock()
         try:
             self._call("flash", lambda: self._client.write_register(address, value, **self._unit),
-                       attempts=1)
+                       attempts=1, answers=self._answer(WRITE_REGISTER))
         except (_Refused, _NotSent):
             raise
         except LockBoardError as lost:
@@ -272,7 +275,8 @@ class ModbusRelayBank:
         on_at = self._clock()
         lost_on: LockBoardError | None = None
         try:
-            self._call("coil on", lambda: self._write_one(channel, unlocked=True), attempts=1)
+            self._call("coil on", lambda: self._write_one(channel, unlocked=True), attempts=1,
+                       answers=self._answer(WRITE_COIL))
         except (_Refused, _NotSent):
             raise  # nothing was switched on: nothing to switch off
         except LockBoardError as exc:
@@ -300,7 +304,7 @@ class ModbusRelayBank:
         while True:
             try:
                 self._call("coil off", lambda: self._write_one(channel, unlocked=False),
-                           attempts=1)
+                           attempts=1, answers=self._answer(WRITE_COIL))
                 return
             except LockBoardError as exc:
                 last = str(exc)
@@ -309,7 +313,8 @@ class ModbusRelayBank:
             time.sleep(0.01)  # pace a refused connection; a lost frame already took a timeout
         try:  # an "off" whose answer was lost may have been obeyed: look before alarming
             reply = self._call("read coils", lambda: self._client.read_coils(
-                cfg.coil_base, count=cfg.channels, **self._unit), attempts=1)
+                cfg.coil_base, count=cfg.channels, **self._unit), attempts=1,
+                answers=self._answer(READ_COILS, bits=True))
             if list(reply.bits)[channel] != cfg.coil_on_unlocks:
                 log.warning("unit %s channel %s: 'off' answers lost, coil reads off",
                             cfg.unit, channel)
@@ -344,7 +349,7 @@ class ModbusRelayBank:
                 try:
                     self._call("watchdog off",
                                functools.partial(self._write_one, channel, unlocked=False),
-                               attempts=1)
+                               attempts=1, answers=self._answer(WRITE_COIL))
                 except LockBoardError:
                     continue
                 log.warning("unit %s channel %s: 'off' taken at last", self.config.unit, channel)
@@ -370,7 +375,7 @@ class ModbusRelayBank:
             reply = self._call(
                 "read inputs",
                 lambda: self._client.read_discrete_inputs(base, count=cfg.channels, **self._unit),
-                answers=self._bits_answer(READ_INPUTS),
+                answers=self._answer(READ_INPUTS, bits=True),
             )
             keys = list(reply.bits)
         result: dict[int, SlotState] = {}
@@ -394,6 +399,7 @@ class ModbusRelayBank:
             self._call(
                 "lock all",
                 lambda: self._client.write_coils(cfg.coil_base, locked, **self._unit),
+                answers=self._answer(WRITE_COILS),
             )
             return
         except _Refused:
@@ -420,7 +426,8 @@ class ModbusRelayBank:
 
     # -- bus --------------------------------------------------------------------------------
     def _write_coil(self, channel: int, *, unlocked: bool) -> None:
-        self._call("write coil", lambda: self._write_one(channel, unlocked=unlocked))
+        self._call("write coil", lambda: self._write_one(channel, unlocked=unlocked),
+                   answers=self._answer(WRITE_COIL))
 
     def _write_one(self, channel: int, *, unlocked: bool) -> ModbusPDU:
         address = self.config.coil_base + channel
@@ -432,20 +439,27 @@ class ModbusRelayBank:
         reply = self._call(
             "read coils",
             lambda: self._client.read_coils(cfg.coil_base, count=cfg.channels, **self._unit),
-            answers=self._bits_answer(READ_COILS),
+            answers=self._answer(READ_COILS, bits=True),
         )
         return list(reply.bits)
 
-    def _bits_answer(self, function_code: int) -> Callable[[Any], bool]:
-        """Whether a reply answers a bit read of every channel: its function and at least
+    def _answer(self, function_code: int, *, bits: bool = False) -> Callable[[Any], bool]:
+        """Whether a reply answers a request of ``function_code``: the same function (an
+        exception reply carries it with the high bit set) and, for a bit read, at least
         ``channels`` bits. A late answer to an earlier request (a slow or noisy line) does
-        not, and indexing it as the coils would crash the cabinet's scan."""
+        not: taken as this one's, a write's echo would be read as the coils (and indexing
+        it crashed the cabinet's scan), or an exception meant for an earlier write would
+        refuse this request for good."""
         channels = self.config.channels
 
         def answers(reply: Any) -> bool:
-            bits = getattr(reply, "bits", None)
-            return (getattr(reply, "function_code", None) == function_code
-                    and bits is not None and len(bits) >= channels)
+            code = getattr(reply, "function_code", None)
+            if not isinstance(code, int) or code & 0x7F != function_code:
+                return False
+            if reply.isError() or not bits:
+                return True
+            got = getattr(reply, "bits", None)
+            return got is not None and len(got) >= channels
 
         return answers
 
@@ -499,7 +513,7 @@ class ModbusRelayBank:
                     # Drop the link so a late reply cannot be taken for the next request's.
                     self._client.close()
                     continue
-                stray = not reply.isError() and answers is not None and not answers(reply)
+                stray = answers is not None and not answers(reply)
                 if stray:
                     last, fault = (f"the reply (function {getattr(reply, 'function_code', '?')})"
                                    " was not an answer to it", LockBoardError)

@@ -114,3 +114,34 @@ def test_a_board_that_never_answers_the_question_is_a_board_error_not_a_crash(
     finally:
         bank.close()
         board.close()
+
+
+def test_a_stray_exception_meant_for_another_request_does_not_refuse_this_one(
+        link: SocatLink) -> None:
+    """A "write coils" refusal (0x8F, illegal address) arriving late is not the read's own
+    answer: taken as such, an illegal-address code is never retried and the read would fail
+    for good; the driver asks again and reads the coils."""
+    late_refusal = rtu(UNIT, 0x8F, 0x02)
+    board = HandWrittenBoard(link.board_end, [late_refusal, ALL_LOCKED])
+    bank = bank_on(link)
+    try:
+        status = bank.status()
+        assert all(state.locked for state in status.values())
+        assert len(board.requests) == 2
+    finally:
+        bank.close()
+        board.close()
+
+
+def test_the_boards_own_refusal_of_the_read_is_still_a_refusal(link: SocatLink) -> None:
+    """The read's own exception (0x81, illegal address) is the board's answer: refused at
+    once, not asked again (a wrong address cannot be fixed by asking again)."""
+    board = HandWrittenBoard(link.board_end, [rtu(UNIT, 0x81, 0x02)] * 3)
+    bank = bank_on(link)
+    try:
+        with pytest.raises(LockBoardError, match="read coils refused"):
+            bank.status()
+        assert len(board.requests) == 1
+    finally:
+        bank.close()
+        board.close()
