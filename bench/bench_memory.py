@@ -19,7 +19,7 @@ its own:
   turns over 20 slots. The daemon scans every BENCH_MEMORY_SCAN_S (default 0.02 s; the
   shipped default is 0.1 s), and the simulated person pushes a door shut
   BENCH_MEMORY_DOOR_SWING_S (default 0.3 s, the daemon's own simulated person) after it
-  sprang open (0.05 s, the least allowed, is quicker on a quiet machine; on a loaded one the
+  sprang open (0.05 s was tried: on a loaded machine the
   driver's read-back after an unlock can come later than that, finds the latch shut again,
   and the cabinet rightly records the unlock as failed and the key's arrival as unexpected,
   K4, which this bench then reports as a loan left open), and the simulated Kerong bus runs at BENCH_MEMORY_SIM_BAUD (default

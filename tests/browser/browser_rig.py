@@ -119,7 +119,8 @@ class Daemon:
         read right after it could otherwise miss the last loan or event. ``settled=False``
         opens it at once (a test that holds the database locked itself)."""
         if settled and self.proc.poll() is None:  # a stopped daemon has nothing queued
-            self.get("/sim/writes")
+            writes = self.get("/sim/writes")
+            assert writes["settled"] is True, writes  # else the read would come too early
         return sqlite3.connect(self.data_dir / "kiosk.db", timeout=10)
 
     def stop(self) -> None:

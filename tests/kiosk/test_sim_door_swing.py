@@ -23,14 +23,15 @@ from kiosk.wiring import (
 def test_the_daemon_s_simulated_person_keeps_the_shipped_swing_unless_told() -> None:
     assert door_swing_s({}) == DOOR_SWING_S
     assert door_swing_s({DOOR_SWING_ENV: ""}) == DOOR_SWING_S
-    assert door_swing_s({DOOR_SWING_ENV: "0.1"}) == 0.1
+    assert door_swing_s({DOOR_SWING_ENV: "0.25"}) == 0.25
+    assert door_swing_s({DOOR_SWING_ENV: str(MIN_DOOR_SWING_S)}) == MIN_DOOR_SWING_S
 
 
-@pytest.mark.parametrize("raw", ["0", "0.01", "-1", "11", "fast"])
+@pytest.mark.parametrize("raw", ["0", "0.01", "0.05", "-1", "11", "fast"])
 def test_a_swing_too_quick_for_the_read_back_or_not_a_number_is_refused(raw: str) -> None:
+    """0.05 s is refused too: on a loaded machine the read-back after an unlock came later."""
     with pytest.raises(ConfigError, match=DOOR_SWING_ENV):
         door_swing_s({DOOR_SWING_ENV: raw})
-    assert MIN_DOOR_SWING_S > 0.025  # longer than the unlock-to-read-back time (~25 ms)
 
 
 def test_the_simulated_bus_runs_at_19200_unless_told_a_rate_a_board_offers() -> None:
