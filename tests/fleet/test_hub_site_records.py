@@ -111,6 +111,66 @@ def test_a_site_scoped_account_gets_its_sites_intake_and_handovers_only(
         assert mine["site"] == "tower-a"
 
 
+def _department_leader(fleet: Hub) -> dict[str, str]:  # noqa: F811
+    """A token of engineering's department leader: loans:read and keys:read, but neither
+    alarms, reports nor handovers (the fixture's 张工 at A is engineering's)."""
+    from sqlalchemy import select
+
+    from kiosk.services import accounts
+    from kiosk.store.db import write_session
+    from kiosk.store.models import Department
+    from tests.api.conftest import FAST_HASHER
+    from tests.fleet.test_hub_scope import PASSWORD
+
+    policy = accounts.AuthPolicy(hasher=FAST_HASHER)
+    with write_session(fleet.runtime.engine) as s:
+        eng = s.scalars(select(Department).where(Department.code == "ENG")).one()
+        account = accounts.create_account(
+            s, fleet.runtime.audit, by=None, username="lead-eng", password=PASSWORD,
+            role=AccountRole.DEPT_LEADER, department_id=eng.id, policy=policy)
+        _, secret = accounts.issue_access_token(s, account=account, policy=policy)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_the_held_records_route_needs_the_read_permission_of_the_kind_asked_H1_K1(
+        fleet: Hub, days: dict[str, Shipped],  # noqa: F811
+        received: dict[str, Received]) -> None:
+    """``/hub/v1/records`` returns the cabinet's whole rows: a department leader (a valid,
+    low-privilege token: loans:read, no handovers:read) must not read a handover's signed
+    report (H1) or an alarm through it, nor another department's loans; a request that
+    names no kind is refused, whoever asks, as it would mix kinds."""
+    client = fleet.client
+    lead = _department_leader(fleet)
+    for path in ("/hub/v1/records", "/hub/v1/records?cabinet_id=cab-a",
+                 "/hub/v1/records?kind=handover", "/hub/v1/records?kind=alarm",
+                 "/hub/v1/records?kind=alarm_note", "/hub/v1/records?kind=report",
+                 "/hub/v1/records?kind=handover&site=tower-a"):
+        refused = client.get(path, headers=lead)
+        assert refused.status_code == 403, (path, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert str(received["cab-a"].handover) not in refused.text
+    loans = _get(client, "/hub/v1/records?kind=loan", lead)
+    assert {r["id"] for r in loans} == {str(days["cab-a"].out_loan),
+                                        str(days["cab-a"].returned_loan)}  # 张工's only
+    assert _get(client, "/hub/v1/records?kind=loan&cabinet_id=cab-b", lead) == []
+    intake = _get(client, "/hub/v1/records?kind=intake", lead)  # keys:read: K1's reads
+    assert sorted(r["cabinet_id"] for r in intake) == ["cab-a", "cab-b"]
+    unknown = client.get("/hub/v1/records?kind=bogus", headers=lead)
+    assert unknown.status_code == 422, unknown.text
+
+    auditor = _scoped(fleet, "auditor-a", AccountRole.AUDITOR)  # reads all, tower A only
+    assert client.get("/hub/v1/records", headers=auditor).status_code == 403
+    handovers = _get(client, "/hub/v1/records?kind=handover", auditor)
+    assert [r["id"] for r in handovers] == [str(received["cab-a"].handover)]
+    assert _get(client, "/hub/v1/records?kind=handover&site=tower-b", auditor) == []
+    theirs = client.get("/hub/v1/records?kind=handover&cabinet_id=cab-b", headers=auditor)
+    assert theirs.status_code == 404, theirs.text  # as if cab-b were not there
+    duty = _scoped(fleet, "duty-a", AccountRole.DUTY_MANAGER)  # no reports:read
+    assert client.get("/hub/v1/records?kind=report", headers=duty).status_code == 403
+    assert {r["cabinet_id"] for r in _get(client, "/hub/v1/records?kind=alarm",
+                                          duty)} == {"cab-a"}
+
+
 # ------------------------------------------------------------------------ merged log
 T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
 
