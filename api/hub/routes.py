@@ -34,7 +34,7 @@ from kiosk.errors import (
 from kiosk.fleet import changes as config_changes
 from kiosk.fleet import held_records, hub, protocol, report_files, site_settings
 from kiosk.fleet import scope as scopes
-from kiosk.fleet.ingest import Batch, Ingested, ingest
+from kiosk.fleet.ingest import Batch, Ingested, ingest, parse_json
 from kiosk.services.authz import Permission as P
 from kiosk.store.db import write_session
 from kiosk.store.models_fleet import HubCabinet, HubEvent, HubSite
@@ -140,10 +140,7 @@ async def ingest_batch(request: Request, audit: AuditDep, runtime: RuntimeDep) -
         caller, body = await _caller(request, audit, _window(runtime))
 
         def parse_and_ingest() -> Ingested:  # a busy batch is ~0.5 MB of JSON: off the loop
-            try:
-                batch = Batch.parse(json.loads(body))
-            except json.JSONDecodeError as exc:
-                raise InvalidRequest(f"body is not JSON: {exc}") from None
+            batch = Batch.parse(parse_json(body))  # NaN/Infinity: 422 like other bad JSON
             return ingest(audit, cabinet_id=caller.cabinet_id, batch=batch)
 
         done = await asyncio.to_thread(parse_and_ingest)
@@ -162,11 +159,8 @@ async def ingest_report_file(request: Request, audit: AuditDep, runtime: Runtime
         caller, body = await _caller(request, audit, _window(runtime))
 
         def parse_and_receive() -> report_files.Received:
-            try:
-                doc = json.loads(body)
-            except json.JSONDecodeError as exc:
-                raise InvalidRequest(f"body is not JSON: {exc}") from None
-            return report_files.receive(audit, cabinet_id=caller.cabinet_id, doc=doc)
+            return report_files.receive(audit, cabinet_id=caller.cabinet_id,
+                                        doc=parse_json(body))
 
         done = await asyncio.to_thread(parse_and_receive)
         return _signed(audit, request, 200, {"report": str(done.report_id), "name": done.name,

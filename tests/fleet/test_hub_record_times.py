@@ -9,6 +9,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -139,6 +140,49 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
     migrate.downgrade(engine, "0023")  # and back: the bodies are all there was
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(old)).scalar_one() == 10
+    engine.dispose()
+
+
+def test_0024_keeps_a_stored_body_that_is_not_json_with_null_columns(db_url: str) -> None:
+    """Before ingest refused them, the hub's parser took ``NaN`` and ``Infinity`` and stored
+    them in a body's text, which ``jsonb`` cannot read: the upgrade must not stop on such a
+    record (it was stopping the whole hub's migration), and keeps it with null columns,
+    counted under no facet, while the records beside it get theirs. (A loan's body was
+    read as jsonb by 0021's index already, so only the other kinds could hold one.)"""
+    engine = make_engine(db_url)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        pytest.skip("SQLite's index on the body's JSON never let such a body be stored")
+    migrate.upgrade(engine, "0023")
+    site = uuid.uuid4()
+    with Session(engine) as s:
+        s.add(HubSite(id=site, code="tower-a", name="A"))
+        s.flush()
+        s.add(HubCabinet(cabinet_id="cab-a", site_id=site, public_key="00" * 32, key_id="k",
+                         head_hash="0" * 64))
+        s.commit()
+    old = sa.table("hub_records", sa.column("kind", sa.String()),
+                   sa.column("record_id", sa.Uuid()), sa.column("cabinet_id", sa.String()),
+                   sa.column("body", sa.Text()), sa.column("received_at", UTCDateTime()))
+    bad, inf, good = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(old.insert(), [
+            {"kind": "intake", "record_id": bad, "cabinet_id": "cab-a", "received_at": _at(13),
+             "body": '{"received_at": "2026-12-05T10:00:00+00:00", "key_count": NaN}'},
+            {"kind": "alarm", "record_id": inf, "cabinet_id": "cab-a", "received_at": _at(13),
+             "body": '{"raised_at": "2026-12-05T10:00:00Z", "state": "open", "x": -Infinity}'},
+            {"kind": "loan", "record_id": good, "cabinet_id": "cab-a", "received_at": _at(13),
+             "body": '{"drawn_at": "2026-12-05T11:00:00+00:00", "due_at": null}'}])
+    migrate.upgrade(engine)
+    with Session(engine) as s:
+        held = {r.record_id: r for r in s.scalars(select(HubRecord))}
+        for kept in (bad, inf):
+            assert (held[kept].occurred_at, held[kept].due_at, held[kept].facet) == (
+                None, None, None)
+        assert "NaN" in held[bad].body  # the body is what the cabinet sent, untouched
+        assert (held[good].occurred_at, held[good].facet) == (_at(11), "out")
+        counts = {(c.kind, c.facet): c.n for c in s.scalars(select(HubRecordCount))}
+        assert counts == {("intake", ""): 1, ("alarm", ""): 1, ("loan", "out"): 1}
     engine.dispose()
 
 

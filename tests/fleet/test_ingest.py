@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import threading
 import time
 import uuid
@@ -306,6 +307,36 @@ def test_a_record_another_cabinet_commits_meanwhile_refuses_the_batch_on_postgre
     assert _counts(enrolled) == {}
     assert _held(enrolled) == []
     assert "foreign_record" in _alarm_kinds(enrolled)
+
+
+def test_a_record_body_with_nan_or_infinity_is_refused_as_malformed_and_writes_nothing(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """``NaN``/``Infinity`` are not JSON (RFC 8259; PostgreSQL's jsonb refuses them), though
+    Python's parser takes them: a body holding one was stored as text that broke every
+    ``body::jsonb`` read (migration 0024's upgrade stopped on it). Sent over the wire the
+    batch is a 422 like other malformed input; built in-process, a clear InvalidRequest."""
+    from fastapi.testclient import TestClient
+
+    from api.deps import AdminOptions
+    from api.hub.app import create_hub_app
+
+    loan = {"kind": "loan", "id": str(uuid.uuid4()), "body": {"drawn_at": "2026-01-01T08:00:00Z",
+                                                              "quantity": float("nan")}}
+    doc = {**_batch(enrolled), "records": [loan]}
+    with TestClient(create_hub_app(enrolled, AdminOptions())) as client:
+        for constant in ("NaN", "Infinity", "-Infinity"):
+            body = json.dumps(doc).replace("NaN", constant).encode()
+            assert constant.encode() in body
+            signed = protocol.sign_request(enrolled.device_key.sign, method="POST",
+                                           path="/hub/v1/ingest", cabinet_id=CAB, body=body)
+            answer = client.post("/hub/v1/ingest", content=body, headers=signed.as_dict())
+            assert answer.status_code == 422, answer.text
+            assert constant in answer.json()["detail"]
+    with pytest.raises(InvalidRequest, match="malformed record"):
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert _held(enrolled) == [] and _counts(enrolled) == {}
+    with Session(enrolled.engine) as s:
+        assert s.scalar(select(func.count()).select_from(HubRecord)) == 0
 
 
 def _typed(event: dict[str, Any]) -> dict[str, Any]:
