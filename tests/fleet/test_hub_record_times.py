@@ -192,6 +192,27 @@ def _ship(log: AuditLog, runtime: Runtime, records: list[dict[str, Any]]) -> Non
     ingest(log, cabinet_id=CAB, batch=Batch(head_seq=0, head_hash=head, records=records))
 
 
+def test_each_loans_overdue_flag_agrees_with_the_overdue_filter_across_offsets_K9(
+        enrolled: Runtime, hub_log: AuditLog) -> None:  # noqa: F811
+    """K9: a loan due 12:00+08:00 (04:00 UTC) is overdue at 06:00 UTC, one due
+    05:00-05:00 (10:00 UTC) is not, whatever their text says; the flag on each row is the
+    one the ``overdue`` filter applies, on the list and on one loan by id."""
+    late, early = str(uuid.uuid4()), str(uuid.uuid4())
+    now = _at(6)
+    _ship(hub_log, enrolled, [
+        {"kind": "loan", "id": late, "body": _loan("2026-12-05T09:00:00+08:00",
+                                                   "2026-12-05T12:00:00+08:00")},
+        {"kind": "loan", "id": early, "body": _loan("2026-12-05T00:30:00-05:00",
+                                                    "2026-12-05T05:00:00-05:00")}])
+    with Session(enrolled.engine) as s:
+        overdue = site_lists.loans(s, FLEET, now=now, state=site_lists.LoanState.OVERDUE)
+        assert [(i["id"], i["overdue"]) for i in overdue.items] == [(late, True)]
+        out = site_lists.loans(s, FLEET, now=now)
+        assert {i["id"]: i["overdue"] for i in out.items} == {late: True, early: False}
+        assert site_lists.loan(s, FLEET, uuid.UUID(late), now=now)["overdue"] is True
+        assert site_lists.loan(s, FLEET, uuid.UUID(early), now=now)["overdue"] is False
+
+
 def test_ingest_keeps_the_columns_and_counts_as_a_key_goes_out_and_comes_back_K9(
         enrolled: Runtime, hub_log: AuditLog) -> None:  # noqa: F811
     """A loan out, then shipped again returned, moves from the out list (and its count) to
