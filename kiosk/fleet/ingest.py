@@ -89,6 +89,21 @@ class Batch:
         return batch
 
 
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes | str) -> Any:
+    """A cabinet's request body as JSON the way RFC 8259 and PostgreSQL's ``jsonb`` read
+    it: ``NaN``, ``Infinity`` and ``-Infinity`` are refused. Python's ``json`` takes them,
+    and a record body holding one was stored as text no ``body::jsonb`` can read (the lists'
+    department filter, migration 0024's backfill)."""
+    try:
+        return json.loads(body, parse_constant=_not_a_number)
+    except ValueError as exc:  # JSONDecodeError is one
+        raise InvalidRequest(f"body is not JSON: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Ingested:
     acked_seq: int
@@ -304,7 +319,11 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
             raise InvalidRequest(f"malformed record in batch: {exc}") from None
         if kind not in RECORD_KINDS:
             raise InvalidRequest(f"unknown record kind {kind!r}")
-        latest[kind, record_id] = (body, json.dumps(body, sort_keys=True, ensure_ascii=False))
+        try:  # a batch built in-process may hold a float NaN: not JSON either
+            text = json.dumps(body, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"malformed record in batch: {exc}") from None
+        latest[kind, record_id] = (body, text)
     if not latest:
         return
     now = utcnow()
@@ -319,6 +338,7 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
     else:
         foreign = _upsert_records_portably(session, cabinet_id, rows)
     for kind, record_id, owner in foreign:  # the transaction is rolled back: nothing kept
+        owner = owner or _owner(session, kind, record_id) or "another cabinet"
         raise Refused("foreign_record", None, f"{kind} {record_id} belongs to cabinet "
                       f"{owner}; cabinet {cabinet_id} cannot overwrite it")
     for (kind, record_id), (body, _) in latest.items():
@@ -345,9 +365,10 @@ written AS (
   ON CONFLICT (kind, record_id) DO UPDATE
   SET body = EXCLUDED.body, received_at = EXCLUDED.received_at,
       occurred_at = EXCLUDED.occurred_at, due_at = EXCLUDED.due_at, facet = EXCLUDED.facet
-  WHERE hub_records.cabinet_id = EXCLUDED.cabinet_id),
+  WHERE hub_records.cabinet_id = EXCLUDED.cabinet_id
+  RETURNING kind, record_id, facet),
 moved AS (
-  SELECT kind, coalesce(facet, '') AS facet, 1 AS n FROM incoming
+  SELECT kind, coalesce(facet, '') AS facet, 1 AS n FROM written
   UNION ALL
   SELECT kind, coalesce(facet, ''), -1 FROM held WHERE cabinet_id = %(cabinet)b),
 counted AS (
@@ -355,15 +376,29 @@ counted AS (
   SELECT %(cabinet)b, kind, facet, sum(n) FROM moved GROUP BY kind, facet HAVING sum(n) <> 0
   ON CONFLICT (cabinet_id, kind, facet) DO UPDATE
   SET n = hub_record_counts.n + EXCLUDED.n)
-SELECT kind, record_id, cabinet_id FROM held WHERE cabinet_id <> %(cabinet)b
+SELECT i.kind, i.record_id, h.cabinet_id FROM incoming i
+LEFT JOIN held h ON h.kind = i.kind AND h.record_id = i.record_id
+WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.kind = i.kind AND w.record_id = i.record_id)
 """
 """PostgreSQL: a batch's records in one statement and one round trip: the held copies are
 read (every part of the statement sees the table as it was before it), the records written
 (new or changed; never another cabinet's: the ``WHERE``), the cabinet's counts moved by
-the facets left and taken, and the records another cabinet owns returned, so the batch is
-refused and all of it rolled back. A column per array, sent in binary: a row per statement,
-as ``executemany`` sends them, was half of ingest's time, and text arrays of JSON bodies
-cost their escaping."""
+the facets the written rows take and the held ones leave, and every incoming record that
+was not written returned (with its owner when the held copies name it), so the batch is
+refused and all of it rolled back. The counts and the refusal come from what ``RETURNING``
+says was written, not from the held copies: another cabinet may commit the same record id
+after this statement's snapshot (two cabinets sending one id at once); the insert then
+waits for it, meets it as a conflict and skips it (the ``WHERE``), and the held copies
+never saw it. A column per array, sent in binary: a row per statement, as ``executemany``
+sends them, was half of ingest's time, and text arrays of JSON bodies cost their
+escaping."""
+
+
+def _owner(session: Session, kind: str, record_id: uuid.UUID) -> str | None:
+    """Who holds a record now: a new statement sees what another cabinet committed after
+    the upsert's snapshot (the owner the upsert could not name)."""
+    return session.scalar(select(HubRecord.cabinet_id).where(
+        HubRecord.kind == kind, HubRecord.record_id == record_id))
 
 
 def _postgres_connection(session: Session) -> Any:

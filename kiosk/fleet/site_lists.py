@@ -259,9 +259,11 @@ def _names(session: Session, bodies: list[dict[str, Any]]) -> tuple[dict[uuid.UU
     return ({i: n for w, i, n in found if w == "k"}, {i: n for w, i, n in found if w == "p"})
 
 
-def _is_overdue(body: dict[str, Any], now: dt.datetime) -> bool:
-    due = body.get("due_at")
-    return not body.get("returned_at") and bool(due) and str(due) < now.isoformat()
+def _is_overdue(r: HubRecord, now: dt.datetime) -> bool:
+    """K9: still out and due before now, read from the typed columns the ``overdue`` filter
+    reads (the facet, ``due_at`` as an instant), so a row's flag and the filter agree: the
+    body's text compared as text put ``12:00+08:00`` (04:00 UTC) after ``06:00+00:00``."""
+    return r.facet == "out" and r.due_at is not None and r.due_at < now
 
 
 def _loan_out(r: HubRecord, site: str, body: dict[str, Any], keys: dict[uuid.UUID, str],
@@ -275,7 +277,7 @@ def _loan_out(r: HubRecord, site: str, body: dict[str, Any], keys: dict[uuid.UUI
             "quantity": body.get("quantity"), "reason_code": body.get("reason_code"),
             "reason_text": body.get("reason_text"), "drawn_at": body.get("drawn_at"),
             "due_at": body.get("due_at"), "returned_at": body.get("returned_at"),
-            "overdue": _is_overdue(body, now)}
+            "overdue": _is_overdue(r, now)}
 
 
 def _department_people(session: Session, department_id: uuid.UUID) -> list[str]:

@@ -9,6 +9,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -142,10 +143,74 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
     engine.dispose()
 
 
+def test_0024_keeps_a_stored_body_that_is_not_json_with_null_columns(db_url: str) -> None:
+    """Before ingest refused them, the hub's parser took ``NaN`` and ``Infinity`` and stored
+    them in a body's text, which ``jsonb`` cannot read: the upgrade must not stop on such a
+    record (it was stopping the whole hub's migration), and keeps it with null columns,
+    counted under no facet, while the records beside it get theirs. (A loan's body was
+    read as jsonb by 0021's index already, so only the other kinds could hold one.)"""
+    engine = make_engine(db_url)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        pytest.skip("SQLite's index on the body's JSON never let such a body be stored")
+    migrate.upgrade(engine, "0023")
+    site = uuid.uuid4()
+    with Session(engine) as s:
+        s.add(HubSite(id=site, code="tower-a", name="A"))
+        s.flush()
+        s.add(HubCabinet(cabinet_id="cab-a", site_id=site, public_key="00" * 32, key_id="k",
+                         head_hash="0" * 64))
+        s.commit()
+    old = sa.table("hub_records", sa.column("kind", sa.String()),
+                   sa.column("record_id", sa.Uuid()), sa.column("cabinet_id", sa.String()),
+                   sa.column("body", sa.Text()), sa.column("received_at", UTCDateTime()))
+    bad, inf, good = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(old.insert(), [
+            {"kind": "intake", "record_id": bad, "cabinet_id": "cab-a", "received_at": _at(13),
+             "body": '{"received_at": "2026-12-05T10:00:00+00:00", "key_count": NaN}'},
+            {"kind": "alarm", "record_id": inf, "cabinet_id": "cab-a", "received_at": _at(13),
+             "body": '{"raised_at": "2026-12-05T10:00:00Z", "state": "open", "x": -Infinity}'},
+            {"kind": "loan", "record_id": good, "cabinet_id": "cab-a", "received_at": _at(13),
+             "body": '{"drawn_at": "2026-12-05T11:00:00+00:00", "due_at": null}'}])
+    migrate.upgrade(engine)
+    with Session(engine) as s:
+        held = {r.record_id: r for r in s.scalars(select(HubRecord))}
+        for kept in (bad, inf):
+            assert (held[kept].occurred_at, held[kept].due_at, held[kept].facet) == (
+                None, None, None)
+        assert "NaN" in held[bad].body  # the body is what the cabinet sent, untouched
+        assert (held[good].occurred_at, held[good].facet) == (_at(11), "out")
+        counts = {(c.kind, c.facet): c.n for c in s.scalars(select(HubRecordCount))}
+        assert counts == {("intake", ""): 1, ("alarm", ""): 1, ("loan", "out"): 1}
+    engine.dispose()
+
+
 def _ship(log: AuditLog, runtime: Runtime, records: list[dict[str, Any]]) -> None:
     with Session(runtime.engine) as s:
         head = s.scalars(select(HubCabinet.head_hash).where(HubCabinet.cabinet_id == CAB)).one()
     ingest(log, cabinet_id=CAB, batch=Batch(head_seq=0, head_hash=head, records=records))
+
+
+def test_each_loans_overdue_flag_agrees_with_the_overdue_filter_across_offsets_K9(
+        enrolled: Runtime, hub_log: AuditLog) -> None:  # noqa: F811
+    """K9: a loan due 12:00+08:00 (04:00 UTC) is overdue at 06:00 UTC, one due
+    05:00-05:00 (10:00 UTC) is not, whatever their text says; the flag on each row is the
+    one the ``overdue`` filter applies, on the list and on one loan by id."""
+    late, early = str(uuid.uuid4()), str(uuid.uuid4())
+    now = _at(6)
+    _ship(hub_log, enrolled, [
+        {"kind": "loan", "id": late, "body": _loan("2026-12-05T09:00:00+08:00",
+                                                   "2026-12-05T12:00:00+08:00")},
+        {"kind": "loan", "id": early, "body": _loan("2026-12-05T00:30:00-05:00",
+                                                    "2026-12-05T05:00:00-05:00")}])
+    with Session(enrolled.engine) as s:
+        overdue = site_lists.loans(s, FLEET, now=now, state=site_lists.LoanState.OVERDUE)
+        assert [(i["id"], i["overdue"]) for i in overdue.items] == [(late, True)]
+        out = site_lists.loans(s, FLEET, now=now)
+        assert {i["id"]: i["overdue"] for i in out.items} == {late: True, early: False}
+        assert site_lists.loan(s, FLEET, uuid.UUID(late), now=now)["overdue"] is True
+        assert site_lists.loan(s, FLEET, uuid.UUID(early), now=now)["overdue"] is False
 
 
 def test_ingest_keeps_the_columns_and_counts_as_a_key_goes_out_and_comes_back_K9(

@@ -81,34 +81,112 @@ def test_the_fleet_sees_intake_records_and_handovers_of_every_site_K1_H1(
     assert _get(client, "/hub/v1/handovers?site=tower-zz", admin) == EMPTY
 
 
-@pytest.mark.parametrize("role", [AccountRole.SUPERVISOR, AccountRole.DUTY_MANAGER])
+LISTS = ("/hub/v1/intake-records", "/hub/v1/handovers")
+READS = {AccountRole.SUPERVISOR: LISTS, AccountRole.DUTY_MANAGER: LISTS,
+         AccountRole.DEPT_LEADER: ("/hub/v1/intake-records",)}
+"""The lists each role may read (keys:read, handovers:read); the others are 403."""
+
+
+@pytest.mark.parametrize("role", list(READS))
 def test_a_site_scoped_account_gets_its_sites_intake_and_handovers_only(
         fleet: Hub, received: dict[str, Received], role: AccountRole) -> None:  # noqa: F811
-    """The attacker holds a valid token of a role with the reads, scoped to tower A, and
-    asks for tower B's rows by filter and by id."""
-    caller = _scoped(fleet, f"{role.value}-a", role)
+    """The attacker holds a valid token of a role, scoped to tower A, and asks for tower
+    B's rows by filter and by id: a list its role may read gives tower A's rows and B's
+    id is 404 exactly like an id that never existed; one it may not read is 403, naming
+    nothing, for the list and for any id alike."""
+    if role is AccountRole.DEPT_LEADER:  # a department leader has a department
+        caller = _department_leader(fleet, "dept_leader-a")
+        put = fleet.client.put("/hub/v1/accounts/dept_leader-a/site",
+                               json={"site": "tower-a"},
+                               headers=fleet.token("root-dl", AccountRole.ADMIN))
+        assert put.status_code == 200, put.text
+    else:
+        caller = _scoped(fleet, f"{role.value}-a", role)
     client = fleet.client
-    for path, reads in (("/hub/v1/intake-records", "keys:read"),
-                        ("/hub/v1/handovers", "handovers:read")):
+    a, b = received["cab-a"], received["cab-b"]
+    ids = {"/hub/v1/intake-records": (a.intake, b.intake),
+           "/hub/v1/handovers": (a.handover, b.handover)}
+    for path in LISTS:
+        mine, theirs = ids[path]
         first = client.get(path, headers=caller)
-        if first.status_code == 403:  # the role lacks the read: refused, names nothing
-            assert reads in first.text and "cab-b" not in first.text
+        if path not in READS[role]:
+            assert first.status_code == 403, (role, path, first.text)
+            assert "cab-b" not in first.text and "cab-a" not in first.text
+            for one in (mine, theirs, uuid.uuid4()):
+                refused = client.get(f"{path}/{one}", headers=caller)
+                assert refused.status_code == 403, (role, path, refused.text)
             continue
-        assert first.status_code == 200 and set(_cabinets(first.json())) == {"cab-a"}
+        assert first.status_code == 200, (role, path, first.text)
+        assert [r["id"] for r in first.json()["items"]] == [str(mine)]
         for probe in ("site=tower-b", "cabinet_id=cab-b", "site=tower-a&cabinet_id=cab-b"):
             assert _get(client, f"{path}?{probe}", caller) == EMPTY, (path, probe)
-    b = received["cab-b"]
-    for path in (f"/hub/v1/intake-records/{b.intake}", f"/hub/v1/handovers/{b.handover}"):
-        theirs = client.get(path, headers=caller)
+        assert _get(client, f"{path}/{mine}", caller)["site"] == "tower-a"
+        other = client.get(f"{path}/{theirs}", headers=caller)
         ghost = uuid.uuid4()
-        nothing = client.get(path.rsplit("/", 1)[0] + f"/{ghost}", headers=caller)
-        assert theirs.status_code == nothing.status_code
-        assert theirs.status_code in (403, 404)
-        assert (theirs.json()["detail"].replace(str(path.rsplit("/", 1)[1]), "ID")
+        nothing = client.get(f"{path}/{ghost}", headers=caller)
+        assert other.status_code == nothing.status_code == 404, (role, path)
+        assert (other.json()["detail"].replace(str(theirs), "ID")
                 == nothing.json()["detail"].replace(str(ghost), "ID"))
-    if role is AccountRole.SUPERVISOR:
-        mine = _get(client, f"/hub/v1/handovers/{received['cab-a'].handover}", caller)
-        assert mine["site"] == "tower-a"
+
+
+def _department_leader(fleet: Hub, username: str = "lead-eng") -> dict[str, str]:  # noqa: F811
+    """A token of engineering's department leader: loans:read and keys:read, but neither
+    alarms, reports nor handovers (the fixture's 张工 at A is engineering's)."""
+    from sqlalchemy import select
+
+    from kiosk.services import accounts
+    from kiosk.store.db import write_session
+    from kiosk.store.models import Department
+    from tests.api.conftest import FAST_HASHER
+    from tests.fleet.test_hub_scope import PASSWORD
+
+    policy = accounts.AuthPolicy(hasher=FAST_HASHER)
+    with write_session(fleet.runtime.engine) as s:
+        eng = s.scalars(select(Department).where(Department.code == "ENG")).one()
+        account = accounts.create_account(
+            s, fleet.runtime.audit, by=None, username=username, password=PASSWORD,
+            role=AccountRole.DEPT_LEADER, department_id=eng.id, policy=policy)
+        _, secret = accounts.issue_access_token(s, account=account, policy=policy)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_the_held_records_route_needs_the_read_permission_of_the_kind_asked_H1_K1(
+        fleet: Hub, days: dict[str, Shipped],  # noqa: F811
+        received: dict[str, Received]) -> None:
+    """``/hub/v1/records`` returns the cabinet's whole rows: a department leader (a valid,
+    low-privilege token: loans:read, no handovers:read) must not read a handover's signed
+    report (H1) or an alarm through it, nor another department's loans; a request that
+    names no kind is refused, whoever asks, as it would mix kinds."""
+    client = fleet.client
+    lead = _department_leader(fleet)
+    for path in ("/hub/v1/records", "/hub/v1/records?cabinet_id=cab-a",
+                 "/hub/v1/records?kind=handover", "/hub/v1/records?kind=alarm",
+                 "/hub/v1/records?kind=alarm_note", "/hub/v1/records?kind=report",
+                 "/hub/v1/records?kind=handover&site=tower-a"):
+        refused = client.get(path, headers=lead)
+        assert refused.status_code == 403, (path, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert str(received["cab-a"].handover) not in refused.text
+    loans = _get(client, "/hub/v1/records?kind=loan", lead)
+    assert {r["id"] for r in loans} == {str(days["cab-a"].out_loan),
+                                        str(days["cab-a"].returned_loan)}  # 张工's only
+    assert _get(client, "/hub/v1/records?kind=loan&cabinet_id=cab-b", lead) == []
+    intake = _get(client, "/hub/v1/records?kind=intake", lead)  # keys:read: K1's reads
+    assert sorted(r["cabinet_id"] for r in intake) == ["cab-a", "cab-b"]
+    unknown = client.get("/hub/v1/records?kind=bogus", headers=lead)
+    assert unknown.status_code == 422, unknown.text
+
+    auditor = _scoped(fleet, "auditor-a", AccountRole.AUDITOR)  # reads all, tower A only
+    assert client.get("/hub/v1/records", headers=auditor).status_code == 403
+    handovers = _get(client, "/hub/v1/records?kind=handover", auditor)
+    assert [r["id"] for r in handovers] == [str(received["cab-a"].handover)]
+    assert _get(client, "/hub/v1/records?kind=handover&site=tower-b", auditor) == []
+    theirs = client.get("/hub/v1/records?kind=handover&cabinet_id=cab-b", headers=auditor)
+    assert theirs.status_code == 404, theirs.text  # as if cab-b were not there
+    duty = _scoped(fleet, "duty-a", AccountRole.DUTY_MANAGER)  # no reports:read
+    assert client.get("/hub/v1/records?kind=report", headers=duty).status_code == 403
+    assert {r["cabinet_id"] for r in _get(client, "/hub/v1/records?kind=alarm",
+                                          duty)} == {"cab-a"}
 
 
 # ------------------------------------------------------------------------ merged log
@@ -207,9 +285,12 @@ def test_a_site_scoped_account_reads_its_sites_merged_log_only(
         assert _get(client, f"/hub/v1/site-events?{probe}", caller) == {
             "items": [], "next": None, "limit": 50}, probe
     # a position of tower B's log handed in is only a place in the order: still tower A's
-    theirs = f"{T0.isoformat().replace('+00:00', 'Z')}~cab-b~2"
+    # rows before it (cab-a's event, now, is before cab-b's seq 2, five minutes ahead), and
+    # none of tower B's (its seq 2 and 3 are at that very time, its seq 1 is before it)
+    theirs = f"{ahead.isoformat().replace('+00:00', 'Z')}~cab-b~2"
     after = _get(client, f"/hub/v1/site-events?before={theirs}", caller)
-    assert all(e["cabinet_id"] == "cab-a" for e in after["items"])
+    assert after == {"items": mine["items"], "next": None, "limit": 50}
+    assert _positions(after) == [("cab-a", 1)]
 
 
 def test_the_console_tabs_list_a_sites_log_intake_and_handovers_within_the_scope(

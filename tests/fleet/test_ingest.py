@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
@@ -32,7 +34,14 @@ from kiosk.services.cards import issue_card, revoke
 from kiosk.store.db import write_session
 from kiosk.store.models import Card, CardKind, CardStatus, DutyShift, Person
 from kiosk.store.models_auth import AccountRole, TokenKind
-from kiosk.store.models_fleet import HubAlarm, HubCabinet, HubCheckpoint, HubEvent, HubRecord
+from kiosk.store.models_fleet import (
+    HubAlarm,
+    HubCabinet,
+    HubCheckpoint,
+    HubEvent,
+    HubRecord,
+    HubRecordCount,
+)
 
 CAB = "cab-test"
 
@@ -240,6 +249,94 @@ def test_a_record_held_for_another_cabinet_is_never_overwritten(
         assert held is not None and (held.cabinet_id, held.body) == ("cab-other",
                                                                      '{"mine":true}')
     assert _held(enrolled) == []
+    assert _counts(enrolled) == {}  # the lists' totals never count a record not kept
+    assert "foreign_record" in _alarm_kinds(enrolled)
+
+
+def _counts(runtime: Runtime) -> dict[tuple[str, str], int]:
+    """The sending cabinet's kept counts per (kind, facet), as the lists' totals read them."""
+    with Session(runtime.engine) as s:
+        return {(c.kind, c.facet): c.n for c in s.scalars(
+            select(HubRecordCount).where(HubRecordCount.cabinet_id == CAB)) if c.n}
+
+
+def test_a_record_another_cabinet_commits_meanwhile_refuses_the_batch_on_postgresql(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """Two cabinets send one record id at once: the other cabinet's row is being written
+    when this batch's upsert reads the held copies, so they do not show it; the upsert
+    then waits for it and meets it as a conflict. The batch must be refused (the same
+    refusal and alarm as a record held before), with nothing kept and no count moved."""
+    if enrolled.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes one writer at a time: two cabinets cannot write at once")
+    loan_id = uuid.uuid4()
+    doc = {**_batch(enrolled), "records": [
+        {"kind": "loan", "id": str(loan_id), "body": {"drawn_at": "2026-01-01T08:00:00Z"}},
+        {"kind": "loan", "id": str(uuid.uuid4()), "body": {"drawn_at": "2026-01-01T09:00:00Z"}}]}
+    outcome: dict[str, Any] = {}
+
+    def send() -> None:
+        try:
+            outcome["done"] = ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+        except Refused as refused:
+            outcome["refused"] = refused
+
+    with enrolled.engine.connect() as other:  # the other cabinet's ingest, not committed
+        other.execute(insert(HubRecord).values(kind="loan", record_id=loan_id,
+                                               cabinet_id="cab-other", body='{"mine":true}',
+                                               received_at=dt.datetime.now(dt.UTC)))
+        sender = threading.Thread(target=send)
+        sender.start()
+        with enrolled.engine.connect() as watch:  # until the upsert waits on that row
+            for _ in range(600):
+                waiting = watch.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one()
+                if waiting or not sender.is_alive():
+                    break
+                time.sleep(0.05)
+        assert sender.is_alive(), outcome  # it waited for the other cabinet's row
+        other.commit()
+    sender.join()
+    assert "refused" in outcome, outcome
+    assert outcome["refused"].kind == "foreign_record"
+    assert "cab-other" in str(outcome["refused"])
+    with Session(enrolled.engine) as s:
+        theirs = s.get(HubRecord, ("loan", loan_id))
+        assert theirs is not None and theirs.cabinet_id == "cab-other"
+        assert s.scalar(select(func.count()).select_from(HubRecord).where(
+            HubRecord.cabinet_id == CAB)) == 0  # the batch's other loan went too
+    assert _counts(enrolled) == {}
+    assert _held(enrolled) == []
+    assert "foreign_record" in _alarm_kinds(enrolled)
+
+
+def test_a_record_body_with_nan_or_infinity_is_refused_as_malformed_and_writes_nothing(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """``NaN``/``Infinity`` are not JSON (RFC 8259; PostgreSQL's jsonb refuses them), though
+    Python's parser takes them: a body holding one was stored as text that broke every
+    ``body::jsonb`` read (migration 0024's upgrade stopped on it). Sent over the wire the
+    batch is a 422 like other malformed input; built in-process, a clear InvalidRequest."""
+    from fastapi.testclient import TestClient
+
+    from api.deps import AdminOptions
+    from api.hub.app import create_hub_app
+
+    loan = {"kind": "loan", "id": str(uuid.uuid4()), "body": {"drawn_at": "2026-01-01T08:00:00Z",
+                                                              "quantity": float("nan")}}
+    doc = {**_batch(enrolled), "records": [loan]}
+    with TestClient(create_hub_app(enrolled, AdminOptions())) as client:
+        for constant in ("NaN", "Infinity", "-Infinity"):
+            body = json.dumps(doc).replace("NaN", constant).encode()
+            assert constant.encode() in body
+            signed = protocol.sign_request(enrolled.device_key.sign, method="POST",
+                                           path="/hub/v1/ingest", cabinet_id=CAB, body=body)
+            answer = client.post("/hub/v1/ingest", content=body, headers=signed.as_dict())
+            assert answer.status_code == 422, answer.text
+            assert constant in answer.json()["detail"]
+    with pytest.raises(InvalidRequest, match="malformed record"):
+        ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc))
+    assert _held(enrolled) == [] and _counts(enrolled) == {}
+    with Session(enrolled.engine) as s:
+        assert s.scalar(select(func.count()).select_from(HubRecord)) == 0
 
 
 def _typed(event: dict[str, Any]) -> dict[str, Any]:

@@ -52,12 +52,21 @@ BEGIN
 EXCEPTION WHEN others THEN RETURN NULL;
 END $$
 """
+# A body ``jsonb`` cannot read (NaN or Infinity, which the hub's JSON parser took before it
+# refused them at ingest) keeps its record with null columns instead of failing the upgrade.
+PG_JSON_FUNCTION = """
+CREATE FUNCTION pg_temp.hub_record_json(t text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN t::jsonb;
+EXCEPTION WHEN others THEN RETURN NULL;
+END $$
+"""
 PG_BACKFILL = f"""
 UPDATE hub_records r SET
   occurred_at = pg_temp.hub_record_time(src.b ->> src.time_field),
   due_at = CASE WHEN r.kind = 'loan' THEN pg_temp.hub_record_time(src.b ->> 'due_at') END,
   facet = CASE
-      WHEN jsonb_typeof(src.b) <> 'object' THEN NULL
+      WHEN src.b IS NULL OR jsonb_typeof(src.b) <> 'object' THEN NULL
       WHEN r.kind = 'loan' THEN CASE WHEN coalesce(jsonb_typeof(src.b -> 'returned_at'),
                                                    'null') = 'null'
                                      THEN 'out' ELSE 'returned' END
@@ -65,7 +74,7 @@ UPDATE hub_records r SET
            AND length(src.b ->> src.facet_field) <= {FACET_MAX}
           THEN src.b ->> src.facet_field
   END
-FROM (SELECT kind, record_id, body::jsonb AS b,
+FROM (SELECT kind, record_id, pg_temp.hub_record_json(body) AS b,
              CASE kind WHEN 'loan' THEN 'drawn_at' WHEN 'alarm' THEN 'raised_at'
                  WHEN 'report' THEN 'generated_at' WHEN 'intake' THEN 'received_at'
                  WHEN 'handover' THEN 'started_at' WHEN 'alarm_note' THEN 'at' END
@@ -82,6 +91,10 @@ GROUP BY cabinet_id, kind, coalesce(facet, '')
 """
 
 
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _backfill_rows(conn: sa.Connection) -> None:
     """Elsewhere (SQLite, where a hub holds test data only): row by row, by the same code
     ingest uses."""
@@ -92,8 +105,8 @@ def _backfill_rows(conn: sa.Connection) -> None:
                        sa.column("facet", sa.String()))
     for kind, record_id, body in conn.execute(
             sa.select(records.c.kind, records.c.record_id, records.c.body)).all():
-        try:
-            parsed = json.loads(body)
+        try:  # as on PostgreSQL: NaN or Infinity is no JSON, the columns stay null
+            parsed = json.loads(body, parse_constant=_not_json)
         except ValueError:
             parsed = None
         conn.execute(records.update().where(records.c.kind == kind,
@@ -120,7 +133,9 @@ def upgrade() -> None:
     if conn.dialect.name == "postgresql":
         op.execute("SET LOCAL TimeZone = 'UTC'")  # a time without an offset is UTC
         op.execute(PG_TIME_FUNCTION)
+        op.execute(PG_JSON_FUNCTION)
         op.execute(PG_BACKFILL)
+        op.execute("DROP FUNCTION pg_temp.hub_record_json(text)")
         op.execute("DROP FUNCTION pg_temp.hub_record_time(text)")
     else:
         _backfill_rows(conn)

@@ -13,7 +13,7 @@ minutes; build it first with ``CREATE INDEX CONCURRENTLY`` on each partition if 
 must keep ingesting (docs/fleet.md, "Running the hub in production").
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-05 17:30:00
 """
 
