@@ -15,6 +15,7 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_forge import fill, sql
@@ -82,7 +83,7 @@ BOUNDED = RangeSpec(2, 5, first=False)
 def _expected(rt: Runtime, beyond: list[int]) -> RangeResult:
     """What the range from 2 of ``_tampered``'s log shows, spelled out."""
     with rt.engine.connect() as conn:
-        hashes = dict(conn.execute(text("SELECT seq, hash FROM events")).all())
+        hashes: dict[int, str] = dict(conn.execute(text("SELECT seq, hash FROM events")).all())
     return RangeResult(
         first_seq=2, first_prev_hash=hashes[1], last_seq=4, last_hash=hashes[4], checked=3,
         problems=[(4, "content does not match its hash: row edited (type 'key.drawn')")],
@@ -137,7 +138,12 @@ def test_an_untouched_log_is_hashed_on_the_fast_path(
     sqlite_rt.audit.append(NewEvent(type="door.closed"))  # decision, key number, slot empty
     slow: list[object] = []
     reference = scan._slow_hash
-    monkeypatch.setattr(scan, "_slow_hash", lambda *a: slow.append(a) or reference(*a))
+
+    def counted(*args: Any) -> tuple[str | None, str | None]:
+        slow.append(args)
+        return reference(*args)
+
+    monkeypatch.setattr(scan, "_slow_hash", counted)
     result = verify_log(sqlite_rt.engine, cabinet_id=CAB, public_key=sqlite_rt.device_key.public)
     assert result.ok and result.checked == 5, result.problems
     assert slow == []
