@@ -153,3 +153,13 @@ def test_a_log_made_without_a_setting_signs_at_the_configured_default(runtime: R
                         checkpoint_every=every)
     assert result.ok, result.problems
     assert result.unsigned_tail is None
+
+
+def test_signing_the_head_signs_a_one_event_log_and_not_an_empty_one(runtime: Runtime) -> None:
+    """The daemon signs the head when it stops and at each scheduler tick: an empty log has
+    nothing to sign, and the very first event is signed like any other head."""
+    assert runtime.audit.sign_head() is None
+    fill(runtime, 1)
+    row = runtime.audit.sign_head()
+    assert row is not None and (row.seq, row.head_hash) == runtime.audit.head()
+    assert runtime.audit.sign_head() is None  # already covered

@@ -7,7 +7,9 @@ cap on problems, and verify split over two processes.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audit_forge import fill, sql
@@ -18,7 +20,8 @@ from kiosk.audit.device_key import load_or_create
 from kiosk.audit.verify import ExportedCheckpoint, VerifyResult, verify_log
 from kiosk.errors import AuditError
 from kiosk.runtime import Runtime
-from kiosk.store.db import write_session
+from kiosk.store import migrate
+from kiosk.store.db import make_engine, write_session
 
 CAB = "cab-test"
 
@@ -139,6 +142,7 @@ def test_problems_are_capped_at_one_hundred(runtime: Runtime) -> None:
         for i in range(105):
             runtime.audit.append_in(session, NewEvent(type="test.append", payload={"i": i}))
     sql(runtime, "UPDATE events SET payload = '{}'")
+    sql(runtime, "DELETE FROM audit_heads")  # a 106th problem, found after the rows
     result = _verify(runtime)
     assert [p.seq for p in result.problems] == list(range(1, 101))
 
@@ -209,3 +213,42 @@ def test_a_verify_split_over_two_processes_names_the_problem(
         "seq 7: content does not match its hash: row edited (type 'access.denied')"
     ]
     assert (result.checked, result.last_seq) == (8, 8)
+
+
+def test_a_head_record_set_back_to_zero_leaves_every_row_beyond_it(runtime: Runtime) -> None:
+    fill(runtime, 3)
+    sql(runtime, "UPDATE audit_heads SET seq = 0")
+    assert _problems(_verify(runtime)) == [
+        "seq 1: 3 row(s) from seq 1 lie beyond the head record (seq 0): appended outside the log"
+    ]
+
+
+def test_a_large_log_is_split_over_the_cores_on_its_own(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``PARALLEL_MIN_ROWS`` (lowered here: a real large log is bench/'s job) verify
+    starts workers by itself, for a file-backed log; an in-memory one has no file a worker
+    could open, so it stays in one process. Either way the verdict is the same."""
+    monkeypatch.setattr(verify_module, "PARALLEL_MIN_ROWS", 4)
+    fill(runtime, 8)
+    sql(runtime, "UPDATE events SET payload = '{}' WHERE seq = 7")
+    started: list[object] = []
+    start_worker = verify_module.start_worker
+
+    def counted(*args: Any) -> Any:
+        started.append(args)
+        return start_worker(*args)
+
+    monkeypatch.setattr(verify_module, "start_worker", counted)
+    assert [p.seq for p in _verify(runtime).problems] == [7]
+    if runtime.engine.dialect.name == "sqlite":
+        assert len(started) == max(1, min(os.cpu_count() or 1, 8)) - 1
+    memory = make_engine("sqlite://")
+    migrate.upgrade(memory)
+    log = AuditLog(memory, cabinet_id=CAB, device_key=runtime.device_key)
+    for i in range(8):
+        log.append(NewEvent(type="test.append", payload={"i": i}))
+    started.clear()
+    result = verify_log(memory, cabinet_id=CAB, public_key=runtime.device_key.public)
+    assert result.ok and result.checked == 8, result.problems
+    assert started == []
