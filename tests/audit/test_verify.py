@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_forge import fill, sql
+from audit_forge import edit_and_rechain, fill, sql
 
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.audit import verify as verify_module
@@ -71,14 +71,18 @@ def test_events_appended_while_a_verify_runs_are_left_for_the_next_one(
     assert (_verify(runtime, checkpoint_every=4).checked, log.head()[0]) == (9, 9)
 
 
-def test_rows_behind_the_head_records_back_are_counted_and_named(runtime: Runtime) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rows_behind_the_head_records_back_are_counted_and_named(
+    runtime: Runtime, workers: int
+) -> None:
+    """Also when the rows lie in a worker process's range."""
     fill(runtime, 5)
     for seq in (6, 7):
         sql(runtime, "INSERT INTO events (cabinet_id, seq, at, type, actors, slot, key_number, "
                      "decision, rules, payload, prev_hash, hash) SELECT cabinet_id, :s, at, "
                      "type, actors, slot, key_number, decision, rules, payload, hash, :h "
                      "FROM events WHERE seq = :s - 1", s=seq, h=str(seq) * 64)
-    assert _problems(_verify(runtime)) == [
+    assert _problems(_verify(runtime, workers=workers)) == [
         "seq 6: 2 row(s) from seq 6 lie beyond the head record (seq 5): appended outside the log"
     ]
 
@@ -252,3 +256,20 @@ def test_a_large_log_is_split_over_the_cores_on_its_own(
     result = verify_log(memory, cabinet_id=CAB, public_key=runtime.device_key.public)
     assert result.ok and result.checked == 8, result.problems
     assert started == []
+
+
+def test_a_checkpoint_that_no_longer_matches_leaves_its_boundary_unsigned(
+    runtime: Runtime,
+) -> None:
+    """A forger re-chains the log after seq 2 but cannot re-sign: the checkpoint at 4 no
+    longer matches, so the boundary counts as unsigned too and both are named."""
+    log = AuditLog(runtime.engine, cabinet_id=CAB, device_key=runtime.device_key,
+                   checkpoint_every=4)
+    for i in range(6):
+        log.append(NewEvent(type="test.append", payload={"i": i}))
+    edit_and_rechain(runtime, 2, '{"i":-1}')
+    assert _problems(_verify(runtime, checkpoint_every=4)) == [
+        "seq 4: stored checkpoint hash differs: the log up to here was rewritten",
+        "seq 4: no signed checkpoint at seq 4, a checkpoint_every (4) boundary: checkpoints "
+        "were deleted or the log was rewritten",
+    ]
