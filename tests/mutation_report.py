@@ -43,6 +43,28 @@ def unexplained(status: dict[str, str], explained: set[str]) -> list[str]:
     return problems
 
 
+def module_of(name: str) -> str:
+    """``kiosk.audit.verify.x_verify_log__mutmut_3`` -> ``kiosk.audit.verify``."""
+    return name.split(".x", 1)[0] if ".x" in name else name.rsplit(".", 1)[0]
+
+
+def by_module(status: dict[str, str], explained: set[str]) -> list[str]:
+    """One line per mutated module: its mutants, killed, survived and how many of those
+    survivors are explained, so a run shows which modules it covered."""
+    modules: dict[str, dict[str, int]] = {}
+    for name, state in status.items():
+        counts = modules.setdefault(module_of(name), {"mutants": 0, "killed": 0, "survived": 0,
+                                                     "explained": 0})
+        counts["mutants"] += 1
+        if state == "killed":
+            counts["killed"] += 1
+        elif state in BAD:
+            counts["survived"] += 1
+            counts["explained"] += name in explained
+    return [f"  {module}: {c['mutants']} mutants, {c['killed']} killed, {c['survived']} survived "
+            f"or timed out ({c['explained']} explained)" for module, c in sorted(modules.items())]
+
+
 def main(prefixes: list[str]) -> int:
     status = {n: s for n, s in results().items()
               if not prefixes or any(n.startswith(p) for p in prefixes)}
@@ -51,6 +73,8 @@ def main(prefixes: list[str]) -> int:
     for state in status.values():
         counts[state] = counts.get(state, 0) + 1
     print("mutants: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for line in by_module(status, explained):
+        print(line)
     known = sorted(n for n, s in status.items() if s in BAD and n in explained)
     if known:
         print(f"{len(known)} survivor(s) explained as equivalent in docs/testing.md")

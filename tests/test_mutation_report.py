@@ -25,6 +25,16 @@ def test_explained_survivors_pass_and_unexplained_ones_are_named() -> None:
     assert len(problems) == 1 and "timeout: kiosk.policy.x__mutmut_3" in problems[0]
 
 
+def test_each_mutated_module_is_listed_with_its_counts() -> None:
+    status = {"kiosk.audit.verify.x_verify_log__mutmut_1": "killed",
+              "kiosk.audit.verify.xǁVerifyResultǁadd__mutmut_1": "survived",
+              "kiosk.audit.scan.x_check_rows__mutmut_2": "timeout"}
+    assert mutation_report.by_module(status, {"kiosk.audit.verify.xǁVerifyResultǁadd__mutmut_1"}) == [
+        "  kiosk.audit.scan: 1 mutants, 0 killed, 1 survived or timed out (0 explained)",
+        "  kiosk.audit.verify: 2 mutants, 1 killed, 1 survived or timed out (1 explained)",
+    ]
+
+
 def test_the_migrated_template_is_made_again_after_a_run_removed_it(tmp_path: object) -> None:
     """mutmut runs pytest several times in one process; the second run's cabinets found the
     first run's template deleted ("unable to open database file")."""

@@ -189,7 +189,7 @@ class AuditLog:
             return self._checkpoint_in(session, head.seq, head.hash)
 
     def latest_checkpoint(self) -> Checkpoint | None:
-        with Session(self.engine, expire_on_commit=False) as session:
+        with Session(self.engine) as session:  # no commit here: nothing is expired
             return session.scalars(
                 select(Checkpoint).where(Checkpoint.cabinet_id == self.cabinet_id)
                 .order_by(Checkpoint.seq.desc()).limit(1)

@@ -72,13 +72,10 @@ def stored_time_text(value: object) -> str:
         except ValueError:
             raise BadTime(f"stored time {value!r} is not a valid time") from None
         return f"{value[:10]}T{value[11:]}Z"
-    if isinstance(value, dt.datetime):
-        moment = value
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise BadTime(f"stored time {value!r} is not a valid time") from None
+    try:  # the raw cursor gives text (or, in a hand-edited cell, a number): never a datetime
+        moment = dt.datetime.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadTime(f"stored time {value!r} is not a valid time") from None
     moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
     try:
         return format_time(moment)
@@ -176,7 +173,7 @@ def check_rows(
     for row in rows:
         seq, at, type_, actors, slot, key_number, decision, rules, payload, prev, stored = row
         if seq.__class__ is not int:
-            at_seq = expected_seq if expected_seq is not None else out.last_seq + 1
+            at_seq = out.last_seq + 1  # where the row should be (``expected_seq`` when known)
             out.add(at_seq, f"a row is stored with seq {seq!r}, which is not a whole number "
                             f"(its hash {str(stored)[:16]}…): the row was edited")
             continue

@@ -180,8 +180,6 @@ def verify_log(
         wanted.add(exported.seq)
     if head is not None:
         wanted.add(head[0])
-        if checkpoint_every:
-            wanted.update(range(checkpoint_every, head[0] + 1, checkpoint_every))
     head_seq = head[0] if head is not None else None
     signatures = _Signatures(cabinet_id, public_key, dialect)
     hashes, beyond = _check_chain(

@@ -1,0 +1,165 @@
+"""The log's own promises to its callers: what it refuses, what its listeners hear, what it
+signs on demand, and how it gives up when an append cannot commit.
+
+These were reached by no test until mutation testing (docs/testing.md) changed them and the
+suite still passed: a listener handed nothing, an append that never gave up or waited
+for seconds, a checkpoint refused on a one-event log, an exported checkpoint without its
+key id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from audit_forge import fill, sql
+
+from kiosk.audit import GENESIS_HASH, AppendedEvent, AuditLog, NewEvent
+from kiosk.audit import log as log_module
+from kiosk.audit.verify import ExportedCheckpoint, verify_log
+from kiosk.config import AuditSettings
+from kiosk.errors import AuditError
+from kiosk.runtime import Runtime
+from kiosk.store.db import write_session
+
+CAB = "cab-test"
+AT = dt.datetime(2026, 12, 5, 9, 30, 0, 123456, tzinfo=dt.UTC)
+
+
+def _log(runtime: Runtime, **kwargs: object) -> AuditLog:
+    """A second log object on the runtime's cabinet, with a fixed clock."""
+    return AuditLog(runtime.engine, cabinet_id=CAB, device_key=runtime.device_key,
+                    clock=lambda: AT, **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_event_type_must_be_1_to_64_characters() -> None:
+    with pytest.raises(ValueError, match=r"^event type must be 1\.\.64 characters$"):
+        NewEvent(type="")
+    assert NewEvent(type="t" * 64).type == "t" * 64
+    with pytest.raises(ValueError, match=r"^event type must be 1\.\.64 characters$"):
+        NewEvent(type="t" * 65)
+
+
+def test_a_decision_is_allow_deny_or_none_and_a_wrong_one_is_named() -> None:
+    for decision in ("allow", "deny", None):
+        assert NewEvent(type="key.drawn", decision=decision).decision == decision
+    with pytest.raises(ValueError,
+                       match=r"^decision must be 'allow', 'deny' or None, not 'maybe'$"):
+        NewEvent(type="key.drawn", decision="maybe")
+
+
+def test_listeners_hear_each_appended_event_with_its_place_in_the_chain(runtime: Runtime) -> None:
+    log = _log(runtime)
+    heard: list[AppendedEvent] = []
+    log.listeners.append(heard.append)
+    stored = log.append(NewEvent(type="key.drawn", actors=["p-1"], key_number="U1200"))
+    assert log.head() == (1, stored.hash)
+    assert stored == AppendedEvent(CAB, 1, AT, stored.hash, "key.drawn", "U1200")
+    assert heard == [stored]
+
+
+def test_an_event_appended_inside_a_transaction_is_announced_only_when_told(
+    runtime: Runtime,
+) -> None:
+    """``append_in`` (a record and its event in one transaction) announces nothing itself:
+    a listener must never hear an event a rollback erases; ``notify_committed`` tells it."""
+    log = _log(runtime)
+    heard: list[AppendedEvent] = []
+    log.listeners.append(heard.append)
+    with write_session(runtime.engine) as session:
+        stored = log.append_in(session, NewEvent(type="key.returned", key_number="U7"))
+    assert heard == []
+    log.notify_committed(stored)
+    assert heard == [AppendedEvent(CAB, 1, AT, log.head()[1], "key.returned", "U7")]
+
+
+def test_an_append_that_cannot_commit_gives_up_with_a_clear_error(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row slipped in behind the log's back at the next seq makes every insert fail: the
+    append retries (waiting 10 ms, doubling, at most 0.5 s: 1.63 s in all) and then raises
+    a clear ``AuditError`` naming the event and the cause, forking nothing."""
+    fill(runtime, 2)
+    sql(runtime, "INSERT INTO events (cabinet_id, seq, at, type, actors, slot, key_number, "
+                 "decision, rules, payload, prev_hash, hash) SELECT cabinet_id, seq + 1, at, "
+                 "type, actors, slot, key_number, decision, rules, payload, hash, :h "
+                 "FROM events WHERE seq = 2", h="f" * 64)
+    waits: list[float] = []
+    monkeypatch.setattr(log_module, "time", SimpleNamespace(sleep=waits.append))
+    before = runtime.audit.head()
+    with pytest.raises(AuditError, match=r"^could not append 'key\.drawn' after 8 attempts: "
+                                         r".*(UNIQUE constraint failed|duplicate key)"):
+        runtime.audit.append(NewEvent(type="key.drawn"))
+    assert waits == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5])
+    assert runtime.audit.head() == before
+
+
+def test_the_head_of_an_empty_log_is_the_genesis(runtime: Runtime) -> None:
+    assert runtime.audit.head() == (0, GENESIS_HASH)
+
+
+def test_a_checkpoint_on_demand_needs_an_event_and_signs_the_head(runtime: Runtime) -> None:
+    with pytest.raises(AuditError, match=r"^the log is empty: nothing to checkpoint$"):
+        runtime.audit.checkpoint()
+    fill(runtime, 1)
+    row = runtime.audit.checkpoint()
+    assert (row.seq, row.head_hash) == runtime.audit.head() == (1, row.head_hash)
+
+
+def test_the_latest_checkpoint_is_the_newest(runtime: Runtime) -> None:
+    log = _log(runtime, checkpoint_every=2)
+    assert log.latest_checkpoint() is None
+    for i in range(5):
+        log.append(NewEvent(type="test.append", payload={"i": i}))
+    latest = log.latest_checkpoint()
+    assert latest is not None
+    assert latest.seq == 4
+
+
+def test_an_exported_checkpoint_names_its_key_and_verifies_off_the_device(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    fill(runtime, 3)
+    row = runtime.audit.checkpoint()
+    doc = runtime.audit.export_checkpoint(row)
+    assert doc == {
+        "format": "kiosk-checkpoint/1",
+        "cabinet_id": CAB,
+        "seq": 3,
+        "head_hash": runtime.audit.head()[1],
+        "signed_at": row.signed_at.isoformat(),
+        "key_id": runtime.device_key.key_id,
+        "public_key": runtime.device_key.public_hex,
+        "signature": row.signature,
+    }
+    path = tmp_path / "checkpoint.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    result = verify_log(runtime.engine, cabinet_id=CAB, exported=ExportedCheckpoint.read(path))
+    assert result.ok, result.problems
+
+
+def test_a_log_made_without_a_setting_signs_at_the_configured_default(runtime: Runtime) -> None:
+    """Tools and the fleet hub build an ``AuditLog`` without ``checkpoint_every``: its log
+    must still pass a verify run with the default ``[audit] checkpoint_every``."""
+    log = AuditLog(runtime.engine, cabinet_id=CAB, device_key=runtime.device_key)
+    every = AuditSettings().checkpoint_every
+    with write_session(runtime.engine) as session:
+        for i in range(every):
+            log.append_in(session, NewEvent(type="test.append", payload={"i": i}))
+    result = verify_log(runtime.engine, cabinet_id=CAB, public_key=runtime.device_key.public,
+                        checkpoint_every=every)
+    assert result.ok, result.problems
+    assert result.unsigned_tail is None
+
+
+def test_signing_the_head_signs_a_one_event_log_and_not_an_empty_one(runtime: Runtime) -> None:
+    """The daemon signs the head when it stops and at each scheduler tick: an empty log has
+    nothing to sign, and the very first event is signed like any other head."""
+    assert runtime.audit.sign_head() is None
+    fill(runtime, 1)
+    row = runtime.audit.sign_head()
+    assert row is not None and (row.seq, row.head_hash) == runtime.audit.head()
+    assert runtime.audit.sign_head() is None  # already covered
