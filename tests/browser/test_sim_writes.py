@@ -38,9 +38,11 @@ def denials_of(daemon: Daemon, uid: str) -> int:
 
 
 def refusal_shown(daemon: Daemon, timeout: float = 5.0) -> dict[str, Any]:
-    """The screen once the reader's next poll has passed the card to the cabinet."""
+    """The screen once the reader's next poll has passed the card to the cabinet and the
+    refusal is up (an earlier test's message may still be showing until then)."""
     end = time.monotonic() + timeout
-    while (shown := daemon.screen())["message"] is None and time.monotonic() < end:
+    while ((shown := daemon.screen())["message"] or {}).get("code") != "card_unknown" \
+            and time.monotonic() < end:
         time.sleep(0.05)
     return shown
 
@@ -57,7 +59,8 @@ def test_writes_pending_behind_a_locked_database_are_reported_then_settle(
         assert blocker.stdout.readline().strip() == "locked"
         daemon.tap(UNKNOWN_CARD)
         shown = refusal_shown(daemon)
-        assert shown["message"]["level"] == "error", shown  # the lock does not hold the screen
+        assert shown["message"]["code"] == "card_unknown", shown  # the lock holds no screen
+        assert shown["message"]["level"] == "error", shown
         waited = daemon.get("/sim/writes?within_s=0.5")
         assert waited["settled"] is False and waited["pending"] >= 1, waited
         assert denials_of(daemon, UNKNOWN_CARD) == before  # not in the file yet
