@@ -24,7 +24,7 @@ from tests.fleet.test_hub_scope import (  # noqa: F401  (fleet: the fixture)
     _get,
     fleet,
 )
-from tests.fleet.test_hub_site_lists import _scoped, days  # noqa: F401  (days: the fixture)
+from tests.fleet.test_hub_site_lists import _cabinets, _scoped, days  # noqa: F401  (days: the fixture)
 
 EMPTY = {"items": [], "total": 0, "limit": 50, "offset": 0}
 
@@ -42,10 +42,6 @@ def received(fleet: Hub, days: dict[str, Shipped]) -> dict[str, Received]:  # no
         custodian_id=people[code],
         incoming_id=people["cab-b"] if code == "cab-a" else uuid.uuid4(),
         accepted=code == "cab-a") for code in ("cab-a", "cab-b")}
-
-
-def _cabinets(page: dict[str, Any]) -> list[str]:
-    return [row["cabinet_id"] for row in page["items"]]
 
 
 def test_the_fleet_sees_intake_records_and_handovers_of_every_site_K1_H1(
