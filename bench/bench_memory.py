@@ -192,8 +192,10 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float, door_swing_s: float,
                 started = time.perf_counter() - t0
                 time.sleep(3)  # start-up work (scheduler catch-up, first scans) settles
                 idle = rss_mb(proc.pid)
-                # the admin API is made by its first request: what a cabinet holds once used
+                # a monitor's liveness poll does not make the admin API (api.liveness); its
+                # first other request does: what a cabinet holds once an administrator used it
                 client.get(f"http://127.0.0.1:{admin}/api/v1/health").raise_for_status()
+                assert client.get(f"http://127.0.0.1:{admin}/api/v1/people").status_code == 401
                 time.sleep(1)
                 after_admin = rss_mb(proc.pid)
                 person = Driver(client, base)

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.kiosk.app import create_kiosk_app
+from api.liveness import LivenessAnswer
 from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
@@ -81,10 +82,14 @@ class AdminOnFirstRequest:
     thread (off the event loop the cabinet runs on), makes the app exactly as an eager start
     would and passes that request and every later one to it. The app's own lifespan runs from
     then until the listener stops. Its console stays lazy behind it (``lazy_console``).
+    The public liveness check (``GET /api/v1/health``) is answered without it
+    (``api.liveness``), so a monitor's polls do not make it.
     """
 
-    def __init__(self, build: Callable[[], FastAPI]) -> None:
+    def __init__(self, build: Callable[[], FastAPI],
+                 liveness: LivenessAnswer | None = None) -> None:
         self._build = build
+        self._liveness = liveness
         self.app: FastAPI | None = None
         self._lock = asyncio.Lock()
         self._lifespan: AbstractAsyncContextManager[Any] | None = None
@@ -115,6 +120,10 @@ class AdminOnFirstRequest:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._serve_lifespan(receive, send)
+            return
+        if self.app is None and self._liveness is not None and self._liveness.answers(scope):
+            # a monitor's liveness poll does not make the admin API (``api.liveness``)
+            await self._liveness(scope, receive, send)
             return
         app = self.app if self.app is not None else await self._made()
         await app(scope, receive, send)
@@ -218,7 +227,8 @@ async def _serve(settings: Settings, notifier: Notifier, config: Path | None) ->
                            reader_fault_logger(runtime.audit, hardware.reader.reader_id)).start()
                 if hardware.reader is not None else None)
         # the admin API is made by its first request (AdminOnFirstRequest)
-        admin = _server(AdminOnFirstRequest(lambda: _admin_app(runtime, cabinet)),
+        admin = _server(AdminOnFirstRequest(lambda: _admin_app(runtime, cabinet),
+                                            LivenessAnswer(runtime)),
                         settings.admin_host, settings.admin_port, settings, tls,
                         trusted_proxies=tuple(settings.admin_trusted_proxies))
         sim_control = hardware if isinstance(hardware, SimulatedHardware) else None

@@ -55,9 +55,11 @@ def probe():
                 os._exit(3)
             time.sleep(0.1)
     seen = {"at_start": sorted(sys.modules)}
-    seen["health"] = get(f"http://127.0.0.1:{admin}/api/v1/health")[0]
-    seen["after_admin"] = sorted(sys.modules)
+    seen["health"] = get(f"http://127.0.0.1:{admin}/api/v1/health")
+    seen["after_health"] = sorted(sys.modules)
     seen["unauthorised"] = get(f"http://127.0.0.1:{admin}/api/v1/people")[0]
+    seen["after_admin"] = sorted(sys.modules)
+    seen["health_by_the_api"] = get(f"http://127.0.0.1:{admin}/api/v1/health")
     seen["openapi_paths"] = len(json.loads(
         get(f"http://127.0.0.1:{admin}/api/v1/openapi.json")[1])["paths"])
     with open(out_file, "w") as out:
@@ -109,10 +111,15 @@ def test_an_idle_daemon_holds_no_library_it_does_not_use_and_loads_the_admin_api
     held = {pkg: why for pkg, why in NOT_AT_START.items() if _loaded(seen["at_start"], pkg)}
     assert held == {}
     assert _loaded(seen["at_start"], "api.kiosk")  # the screen's own app is there from start
-    # The admin API's first request made it: it answers that request and the later ones as an
-    # eagerly made app does (a bearer token is still needed, the whole API is documented).
-    assert seen["health"] == 200
+    # A monitor's liveness poll is answered without making the admin API (api.liveness) ...
+    assert seen["health"][0] == 200 and json.loads(seen["health"][1])["status"] == "ok"
+    assert not _loaded(seen["after_health"], "api.app")
+    assert not _loaded(seen["after_health"], "prometheus_client")
+    # ... the admin API's first other request made it: it answers that request and the later
+    # ones as an eagerly made app does (a bearer token is still needed, the whole API is
+    # documented), and its own health route gives the same answer.
     assert _loaded(seen["after_admin"], "api.app")
+    assert seen["health_by_the_api"] == seen["health"]
     assert seen["unauthorised"] == 401
     assert seen["openapi_paths"] > 50
     assert "kiosk: cabinet cab-01" in done.stdout
@@ -128,13 +135,15 @@ def test_an_idle_daemon_holds_no_library_it_does_not_use_and_loads_the_admin_api
 async def test_the_admin_app_is_made_once_for_concurrent_first_requests_and_ends_with_its_listener(
     tmp_path: Path,
 ) -> None:
-    """Two first requests at once make one app; the listener's shutdown ends the made app's
-    lifespan (its event feed stops listening to the log), as an eager app's would."""
+    """Two first requests at once make one app (a liveness poll meanwhile makes none); the
+    listener's shutdown ends the made app's lifespan (its event feed stops listening to the
+    log), as an eager app's would."""
     import asyncio
 
     import httpx
 
     from api.app import create_admin_app
+    from api.liveness import LivenessAnswer
     from kiosk.daemon import AdminOnFirstRequest
 
     runtime = Runtime.open(Settings(data_dir=tmp_path, cabinet_id="cab-01"))
@@ -144,7 +153,7 @@ async def test_the_admin_app_is_made_once_for_concurrent_first_requests_and_ends
         made.append(1)
         return create_admin_app(runtime, lazy_console=True)
 
-    lazy = AdminOnFirstRequest(build)  # type: ignore[arg-type]
+    lazy = AdminOnFirstRequest(build, LivenessAnswer(runtime))  # type: ignore[arg-type]
     to_lifespan: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     from_lifespan: list[dict[str, str]] = []
 
@@ -159,9 +168,11 @@ async def test_the_admin_app_is_made_once_for_concurrent_first_requests_and_ends
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=lazy),
                                      base_url="http://admin") as client:
-            first, second = await asyncio.gather(client.get("/api/v1/health"),
+            assert (await client.get("/api/v1/health")).status_code == 200
+            assert made == [] and lazy.app is None
+            first, second = await asyncio.gather(client.get("/api/v1/people"),
                                                  client.get("/api/v1/people"))
-            assert (first.status_code, second.status_code) == (200, 401)
+            assert (first.status_code, second.status_code) == (401, 401)
             assert (await client.get("/api/v1/health")).status_code == 200
         assert made == [1] and lazy.app is not None
         feed = lazy.app.state.feed.notify  # the event stream's feed listens to the log

@@ -16,11 +16,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import RuntimeDep, needs
+from api.liveness import liveness, schema_status
 from api.version import package_version
 from kiosk.fleet import state as fleet_state
 from kiosk.runtime import Runtime
 from kiosk.services.authz import Permission as P
-from kiosk.store import migrate
 from kiosk.store.db import describe_database
 
 router = APIRouter(tags=["health"])
@@ -87,23 +87,11 @@ def _fleet(runtime: Runtime) -> FleetHealth | None:
                        shipped_seq=link.shipped_seq)
 
 
-def _status(runtime: RuntimeDep) -> tuple[str, str | None, str]:
-    current = migrate.current_revision(runtime.engine)
-    head = migrate.HEAD_REVISION
-    return ("ok" if current == head else "degraded"), current, head
-
-
 @router.get("/health", response_model=Health, response_model_exclude_unset=True,
             summary="Liveness: up, which version, and (enrolled cabinets) the hub link")
 def health(runtime: RuntimeDep) -> Health:
-    status, _, _ = _status(runtime)
-    full = _fleet(runtime)
-    if full is None:  # a cabinet without a hub: the answer has no fleet key at all
-        return Health(status=status, version=package_version())
-    link = FleetLink(online=full.online, offline_since=full.offline_since,
-                     offline_since_local=full.offline_since_local,
-                     config_version=full.config_version)
-    return Health(status=status, version=package_version(), fleet=link)
+    """The same answer the daemon gives before its admin API is made (``api.liveness``)."""
+    return Health.model_validate(liveness(runtime))
 
 
 @router.get(
@@ -114,7 +102,7 @@ def health(runtime: RuntimeDep) -> Health:
 )
 def health_details(runtime: RuntimeDep) -> HealthDetails:
     engine = runtime.engine
-    status, current, head = _status(runtime)
+    status, current, head = schema_status(runtime)
     seq, digest = runtime.audit.head()
     return HealthDetails(
         status=status,
