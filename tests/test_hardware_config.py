@@ -75,8 +75,8 @@ def test_kiosk_run_drives_the_configured_kerong_bus(tmp_path: Path) -> None:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             body = None
-            deadline = time.monotonic() + 30
-            while body is None and time.monotonic() < deadline:
+            deadline = time.monotonic() + 120  # a first start migrates; a bound, not a timing
+            while body is None and time.monotonic() < deadline and proc.poll() is None:
                 try:
                     body = httpx.get(f"http://127.0.0.1:{settings.admin_port}/api/v1/health",
                                      timeout=1).json()
