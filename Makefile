@@ -12,10 +12,13 @@ CLOCK_TESTS := tests/kiosk tests/reports tests/test_scheduler.py tests/api/test_
 
 .PHONY: run test lint system-deps bench bench-quick crash-test mutation mutation-ci demo clean
 
-# pytest workers: the suite is spread over every core (pytest-xdist), a test file to a worker
-# (--dist loadfile) so a module that starts a daemon, a browser or a fleet starts it once;
-# WORKERS=0 runs it in one process
-WORKERS ?= auto
+# pytest workers: the suite is spread over the cores (pytest-xdist), a test file to a worker
+# (--dist loadfile) so a module that starts a daemon, a browser or a fleet starts it once.
+# Two workers a core: most tests wait (on a simulated door, a browser, a daemon or
+# PostgreSQL in another process) far more than they compute; the clock pass used 118 s of
+# CPU in 402 s on two workers and took 262 s on four (docs/testing.md, "CI time").
+# WORKERS=0 runs it in one process.
+WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
