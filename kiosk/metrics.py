@@ -2,9 +2,10 @@
 
 Every metric is derived from events, so nothing in the cabinet has to know about metrics:
 ``AuditMetrics.observe`` is an ``AuditLog`` listener. A listener runs on the appender's
-thread right after its commit, so it only counts by event type and remembers the sequence
-numbers whose details it needs (the rules of a denial, the slot of a lock fault); those
-rows are read in one query when Prometheus scrapes, off the cabinet's hot path.
+thread right after its commit, so it only counts: by event type, and a denial by the rules
+it cites and a lock fault by its slot, both carried by the event heard. (It used to note
+those events' numbers and read their rows at the next scrape; a cabinet nobody scrapes
+kept every number for ever, issue 15, item 4.)
 
 Counters start at zero when the daemon starts (the usual Prometheus counter semantics;
 ``rate()`` and ``increase()`` handle the reset). Gauges (audit head, open loans) are read
@@ -24,7 +25,6 @@ from the database at scrape time, so they are always whole.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -39,15 +39,12 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AppendedEvent
 from kiosk.runtime import Runtime
 from kiosk.services.alarms import alarm_kind_of
-from kiosk.store.models import Event, Loan
+from kiosk.store.models import Loan
 from kiosk.store.types import utcnow
 
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text exposition format: every Prometheus version reads it, and these metric
 names need none of the escaping newer formats negotiate."""
-
-DETAILED = frozenset({"access.denied", "alarm.lock_fault"})
-"""Event types whose labels need the stored row, not just the type."""
 
 
 class AuditMetrics(Collector):
@@ -59,7 +56,6 @@ class AuditMetrics(Collector):
         self._types: Counter[str] = Counter()
         self._denials: Counter[str] = Counter()
         self._lock_faults: Counter[int] = Counter()
-        self._pending: list[int] = []
 
     # ------------------------------------------------------------------- listening
     def attach(self) -> None:
@@ -74,39 +70,14 @@ class AuditMetrics(Collector):
         """The audit listener: cheap, thread-safe, never touches the database."""
         with self._lock:
             self._types[event.type] += 1
-            if event.type in DETAILED:
-                self._pending.append(event.seq)
-
-    def _resolve_pending(self) -> None:
-        """Read the rules and slots of the events noted since the last scrape."""
-        with self._lock:
-            seqs, self._pending = self._pending, []
-        if not seqs:
-            return
-        found: list[tuple[str, str, int | None]] = []
-        with Session(self.runtime.engine) as s:
-            for start in range(0, len(seqs), 500):  # bounded IN lists
-                chunk = seqs[start:start + 500]
-                found += [
-                    (row.type, row.rules, row.slot)
-                    for row in s.execute(
-                        select(Event.type, Event.rules, Event.slot).where(
-                            Event.cabinet_id == self.runtime.audit.cabinet_id,
-                            Event.seq.in_(chunk),
-                        )
-                    )
-                ]
-        with self._lock:
-            for type_, rules, slot in found:
-                if type_ == "access.denied":
-                    for rule in json.loads(rules) or ["none"]:
-                        self._denials[str(rule)] += 1
-                elif type_ == "alarm.lock_fault" and slot is not None:
-                    self._lock_faults[slot] += 1
+            if event.type == "access.denied":
+                for rule in event.rules or ("none",):
+                    self._denials[str(rule)] += 1
+            elif event.type == "alarm.lock_fault" and event.slot is not None:
+                self._lock_faults[event.slot] += 1
 
     # -------------------------------------------------------------------- scraping
     def collect(self) -> Iterator[Metric]:
-        self._resolve_pending()
         with self._lock:
             types = Counter(self._types)
             denials = Counter(self._denials)

@@ -106,9 +106,18 @@ class Scheduler:
             DailyJob(REPORT_JOB, self.options.daily_report_at, self._daily_report),
         ]
         self._done: set[tuple[str, dt.date]] = set()
+        """(job, day) pairs known to have run, for the days a tick still looks at (today and
+        the ``CATCH_UP_DAYS`` before it); older ones are dropped by ``tick``, or a daemon that
+        runs for years would keep two entries a day for ever."""
         self.upkeep = CheckpointUpkeep(runtime.audit, runtime.settings.audit)
 
     # ------------------------------------------------------------------------ driving
+    @property
+    def days_remembered(self) -> set[dt.date]:
+        """The days whose jobs this scheduler remembers as done (at most today and the
+        ``CATCH_UP_DAYS`` before it, once it has ticked)."""
+        return {day for _, day in self._done}
+
     def local_today(self, now: dt.datetime) -> dt.date:
         return now.astimezone(self.zone).date()
 
@@ -127,6 +136,8 @@ class Scheduler:
         now = self.clock()
         today = self.local_today(now)
         ran: list[tuple[str, dt.date]] = []
+        oldest = today - dt.timedelta(days=CATCH_UP_DAYS)
+        self._done = {done for done in self._done if done[1] >= oldest}
         self.escalate(now)
         self.lapse_handovers(now)
         self.remind_due_soon(now)

@@ -68,6 +68,11 @@ CHANNELS = 16
 DOOR_PIN = "GPIO5"
 IRQ_PIN = "GPIO24"
 SIM_STATE_FILE = "sim-cabinet.json"
+SIM_READER_LOG_LENGTH = 256
+"""What the daemon's simulated MFRC522 remembers of its traffic (commands, frames on air,
+IRQ level changes): nothing in the daemon reads it, and polled 20 times a second a short
+log is full within seconds, so the daemon's memory stops moving at once rather than after
+the 4,096 entries a test rig keeps (about 0.7 MB, reached after an hour of draws)."""
 """The simulated cabinet's physical state in the data dir: a real cabinet does not reset
 when the Pi reboots, so neither does the simulated one (a pulled key stays pulled)."""
 MUX_ADDRESS = 0x70
@@ -255,7 +260,7 @@ def build_simulated(runtime: Runtime, *, pop_open: bool = True, persist: bool = 
     gpio = GpioCabinet(model, pins, door_pin=DOOR_PIN)
     door = DoorSensor(DOOR_PIN, pin_factory=pins)
     irq = pins.pin(IRQ_PIN)
-    chip = Mfrc522ChipSim(model, irq_pin=irq)
+    chip = Mfrc522ChipSim(model, irq_pin=irq, log_length=SIM_READER_LOG_LENGTH)
     reader = Mfrc522Reader(chip, Mfrc522Config(reader_id="sim-mfrc522"), irq_pin=IRQ_PIN,
                            pin_factory=pins)
     identity, i2c = None, None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +46,9 @@ from drivers.identity.onewire import (
     STATUS_SD,
     FobId,
 )
+
+LOG_LENGTH = 4096
+"""How many commands a bridge remembers (for tests that check the driver's sequence)."""
 
 LineDevices = Callable[[int], Sequence[FobId]]
 """What hangs on one channel of a bridge: ``channel -> fobs`` (usually zero or one)."""
@@ -79,8 +83,10 @@ class Ds2482Sim:
         self.devices = devices
         self.busy_reads = busy_reads
         self.faults = Ds2482Faults()
-        self.commands: list[tuple[int, ...]] = []
-        """Every command received, as (command,) or (command, parameter): for tests."""
+        self.commands: deque[tuple[int, ...]] = deque(maxlen=LOG_LENGTH)
+        """The latest commands received, as (command,) or (command, parameter): for tests.
+        Bounded: ``kiosk run`` on a simulated identity cabinet reads every receptor at
+        every sensor scan for as long as it runs (issue 15, item 4)."""
         self._power_up()
 
     def _power_up(self) -> None:

@@ -55,6 +55,9 @@ from simulators.cabinet import CabinetModel, PhysicalError
 
 log = logging.getLogger(__name__)
 
+LOG_LENGTH = 1000
+"""How many frames heard and coil pulses the simulator remembers (for tests and the console)."""
+
 CONSOLE_HELP = (
     "status | faults | clear | no-reply on|off | delay MS | bad-checksum on|off | "
     "garbage on|off | garbage-only on|off | offline BOARD on|off | jam SLOT on|off | "
@@ -153,9 +156,11 @@ class KerongBoardSim:
         """Partial frames dropped after the inter-frame timeout so far."""
         self._unlock_time_ms = dict.fromkeys(self.boards, unlock_time_ms)
         self._lock = threading.RLock()
-        self.pulses: list[tuple[int, int, int]] = []
-        """Every coil energised: (board, channel, on-time ms). What a meter on the coil sees."""
-        self.received: deque[Frame] = deque(maxlen=1000)
+        self.pulses: deque[tuple[int, int, int]] = deque(maxlen=LOG_LENGTH)
+        """The latest coils energised, newest last: (board, channel, on-time ms), what a meter
+        on the coil sees. Bounded: ``kiosk run`` on simulated hardware pulses a coil for every
+        draw and return for as long as it runs (issue 15, item 4)."""
+        self.received: deque[Frame] = deque(maxlen=LOG_LENGTH)
         """Every well-formed frame heard, newest last (for tests and the console)."""
 
     # -- configuration at run time ----------------------------------------------------------

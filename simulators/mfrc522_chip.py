@@ -121,8 +121,13 @@ class Mfrc522ChipSim:
         irq_pin: Any = None,
         rst_pin: Any = None,
         version: int = 0x92,
+        log_length: int | None = None,
     ) -> None:
         self.cabinet = cabinet
+        self.log_length = LOG_LENGTH if log_length is None else log_length
+        """How much of its traffic the chip remembers: ``LOG_LENGTH`` for tests that read it
+        back; ``kiosk run`` keeps a short log, which fills within its first seconds of
+        polling instead of over its first hour (issue 15, item 4)."""
         self.irq_pin = irq_pin
         self.rst_pin = rst_pin
         self.version = version
@@ -131,10 +136,10 @@ class Mfrc522ChipSim:
         self.xfer_count = 0
         self.reads: Counter[int] = Counter()
         self.writes: Counter[int] = Counter()
-        self.commands: deque[Cmd | int] = deque(maxlen=LOG_LENGTH)
+        self.commands: deque[Cmd | int] = deque(maxlen=self.log_length)
         """The latest commands started, in order (for tests that check the driver's sequence).
         Bounded: a simulated daemon polls the chip 20 times a second for weeks."""
-        self.air_log: deque[tuple[bytes, int]] = deque(maxlen=LOG_LENGTH)
+        self.air_log: deque[tuple[bytes, int]] = deque(maxlen=self.log_length)
         """The latest frames sent on air as (bytes, valid bits in last byte); bounded too."""
         self.closed = False
         self.unplugged = False
@@ -453,5 +458,5 @@ class Mfrc522ChipSim:
         else:
             self.irq_pin.drive_low()
         states = getattr(self.irq_pin, "states", None)
-        if states is not None and len(states) > LOG_LENGTH:
+        if states is not None and len(states) > self.log_length:
             self.irq_pin.clear_states()  # gpiozero's mock pin keeps every level change

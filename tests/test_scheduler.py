@@ -184,3 +184,21 @@ def test_schedule_settings_have_bounds(tmp_path: Path) -> None:
     late.write_text('[schedule]\ndaily_count_at = "19:00"\n')
     with pytest.raises(ConfigError, match="daily_count_at"):
         load_settings(late)
+
+
+def test_k9_a_scheduler_that_runs_for_days_remembers_only_the_days_it_still_checks(
+    tower: Tower,
+) -> None:
+    # A cabinet's daemon runs for years: what it remembers of the jobs it ran must not grow
+    # by two entries a day (issue 15, item 4), and forgetting must not make a job run twice.
+    clock = Clock(local(DAY, 19, 0))
+    scheduler = Scheduler(tower.runtime, presence=lambda: dict(tower.presence), clock=clock)
+    days = [DAY + dt.timedelta(days=n) for n in range(6)]
+    for day in days:
+        clock.set(day, 19, 0)
+        ran = scheduler.tick()
+        assert (COUNT_JOB, day) in ran and (REPORT_JOB, day) in ran
+        clock.set(day, 21, 0)
+        assert scheduler.tick() == []  # the same day later: nothing runs again (K9)
+        assert scheduler.days_remembered <= {day - dt.timedelta(days=1), day}
+    assert sorted(d for j, d, _ in _runs(tower.runtime.engine) if j == COUNT_JOB) == days

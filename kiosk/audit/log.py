@@ -60,6 +60,11 @@ class AppendedEvent:
     key_number: str | None = None
     """The key the event names, if any: the cabinet's facts re-read only that key after a
     draw or a return (kiosk/cabinet/facts.py)."""
+    slot: int | None = field(default=None, compare=False)
+    """The slot the event names, if any (the metrics count lock faults by slot)."""
+    rules: tuple[str, ...] = field(default=(), compare=False)
+    """The rule ids it cites (the metrics count refusals by rule as they are heard, rather
+    than keep each refusal's number until a scrape reads its row: issue 15, item 4)."""
 
 
 class AuditLog:
@@ -134,7 +139,8 @@ class AuditLog:
         if seq % self.checkpoint_every == 0:
             self._checkpoint_in(session, seq, digest)
         session.flush()
-        return AppendedEvent(self.cabinet_id, seq, at, digest, event.type, event.key_number)
+        return AppendedEvent(self.cabinet_id, seq, at, digest, event.type, event.key_number,
+                             slot=event.slot, rules=tuple(event.rules))
 
     def notify_committed(self, stored: AppendedEvent) -> None:
         """Tell listeners (live feed, notifications) about an event committed by ``append_in``."""

@@ -112,3 +112,32 @@ def test_listener_is_attached_while_the_app_runs(runtime: Runtime) -> None:
     with TestClient(create_admin_app(runtime)):
         assert len(ours()) == 1
     assert ours() == []  # the app stopped: its lifespan detached the collector
+
+
+def test_refusals_heard_between_scrapes_are_counted_without_keeping_each_one(
+    world: World,
+) -> None:
+    # A cabinet whose admin API was used once and that no Prometheus server scrapes hears
+    # every refusal for months: what the collector keeps for the next scrape must not grow
+    # with them (issue 15, item 4), and the next scrape still counts each one by rule.
+    headers = metrics_token(world)
+    assert world.client.get(URL, headers=headers).status_code == 200
+    collector = next(fn.__self__ for fn in world.audit.listeners
+                     if isinstance(getattr(fn, "__self__", None), AuditMetrics))
+
+    def held() -> int:
+        return sum(len(v) for v in vars(collector).values() if isinstance(v, list | dict | set))
+
+    before = held()
+    for n in range(400):
+        world.audit.append(NewEvent(type="access.denied", decision="deny",
+                                    rules=["K3"] if n % 2 else ["K8", "K7"]))
+    for slot in (2, 2, 3):
+        alarm(world, "lock_fault", slot=slot)
+    assert held() <= before + 10  # a few new labels and event types, not 403 entries
+    text = world.client.get(URL, headers=headers).text
+    assert sample(text, "kiosk_denials_total", 'rule="K3"') == 200
+    assert sample(text, "kiosk_denials_total", 'rule="K8"') == 200
+    assert sample(text, "kiosk_denials_total", 'rule="K7"') == 200
+    assert sample(text, "kiosk_lock_faults_total", 'slot="2"') == 2
+    assert sample(text, "kiosk_lock_faults_total", 'slot="3"') == 1

@@ -24,7 +24,7 @@ from drivers.identity.onewire import (
     parse_rom,
 )
 from simulators.cabinet import CabinetModel
-from simulators.ds2482 import I2cBusSim, bus_for_receptors
+from simulators.ds2482 import LOG_LENGTH, I2cBusSim, bus_for_receptors
 
 
 # -- codec: exact bytes --------------------------------------------------------------------------
@@ -97,7 +97,20 @@ def test_one_read_is_the_datasheet_sequence_byte_for_byte() -> None:
     chip.commands.clear()
     assert reader.read_slot(3) == FobId.derived("FOB-X")
     expected = [(0xC3, 0xD2), (0xB4,), (0xA5, 0x33)] + [(0x96,), (0xE1, 0xE1)] * 8
-    assert chip.commands == expected
+    assert list(chip.commands) == expected
+
+
+def test_a_bridge_remembers_only_its_latest_commands() -> None:
+    # `kiosk run` on a simulated identity cabinet reads every receptor at every scan for as
+    # long as it runs: the bridge's command log must stop growing (issue 15, item 4).
+    model, bus, reader = rig(8)
+    model.load({3: "FOB-X"})
+    chip = bus.chip(0x18)
+    one_read = [(0xC3, 0xD2), (0xB4,), (0xA5, 0x33)] + [(0x96,), (0xE1, 0xE1)] * 8
+    for _ in range(LOG_LENGTH // 10):  # a read is 18 or 19 commands (the channel select)
+        assert reader.read_slot(3) == FobId.derived("FOB-X")
+    assert len(chip.commands) == LOG_LENGTH
+    assert list(chip.commands)[-18:] == one_read[1:]  # the newest read is kept
 
 
 def test_wrong_key_swapped_between_slots_is_seen_as_the_other_key() -> None:

@@ -371,3 +371,21 @@ def test_a_long_running_simulated_reader_keeps_bounded_logs(
     assert chip.xfer_count > 64 * 4, "enough traffic to overflow every log"
     assert len(chip.commands) <= 64 and len(chip.air_log) <= 64
     assert len(pin.states) <= 64 + 1
+
+
+def test_a_simulated_readers_log_is_as_short_as_it_is_told(
+    cabinet: CabinetModel, make_reader: ReaderFactory
+) -> None:
+    """``kiosk run`` keeps a short log (kiosk/wiring.py): full within seconds of polling, so
+    the daemon's memory stops moving then and not after an hour of draws (issue 15)."""
+    factory = MockFactory()
+    pin = factory.pin(24)
+    chip = Mfrc522ChipSim(cabinet, irq_pin=pin, log_length=16)
+    reader = make_reader(chip, irq_pin=24, pin_factory=factory)
+    for i in range(10):
+        cabinet.place_tag(badge(UID7 if i % 2 else UID4))
+        read = reader.wait_for_card(1.0)
+        assert read is not None and read.uid == (UID7 if i % 2 else UID4)
+    assert chip.xfer_count > 16 * 4, "enough traffic to overflow every log"
+    assert len(chip.commands) == 16 and len(chip.air_log) == 16
+    assert len(pin.states) <= 16 + 1

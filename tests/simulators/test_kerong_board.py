@@ -20,7 +20,7 @@ from drivers.locks.kerong import KerongLockBank
 from drivers.locks.kerong.codec import FrameParser, decode_frame
 from simulators.cabinet import CabinetModel
 from simulators.cli import sim as sim_group
-from simulators.kerong_board import GARBAGE, KerongBoardServer, KerongBoardSim
+from simulators.kerong_board import GARBAGE, LOG_LENGTH, KerongBoardServer, KerongBoardSim
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -385,3 +385,16 @@ def test_status_all_answered_as_one_aggregate_frame(clock: Clock) -> None:
                          status_all_variant="aggregate")
     (reply,) = ask(sim, "02 00 32 03 37")
     assert reply.startswith("02 00 36 02 00 FF FF 00 00 01 FF FF 01 00")
+
+
+def test_the_pulse_and_frame_logs_keep_only_the_latest(clock: Clock) -> None:
+    # `kiosk run` on simulated hardware pulses a coil at every draw and every return for as
+    # long as it runs: what the simulator remembers of them must stop growing (issue 15, item 4).
+    model = model_for(clock)
+    board_sim = KerongBoardSim(model, boards=2)
+    for n in range(LOG_LENGTH + 200):
+        ask(board_sim, "02 00 31 03 36" if n % 2 else "02 10 31 03 46")
+    assert len(board_sim.pulses) == LOG_LENGTH
+    assert len(board_sim.received) == LOG_LENGTH
+    assert board_sim.pulses[-1] == (0, 1, 500)  # the newest pulse is kept
+    assert board_sim.pulses[-2] == (1, 1, 500)
