@@ -81,6 +81,7 @@ class CabinetModel:
     _listeners: list[Listener] = field(default_factory=list, init=False, repr=False)
     _saved: str = field(default="", init=False, repr=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _save_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.slots = {n: SlotModel(n) for n in self.slot_numbers}
@@ -292,17 +293,21 @@ class CabinetModel:
         when something that survives a restart changed (a coil timer does not) and does not
         fsync: a simulator needs to survive a daemon restart, not a kernel crash.
         """
-        data = json.dumps(self.snapshot(), indent=1, sort_keys=True)
-        if data == self._saved:
-            return
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(data, encoding="utf-8")
-            tmp.replace(path)
-            self._saved = data
-        except OSError as exc:
-            log.warning("cannot save simulated cabinet state to %s: %s", path, exc)
+        # One save at a time, its snapshot taken inside: bus threads save concurrently, and
+        # with one temp name shared, one thread's rename took the other's file (a warning)
+        # or an older snapshot renamed last left the file behind the cabinet's state.
+        with self._save_lock:
+            data = json.dumps(self.snapshot(), indent=1, sort_keys=True)
+            if data == self._saved:
+                return
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(data, encoding="utf-8")
+                tmp.replace(path)
+                self._saved = data
+            except OSError as exc:
+                log.warning("cannot save simulated cabinet state to %s: %s", path, exc)
 
     def place_tag(self, tag: object) -> None:
         """Hold a card or fob tag to the reader antenna."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
+from pathlib import Path
+
 import pytest
 
 from simulators.cabinet import CabinetModel, PhysicalError
@@ -82,3 +87,37 @@ def test_taking_a_tag_away_leaves_a_later_one_on_the_antenna() -> None:
     m.place_tag(badge)
     m.remove_tag()  # no tag named: whatever is there goes
     assert m.antenna is None
+
+
+def test_saves_from_many_threads_leave_the_file_at_the_cabinets_latest_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The simulated cabinet keeps its keys across a daemon restart (``persist_to``); its bus
+    threads change it at once. The file must end as the cabinet ends, with no save lost to
+    another's rename (one temp name was shared: a warning each time, and an older snapshot
+    renamed last left a restarted simulator with keys where they no longer were)."""
+    model = CabinetModel(slot_numbers=range(1, 41))
+    path = tmp_path / "sim-cabinet.json"
+    model.persist_to(path)
+    start = threading.Barrier(8)
+
+    def jam_and_free(slots: range) -> None:
+        start.wait()
+        for _ in range(30):
+            for slot in slots:
+                model.set_jammed(slot, True)
+                model.set_jammed(slot, False)
+            model.set_jammed(slots[0], True)
+
+    threads = [threading.Thread(target=jam_and_free, args=(range(1 + 5 * i, 6 + 5 * i),))
+               for i in range(8)]
+    with caplog.at_level(logging.WARNING, logger="simulators.cabinet"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert [r.getMessage() for r in caplog.records] == []
+    assert json.loads(path.read_text(encoding="utf-8")) == model.snapshot()
+    restarted = CabinetModel(slot_numbers=range(1, 41))
+    restarted.persist_to(path)
+    assert [n for n, s in restarted.slots.items() if s.jammed] == [1 + 5 * i for i in range(8)]
