@@ -10,6 +10,7 @@ came back).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ IDENTITY = {"hardware": {"identity": {"enabled": True}}}
 
 
 @pytest.fixture
-async def irig(tmp_path: Path) -> Rig:  # type: ignore[misc]
+async def irig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = await make_rig(tmp_path, **IDENTITY)
     yield r
     await close_rig(r)

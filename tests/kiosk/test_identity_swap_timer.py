@@ -9,6 +9,7 @@ controllable clock, through the real drivers against the DS2482 and Kerong simul
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ PUT_BACK_S = 30  # the default return_timeout_s
 
 
 @pytest.fixture
-async def irig(tmp_path: Path) -> Rig:  # type: ignore[misc]
+async def irig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = await make_rig(tmp_path, **IDENTITY)
     yield r
     await close_rig(r)

@@ -158,7 +158,7 @@ async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(rig: Ri
         filled.append(disk_full(rig))
         filled[-1].__enter__()
 
-    cabinet._record_intents = intents_then_disk_full  # type: ignore[method-assign]
+    cabinet._record_intents = intents_then_disk_full
     await rig.cabinet.tap(uid)
     rig.hw.board.sim.set_faults(no_reply=True)
     try:
