@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rig import Rig, close_rig, make_rig
@@ -29,7 +30,7 @@ from kiosk.scheduler import Scheduler
 from kiosk.store.models import Alarm, Key, KeyGroup, Role
 from kiosk.wiring import identity_receptors
 
-IDENTITY = {"hardware": {"identity": {"enabled": True}}}
+IDENTITY: dict[str, Any] = {"hardware": {"identity": {"enabled": True}}}
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from rig import Rig, close_rig, make_rig
 
 from kiosk.store.models import Role
 
-IDENTITY = {"hardware": {"identity": {"enabled": True}}}
+IDENTITY: dict[str, Any] = {"hardware": {"identity": {"enabled": True}}}
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rig import Rig, close_rig, make_rig
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from kiosk import session as flow
 from kiosk.store.models import Alarm, Key
 
-IDENTITY = {"hardware": {"identity": {"enabled": True}}}
+IDENTITY: dict[str, Any] = {"hardware": {"identity": {"enabled": True}}}
 PUT_BACK_S = 30  # the default return_timeout_s
 
 
