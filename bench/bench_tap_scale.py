@@ -210,7 +210,7 @@ async def on_big(taps: int, antenna_taps: int) -> tuple[dict[str, Any], dict[str
             # start would try to resolve 200,000 of them.
             runtime.audit.append(NewEvent(type="cabinet.reconciled", rules=["K10"],
                                           payload={"bench": "generated log"}))
-            wiring.stocked_slots = bus_slots_only  # type: ignore[assignment]
+            wiring.stocked_slots = bus_slots_only
             uid, keys = person_and_keys(runtime, department=None)
             figures = await measure(runtime, settings, uid, keys, taps=taps,
                                     antenna_taps=antenna_taps)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypedDict
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
@@ -38,7 +39,17 @@ HERE = Path(__file__).parent
 COPY_BATCH = 50_000
 
 
-def run_verify(env: dict[str, str]) -> dict[str, object]:
+class VerifyFigures(TypedDict):
+    """One ``kiosk audit verify`` run: wall and CPU seconds, the load it started under, its
+    output lines."""
+
+    verify_s: float
+    verify_cpu_s: float
+    load_avg_1min_at_start: float
+    output: list[str]
+
+
+def run_verify(env: dict[str, str]) -> VerifyFigures:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -74,7 +85,7 @@ def postgres_copy(folder: Path) -> Iterator[str]:
                 cur.execute(f"DELETE FROM {table} WHERE cabinet_id = %s", [CABINET])
                 rows = source.execute(f"SELECT {columns} FROM {table} WHERE cabinet_id = ?",
                                       [CABINET])
-                with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     while batch := rows.fetchmany(COPY_BATCH):
                         for row in batch:
                             copy.write_row(row)

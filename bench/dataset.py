@@ -90,7 +90,7 @@ def _generate(directory: Path, sizes: Sizes) -> None:
         cabinet = s.query(Cabinet).filter(Cabinet.code == CABINET).one()
         depts = [Department(code=f"D{i}", name=f"部门{i}") for i in range(20)]
         groups = [KeyGroup(code=f"G{i}", name=f"组{i}") for i in range(10)]
-        s.add_all(depts + groups)
+        s.add_all([*depts, *groups])
         s.flush()
         people = [{"id": uuid.uuid4(), "staff_no": f"E{i:06d}", "name": f"员工{i}",
                    "department_id": depts[i % 20].id, "active": True, "updated_at": now}
@@ -125,7 +125,7 @@ def _generate(directory: Path, sizes: Sizes) -> None:
         _bulk(s, Loan, loans)
         s.commit()
 
-    key = runtime.device_key
+    device_key = runtime.device_key
     prev = GENESIS_HASH
     types = ["key.drawn", "key.returned", "draw.intent", "return.intent", "access.denied"]
     start = now - dt.timedelta(days=365)
@@ -149,8 +149,8 @@ def _generate(directory: Path, sizes: Sizes) -> None:
                 msg = checkpoint_message(cabinet_id=CABINET, seq=seq, head_hash=prev,
                                          signed_at=row["at"])  # type: ignore[arg-type]
                 checkpoints.append({"cabinet_id": CABINET, "seq": seq, "head_hash": prev,
-                                    "signed_at": row["at"], "key_id": key.key_id,
-                                    "signature": key.sign(msg)})
+                                    "signed_at": row["at"], "key_id": device_key.key_id,
+                                    "signature": device_key.sign(msg)})
             if len(batch) >= BATCH:
                 s.execute(insert(Event), batch)
                 batch = []

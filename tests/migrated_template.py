@@ -86,7 +86,7 @@ def install() -> None:
         return
     proxy = _MigrateForRuntime("kiosk.store.migrate")
     proxy.upgrade = upgrade_from_template  # type: ignore[attr-defined]
-    runtime_module.migrate = proxy  # type: ignore[assignment]
+    runtime_module.migrate = proxy
 
 
 def remove() -> None:

@@ -26,7 +26,7 @@ from kiosk import runlock
 from kiosk.audit import NewEvent
 from kiosk.audit.verify import verify_log
 from kiosk.backup import BackupError, BackupRefused, Manifest, create_backup, restore_backup
-from kiosk.config import Settings
+from kiosk.config import AuditSettings, Settings
 from kiosk.runtime import Runtime
 from kiosk.store.models import Event
 
@@ -42,6 +42,14 @@ def source(tmp_path: Path) -> Iterator[Runtime]:
         rt.audit.append(NewEvent(type="test.seed", payload={"i": i}))
     yield rt
     rt.close()
+
+
+def member_bytes(tar: tarfile.TarFile, member: str | tarfile.TarInfo) -> bytes:
+    """A file's bytes from the archive (``extractfile`` gives None for a directory or a link,
+    which a backup never holds)."""
+    file = tar.extractfile(member)
+    assert file is not None, f"{member} is not a regular file in the archive"
+    return file.read()
 
 
 def mode_of(path: Path) -> int:
@@ -101,7 +109,7 @@ def test_backup_while_appending_restores_a_verified_log(source: Runtime, tmp_pat
 def rewrite(archive: Path, out: Path, change: dict[str, bytes], *, manifest_too: bool) -> None:
     """Copy ``archive`` with some members replaced (and the manifest re-hashed if asked)."""
     with tarfile.open(archive, "r:gz") as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+        members = {m.name: member_bytes(tar, m) for m in tar.getmembers()}
     members.update(change)
     if manifest_too:
         import hashlib
@@ -122,7 +130,7 @@ def edited_database(archive: Path, tmp_path: Path) -> bytes:
     import sqlite3
 
     with tarfile.open(archive, "r:gz") as tar:
-        data = tar.extractfile("kiosk.db").read()  # type: ignore[union-attr]
+        data = member_bytes(tar, "kiosk.db")
     db = tmp_path / "edit.db"
     db.write_bytes(data)
     conn = sqlite3.connect(db)
@@ -216,7 +224,7 @@ def test_cli_backup_and_restore(source: Runtime, tmp_path: Path) -> None:
     archives = list((tmp_path / "src" / "var" / "backups").glob("kiosk-cab-bk-*.tar.gz"))
     assert len(archives) == 1 and mode_of(archives[0]) == 0o600
     with tarfile.open(archives[0]) as tar:
-        manifest = Manifest.from_json(tar.extractfile("manifest.json").read().decode())  # type: ignore[union-attr]
+        manifest = Manifest.from_json(member_bytes(tar, "manifest.json").decode())
     assert manifest.audit_head_seq == source.audit.head()[0]
 
     (tmp_path / "dst").mkdir()
@@ -252,7 +260,7 @@ def test_the_admin_tls_certificate_travels_with_the_backup(
     assert result.moved_aside is not None and (result.moved_aside / "admin.crt").is_file()
     # a key that is not the certificate's is refused before anything is replaced
     with tarfile.open(archive) as tar:
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+        members = {m.name: member_bytes(tar, m) for m in tar.getmembers()}
     other = ensure_self_signed(tmp_path / "stranger", names=["x"])
     members["admin_tls.key"] = other.key_file.read_bytes()
     data = json.loads(members["manifest.json"])
@@ -279,14 +287,14 @@ def test_an_archive_with_its_checkpoints_deleted_is_refused(tmp_path: Path) -> N
     import sqlite3
 
     settings = Settings(data_dir=tmp_path / "src" / "var", database_url="", cabinet_id="cab-bk",
-                        audit={"checkpoint_every": 8})  # type: ignore[arg-type]
+                        audit=AuditSettings(checkpoint_every=8))
     rt = Runtime.open(settings)
     for i in range(20):
         rt.audit.append(NewEvent(type="test.seed", payload={"i": i}))
     rt.close()
     archive, _ = create_backup(settings, tmp_path / "b.tar.gz")
     with tarfile.open(archive, "r:gz") as tar:
-        data = tar.extractfile("kiosk.db").read()  # type: ignore[union-attr]
+        data = member_bytes(tar, "kiosk.db")
     db = tmp_path / "no-checkpoints.db"
     db.write_bytes(data)
     with sqlite3.connect(db) as conn:
@@ -295,7 +303,7 @@ def test_an_archive_with_its_checkpoints_deleted_is_refused(tmp_path: Path) -> N
     stripped = tmp_path / "stripped.tar.gz"
     rewrite(archive, stripped, {"kiosk.db": db.read_bytes()}, manifest_too=True)
     target = Settings(data_dir=tmp_path / "target" / "var", database_url="",
-                      cabinet_id="cab-bk", audit={"checkpoint_every": 8})  # type: ignore[arg-type]
+                      cabinet_id="cab-bk", audit=AuditSettings(checkpoint_every=8))
     with pytest.raises(BackupRefused, match="no signed checkpoint at seq 8"):
         restore_backup(target, stripped)
     assert not (target.data_dir / "kiosk.db").exists()

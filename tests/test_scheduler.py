@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from kiosk.config import Settings, load_settings
@@ -28,8 +28,8 @@ def tower(tmp_path: Path, db_url: str) -> Iterator[Tower]:
     runtime.close()
 
 
-def _runs(engine: object) -> list[tuple[str, dt.date, bool]]:
-    with Session(engine) as s:  # type: ignore[arg-type]
+def _runs(engine: Engine) -> list[tuple[str, dt.date, bool]]:
+    with Session(engine) as s:
         return [(r.job, r.day, r.catch_up) for r in s.scalars(select(JobRun).order_by(JobRun.job))]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 from fastapi.testclient import TestClient
 
 from api.app import create_admin_app
@@ -15,10 +18,10 @@ V1 = "/api/v1"
 PROBLEM_KEYS = {"type", "title", "status", "instance"}
 
 
-def assert_problem(response: object, status: int) -> dict:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    assert response.headers["content-type"] == "application/problem+json"  # type: ignore[attr-defined]
-    body: dict = response.json()  # type: ignore[attr-defined]
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
     assert set(body) >= PROBLEM_KEYS and body["status"] == status
     assert body["type"].startswith("urn:keycabinet:problem:")
     return body

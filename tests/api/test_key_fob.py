@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,7 +74,7 @@ def _token(rig: Rig, role: AccountRole, name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-async def _admin(tmp_path: Path, **settings: object) -> AsyncIterator[Admin]:
+async def _admin(tmp_path: Path, **settings: Any) -> AsyncIterator[Admin]:
     rig = await make_rig(tmp_path, **settings)
     app = create_admin_app(rig.runtime, AdminOptions(auth_policy=POLICY), cabinet=rig.cabinet)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

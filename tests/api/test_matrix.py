@@ -272,6 +272,11 @@ class Fresh:
                     Handover.state == HandoverState.STARTED)):
                 handovers.cancel(session, self.w.audit, handover_id=row.id, actors=["test"])
 
+    def start_handover_request(self) -> Req:
+        """A request to start a handover, sent while none is waiting (H1 allows one)."""
+        self.no_handover_waiting()
+        return Req("POST", "/handovers", {"notes": "交接正常"})
+
     def handover(self) -> str:
         """A handover started at the cabinet by the custodian's badge, waiting for acceptance."""
         self.no_handover_waiting()
@@ -529,8 +534,7 @@ OPS: list[Op] = [
     op("GET", "/handovers/{handover_id}", lambda f: Req("GET", f"/handovers/{f.handover()}")),
     op("GET", "/handovers/{handover_id}/download", lambda f: Req(
         "GET", f"/handovers/{f.handover()}/download", params={"format": "csv", "lang": "en"})),
-    op("POST", "/handovers", lambda f: (f.no_handover_waiting(), Req(
-        "POST", "/handovers", {"notes": "交接正常"}))[1]),
+    op("POST", "/handovers", lambda f: f.start_handover_request()),
     op("POST", "/handovers/{handover_id}/cancel",
        lambda f: Req("POST", f"/handovers/{f.handover()}/cancel")),
     # notifications: the delivery log, retry of a failed delivery

@@ -13,7 +13,7 @@ V1 = "/api/v1"
 
 
 def _right(world: World, **values: object) -> AccessRight:
-    right = AccessRight(key_group_id=world.ids["group"], **values)  # type: ignore[arg-type]
+    right = AccessRight(key_group_id=world.ids["group"], **values)
     world.add(right)
     return right
 

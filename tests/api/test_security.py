@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypedDict
 
 import httpx
 from fastapi.testclient import TestClient
@@ -237,7 +238,12 @@ def test_password_change_and_reset_end_the_accounts_api_tokens(world: World) -> 
     assert world.client.get(f"{V1}/auth/me", headers=own).status_code == 401
 
 
-SLOW_STREAM = {"stream_heartbeat_seconds": 25.0, "stream_max_seconds": 40.0}
+class StreamTimes(TypedDict):
+    stream_heartbeat_seconds: float
+    stream_max_seconds: float
+
+
+SLOW_STREAM: StreamTimes = {"stream_heartbeat_seconds": 25.0, "stream_max_seconds": 40.0}
 """A stream that, left alone, would send a heartbeat and live on for 40 seconds."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -118,7 +119,7 @@ def test_row_forged_after_the_tail_is_detected(runtime: Runtime) -> None:
     with Session(runtime.engine) as s:
         last = s.get(Event, (CAB, 10))
         assert last is not None
-        forged = dict(
+        forged: dict[str, Any] = dict(  # the columns event_hash takes, by name
             cabinet_id=CAB,
             seq=11,
             at=last.at,

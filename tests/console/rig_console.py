@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from argon2 import PasswordHasher
@@ -30,7 +31,7 @@ from rig import Rig, close_rig, make_rig
 POLICY = AuthPolicy(hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-IDENTITY = {"hardware": {"identity": {"enabled": True}}}
+IDENTITY: dict[str, Any] = {"hardware": {"identity": {"enabled": True}}}
 """A cabinet that reads each key's fob chip (issue 13), not only whether a slot is full."""
 
 

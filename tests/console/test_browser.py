@@ -96,8 +96,13 @@ class Tab:
         self.errors: list[str] = []
         self.dialogs: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("dialog", self._dialog)
         self.touches = 0
+
+    def _dialog(self, dialog: Any) -> None:
+        """Record a dialog (the page must raise none) and dismiss it so the page goes on."""
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
 
     def touch(self, selector: str) -> None:
         self.page.locator(selector).first.click()

@@ -7,7 +7,7 @@ import datetime as dt
 
 import time_machine
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from kiosk.store.models import Alarm, AlarmState, Event
 from kiosk.store.models_auth import AccountRole
@@ -159,7 +159,7 @@ def test_a_stored_name_renders_as_text(world: World) -> None:
     with world.audit.engine.begin() as c:
         from kiosk.store.models import Person
 
-        c.execute(Person.__table__.update().where(Person.id == person).values(name=evil))
+        c.execute(update(Person).where(Person.id == person).values(name=evil))
     user = console_user(world, AccountRole.ADMIN)
     for path in ("/console/people", f"/console/people/{person}", "/console/rights"):
         page = user.get(path)

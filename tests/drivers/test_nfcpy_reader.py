@@ -132,5 +132,6 @@ def test_the_badge_simulator_refuses_bad_uids() -> None:
     ]
     card = TypeACard(bytes.fromhex("5A3C9E01"), atqa=b"\x04\x00", sak=0x08)
     assert card.answer(b"\x26") == b"\x04\x00"
-    assert card.answer(b"\x30\x00")[:4] == bytes.fromhex("5A3C9E01")
+    block = card.answer(b"\x30\x00")  # READ block 0: the UID first
+    assert block is not None and block[:4] == bytes.fromhex("5A3C9E01")
     assert card.answer(b"\x60") is None  # GET_VERSION: a Classic card stays silent

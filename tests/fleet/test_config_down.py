@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.audit.device_key import load_or_create
-from kiosk.config import Settings
+from kiosk.config import CabinetSettings, PinSettings, Settings
 from kiosk.errors import InvalidRequest
 from kiosk.fleet import hub, site_settings
 from kiosk.fleet.apply import apply_changes, apply_pending_moves, config_version
@@ -437,7 +437,7 @@ def test_settings_per_site_come_down_to_that_sites_cabinets_and_the_file_keeps_h
 
     # Cabinet A restarted (hub away): its file sets a hardware-side timeout and PIN tries.
     file_a = Settings(data_dir=fleet.a.settings.data_dir, cabinet_id="cab-a",
-                      cabinet={"take_timeout_s": 33}, pin={"max_tries": 7})
+                      cabinet=CabinetSettings(take_timeout_s=33), pin=PinSettings(max_tries=7))
     again = Runtime.open(file_a)
     try:
         run = again.settings

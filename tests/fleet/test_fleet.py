@@ -106,9 +106,9 @@ def test_draws_at_each_cabinet_appear_at_the_hub(fleet: dict[str, Any]) -> None:
     drawn_a = draw(a, a.daemon.people["ENG"][0]["uid"])
     drawn_b = draw(b, b.daemon.people["ENG"][1]["uid"])
     for cab, key in ((a, drawn_a), (b, drawn_b)):
-        eventually(lambda cab=cab, key=key: [
-            e for e in hub.events(cab.cabinet_id, "key.drawn") if e["key_number"] == key],
-            what=f"{key} drawn at {cab.cabinet_id} to show at the hub")
+        def drawn(cab: Cabinet = cab, key: str = key) -> list[dict[str, Any]]:
+            return [e for e in hub.events(cab.cabinet_id, "key.drawn") if e["key_number"] == key]
+        eventually(drawn, what=f"{key} drawn at {cab.cabinet_id} to show at the hub")
         loans = hub.get(f"/hub/v1/records?cabinet_id={cab.cabinet_id}&kind=loan")
         assert [loan for loan in loans if loan["body"]["returned_at"] is None]
         assert hub_copy_verifies(fleet["db"], cab) >= 1
@@ -130,9 +130,10 @@ def test_a_card_revoked_at_the_hub_is_refused_at_both_cabinets(fleet: dict[str, 
                                   (uid,)).fetchone() == ("revoked",)
         eventually(revoked, timeout=10, what=f"revocation to reach {cab.cabinet_id}")
         cab.daemon.tap(uid)
-        denied = eventually(lambda cab=cab: [
-            e for e in hub.events(cab.cabinet_id, "access.denied")
-            if e["payload"].get("card") == uid], what="the refused tap to reach the hub")
+        def refused(cab: Cabinet = cab) -> list[dict[str, Any]]:
+            return [e for e in hub.events(cab.cabinet_id, "access.denied")
+                    if e["payload"].get("card") == uid]
+        denied = eventually(refused, what="the refused tap to reach the hub")
         assert denied[0]["decision"] == "deny"
         applied = hub.events(cab.cabinet_id, "fleet.config_applied")
         assert any(uid in e["payload"]["cards"] for e in applied)

@@ -117,8 +117,8 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
                                 limit=2, offset=1)
         assert (_ids(page), page.total) == ([str(ids["l1"]), str(ids["l6"])], 5)
         # A site of two cabinets: their loans merged in time order, paged, counted.
-        site_b = loans(site_lists.LoanState.ALL, site="tower-b")
-        assert (_ids(site_b), site_b.total) == ([str(ids[n]) for n in ("l6", "l5", "l3")], 3)
+        of_b = loans(site_lists.LoanState.ALL, site="tower-b")
+        assert (_ids(of_b), of_b.total) == ([str(ids[n]) for n in ("l6", "l5", "l3")], 3)
         second = site_lists.loans(s, FLEET, now=_at(13), state=site_lists.LoanState.ALL,
                                   site="tower-b", limit=1, offset=1)
         assert (_ids(second), second.total) == ([str(ids["l5"])], 3)

@@ -249,7 +249,7 @@ def _get_paths(app: Any, key_b: uuid.UUID) -> list[str]:
     a plausible kind and format: the routes a scoped caller could try."""
     paths = []
     for full, route in _routes(app.routes):
-        if not isinstance(route, APIRoute) or "GET" not in route.methods:
+        if not isinstance(route, APIRoute) or "GET" not in (route.methods or {"GET"}):
             continue
         if full in SIGNED_ONLY:
             continue

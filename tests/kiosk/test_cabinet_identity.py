@@ -10,7 +10,9 @@ came back).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rig import Rig, close_rig, make_rig
@@ -28,11 +30,11 @@ from kiosk.scheduler import Scheduler
 from kiosk.store.models import Alarm, Key, KeyGroup, Role
 from kiosk.wiring import identity_receptors
 
-IDENTITY = {"hardware": {"identity": {"enabled": True}}}
+IDENTITY: dict[str, Any] = {"hardware": {"identity": {"enabled": True}}}
 
 
 @pytest.fixture
-async def irig(tmp_path: Path) -> Rig:  # type: ignore[misc]
+async def irig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = await make_rig(tmp_path, **IDENTITY)
     yield r
     await close_rig(r)

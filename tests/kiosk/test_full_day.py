@@ -275,12 +275,12 @@ async def _day(rig: Rig, tmp_path: Path) -> None:
         open_loans = list(s.scalars(select(Loan).where(Loan.returned_at.is_(None))))
         drawn = len(rig.events("key.drawn")) + len(rig.events("draw.resolved")) - sum(
             1 for e in rig.events("draw.resolved") if '"not_taken"' in e.payload)
-        returned = len(rig.events("key.returned")) + sum(
+        came_back = len(rig.events("key.returned")) + sum(
             1 for e in rig.events("return.resolved") if '"returned"' in e.payload)
         total_loans = s.query(Loan).count()
     for n in rig.hw.model.slots:
         assert rig.hw.model.key_present(n) == (n in expected_in), f"slot {n} disagrees"
-    assert drawn == total_loans and total_loans - returned == len(open_loans)
+    assert drawn == total_loans and total_loans - came_back == len(open_loans)
     result = verify_log(rig.runtime.engine, cabinet_id="cab-01",
                         public_key=rig.runtime.device_key.public)
     assert result.ok, result.problems

@@ -18,6 +18,7 @@ from kiosk.cabinet import CabinetError
 from kiosk.services import alarms, tx
 from kiosk.services.authz import Principal
 from kiosk.store.models import Handover, HandoverState, Role
+from kiosk.store.models_auth import AccountRole, TokenKind
 from kiosk.store.models_reports import Report
 
 
@@ -38,9 +39,9 @@ def _alarm_with_follow_up(rig: Rig, note: str) -> None:
                                    message="U1205 key bent", actors=["test"],
                                    cabinet_id=rig.cabinet.cabinet_id)
         _, person = rig.card_of(role=Role.SUPERVISOR)
-        by = Principal(account_id=alarm.id, username="sup", role="supervisor",  # type: ignore[arg-type]
+        by = Principal(account_id=alarm.id, username="sup", role=AccountRole.SUPERVISOR,
                        person_id=person.id, department_id=None, permissions=frozenset(),
-                       token_id=alarm.id, token_kind="session")  # type: ignore[arg-type]
+                       token_id=alarm.id, token_kind=TokenKind.ACCESS)
         alarms.acknowledge(s, rig.runtime.audit, by=by, alarm_id=alarm.id, note=note)
 
 

@@ -4,28 +4,30 @@ it, so the incoming keeper knows what they sign for. Real drivers, simulated har
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rig import Rig, close_rig, make_rig
 
 from kiosk.store.models import Role
 
-IDENTITY = {"hardware": {"identity": {"enabled": True}}}
+IDENTITY: dict[str, Any] = {"hardware": {"identity": {"enabled": True}}}
 
 
 @pytest.fixture
-async def irig(tmp_path: Path) -> Rig:  # type: ignore[misc]
+async def irig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = await make_rig(tmp_path, **IDENTITY)
     yield r
     await close_rig(r)
 
 
-async def waiting_handover(rig: Rig) -> dict:  # type: ignore[type-arg]
+async def waiting_handover(rig: Rig) -> dict[str, Any]:
     uid, _ = rig.card_of(role=Role.CUSTODIAN, index=0)
     await rig.cabinet.tap(uid)
     await rig.cabinet.start_handover()
-    waiting: dict = rig.cabinet.screen()["handover"]["waiting"]  # type: ignore[type-arg]
+    waiting: dict[str, Any] = rig.cabinet.screen()["handover"]["waiting"]
     return waiting
 
 

@@ -9,7 +9,9 @@ controllable clock, through the real drivers against the DS2482 and Kerong simul
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rig import Rig, close_rig, make_rig
@@ -19,12 +21,12 @@ from sqlalchemy.orm import Session
 from kiosk import session as flow
 from kiosk.store.models import Alarm, Key
 
-IDENTITY = {"hardware": {"identity": {"enabled": True}}}
+IDENTITY: dict[str, Any] = {"hardware": {"identity": {"enabled": True}}}
 PUT_BACK_S = 30  # the default return_timeout_s
 
 
 @pytest.fixture
-async def irig(tmp_path: Path) -> Rig:  # type: ignore[misc]
+async def irig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = await make_rig(tmp_path, **IDENTITY)
     yield r
     await close_rig(r)

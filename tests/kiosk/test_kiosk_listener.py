@@ -137,7 +137,8 @@ async def test_a_storage_fault_does_not_claim_staff_were_alerted(rig: Rig) -> No
     assert "请告知管理员" in message["zh"]
 
 
-async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(rig: Rig) -> None:
+async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     uid, _ = rig.card_of(dept="ENG")
     key = rig.first_key("UNIT")
     await rig.cabinet.tap(uid)
@@ -158,7 +159,7 @@ async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(rig: Ri
         filled.append(disk_full(rig))
         filled[-1].__enter__()
 
-    cabinet._record_intents = intents_then_disk_full  # type: ignore[method-assign]
+    monkeypatch.setattr(cabinet, "_record_intents", intents_then_disk_full)
     await rig.cabinet.tap(uid)
     rig.hw.board.sim.set_faults(no_reply=True)
     try:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,7 +54,7 @@ def custodian_desk() -> Principal:
 
 
 @pytest.fixture
-async def pin_rig(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def pin_rig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = await make_rig(tmp_path, pin=PIN_SETTINGS)
     yield r
     await close_rig(r)
@@ -184,7 +186,8 @@ async def test_set_after_a_reset_then_change_with_the_old_pin(pin_rig: Rig) -> N
                    window=dt.timedelta(minutes=30), now=rig.clock())
     assert rig.cabinet.screen()["pin"] == {"asked": False, "has_pin": False, "may_set": True}
     await rig.cabinet.change_pin(None, PIN, DURESS)
-    assert rig.events("pin.set") and rig.cabinet.message.code == "pin_set"  # type: ignore[union-attr]
+    assert rig.events("pin.set") and rig.cabinet.message is not None
+    assert rig.cabinet.message.code == "pin_set"
     assert rig.cabinet.screen()["pin"]["has_pin"] is True
     with pytest.raises(CabinetError) as wrong:
         await rig.cabinet.change_pin("0852", "3691", None)
@@ -216,7 +219,7 @@ async def test_the_set_window_closes(pin_rig: Rig) -> None:
 
 
 # --------------------------------------------------------------------------- duress
-async def _open_master(tmp: Path, pin: str) -> tuple[Rig, list[dict[str, object]]]:
+async def _open_master(tmp: Path, pin: str) -> tuple[Rig, list[dict[str, Any]]]:
     """A fresh cabinet at the same moment; the page's requests for one master-key draw with
     ``pin`` through the kiosk app; returns the rig and every answer body the page got."""
     rig = await make_rig(tmp, start=FRI_10AM, pin=PIN_SETTINGS)

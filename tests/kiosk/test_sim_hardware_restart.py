@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drivers.identity import FobId
+from drivers.identity import FobId, IdentifiedLockBank
 from kiosk.config import Settings
 from kiosk.demo import load_demo
 from kiosk.runtime import Runtime
@@ -100,7 +100,7 @@ def test_the_cabinets_bank_reports_which_key_hangs_in_each_slot(tmp_path: Path) 
     hw = build_simulated(runtime, persist=False)
     try:
         bank = hw.bank
-        assert bank is not hw.locks
+        assert bank is not hw.locks and isinstance(bank, IdentifiedLockBank)
         status = bank.status()
         occupied = [n for n, st in status.items() if st.key_present]
         a, b = occupied[:2]

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from kiosk.audit import NewEvent
 from kiosk.notify.dispatcher import Dispatcher, run_notifications
 from kiosk.notify.webhook import verify_signature
+from kiosk.runtime import Runtime
 from kiosk.services import alarms, tx
 from kiosk.store.models import Event
 from kiosk.store.models_notify import NotificationAttempt, NotificationDelivery
@@ -30,29 +31,29 @@ ALWAYS = 1.0
 """Jitter at its top: each wait is exactly the un-jittered backoff."""
 
 
-def deliveries(runtime: object) -> list[NotificationDelivery]:
-    with tx.read(runtime.audit) as session:  # type: ignore[attr-defined]
+def deliveries(runtime: Runtime) -> list[NotificationDelivery]:
+    with tx.read(runtime.audit) as session:
         return list(session.scalars(
             select(NotificationDelivery).order_by(NotificationDelivery.event_seq,
                                                   NotificationDelivery.channel)))
 
 
-def attempts_of(runtime: object, delivery: NotificationDelivery) -> list[NotificationAttempt]:
-    with tx.read(runtime.audit) as session:  # type: ignore[attr-defined]
+def attempts_of(runtime: Runtime, delivery: NotificationDelivery) -> list[NotificationAttempt]:
+    with tx.read(runtime.audit) as session:
         return list(session.scalars(
             select(NotificationAttempt).where(NotificationAttempt.delivery_id == delivery.id)
             .order_by(NotificationAttempt.attempt)))
 
 
-def events_of_type(runtime: object, event_type: str) -> list[Event]:
-    with tx.read(runtime.audit) as session:  # type: ignore[attr-defined]
+def events_of_type(runtime: Runtime, event_type: str) -> list[Event]:
+    with tx.read(runtime.audit) as session:
         return list(session.scalars(select(Event).where(Event.type == event_type)))
 
 
-def raise_overdue_alarm(runtime: object) -> int:
+def raise_overdue_alarm(runtime: Runtime) -> int:
     """A K9 overdue alarm on key U1201 in slot 7, raised by the real alarm service."""
-    tower = add_key(runtime)  # type: ignore[arg-type]
-    audit = runtime.audit  # type: ignore[attr-defined]
+    tower = add_key(runtime)
+    audit = runtime.audit
     with tx.write(audit) as session:
         alarm = alarms.raise_alarm(
             session, audit, kind="key_overdue", rule="K9", actors=["scheduler"],

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import load_settings
+from kiosk.config import Settings, load_settings
 from kiosk.errors import ConfigError
 
 SMTP = """
@@ -31,7 +31,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+def load(tmp_path: Path, text: str) -> Settings:
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text(text, encoding="utf-8")
     return load_settings(cfg)

@@ -6,6 +6,7 @@ marked as such and never passes for an identified one."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,14 +33,14 @@ def pair(tower: Tower) -> None:
         s.commit()
 
 
-def daily(tower: Tower) -> dict:  # type: ignore[type-arg]
+def daily(tower: Tower) -> dict[str, Any]:
     with Session(tower.runtime.engine) as s:
         row = s.scalars(select(Report).where(Report.kind == "daily",
                                              Report.period_start == DAY)).one()
         return data_of(row)
 
 
-def run_day(tower: Tower, identities: dict[int, str | None] | None) -> dict:  # type: ignore[type-arg]
+def run_day(tower: Tower, identities: dict[int, str | None] | None) -> dict[str, Any]:
     scheduler = Scheduler(tower.runtime, presence=lambda: dict(tower.presence),
                           identities=(lambda: dict(identities)) if identities is not None else None,
                           clock=Clock(local(DAY, 18, 31)))

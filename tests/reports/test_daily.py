@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from kiosk.store.models_reports import AlarmEscalation, Report
 from tests.reports.tower import DAY, Clock, Tower, local
 
 
-def _daily(tower: Tower) -> dict:  # type: ignore[type-arg]
+def _daily(tower: Tower) -> dict[str, Any]:
     with Session(tower.runtime.engine) as s:
         row = s.scalars(select(Report).where(Report.kind == "daily",
                                              Report.period_start == DAY)).one()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -31,7 +32,7 @@ SUPERVISOR_CARD = "5EED0002"
 
 def _start(tower: Tower, at: dt.datetime, **kw: object) -> Handover:
     with tx.write(tower.runtime.audit) as s:
-        args: dict = {"card": CUSTODIAN_CARD, **kw}  # type: ignore[type-arg]
+        args: dict[str, Any] = {"card": CUSTODIAN_CARD, **kw}
         return handovers.start(
             s, tower.runtime.audit, cabinet=s.get_one(Cabinet, tower.ids["cabinet"]),
             outgoing_id=tower.ids["custodian"], zone=SH, sensed=dict(tower.presence), now=at,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.cli import cli
-from kiosk.config import Settings
+from kiosk.config import Settings, SiteSettings
 from kiosk.runtime import Runtime
 from kiosk.scheduler import Scheduler
 from kiosk.services import accounts, tx
@@ -70,7 +70,7 @@ def site(tmp_path: Path, db_url: str) -> Iterator[Site]:
     settings = Settings(
         data_dir=tmp_path / "var", database_url=db_url, cabinet_id="cab-k9",
         cabinet_name="百富国际大厦 客服中心钥匙柜",
-        site={"company_name": COMPANY, "building_name": BUILDING},
+        site=SiteSettings(company_name=COMPANY, building_name=BUILDING),
     )
     runtime = Runtime.open(settings)
     tower = build_tower(runtime)

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 from tests.reports.tower import need_font
 
@@ -38,17 +39,25 @@ print(json.dumps({"texts": texts, "error": error,
 """
 
 
-def _run() -> dict[str, object]:
+class Made(TypedDict):
+    """What MAKE_TWO prints: each PDF's text, the refused report's error, reportlab's modules."""
+
+    texts: list[str]
+    error: str | None
+    loaded: list[str]
+
+
+def _run() -> Made:
     done = subprocess.run([sys.executable, "-c", MAKE_TWO], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, check=True)
-    result: dict[str, object] = json.loads(done.stdout)
+    result: Made = json.loads(done.stdout)
     return result
 
 
 def test_k9_reports_render_without_loading_reportlab_into_the_caller() -> None:
     need_font()
     result = _run()
-    zh, en = result["texts"]  # type: ignore[misc]
+    zh, en = result["texts"]
     assert "钥匙历史记录" in zh and "物业公司" in zh and "K-20261201-1" in zh
     assert "Key history" in en and "U601" in en
     assert result["loaded"] == [], "reportlab was imported into the process asking for the PDF"

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kiosk.config import Settings
+from kiosk.config import ScheduleSettings, Settings
 from kiosk.reports import render
 from kiosk.runtime import Runtime
 from kiosk.services import tx
@@ -82,7 +82,7 @@ class Tower:
 
 def open_runtime(tmp_path: Path, db_url: str, **schedule: Any) -> Runtime:
     settings = Settings(data_dir=tmp_path / "var", database_url=db_url, cabinet_id="cab-k9",
-                        cabinet_name="百富国际大厦 客服中心钥匙柜", schedule=schedule)
+                        cabinet_name="百富国际大厦 客服中心钥匙柜", schedule=ScheduleSettings(**schedule))
     return Runtime.open(settings)
 
 
