@@ -122,8 +122,8 @@ def test_refusals_heard_between_scrapes_are_counted_without_keeping_each_one(
     # with them (issue 15, item 4), and the next scrape still counts each one by rule.
     headers = metrics_token(world)
     assert world.client.get(URL, headers=headers).status_code == 200
-    collector = next(fn.__self__ for fn in world.audit.listeners
-                     if isinstance(getattr(fn, "__self__", None), AuditMetrics))
+    collector = next(owner for fn in world.audit.listeners
+                     if isinstance(owner := getattr(fn, "__self__", None), AuditMetrics))
 
     def held() -> int:
         return sum(len(v) for v in vars(collector).values() if isinstance(v, list | dict | set))
