@@ -1,5 +1,5 @@
 """The console's words: message id → (zh-CN, English). zh-CN is the product's first language;
-the company's own terms (REQUIREMENTS.md) are used: 领取, 归还, 事由, 值班经理, 授权书…"""
+the company's own terms (docs/rules.md) are used: 领取, 归还, 事由, 值班经理, 授权书…"""
 
 from __future__ import annotations
 

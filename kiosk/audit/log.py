@@ -31,7 +31,7 @@ APPEND_ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class NewEvent:
-    """What a caller wants logged. ``rules`` carries REQUIREMENTS.md rule ids (``K8``...)."""
+    """What a caller wants logged. ``rules`` carries rule ids (docs/rules.md) (``K8``...)."""
 
     type: str
     actors: Sequence[str] = ()

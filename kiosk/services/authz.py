@@ -89,7 +89,7 @@ _ALL_READS = frozenset(p for p in P if p.is_read)
 """Reading every record; personal data of owners (A1) is a separate permission on purpose."""
 
 ROLE_PERMISSIONS: dict[AccountRole, frozenset[Permission]] = {
-    # Everything except deciding K7 approvals, which REQUIREMENTS.md gives to the
+    # Everything except deciding K7 approvals, which docs/rules.md (K7) gives to the
     # department leader alone.
     AccountRole.ADMIN: frozenset(P) - {P.APPROVALS_DECIDE},
     # Reviews counts, overdue keys and discrepancies; owns alarms and the duty roster; as

@@ -1,4 +1,4 @@
-"""Typed SQLAlchemy 2 models for everything REQUIREMENTS.md names.
+"""Typed SQLAlchemy 2 models for everything the rules (docs/rules.md) name.
 
 Rows that travel between a cabinet and a central server have UUID keys; events are
 identified by ``(cabinet_id, seq)``; every time is UTC; configuration rows carry

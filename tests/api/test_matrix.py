@@ -3,7 +3,7 @@
 Each role gets an account scoped to department A; every request targets fresh records
 (people, cards, rights, approvals, loans, accounts) of department B where the endpoint has
 one. The expected outcome comes from ``WHO_MAY``, a table written by hand from the role
-descriptions in REQUIREMENTS.md ("Who uses it") and the README ("Administer remotely"),
+descriptions in docs/rules.md ("Who uses it") and the README ("Administer remotely"),
 not from the product's own permission table, so a wrong grant in
 ``kiosk.services.authz`` fails here instead of being copied into the expectation:
 
@@ -558,7 +558,7 @@ ROLE_LETTERS = {
 
 # Who may call what, by hand. Columns: A admin, S supervisor, L department leader,
 # D on-duty manager, C key custodian, U auditor; "." is no. The reasons, from the role
-# descriptions in REQUIREMENTS.md and the README:
+# descriptions in docs/rules.md ("Who uses it") and the README:
 # - the administrator manages people, cards, keys, slots and policy, but does not decide
 #   K7 approvals (the department leader alone does) and is the only one to make accounts
 #   and API tokens and to ask for or confirm a K2 remote unlock;
