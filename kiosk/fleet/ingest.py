@@ -39,7 +39,7 @@ from kiosk.audit.chain import RECORD_TEMPLATE, checkpoint_message, format_time
 from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.fleet.hub import raise_alarm
-from kiosk.fleet.record_columns import typed_columns
+from kiosk.fleet.record_columns import PG_DUE_HOUR, due_hour, typed_columns
 from kiosk.fleet.requests_up import take_requests
 from kiosk.store.db import write_session
 from kiosk.store.models import Approval
@@ -47,6 +47,7 @@ from kiosk.store.models_fleet import (
     HubApprovalUse,
     HubCabinet,
     HubCheckpoint,
+    HubDueCount,
     HubEvent,
     HubRecord,
     HubRecordCount,
@@ -356,7 +357,7 @@ WITH incoming AS (
                        %(facet)b::varchar[])
     AS t(kind, record_id, cabinet_id, body, received_at, occurred_at, due_at, facet)),
 held AS (
-  SELECT r.kind, r.record_id, r.cabinet_id, r.facet FROM incoming i
+  SELECT r.kind, r.record_id, r.cabinet_id, r.facet, r.due_at FROM incoming i
   JOIN hub_records r ON r.kind = i.kind AND r.record_id = i.record_id),
 written AS (
   INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at,
@@ -366,7 +367,7 @@ written AS (
   SET body = EXCLUDED.body, received_at = EXCLUDED.received_at,
       occurred_at = EXCLUDED.occurred_at, due_at = EXCLUDED.due_at, facet = EXCLUDED.facet
   WHERE hub_records.cabinet_id = EXCLUDED.cabinet_id
-  RETURNING kind, record_id, facet),
+  RETURNING kind, record_id, facet, due_at),
 moved AS (
   SELECT kind, coalesce(facet, '') AS facet, 1 AS n FROM written
   UNION ALL
@@ -375,11 +376,29 @@ counted AS (
   INSERT INTO hub_record_counts (cabinet_id, kind, facet, n)
   SELECT %(cabinet)b, kind, facet, sum(n) FROM moved GROUP BY kind, facet HAVING sum(n) <> 0
   ON CONFLICT (cabinet_id, kind, facet) DO UPDATE
-  SET n = hub_record_counts.n + EXCLUDED.n)
+  SET n = hub_record_counts.n + EXCLUDED.n),
+due_moved AS (
+  SELECT {written_hour} AS hour, 1 AS n FROM written
+  WHERE kind = 'loan' AND facet = 'out' AND due_at IS NOT NULL
+  UNION ALL
+  SELECT {held_hour}, -1 FROM held
+  WHERE cabinet_id = %(cabinet)b AND kind = 'loan' AND facet = 'out' AND due_at IS NOT NULL),
+due_now AS (
+  SELECT m.hour, coalesce(min(c.n), 0) + sum(m.n) AS n FROM due_moved m
+  LEFT JOIN hub_due_counts c ON c.cabinet_id = %(cabinet)b AND c.due_hour = m.hour
+  GROUP BY m.hour HAVING sum(m.n) <> 0),
+due_gone AS (
+  DELETE FROM hub_due_counts c USING due_now d
+  WHERE c.cabinet_id = %(cabinet)b AND c.due_hour = d.hour AND d.n = 0),
+due_kept AS (
+  INSERT INTO hub_due_counts (cabinet_id, due_hour, n)
+  SELECT %(cabinet)b, hour, n FROM due_now WHERE n <> 0
+  ON CONFLICT (cabinet_id, due_hour) DO UPDATE SET n = EXCLUDED.n)
 SELECT i.kind, i.record_id, h.cabinet_id FROM incoming i
 LEFT JOIN held h ON h.kind = i.kind AND h.record_id = i.record_id
 WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.kind = i.kind AND w.record_id = i.record_id)
-"""
+""".replace("{written_hour}", PG_DUE_HOUR.format(column="due_at")).replace(
+    "{held_hour}", PG_DUE_HOUR.format(column="due_at"))
 """PostgreSQL: a batch's records in one statement and one round trip: the held copies are
 read (every part of the statement sees the table as it was before it), the records written
 (new or changed; never another cabinet's: the ``WHERE``), the cabinet's counts moved by
@@ -389,7 +408,12 @@ refused and all of it rolled back. The counts and the refusal come from what ``R
 says was written, not from the held copies: another cabinet may commit the same record id
 after this statement's snapshot (two cabinets sending one id at once); the insert then
 waits for it, meets it as a conflict and skips it (the ``WHERE``), and the held copies
-never saw it. A column per array, sent in binary: a row per statement, as ``executemany``
+never saw it. The keys out per due hour (``hub_due_counts``, K9's overdue total) move
+the same way: a loan out written adds one to its due hour, a held loan out of this cabinet
+that was rewritten takes one from its own (returned, or due at another time); the
+cabinet's row lock means no other transaction writes its hours meanwhile, so each hour's
+new count is set outright, and an hour that reaches zero is deleted (the table stays the
+size of the keys out, not of history). A column per array, sent in binary: a row per statement, as ``executemany``
 sends them, was half of ingest's time, and text arrays of JSON bodies cost their
 escaping."""
 
@@ -419,22 +443,29 @@ def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[
     """``_UPSERT_RECORDS`` elsewhere (SQLite, in tests): the held copies read in one query,
     one multi-row INSERT, one executemany UPDATE, the counts upserted. Returns the records
     another cabinet owns (then nothing is written)."""
-    held = {(kind, record_id): (owner, facet) for kind, record_id, owner, facet in
+    held = {(kind, record_id): (owner, facet, due) for kind, record_id, owner, facet, due in
             session.execute(select(HubRecord.kind, HubRecord.record_id, HubRecord.cabinet_id,
-                                   HubRecord.facet).where(
+                                   HubRecord.facet, HubRecord.due_at).where(
                 tuple_(HubRecord.kind, HubRecord.record_id).in_(
                     [(r["kind"], r["record_id"]) for r in rows])))}
-    foreign = [(kind, record_id, owner) for (kind, record_id), (owner, _) in held.items()
+    foreign = [(kind, record_id, owner) for (kind, record_id), (owner, _, _) in held.items()
                if owner != cabinet_id]
     if foreign:
         return foreign
     counts: dict[tuple[str, str], int] = {}
+    due: dict[int, int] = {}
     for row in rows:
         taken = (row["kind"], row["facet"] or "")
         counts[taken] = counts.get(taken, 0) + 1
+        if row["kind"] == "loan" and row["facet"] == "out" and row["due_at"] is not None:
+            hour = due_hour(row["due_at"])
+            due[hour] = due.get(hour, 0) + 1
         if (before := held.get((row["kind"], row["record_id"]))) is not None:
             left = (row["kind"], before[1] or "")
             counts[left] = counts.get(left, 0) - 1
+            if row["kind"] == "loan" and before[1] == "out" and before[2] is not None:
+                hour = due_hour(before[2])
+                due[hour] = due.get(hour, 0) - 1
     new = [r for r in rows if (r["kind"], r["record_id"]) not in held]
     changed = [{**r, "k": r["kind"], "i": r["record_id"]} for r in rows
                if (r["kind"], r["record_id"]) in held]
@@ -448,6 +479,7 @@ def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[
                     occurred_at=bindparam("occurred_at"), due_at=bindparam("due_at"),
                     facet=bindparam("facet")), changed)
     _count(session, cabinet_id, counts)
+    _count_due(session, cabinet_id, due)
     return []
 
 
@@ -463,6 +495,24 @@ def _count(session: Session, cabinet_id: str, counts: dict[tuple[str, str], int]
     session.connection().execute(upsert.on_conflict_do_update(
         index_elements=["cabinet_id", "kind", "facet"],
         set_={"n": table.c.n + upsert.excluded.n}), rows)
+
+
+def _count_due(session: Session, cabinet_id: str, moved: dict[int, int]) -> None:
+    """Move the cabinet's keys out per due hour by ``moved``; an hour at zero is deleted."""
+    moved = {hour: n for hour, n in moved.items() if n}
+    if not moved:
+        return
+    held = {row.due_hour: row for row in session.scalars(select(HubDueCount).where(
+        HubDueCount.cabinet_id == cabinet_id, HubDueCount.due_hour.in_(sorted(moved))))}
+    for hour, n in sorted(moved.items()):
+        row = held.get(hour)
+        if row is None:
+            session.add(HubDueCount(cabinet_id=cabinet_id, due_hour=hour, n=n))
+        elif row.n + n == 0:
+            session.delete(row)
+        else:
+            row.n += n
+    session.flush()
 
 
 def _approval_used(session: Session, cabinet_id: str, approval_id: uuid.UUID,
