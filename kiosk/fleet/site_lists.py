@@ -183,6 +183,34 @@ def _overdue_total(session: Session, cabinets: list[str], everyone: bool,
     return select(ended + this_hour).scalar_subquery()
 
 
+DUE_WALK = 8
+"""How many keys out a walk newest draw first may skip for each one the due-time index
+would read instead (measured on 100,000 keys out: index-only steps on the keys-out index
+against reading, materializing and sorting the due ones)."""
+
+
+def _due_page(session: Session, conditions: list[ColumnElement[bool]],
+              ordered: ColumnElement[Any] | InstrumentedAttribute[Any], limit: int,
+              offset: int) -> Subquery:
+    """The overdue page (K9) when few keys out in view are due (or for a site): every due
+    one read from ``ix_hub_records_loans_due`` (keys out by due time, the cabinet and the
+    draw time inside the index), then sorted. Walking the keys out newest draw first and
+    skipping the ones not due yet is the other way, and the worse one when few are due: a
+    key's due time follows its draw, so the newest draws are the ones not due, and the walk
+    passes every one of them before the first overdue key (PostgreSQL's planner, which
+    takes due time and draw time as unrelated, expects the opposite). The counts
+    (``_overdue_total``) say how many are due, so the cost of each way is known before
+    either is taken. On PostgreSQL the due rows are a materialized ``WITH``, so the planner
+    cannot turn it back into that walk."""
+    due = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
+           .where(*conditions).cte("due_loans"))
+    if _postgres(session):
+        due = due.prefix_with("MATERIALIZED")
+    return (select(due.c.record_id, due.c.cabinet_id, due.c.t)
+            .order_by(due.c.t.desc(), due.c.record_id.desc())
+            .limit(limit).offset(offset).subquery())
+
+
 def _merged_page(cabinets: list[str], narrowed: list[ColumnElement[bool]],
                  ordered: ColumnElement[Any] | InstrumentedAttribute[Any], limit: int,
                  offset: int) -> Subquery:
@@ -236,15 +264,27 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
     conditions = [_in_view(session, HubRecord.cabinet_id, cabinets, everyone), *narrowed]
     ordered = (HubRecord.occurred_at if TIME_FIELD.get(kind) == order
                else _field(session, order))
+    few_due = False
+    total: ColumnElement[Any]
     if where:
         total = select(func.count()).select_from(
             select(HubRecord.record_id).where(*conditions).subquery()).scalar_subquery()
     elif due_before is not None:
-        total = _overdue_total(session, cabinets, everyone, due_before)
+        overdue, out = session.execute(select(
+            _overdue_total(session, cabinets, everyone, due_before),
+            _total(kind, _in_view(session, HubRecordCount.cabinet_id, cabinets, everyone),
+                   facets))).one()
+        if offset >= overdue:  # none due (or a page past the end): no page to look for
+            return [], int(overdue)
+        # The fleet's or a cabinet's walk reads the due time inside its index, one key out
+        # in a tenth of what the other way takes; a site's walk (one per cabinet) does not.
+        total, few_due = literal(int(overdue)), len(cabinets) > 1 or DUE_WALK * overdue <= out
     else:
         total = _total(kind, _in_view(session, HubRecordCount.cabinet_id, cabinets, everyone),
                        facets)
-    if len(cabinets) > 1 and _postgres(session):
+    if few_due:
+        page = _due_page(session, conditions, ordered, limit, offset)
+    elif len(cabinets) > 1 and _postgres(session):
         page = _merged_page(cabinets, narrowed, ordered, limit, offset)
     else:
         page = (select(HubRecord.record_id, HubRecord.cabinet_id, ordered.label("t"))
