@@ -38,7 +38,7 @@ from kiosk.audit import AuditLog, NewEvent
 from kiosk.audit.chain import RECORD_TEMPLATE, checkpoint_message, format_time
 from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest
-from kiosk.fleet.hub import raise_alarm
+from kiosk.fleet.hub import Checked, SignedRequest, check_request, raise_alarm, take_nonce
 from kiosk.fleet.record_columns import PG_DUE_HOUR, due_hour, typed_columns
 from kiosk.fleet.requests_up import take_requests
 from kiosk.store.db import write_session
@@ -173,14 +173,59 @@ def ingest(audit: AuditLog, *, cabinet_id: str, batch: Batch) -> Ingested:
         with write_session(audit.engine) as session:
             return _ingest_in(session, audit, cabinet_id, batch)
     except Refused as refused:
-        with write_session(audit.engine) as session:
-            raise_alarm(session, cabinet_id=cabinet_id, kind=refused.kind, seq=refused.seq,
-                        message=str(refused))
-            audit.append_in(session, NewEvent(
-                type="fleet.ingest_refused", decision="deny",
-                payload={"cabinet_id": cabinet_id, "kind": refused.kind, "seq": refused.seq,
-                         "why": str(refused)}))
+        _log_refusal(audit, cabinet_id, refused)
         raise
+
+
+def ingest_signed(audit: AuditLog, request: SignedRequest) -> Ingested:
+    """``POST /hub/v1/ingest``: check the cabinet's signed request and ingest its batch in
+    one transaction, holding the cabinet's row lock from the check on.
+
+    Why one: the check was a transaction of its own (with a savepoint for the nonce), so
+    every batch paid two transactions and their round trips to the database; under a
+    fleet's load a round trip waits its turn for a core. Nothing is checked less: the
+    signature, status, time window and nonce are checked first, as before, and a refused
+    request is logged and answered as before (401/403) before the body is looked at. The
+    nonce stays taken whatever happens to the batch: a refused or malformed batch rolls the
+    transaction back, so the nonce is taken again with the refusal's log, or alone."""
+    try:
+        batch: Batch | None = Batch.parse(parse_json(request.body))
+        malformed: InvalidRequest | None = None
+    except InvalidRequest as exc:  # answered only once the request is known to be signed
+        batch, malformed = None, exc
+    checked: Checked | None = None
+    try:
+        with write_session(audit.engine) as session:
+            checked = check_request(session, audit, request, lock=True)
+            if checked.why is None and batch is not None:
+                return _ingest_in(session, audit, checked.cabinet_id, batch, checked.cabinet)
+    except Refused as refused:
+        assert checked is not None
+        _log_refusal(audit, checked.cabinet_id, refused, nonce=checked.nonce)
+        raise
+    except InvalidRequest:
+        if checked is not None and checked.why is None:
+            with write_session(audit.engine) as session:
+                take_nonce(session, checked.cabinet_id, checked.nonce)
+        raise
+    checked.caller()  # a refused request: logged and committed above, raised here
+    assert malformed is not None
+    raise malformed
+
+
+def _log_refusal(audit: AuditLog, cabinet_id: str, refused: Refused,
+                 nonce: str | None = None) -> None:
+    """A refused batch wrote nothing; its refusal is logged and alarmed in a transaction of
+    its own (with the request's nonce, when the batch's transaction had taken it)."""
+    with write_session(audit.engine) as session:
+        if nonce is not None:
+            take_nonce(session, cabinet_id, nonce)
+        raise_alarm(session, cabinet_id=cabinet_id, kind=refused.kind, seq=refused.seq,
+                    message=str(refused))
+        audit.append_in(session, NewEvent(
+            type="fleet.ingest_refused", decision="deny",
+            payload={"cabinet_id": cabinet_id, "kind": refused.kind, "seq": refused.seq,
+                     "why": str(refused)}))
 
 
 def _held_hashes(session: Session, cabinet_id: str, seqs: Iterable[int]) -> dict[int, str]:
@@ -193,9 +238,13 @@ def _held_hashes(session: Session, cabinet_id: str, seqs: Iterable[int]) -> dict
     return {seq: digest for seq, digest in rows}
 
 
-def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch) -> Ingested:
-    cabinet = session.scalars(select(HubCabinet).where(HubCabinet.cabinet_id == cabinet_id)
-                              .with_for_update()).one()
+def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch,
+               cabinet: HubCabinet | None = None) -> Ingested:
+    """The batch in ``session``'s transaction; ``cabinet`` is the cabinet's row when the
+    caller has locked it already (``ingest_signed``)."""
+    if cabinet is None:
+        cabinet = session.scalars(select(HubCabinet).where(HubCabinet.cabinet_id == cabinet_id)
+                                  .with_for_update()).one()
     if batch.head_seq < cabinet.acked_seq:
         raise Refused("log_backwards", batch.head_seq,
                       f"cabinet {cabinet_id} reports its log ends at seq {batch.head_seq}, but "
@@ -203,8 +252,11 @@ def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch)
                       "was restored or the log was cut")
     parsed = sorted((_event_row(raw) for raw in batch.events), key=lambda pair: pair[0]["seq"])
     acked, head = cabinet.acked_seq, cabinet.head_hash
-    # Resent events (the anchor at the cursor, an at-least-once repeat): one read for all.
-    held = _held_hashes(session, cabinet_id, (r["seq"] for r, _ in parsed if r["seq"] <= acked))
+    # Resent events (an at-least-once repeat): one read for all. The anchor at the cursor,
+    # sent with every batch, needs none: its hash is the cabinet's head.
+    held = _held_hashes(session, cabinet_id, (r["seq"] for r, _ in parsed if r["seq"] < acked))
+    if acked > 0:
+        held[acked] = head
     fresh: list[dict[str, Any]] = []
     for row, at_text in parsed:
         seq = row["seq"]
