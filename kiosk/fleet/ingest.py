@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -98,7 +99,17 @@ def parse_json(body: bytes | str) -> Any:
     """A cabinet's request body as JSON the way RFC 8259 and PostgreSQL's ``jsonb`` read
     it: ``NaN``, ``Infinity`` and ``-Infinity`` are refused. Python's ``json`` takes them,
     and a record body holding one was stored as text no ``body::jsonb`` can read (the lists'
-    department filter, migration 0024's backfill)."""
+    department filter, migration 0024's backfill).
+
+    ``orjson`` reads it first (a busy batch is half a megabyte: a third of the time of
+    ``json``), and refuses those constants too. Whatever it refuses is read again by
+    ``json``, which says what is wrong in words a cabinet's operator can act on (``NaN is
+    not a JSON number``) and takes exactly what it took before (a string with a lone UTF-16
+    surrogate escape, which ``orjson`` refuses)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body, parse_constant=_not_a_number)
     except ValueError as exc:  # JSONDecodeError is one
