@@ -210,13 +210,16 @@ def take_nonce(session: Session, cabinet_id: str, nonce: str) -> bool:
     """Record ``nonce`` as seen; False if it was seen before (a replay). One statement that
     skips a held nonce, instead of an insert inside a savepoint that fails on it (three
     round trips to the database per request)."""
-    dialect = session.get_bind().dialect.name
-    taken = session.execute(
-        (postgresql_insert if dialect == "postgresql" else sqlite_insert)(HubNonce)
-        .values(cabinet_id=cabinet_id, nonce=nonce, at=utcnow())
-        .on_conflict_do_nothing(index_elements=["cabinet_id", "nonce"])
-        .returning(HubNonce.nonce)).first()
+    statement = _TAKE_NONCE[session.get_bind().dialect.name == "postgresql"]
+    taken = session.execute(statement, {"cabinet_id": cabinet_id, "nonce": nonce,
+                                        "at": utcnow()}).first()
     return taken is not None
+
+
+_TAKE_NONCE = {postgres: (postgresql_insert if postgres else sqlite_insert)(HubNonce)
+               .on_conflict_do_nothing(index_elements=["cabinet_id", "nonce"])
+               .returning(HubNonce.nonce) for postgres in (True, False)}
+"""Built once (a statement built per request costs more than sending it)."""
 
 
 def authenticate(audit: AuditLog, *, method: str, path: str, headers: dict[str, str],

@@ -358,15 +358,21 @@ def _checkpoints(session: Session, cabinet: HubCabinet, checkpoints: list[dict[s
             raise Refused("fork", checkpoint.seq, f"cabinet {cabinet.cabinet_id} signed "
                           f"checkpoint at seq {checkpoint.seq} differs from the chain the hub "
                           "holds")
-    # Held already (a resend) or new: one INSERT that skips the held ones, no ORM objects.
-    dialect = session.get_bind().dialect.name
-    table = Table(HubCheckpoint.__tablename__, HubCheckpoint.metadata)
+    # Held already (a resend) or new: one INSERT that skips the held ones, no ORM objects
+    # (the statement built once; its rows sent as one multi-row INSERT by the driver).
     session.connection().execute(
-        (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
-        .values([{"cabinet_id": c.cabinet_id, "seq": c.seq, "head_hash": c.head_hash,
-                  "signed_at": c.signed_at, "key_id": c.key_id, "signature": c.signature}
-                 for c in parsed]).on_conflict_do_nothing(index_elements=["cabinet_id", "seq"]))
+        _INSERT_CHECKPOINTS[session.get_bind().dialect.name == "postgresql"],
+        [{"cabinet_id": c.cabinet_id, "seq": c.seq, "head_hash": c.head_hash,
+          "signed_at": c.signed_at, "key_id": c.key_id, "signature": c.signature}
+         for c in parsed])
     cabinet.checkpoint_seq = max(cabinet.checkpoint_seq, *(c.seq for c in parsed))
+
+
+_CHECKPOINTS_TABLE = Table(HubCheckpoint.__tablename__, HubCheckpoint.metadata)
+_INSERT_CHECKPOINTS = {
+    postgres: (postgresql_insert if postgres else sqlite_insert)(_CHECKPOINTS_TABLE)
+    .on_conflict_do_nothing(index_elements=["cabinet_id", "seq"])
+    for postgres in (True, False)}
 
 
 def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -> None:
