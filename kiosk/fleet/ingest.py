@@ -145,7 +145,8 @@ def _event_row(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
     A field of the wrong type is a clear 422: the hash is only defined over the types a
     cabinet's log stores (text, whole numbers, null)."""
     try:
-        row = {name: raw[name] for name in EVENT_FIELDS}
+        # A copy in C (every one of EVENT_FIELDS is read below: a missing one is a KeyError).
+        row = dict(raw)
         seq, slot, at_raw = row["seq"], row["slot"], row["at"]
         if seq.__class__ is not int:
             row["seq"] = seq = int(seq)
@@ -314,7 +315,8 @@ def _store_events(session: Session, rows: list[dict[str, Any]]) -> None:
     received = utcnow()
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        session.execute(insert(HubEvent), [{**r, "received_at": received} for r in rows])
+        session.execute(insert(HubEvent), [{**{name: r[name] for name in EVENT_FIELDS},
+                                            "received_at": received} for r in rows])
         return
     raw = connection.connection.driver_connection
     assert raw is not None
