@@ -135,9 +135,15 @@ COUNTS_SQL = """
 DELETE FROM hub_record_counts;
 INSERT INTO hub_record_counts (cabinet_id, kind, facet, n)
 SELECT cabinet_id, kind, coalesce(facet, ''), count(*) FROM hub_records
-GROUP BY cabinet_id, kind, coalesce(facet, '')
+GROUP BY cabinet_id, kind, coalesce(facet, '');
+DELETE FROM hub_due_counts;
+INSERT INTO hub_due_counts (cabinet_id, due_hour, n)
+SELECT cabinet_id, floor(extract(epoch FROM due_at) / 3600)::bigint, count(*) FROM hub_records
+WHERE kind = 'loan' AND facet = 'out' AND due_at IS NOT NULL
+GROUP BY 1, 2
 """
-"""The counts ingest keeps beside the records (the lists' totals), made once for the load."""
+"""The counts ingest keeps beside the records (the lists' totals; the keys out per due hour,
+migration 0026), made once for the load."""
 
 HEADS_SQL = """
 UPDATE hub_cabinets

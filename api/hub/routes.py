@@ -34,7 +34,7 @@ from kiosk.errors import (
 from kiosk.fleet import changes as config_changes
 from kiosk.fleet import held_records, hub, protocol, report_files, site_settings
 from kiosk.fleet import scope as scopes
-from kiosk.fleet.ingest import Batch, Ingested, ingest, parse_json
+from kiosk.fleet.ingest import Ingested, ingest_signed, parse_json
 from kiosk.services.authz import Permission as P
 from kiosk.store.db import write_session
 from kiosk.store.models_fleet import HubCabinet, HubEvent, HubSite
@@ -63,14 +63,20 @@ def _signed(audit: AuditLog, request: Request, status: int, data: Any) -> Respon
                     headers={protocol.H_HUB_SIGNATURE: signature})
 
 
-async def _caller(request: Request, audit: AuditLog, window_s: int) -> tuple[hub.Caller, bytes]:
+async def _signed_request(request: Request, window_s: int) -> hub.SignedRequest:
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return hub.SignedRequest(method=request.method, path=path,
+                             headers={k.lower(): v for k, v in request.headers.items()},
+                             body=body, now=time.time(), window_s=window_s)
+
+
+async def _caller(request: Request, audit: AuditLog, window_s: int) -> tuple[hub.Caller, bytes]:
+    signed = await _signed_request(request, window_s)
     caller = await asyncio.to_thread(
-        hub.authenticate, audit, method=request.method, path=path,
-        headers={k.lower(): v for k, v in request.headers.items()}, body=body, now=time.time(),
-        window_s=window_s)
-    return caller, body
+        hub.authenticate, audit, method=signed.method, path=signed.path,
+        headers=signed.headers, body=signed.body, now=signed.now, window_s=window_s)
+    return caller, signed.body
 
 
 def _window(runtime: RuntimeDep) -> int:
@@ -137,13 +143,10 @@ async def cursor(request: Request, audit: AuditDep, runtime: RuntimeDep) -> Resp
 @router.post("/ingest", summary="(signed) Ship a batch of events, checkpoints and records")
 async def ingest_batch(request: Request, audit: AuditDep, runtime: RuntimeDep) -> Response:
     try:
-        caller, body = await _caller(request, audit, _window(runtime))
-
-        def parse_and_ingest() -> Ingested:  # a busy batch is ~0.5 MB of JSON: off the loop
-            batch = Batch.parse(parse_json(body))  # NaN/Infinity: 422 like other bad JSON
-            return ingest(audit, cabinet_id=caller.cabinet_id, batch=batch)
-
-        done = await asyncio.to_thread(parse_and_ingest)
+        signed = await _signed_request(request, _window(runtime))
+        # The check and the batch in one transaction; a busy batch is ~0.5 MB of JSON, so
+        # off the event loop. NaN/Infinity: 422 like other bad JSON.
+        done: Ingested = await asyncio.to_thread(ingest_signed, audit, signed)
         return _signed(audit, request, 200, {"acked_seq": done.acked_seq,
                                              "head_hash": done.head_hash,
                                              "new_events": done.new_events})

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,8 +39,8 @@ from kiosk.audit import AuditLog, NewEvent
 from kiosk.audit.chain import RECORD_TEMPLATE, checkpoint_message, format_time
 from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest
-from kiosk.fleet.hub import raise_alarm
-from kiosk.fleet.record_columns import typed_columns
+from kiosk.fleet.hub import Checked, SignedRequest, check_request, raise_alarm, take_nonce
+from kiosk.fleet.record_columns import PG_DUE_HOUR, due_hour, typed_columns
 from kiosk.fleet.requests_up import take_requests
 from kiosk.store.db import write_session
 from kiosk.store.models import Approval
@@ -47,6 +48,7 @@ from kiosk.store.models_fleet import (
     HubApprovalUse,
     HubCabinet,
     HubCheckpoint,
+    HubDueCount,
     HubEvent,
     HubRecord,
     HubRecordCount,
@@ -97,7 +99,17 @@ def parse_json(body: bytes | str) -> Any:
     """A cabinet's request body as JSON the way RFC 8259 and PostgreSQL's ``jsonb`` read
     it: ``NaN``, ``Infinity`` and ``-Infinity`` are refused. Python's ``json`` takes them,
     and a record body holding one was stored as text no ``body::jsonb`` can read (the lists'
-    department filter, migration 0024's backfill)."""
+    department filter, migration 0024's backfill).
+
+    ``orjson`` reads it first (a busy batch is half a megabyte: a third of the time of
+    ``json``), and refuses those constants too. Whatever it refuses is read again by
+    ``json``, which says what is wrong in words a cabinet's operator can act on (``NaN is
+    not a JSON number``) and takes exactly what it took before (a string with a lone UTF-16
+    surrogate escape, which ``orjson`` refuses)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body, parse_constant=_not_a_number)
     except ValueError as exc:  # JSONDecodeError is one
@@ -133,7 +145,8 @@ def _event_row(raw: dict[str, Any]) -> tuple[dict[str, Any], str]:
     A field of the wrong type is a clear 422: the hash is only defined over the types a
     cabinet's log stores (text, whole numbers, null)."""
     try:
-        row = {name: raw[name] for name in EVENT_FIELDS}
+        # A copy in C (every one of EVENT_FIELDS is read below: a missing one is a KeyError).
+        row = dict(raw)
         seq, slot, at_raw = row["seq"], row["slot"], row["at"]
         if seq.__class__ is not int:
             row["seq"] = seq = int(seq)
@@ -172,14 +185,59 @@ def ingest(audit: AuditLog, *, cabinet_id: str, batch: Batch) -> Ingested:
         with write_session(audit.engine) as session:
             return _ingest_in(session, audit, cabinet_id, batch)
     except Refused as refused:
-        with write_session(audit.engine) as session:
-            raise_alarm(session, cabinet_id=cabinet_id, kind=refused.kind, seq=refused.seq,
-                        message=str(refused))
-            audit.append_in(session, NewEvent(
-                type="fleet.ingest_refused", decision="deny",
-                payload={"cabinet_id": cabinet_id, "kind": refused.kind, "seq": refused.seq,
-                         "why": str(refused)}))
+        _log_refusal(audit, cabinet_id, refused)
         raise
+
+
+def ingest_signed(audit: AuditLog, request: SignedRequest) -> Ingested:
+    """``POST /hub/v1/ingest``: check the cabinet's signed request and ingest its batch in
+    one transaction, holding the cabinet's row lock from the check on.
+
+    Why one: the check was a transaction of its own (with a savepoint for the nonce), so
+    every batch paid two transactions and their round trips to the database; under a
+    fleet's load a round trip waits its turn for a core. Nothing is checked less: the
+    signature, status, time window and nonce are checked first, as before, and a refused
+    request is logged and answered as before (401/403) before the body is looked at. The
+    nonce stays taken whatever happens to the batch: a refused or malformed batch rolls the
+    transaction back, so the nonce is taken again with the refusal's log, or alone."""
+    try:
+        batch: Batch | None = Batch.parse(parse_json(request.body))
+        malformed: InvalidRequest | None = None
+    except InvalidRequest as exc:  # answered only once the request is known to be signed
+        batch, malformed = None, exc
+    checked: Checked | None = None
+    try:
+        with write_session(audit.engine) as session:
+            checked = check_request(session, audit, request, lock=True)
+            if checked.why is None and batch is not None:
+                return _ingest_in(session, audit, checked.cabinet_id, batch, checked.cabinet)
+    except Refused as refused:
+        assert checked is not None
+        _log_refusal(audit, checked.cabinet_id, refused, nonce=checked.nonce)
+        raise
+    except InvalidRequest:
+        if checked is not None and checked.why is None:
+            with write_session(audit.engine) as session:
+                take_nonce(session, checked.cabinet_id, checked.nonce)
+        raise
+    checked.caller()  # a refused request: logged and committed above, raised here
+    assert malformed is not None
+    raise malformed
+
+
+def _log_refusal(audit: AuditLog, cabinet_id: str, refused: Refused,
+                 nonce: str | None = None) -> None:
+    """A refused batch wrote nothing; its refusal is logged and alarmed in a transaction of
+    its own (with the request's nonce, when the batch's transaction had taken it)."""
+    with write_session(audit.engine) as session:
+        if nonce is not None:
+            take_nonce(session, cabinet_id, nonce)
+        raise_alarm(session, cabinet_id=cabinet_id, kind=refused.kind, seq=refused.seq,
+                    message=str(refused))
+        audit.append_in(session, NewEvent(
+            type="fleet.ingest_refused", decision="deny",
+            payload={"cabinet_id": cabinet_id, "kind": refused.kind, "seq": refused.seq,
+                     "why": str(refused)}))
 
 
 def _held_hashes(session: Session, cabinet_id: str, seqs: Iterable[int]) -> dict[int, str]:
@@ -192,9 +250,13 @@ def _held_hashes(session: Session, cabinet_id: str, seqs: Iterable[int]) -> dict
     return {seq: digest for seq, digest in rows}
 
 
-def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch) -> Ingested:
-    cabinet = session.scalars(select(HubCabinet).where(HubCabinet.cabinet_id == cabinet_id)
-                              .with_for_update()).one()
+def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch,
+               cabinet: HubCabinet | None = None) -> Ingested:
+    """The batch in ``session``'s transaction; ``cabinet`` is the cabinet's row when the
+    caller has locked it already (``ingest_signed``)."""
+    if cabinet is None:
+        cabinet = session.scalars(select(HubCabinet).where(HubCabinet.cabinet_id == cabinet_id)
+                                  .with_for_update()).one()
     if batch.head_seq < cabinet.acked_seq:
         raise Refused("log_backwards", batch.head_seq,
                       f"cabinet {cabinet_id} reports its log ends at seq {batch.head_seq}, but "
@@ -202,8 +264,11 @@ def _ingest_in(session: Session, audit: AuditLog, cabinet_id: str, batch: Batch)
                       "was restored or the log was cut")
     parsed = sorted((_event_row(raw) for raw in batch.events), key=lambda pair: pair[0]["seq"])
     acked, head = cabinet.acked_seq, cabinet.head_hash
-    # Resent events (the anchor at the cursor, an at-least-once repeat): one read for all.
-    held = _held_hashes(session, cabinet_id, (r["seq"] for r, _ in parsed if r["seq"] <= acked))
+    # Resent events (an at-least-once repeat): one read for all. The anchor at the cursor,
+    # sent with every batch, needs none: its hash is the cabinet's head.
+    held = _held_hashes(session, cabinet_id, (r["seq"] for r, _ in parsed if r["seq"] < acked))
+    if acked > 0:
+        held[acked] = head
     fresh: list[dict[str, Any]] = []
     for row, at_text in parsed:
         seq = row["seq"]
@@ -250,7 +315,8 @@ def _store_events(session: Session, rows: list[dict[str, Any]]) -> None:
     received = utcnow()
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        session.execute(insert(HubEvent), [{**r, "received_at": received} for r in rows])
+        session.execute(insert(HubEvent), [{**{name: r[name] for name in EVENT_FIELDS},
+                                            "received_at": received} for r in rows])
         return
     raw = connection.connection.driver_connection
     assert raw is not None
@@ -294,15 +360,21 @@ def _checkpoints(session: Session, cabinet: HubCabinet, checkpoints: list[dict[s
             raise Refused("fork", checkpoint.seq, f"cabinet {cabinet.cabinet_id} signed "
                           f"checkpoint at seq {checkpoint.seq} differs from the chain the hub "
                           "holds")
-    # Held already (a resend) or new: one INSERT that skips the held ones, no ORM objects.
-    dialect = session.get_bind().dialect.name
-    table = Table(HubCheckpoint.__tablename__, HubCheckpoint.metadata)
+    # Held already (a resend) or new: one INSERT that skips the held ones, no ORM objects
+    # (the statement built once; its rows sent as one multi-row INSERT by the driver).
     session.connection().execute(
-        (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
-        .values([{"cabinet_id": c.cabinet_id, "seq": c.seq, "head_hash": c.head_hash,
-                  "signed_at": c.signed_at, "key_id": c.key_id, "signature": c.signature}
-                 for c in parsed]).on_conflict_do_nothing(index_elements=["cabinet_id", "seq"]))
+        _INSERT_CHECKPOINTS[session.get_bind().dialect.name == "postgresql"],
+        [{"cabinet_id": c.cabinet_id, "seq": c.seq, "head_hash": c.head_hash,
+          "signed_at": c.signed_at, "key_id": c.key_id, "signature": c.signature}
+         for c in parsed])
     cabinet.checkpoint_seq = max(cabinet.checkpoint_seq, *(c.seq for c in parsed))
+
+
+_CHECKPOINTS_TABLE = Table(HubCheckpoint.__tablename__, HubCheckpoint.metadata)
+_INSERT_CHECKPOINTS = {
+    postgres: (postgresql_insert if postgres else sqlite_insert)(_CHECKPOINTS_TABLE)
+    .on_conflict_do_nothing(index_elements=["cabinet_id", "seq"])
+    for postgres in (True, False)}
 
 
 def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -> None:
@@ -356,7 +428,7 @@ WITH incoming AS (
                        %(facet)b::varchar[])
     AS t(kind, record_id, cabinet_id, body, received_at, occurred_at, due_at, facet)),
 held AS (
-  SELECT r.kind, r.record_id, r.cabinet_id, r.facet FROM incoming i
+  SELECT r.kind, r.record_id, r.cabinet_id, r.facet, r.due_at FROM incoming i
   JOIN hub_records r ON r.kind = i.kind AND r.record_id = i.record_id),
 written AS (
   INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at,
@@ -366,7 +438,7 @@ written AS (
   SET body = EXCLUDED.body, received_at = EXCLUDED.received_at,
       occurred_at = EXCLUDED.occurred_at, due_at = EXCLUDED.due_at, facet = EXCLUDED.facet
   WHERE hub_records.cabinet_id = EXCLUDED.cabinet_id
-  RETURNING kind, record_id, facet),
+  RETURNING kind, record_id, facet, due_at),
 moved AS (
   SELECT kind, coalesce(facet, '') AS facet, 1 AS n FROM written
   UNION ALL
@@ -375,11 +447,29 @@ counted AS (
   INSERT INTO hub_record_counts (cabinet_id, kind, facet, n)
   SELECT %(cabinet)b, kind, facet, sum(n) FROM moved GROUP BY kind, facet HAVING sum(n) <> 0
   ON CONFLICT (cabinet_id, kind, facet) DO UPDATE
-  SET n = hub_record_counts.n + EXCLUDED.n)
+  SET n = hub_record_counts.n + EXCLUDED.n),
+due_moved AS (
+  SELECT {written_hour} AS hour, 1 AS n FROM written
+  WHERE kind = 'loan' AND facet = 'out' AND due_at IS NOT NULL
+  UNION ALL
+  SELECT {held_hour}, -1 FROM held
+  WHERE cabinet_id = %(cabinet)b AND kind = 'loan' AND facet = 'out' AND due_at IS NOT NULL),
+due_now AS (
+  SELECT m.hour, coalesce(min(c.n), 0) + sum(m.n) AS n FROM due_moved m
+  LEFT JOIN hub_due_counts c ON c.cabinet_id = %(cabinet)b AND c.due_hour = m.hour
+  GROUP BY m.hour HAVING sum(m.n) <> 0),
+due_gone AS (
+  DELETE FROM hub_due_counts c USING due_now d
+  WHERE c.cabinet_id = %(cabinet)b AND c.due_hour = d.hour AND d.n = 0),
+due_kept AS (
+  INSERT INTO hub_due_counts (cabinet_id, due_hour, n)
+  SELECT %(cabinet)b, hour, n FROM due_now WHERE n <> 0
+  ON CONFLICT (cabinet_id, due_hour) DO UPDATE SET n = EXCLUDED.n)
 SELECT i.kind, i.record_id, h.cabinet_id FROM incoming i
 LEFT JOIN held h ON h.kind = i.kind AND h.record_id = i.record_id
 WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.kind = i.kind AND w.record_id = i.record_id)
-"""
+""".replace("{written_hour}", PG_DUE_HOUR.format(column="due_at")).replace(
+    "{held_hour}", PG_DUE_HOUR.format(column="due_at"))
 """PostgreSQL: a batch's records in one statement and one round trip: the held copies are
 read (every part of the statement sees the table as it was before it), the records written
 (new or changed; never another cabinet's: the ``WHERE``), the cabinet's counts moved by
@@ -389,7 +479,12 @@ refused and all of it rolled back. The counts and the refusal come from what ``R
 says was written, not from the held copies: another cabinet may commit the same record id
 after this statement's snapshot (two cabinets sending one id at once); the insert then
 waits for it, meets it as a conflict and skips it (the ``WHERE``), and the held copies
-never saw it. A column per array, sent in binary: a row per statement, as ``executemany``
+never saw it. The keys out per due hour (``hub_due_counts``, K9's overdue total) move
+the same way: a loan out written adds one to its due hour, a held loan out of this cabinet
+that was rewritten takes one from its own (returned, or due at another time); the
+cabinet's row lock means no other transaction writes its hours meanwhile, so each hour's
+new count is set outright, and an hour that reaches zero is deleted (the table stays the
+size of the keys out, not of history). A column per array, sent in binary: a row per statement, as ``executemany``
 sends them, was half of ingest's time, and text arrays of JSON bodies cost their
 escaping."""
 
@@ -419,22 +514,29 @@ def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[
     """``_UPSERT_RECORDS`` elsewhere (SQLite, in tests): the held copies read in one query,
     one multi-row INSERT, one executemany UPDATE, the counts upserted. Returns the records
     another cabinet owns (then nothing is written)."""
-    held = {(kind, record_id): (owner, facet) for kind, record_id, owner, facet in
+    held = {(kind, record_id): (owner, facet, due) for kind, record_id, owner, facet, due in
             session.execute(select(HubRecord.kind, HubRecord.record_id, HubRecord.cabinet_id,
-                                   HubRecord.facet).where(
+                                   HubRecord.facet, HubRecord.due_at).where(
                 tuple_(HubRecord.kind, HubRecord.record_id).in_(
                     [(r["kind"], r["record_id"]) for r in rows])))}
-    foreign = [(kind, record_id, owner) for (kind, record_id), (owner, _) in held.items()
+    foreign = [(kind, record_id, owner) for (kind, record_id), (owner, _, _) in held.items()
                if owner != cabinet_id]
     if foreign:
         return foreign
     counts: dict[tuple[str, str], int] = {}
+    due: dict[int, int] = {}
     for row in rows:
         taken = (row["kind"], row["facet"] or "")
         counts[taken] = counts.get(taken, 0) + 1
+        if row["kind"] == "loan" and row["facet"] == "out" and row["due_at"] is not None:
+            hour = due_hour(row["due_at"])
+            due[hour] = due.get(hour, 0) + 1
         if (before := held.get((row["kind"], row["record_id"]))) is not None:
             left = (row["kind"], before[1] or "")
             counts[left] = counts.get(left, 0) - 1
+            if row["kind"] == "loan" and before[1] == "out" and before[2] is not None:
+                hour = due_hour(before[2])
+                due[hour] = due.get(hour, 0) - 1
     new = [r for r in rows if (r["kind"], r["record_id"]) not in held]
     changed = [{**r, "k": r["kind"], "i": r["record_id"]} for r in rows
                if (r["kind"], r["record_id"]) in held]
@@ -448,6 +550,7 @@ def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[
                     occurred_at=bindparam("occurred_at"), due_at=bindparam("due_at"),
                     facet=bindparam("facet")), changed)
     _count(session, cabinet_id, counts)
+    _count_due(session, cabinet_id, due)
     return []
 
 
@@ -463,6 +566,24 @@ def _count(session: Session, cabinet_id: str, counts: dict[tuple[str, str], int]
     session.connection().execute(upsert.on_conflict_do_update(
         index_elements=["cabinet_id", "kind", "facet"],
         set_={"n": table.c.n + upsert.excluded.n}), rows)
+
+
+def _count_due(session: Session, cabinet_id: str, moved: dict[int, int]) -> None:
+    """Move the cabinet's keys out per due hour by ``moved``; an hour at zero is deleted."""
+    moved = {hour: n for hour, n in moved.items() if n}
+    if not moved:
+        return
+    held = {row.due_hour: row for row in session.scalars(select(HubDueCount).where(
+        HubDueCount.cabinet_id == cabinet_id, HubDueCount.due_hour.in_(sorted(moved))))}
+    for hour, n in sorted(moved.items()):
+        row = held.get(hour)
+        if row is None:
+            session.add(HubDueCount(cabinet_id=cabinet_id, due_hour=hour, n=n))
+        elif row.n + n == 0:
+            session.delete(row)
+        else:
+            row.n += n
+    session.flush()
 
 
 def _approval_used(session: Session, cabinet_id: str, approval_id: uuid.UUID,

@@ -54,6 +54,27 @@ def facet_of(kind: str, body: Any) -> str | None:
     return value if isinstance(value, str) and len(value) <= FACET_MAX else None
 
 
+DUE_BUCKET = dt.timedelta(hours=1)
+"""The width of a due-time bucket in ``hub_due_counts`` (migration 0026)."""
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+PG_DUE_HOUR = "floor(extract(epoch FROM {column}) / 3600)::bigint"
+"""``due_hour`` in PostgreSQL: ``extract`` gives an exact numeric (PostgreSQL 14 on), so the
+server and Python put a time on a boundary into the same bucket, in any session time zone."""
+
+
+def due_hour(at: dt.datetime) -> int:
+    """The due-time bucket of an aware ``at``: whole hours since 1970-01-01 UTC, rounded
+    down. Why buckets: whether a key out is overdue (K9) depends on the clock, so its total
+    cannot be a kept count; but every loan due in an hour that has ended is overdue, so the
+    total is the kept count of those hours plus the few loans due earlier in the current
+    one (``site_lists``)."""
+    return (at - EPOCH) // DUE_BUCKET
+
+
+def hour_start(hour: int) -> dt.datetime:
+    return EPOCH + hour * DUE_BUCKET
+
+
 def typed_columns(kind: str, body: Any) -> dict[str, Any]:
     """``occurred_at``, ``due_at`` and ``facet`` of one record, from its body."""
     if not isinstance(body, dict):

@@ -153,6 +153,11 @@ class HubRecord(Base):
         Index("ix_hub_records_loans_out", "occurred_at", "record_id",
               postgresql_include=["cabinet_id", "due_at"],
               postgresql_where=text(LOANS_OUT), sqlite_where=text(LOANS_OUT)),
+        # The keys out by due time (0026): the loans due so far in the current hour (the
+        # overdue total's one counted part), and the overdue page when few keys out are due.
+        Index("ix_hub_records_loans_due", "due_at", postgresql_include=[
+            "occurred_at", "record_id", "cabinet_id"],
+              postgresql_where=text(LOANS_OUT), sqlite_where=text(LOANS_OUT)),
         # A site's records of one kind in time of arrival (0022, /hub/v1/records).
         Index("ix_hub_records_kind_received", "kind", "received_at", "cabinet_id"),
     )
@@ -170,6 +175,21 @@ class HubRecordCount(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     facet: Mapped[str] = mapped_column(String(64), primary_key=True,
                                        doc="The records' facet, '' for none.")
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HubDueCount(Base):
+    """How many of a cabinet's keys out (loan records with facet ``out``) fall due in each
+    hour, kept by ingest in the statement that writes the records (migration 0026); an hour
+    whose count falls to zero loses its row, so the table holds at most one row per key out.
+    K9's overdue total is then a sum of the hours that have ended plus a count of the loans
+    due so far in the current hour (``kiosk.fleet.site_lists``)."""
+
+    __tablename__ = "hub_due_counts"
+
+    cabinet_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    due_hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False,
+                                          doc="Whole hours since 1970-01-01 UTC.")
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
