@@ -131,8 +131,9 @@ def test_the_overdue_total_equals_a_row_by_row_count_at_every_moment_K9(
     with Session(enrolled.engine) as s:
         _kept_counts_match_the_keys_out(s)
         for now in moments:
-            for where, cabinet in (({}, None), ({"site": "tower-a"}, CAB),
-                                   ({"cabinet_id": OTHER}, OTHER)):
+            wheres: tuple[tuple[dict[str, Any], str | None], ...] = (
+                ({}, None), ({"site": "tower-a"}, CAB), ({"cabinet_id": OTHER}, OTHER))
+            for where, cabinet in wheres:
                 expected = _counted_row_by_row(s, now, cabinet)
                 page = site_lists.loans(s, FLEET, now=now, state=OVERDUE, **where)
                 assert page.total == len(expected), (now, where)
