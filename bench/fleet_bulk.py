@@ -10,7 +10,8 @@ What the rows are: every cabinet's log goes on from where its ingested day ends 
 with the mix of a busy cabinet (a fifth draws, a fifth returns, refused taps, the doors
 opening and closing, a few alarms),
 actors, slots, key numbers and payloads of the shape the cabinet writes, and a loan record
-per draw (the latest copy, as the shipper sends it; about 1 in 100 still out), an alarm
+per draw (the latest copy, as the shipper sends it; about 1 in 100 still out, a tenth of
+those drawn two days before the run and so overdue, K9), an alarm
 record per 200 events and a daily report record, with the typed columns and per-cabinet
 counts ingest writes beside them (migration 0024). What they are
 not: the hashes are MD5-made stand-ins of the right length that link each row to the one
@@ -85,7 +86,11 @@ SELECT 'loan', md5(c.cabinet_id || ':loan:' || n)::uuid, c.cabinet_id,
        CASE WHEN n > %(loans)s * 0.99 THEN 'out' ELSE 'returned' END
 FROM hub_cabinets c
 CROSS JOIN LATERAL (
-    SELECT n, timestamptz '2026-12-07 08:00:00+00' + n * interval '37.5 seconds' AS at
+    SELECT n, CASE WHEN n > %(loans)s * 0.99 AND n %% 10 = 0
+                   -- a tenth of the keys out were drawn two days ago: overdue now (K9)
+                   THEN now() - interval '2 days' + (n %% 1440) * interval '1 minute'
+                   ELSE timestamptz '2026-12-07 08:00:00+00' + n * interval '37.5 seconds'
+              END AS at
     FROM generate_series(1, %(loans)s) AS n) AS s
 WHERE c.cabinet_id = ANY(%(ids)s)
 """
