@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from api.deps import AdminOptions
 from api.hub.app import create_hub_app
 from kiosk.audit import AuditLog
+from kiosk.fleet import ingest as ingest_module
 from kiosk.fleet import protocol
 from kiosk.fleet.link import read_batch
 from kiosk.runtime import Runtime
@@ -81,6 +82,30 @@ def test_the_signature_is_checked_before_the_body_is_read(
     assert _held(enrolled) == []
     assert _refusals(enrolled) == ["unsigned request",
                                    "signature does not verify with the pinned device key"]
+
+
+def test_an_unsigned_or_forged_batch_is_never_parsed(
+        enrolled: Runtime, client: TestClient,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Who is asking comes before what they sent: an anonymous sender's body (up to the
+    body limit, half a megabyte of JSON for a busy batch) costs the hub a hash for the
+    signature, never a parse (a security review's "untrusted input parsed before
+    authentication")."""
+    parsed: list[int] = []
+    real = ingest_module.parse_json
+
+    def counting(body: bytes | str) -> Any:
+        parsed.append(len(body))
+        return real(body)
+
+    monkeypatch.setattr(ingest_module, "parse_json", counting)
+    body = json.dumps(_batch(enrolled)).encode()
+    assert client.post(PATH, content=body).status_code == 401
+    assert client.post(PATH, content=body,
+                       headers=_signed(enrolled, body + b" ")).status_code == 401
+    assert parsed == []
+    assert client.post(PATH, content=body, headers=_signed(enrolled, body)).status_code == 200
+    assert parsed == [len(body)]
 
 
 def test_a_malformed_or_refused_batch_keeps_its_nonce_taken(
