@@ -7,7 +7,9 @@ the border checks of ``verify._stitch`` survived there. Here each range of a sma
 log is checked with ``check_range_on`` in this process and the ranges are stitched as
 verify stitches its workers' results: a gap, a broken link or a fork lying exactly on a
 border must be named with the same words, at the same seq, as one range over the whole log
-names it.
+names it. Only two tests start processes, both real ``kiosk.audit.scan`` workers: the
+asked worker count (one worker on a twelve-event log) and the error path (two workers,
+killed as they start).
 
 Rule ids: docs/rules.md has no id of its own for the log's integrity; the hash-chained log
 is the record that K2 ("every opening is accounted for") and K10 ("at any moment ... which
@@ -27,6 +29,7 @@ from audit_forge import fill, rehash, sql
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kiosk.audit import AuditLog, NewEvent
 from kiosk.audit import verify as verify_module
 from kiosk.audit.chain import GENESIS_HASH
 from kiosk.audit.scan import MAX_BEYOND, RangeResult, RangeSpec, check_range_on, check_rows
@@ -358,3 +361,83 @@ def test_a_head_record_edited_while_a_verify_runs_is_left_for_the_next_verify(
     assert [str(p) for p in verify_log(log.engine, cabinet_id=CAB).problems] == [
         "seq 0: the head record's seq -1 is not a whole number: it was edited",
         "seq 12: events exist but the head record is missing"]
+
+
+# ------------------------------------------------ the head and the stored checkpoints
+def _signed_log(rt: Runtime, events: int) -> AuditLog:
+    """A log signing a checkpoint at every 4th event (4, 8, 12 for twelve events)."""
+    signed = AuditLog(rt.engine, cabinet_id=CAB, device_key=rt.device_key, checkpoint_every=4)
+    for i in range(events):
+        signed.append(NewEvent(type="test.append", payload={"i": i}))
+    return signed
+
+
+def _keyed(rt: Runtime, **kwargs: Any) -> list[str]:
+    result = verify_log(rt.engine, cabinet_id=CAB, public_key=rt.device_key.public,
+                        checkpoint_every=4, **kwargs)
+    return [str(p) for p in result.problems]
+
+
+def test_a_head_record_whose_hash_was_edited_is_named(log: Runtime) -> None:
+    """K2: the head says the right seq but another hash."""
+    sql(log, "UPDATE audit_heads SET hash = :h", h="e" * 64)
+    assert [str(p) for p in verify_log(log.engine, cabinet_id=CAB).problems] == [
+        "seq 12: the head record's hash differs from the row at its seq: the head record "
+        "was edited"]
+
+
+def test_an_empty_log_verifies_over_two_processes_too(runtime: Runtime) -> None:
+    """No head yet, two processes asked: one range, nothing to find, no traceback."""
+    result = verify_log(runtime.engine, cabinet_id=CAB, workers=2)
+    assert result.ok and (result.checked, result.last_seq) == (0, 0)
+
+
+def test_a_checkpoint_whose_seq_is_no_whole_number_is_named_and_the_rest_still_checked(
+    runtime: Runtime
+) -> None:
+    """K2: the checkpoint at 4 edited to seq 3.5 (SQLite keeps what it is given) is named,
+    its boundary is unsigned, and the checkpoints after it (8, 12) are still checked."""
+    if runtime.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL refuses a seq that is no whole number")
+    _signed_log(runtime, EVENTS)
+    sql(runtime, "UPDATE checkpoints SET seq = 3.5 WHERE seq = 4")
+    assert _keyed(runtime) == [
+        "seq 4: no signed checkpoint at seq 4, a checkpoint_every (4) boundary: checkpoints "
+        "were deleted or the log was rewritten",
+        "seq 12: a checkpoint is stored with seq 3.5, which is not a whole number: it was "
+        "edited"]
+
+
+def test_a_checkpoint_of_an_unknown_key_is_named_and_leaves_its_boundary_unsigned(
+    runtime: Runtime
+) -> None:
+    _signed_log(runtime, 8)
+    sql(runtime, "UPDATE checkpoints SET key_id = 'other-key' WHERE seq = 4")
+    assert _keyed(runtime) == [
+        "seq 4: checkpoint signed by unknown key other-key",
+        "seq 4: no signed checkpoint at seq 4, a checkpoint_every (4) boundary: checkpoints "
+        "were deleted or the log was rewritten"]
+
+
+def test_a_checkpoint_signed_at_the_new_head_while_a_verify_runs_is_left_for_the_next(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """K2: the cabinet appends two events and signs its head (seq 8) during a verify that
+    started at 6: the checkpoint at 8 is left for the next verify; a forged checkpoint
+    beyond any head (seq 100), stored before, is still named as a cut tail."""
+    signed = _signed_log(runtime, 6)
+    sql(runtime, "INSERT INTO checkpoints (cabinet_id, seq, head_hash, signed_at, key_id, "
+                 "signature) SELECT cabinet_id, 100, head_hash, signed_at, key_id, signature "
+                 "FROM checkpoints WHERE seq = 4")
+    check_all = verify_module._Signatures.check_all
+
+    def cabinet_keeps_logging(self: object, stored: list[object]) -> None:
+        signed.append(NewEvent(type="test.append", payload={"i": 6}))
+        signed.append(NewEvent(type="test.append", payload={"i": 7}))
+        signed.sign_head()
+        check_all(self, stored)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verify_module._Signatures, "check_all", cabinet_keeps_logging)
+    assert _keyed(runtime, workers=1) == [
+        "seq 7: tail cut: stored checkpoint covers seq 100 but the log ends at seq 6",
+        "seq 100: checkpoint signature invalid"]
