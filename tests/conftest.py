@@ -56,6 +56,32 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(traveller.stop)
 
 
+LONGEST_FILES_FIRST = (
+    "tests/api/test_schemathesis.py",
+    "tests/api/test_schemathesis_postgres.py",
+    "tests/console/test_matrix.py",
+    "tests/console/test_browser.py",
+    "tests/fleet/test_fleet.py",
+    "tests/fleet/test_hub_scope.py",
+    "tests/fleet/test_hub_console_browser.py",
+    "tests/test_cli.py",
+    "tests/fleet/test_hub_site_records.py",
+    "tests/api/test_matrix.py",
+)
+"""The suite's longest test files (a loaded run's JUnit times), started first. pytest-xdist
+hands whole files to workers in the order they were collected, so a five-minute file
+collected late ran alone at the end while the other workers stood idle (a fresh-clone CI
+run: schemathesis on PostgreSQL, alone, for its last minutes)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest files first, everything else in its collected order (a stable sort on
+    the file alone: the tests inside a file keep theirs). Every worker sorts alike, as
+    pytest-xdist requires."""
+    rank = {path: place for place, path in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     with pg_server.postgres_server() as url:

@@ -83,6 +83,9 @@ def _draw(d: Any, key_number: str, slot: int) -> None:
     assert d.wait_slot_open(slot)
     d.post("/sim/take", {"slot": slot})
     d.wait_state("idle")
+    # The screen is idle once the loan is queued for the writer thread; what the console
+    # shows next is what was committed (a fresh-clone CI run read the approval before it).
+    assert d.get("/sim/writes")["settled"] is True
 
 
 class Tab:
