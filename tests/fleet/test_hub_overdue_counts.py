@@ -26,8 +26,9 @@ from kiosk.fleet.scope import Scope
 from kiosk.runtime import Runtime
 from kiosk.store import migrate
 from kiosk.store.db import make_engine, write_session
-from kiosk.store.models_fleet import HubCabinet, HubDueCount, HubRecord, HubSite
+from kiosk.store.models_fleet import HubDueCount, HubRecord
 from kiosk.store.types import UTCDateTime
+from tests.fleet.test_hub_record_times import cabinet_at_an_old_revision
 from tests.fleet.test_ingest import CAB, enrolled, hub_log  # noqa: F401  (fixtures)
 
 FLEET = Scope(site_id=None, site_code=None)
@@ -174,13 +175,7 @@ def test_0026_counts_the_keys_out_held_before_it(db_url: str) -> None:
     """Loans held at 0025 are counted by due hour by the migration, by ingest's rule."""
     engine = make_engine(db_url)
     migrate.upgrade(engine, "0025")
-    site = uuid.uuid4()
-    with Session(engine) as s:
-        s.add(HubSite(id=site, code="tower-a", name="A"))
-        s.flush()
-        s.add(HubCabinet(cabinet_id="cab-a", site_id=site, public_key="00" * 32, key_id="k",
-                         head_hash="0" * 64))
-        s.commit()
+    cabinet_at_an_old_revision(engine)
     records = sa.table("hub_records", sa.column("kind", sa.String()),
                        sa.column("record_id", sa.Uuid()), sa.column("cabinet_id", sa.String()),
                        sa.column("body", sa.Text()), sa.column("received_at", UTCDateTime()),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog
@@ -39,6 +39,18 @@ def _loan(drawn: str, due: str, returned: str | None = None) -> dict[str, Any]:
 
 def _ids(page: site_lists.Page) -> list[str]:
     return [item["id"] for item in page.items]
+
+
+def cabinet_at_an_old_revision(engine: Engine) -> None:
+    """Site ``tower-a`` and its cabinet ``cab-a``, written through the models' columns that
+    exist at every revision since the hub's tables came (a migration test's starting rows)."""
+    site = uuid.uuid4()
+    with Session(engine) as s:
+        s.add(HubSite(id=site, code="tower-a", name="A"))
+        s.flush()
+        s.add(HubCabinet(cabinet_id="cab-a", site_id=site, public_key="00" * 32, key_id="k",
+                         head_hash="0" * 64))
+        s.commit()
 
 
 def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_time(
@@ -154,13 +166,7 @@ def test_0024_keeps_a_stored_body_that_is_not_json_with_null_columns(db_url: str
         engine.dispose()
         pytest.skip("SQLite's index on the body's JSON never let such a body be stored")
     migrate.upgrade(engine, "0023")
-    site = uuid.uuid4()
-    with Session(engine) as s:
-        s.add(HubSite(id=site, code="tower-a", name="A"))
-        s.flush()
-        s.add(HubCabinet(cabinet_id="cab-a", site_id=site, public_key="00" * 32, key_id="k",
-                         head_hash="0" * 64))
-        s.commit()
+    cabinet_at_an_old_revision(engine)
     old = sa.table("hub_records", sa.column("kind", sa.String()),
                    sa.column("record_id", sa.Uuid()), sa.column("cabinet_id", sa.String()),
                    sa.column("body", sa.Text()), sa.column("received_at", UTCDateTime()))
