@@ -77,7 +77,11 @@ run: schemathesis on PostgreSQL, alone, for its last minutes)."""
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest files first, everything else in its collected order (a stable sort on
     the file alone: the tests inside a file keep theirs). Every worker sorts alike, as
-    pytest-xdist requires."""
+    pytest-xdist requires. Only in pytest-xdist's workers: a run in one process (mutmut's,
+    which stops at a mutant's first failing test) keeps the fast tests first, or each mutant
+    of a function the API matrix reaches would wait for the matrix before its quick kill."""
+    if not hasattr(config, "workerinput"):
+        return
     rank = {path: place for place, path in enumerate(LONGEST_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
