@@ -73,9 +73,7 @@ async def _signed_request(request: Request, window_s: int) -> hub.SignedRequest:
 
 async def _caller(request: Request, audit: AuditLog, window_s: int) -> tuple[hub.Caller, bytes]:
     signed = await _signed_request(request, window_s)
-    caller = await asyncio.to_thread(
-        hub.authenticate, audit, method=signed.method, path=signed.path,
-        headers=signed.headers, body=signed.body, now=signed.now, window_s=window_s)
+    caller = await asyncio.to_thread(hub.authenticate_request, audit, signed)
     return caller, signed.body
 
 

@@ -225,7 +225,11 @@ _TAKE_NONCE = {postgres: (postgresql_insert if postgres else sqlite_insert)(HubN
 def authenticate(audit: AuditLog, *, method: str, path: str, headers: dict[str, str],
                  body: bytes, now: float, window_s: int = protocol.CLOCK_WINDOW_S) -> Caller:
     """Check a cabinet's signed request; refuse (401/403) and log anything else."""
-    request = SignedRequest(method, path, headers, body, now, window_s)
+    return authenticate_request(audit, SignedRequest(method, path, headers, body, now, window_s))
+
+
+def authenticate_request(audit: AuditLog, request: SignedRequest) -> Caller:
+    """``authenticate`` for a request the route has already gathered."""
     with write_session(audit.engine) as session:
         checked = check_request(session, audit, request)
     return checked.caller()
