@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -334,7 +333,7 @@ def main(argv: list[str]) -> None:
     rng = random.Random(12)
     sites = [f"tower-{n:02d}" for n in range(opts.sites)]
     cabinets = [SimCabinet(f"sim-{n:04d}", sites[n % len(sites)],
-                           DeviceKey(Ed25519PrivateKey.generate()))
+                           DeviceKey.generate())
                 for n in range(opts.cabinets)]
     t0 = time.perf_counter()
     for cab in cabinets:

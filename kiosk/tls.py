@@ -12,10 +12,13 @@ certificate is reused on every start, so a pin stays valid.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import logging
 import os
+import re
 import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,11 +72,20 @@ def admin_tls(settings: Settings) -> TlsFiles | None:
 
 
 def fingerprint(cert_pem: bytes) -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+    """SHA-256 of the (first) certificate's DER bytes, as ``openssl x509 -fingerprint``
+    prints it: what a client pins. Computed with the standard library, not ``cryptography``:
+    it runs at every start of a cabinet serving HTTPS, and ``cryptography`` would then stay
+    in the daemon's memory for nothing (about 7 MB, issue 15)."""
+    match = _PEM_CERTIFICATE.search(cert_pem)
+    if match is None:
+        raise ValueError("no PEM certificate")
+    der = ssl.PEM_cert_to_DER_cert(match.group(0).decode("ascii"))
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
-    digest = x509.load_pem_x509_certificate(cert_pem).fingerprint(hashes.SHA256())
-    return ":".join(f"{b:02X}" for b in digest)
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----")
+"""The first certificate of a PEM file (a site's file may carry its chain after it)."""
 
 
 def _site_files(cert_file: Path, key_file: Path) -> TlsFiles:

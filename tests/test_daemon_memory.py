@@ -84,6 +84,10 @@ NOT_AT_START = {
     "api.app": "the admin API: made by its first request",
     "api.routes": "the admin API's routes",
     "prometheus_client": "metrics: only with the admin API",
+    "cryptography": "the device key signs with libsodium (PyNaCl); cryptography only makes "
+                    "TLS certificates and reads unusual key files",
+    "kiosk.store.models_fleet": "the hub's tables: a cabinet never maps them (models_link)",
+    "watchfiles": "uvicorn's file watcher for --reload (uvicorn[standard]), never used here",
 }
 
 

@@ -23,7 +23,7 @@ from kiosk.config import Settings
 from kiosk.errors import ConfigError
 from kiosk.runtime import Runtime
 from kiosk.store.models import Event
-from kiosk.tls import admin_tls, ensure_self_signed
+from kiosk.tls import admin_tls, ensure_self_signed, fingerprint
 from tests.ports import free_port
 
 
@@ -109,3 +109,26 @@ def test_kiosk_run_serves_the_admin_api_over_https_only(tmp_path: Path) -> None:
         started = s.scalars(select(Event).where(Event.type == "daemon.started")).one()
     runtime.close()
     assert json.loads(started.payload)["admin_tls"] == fingerprint  # the log says which cert
+
+
+def _openssl_fingerprint(cert_file: Path) -> str:
+    out = subprocess.run(["openssl", "x509", "-in", str(cert_file), "-noout", "-fingerprint",
+                          "-sha256"], capture_output=True, text=True, check=True).stdout
+    return out.strip().split("=", 1)[1]
+
+
+def test_the_pinned_fingerprint_is_the_one_openssl_prints_for_the_served_certificate(
+    tmp_path: Path,
+) -> None:
+    """What an operator compares on the phone is what ``openssl x509 -fingerprint -sha256``
+    says of the certificate the cabinet serves, also when the site's file carries its chain
+    after it (the first certificate is the served one)."""
+    one = ensure_self_signed(tmp_path / "one", names=["cab-01"])
+    two = ensure_self_signed(tmp_path / "two", names=["cab-02"])
+    assert one.fingerprint == _openssl_fingerprint(one.cert_file)
+    assert one.fingerprint != two.fingerprint
+    chain = tmp_path / "chain.crt"
+    chain.write_bytes(one.cert_file.read_bytes() + two.cert_file.read_bytes())
+    assert fingerprint(chain.read_bytes()) == one.fingerprint
+    with pytest.raises(ValueError, match="no PEM certificate"):
+        fingerprint(b"not a certificate\n")

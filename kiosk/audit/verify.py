@@ -48,11 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine
 
 from kiosk.audit.chain import GENESIS_HASH, checkpoint_message, checkpoint_message_text
-from kiosk.audit.device_key import key_id_of, public_from_hex, verify_signature
+from kiosk.audit.device_key import PublicKey, key_id_of, public_from_hex, verify_signature
 from kiosk.audit.scan import (
     PG_TIME,
     BadTime,
@@ -124,7 +123,7 @@ class ExportedCheckpoint:
     seq: int
     head_hash: str
     signed_at: dt.datetime
-    public_key: Ed25519PublicKey
+    public_key: PublicKey
     signature: str
 
     @classmethod
@@ -158,7 +157,7 @@ def verify_log(
     engine: Engine,
     *,
     cabinet_id: str,
-    public_key: Ed25519PublicKey | None = None,
+    public_key: PublicKey | None = None,
     exported: ExportedCheckpoint | None = None,
     checkpoint_every: int | None = None,
     workers: int | None = None,
@@ -384,7 +383,7 @@ def _check_stored_checkpoints(
     cabinet_id: str,
     result: VerifyResult,
     hashes: dict[int, str],
-    public_key: Ed25519PublicKey | None,
+    public_key: PublicKey | None,
     signatures: _Signatures,
     *,
     skip_above: int | None,
@@ -425,7 +424,7 @@ class _Signatures:
     bulk of them can be checked while worker processes hash the chain."""
 
     def __init__(
-        self, cabinet_id: str, public_key: Ed25519PublicKey | None, dialect: str
+        self, cabinet_id: str, public_key: PublicKey | None, dialect: str
     ) -> None:
         self.cabinet_id = cabinet_id
         self.public_key = public_key
@@ -444,7 +443,7 @@ class _Signatures:
             self.verdicts[cp] = self._verdict(cp, self.public_key)
         return self.verdicts[cp]
 
-    def _verdict(self, cp: _StoredCheckpoint, public_key: Ed25519PublicKey) -> str | None:
+    def _verdict(self, cp: _StoredCheckpoint, public_key: PublicKey) -> str | None:
         try:
             signed_at = (cp.signed_at if self.dialect == "postgresql"
                          else stored_time_text(cp.signed_at))
@@ -472,7 +471,7 @@ def _check_exported(
     exported: ExportedCheckpoint,
     result: VerifyResult,
     hashes: dict[int, str],
-    public_key: Ed25519PublicKey | None,
+    public_key: PublicKey | None,
 ) -> None:
     if exported.cabinet_id != result.cabinet_id:
         result.add(exported.seq, f"exported checkpoint is for cabinet {exported.cabinet_id!r}")

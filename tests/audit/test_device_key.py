@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kiosk.audit.device_key import (
+    DeviceKey,
     key_id_of,
     load,
     load_or_create,
@@ -99,3 +102,83 @@ def test_a_key_others_can_read_is_refused_with_the_fix(tmp_path: Path, mode: int
             rf"^device key {path} has mode {mode:04o}; it must be readable by its owner only "
             rf"\(chmod 600 {path}\)$")):
         load(path)
+
+
+def _write_key(path: Path, pem: bytes) -> Path:
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    return path
+
+
+def test_A1_a_key_file_written_by_cryptography_signs_as_cryptography_does(tmp_path: Path) -> None:
+    """Cabinets in the field have key files that ``cryptography`` wrote: they load, keep their
+    key id (the hub pins it), and sign every message byte for byte as before (Ed25519 is
+    deterministic, RFC 8032), so their old checkpoints and new ones verify alike."""
+    theirs = Ed25519PrivateKey.generate()
+    path = _write_key(tmp_path / "device.key", theirs.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    ours = load(path)
+    raw_public = theirs.public_key().public_bytes(serialization.Encoding.Raw,
+                                                  serialization.PublicFormat.Raw)
+    assert public_bytes(ours.public) == raw_public
+    assert ours.key_id == hashlib.sha256(raw_public).hexdigest()[:16]
+    for message in (b"", b"checkpoint 256", "柜-01 检查点".encode(), bytes(range(256)) * 40):
+        assert ours.sign(message) == theirs.sign(message).hex()
+        assert verify_signature(ours.public, theirs.sign(message).hex(), message)
+
+
+def test_A1_a_key_file_made_here_is_the_standard_form_other_tools_read(tmp_path: Path) -> None:
+    """The file the cabinet writes is the RFC 8410 PKCS #8 PEM that ``cryptography`` and
+    ``openssl`` read, with the same public key; what it signs ``cryptography`` verifies."""
+    made = load_or_create(tmp_path / "device.key")
+    pem = (tmp_path / "device.key").read_bytes()
+    assert pem == made.pem() and pem.startswith(b"-----BEGIN PRIVATE KEY-----\n")
+    theirs = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(theirs, Ed25519PrivateKey)
+    assert theirs.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw) == public_bytes(made.public)
+    public = Ed25519PublicKey.from_public_bytes(public_bytes(made.public))
+    public.verify(bytes.fromhex(made.sign(b"checkpoint")), b"checkpoint")  # raises if wrong
+    shown = subprocess.run(["openssl", "pkey", "-in", str(tmp_path / "device.key"), "-noout",
+                            "-text"], capture_output=True, text=True, check=True).stdout
+    assert shown.startswith("ED25519 Private-Key:")
+    assert "".join(shown.split("pub:")[1].split()).replace(":", "") == made.public_hex
+
+
+def test_A1_a_key_made_with_openssl_genpkey_is_loaded(tmp_path: Path) -> None:
+    """A site that makes its device key itself (``openssl genpkey -algorithm ed25519``)."""
+    path = tmp_path / "device.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(path)],
+                   check=True, capture_output=True)
+    path.chmod(0o600)
+    key = load(path)
+    expected = subprocess.run(["openssl", "pkey", "-in", str(path), "-pubout", "-outform",
+                               "DER"], capture_output=True, check=True).stdout[-32:]
+    assert public_bytes(key.public) == expected
+
+
+def test_an_encrypted_key_file_is_named_not_a_crash(tmp_path: Path) -> None:
+    """A key file protected by a passphrase cannot be used unattended: named, as a bad file
+    is (it once escaped as a TypeError)."""
+    path = _write_key(tmp_path / "device.key", Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
+    with pytest.raises(DeviceKeyError, match=rf"^device key {path} is not a valid PEM key: "):
+        load(path)
+
+
+def test_a_pem_whose_body_is_damaged_is_named(tmp_path: Path) -> None:
+    good = DeviceKey.generate().pem()
+    path = _write_key(tmp_path / "device.key", good.replace(good.splitlines()[1][:8], b"!!!!!!!!"))
+    with pytest.raises(DeviceKeyError, match=rf"^device key {path} is not a valid PEM key: "):
+        load(path)
+
+
+def test_a_signature_of_the_wrong_length_or_not_hex_is_refused_not_raised() -> None:
+    key = DeviceKey.generate()
+    signature = key.sign(b"m")
+    assert verify_signature(key.public, signature, b"m")
+    assert not verify_signature(key.public, signature[:-2], b"m")
+    assert not verify_signature(key.public, "zz" + signature[2:], b"m")
+    assert not verify_signature(DeviceKey.generate().public, signature, b"m")
