@@ -32,7 +32,7 @@ from kiosk.errors import (
     PermissionDenied,
 )
 from kiosk.fleet import changes as config_changes
-from kiosk.fleet import held_records, hub, protocol, report_files, site_settings
+from kiosk.fleet import held_records, hub, protocol, report_files, site_settings_hub
 from kiosk.fleet import scope as scopes
 from kiosk.fleet.ingest import Ingested, ingest_signed, parse_json
 from kiosk.services.authz import Permission as P
@@ -241,7 +241,7 @@ def get_site_settings(site_code: str, audit: AuditDep,
                       principal: PrincipalDep) -> dict[str, Any]:
     with Session(audit.engine) as session:
         site = _site_seen(session, principal, site_code)
-        return {"site": site.code, "settings": site_settings.for_site(session, site.id)}
+        return {"site": site.code, "settings": site_settings_hub.for_site(session, site.id)}
 
 
 @router.put("/sites/{site_code}/settings", dependencies=[needs(P.CABINETS_WRITE)],
@@ -251,7 +251,7 @@ def put_site_settings(site_code: str, body: dict[str, Any], audit: AuditDep,
                       principal: PrincipalDep) -> dict[str, Any]:
     with write_session(audit.engine) as session:
         site = _site_seen(session, principal, site_code)
-        done = site_settings.set_for_site(session, audit, site=site, doc=body,
+        done = site_settings_hub.set_for_site(session, audit, site=site, doc=body,
                                           actors=principal.actors())
         return {"site": site.code, "settings": done}
 

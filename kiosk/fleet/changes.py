@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from kiosk.fleet import site_settings
+from kiosk.fleet import site_settings, site_settings_hub
 from kiosk.fleet.config_keys import (
     KEYED_ENTITIES,
     dependents,
@@ -180,7 +180,7 @@ def serialise(session: Session, entity: str, row_id: uuid.UUID) -> dict[str, Any
     if entity in KEYED_ENTITIES:
         return serialise_keyed(session, entity, row_id)
     if entity == site_settings.ENTITY:
-        return site_settings.serialise(session, row_id)
+        return site_settings_hub.serialise(session, row_id)
     raise ValueError(f"unknown entity {entity}")
 
 
@@ -190,7 +190,7 @@ def _all_rows(session: Session, cabinet_id: str | None) -> Iterable[tuple[str, u
             continue
         for row_id in session.scalars(select(model.id)):
             yield entity, row_id
-    yield from site_settings.snapshot_for(session, cabinet_id)
+    yield from site_settings_hub.snapshot_for(session, cabinet_id)
     if cabinet_id is not None:
         yield from snapshot_for(session, cabinet_id)
 
@@ -202,7 +202,7 @@ def _for_cabinet(session: Session, rows: list[tuple[str, uuid.UUID]],
     arrived: list[uuid.UUID] = []
     for entity, row_id in rows:
         if entity == site_settings.ENTITY:  # a site's settings go to its cabinets only
-            if site_settings.needed_by(session, row_id, cabinet_id):
+            if site_settings_hub.needed_by(session, row_id, cabinet_id):
                 out.append((entity, row_id))
         elif entity not in KEYED_ENTITIES or serialise(session, entity, row_id) is None:
             out.append((entity, row_id))  # deletions go to everyone: harmless where unknown

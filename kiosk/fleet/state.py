@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from kiosk.store.db import write_session
-from kiosk.store.models_fleet import FleetState
+from kiosk.store.models_link import FleetState
 
 ENROLMENT = "enrolment"
 CONFIG_VERSION = "config_version"

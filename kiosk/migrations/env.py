@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from kiosk.store import models_fleet  # noqa: F401  (the hub's tables: not in models' imports)
 from kiosk.store.db import make_engine
 from kiosk.store.models import Base
 

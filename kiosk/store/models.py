@@ -672,9 +672,13 @@ class Checkpoint(Base):
     signed_at: Mapped[dt.datetime]
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
+
+
+# The hub's tables (models_fleet) are mapped only where the hub's code or the migrations
+# import them: a cabinet never reads them (see models_link).
 from kiosk.store import (  # noqa: E402,F401
     models_auth,
-    models_fleet,
+    models_link,
     models_notify,
     models_pin,
     models_reports,

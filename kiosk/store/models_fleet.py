@@ -1,5 +1,6 @@
 """Tables of the fleet (issue 12): the hub's sites, enrolled cabinets, ingested logs and
-alarms; and on a cabinet, the little state its link to the hub keeps.
+alarms. The little state a cabinet's link to the hub keeps is in ``models_link``; a cabinet
+never imports this module.
 
 The hub tables exist on every database (one schema, one migration history), but only a
 ``kiosk hub`` process on PostgreSQL writes them. ``hub_events`` is hash-partitioned by
@@ -263,15 +264,6 @@ class HubConfigChange(Base):
     entity: Mapped[str] = mapped_column(String(32), primary_key=True)
     row_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class FleetState(Base):
-    """A cabinet's link to its hub: enrolment, configuration cursor, online/offline."""
-
-    __tablename__ = "fleet_state"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
 
 
 class HubApprovalUse(Base):

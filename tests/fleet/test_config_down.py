@@ -27,7 +27,7 @@ from kiosk.audit import AuditLog, NewEvent
 from kiosk.audit.device_key import load_or_create
 from kiosk.config import CabinetSettings, PinSettings, Settings
 from kiosk.errors import InvalidRequest
-from kiosk.fleet import hub, site_settings
+from kiosk.fleet import hub, site_settings, site_settings_hub
 from kiosk.fleet.apply import apply_changes, apply_pending_moves, config_version
 from kiosk.fleet.changes import changes_since, install_change_tracking, prepare_hub_database
 from kiosk.fleet.ingest import Batch, ingest
@@ -431,7 +431,7 @@ def test_settings_per_site_come_down_to_that_sites_cabinets_and_the_file_keeps_h
               "alarms": {"owners": {"door_forced": "duty_manager"}}}
     with write_session(fleet.hub.engine) as s:
         site_a = hub.site_by_code(s, "tower-a")
-        site_settings.set_for_site(s, fleet.hub_log, site=site_a, doc=policy, actors=["test"])
+        site_settings_hub.set_for_site(s, fleet.hub_log, site=site_a, doc=policy, actors=["test"])
     assert [c["entity"] for c in pull(fleet, fleet.a)] == ["site_settings"]
     assert pull(fleet, fleet.b) == []  # tower B's cabinet gets nothing of tower A's
 
@@ -455,7 +455,7 @@ def test_settings_per_site_come_down_to_that_sites_cabinets_and_the_file_keeps_h
 
     # The hub drops the PIN section: A falls back to its file's.
     with write_session(fleet.hub.engine) as s:
-        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+        site_settings_hub.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
                                    doc={"business_hours": policy["business_hours"]},
                                    actors=["test"])
     pull(fleet, fleet.a)
@@ -473,10 +473,10 @@ def test_settings_per_site_come_down_to_that_sites_cabinets_and_the_file_keeps_h
 
     # A setting only the cabinet's file may hold is refused at the hub.
     with write_session(fleet.hub.engine) as s, pytest.raises(InvalidRequest, match="hardware"):
-        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+        site_settings_hub.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
                                    doc={"hardware": {"bus": "rs485"}}, actors=["test"])
     with write_session(fleet.hub.engine) as s, pytest.raises(InvalidRequest, match="start"):
-        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+        site_settings_hub.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
                                    doc={"business_hours": {"start": "20:00", "end": "08:00"}},
                                    actors=["test"])
 
@@ -499,7 +499,7 @@ def test_a_running_cabinet_takes_its_sites_new_hours_without_a_restart_K8(
     saturday = dt.datetime(2027, 3, 6, 10, 0, tzinfo=fleet.a.settings.zone)
     assert not calendar_from(fleet.a.settings).is_business_time(saturday)
     with write_session(fleet.hub.engine) as s:
-        site_settings.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
+        site_settings_hub.set_for_site(s, fleet.hub_log, site=hub.site_by_code(s, "tower-a"),
                                    doc={"business_hours": {"weekdays": [1, 2, 3, 4, 5, 6]},
                                         "pin": {"roles": ["staff"]}}, actors=["test"])
     pull(fleet, fleet.a)
@@ -519,7 +519,7 @@ def test_a_plain_sql_change_of_a_sites_settings_reaches_its_cabinets_K8(fleet: F
     pull(fleet, fleet.a)
     with write_session(fleet.hub.engine) as s:
         site_a = hub.site_by_code(s, "tower-a")
-        site_settings.set_for_site(s, fleet.hub_log, site=site_a,
+        site_settings_hub.set_for_site(s, fleet.hub_log, site=site_a,
                                    doc={"pin": {"after_hours": False}}, actors=["test"])
         site_id = site_a.id
     pull(fleet, fleet.a)

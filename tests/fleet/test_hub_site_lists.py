@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from kiosk.fleet import hub, site_settings
+from kiosk.fleet import hub, site_settings_hub
 from kiosk.store.db import write_session
 from kiosk.store.models import Department, Person
 from kiosk.store.models_auth import AccountRole
@@ -194,7 +194,7 @@ def test_a_sites_settings_are_edited_in_the_console_within_the_scope_K8(
         "pin": "", "alarms": "", "site": '{"building_name": "A 座"}'})
     assert saved.status_code == 303, saved.text
     with Session(fleet.runtime.engine) as s:
-        held = site_settings.for_site(s, hub.site_by_code(s, "tower-a").id)
+        held = site_settings_hub.for_site(s, hub.site_by_code(s, "tower-a").id)
     assert held["business_hours"]["start"] == "07:00:00" and "pin" not in held
     assert held["site"]["building_name"] == "A 座"
     again = admin.get("/console/fleet/settings?site=tower-a").text
@@ -209,7 +209,7 @@ def test_a_sites_settings_are_edited_in_the_console_within_the_scope_K8(
         "site": ""})
     assert bad_value.status_code == 422 and 'id="business_hours-error"' in bad_value.text
     with Session(fleet.runtime.engine) as s:  # refused: nothing changed
-        assert site_settings.for_site(s, hub.site_by_code(s, "tower-a").id) == held
+        assert site_settings_hub.for_site(s, hub.site_by_code(s, "tower-a").id) == held
 
     assert admin.get("/console/fleet/settings?site=tower-b").status_code == 404
     token = CSRF.search(admin.get("/console/fleet/settings").text)
@@ -218,7 +218,7 @@ def test_a_sites_settings_are_edited_in_the_console_within_the_scope_K8(
         "csrf": token.group(1), "pin": '{"after_hours": true}'})
     assert theirs.status_code == 404
     with Session(fleet.runtime.engine) as s:
-        assert site_settings.for_site(s, hub.site_by_code(s, "tower-b").id) == {}
+        assert site_settings_hub.for_site(s, hub.site_by_code(s, "tower-b").id) == {}
 
     sup = fleet.console("sup-a")
     shown = sup.get("/console/fleet/settings").text

@@ -9,7 +9,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from kiosk.store import migrate
+from kiosk.store import (
+    migrate,
+    models_fleet,  # noqa: F401  (the hub's tables, mapped only where used)
+)
 from kiosk.store.db import make_engine
 from kiosk.store.models import Base
 
