@@ -233,6 +233,23 @@ def test_an_event_field_of_the_wrong_type_is_a_clear_error_and_writes_nothing(
     assert _held(enrolled) == []
 
 
+def test_a_field_the_log_does_not_have_is_neither_held_nor_trusted(
+        enrolled: Runtime, hub_log: AuditLog) -> None:
+    """A sender adding fields to an event (a newer cabinet, or someone hoping the hub keeps
+    what the chain does not cover): the hash is over the log's own fields only, so the batch
+    verifies, and the hub holds exactly those fields: nothing unsigned rides along."""
+    doc = _batch(enrolled)
+    for event in doc["events"]:
+        event["approved_by"] = "someone who never signed"
+        event["received_at"] = "1999-01-01T00:00:00.000000Z"
+    assert ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc)).new_events == 6
+    assert _held(enrolled) == [(e["seq"], e["hash"]) for e in doc["events"]]
+    with Session(enrolled.engine) as s:
+        held = s.scalars(select(HubEvent).where(HubEvent.cabinet_id == CAB)).all()
+        assert not hasattr(HubEvent, "approved_by")
+        assert all(e.received_at.year > 2000 for e in held)  # the hub's own time, not theirs
+
+
 def test_a_record_held_for_another_cabinet_is_never_overwritten(
         enrolled: Runtime, hub_log: AuditLog) -> None:
     loan_id = uuid.uuid4()
