@@ -51,7 +51,7 @@ def invalid(*errors: tuple[list[str], str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- bodies
-@pytest.mark.parametrize(("content", "headers", "errors"), [
+BODIES: list[tuple[bytes, dict[str, str], list[tuple[list[str], str]]]] = [
     # not JSON: the position where parsing failed is named
     (b"{not json", JSON, [(["body", "1"], "JSON decode error")]),
     (b'{"keys": ["U1001"], "reason_code": "repair"} and more', JSON,
@@ -83,26 +83,31 @@ def invalid(*errors: tuple[list[str], str]) -> dict[str, Any]:
         (["body", "reason_code"], "String should match pattern "
          "'^[^\\x00-\\x1f\\x7f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$'"),
         (["body", "status"], "Extra inputs are not permitted")]),
-])
+]
+"""(body, headers, what the 422 names) for a draw; one cabinet serves them all."""
+
+
 async def test_a_body_the_draw_cannot_take_is_a_422_naming_what_is_wrong(
-    rig: Rig, screen: httpx.AsyncClient, content: bytes, headers: dict[str, str],
-    errors: list[tuple[list[str], str]],
+    rig: Rig, screen: httpx.AsyncClient,
 ) -> None:
     uid, _ = rig.card_of(dept="ENG")
     await rig.cabinet.tap(uid)
     before = len(rig.events())
-    got = await screen.post("/kiosk/api/draw", content=content, headers=headers)
-    assert got.status_code == 422, got.text
-    assert got.headers["content-type"] == "application/json"
-    assert got.json() == invalid(*errors)
+    for content, headers, errors in BODIES:
+        got = await screen.post("/kiosk/api/draw", content=content, headers=headers)
+        case = (content, headers, got.text)
+        assert got.status_code == 422, case
+        assert got.headers["content-type"] == "application/json", case
+        assert got.json() == invalid(*errors), case
     assert rig.cabinet.session.state.value == "choosing"
     assert len(rig.events()) == before, "a refused input leaves nothing behind"
 
 
-@pytest.mark.parametrize("content", [b"\xff\xfe{", b'{"keys": "\xff"}'])
-async def test_a_body_that_is_not_utf8_is_a_400(screen: httpx.AsyncClient, content: bytes) -> None:
-    got = await screen.post("/kiosk/api/draw", content=content, headers=JSON)
-    assert (got.status_code, got.json()) == (400, {"detail": "There was an error parsing the body"})
+async def test_a_body_that_is_not_utf8_is_a_400(screen: httpx.AsyncClient) -> None:
+    for content in (b"\xff\xfe{", b'{"keys": "\xff"}'):
+        got = await screen.post("/kiosk/api/draw", content=content, headers=JSON)
+        assert (got.status_code, got.json()) == (
+            400, {"detail": "There was an error parsing the body"}), content
 
 
 async def test_an_optional_body_must_still_be_sent(screen: httpx.AsyncClient) -> None:
@@ -130,15 +135,13 @@ async def test_lax_values_are_taken_as_before(rig: Rig, screen: httpx.AsyncClien
 
 
 # ------------------------------------------------------------------------- queries
-@pytest.mark.parametrize(("query", "msg"), [
-    ("since=abc", "Input should be a valid integer, unable to parse string as an integer"),
-    ("since=", "Input should be a valid integer, unable to parse string as an integer"),
-    ("since=1.5", "Input should be a valid integer, unable to parse string as an integer"),
-    ("since=-1", "Input should be greater than or equal to 0"),
-])
-async def test_a_bad_since_is_a_422(screen: httpx.AsyncClient, query: str, msg: str) -> None:
-    got = await screen.get(f"/kiosk/api/screen?{query}")
-    assert (got.status_code, got.json()) == (422, invalid((["query", "since"], msg)))
+async def test_a_bad_since_is_a_422(screen: httpx.AsyncClient) -> None:
+    not_an_integer = "Input should be a valid integer, unable to parse string as an integer"
+    for query, msg in (("since=abc", not_an_integer), ("since=", not_an_integer),
+                       ("since=1.5", not_an_integer),
+                       ("since=-1", "Input should be greater than or equal to 0")):
+        got = await screen.get(f"/kiosk/api/screen?{query}")
+        assert (got.status_code, got.json()) == (422, invalid((["query", "since"], msg))), query
 
 
 async def test_the_last_since_counts_and_unknown_parameters_are_ignored(
@@ -151,28 +154,27 @@ async def test_the_last_since_counts_and_unknown_parameters_are_ignored(
 
 
 # ------------------------------------------------------------- paths and methods
-@pytest.mark.parametrize("path", ["/nope", "/static/nope.js", "/kiosk/docs", "/docs",
-                                  "/sim/state", "/sim/tap"])
-async def test_an_unknown_path_is_a_json_404(screen: httpx.AsyncClient, path: str) -> None:
+async def test_an_unknown_path_is_a_json_404(screen: httpx.AsyncClient) -> None:
     """The simulation surface is not there without simulated hardware."""
-    got = await screen.get(path)
-    assert (got.status_code, got.json()) == (404, {"detail": "Not Found"})
-    assert got.headers["content-type"] == "application/json"
-    assert got.headers["x-frame-options"] == "DENY"  # the guard's headers on every answer
+    for path in ("/nope", "/static/nope.js", "/kiosk/docs", "/docs", "/sim/state", "/sim/tap"):
+        got = await screen.get(path)
+        assert (got.status_code, got.json()) == (404, {"detail": "Not Found"}), path
+        assert got.headers["content-type"] == "application/json"
+        assert got.headers["x-frame-options"] == "DENY"  # the guard's headers on every answer
 
 
-@pytest.mark.parametrize(("method", "path", "allow"), [
-    ("POST", "/", "GET"), ("HEAD", "/", "GET"), ("POST", "/kiosk/api/screen", "GET"),
-    ("HEAD", "/kiosk/api/screen", "GET"), ("GET", "/kiosk/api/draw", "POST"),
-    ("PUT", "/kiosk/api/draw", "POST"), ("DELETE", "/kiosk/api/cancel", "POST"),
-])
 async def test_a_wrong_method_is_a_json_405_saying_the_right_one(
-    screen: httpx.AsyncClient, method: str, path: str, allow: str,
+    screen: httpx.AsyncClient,
 ) -> None:
-    got = await screen.request(method, path)
-    assert got.status_code == 405 and got.headers["allow"] == allow
-    if method != "HEAD":
-        assert got.json() == {"detail": "Method Not Allowed"}
+    for method, path, allow in (
+        ("POST", "/", "GET"), ("HEAD", "/", "GET"), ("POST", "/kiosk/api/screen", "GET"),
+        ("HEAD", "/kiosk/api/screen", "GET"), ("GET", "/kiosk/api/draw", "POST"),
+        ("PUT", "/kiosk/api/draw", "POST"), ("DELETE", "/kiosk/api/cancel", "POST"),
+    ):
+        got = await screen.request(method, path)
+        assert (got.status_code, got.headers["allow"]) == (405, allow), (method, path)
+        if method != "HEAD":
+            assert got.json() == {"detail": "Method Not Allowed"}
 
 
 async def test_a_trailing_slash_is_redirected(screen: httpx.AsyncClient) -> None:
