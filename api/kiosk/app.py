@@ -1,17 +1,27 @@
 """Build the kiosk listener's app: the page, its JSON endpoints, and (in simulate mode) the
-simulation control surface."""
+simulation control surface.
+
+A plain Starlette app, so the daemon does not load FastAPI to serve the screen (issue 15,
+item 4; ``api.kiosk.http`` says what it keeps of FastAPI's answers). It has no OpenAPI
+document: the FastAPI app served one at ``/kiosk/openapi.json`` that nothing read; the
+page's own script is the only client of these endpoints.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
 from api.kiosk import routes, sim
 from api.kiosk.guard import KioskGuard
+from api.kiosk.http import Invalid, http_error_answer, invalid_answer, route
 from api.limits import KIB, BodyLimits, BodySizeLimit, ConcurrencyLimit
 from kiosk.cabinet import Cabinet, CabinetError
 from kiosk.messages import text
@@ -25,51 +35,45 @@ KIOSK_BODY_LIMITS = BodyLimits(json_bytes=16 * KIB, import_bytes=16 * KIB,
 KIOSK_MAX_REQUESTS = 32
 
 
+async def _cabinet_error(_: Request, exc: Exception) -> Response:
+    """409: what the cabinet refused, in both languages, as the screen shows it."""
+    assert isinstance(exc, CabinetError)
+    t = text(exc.code)
+    return JSONResponse(
+        status_code=409, content={"code": exc.code, "zh": t.zh, "en": t.en, "detail": str(exc)}
+    )
+
+
+async def index(_: Request) -> Response:
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+
 def create_kiosk_app(
     cabinet: Cabinet, hardware: sim.SimControl | None = None, *, port: int | None = None
-) -> FastAPI:
+) -> Starlette:
     """The screen's app; ``port`` is the one it listens on, the only one its Host may name
     (None: any port of a loopback name, for in-process tests)."""
-    app = FastAPI(
-        title="Key cabinet kiosk screen",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url="/kiosk/openapi.json",
+    served: list[BaseRoute] = [
+        route("/", index, "GET"),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *routes.ROUTES,
+    ]
+    if hardware is not None:
+        served += sim.ROUTES
+    app = Starlette(
+        routes=served,
+        # Outermost first: the Host check and the limits act before any body is read.
+        middleware=[
+            Middleware(KioskGuard, port=port),
+            Middleware(ConcurrencyLimit, max_requests=KIOSK_MAX_REQUESTS),
+            Middleware(BodySizeLimit, limits=KIOSK_BODY_LIMITS),
+        ],
+        exception_handlers={
+            CabinetError: _cabinet_error,
+            Invalid: invalid_answer,
+            HTTPException: http_error_answer,
+        },
     )
     app.state.cabinet = cabinet
     app.state.hardware = hardware
-
-    @app.exception_handler(CabinetError)
-    async def _cabinet_error(_: Request, exc: CabinetError) -> JSONResponse:
-        t = text(exc.code)
-        return JSONResponse(
-            status_code=409, content={"code": exc.code, "zh": t.zh, "en": t.en, "detail": str(exc)}
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # Like the admin API: a clear 422 naming each refused field, in both languages.
-        fields = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-            for e in exc.errors()
-        ]
-        names = ", ".join(".".join(f["loc"][1:]) or "body" for f in fields)
-        return JSONResponse(status_code=422, content={
-            "code": "invalid_input", "zh": f"输入无效：{names}", "en": f"Invalid input: {names}",
-            "detail": "; ".join(f"{'.'.join(f['loc'])}: {f['msg']}" for f in fields),
-            "errors": fields,
-        })
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(routes.router)
-    if hardware is not None:
-        app.include_router(sim.router)
-    # Outermost last: the Host check and the limits act before any body is read.
-    app.add_middleware(BodySizeLimit, limits=KIOSK_BODY_LIMITS)
-    app.add_middleware(ConcurrencyLimit, max_requests=KIOSK_MAX_REQUESTS)
-    app.add_middleware(KioskGuard, port=port)
     return app

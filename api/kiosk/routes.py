@@ -1,4 +1,7 @@
-"""The screen's endpoints: what to show, and what the person chose."""
+"""The screen's endpoints: what to show, and what the person chose.
+
+Plain Starlette endpoints (``api.kiosk.http`` says why and what they keep of FastAPI's
+rules); the request bodies are pydantic models, as in the admin API."""
 
 from __future__ import annotations
 
@@ -6,21 +9,21 @@ import asyncio
 import weakref
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from api.schemas import MULTI_LINE, SINGLE_LINE
+from api.kiosk.http import answer, body_of, query_of, route
+from api.text_rules import MULTI_LINE, SINGLE_LINE
 from kiosk.cabinet import Cabinet
 
-router = APIRouter(prefix="/kiosk/api", tags=["kiosk"])
+PREFIX = "/kiosk/api"
 
 
-def get_cabinet(request: Request) -> Cabinet:
+def cabinet_of(request: Request) -> Cabinet:
     cabinet: Cabinet = request.app.state.cabinet
     return cabinet
-
-
-CabinetDep = Annotated[Cabinet, Depends(get_cabinet)]
 
 
 def _signature(cabinet: Cabinet) -> tuple[Any, ...]:
@@ -62,7 +65,7 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# The same text rules as the admin API (``api.schemas``): no NUL, no line breaks in a
+# The same text rules as the admin API (``api.text_rules``): no NUL, no line breaks in a
 # one-line field, no invisible bidirectional controls (issue 16, item 9).
 KioskKey = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00-\x20\x7f]+$")]
 KioskCode = Annotated[str, Field(min_length=1, max_length=32, pattern=SINGLE_LINE)]
@@ -114,47 +117,6 @@ class IntakeCheckRequest(_Body):
     group_code: KioskCode = "UNIT"
 
 
-@router.get("/screen")
-async def screen(
-    cabinet: CabinetDep,
-    since: Annotated[
-        int | None, Query(ge=0, description="Wait until the version moves past this.")
-    ] = None,
-) -> dict[str, Any]:
-    """The whole screen state; with ``since`` it long-polls (up to 10 s) for a change.
-
-    A poll ends at once when the daemon is stopping, so the open page gets its answer before
-    the listener's graceful shutdown runs out and cancels it (a 500 and a traceback)."""
-    if since is not None:
-        seen = _served(cabinet).get(since)
-        for _ in range(50):
-            if cabinet.stopping or cabinet.version != since \
-                    or (seen is not None and _signature(cabinet) != seen):
-                break
-            await asyncio.sleep(0.2)
-    return view(cabinet)
-
-
-@router.post("/draw")
-async def draw(body: DrawRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    await cabinet.choose_draw(body.keys, body.reason_code, body.reason_text)
-    return view(cabinet)
-
-
-@router.post("/alarms/acknowledge")
-async def acknowledge_alarms(cabinet: CabinetDep) -> dict[str, Any]:
-    """F1: a keeper signed in at the screen acknowledges the cabinet's open alarms."""
-    await cabinet.acknowledge_alarms()
-    return view(cabinet)
-
-
-@router.post("/request-approval")
-async def request_approval(body: ApprovalRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    """K7: refused a special-room key, the person at the screen asks their leader."""
-    await cabinet.request_approval(body.key_number)
-    return view(cabinet)
-
-
 PinDigits = Annotated[str, Field(min_length=1, max_length=8, pattern=r"^[0-9]+$")]
 
 
@@ -168,87 +130,157 @@ class PinChangeRequest(_Body):
     duress_pin: PinDigits | None = None
 
 
-@router.post("/pin")
-async def enter_pin(body: PinRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    """The PIN for a draw waiting for it. The duress PIN gets exactly this answer too."""
-    await cabinet.enter_pin(body.pin)
-    return view(cabinet)
-
-
-@router.post("/pin/change")
-async def change_pin(body: PinChangeRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    """Set or change the PIN of the person at the screen (badge + current PIN)."""
-    await cabinet.change_pin(body.old_pin, body.new_pin, body.duress_pin)
-    return view(cabinet)
-
-
-@router.post("/return")
-async def return_key(body: ReturnRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    await cabinet.choose_return(body.key_number, body.slot)
-    return view(cabinet)
-
-
-@router.post("/return-without-badge")
-async def return_without_badge(cabinet: CabinetDep) -> dict[str, Any]:
-    """K5: a key's fob was tapped and its returner has no badge: open, and flag the return."""
-    await cabinet.return_without_badge()
-    return view(cabinet)
-
-
-@router.post("/intake")
-async def intake(body: IntakeRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    slot = await cabinet.choose_intake(**body.model_dump())
-    return {**view(cabinet), "intake_slot": slot}
-
-
-@router.post("/stock")
-async def stock(cabinet: CabinetDep) -> dict[str, Any]:
-    """K1/K2: the custodian at the screen stocks the cabinet: the home slots of the keys on
-    record that have never been in it are released, each key hung is ``key.stocked``."""
-    slots = await cabinet.start_stock()
-    return {**view(cabinet), "stock_slots": slots}
-
-
-@router.post("/stock/finish")
-async def stock_finish(cabinet: CabinetDep) -> dict[str, Any]:
-    """完成: stocking ends; every released slot is locked again."""
-    await cabinet.finish_stock()
-    return view(cabinet)
-
-
-@router.post("/intake/check")
-async def intake_check(body: IntakeCheckRequest, cabinet: CabinetDep) -> dict[str, Any]:
-    """Issue 14, item 7: refuse an unknown room or a taken key number at the first step; a
-    second delivery for a room that has a key comes back with its own number (``U606-2``)."""
-    return await cabinet.check_intake(**body.model_dump())
-
-
-@router.post("/still-here")
-async def still_here(cabinet: CabinetDep) -> dict[str, Any]:
-    """Any touch while choosing restarts the choice timer (the page throttles these)."""
-    await cabinet.still_here()
-    return {"ok": True}
-
-
-@router.post("/cancel")
-async def cancel(cabinet: CabinetDep) -> dict[str, Any]:
-    await cabinet.cancel()
-    return view(cabinet)
-
-
 class HandoverStartRequest(_Body):
     notes: Annotated[str, Field(min_length=1, max_length=500, pattern=MULTI_LINE)] | None = None
 
 
-@router.post("/handover/start")
-async def handover_start(body: HandoverStartRequest, cabinet: CabinetDep) -> dict[str, Any]:
+SINCE = TypeAdapter(Annotated[int | None, Field(ge=0)])
+"""``?since=``: wait until the version moves past this."""
+
+
+async def screen(request: Request) -> Response:
+    """The whole screen state; with ``since`` it long-polls (up to 10 s) for a change.
+
+    A poll ends at once when the daemon is stopping, so the open page gets its answer before
+    the listener's graceful shutdown runs out and cancels it (a 500 and a traceback)."""
+    since = query_of(request, "since", SINCE, None)
+    cabinet = cabinet_of(request)
+    if since is not None:
+        seen = _served(cabinet).get(since)
+        for _ in range(50):
+            if cabinet.stopping or cabinet.version != since \
+                    or (seen is not None and _signature(cabinet) != seen):
+                break
+            await asyncio.sleep(0.2)
+    return answer(view(cabinet))
+
+
+async def draw(request: Request) -> Response:
+    body = await body_of(request, DrawRequest)
+    cabinet = cabinet_of(request)
+    await cabinet.choose_draw(body.keys, body.reason_code, body.reason_text)
+    return answer(view(cabinet))
+
+
+async def acknowledge_alarms(request: Request) -> Response:
+    """F1: a keeper signed in at the screen acknowledges the cabinet's open alarms."""
+    cabinet = cabinet_of(request)
+    await cabinet.acknowledge_alarms()
+    return answer(view(cabinet))
+
+
+async def request_approval(request: Request) -> Response:
+    """K7: refused a special-room key, the person at the screen asks their leader."""
+    body = await body_of(request, ApprovalRequest)
+    cabinet = cabinet_of(request)
+    await cabinet.request_approval(body.key_number)
+    return answer(view(cabinet))
+
+
+async def enter_pin(request: Request) -> Response:
+    """The PIN for a draw waiting for it. The duress PIN gets exactly this answer too."""
+    body = await body_of(request, PinRequest)
+    cabinet = cabinet_of(request)
+    await cabinet.enter_pin(body.pin)
+    return answer(view(cabinet))
+
+
+async def change_pin(request: Request) -> Response:
+    """Set or change the PIN of the person at the screen (badge + current PIN)."""
+    body = await body_of(request, PinChangeRequest)
+    cabinet = cabinet_of(request)
+    await cabinet.change_pin(body.old_pin, body.new_pin, body.duress_pin)
+    return answer(view(cabinet))
+
+
+async def return_key(request: Request) -> Response:
+    body = await body_of(request, ReturnRequest)
+    cabinet = cabinet_of(request)
+    await cabinet.choose_return(body.key_number, body.slot)
+    return answer(view(cabinet))
+
+
+async def return_without_badge(request: Request) -> Response:
+    """K5: a key's fob was tapped and its returner has no badge: open, and flag the return."""
+    cabinet = cabinet_of(request)
+    await cabinet.return_without_badge()
+    return answer(view(cabinet))
+
+
+async def intake(request: Request) -> Response:
+    body = await body_of(request, IntakeRequest)
+    cabinet = cabinet_of(request)
+    slot = await cabinet.choose_intake(**body.model_dump())
+    return answer({**view(cabinet), "intake_slot": slot})
+
+
+async def stock(request: Request) -> Response:
+    """K1/K2: the custodian at the screen stocks the cabinet: the home slots of the keys on
+    record that have never been in it are released, each key hung is ``key.stocked``."""
+    cabinet = cabinet_of(request)
+    slots = await cabinet.start_stock()
+    return answer({**view(cabinet), "stock_slots": slots})
+
+
+async def stock_finish(request: Request) -> Response:
+    """完成: stocking ends; every released slot is locked again."""
+    cabinet = cabinet_of(request)
+    await cabinet.finish_stock()
+    return answer(view(cabinet))
+
+
+async def intake_check(request: Request) -> Response:
+    """Issue 14, item 7: refuse an unknown room or a taken key number at the first step; a
+    second delivery for a room that has a key comes back with its own number (``U606-2``)."""
+    body = await body_of(request, IntakeCheckRequest)
+    return answer(await cabinet_of(request).check_intake(**body.model_dump()))
+
+
+async def still_here(request: Request) -> Response:
+    """Any touch while choosing restarts the choice timer (the page throttles these)."""
+    await cabinet_of(request).still_here()
+    return answer({"ok": True})
+
+
+async def cancel(request: Request) -> Response:
+    cabinet = cabinet_of(request)
+    await cabinet.cancel()
+    return answer(view(cabinet))
+
+
+async def handover_start(request: Request) -> Response:
     """H1: the keeper at the screen starts a handover; the incoming keeper taps next."""
+    body = await body_of(request, HandoverStartRequest)
+    cabinet = cabinet_of(request)
     await cabinet.start_handover(body.notes)
-    return view(cabinet)
+    return answer(view(cabinet))
 
 
-@router.post("/handover/accept")
-async def handover_accept(cabinet: CabinetDep) -> dict[str, Any]:
+async def handover_accept(request: Request) -> Response:
     """H1: the keeper at the screen (signed in by their badge tap) accepts the waiting one."""
+    cabinet = cabinet_of(request)
     await cabinet.accept_handover()
-    return view(cabinet)
+    return answer(view(cabinet))
+
+
+ROUTES: list[Route] = [
+    route(PREFIX + path, endpoint, method) for path, endpoint, method in (
+        ("/screen", screen, "GET"),
+        ("/draw", draw, "POST"),
+        ("/alarms/acknowledge", acknowledge_alarms, "POST"),
+        ("/request-approval", request_approval, "POST"),
+        ("/pin", enter_pin, "POST"),
+        ("/pin/change", change_pin, "POST"),
+        ("/return", return_key, "POST"),
+        ("/return-without-badge", return_without_badge, "POST"),
+        ("/intake", intake, "POST"),
+        ("/stock", stock, "POST"),
+        ("/stock/finish", stock_finish, "POST"),
+        ("/intake/check", intake_check, "POST"),
+        ("/still-here", still_here, "POST"),
+        ("/cancel", cancel, "POST"),
+        ("/handover/start", handover_start, "POST"),
+        ("/handover/accept", handover_accept, "POST"),
+    )
+]
+"""The screen's endpoints, each answering one method (``api.kiosk.http.route``)."""

@@ -1,18 +1,27 @@
 """Simulation control over HTTP (simulate mode only, loopback only): a person or a test taps
 a card, takes a key, puts one back, opens the door or cuts the power, and the simulated
-hardware changes exactly as the physical cabinet would."""
+hardware changes exactly as the physical cabinet would.
+
+The hardware's calls block (a tap holds the card on the reader), so they run in a worker
+thread, as FastAPI ran these endpoints, and the screen's long-poll keeps being answered."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from api.kiosk.http import answer, body_of, query_of, route
 from kiosk.errors import SimulationError
 
-router = APIRouter(prefix="/sim", tags=["simulation"])
+PREFIX = "/sim"
 
 
 class SimControl(Protocol):
@@ -27,12 +36,9 @@ class SimControl(Protocol):
     def state(self) -> dict[str, Any]: ...
 
 
-def get_hw(request: Request) -> SimControl:
+def hardware_of(request: Request) -> SimControl:
     hw: SimControl = request.app.state.hardware
     return hw
-
-
-HwDep = Annotated[SimControl, Depends(get_hw)]
 
 
 class _Body(BaseModel):
@@ -63,59 +69,69 @@ class Power(_Body):
     on: bool
 
 
-def _physical(fn: Any, *args: Any, **kw: Any) -> Any:
+async def _physical(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """``fn`` in a worker thread; what the cabinet physically cannot do is a 409."""
     try:
-        return fn(*args, **kw)
+        return await run_in_threadpool(fn, *args, **kw)
     except SimulationError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
 
 
-@router.post("/tap")
-def tap(body: Tap, hw: HwDep) -> dict[str, str]:
-    hw.tap(body.uid.upper())
-    return {"tapped": body.uid.upper()}
+async def tap(request: Request) -> Response:
+    body = await body_of(request, Tap)
+    await run_in_threadpool(hardware_of(request).tap, body.uid.upper())
+    return answer({"tapped": body.uid.upper()})
 
 
-@router.post("/take")
-def take(body: SlotAction, hw: HwDep) -> dict[str, Any]:
-    return {
-        "took": _physical(hw.take, body.slot, shut=body.shut, force=body.force),
-        "slot": body.slot,
-    }
+async def take(request: Request) -> Response:
+    body = await body_of(request, SlotAction)
+    took = await _physical(hardware_of(request).take, body.slot, shut=body.shut,
+                           force=body.force)
+    return answer({"took": took, "slot": body.slot})
 
 
-@router.post("/insert")
-def insert(body: Insert, hw: HwDep) -> dict[str, Any]:
-    _physical(hw.insert, body.fob.upper(), body.slot, shut=body.shut)
-    return {"inserted": body.fob.upper(), "slot": body.slot}
+async def insert(request: Request) -> Response:
+    body = await body_of(request, Insert)
+    await _physical(hardware_of(request).insert, body.fob.upper(), body.slot, shut=body.shut)
+    return answer({"inserted": body.fob.upper(), "slot": body.slot})
 
 
-@router.post("/shut")
-def shut(body: SlotAction, hw: HwDep) -> dict[str, Any]:
-    _physical(hw.shut, body.slot)
-    return {"shut": body.slot}
+async def shut(request: Request) -> Response:
+    body = await body_of(request, SlotAction)
+    await _physical(hardware_of(request).shut, body.slot)
+    return answer({"shut": body.slot})
 
 
-@router.post("/door")
-def door(body: Door, hw: HwDep) -> dict[str, Any]:
-    hw.door(body.open)
-    return hw.state()
+async def door(request: Request) -> Response:
+    body = await body_of(request, Door)
+    hw = hardware_of(request)
+
+    def move() -> dict[str, Any]:
+        hw.door(body.open)
+        return hw.state()
+
+    return answer(await run_in_threadpool(move))
 
 
-@router.post("/power")
-def power(body: Power, hw: HwDep) -> dict[str, Any]:
-    hw.power(body.on)
-    return hw.state()
+async def power(request: Request) -> Response:
+    body = await body_of(request, Power)
+    hw = hardware_of(request)
+
+    def switch() -> dict[str, Any]:
+        hw.power(body.on)
+        return hw.state()
+
+    return answer(await run_in_threadpool(switch))
 
 
-@router.get("/state")
-def state(hw: HwDep) -> dict[str, Any]:
-    return hw.state()
+async def state(request: Request) -> Response:
+    return answer(await run_in_threadpool(hardware_of(request).state))
 
 
-@router.get("/writes")
-async def writes(request: Request,
-                 within_s: Annotated[float, Query(ge=0, le=60)] = 10.0) -> dict[str, Any]:
+WITHIN_S = TypeAdapter(Annotated[float, Field(ge=0, le=60)])
+
+
+async def writes(request: Request) -> Response:
     """Wait until the cabinet's writer thread has committed every write queued so far.
 
     The screen moves on as soon as a write is queued (issue 15: writes run off the event
@@ -123,6 +139,7 @@ async def writes(request: Request,
     the database file the moment the screen is idle can read it a moment too early. This
     answers once what was queued has landed: ``settled`` is false if it has not within
     ``within_s`` seconds (e.g. the database is held by another process)."""
+    within_s = query_of(request, "within_s", WITHIN_S, 10.0)
     writer = request.app.state.cabinet.writer
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
@@ -130,4 +147,19 @@ async def writes(request: Request,
         if loop.time() >= deadline:
             break
         await asyncio.sleep(0.05)  # stalled on a busy database: drain answers at once
-    return {"settled": settled, "pending": writer.pending, "stalled": writer.stalled}
+    return answer({"settled": settled, "pending": writer.pending, "stalled": writer.stalled})
+
+
+ROUTES: list[Route] = [
+    route(PREFIX + path, endpoint, method) for path, endpoint, method in (
+        ("/tap", tap, "POST"),
+        ("/take", take, "POST"),
+        ("/insert", insert, "POST"),
+        ("/shut", shut, "POST"),
+        ("/door", door, "POST"),
+        ("/power", power, "POST"),
+        ("/state", state, "GET"),
+        ("/writes", writes, "GET"),
+    )
+]
+"""The simulation surface, mounted only when the daemon runs simulated hardware."""
