@@ -289,6 +289,15 @@ def list_queries(hub: Hub, cabinets: list[SimCabinet], sites: list[str], deep_se
         "site_cabinet_alarms": lambda: f"/hub/v1/cabinet-alarms?site={rng.choice(sites)}",
         "fleet_reports": lambda: "/hub/v1/reports",
         "site_reports": lambda: f"/hub/v1/reports?site={rng.choice(sites)}",
+        # The merged log (kiosk.fleet.site_log), newest first across cabinets, and by type
+        # (migration 0027): a rare type (alarm.raised, 0.5 %) from its partial index, a
+        # common one (key.drawn) met every few rows of the log by time.
+        "site_log_fleet": lambda: "/hub/v1/site-events",
+        "site_log_of_a_site": lambda: f"/hub/v1/site-events?site={rng.choice(sites)}",
+        "site_log_rare_type": lambda: "/hub/v1/site-events?type=alarm.raised",
+        "site_log_common_type": lambda: "/hub/v1/site-events?type=key.drawn",
+        "site_log_rare_type_of_a_site": lambda: (f"/hub/v1/site-events?type=alarm.raised"
+                                                 f"&site={rng.choice(sites)}"),
     }
     out: dict[str, dict[str, float]] = {}
     with httpx.Client(timeout=120) as http:

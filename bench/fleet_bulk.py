@@ -64,7 +64,7 @@ WHERE c.cabinet_id = ANY(%(ids)s)
 
 LOANS_SQL = """
 INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at, due_at,
-                         facet)
+                         facet, borrower_id)
 SELECT 'loan', md5(c.cabinet_id || ':loan:' || n)::uuid, c.cabinet_id,
        '{"approval_id": null, "authorization_id": null, "borrower_id": "'
          || md5('person:' || (n * 7919 %% 400))::uuid || '", "cabinet_id": "'
@@ -83,7 +83,8 @@ SELECT 'loan', md5(c.cabinet_id || ':loan:' || n)::uuid, c.cabinet_id,
                    || to_char(s.at + interval '2 hours', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
                    || '", "returned_by_id": null, "returned_by_other": false}' END,
        s.at + interval '2 seconds', s.at, s.at + interval '8 hours',
-       CASE WHEN n > %(loans)s * 0.99 THEN 'out' ELSE 'returned' END
+       CASE WHEN n > %(loans)s * 0.99 THEN 'out' ELSE 'returned' END,
+       md5('person:' || (n * 7919 %% 400))::uuid
 FROM hub_cabinets c
 CROSS JOIN LATERAL (
     SELECT n, CASE WHEN n > %(loans)s * 0.99 AND n %% 10 = 0
@@ -141,6 +142,11 @@ DELETE FROM hub_record_counts;
 INSERT INTO hub_record_counts (cabinet_id, kind, facet, n)
 SELECT cabinet_id, kind, coalesce(facet, ''), count(*) FROM hub_records
 GROUP BY cabinet_id, kind, coalesce(facet, '');
+DELETE FROM hub_borrower_counts;
+INSERT INTO hub_borrower_counts (borrower_id, facet, cabinet_id, n)
+SELECT borrower_id, coalesce(facet, ''), cabinet_id, count(*) FROM hub_records
+WHERE kind = 'loan' AND borrower_id IS NOT NULL
+GROUP BY 1, 2, 3;
 DELETE FROM hub_due_counts;
 INSERT INTO hub_due_counts (cabinet_id, due_hour, n)
 SELECT cabinet_id, floor(extract(epoch FROM due_at) / 3600)::bigint, count(*) FROM hub_records
@@ -148,7 +154,7 @@ WHERE kind = 'loan' AND facet = 'out' AND due_at IS NOT NULL
 GROUP BY 1, 2
 """
 """The counts ingest keeps beside the records (the lists' totals; the keys out per due hour,
-migration 0026), made once for the load."""
+migration 0026; the loans per borrower, 0027), made once for the load."""
 
 HEADS_SQL = """
 UPDATE hub_cabinets

@@ -204,13 +204,17 @@ def events_page(ctx: CtxDep, site: Name = None, cabinet: Name = None, type: Even
 
 @router.get("/fleet/log", response_class=HTMLResponse)
 def site_log_page(ctx: CtxDep, site: Name = None, cabinet: Name = None,
-                  before: site_routes.LogPosition = None) -> Response:
+                  type: EventType = None, before: site_routes.LogPosition = None) -> Response:
     """Every cabinet's events of the chosen site (or of all the caller sees) in one list,
-    newest first by their time; each row names its cabinet and seq, since each cabinet's
-    log is its own chain and their clocks need not agree (``kiosk.fleet.site_log``)."""
+    newest first by their time, of one type if one is asked; each row names its cabinet
+    and seq, since each cabinet's log is its own chain and their clocks need not agree
+    (``kiosk.fleet.site_log``)."""
     found = ctx.rest(site_routes.list_site_events, site=site or None,
-                     cabinet_id=cabinet or None, before=before or None, limit=EVENTS_PAGE)
+                     cabinet_id=cabinet or None, type=type or None, before=before or None,
+                     limit=EVENTS_PAGE)
     for e in found["items"]:
         e["at"] = _when(e["at"])
+    filters = _filters(ctx, site, cabinet)
+    filters["chosen"]["type"] = type or ""
     return ctx.render("fleet_log.html", title_id="fleet.tab.log", what="log",
-                      items=found["items"], more=found["next"], **_filters(ctx, site, cabinet))
+                      items=found["items"], more=found["next"], **filters)

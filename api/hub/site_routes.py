@@ -151,10 +151,14 @@ def get_site_handover(handover_id: uuid.UUID, read: SiteReadDep) -> dict[str, An
 @router.get("/site-events", dependencies=[needs(P.EVENTS_READ)],
             summary="The merged log: the events of every cabinet of a site (or the fleet) "
                     "newest first by their time, then cabinet and seq; each cabinet's log "
-                    "stays its own chain. Page on with before=<next>")
+                    "stays its own chain; type= narrows to one event type. Page on with "
+                    "before=<next>")
 def list_site_events(read: SiteReadDep, site: Name = None, cabinet_id: Name = None,
-                     before: LogPosition = None, limit: Limit = 50) -> dict[str, Any]:
+                     type: Annotated[str | None, Query(
+                         description="one event type, e.g. key.drawn or alarm.door_forced"
+                     )] = None, before: LogPosition = None,
+                     limit: Limit = 50) -> dict[str, Any]:
     page = site_log.merged_log(
-        read.session, read.scope, site=site, cabinet_id=cabinet_id, limit=limit,
-        before=site_log.Position.parse(before) if before is not None else None)
+        read.session, read.scope, site=site, cabinet_id=cabinet_id, event_type=type,
+        limit=limit, before=site_log.Position.parse(before) if before is not None else None)
     return {"items": page.items, "next": page.next, "limit": limit}

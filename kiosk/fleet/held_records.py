@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from kiosk.errors import InvalidRequest, PermissionDenied
 from kiosk.fleet import scope as scopes
-from kiosk.fleet.site_lists import _department_people, _field
+from kiosk.fleet.site_lists import _department_people
 from kiosk.services.authz import Permission, Principal
 from kiosk.store.models_fleet import HubCabinet, HubRecord, HubSite
 
@@ -67,7 +67,7 @@ def latest(session: Session, principal: Principal, *, kind: str | None,
             at_site = at_site.where(HubSite.code == site)
         query = query.where(HubRecord.cabinet_id.in_(at_site))
     if kind == "loan" and principal.department_id is not None:
-        query = query.where(_field(session, "borrower_id").in_(
+        query = query.where(HubRecord.borrower_id.in_(  # the loan's typed borrower (0027)
             _department_people(session, principal.department_id)))
     rows = session.scalars(query.order_by(HubRecord.received_at).limit(limit)).all()
     return [{"kind": r.kind, "id": str(r.record_id), "cabinet_id": r.cabinet_id,

@@ -40,12 +40,13 @@ from kiosk.audit.chain import RECORD_TEMPLATE, checkpoint_message, format_time
 from kiosk.audit.device_key import public_from_hex, verify_signature
 from kiosk.errors import Conflict, InvalidRequest
 from kiosk.fleet.hub import Checked, SignedRequest, check_request, raise_alarm, take_nonce
-from kiosk.fleet.record_columns import PG_DUE_HOUR, due_hour, typed_columns
+from kiosk.fleet.record_columns import PG_DUE_HOUR, borrower_of, due_hour, typed_columns
 from kiosk.fleet.requests_up import take_requests
 from kiosk.store.db import write_session
 from kiosk.store.models import Approval
 from kiosk.store.models_fleet import (
     HubApprovalUse,
+    HubBorrowerCount,
     HubCabinet,
     HubCheckpoint,
     HubDueCount,
@@ -405,7 +406,8 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
         return
     now = utcnow()
     rows = [{"kind": kind, "record_id": record_id, "cabinet_id": cabinet_id, "body": text,
-             "received_at": now, **typed_columns(kind, body)}
+             "received_at": now, **typed_columns(kind, body),
+             "borrower_id": borrower_of(kind, body)}
             for (kind, record_id), (body, text) in latest.items()]
     raw = _postgres_connection(session)
     if raw is not None:
@@ -424,26 +426,28 @@ def _records(session: Session, cabinet_id: str, records: list[dict[str, Any]]) -
 
 
 _RECORD_COLUMNS = ("kind", "record_id", "cabinet_id", "body", "received_at", "occurred_at",
-                   "due_at", "facet")
+                   "due_at", "facet", "borrower_id")
 _UPSERT_RECORDS = """
 WITH incoming AS (
   SELECT * FROM unnest(%(kind)b::varchar[], %(record_id)b::uuid[], %(cabinet_id)b::varchar[],
                        %(body)b::text[], %(received_at)b::timestamptz[],
                        %(occurred_at)b::timestamptz[], %(due_at)b::timestamptz[],
-                       %(facet)b::varchar[])
-    AS t(kind, record_id, cabinet_id, body, received_at, occurred_at, due_at, facet)),
+                       %(facet)b::varchar[], %(borrower_id)b::uuid[])
+    AS t(kind, record_id, cabinet_id, body, received_at, occurred_at, due_at, facet,
+         borrower_id)),
 held AS (
-  SELECT r.kind, r.record_id, r.cabinet_id, r.facet, r.due_at FROM incoming i
+  SELECT r.kind, r.record_id, r.cabinet_id, r.facet, r.due_at, r.borrower_id FROM incoming i
   JOIN hub_records r ON r.kind = i.kind AND r.record_id = i.record_id),
 written AS (
   INSERT INTO hub_records (kind, record_id, cabinet_id, body, received_at, occurred_at,
-                           due_at, facet)
+                           due_at, facet, borrower_id)
   SELECT * FROM incoming
   ON CONFLICT (kind, record_id) DO UPDATE
   SET body = EXCLUDED.body, received_at = EXCLUDED.received_at,
-      occurred_at = EXCLUDED.occurred_at, due_at = EXCLUDED.due_at, facet = EXCLUDED.facet
+      occurred_at = EXCLUDED.occurred_at, due_at = EXCLUDED.due_at, facet = EXCLUDED.facet,
+      borrower_id = EXCLUDED.borrower_id
   WHERE hub_records.cabinet_id = EXCLUDED.cabinet_id
-  RETURNING kind, record_id, facet, due_at),
+  RETURNING kind, record_id, facet, due_at, borrower_id),
 moved AS (
   SELECT kind, coalesce(facet, '') AS facet, 1 AS n FROM written
   UNION ALL
@@ -453,6 +457,18 @@ counted AS (
   SELECT %(cabinet)b, kind, facet, sum(n) FROM moved GROUP BY kind, facet HAVING sum(n) <> 0
   ON CONFLICT (cabinet_id, kind, facet) DO UPDATE
   SET n = hub_record_counts.n + EXCLUDED.n),
+borrowed_moved AS (
+  SELECT borrower_id, coalesce(facet, '') AS facet, 1 AS n FROM written
+  WHERE kind = 'loan' AND borrower_id IS NOT NULL
+  UNION ALL
+  SELECT borrower_id, coalesce(facet, ''), -1 FROM held
+  WHERE cabinet_id = %(cabinet)b AND kind = 'loan' AND borrower_id IS NOT NULL),
+borrowed AS (
+  INSERT INTO hub_borrower_counts (borrower_id, facet, cabinet_id, n)
+  SELECT borrower_id, facet, %(cabinet)b, sum(n) FROM borrowed_moved
+  GROUP BY borrower_id, facet HAVING sum(n) <> 0
+  ON CONFLICT (borrower_id, facet, cabinet_id) DO UPDATE
+  SET n = hub_borrower_counts.n + EXCLUDED.n),
 due_moved AS (
   SELECT {written_hour} AS hour, 1 AS n FROM written
   WHERE kind = 'loan' AND facet = 'out' AND due_at IS NOT NULL
@@ -489,7 +505,8 @@ the same way: a loan out written adds one to its due hour, a held loan out of th
 that was rewritten takes one from its own (returned, or due at another time); the
 cabinet's row lock means no other transaction writes its hours meanwhile, so each hour's
 new count is set outright, and an hour that reaches zero is deleted (the table stays the
-size of the keys out, not of history). A column per array, sent in binary: a row per statement, as ``executemany``
+size of the keys out, not of history). A loan's borrower counts (``hub_borrower_counts``,
+a department leader's total) move as the facet counts do, per borrower. A column per array, sent in binary: a row per statement, as ``executemany``
 sends them, was half of ingest's time, and text arrays of JSON bodies cost their
 escaping."""
 
@@ -519,20 +536,26 @@ def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[
     """``_UPSERT_RECORDS`` elsewhere (SQLite, in tests): the held copies read in one query,
     one multi-row INSERT, one executemany UPDATE, the counts upserted. Returns the records
     another cabinet owns (then nothing is written)."""
-    held = {(kind, record_id): (owner, facet, due) for kind, record_id, owner, facet, due in
+    held = {(kind, record_id): (owner, facet, due, borrower)
+            for kind, record_id, owner, facet, due, borrower in
             session.execute(select(HubRecord.kind, HubRecord.record_id, HubRecord.cabinet_id,
-                                   HubRecord.facet, HubRecord.due_at).where(
+                                   HubRecord.facet, HubRecord.due_at,
+                                   HubRecord.borrower_id).where(
                 tuple_(HubRecord.kind, HubRecord.record_id).in_(
                     [(r["kind"], r["record_id"]) for r in rows])))}
-    foreign = [(kind, record_id, owner) for (kind, record_id), (owner, _, _) in held.items()
+    foreign = [(kind, record_id, owner) for (kind, record_id), (owner, *_) in held.items()
                if owner != cabinet_id]
     if foreign:
         return foreign
     counts: dict[tuple[str, str], int] = {}
     due: dict[int, int] = {}
+    borrowed: dict[tuple[uuid.UUID, str], int] = {}
     for row in rows:
         taken = (row["kind"], row["facet"] or "")
         counts[taken] = counts.get(taken, 0) + 1
+        if row["kind"] == "loan" and row["borrower_id"] is not None:
+            lent = (row["borrower_id"], row["facet"] or "")
+            borrowed[lent] = borrowed.get(lent, 0) + 1
         if row["kind"] == "loan" and row["facet"] == "out" and row["due_at"] is not None:
             hour = due_hour(row["due_at"])
             due[hour] = due.get(hour, 0) + 1
@@ -542,6 +565,9 @@ def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[
             if row["kind"] == "loan" and before[1] == "out" and before[2] is not None:
                 hour = due_hour(before[2])
                 due[hour] = due.get(hour, 0) - 1
+            if row["kind"] == "loan" and before[3] is not None:
+                lent = (before[3], before[1] or "")
+                borrowed[lent] = borrowed.get(lent, 0) - 1
     new = [r for r in rows if (r["kind"], r["record_id"]) not in held]
     changed = [{**r, "k": r["kind"], "i": r["record_id"]} for r in rows
                if (r["kind"], r["record_id"]) in held]
@@ -553,8 +579,9 @@ def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[
                                     HubRecord.record_id == bindparam("i"))
             .values(body=bindparam("body"), received_at=bindparam("received_at"),
                     occurred_at=bindparam("occurred_at"), due_at=bindparam("due_at"),
-                    facet=bindparam("facet")), changed)
+                    facet=bindparam("facet"), borrower_id=bindparam("borrower_id")), changed)
     _count(session, cabinet_id, counts)
+    _count_borrowed(session, cabinet_id, borrowed)
     _count_due(session, cabinet_id, due)
     return []
 
@@ -570,6 +597,21 @@ def _count(session: Session, cabinet_id: str, counts: dict[tuple[str, str], int]
     upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
     session.connection().execute(upsert.on_conflict_do_update(
         index_elements=["cabinet_id", "kind", "facet"],
+        set_={"n": table.c.n + upsert.excluded.n}), rows)
+
+
+def _count_borrowed(session: Session, cabinet_id: str,
+                    moved: dict[tuple[uuid.UUID, str], int]) -> None:
+    """Add ``moved`` to the cabinet's loan counts per borrower and facet: one upsert."""
+    rows = [{"borrower_id": borrower, "facet": facet, "cabinet_id": cabinet_id, "n": n}
+            for (borrower, facet), n in sorted(moved.items()) if n]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    table = Table(HubBorrowerCount.__tablename__, HubBorrowerCount.metadata)
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+    session.connection().execute(upsert.on_conflict_do_update(
+        index_elements=["borrower_id", "facet", "cabinet_id"],
         set_={"n": table.c.n + upsert.excluded.n}), rows)
 
 

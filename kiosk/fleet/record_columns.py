@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from typing import Any
 
 TIME_FIELD = {"loan": "drawn_at", "alarm": "raised_at", "report": "generated_at",
@@ -75,11 +76,34 @@ def hour_start(hour: int) -> dt.datetime:
     return EPOCH + hour * DUE_BUCKET
 
 
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                       r"[0-9a-fA-F]{12}")
+"""The ids the ``borrower_id`` column takes (a cabinet writes ``str(uuid)``); PostgreSQL's
+backfill in migration 0027 uses the same pattern before it casts."""
+
+
+def parse_uuid(value: Any) -> uuid.UUID | None:
+    """A person's id as the cabinet wrote it, or None for anything else (the record is
+    still held, and counted with no borrower)."""
+    if not isinstance(value, str) or not UUID_TEXT.fullmatch(value):
+        return None
+    return uuid.UUID(value)
+
+
 def typed_columns(kind: str, body: Any) -> dict[str, Any]:
-    """``occurred_at``, ``due_at`` and ``facet`` of one record, from its body."""
+    """``occurred_at``, ``due_at`` and ``facet`` of one record, from its body (the columns
+    of migration 0024, which fills them with this function)."""
     if not isinstance(body, dict):
         return {"occurred_at": None, "due_at": None, "facet": None}
     field = TIME_FIELD.get(kind)
     return {"occurred_at": parse_time(body.get(field)) if field else None,
             "due_at": parse_time(body.get("due_at")) if kind == "loan" else None,
             "facet": facet_of(kind, body)}
+
+
+def borrower_of(kind: str, body: Any) -> uuid.UUID | None:
+    """A loan's borrower (migration 0027's column): the person whose department leader
+    sees the loan."""
+    if kind != "loan" or not isinstance(body, dict):
+        return None
+    return parse_uuid(body.get("borrower_id"))

@@ -51,6 +51,7 @@ from kiosk.fleet.record_columns import TIME_FIELD, due_hour, hour_start
 from kiosk.fleet.scope import Scope
 from kiosk.store.models import Key, Person
 from kiosk.store.models_fleet import (
+    HubBorrowerCount,
     HubCabinet,
     HubDueCount,
     HubRecord,
@@ -154,6 +155,29 @@ def _total(kind: str, in_view: ColumnElement[bool],
     return query.scalar_subquery()
 
 
+def _borrowed_total(session: Session, borrowers: list[uuid.UUID], cabinets: list[str],
+                    everyone: bool, facets: Sequence[str] | None) -> ScalarSelect[Any]:
+    """A department leader's total: the loans of ``borrowers`` (of ``facets``, or any) at
+    the cabinets in view, from the counts ingest keeps per borrower, cabinet and facet
+    (``hub_borrower_counts``): a sum of a few rows per person, not a count of the loans."""
+    query = select(func.coalesce(func.sum(HubBorrowerCount.n), 0)).where(
+        _one_of(session, HubBorrowerCount.borrower_id, borrowers),
+        _in_view(session, HubBorrowerCount.cabinet_id, cabinets, everyone))
+    if facets is not None:
+        query = query.where(HubBorrowerCount.facet.in_(list(facets)))
+    return query.scalar_subquery()
+
+
+def _one_of(session: Session, column: InstrumentedAttribute[Any],
+            ids: list[uuid.UUID]) -> ColumnElement[bool]:
+    """``column`` is one of ``ids``: one array on PostgreSQL (a statement of one shape,
+    whatever the department's size), a list elsewhere."""
+    if _postgres(session):
+        return column == any_(bindparam("borrowers_in_view", ids,
+                                        type_=postgresql.ARRAY(postgresql.UUID(as_uuid=True))))
+    return column.in_(ids)
+
+
 def _instant(session: Session, at: dt.datetime) -> ColumnElement[Any]:
     """A time of the code's own (the clock's now) written into the SQL on PostgreSQL, so the
     planner weighs the overdue page's two indexes by how many keys out are due before it (a
@@ -236,6 +260,7 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
              cabinet_id: str | None, where: list[ColumnElement[bool]], order: str,
              limit: int, offset: int, facets: Sequence[str] | None = None,
              due_before: dt.datetime | None = None,
+             borrowers: list[uuid.UUID] | None = None,
              ) -> tuple[list[tuple[HubRecord, str]], int]:
     """A page of ``kind`` records of the cabinets in view, newest first, with the total.
 
@@ -246,7 +271,10 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
     page's bodies are read. ``facets`` narrows by the typed facet; ``where`` by anything
     else (a field of the body: those pages are counted row by row, as they must be).
     ``due_before`` keeps the loans due before it (K9's overdue ones, with the facet
-    ``out``), totalled from the kept counts per due hour (``_overdue_total``)."""
+    ``out``), totalled from the kept counts per due hour (``_overdue_total``).
+    ``borrowers`` keeps the loans of those people (a department leader's), totalled from
+    the kept counts per borrower (``_borrowed_total``); their overdue ones are counted,
+    among their keys out only."""
     everyone = scope.whole_fleet and site is None and cabinet_id is None
     cabinets: list[str] = []
     if not everyone:
@@ -256,19 +284,29 @@ def _records(session: Session, scope: Scope, kind: str, *, site: str | None,
             return [], 0
     narrowed = [_kind_is(session, kind), *where]
     if facets is not None:
+        # A loan's facet is the code's own word, written into the SQL so the query matches
+        # the partial index of the keys out (ix_hub_records_loans_out) or of the returned
+        # loans (ix_hub_records_loans_returned, 0027: their page no longer passes the keys
+        # out, the newest draws, on the way) even in a prepared statement's generic plan.
         narrowed.append(HubRecord.facet == _word(session, facets[0])
-                        if list(facets) in (["out"], ["returned"])  # a loan's: the code's
+                        if list(facets) in (["out"], ["returned"])
                         else HubRecord.facet.in_(list(facets)))
     if due_before is not None:
         narrowed.append(HubRecord.due_at < _instant(session, due_before))
+    if borrowers is not None:
+        if not borrowers:  # a department without people: nobody's loans
+            return [], 0
+        narrowed.append(_one_of(session, HubRecord.borrower_id, borrowers))
     conditions = [_in_view(session, HubRecord.cabinet_id, cabinets, everyone), *narrowed]
     ordered = (HubRecord.occurred_at if TIME_FIELD.get(kind) == order
                else _field(session, order))
     few_due = False
     total: ColumnElement[Any]
-    if where:
+    if where or (borrowers is not None and due_before is not None):
         total = select(func.count()).select_from(
             select(HubRecord.record_id).where(*conditions).subquery()).scalar_subquery()
+    elif borrowers is not None:
+        total = _borrowed_total(session, borrowers, cabinets, everyone, facets)
     elif due_before is not None:
         overdue, out = session.execute(select(
             _overdue_total(session, cabinets, everyone, due_before),
@@ -357,9 +395,11 @@ def _loan_out(r: HubRecord, site: str, body: dict[str, Any], keys: dict[uuid.UUI
             "overdue": _is_overdue(r, now)}
 
 
-def _department_people(session: Session, department_id: uuid.UUID) -> list[str]:
-    return [str(p) for p in session.scalars(select(Person.id).where(
-        Person.department_id == department_id))]
+def _department_people(session: Session, department_id: uuid.UUID) -> list[uuid.UUID]:
+    """The department's people as they are now: a person who moved takes their loans to
+    the new department's leader, as on a cabinet."""
+    return list(session.scalars(select(Person.id).where(
+        Person.department_id == department_id).order_by(Person.id)))
 
 
 def loans(session: Session, scope: Scope, *, now: dt.datetime, site: str | None = None,
@@ -368,16 +408,15 @@ def loans(session: Session, scope: Scope, *, now: dt.datetime, site: str | None 
     """The fleet's loans as the cabinets shipped them, newest draw first; ``out`` (the
     keys out now) by default, ``overdue`` those of them past due (K9). ``department_id``
     is a department leader's own department: only its people's loans, as on a cabinet."""
-    where: list[ColumnElement[bool]] = []
-    if department_id is not None:
-        where.append(_field(session, "borrower_id").in_(
-            _department_people(session, department_id)))
+    borrowers = (_department_people(session, department_id) if department_id is not None
+                 else None)
     facets = {LoanState.OUT: ["out"], LoanState.OVERDUE: ["out"],
               LoanState.RETURNED: ["returned"], LoanState.ALL: None}[state]
     rows, total = _records(session, scope, "loan", site=site, cabinet_id=cabinet_id,
-                           where=where, order="drawn_at", limit=limit, offset=offset,
+                           where=[], order="drawn_at", limit=limit, offset=offset,
                            facets=facets,  # K9: due before now and still out
-                           due_before=now if state is LoanState.OVERDUE else None)
+                           due_before=now if state is LoanState.OVERDUE else None,
+                           borrowers=borrowers)
     bodies = [json.loads(r.body) for r, _ in rows]
     keys, people = _names(session, bodies)
     return Page([_loan_out(r, site_code, body, keys, people, now)
@@ -388,7 +427,7 @@ def loan(session: Session, scope: Scope, record_id: uuid.UUID, *, now: dt.dateti
          department_id: uuid.UUID | None = None) -> dict[str, Any]:
     r, site = _one(session, scope, "loan", record_id)
     body = json.loads(r.body)
-    if department_id is not None and str(body.get("borrower_id")) not in _department_people(
+    if department_id is not None and r.borrower_id not in _department_people(
             session, department_id):
         raise NotFound(f"no loan {record_id}")
     keys, people = _names(session, [body])

@@ -19,6 +19,13 @@ served by ``ix_hub_events_at`` (``at, cabinet_id, seq``; migration 0025): the ne
 of the fleet walks that index from its end; a site's or a cabinet's page walks it too,
 checking the cabinet inside the index (``docs/fleet.md``, "Lists by site").
 
+``event_type`` narrows the list to one type of event, across every cabinet in view. The
+common types (``COMMON_EVENT_TYPES``: a refused tap, a draw, a return) are a match every few
+rows of ``ix_hub_events_at``; any other type is read from ``ix_hub_events_rare_type``
+(migration 0027), which holds only the events that are not of a common type, in the list's
+order after the type: an alarm or a report is found without walking the taps and draws
+around it, and ingest does not write every event to a fourth index.
+
 Scoping is ``kiosk.fleet.site_lists``'s one rule: only events of the caller's site's
 cabinets are read, whatever filter is asked for; a filter naming another site or cabinet
 finds nothing (an empty list, the answer a site that does not exist gets).
@@ -28,10 +35,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import String, literal, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
 from kiosk.errors import InvalidRequest
@@ -39,6 +47,10 @@ from kiosk.fleet.scope import Scope
 from kiosk.fleet.site_lists import cabinets_seen
 from kiosk.store.models_fleet import HubEvent
 from kiosk.store.types import UTCDateTime
+
+EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")
+"""An event type as cabinets write them (``key.drawn``, ``alarm.door_forced``)."""
+EVENT_TYPE_MAX = 64
 
 SEPARATOR = "~"
 """Between the parts of a position (cabinet ids are letters, digits, ``-``, ``_``, ``.``;
@@ -89,11 +101,23 @@ def _event_out(e: HubEvent, site: str) -> dict[str, Any]:
             "payload": json.loads(e.payload), "hash": e.hash}
 
 
+def check_event_type(event_type: str) -> str:
+    """An event type to filter by, or a clear 422: it is written into the SQL (below)."""
+    if len(event_type) > EVENT_TYPE_MAX or not EVENT_TYPE.fullmatch(event_type):
+        raise InvalidRequest(
+            f"type: not an event type ({event_type[:EVENT_TYPE_MAX]!r}); an event type is "
+            "lower-case words joined by dots, such as key.drawn or alarm.door_forced")
+    return event_type
+
+
 def merged_log(session: Session, scope: Scope, *, site: str | None = None,
-               cabinet_id: str | None = None, before: Position | None = None,
-               limit: int = 50) -> LogPage:
-    """The events of the cabinets ``scope`` sees (narrowed by ``site`` and ``cabinet_id``),
-    newest first by their time, then cabinet and seq; ``before``: the rows after it."""
+               cabinet_id: str | None = None, event_type: str | None = None,
+               before: Position | None = None, limit: int = 50) -> LogPage:
+    """The events of the cabinets ``scope`` sees (narrowed by ``site``, ``cabinet_id`` and
+    ``event_type``), newest first by their time, then cabinet and seq; ``before``: the rows
+    after it."""
+    if event_type is not None:
+        check_event_type(event_type)
     seen = {str(cab): str(code) for cab, code in session.execute(
         cabinets_seen(scope, site=site, cabinet_id=cabinet_id))}
     if not seen:
@@ -103,6 +127,10 @@ def merged_log(session: Session, scope: Scope, *, site: str | None = None,
         # The ids as literals, not a subquery: PostgreSQL prunes the hash partitions of
         # hub_events to those cabinets' and checks the id inside ix_hub_events_at.
         query = query.where(HubEvent.cabinet_id.in_(sorted(seen)))
+    if event_type is not None:
+        # The type written into the SQL, not bound: a prepared statement's generic plan
+        # then still sees that a rare type matches ix_hub_events_rare_type's predicate.
+        query = query.where(HubEvent.type == literal_column(f"'{event_type}'", String))
     if before is not None:
         query = query.where(tuple_(HubEvent.at, HubEvent.cabinet_id, HubEvent.seq) < tuple_(
             literal(before.at, UTCDateTime()), literal(before.cabinet_id),

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-HEAD_REVISION = "0026"
+HEAD_REVISION = "0027"
 """The newest revision under migrations/versions (tests/store/test_migrations.py checks)."""
 VERSION_TABLE = "alembic_version"
 

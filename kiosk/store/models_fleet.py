@@ -78,6 +78,19 @@ class HubEnrolmentCode(Base):
     used_by: Mapped[str | None] = mapped_column(String(64))
 
 
+COMMON_EVENT_TYPES = ("access.denied", "draw.intent", "draw.resolved", "key.drawn",
+                      "key.returned", "return.intent", "return.resolved")
+"""The event types a cabinet writes with every refused tap, draw and return: most of a
+busy log. The merged log filtered by one of them walks ``ix_hub_events_at`` and meets a
+match every few rows; any other type is rare (an alarm, a report, a login) and is read from
+``ix_hub_events_rare_type``, which holds only the events not of these types, so ingest
+writes the common ones to three indexes, not four. Which types are here decides only what
+ingest and a filter cost, never what a filter returns. Migration 0027 spells the same
+list."""
+RARE_EVENTS = "type NOT IN ({})".format(", ".join(f"'{t}'" for t in COMMON_EVENT_TYPES))
+"""The predicate of ``ix_hub_events_rare_type``."""
+
+
 class HubEvent(Base):
     """A cabinet's event as it came, byte for byte, so the hub can re-verify the chain."""
 
@@ -98,9 +111,14 @@ class HubEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     # A cabinet's events of one type, in order, without walking its whole log (0022); a
-    # site's merged log, newest first by time, then cabinet and seq (0025).
+    # site's merged log, newest first by time, then cabinet and seq (0025); the merged log
+    # of one type that is not among the common ones (0027): partial, so the events every
+    # tap and door writes are not written to it at ingest.
     __table_args__ = (Index("ix_hub_events_cabinet_type", "cabinet_id", "type", "seq"),
-                      Index("ix_hub_events_at", "at", "cabinet_id", "seq"))
+                      Index("ix_hub_events_at", "at", "cabinet_id", "seq"),
+                      Index("ix_hub_events_rare_type", "type", "at", "cabinet_id", "seq",
+                            postgresql_where=text(RARE_EVENTS),
+                            sqlite_where=text(RARE_EVENTS)))
 
 
 class HubCheckpoint(Base):
@@ -118,6 +136,8 @@ class HubCheckpoint(Base):
 
 LOANS_OUT = "kind = 'loan' AND facet = 'out'"
 """A loan record not returned yet (the predicate of ``ix_hub_records_loans_out``)."""
+LOANS_RETURNED = "kind = 'loan' AND facet = 'returned'"
+"""A loan record whose key came back (the predicate of ``ix_hub_records_loans_returned``)."""
 
 
 class HubRecord(Base):
@@ -128,7 +148,8 @@ class HubRecord(Base):
     hub's lists by site filter and order on indexes instead of reading every body:
     ``occurred_at`` is the record's own time (a loan's draw, an alarm's raising, a report's
     generation), ``due_at`` a loan's due time, ``facet`` what its list narrows by (a loan's
-    ``out``/``returned``, an alarm's state, a report's kind, a handover's state)."""
+    ``out``/``returned``, an alarm's state, a report's kind, a handover's state),
+    ``borrower_id`` a loan's borrower (migration 0027: a department leader's loans)."""
 
     __tablename__ = "hub_records"
 
@@ -140,6 +161,7 @@ class HubRecord(Base):
     occurred_at: Mapped[dt.datetime | None]
     due_at: Mapped[dt.datetime | None]
     facet: Mapped[str | None] = mapped_column(String(64))
+    borrower_id: Mapped[uuid.UUID | None]
 
     __table_args__ = (
         # One cabinet's records of a kind, newest first (the facet checked in the index).
@@ -159,6 +181,11 @@ class HubRecord(Base):
         Index("ix_hub_records_loans_due", "due_at", postgresql_include=[
             "occurred_at", "record_id", "cabinet_id"],
               postgresql_where=text(LOANS_OUT), sqlite_where=text(LOANS_OUT)),
+        # The keys that came back (0027), newest draw first: the whole fleet's returned
+        # loans without passing the keys out, which are the newest draws.
+        Index("ix_hub_records_loans_returned", "occurred_at", "record_id",
+              postgresql_include=["cabinet_id"],
+              postgresql_where=text(LOANS_RETURNED), sqlite_where=text(LOANS_RETURNED)),
         # A site's records of one kind in time of arrival (0022, /hub/v1/records).
         Index("ix_hub_records_kind_received", "kind", "received_at", "cabinet_id"),
     )
@@ -176,6 +203,21 @@ class HubRecordCount(Base):
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
     facet: Mapped[str] = mapped_column(String(64), primary_key=True,
                                        doc="The records' facet, '' for none.")
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HubBorrowerCount(Base):
+    """How many loan records of each facet (``out``/``returned``) each borrower has at each
+    cabinet, kept by ingest in the statement that writes the records (migration 0027). A
+    department leader's total is the sum over the department's people as they are now (a
+    person who moves department takes their loans along, as the page's filter does) and
+    the cabinets in view."""
+
+    __tablename__ = "hub_borrower_counts"
+
+    borrower_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    facet: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cabinet_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
