@@ -150,8 +150,10 @@ def _cycle(person: Driver, badge: str, key: tuple[str, str, int]) -> list[float]
     t = [time.perf_counter()]
     person.tap(badge, "choosing")
     t.append(time.perf_counter())
-    person.client.post(f"{person.base}/kiosk/api/draw",
-                       json={"keys": [number], "reason_code": "repair"}).raise_for_status()
+    drawn = person.client.post(f"{person.base}/kiosk/api/draw",
+                               json={"keys": [number], "reason_code": "repair"})
+    if drawn.is_error:  # say what the cabinet refused, not only the status
+        raise RuntimeError(f"draw of {number} refused: {drawn.status_code} {drawn.text}")
     t.append(time.perf_counter())
     person.post("take", slot=slot)
     person.until("idle")  # the next scan saw the key leave: the loan is recorded
