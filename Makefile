@@ -84,9 +84,13 @@ mutation: $(STAMP)
 	$(BIN)/python tests/mutation_report.py
 
 ## mutation-ci: the rules (kiosk/policy.py) and the log's encoding (kiosk/audit/chain.py) only,
-## sized for CI (see docs/testing.md for its time)
+## sized for CI (see docs/testing.md for its time). The API matrix is left out of its selection
+## (PYTEST_ADDOPTS: mutmut reads one selection, from pyproject.toml): it reaches seven of
+## these modules' functions, each reached by other selected tests too, and killed none of
+## their mutants that the rest did not; it cost each surviving chain mutant and the stats
+## phase over two minutes of a loaded machine's time (docs/testing.md, "CI time")
 mutation-ci: $(STAMP)
-	$(BIN)/mutmut run --max-children 2 "kiosk.policy*" "kiosk.audit.chain*" || true
+	PYTEST_ADDOPTS="--deselect tests/api/test_matrix.py" $(BIN)/mutmut run --max-children 2 "kiosk.policy*" "kiosk.audit.chain*" || true
 	$(BIN)/python tests/mutation_report.py kiosk.policy kiosk.audit.chain
 
 ## demo: load the demo tower (百富国际大厦) into ./var/kiosk.db
