@@ -57,8 +57,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 LONGEST_FILES_FIRST = (
-    "tests/api/test_schemathesis.py",
-    "tests/api/test_schemathesis_postgres.py",
+    "tests/api/test_schemathesis_documents_postgres.py",
+    "tests/api/test_schemathesis_records_postgres.py",
+    "tests/api/test_schemathesis_access_postgres.py",
+    "tests/api/test_schemathesis_rest_postgres.py",
+    "tests/api/test_schemathesis_documents.py",
+    "tests/api/test_schemathesis_records.py",
+    "tests/api/test_schemathesis_access.py",
+    "tests/api/test_schemathesis_rest.py",
     "tests/console/test_matrix.py",
     "tests/console/test_browser.py",
     "tests/fleet/test_fleet.py",

@@ -1,0 +1,11 @@
+"""Part "access" of the schemathesis run (``tests/api/schemathesis_run.py``) on SQLite: the
+operations tagged accounts, log-in, access rights, approvals (K7), owner authorizations
+(K6), the duty roster (K8), health, metrics."""
+
+from tests.api.schemathesis_run import (  # noqa: F401 (the fixtures this file's test uses)
+    api_schema,
+    conformance_test,
+)
+from tests.api.schemathesis_run import sqlite_db_url as db_url  # noqa: F401
+
+test_every_operation_conforms_and_never_fails = conformance_test("access")
