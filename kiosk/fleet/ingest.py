@@ -43,7 +43,7 @@ from kiosk.fleet.hub import Checked, SignedRequest, check_request, raise_alarm, 
 from kiosk.fleet.record_columns import PG_DUE_HOUR, borrower_of, due_hour, typed_columns
 from kiosk.fleet.requests_up import take_requests
 from kiosk.store.db import write_session
-from kiosk.store.models import Approval
+from kiosk.store.models import Approval, Base
 from kiosk.store.models_fleet import (
     HubApprovalUse,
     HubBorrowerCount,
@@ -588,31 +588,30 @@ def _upsert_records_portably(session: Session, cabinet_id: str, rows: list[dict[
 
 def _count(session: Session, cabinet_id: str, counts: dict[tuple[str, str], int]) -> None:
     """Add ``counts`` to the cabinet's counts per (kind, facet): one upsert for the batch."""
-    rows = [{"cabinet_id": cabinet_id, "kind": kind, "facet": facet, "n": n}
-            for (kind, facet), n in sorted(counts.items()) if n]
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    table = Table(HubRecordCount.__tablename__, HubRecordCount.metadata)
-    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
-    session.connection().execute(upsert.on_conflict_do_update(
-        index_elements=["cabinet_id", "kind", "facet"],
-        set_={"n": table.c.n + upsert.excluded.n}), rows)
+    _add_to_counts(session, HubRecordCount, ["cabinet_id", "kind", "facet"], [
+        {"cabinet_id": cabinet_id, "kind": kind, "facet": facet, "n": n}
+        for (kind, facet), n in sorted(counts.items()) if n])
 
 
 def _count_borrowed(session: Session, cabinet_id: str,
                     moved: dict[tuple[uuid.UUID, str], int]) -> None:
     """Add ``moved`` to the cabinet's loan counts per borrower and facet: one upsert."""
-    rows = [{"borrower_id": borrower, "facet": facet, "cabinet_id": cabinet_id, "n": n}
-            for (borrower, facet), n in sorted(moved.items()) if n]
+    _add_to_counts(session, HubBorrowerCount, ["borrower_id", "facet", "cabinet_id"], [
+        {"borrower_id": borrower, "facet": facet, "cabinet_id": cabinet_id, "n": n}
+        for (borrower, facet), n in sorted(moved.items()) if n])
+
+
+def _add_to_counts(session: Session, model: type[Base], key: list[str],
+                   rows: list[dict[str, Any]]) -> None:
+    """Add each row's ``n`` to the count its ``key`` columns name (made at ``n`` if new), in
+    one ``INSERT ... ON CONFLICT DO UPDATE`` for all of them."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    table = Table(HubBorrowerCount.__tablename__, HubBorrowerCount.metadata)
+    table = Table(model.__tablename__, model.metadata)
     upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
     session.connection().execute(upsert.on_conflict_do_update(
-        index_elements=["borrower_id", "facet", "cabinet_id"],
-        set_={"n": table.c.n + upsert.excluded.n}), rows)
+        index_elements=key, set_={"n": table.c.n + upsert.excluded.n}), rows)
 
 
 def _count_due(session: Session, cabinet_id: str, moved: dict[int, int]) -> None:
