@@ -30,6 +30,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
+from schemathesis.checks import CheckFunction
 from schemathesis.config import SchemathesisConfig
 from schemathesis.pytest.lazy import LazySchema
 from schemathesis.specs.openapi.checks import negative_data_rejection
@@ -235,8 +236,8 @@ def _check(case: schemathesis.Case, role: AccountRole) -> None:
     # 422 naming body/query/path/header fields is a disagreement); a rule no JSON Schema can
     # state (valid_until within the next 31 days, a K7 approval only for a special-room key)
     # may still answer its documented 422 problem without field errors.
-    not_applicable = ([negative_data_rejection] if _file_part_given_another_type(case)
-                      else [])
+    not_applicable: list[CheckFunction] = (
+        [negative_data_rejection] if _file_part_given_another_type(case) else [])
     case.call_and_validate(
         headers=headers,
         excluded_checks=not_applicable,
