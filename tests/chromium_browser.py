@@ -74,11 +74,19 @@ def chromium_path() -> str:
     return str(CHROMIUM)
 
 
+EXPECT_TIMEOUT_MS = 20_000
+
+
 @pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
     """Module scope on purpose: while Playwright's sync API is open, the main thread counts as
     running an asyncio loop, which would break the suite's async tests that run after these."""
     sync_api = pytest.importorskip("playwright.sync_api")
+    # What a page shows after a tap or a scan comes from a daemon sharing two cores with the
+    # rest of the suite (CI runs its passes side by side): Playwright's 5 s default for
+    # `expect` failed two healthy screens there. Waiting longer changes no verdict: an
+    # element that never appears still fails, only later.
+    sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
