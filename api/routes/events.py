@@ -213,12 +213,15 @@ async def stream(
             cursor = start
             while True:
                 sub.wake.clear()
+                batch = await anyio.to_thread.run_sync(read, cursor)
                 # Before every delivery and heartbeat: a revoked or expired token, or a
-                # changed password, ends the stream now, not at stream_max_seconds.
+                # changed password, ends the stream now, not at stream_max_seconds. Checked
+                # after the read, so every event in the batch was committed while the token
+                # still held: checked before, a revocation committing in between delivered
+                # its own event to the token it revoked.
                 expires = await still_allowed()
                 if expires is False:
                     return
-                batch = await anyio.to_thread.run_sync(read, cursor)
                 for item in batch:
                     yield _sse(item)
                     cursor = item.seq

@@ -14,9 +14,10 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from kiosk.config import Settings
 from kiosk.daemon import _server
 from kiosk.runtime import Runtime
 from kiosk.services import accounts, tx
+from kiosk.services import events as events_service
 from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models import Event
 from kiosk.store.models_auth import AccountRole
@@ -269,6 +271,37 @@ def test_an_open_event_stream_ends_when_its_token_is_revoked(
         lines = _read_until_end(stream)
     # Nothing after the revocation reached the revoked token, not even the revocation itself,
     # and the stream ended before its first heartbeat.
+    assert not any(line.startswith(("data:", ": keep-alive")) for line in lines), lines
+
+
+def test_a_revocation_between_the_check_and_the_read_reaches_no_event(
+    world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revocation commits just before the stream reads its next batch, the race a fresh-clone
+    CI run once lost on PostgreSQL: the revoked token received the revocation's own event. The
+    stream now reads first and checks the token after, so whatever it read was committed while
+    the token still held."""
+    admin = world.token(AccountRole.ADMIN)
+    world.token(AccountRole.AUDITOR, username="feed.racer")
+    api = _api_token(world, "feed.racer", ["events:read"])
+    token_id = world.client.get(f"{V1}/api-tokens", headers=admin).json()[0]["id"]
+    app = create_admin_app(runtime, AdminOptions(auth_policy=world.policy, **SLOW_STREAM))
+    read_after = events_service.after
+    with serve(app, runtime.settings) as address, httpx.Client(
+            base_url=f"http://{address}", timeout=httpx.Timeout(10, read=20)) as client:
+        revoked: list[int] = []
+
+        def revoke_then_read(session: Session, **kwargs: Any) -> Any:
+            if not revoked:  # the stream's first read: the administrator is a moment faster
+                revoked.append(client.post(f"{V1}/api-tokens/{token_id}/revoke",
+                                           headers=admin).status_code)
+            return read_after(session, **kwargs)
+
+        monkeypatch.setattr(events_service, "after", revoke_then_read)
+        with client.stream("GET", f"{V1}/events/stream", headers=api) as stream:
+            assert stream.status_code == 200
+            lines = _read_until_end(stream)
+    assert revoked == [200]
     assert not any(line.startswith(("data:", ": keep-alive")) for line in lines), lines
 
 
