@@ -6,7 +6,13 @@ the demo tower, side by side.
 * choice → the last byte of the unlock frame written to the RS-485 bus, the intent event
   committed (``synchronous=FULL``) by the writer thread first: handed to the OS, and on a
   19200-baud line (``common.SpyPort`` models the line the TCP-simulated bus lacks), with
-  the disk's own flush time (``disk_flush_ms``, the floor under any durable intent);
+  the disk's own flush time (``disk_flush_ms``, the floor under any durable intent). The
+  choice is the touch of a reason: the key was picked on the list before it, and the screen
+  told the cabinet, which armed the key's lock board then (``kiosk.cabinet.arming``); the
+  bench waits for that arming and a short pause (``READING_S``; a person reads the reasons
+  for a second or more) before it chooses. The same path without a pick (a draw over the
+  API, a page that sends none) is measured too, on ``BENCH_TAPS // 5`` draws
+  (``*_unpicked_*``): its unlock sends the 0x37 itself, after the intent is durable;
 * after a draw or a return, what the next badge pays for the cabinet's facts to re-read
   that key;
 * a key's fob on the MFRC522 antenna (chip simulator, reader pump) → unlock byte.
@@ -62,6 +68,8 @@ from kiosk.store.models import AccessRight, Department, Key, KeyGroup, Loan, Per
 from kiosk.wiring import build_simulated, kerong_slot_map
 
 BUS_SLOTS = 208
+READING_S = 0.01
+"""The pause between picking a key and touching a reason; in life a second or more."""
 _stocked_slots = wiring.stocked_slots
 
 
@@ -132,6 +140,20 @@ def one_key_reread(cabinet: Cabinet, keys: list[str], times: int = 50) -> list[f
     return took
 
 
+async def choose(cabinet: Cabinet, spy: SpyPort, key: str, written: list[float],
+                 on_wire: list[float], first: list[float]) -> None:
+    """One reason touched: the draw of ``key`` chosen, timed to its unlock byte; then the
+    visit is cancelled (the key stays in: the next draw finds it there)."""
+    spy.begin()
+    t0 = time.perf_counter()
+    await cabinet.choose_draw([key], "repair")
+    assert cabinet.session.state.value == "releasing", cabinet.screen()["message"]
+    written.append((spy.unlock_written_at - t0) * 1000)
+    on_wire.append((spy.unlock_on_wire_at - t0) * 1000)
+    first.append((spy.first_written_at - t0) * 1000)
+    await cabinet.cancel()
+
+
 async def measure(runtime: Runtime, settings: Settings, uid: str, keys: list[str], *,
                   taps: int, antenna_taps: int) -> dict[str, Any]:
     hw = build_simulated(runtime, persist=False)
@@ -149,23 +171,30 @@ async def measure(runtime: Runtime, settings: Settings, uid: str, keys: list[str
         if cabinet.writer.pending == 0:
             break
     try:
-        tap_ms, choose_ms, first_ms, wire_ms = [], [], [], []
+        tap_ms: list[float] = []
+        choose_ms: list[float] = []
+        first_ms: list[float] = []
+        wire_ms: list[float] = []
         listed = 0
         for i in range(taps):
             t0 = time.perf_counter()
             await cabinet.tap(uid)
-            t1 = time.perf_counter()
+            tap_ms.append((time.perf_counter() - t0) * 1000)
             listed = len(cabinet.visit.choices)
-            spy.begin()
-            await cabinet.choose_draw([keys[i % len(keys)]], "repair")
-            assert cabinet.session.state.value == "releasing", cabinet.screen()["message"]
-            tap_ms.append((t1 - t0) * 1000)
-            choose_ms.append((spy.unlock_written_at - t1) * 1000)
-            wire_ms.append((spy.unlock_on_wire_at - t1) * 1000)
-            first_ms.append((spy.first_written_at - t1) * 1000)
-            await cabinet.cancel()
+            key = keys[i % len(keys)]
+            assert await cabinet.pick([key]) == 1
+            while not locks.armed_boards():  # the 0x37 is out and the bus idle again
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(READING_S)
+            await choose(cabinet, spy, key, choose_ms, wire_ms, first_ms)
         frames_sent, frames_wire_ms = spy.frames_sent(), spy.wire_ms()
         frames_bytes = sum(len(raw) for _, raw in spy.unlock_frames)
+        unpicked_ms: list[float] = []
+        unpicked_wire_ms: list[float] = []
+        for i in range(max(1, taps // 5)):
+            await cabinet.tap(uid)
+            await choose(cabinet, spy, keys[i % len(keys)], unpicked_ms, unpicked_wire_ms, [])
+        unpicked_frames = spy.frames_sent()
         reread_ms = one_key_reread(cabinet, keys)
         antenna_ms = await antenna_to_unlock(cabinet, hw, spy, uid, keys[0], antenna_taps)
         return {
@@ -181,6 +210,10 @@ async def measure(runtime: Runtime, settings: Settings, uid: str, keys: list[str
             "unlock_frames_sent": frames_sent,
             "unlock_wire_bytes": frames_bytes,
             "unlock_wire_ms_at_19200": frames_wire_ms,
+            "choice_to_unlock_byte_unpicked_ms_p50": percentile(unpicked_ms, 50),
+            "choice_to_unlock_byte_unpicked_ms_p99": percentile(unpicked_ms, 99),
+            "choice_to_unlock_byte_unpicked_on_wire_ms_p99": percentile(unpicked_wire_ms, 99),
+            "unlock_frames_sent_unpicked": unpicked_frames,
             "facts_after_a_draw_ms_p50": percentile(reread_ms, 50),
             "facts_after_a_draw_ms_p99": percentile(reread_ms, 99),
             "antenna_to_unlock_byte_ms_p50": percentile(antenna_ms, 50),

@@ -99,6 +99,7 @@ MESSAGES: dict[str, Text] = {
     # Issue 16: "已通知管理员" only where an alarm was recorded (and so notified); a storage
     # fault records nothing, so the screen asks the person to tell staff instead.
     "storage_fault": Text("记录失败，未开锁，请告知管理员", "Could not record it: nothing opened; please tell staff"),
+    "decision_stale": Text("情况有变，未开锁，请重新选择", "Something changed meanwhile: nothing opened; please choose again"),
     "lock_fault": Text("锁故障，已通知管理员", "Lock fault: staff have been alerted"),
     "unknown_room": Text("没有这个房号，请核对", "No such room in this building: check the number"),
     "fob_paired": Text("钥匙牌已配对", "Fob paired"),

@@ -27,6 +27,24 @@ class DrawPlan:
     reason_text: str | None
 
 
+@dataclass(frozen=True)
+class PreparedDecision:
+    """What a draw decision needs, read when the person's list was made (issue 15).
+
+    ``head`` is the log's head when the context was read. Every change a decision depends on
+    (a card, a right, an approval, a letter, a key, a loan) is written with an event, and on
+    SQLite any commit at all moves ``mark``; while neither has moved the choice is decided
+    from these, with the choice's own time, and the intent's transaction checks the head
+    once more."""
+
+    head: int
+    context: policy.DrawContext
+    facts: Any  # kiosk.cabinet.facts.Snapshot (kept here as Any: the visit imports no cabinet)
+    mark: int | None = None
+    """``CabinetFacts.commit_mark`` before the reads: on SQLite, any commit at all since
+    (an edit without an event, by any process) sends the choice to fresh reads."""
+
+
 @dataclass
 class Visit:
     """What the cabinet knows about the current visit beyond the session's state."""
@@ -64,6 +82,11 @@ class Visit:
     """Why it asks (key_group, role, after_hours: policy.pin_causes)."""
     pin_checked: bool = False
     """The PIN (or the duress PIN, indistinguishably) was given for this visit's draw."""
+    prepared: PreparedDecision | None = None
+    """The draw decision's inputs as of the person's list (``DrawFlow.load_choices``)."""
+    decided_at_head: int | None = None
+    """The chosen draw was decided from ``prepared``: its intents commit only if the log's
+    head is still this (``Cabinet._record_intents``)."""
 
 
 @dataclass

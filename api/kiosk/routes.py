@@ -81,6 +81,10 @@ class DrawRequest(_Body):
     reason_text: Annotated[str, _line(200)] | None = None
 
 
+class PickRequest(_Body):
+    keys: list[KioskKey] = Field(min_length=1, max_length=5)
+
+
 class ReturnRequest(_Body):
     key_number: KioskKey
     slot: int | None = Field(default=None, ge=1, description=(
@@ -160,6 +164,14 @@ async def draw(request: Request) -> Response:
     cabinet = cabinet_of(request)
     await cabinet.choose_draw(body.keys, body.reason_code, body.reason_text)
     return answer(view(cabinet))
+
+
+async def pick(request: Request) -> Response:
+    """Keys touched on the list, the reasons not yet: the cabinet arms their locks' boards
+    (nothing opens; ``kiosk.cabinet.arming``). Answers how many slots were newly armed."""
+    body = await body_of(request, PickRequest)
+    armed = await cabinet_of(request).pick(body.keys)
+    return answer({"armed": armed})
 
 
 async def acknowledge_alarms(request: Request) -> Response:
@@ -267,6 +279,7 @@ ROUTES: list[Route] = [
     route(PREFIX + path, endpoint, method) for path, endpoint, method in (
         ("/screen", screen, "GET"),
         ("/draw", draw, "POST"),
+        ("/pick", pick, "POST"),
         ("/alarms/acknowledge", acknowledge_alarms, "POST"),
         ("/request-approval", request_approval, "POST"),
         ("/pin", enter_pin, "POST"),

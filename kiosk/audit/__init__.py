@@ -7,12 +7,13 @@ checkpoint.
 """
 
 from kiosk.audit.chain import GENESIS_HASH, canonical_json, event_hash
-from kiosk.audit.log import AppendedEvent, AuditLog, NewEvent
+from kiosk.audit.log import AppendedEvent, AuditLog, HeadMoved, NewEvent
 
 __all__ = [
     "GENESIS_HASH",
     "AppendedEvent",
     "AuditLog",
+    "HeadMoved",
     "NewEvent",
     "canonical_json",
     "event_hash",

@@ -13,9 +13,9 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,10 @@ from kiosk.store.models import AuditHead, Checkpoint, Event
 from kiosk.store.types import utcnow
 
 APPEND_ATTEMPTS = 8
+
+
+class HeadMoved(AuditError):
+    """``append_in(after=N)``: the log's head is no longer N; nothing was appended."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,20 @@ class AppendedEvent:
     than keep each refusal's number until a scrape reads its row: issue 15, item 4)."""
 
 
+_HEADS, _EVENTS = cast(Table, AuditHead.__table__), cast(Table, Event.__table__)
+# Built once, executed as Core statements: the append is on the path from a person's choice
+# to the lock opening (the intent is made durable first), and the ORM's unit of work cost
+# more than the disk's flush (issue 15). The head is read and moved in the caller's write
+# transaction, so the chain is serialised exactly as before.
+_HEAD_FOR_UPDATE = (select(_HEADS.c.seq, _HEADS.c.hash)
+                    .where(_HEADS.c.cabinet_id == bindparam("cabinet")).with_for_update())
+_HEAD_FIRST = insert(_HEADS)
+_HEAD_MOVE = (update(_HEADS).where(_HEADS.c.cabinet_id == bindparam("cabinet"))
+              .values(seq=bindparam("seq"), hash=bindparam("hash")))
+_EVENT_INSERT = insert(_EVENTS)
+_HEAD_SEQ = select(_HEADS.c.seq).where(_HEADS.c.cabinet_id == bindparam("cabinet"))
+
+
 class AuditLog:
     """The event log of one cabinet."""
 
@@ -104,20 +122,25 @@ class AuditLog:
             f"could not append {event.type!r} after {APPEND_ATTEMPTS} attempts: {last_error}"
         )
 
-    def append_in(self, session: Session, event: NewEvent) -> AppendedEvent:
+    def append_in(self, session: Session, event: NewEvent, *,
+                  after: int | None = None) -> AppendedEvent:
         """Append inside the caller's transaction (so a record and its event commit together).
 
         The session must be a write transaction (``kiosk.store.db.write_session``) so the head
-        read below is serialised on SQLite; on PostgreSQL the row lock does it.
+        read below is serialised on SQLite; on PostgreSQL the row lock does it. With
+        ``after``, the event is appended only if the head is still that sequence number,
+        else :class:`HeadMoved` (a decision made from facts read at ``after`` is stale).
         """
-        head = session.execute(
-            select(AuditHead).where(AuditHead.cabinet_id == self.cabinet_id).with_for_update()
-        ).scalar_one_or_none()
+        head = session.execute(_HEAD_FOR_UPDATE, {"cabinet": self.cabinet_id}).first()
         if head is None:
-            head = AuditHead(cabinet_id=self.cabinet_id, seq=0, hash=GENESIS_HASH)
-            session.add(head)
-            session.flush()
-        seq = head.seq + 1
+            session.execute(_HEAD_FIRST, {"cabinet_id": self.cabinet_id, "seq": 0,
+                                          "hash": GENESIS_HASH})
+            prev_seq, prev_hash = 0, GENESIS_HASH
+        else:
+            prev_seq, prev_hash = head
+        if after is not None and prev_seq != after:
+            raise HeadMoved(f"the log is at {prev_seq}, not {after}")
+        seq = prev_seq + 1
         at = self.clock()
         # The stored columns are exactly what is hashed: one dict feeds both.
         fields: dict[str, Any] = {
@@ -131,16 +154,20 @@ class AuditLog:
             "decision": event.decision,
             "rules": canonical_json(list(event.rules)),
             "payload": canonical_json(dict(event.payload)),
-            "prev_hash": head.hash,
+            "prev_hash": prev_hash,
         }
         digest = event_hash(**fields)
-        session.add(Event(**fields, hash=digest))
-        head.seq, head.hash = seq, digest
+        session.execute(_EVENT_INSERT, {**fields, "hash": digest})
+        session.execute(_HEAD_MOVE, {"cabinet": self.cabinet_id, "seq": seq, "hash": digest})
         if seq % self.checkpoint_every == 0:
             self._checkpoint_in(session, seq, digest)
-        session.flush()
+        session.flush()  # the checkpoint, and the caller's rows added before (as ever)
         return AppendedEvent(self.cabinet_id, seq, at, digest, event.type, event.key_number,
                              slot=event.slot, rules=tuple(event.rules))
+
+    def head_seq_in(self, session: Session) -> int:
+        """The head's sequence number as ``session`` sees it (0 for an empty log)."""
+        return session.execute(_HEAD_SEQ, {"cabinet": self.cabinet_id}).scalar() or 0
 
     def notify_committed(self, stored: AppendedEvent) -> None:
         """Tell listeners (live feed, notifications) about an event committed by ``append_in``."""

@@ -19,6 +19,7 @@ from drivers.locks.base import LockBank
 from kiosk import policy
 from kiosk import session as flow
 from kiosk.audit import AuditLog, NewEvent
+from kiosk.cabinet.arming import Arming
 from kiosk.cabinet.facts import CabinetFacts
 from kiosk.cabinet.options import CabinetError, CabinetOptions
 from kiosk.cabinet.writer import Writer
@@ -91,6 +92,7 @@ class Core(Protocol):
     def write(self, work: Callable[[DbSession], Any], what: str) -> None: ...
     writer: Writer
     facts: CabinetFacts
+    arming: Arming
     def outcome(self, type_: str, slot: int, *, rules: list[str], **payload: Any) -> NewEvent: ...
     def say(self, code: str, level: str, *, for_s: float | None = None,
             detail: tuple[str, str] | None = None) -> None: ...

@@ -36,7 +36,8 @@ from drivers.errors import BusFault, DriverError, DutyCycleExceeded
 from drivers.locks.base import LockBank
 from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
-from kiosk.audit import NewEvent
+from kiosk.audit import AppendedEvent, HeadMoved, NewEvent
+from kiosk.cabinet.arming import Arming
 from kiosk.cabinet.contract import Core
 from kiosk.cabinet.facts import CabinetFacts
 from kiosk.cabinet.flows import (
@@ -102,6 +103,7 @@ class Cabinet(Registry):
         self._lock = asyncio.Lock()
         self.turn_no = 0
         self._bus = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lockbus")
+        self.arming = Arming(locks, self._bus)
         self.writer = Writer(runtime.audit, name=f"writer-{self.code}")
         self.facts = CabinetFacts(self.engine, self.audit, self.cabinet_id)
         self._stopping = asyncio.Event()
@@ -201,6 +203,12 @@ class Cabinet(Registry):
                           reason_text: str | None = None) -> None:
         async with self.input():
             await self.lookup("draw", DrawFlow).choose(key_numbers, reason_code, reason_text)
+
+    async def pick(self, key_numbers: list[str]) -> int:
+        """The person picked keys on the screen and is choosing a reason: arm their boards
+        now (``kiosk.cabinet.arming``); how many slots were newly armed."""
+        async with self.turn():
+            return self.lookup("draw", DrawFlow).pick(key_numbers)
 
     async def acknowledge_alarms(self) -> int:
         """F1: the keeper signed in by their badge acknowledges the cabinet's open alarms."""
@@ -400,9 +408,17 @@ class Cabinet(Registry):
         actors = [str(p.id) for p in (v.person, v.manager, v.cosigner) if p is not None]
         actors += list(v.remote_admins)
         events = [self._intents[self.opening_kind(slot)](slot, list(actors)) for slot in slots]
+        after = v.decided_at_head
+
+        def record(s: DbSession) -> list[AppendedEvent]:
+            # A draw decided from the list's facts (DrawFlow) stands only if nothing was
+            # logged since they were read: the first intent goes onto that head or not at
+            # all (HeadMoved), checked in the intent's own write transaction.
+            return [tx.log(s, self.audit, event, after=after if i == 0 else None)
+                    for i, event in enumerate(events)]
+
         stored = await self.writer.durable(
-            lambda s: [tx.log(s, self.audit, event) for event in events],
-            within_s=self.options.intent_wait.total_seconds(), what="intent")
+            record, within_s=self.options.intent_wait.total_seconds(), what="intent")
         for slot, appended in zip(slots, stored, strict=True):
             v.intents[slot] = appended.seq
 
@@ -410,24 +426,29 @@ class Cabinet(Registry):
         """Log the intents durably, then move the locks; False if the log or a lock failed.
 
         While the writer thread commits the intents, the bus thread arms the first slot's
-        board (``arm``: the coil time frame; nothing opens), so once the intent is durable
-        the unlock is one frame on the wire (issue 15). The bus thread runs one job at a
-        time, in order: the unlock, queued after the intent, always follows the arming."""
-        arming = self._arm(slots[0]) if slots else None
+        board (``kiosk.cabinet.arming``; a board armed when the key was picked hears nothing
+        more), so once the intent is durable the unlock is one frame on the wire (issue 15).
+        The bus thread runs one job at a time, in order: the unlock, queued after the
+        intent, always follows the arming."""
+        arming = self.arming.for_unlock(slots[0]) if slots else None
         try:
             await self._record_intents(slots)
         except (AuditError, SQLAlchemyError) as exc:
-            # Disk full, database locked: no intent, so no lock may move. Nothing more can
-            # be logged either; an intent already written for an earlier slot is resolved
-            # from the sensors at the next start.
+            # Disk full, database locked, or a draw decided from the list's facts when the
+            # log has moved since (HeadMoved): no intent, so no lock may move. Nothing
+            # more can be logged either; an intent already written for an earlier slot is
+            # resolved from the sensors at the next start.
             log.error("intent not durable, nothing unlocked: %s", exc)
             if arming is not None:
                 await arming
-                await self.driver(self.locks.lock_all)  # the armed board disarmed again
+            if arming is not None or self.arming.picked_any:
+                await self.driver(self.locks.lock_all)  # the armed boards disarmed again
             self.visit.resolved.update(self.visit.intents)
             self.visit.intents.clear()
-            await self.apply(self.session.handle(flow.Cancelled(self.clock(), "storage_fault")))
-            self.say("storage_fault", "error")
+            stale = isinstance(exc, HeadMoved)
+            reason = "decision_stale" if stale else "storage_fault"
+            await self.apply(self.session.handle(flow.Cancelled(self.clock(), reason)))
+            self.say(reason, "error")
             self.beep("deny")
             return False
         sensors = self.sensors
@@ -441,21 +462,6 @@ class Cabinet(Registry):
             self.light(slot, True)
         self.beep("ok")
         return True
-
-    def _arm(self, slot: int) -> asyncio.Future[None] | None:
-        """Start arming ``slot``'s lock on the bus thread, if the driver can (Kerong); a
-        failure is only logged: the unlock sends everything itself and reports the fault."""
-        arm = getattr(self.locks, "arm", None)
-        if arm is None:
-            return None
-
-        def arm_quietly() -> None:
-            try:
-                arm(slot)
-            except DriverError as exc:
-                log.info("slot %s not armed ahead of its unlock: %s", slot, exc)
-
-        return asyncio.get_running_loop().run_in_executor(self._bus, arm_quietly)
 
     async def _lock_fault(self, slot: int, exc: Exception) -> None:
         """The slot stays locked (fail-locked) and the visit ends saying why. A silent bus is
@@ -516,6 +522,7 @@ class Cabinet(Registry):
             if reason not in ("lock_fault",) and not refused_now:
                 self._tell(reason, level)
             self.visit = Visit()
+            self.arming.forget()
 
     def _tell(self, reason: str, level: str) -> None:
         """Say how the visit ended, in full: what the flow that ended it has to tell (which

@@ -18,6 +18,11 @@ may have changed:
 * a write by another process (``kiosk import`` on the command line) is seen by the audit
   head having moved past the last event heard here: one primary-key read per tap.
 
+``commit_mark`` answers a narrower question for the draw flow, which decides a choice from
+what it read for the person's list (issue 15): has *anything* been committed to the
+database since, by any connection, with an event or without? On SQLite that is ``PRAGMA
+data_version`` on one connection kept for it (a few microseconds, no read of any table).
+
 A tap reads everything it needs from one ``Snapshot`` (one freshness check, not one per
 question), and the keys a person may be offered come grouped by standing
 (``policy.Standings``), so the policy decides one key of each standing per tap.
@@ -25,6 +30,8 @@ question), and the keys a person may be offered come grouped by standing
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Mapping
@@ -35,7 +42,10 @@ from sqlalchemy import Engine, bindparam, select
 
 from kiosk import policy
 from kiosk.audit import AppendedEvent, AuditLog
+from kiosk.store.db import is_sqlite
 from kiosk.store.models import AuditHead, Key, KeyGroup, KeyStatus, Loan, Person, Slot, Unit
+
+log = logging.getLogger("kiosk.cabinet")
 
 UNCHANGING_PREFIXES = (
     "access.denied", "alarm.", "auth.", "account.", "card.", "approval.", "handover.",
@@ -159,11 +169,39 @@ class CabinetFacts:
             k.c.key_number.in_(bindparam("numbers", expanding=True)))
         self._their_loans = self._loan_query().where(
             lo.c.key_id.in_(bindparam("ids", expanding=True)))
+        self._mark_connection: Any = None  # kept for commit_mark (SQLite only)
         audit.listeners.append(self._heard_event)
 
     def close(self) -> None:
         if self._heard_event in self.audit.listeners:
             self.audit.listeners.remove(self._heard_event)
+        self._drop_mark_connection()
+
+    def commit_mark(self) -> int | None:
+        """A number that changes whenever any other connection commits to the database
+        (SQLite's ``data_version``); None where it cannot be told (PostgreSQL, a failed
+        read). Called from the loop only."""
+        if not is_sqlite(self.engine):
+            return None
+        try:
+            if self._mark_connection is None:
+                self._mark_connection = self.engine.raw_connection()
+            cursor = self._mark_connection.cursor()
+            try:
+                cursor.execute("PRAGMA data_version")
+                return int(cursor.fetchone()[0])
+            finally:
+                cursor.close()
+        except Exception as exc:  # unknown: the caller reads afresh
+            log.info("commit mark unavailable: %s", exc)
+            self._drop_mark_connection()
+            return None
+
+    def _drop_mark_connection(self) -> None:
+        connection, self._mark_connection = self._mark_connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
 
     # ------------------------------------------------------------------ invalidation
     def _heard_event(self, stored: AppendedEvent) -> None:
@@ -177,6 +215,12 @@ class CabinetFacts:
             self._heard = max(self._heard, stored.seq)
 
     # ------------------------------------------------------------------------ reads
+    @property
+    def heard(self) -> int:
+        """The last sequence number the log's listeners told this process about (no read)."""
+        with self._lock:
+            return self._heard
+
     def snapshot(self) -> Snapshot:
         """Everything the tap path asks, fresh as of now (one audit-head read)."""
         with self.engine.connect() as conn:

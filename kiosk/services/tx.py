@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AppendedEvent, AuditLog, NewEvent
@@ -25,9 +25,10 @@ T = TypeVar("T")
 
 
 @contextmanager
-def write(audit: AuditLog) -> Iterator[Session]:
-    """A write transaction; events logged with ``log`` are announced after it commits."""
-    with write_session(audit.engine) as session:
+def write(audit: AuditLog, *, connection: Connection | None = None) -> Iterator[Session]:
+    """A write transaction; events logged with ``log`` are announced after it commits
+    (``connection``: on that one, see ``kiosk.store.db.write_session``)."""
+    with write_session(audit.engine, connection=connection) as session:
         yield session
         pending: list[AppendedEvent] = list(session.info.get(_PENDING, ()))
     for stored in pending:
@@ -39,9 +40,11 @@ def read(audit: AuditLog) -> Session:
     return Session(audit.engine, expire_on_commit=False)
 
 
-def log(session: Session, audit: AuditLog, event: NewEvent) -> AppendedEvent:
-    """Append ``event`` inside the caller's transaction and remember it for the notification."""
-    stored = audit.append_in(session, event)
+def log(session: Session, audit: AuditLog, event: NewEvent, *,
+        after: int | None = None) -> AppendedEvent:
+    """Append ``event`` inside the caller's transaction and remember it for the notification
+    (``after``: only onto that head, see ``AuditLog.append_in``)."""
+    stored = audit.append_in(session, event, after=after)
     session.info.setdefault(_PENDING, []).append(stored)
     return stored
 

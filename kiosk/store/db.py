@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,21 +102,32 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def write_session(engine: Engine) -> Iterator[Session]:
+def write_session(engine: Engine, *, connection: Connection | None = None) -> Iterator[Session]:
     """A session whose transaction holds the database write lock from its first statement.
 
     Use it where a read decides a write (the audit chain head, a slot assignment), so two
-    writers never both read the same state.
+    writers never both read the same state. ``connection``: run it on that connection (the
+    cabinet's writer thread keeps one of its own) instead of one from the engine's pool.
     """
-    with engine.connect() as conn:
+    if connection is not None:
+        with _write_on(connection) as session:
+            yield session
+        return
+    with engine.connect() as conn, _write_on(conn) as session:
+        yield session
+
+
+@contextmanager
+def _write_on(conn: Connection) -> Iterator[Session]:
+    if not conn.get_execution_options().get(IMMEDIATE):  # a kept connection has it already
         conn = conn.execution_options(**{IMMEDIATE: True})
-        with Session(bind=conn, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+    with Session(bind=conn, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 def describe_database(engine: Engine) -> str:

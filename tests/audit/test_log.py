@@ -185,3 +185,58 @@ def test_an_event_is_stored_with_its_actors_rules_and_payload(runtime: Runtime) 
         ('["person-1"]', '["K4"]', '{"on_time":true}'),
     ]
     assert verify_log(runtime.engine, cabinet_id=CAB).ok
+
+
+def test_an_append_after_a_head_goes_on_only_while_the_head_is_still_there(
+        runtime: Runtime) -> None:
+    """``append_in(after=N)``: a draw decided from facts read when the log was at N is
+    logged only if nothing was appended since (issue 15, ``Visit.decided_at_head``)."""
+    log = _log(runtime)
+    first = log.append(NewEvent(type="key.drawn"))
+    with write_session(runtime.engine) as session:
+        stored = log.append_in(session, NewEvent(type="draw.intent", slot=4), after=1)
+    assert (stored.seq, log.head()) == (2, (2, stored.hash))
+    with pytest.raises(log_module.HeadMoved, match=r"^the log is at 2, not 1$"), \
+            write_session(runtime.engine) as session:
+        log.append_in(session, NewEvent(type="draw.intent", slot=5), after=1)
+    assert log.head() == (2, stored.hash)  # nothing appended, nothing half-written
+    with write_session(runtime.engine) as session:  # no ``after``: onto whatever head
+        log.append_in(session, NewEvent(type="draw.intent", slot=6))
+    assert log.head()[0] == 3
+    assert issubclass(log_module.HeadMoved, AuditError)
+    assert first.seq == 1 and verify_log(runtime.engine, cabinet_id=CAB).ok
+
+
+def test_after_on_an_empty_log_means_its_head_is_zero(runtime: Runtime) -> None:
+    log = _log(runtime)
+    with write_session(runtime.engine) as session:
+        assert log.append_in(session, NewEvent(type="draw.intent"), after=0).seq == 1
+    with pytest.raises(log_module.HeadMoved, match=r"^the log is at 1, not 0$"), \
+            write_session(runtime.engine) as session:
+        log.append_in(session, NewEvent(type="draw.intent"), after=0)
+
+
+def test_the_head_a_session_sees_is_the_logs_head(runtime: Runtime) -> None:
+    log = _log(runtime)
+    with write_session(runtime.engine) as session:
+        assert log.head_seq_in(session) == 0
+        log.append_in(session, NewEvent(type="key.drawn"))
+        assert log.head_seq_in(session) == 1  # its own append, before the commit
+    log.append(NewEvent(type="key.returned"))
+    with write_session(runtime.engine) as session:
+        assert log.head_seq_in(session) == 2
+
+
+def test_a_callers_row_and_its_event_commit_together_or_not_at_all(runtime: Runtime) -> None:
+    """A record added to the session before its event is written with it (the append
+    flushes it first); a failure after both rolls back both."""
+    log = _log(runtime)
+    with write_session(runtime.engine) as session:
+        session.execute(text("CREATE TABLE notes (body TEXT NOT NULL)"))
+    with pytest.raises(RuntimeError), write_session(runtime.engine) as session:
+        session.execute(text("INSERT INTO notes VALUES ('kept?')"))
+        log.append_in(session, NewEvent(type="note.added"))
+        raise RuntimeError("the caller fails after the append")
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM notes")).scalar() == 0
+    assert log.head() == (0, GENESIS_HASH)

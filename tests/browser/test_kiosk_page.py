@@ -45,7 +45,11 @@ def test_staff_draws_a_key_in_three_touches(
     kiosk.shot(screenshots, "choosing")
 
     kiosk.touch("[data-floor='6']")  # 1: floor tab
-    kiosk.touch("[data-key='U601']")  # 2: the key
+    with page.expect_response(lambda r: r.url.endswith("/kiosk/api/pick")) as picked:
+        kiosk.touch("[data-key='U601']")  # 2: the key
+    # issue 15: the touch told the cabinet, which armed the slot's board while the person
+    # reads the reasons (the draw is then one frame from the lock)
+    assert picked.value.json() == {"armed": 1}
     expect(page.locator("#reason-sheet")).to_be_visible()
     expect(page.locator("#sheet-keys")).to_contain_text("601")
     assert_fits(kiosk)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from drivers.errors import PartialStatus
 from drivers.locks.kerong import ARM_VALID_S
 from drivers.locks.kerong.codec import CMD_SET_UNLOCK_TIME, CMD_UNLOCK
 from tests.drivers.test_kerong_device import (  # noqa: F401  (fixtures)
@@ -86,3 +87,60 @@ def test_K2_an_arming_older_than_its_validity_is_sent_again(rig: Rig) -> None:
     bank.unlock(19)
     assert frames(rig) == [(CMD_SET_UNLOCK_TIME, 0x10), (CMD_UNLOCK, 0x12)]
     assert sent(rig, CMD_UNLOCK) == [0x12]
+
+
+# ----------------------------------------------- arming when the key is picked on the screen
+def test_K2_an_arming_for_a_visit_lasts_as_long_as_asked_and_no_longer(rig: Rig) -> None:
+    """The screen arms a picked key's board for the whole choice of a reason (valid_s); an
+    unlock that long after still skips its 0x37, one later than that sends it again."""
+    clock = FakeClock()
+    bank = rig.bank_with(clock=clock)
+    assert bank.arm(19, valid_s=60.0) is True
+    wait_for(lambda: len(frames(rig)) == 1, "the arming to reach the board")
+    clock.now += 45.0  # the person reads the reasons, types one
+    rig.sim.received.clear()
+    bank.unlock(19)
+    assert frames(rig) == [(CMD_UNLOCK, 0x12)]
+    rig.sim.received.clear()
+    bank.arm(19, valid_s=60.0)
+    wait_for(lambda: len(frames(rig)) == 1, "the second arming to reach the board")
+    clock.now += 61.0
+    rig.sim.received.clear()
+    bank.unlock(19)
+    assert frames(rig) == [(CMD_SET_UNLOCK_TIME, 0x10), (CMD_UNLOCK, 0x12)]
+
+
+def test_K2_a_board_still_armed_is_not_sent_its_time_twice(rig: Rig) -> None:
+    """The cabinet arms again as it commits the intent; a board the pick armed hears nothing
+    more, so the choice is followed by one frame on the wire."""
+    assert rig.bank.arm(19, valid_s=60.0) is True
+    assert rig.bank.arm(20) is False  # same board (slots 17–32), same pulse
+    assert rig.bank.armed_boards() == (1,)
+    wait_for(lambda: len(frames(rig)) == 1, "the arming to reach the board")
+    assert frames(rig) == [(CMD_SET_UNLOCK_TIME, 0x10)]
+
+
+def test_K2_disarm_forgets_every_arming_and_sends_nothing(rig: Rig) -> None:
+    rig.bank.arm(19, valid_s=60.0)
+    wait_for(lambda: len(frames(rig)) == 1, "the arming to reach the board")
+    rig.sim.received.clear()
+    rig.bank.disarm()  # the visit ended
+    assert rig.bank.armed_boards() == ()
+    assert frames(rig) == []
+    rig.bank.unlock(19)
+    assert frames(rig) == [(CMD_SET_UNLOCK_TIME, 0x10), (CMD_UNLOCK, 0x12)]
+
+
+def test_K2_a_board_that_missed_a_sweep_is_armed_again_before_it_opens(rig: Rig) -> None:
+    """A board that stopped answering for a moment may have reset to its default coil time:
+    the sweep that found it silent disarms it, so the unlock sets the time again."""
+    rig.bank.arm(19, valid_s=60.0)
+    wait_for(lambda: rig.sim.unlock_time_ms(1) == 500, "the arming to reach the board")
+    rig.sim.set_faults(offline_boards={1})
+    with pytest.raises(PartialStatus):
+        rig.bank.status()
+    assert rig.bank.armed_boards() == ()
+    rig.sim.set_faults(offline_boards=set())
+    rig.sim.received.clear()
+    rig.bank.unlock(19)
+    assert frames(rig) == [(CMD_SET_UNLOCK_TIME, 0x10), (CMD_UNLOCK, 0x12)]

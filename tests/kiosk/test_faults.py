@@ -3,17 +3,14 @@ and no lock moves without a durable intent record (issue: benchmarks and fault h
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from disk_full import database_full
 from rig import Rig, close_rig, make_rig
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kiosk.audit import NewEvent
-from kiosk.errors import AuditError
 from kiosk.store.models import Alarm
 
 
@@ -58,32 +55,6 @@ async def test_board_offline_mid_draw_then_back_records_the_take(rig: Rig) -> No
     assert [e.type for e in rig.events("lock.bus_restored")] == ["lock.bus_restored"]
     loans = rig.open_loans()
     assert len(loans) == 1 and loans[0].borrower_id == person.id
-
-
-@contextlib.contextmanager
-def database_full(rig: Rig) -> Iterator[None]:
-    """SQLite's max_page_count makes the database 'full' exactly as a full disk would."""
-    from sqlalchemy import event
-
-    engine = rig.runtime.engine
-    with engine.connect() as conn:
-        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
-
-    def _cap(dbapi_connection: object, _record: object) -> None:
-        dbapi_connection.execute(f"PRAGMA max_page_count={pages}")  # type: ignore[attr-defined]
-
-    engine.dispose()
-    event.listen(engine, "connect", _cap)
-    try:
-        # Use up the free space the log's own pages still have, as a filling disk would.
-        with pytest.raises(AuditError, match="full"):
-            for i in range(10_000):
-                rig.runtime.audit.append(
-                    NewEvent(type="test.filler", payload={"i": i, "pad": "x" * 200}))
-        yield
-    finally:
-        event.remove(engine, "connect", _cap)
-        engine.dispose()
 
 
 async def test_disk_full_before_the_intent_means_no_lock_moves(rig: Rig) -> None:

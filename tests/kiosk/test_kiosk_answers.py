@@ -231,3 +231,24 @@ async def test_the_simulated_hardware_moves_as_asked(rig: Rig, simulated: httpx.
     assert (got.status_code, got.json()) == (200, {"tapped": "04A1B2C3"})
     writes = await simulated.get("/sim/writes?within_s=0")
     assert writes.status_code == 200 and set(writes.json()) == {"settled", "pending", "stalled"}
+
+
+# --------------------------------------------------------------------- the pick
+async def test_a_pick_answers_how_many_slots_it_armed_and_refuses_a_bad_body(
+    rig: Rig, screen: httpx.AsyncClient,
+) -> None:
+    """``POST /kiosk/api/pick``: a hint sent when a key is touched on the list (issue 15)."""
+    got = await screen.post("/kiosk/api/pick", json={"keys": ["U1203"]})
+    assert (got.status_code, got.json()) == (200, {"armed": 0})  # nobody is choosing
+    uid, _ = rig.card_of(dept="ENG")
+    await rig.cabinet.tap(uid)
+    got = await screen.post("/kiosk/api/pick", json={"keys": ["U1203"]})
+    assert (got.status_code, got.json()) == (200, {"armed": 1})
+    got = await screen.post("/kiosk/api/pick", json={"keys": ["U1203"]})
+    assert got.json() == {"armed": 0}  # already armed for this visit
+    got = await screen.post("/kiosk/api/pick", json={"keys": []})
+    assert got.status_code == 422
+    assert got.json()["errors"] == [
+        {"loc": ["body", "keys"], "msg": "List should have at least 1 item after validation, "
+                                        "not 0"}]
+    assert not any(rig.hw.model.is_unlocked(s) for s in rig.hw.model.slots)

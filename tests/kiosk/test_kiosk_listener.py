@@ -7,18 +7,15 @@ browser or a local process would send to 127.0.0.1:8081.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from disk_full import database_full
 from rig import Rig
-from sqlalchemy import event
 
 from api.kiosk.app import create_kiosk_app
-from kiosk.audit import NewEvent
-from kiosk.errors import AuditError
 
 PORT = 8081
 SCREEN = f"http://127.0.0.1:{PORT}"
@@ -102,34 +99,10 @@ async def test_an_oversized_body_is_413_on_the_kiosk_listener(screen: httpx.Asyn
 
 
 # ------------------------------------------------------- the screen's words (item 11)
-@contextmanager
-def disk_full(rig: Rig) -> Iterator[None]:
-    """Every write fails as on a full disk (as in ``test_faults.py``)."""
-    engine = rig.runtime.engine
-    with engine.connect() as conn:
-        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
-
-    def _cap(dbapi_connection: Any, _record: object) -> None:
-        dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
-
-    engine.dispose()
-    event.listen(engine, "connect", _cap)
-    try:
-        for pad in (200, 40, 0):  # large rows, then smaller, until not even a tiny one fits
-            with pytest.raises(AuditError, match="full"):
-                for i in range(10_000):
-                    rig.runtime.audit.append(
-                        NewEvent(type="test.filler", payload={"i": i, "pad": "x" * pad}))
-        yield
-    finally:
-        event.remove(engine, "connect", _cap)
-        engine.dispose()
-
-
 async def test_a_storage_fault_does_not_claim_staff_were_alerted(rig: Rig) -> None:
     uid, _ = rig.card_of(dept="ENG")
     await rig.cabinet.tap(uid)
-    with disk_full(rig):
+    with database_full(rig):
         await rig.cabinet.choose_draw([rig.first_key("UNIT")], "repair")
         message = rig.cabinet.screen()["message"]
     assert message["code"] == "storage_fault"
@@ -156,7 +129,7 @@ async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(
 
     async def intents_then_disk_full(slots: tuple[int, ...]) -> None:
         await record_intents(slots)
-        filled.append(disk_full(rig))
+        filled.append(database_full(rig))
         filled[-1].__enter__()
 
     monkeypatch.setattr(cabinet, "_record_intents", intents_then_disk_full)

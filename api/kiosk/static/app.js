@@ -707,6 +707,7 @@
     if (ui.selected.length === 0) {
       ui.selected = [k];
       ui.sheet = true;          // one key: straight to the reasons
+      pick(k);
     } else if (i >= 0) {
       ui.selected.splice(i, 1);  // adding more keys: touching a picked one drops it
     } else if (ui.selected.length >= MAX_KEYS) {
@@ -714,8 +715,19 @@
       return;
     } else {
       ui.selected.push(k);
+      pick(k);
     }
     render();
+  }
+
+  // While the person reads the reasons, the cabinet sends the lock board its coil time, so
+  // touching a reason opens the slot one frame later. A hint only: it opens and decides
+  // nothing, and the screen does not wait for it.
+  function pick(k) {
+    fetch(`${API}/pick`, {
+      method: 'POST', cache: 'no-store', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ keys: [k.key_number] }),
+    }).catch(() => {});
   }
 
   function renderSheet() {

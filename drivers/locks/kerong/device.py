@@ -88,8 +88,13 @@ __all__ = [
 
 ARM_VALID_S = 1.0
 """How long a board armed by :meth:`KerongLockBank.arm` counts as set for the unlock that
-follows: an intent made durable in milliseconds uses it; one that waited for a busy
-database sends its 0x37 again (a board reset in between would have forgotten it)."""
+follows, unless the caller says otherwise: an intent made durable in milliseconds uses it;
+one that waited for a busy database sends its 0x37 again (a board reset in between would
+have forgotten it)."""
+
+ARM_VALID_MAX_S = 300.0
+"""The longest an arming may count (a person choosing a reason, entering a PIN, waiting for
+a co-signer): beyond it the unlock sends its 0x37 again whatever the caller asked."""
 
 
 
@@ -189,7 +194,7 @@ class KerongLockBank:
         self._bus = threading.RLock()
         self._closed = False
         self._unconfirmed: set[int] = set()
-        self._armed: dict[int, tuple[int, float]] = {}  # board → (coil ms, when), see arm()
+        self._armed: dict[int, tuple[int, float]] = {}  # board → (coil ms, until), see arm()
         self._link = Link(
             port, opener=opener, baudrate=baudrate, reply_timeout_s=reply_timeout_s,
             turnaround_s=turnaround_s, reopen_backoff_s=reopen_backoff_s,
@@ -308,26 +313,50 @@ class KerongLockBank:
                 slot, f"Kerong board {board} channel {channel} still reads locked after unlock"
             )
 
-    def arm(self, slot: int, pulse_ms: int | None = None) -> None:
+    def arm(self, slot: int, pulse_ms: int | None = None, *,
+            valid_s: float = ARM_VALID_S) -> bool:
         """Send the 0x37 (coil time) of ``slot``'s next unlock now; nothing opens.
 
         Why: at 19200 baud the 0x37 is 3.6 ms on the wire plus the turnaround before the
-        0x31 may follow. Sent while the unlock's intent is being committed, it is off the
-        path from a person's choice to the lock opening. The next :meth:`unlock` on this
-        board with the same pulse, within ``ARM_VALID_S``, sends only its 0x31 (and reads
-        the status as ever); anything that sets the board's time in between disarms it.
+        0x31 may follow. Sent ahead (when a person picks the key on the screen, or at the
+        latest while the unlock's intent is being committed), it is off the path from a
+        person's choice to the lock opening. The next :meth:`unlock` on this board with the
+        same pulse, within ``valid_s`` (at most ``ARM_VALID_MAX_S``), sends only its 0x31
+        (and reads the status as ever); anything that sets the board's time in between
+        disarms it, and so does the board missing a status sweep (it may have reset and
+        forgotten the time). A board still armed with the same pulse is not sent it again
+        (its arming lasts the longer of the two); returns whether a frame went out.
         Raises like :meth:`unlock` on a dead bus (the unlock then tries again in full).
         """
         board, _channel = self.location(slot)
         pulse = cap_pulse(pulse_ms, configured_max_ms=self._max_pulse_ms)
+        until = self._clock() + max(0.0, min(valid_s, ARM_VALID_MAX_S))
         with self._bus:
             self._check_open()
-            self._armed.pop(board, None)
+            armed = self._armed.pop(board, None)
+            if armed is not None and armed[0] == pulse and self._clock() <= armed[1]:
+                self._armed[board] = (pulse, max(until, armed[1]))
+                return False
             try:
                 self._link.send(encode_set_unlock_time(board, pulse))
             except BusFault as exc:
                 raise BusFault(f"{self._name(slot)}: arm: {exc}") from exc
-            self._armed[board] = (pulse, self._clock())
+            self._armed[board] = (pulse, until)
+            return True
+
+    def disarm(self) -> None:
+        """Forget every arming: the next unlock of each board sends its 0x37 again. No byte
+        goes out (a board keeps the time of its last 0x37 in any case, as after an unlock);
+        the cabinet calls it when a visit ends, so an arming never outlives the person it was
+        sent for."""
+        with self._bus:
+            self._armed.clear()
+
+    def armed_boards(self) -> tuple[int, ...]:
+        """The boards whose next unlock will skip its 0x37 (for tests and the health page)."""
+        with self._bus:
+            now = self._clock()
+            return tuple(sorted(b for b, (_, until) in self._armed.items() if now <= until))
 
     def status(self) -> dict[int, SlotState]:
         """Every mapped slot's lock and key bits.
@@ -339,7 +368,13 @@ class KerongLockBank:
         """
         with self._bus:
             self._check_open()
-            got, failures = self._sweeper.sweep()
+            try:
+                got, failures = self._sweeper.sweep()
+            except BusFault:
+                self._armed.clear()
+                raise
+            for board in failures:  # silent a moment: it may have reset and lost its time
+                self._armed.pop(board, None)
         result: dict[int, SlotState] = {}
         for board, st in got.items():
             for ch, slot in self._by_board[board].items():
@@ -544,7 +579,7 @@ class KerongLockBank:
         """
         link = self._link
         armed = self._armed.pop(board, None)  # each unlock uses an arming once at most
-        if armed is None or armed[0] != pulse or self._clock() - armed[1] > ARM_VALID_S:
+        if armed is None or armed[0] != pulse or self._clock() > armed[1]:
             link.send(encode_set_unlock_time(board, pulse))
         link.send(unlock_frame)
         if self._answers_unlock:

@@ -3,6 +3,7 @@ the custodian's co-sign for master keys, and the loan once the sensor sees the k
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 
@@ -12,12 +13,13 @@ from kiosk import policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
 from kiosk.cabinet.contract import Core
+from kiosk.cabinet.facts import Snapshot
 from kiosk.cabinet.flows.pin import PinFlow
 from kiosk.cabinet.options import CabinetError
 from kiosk.errors import Conflict
 from kiosk.messages import REASONS
 from kiosk.services import approvals
-from kiosk.visit import DrawPlan
+from kiosk.visit import DrawPlan, PreparedDecision
 
 MAX_KEYS = 5
 
@@ -53,12 +55,28 @@ class DrawFlow:
     def load_choices(self, now: dt.datetime) -> None:
         """The keys this person is shown, each with why it can or cannot be drawn now
         (``policy.screen_keys``: K6 keeps other owners' units from a proxy's eyes)."""
+        mark = self.core.facts.commit_mark()  # first: the reads are at least this new
         with DbSession(self.core.engine) as s:
+            head = self.core.audit.head_seq_in(s)
             ctx = self.context(s, now)
         # the keys and who has them out, from memory and grouped by standing (issue 15);
         # those imported and not stocked yet are not in the cabinet to draw
         facts = self.core.facts.snapshot()
         self.core.visit.choices = policy.screen_keys(ctx, facts.offered, facts.holders)
+        self.core.visit.prepared = PreparedDecision(head, ctx, facts, mark)
+
+    def inputs(self, s: DbSession, now: dt.datetime, *,
+               fresh: bool = False) -> tuple[policy.DrawContext, Snapshot]:
+        """The decision's inputs at the choice: those read for the list if nothing has been
+        logged since (the choice is then decided with no read at all, and its intent checks
+        the head in its own transaction: ``Visit.decided_at_head``), else read afresh."""
+        visit = self.core.visit
+        prepared = visit.prepared
+        if not fresh and prepared is not None and self.unchanged_since(prepared):
+            visit.decided_at_head = prepared.head
+            return dataclasses.replace(prepared.context, now=now), prepared.facts
+        visit.decided_at_head = None
+        return self.context(s, now), self.core.facts.snapshot()
 
     async def choose(self, key_numbers: list[str], reason_code: str,
                      reason_text: str | None) -> None:
@@ -70,11 +88,37 @@ class DrawFlow:
                 or len(key_numbers) > MAX_KEYS:
             raise CabinetError("key_unknown", "choose one to five different keys")
         now = core.clock()
+        plans, needs = self.plan(key_numbers, reason_code, reason_text, now, fresh=False)
+        if core.visit.decided_at_head is not None and (
+                policy.Need.COSIGN in needs or self.pin_causes(now, plans)):
+            # Its unlock waits for a co-signer or a PIN, so the intent's head check would
+            # meet the visit's own events: decided again from fresh reads instead.
+            plans, needs = self.plan(key_numbers, reason_code, reason_text, now, fresh=True)
+        if policy.Need.DUTY_MANAGER in needs and core.visit.manager is None:
+            raise CabinetError("await_manager")  # cannot happen: night visits start there
+        core.visit.draws = plans
+        event = flow.DrawChosen(now, tuple(plans), needs_cosign=policy.Need.COSIGN in needs)
+        if self.pin_asked(now, [plan.key for plan in plans.values()], event):
+            return  # the PIN pad is up; the PIN flow goes on with ``event`` once it is right
+        await core.apply(core.session.handle(event))
+
+    def unchanged_since(self, prepared: PreparedDecision) -> bool:
+        """Nothing logged in this process since the list, and on SQLite nothing committed by
+        anyone (``CabinetFacts.commit_mark``)."""
+        facts = self.core.facts
+        if facts.heard != prepared.head:
+            return False
+        return prepared.mark is None or facts.commit_mark() == prepared.mark
+
+    def plan(self, key_numbers: list[str], reason_code: str, reason_text: str | None,
+             now: dt.datetime, *, fresh: bool) -> tuple[dict[int, DrawPlan], set[policy.Need]]:
+        """Each chosen key decided (``fresh``: from new reads, else as ``inputs`` says): the
+        plans by home slot and what they need; a refusal is logged and raised."""
+        core = self.core
         plans: dict[int, DrawPlan] = {}
         needs: set[policy.Need] = set()
-        facts = core.facts.snapshot()
-        with DbSession(core.engine) as s:
-            ctx = self.context(s, now)
+        with DbSession(core.engine) as s:  # opens no connection unless it reads
+            ctx, facts = self.inputs(s, now, fresh=fresh)
             for number in key_numbers:
                 key = facts.key(number)
                 if key is None:
@@ -91,13 +135,32 @@ class DrawFlow:
                 assert key.home_slot is not None
                 plans[key.home_slot] = DrawPlan(key, decision, reason_code, reason_text)
                 needs |= decision.needs
-        if policy.Need.DUTY_MANAGER in needs and core.visit.manager is None:
-            raise CabinetError("await_manager")  # cannot happen: night visits start there
-        core.visit.draws = plans
-        event = flow.DrawChosen(now, tuple(plans), needs_cosign=policy.Need.COSIGN in needs)
-        if self.pin_asked(now, [plan.key for plan in plans.values()], event):
-            return  # the PIN pad is up; the PIN flow goes on with ``event`` once it is right
-        await core.apply(core.session.handle(event))
+        return plans, needs
+
+    def pin_causes(self, now: dt.datetime, plans: dict[int, DrawPlan]) -> tuple[str, ...]:
+        """Why this draw would wait for a PIN (none on a cabinet built without the PIN flow)."""
+        try:
+            pin = self.core.lookup("pin", PinFlow)
+        except KeyError:
+            return ()
+        return pin.causes(now, [plan.key for plan in plans.values()])
+
+    def pick(self, key_numbers: list[str]) -> int:
+        """Keys picked on the screen, before the reason: arm the boards of those this person
+        may draw now, for as long as they have to choose (issue 15: the choice is then one
+        frame from the lock). Anything else picked is ignored: a pick opens nothing and
+        decides nothing; the draw is decided in full when it is chosen. Counts as a touch."""
+        core = self.core
+        if core.session.state != flow.State.CHOOSING:
+            return 0
+        # a touch: the choice's timer starts again (the screen is not redrawn for it: the
+        # reasons the person is reading stay as they are)
+        core.session.handle(flow.StillHere(core.clock()))
+        wanted = set(key_numbers[:MAX_KEYS])
+        slots = [view.key.home_slot for view in core.visit.choices
+                 if view.key.key_number in wanted and view.decision.allowed
+                 and view.key.home_slot is not None]
+        return core.arming.picked(slots, core.options.timeouts.choose.total_seconds())
 
     def pin_asked(self, now: dt.datetime, keys: list[policy.KeyFacts],
                   event: flow.DrawChosen) -> bool:

@@ -53,6 +53,12 @@ class PinFlow:
             key_groups=groups, roles=frozenset(cfg.roles), after_hours=cfg.after_hours,
             max_tries=cfg.max_tries, lockout=dt.timedelta(minutes=cfg.lockout_min))
 
+    def causes(self, now: dt.datetime, keys: list[policy.KeyFacts]) -> tuple[str, ...]:
+        """Why the person at the screen must give a PIN for these keys now (none: no PIN)."""
+        person, _ = self._who()
+        return tuple(policy.pin_causes(self.rule(), person, keys,
+                                       business_time=self.core.calendar.is_business_time(now)))
+
     def _who(self) -> tuple[policy.PersonFacts, str]:
         v = self.core.visit
         if self.core.session.state != flow.State.CHOOSING or v.person is None or v.card is None:
@@ -70,9 +76,7 @@ class PinFlow:
         who has no PIN yet."""
         core, v = self.core, self.core.visit
         person, uid = self._who()
-        rule = self.rule()
-        causes = policy.pin_causes(rule, person, keys,
-                                   business_time=core.calendar.is_business_time(now))
+        causes = self.causes(now, keys)
         if not causes:
             return False
         with DbSession(core.engine) as s:

@@ -1,0 +1,132 @@
+"""A draw decided from the facts read for the person's list (issue 15, item 1).
+
+At the choice the cabinet reads nothing if nothing has changed since the list was made:
+every change a decision depends on is written with an event, the cabinet's listeners hear
+every event written in this process, SQLite's commit mark moves with any commit by anyone,
+and the intent goes onto the log only if its head has not moved since the list (checked in
+the intent's own write transaction). What must hold: a right withdrawn meanwhile, in this
+process, by another one or by a bare edit of the database, is weighed at the choice; a
+write that lands after the decision and before the intent makes the intent refuse: nothing
+is written, nothing opens, the screen says so, and the next choice is decided afresh. Real
+SQLite, a real second process, the Kerong board simulator.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from rig import Rig
+from sqlalchemy import delete
+
+from kiosk.audit import NewEvent
+from kiosk.cabinet.options import CabinetError
+from kiosk.services import tx
+from kiosk.store.models import AccessRight
+
+WITHDRAW_EVERY_RIGHT = """
+import sys
+from pathlib import Path
+from sqlalchemy import delete
+from kiosk.audit import NewEvent
+from kiosk.config import Settings
+from kiosk.runtime import Runtime
+from kiosk.services import tx
+from kiosk.store.models import AccessRight
+runtime = Runtime.open(Settings(data_dir=Path(sys.argv[1]), cabinet_id="cab-01"))
+with tx.write(runtime.audit) as s:
+    s.execute(delete(AccessRight))
+    tx.log(s, runtime.audit, NewEvent(type="right.withdrawn", payload={"all": True}))
+runtime.close()
+"""
+
+
+async def test_K3_a_right_withdrawn_here_between_list_and_choice_is_weighed(rig: Rig) -> None:
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+    with tx.write(rig.runtime.audit) as s:  # the admin API, in the daemon's process
+        s.execute(delete(AccessRight))
+        tx.log(s, rig.runtime.audit, NewEvent(type="right.withdrawn", payload={"all": True}))
+    with pytest.raises(CabinetError):
+        await rig.cabinet.choose_draw(["U1203"], "repair")
+    assert not rig.hw.model.is_unlocked(slot)
+    assert rig.events("draw.intent") == []
+
+
+async def test_K3_a_right_withdrawn_by_another_process_is_weighed_at_the_choice(
+        rig: Rig) -> None:
+    """Not heard here, but committed: SQLite's commit mark moved, so the choice reads afresh
+    and refuses, as it refuses a right withdrawn in this process."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+    subprocess.run([sys.executable, "-c", WITHDRAW_EVERY_RIGHT,
+                    str(rig.runtime.settings.data_dir)], check=True, timeout=120)
+    with pytest.raises(CabinetError):
+        await rig.cabinet.choose_draw(["U1203"], "repair")
+    assert rig.cabinet.visit.decided_at_head is None  # decided from fresh reads
+    assert not rig.hw.model.is_unlocked(slot)
+    assert rig.events("draw.intent") == []
+
+
+async def test_K3_a_right_withdrawn_without_an_event_is_weighed_at_the_choice(
+        rig: Rig) -> None:
+    """An edit straight into the database (no event, another connection) still moves the
+    commit mark."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+    with sqlite3.connect(rig.runtime.settings.data_dir / "kiosk.db") as db:
+        db.execute("DELETE FROM access_rights")
+    with pytest.raises(CabinetError):
+        await rig.cabinet.choose_draw(["U1203"], "repair")
+    assert not rig.hw.model.is_unlocked(slot)
+
+
+async def test_K2_a_write_between_the_decision_and_the_intent_makes_the_intent_refuse(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line: something is committed after the choice was decided from the list's
+    facts and before its intent commits. The intent goes onto the head the list saw or not at
+    all: nothing is written, nothing opens, the screen says why, and the next choice is
+    decided afresh."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+    writer = rig.cabinet.writer
+    durable = writer.durable
+
+    async def a_write_lands_first(*args: Any, **kwargs: Any) -> Any:
+        with tx.write(rig.runtime.audit) as s:
+            s.execute(delete(AccessRight))
+            tx.log(s, rig.runtime.audit, NewEvent(type="right.withdrawn", payload={"all": True}))
+        return await durable(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "durable", a_write_lands_first)
+    await rig.cabinet.choose_draw(["U1203"], "repair")
+    monkeypatch.undo()
+    screen = rig.cabinet.screen()
+    assert screen["message"]["code"] == "decision_stale"
+    assert screen["state"] == "idle"
+    assert not rig.hw.model.is_unlocked(slot)
+    assert rig.events("draw.intent") == []
+    await rig.cabinet.tap(uid)  # the next visit reads afresh: the right is gone
+    with pytest.raises(CabinetError):
+        await rig.cabinet.choose_draw(["U1203"], "repair")
+    assert not rig.hw.model.is_unlocked(slot)
+
+
+async def test_K2_with_nothing_logged_since_the_list_the_draw_opens(rig: Rig) -> None:
+    """The common case, and its intent on the head the list saw."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+    seen = rig.cabinet.visit.prepared
+    assert seen is not None
+    await rig.cabinet.choose_draw(["U1203"], "repair")
+    assert rig.cabinet.visit.decided_at_head == seen.head
+    assert rig.hw.model.is_unlocked(slot)
+    assert [e.seq for e in rig.events("draw.intent")] == [seen.head + 1]
