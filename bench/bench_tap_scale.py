@@ -63,6 +63,7 @@ from kiosk.audit import NewEvent
 from kiosk.cabinet import Cabinet, calendar_from, options_from
 from kiosk.config import Settings
 from kiosk.demo import load_demo
+from kiosk.heap import freeze_startup_heap
 from kiosk.runtime import Runtime
 from kiosk.store.models import AccessRight, Department, Key, KeyGroup, Loan, Person, Role, Slot
 from kiosk.wiring import build_simulated, kerong_slot_map
@@ -170,6 +171,7 @@ async def measure(runtime: Runtime, settings: Settings, uid: str, keys: list[str
         await asyncio.sleep(0.02)  # the next batch of alarms is queued by then, if any
         if cabinet.writer.pending == 0:
             break
+    freeze_startup_heap()  # as the daemon does once it is serving (kiosk/heap.py)
     try:
         tap_ms: list[float] = []
         choose_ms: list[float] = []
