@@ -85,8 +85,8 @@ class Visit:
     prepared: PreparedDecision | None = None
     """The draw decision's inputs as of the person's list (``DrawFlow.load_choices``)."""
     decided_at_head: int | None = None
-    """The chosen draw was decided from ``prepared``: its intents commit only if the log's
-    head is still this (``Cabinet._record_intents``)."""
+    """The draw about to open was decided from ``prepared``: its intents commit only if the
+    log's head is still this (``Cabinet._record_intents``, which uses it once)."""
 
 
 @dataclass

@@ -95,8 +95,6 @@ class Arming:
         if disarm is None:
             return
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a test driving the core by hand): do it here
+            asyncio.get_running_loop().run_in_executor(self._bus, disarm)
+        except RuntimeError:  # no loop, or the bus thread already stopped: do it here
             disarm()
-            return
-        loop.run_in_executor(self._bus, disarm)

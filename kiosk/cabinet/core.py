@@ -408,7 +408,7 @@ class Cabinet(Registry):
         actors = [str(p.id) for p in (v.person, v.manager, v.cosigner) if p is not None]
         actors += list(v.remote_admins)
         events = [self._intents[self.opening_kind(slot)](slot, list(actors)) for slot in slots]
-        after = v.decided_at_head
+        after, v.decided_at_head = v.decided_at_head, None  # for this opening only
 
         def record(s: DbSession) -> list[AppendedEvent]:
             # A draw decided from the list's facts (DrawFlow) stands only if nothing was

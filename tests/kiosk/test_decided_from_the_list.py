@@ -23,6 +23,7 @@ from rig import Rig
 from sqlalchemy import delete
 
 from kiosk.audit import NewEvent
+from kiosk.cabinet.flows.draw import DrawFlow
 from kiosk.cabinet.options import CabinetError
 from kiosk.services import tx
 from kiosk.store.models import AccessRight
@@ -68,7 +69,6 @@ async def test_K3_a_right_withdrawn_by_another_process_is_weighed_at_the_choice(
                     str(rig.runtime.settings.data_dir)], check=True, timeout=120)
     with pytest.raises(CabinetError):
         await rig.cabinet.choose_draw(["U1203"], "repair")
-    assert rig.cabinet.visit.decided_at_head is None  # decided from fresh reads
     assert not rig.hw.model.is_unlocked(slot)
     assert rig.events("draw.intent") == []
 
@@ -119,14 +119,37 @@ async def test_K2_a_write_between_the_decision_and_the_intent_makes_the_intent_r
     assert not rig.hw.model.is_unlocked(slot)
 
 
-async def test_K2_with_nothing_logged_since_the_list_the_draw_opens(rig: Rig) -> None:
-    """The common case, and its intent on the head the list saw."""
+async def test_K2_with_nothing_logged_since_the_list_the_draw_opens(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The common case: the choice reads nothing, and its intent goes on the head the list
+    saw."""
     uid, _ = rig.card_of(dept="ENG")
     slot, _ = rig.key("U1203")
     await rig.cabinet.tap(uid)
     seen = rig.cabinet.visit.prepared
     assert seen is not None
+
+    def no_read(*_: Any) -> Any:
+        raise AssertionError("the choice read the person's rights again")
+
+    monkeypatch.setattr(DrawFlow, "context", no_read)
     await rig.cabinet.choose_draw(["U1203"], "repair")
-    assert rig.cabinet.visit.decided_at_head == seen.head
     assert rig.hw.model.is_unlocked(slot)
     assert [e.seq for e in rig.events("draw.intent")] == [seen.head + 1]
+
+
+async def test_K4_a_refused_draw_leaves_no_head_for_the_return_that_follows(rig: Rig) -> None:
+    """A person is refused one key, then returns the one they hold, in the same visit. The
+    refusal (decided from the list's facts) logged its denial; the return's intent must not
+    be held to the head that draw saw."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, fob = await rig.drawn(uid, "U1203")
+    await rig.cabinet.tap(uid)
+    with pytest.raises(CabinetError):  # K7: a special room waits for its approval
+        await rig.cabinet.choose_draw(["E-配电房-B1"], "repair")
+    await rig.cabinet.choose_return("U1203")
+    assert rig.cabinet.screen()["message"] is None or \
+        rig.cabinet.screen()["message"]["code"] != "decision_stale"
+    assert rig.hw.model.is_unlocked(slot)
+    await rig.put_back(fob, slot)
+    assert len(rig.events("key.returned")) == 1

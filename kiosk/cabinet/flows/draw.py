@@ -66,17 +66,14 @@ class DrawFlow:
         self.core.visit.prepared = PreparedDecision(head, ctx, facts, mark)
 
     def inputs(self, s: DbSession, now: dt.datetime, *,
-               fresh: bool = False) -> tuple[policy.DrawContext, Snapshot]:
-        """The decision's inputs at the choice: those read for the list if nothing has been
-        logged since (the choice is then decided with no read at all, and its intent checks
-        the head in its own transaction: ``Visit.decided_at_head``), else read afresh."""
-        visit = self.core.visit
-        prepared = visit.prepared
+               fresh: bool = False) -> tuple[policy.DrawContext, Snapshot, int | None]:
+        """The decision's inputs at the choice: those read for the list if nothing has
+        changed since (the choice is then decided with no read at all, and the log's head
+        they were read at comes third: its intent must go onto it), else read afresh (None)."""
+        prepared = self.core.visit.prepared
         if not fresh and prepared is not None and self.unchanged_since(prepared):
-            visit.decided_at_head = prepared.head
-            return dataclasses.replace(prepared.context, now=now), prepared.facts
-        visit.decided_at_head = None
-        return self.context(s, now), self.core.facts.snapshot()
+            return dataclasses.replace(prepared.context, now=now), prepared.facts, prepared.head
+        return self.context(s, now), self.core.facts.snapshot(), None
 
     async def choose(self, key_numbers: list[str], reason_code: str,
                      reason_text: str | None) -> None:
@@ -88,18 +85,19 @@ class DrawFlow:
                 or len(key_numbers) > MAX_KEYS:
             raise CabinetError("key_unknown", "choose one to five different keys")
         now = core.clock()
-        plans, needs = self.plan(key_numbers, reason_code, reason_text, now, fresh=False)
-        if core.visit.decided_at_head is not None and (
-                policy.Need.COSIGN in needs or self.pin_causes(now, plans)):
+        plans, needs, head = self.plan(key_numbers, reason_code, reason_text, now, fresh=False)
+        if head is not None and (policy.Need.COSIGN in needs or self.pin_causes(now, plans)):
             # Its unlock waits for a co-signer or a PIN, so the intent's head check would
             # meet the visit's own events: decided again from fresh reads instead.
-            plans, needs = self.plan(key_numbers, reason_code, reason_text, now, fresh=True)
+            plans, needs, head = self.plan(key_numbers, reason_code, reason_text, now,
+                                           fresh=True)
         if policy.Need.DUTY_MANAGER in needs and core.visit.manager is None:
             raise CabinetError("await_manager")  # cannot happen: night visits start there
         core.visit.draws = plans
         event = flow.DrawChosen(now, tuple(plans), needs_cosign=policy.Need.COSIGN in needs)
         if self.pin_asked(now, [plan.key for plan in plans.values()], event):
             return  # the PIN pad is up; the PIN flow goes on with ``event`` once it is right
+        core.visit.decided_at_head = head  # this draw's intents, and nothing else, use it
         await core.apply(core.session.handle(event))
 
     def unchanged_since(self, prepared: PreparedDecision) -> bool:
@@ -111,14 +109,16 @@ class DrawFlow:
         return prepared.mark is None or facts.commit_mark() == prepared.mark
 
     def plan(self, key_numbers: list[str], reason_code: str, reason_text: str | None,
-             now: dt.datetime, *, fresh: bool) -> tuple[dict[int, DrawPlan], set[policy.Need]]:
+             now: dt.datetime, *, fresh: bool,
+             ) -> tuple[dict[int, DrawPlan], set[policy.Need], int | None]:
         """Each chosen key decided (``fresh``: from new reads, else as ``inputs`` says): the
-        plans by home slot and what they need; a refusal is logged and raised."""
+        plans by home slot, what they need and the head they were decided at (None: fresh
+        reads); a refusal is logged and raised."""
         core = self.core
         plans: dict[int, DrawPlan] = {}
         needs: set[policy.Need] = set()
         with DbSession(core.engine) as s:  # opens no connection unless it reads
-            ctx, facts = self.inputs(s, now, fresh=fresh)
+            ctx, facts, head = self.inputs(s, now, fresh=fresh)
             for number in key_numbers:
                 key = facts.key(number)
                 if key is None:
@@ -135,7 +135,7 @@ class DrawFlow:
                 assert key.home_slot is not None
                 plans[key.home_slot] = DrawPlan(key, decision, reason_code, reason_text)
                 needs |= decision.needs
-        return plans, needs
+        return plans, needs, head
 
     def pin_causes(self, now: dt.datetime, plans: dict[int, DrawPlan]) -> tuple[str, ...]:
         """Why this draw would wait for a PIN (none on a cabinet built without the PIN flow)."""
