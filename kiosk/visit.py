@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,19 @@ class PreparedDecision:
     mark: int | None = None
     """``CabinetFacts.commit_mark`` before the reads: on SQLite, any commit at all since
     (an edit without an event, by any process) sends the choice to fresh reads."""
+
+
+@dataclass(frozen=True)
+class DecidedFromList:
+    """A draw decided from ``PreparedDecision`` facts, on its way to its intent.
+
+    Its first intent goes onto ``head`` or not at all; if the log has moved, ``recheck``
+    decides the same choice again from fresh reads before the intent is written without
+    that condition. ``recheck`` returns when the choice still stands (the visit's plans
+    renewed) and raises the cabinet's refusal, logged and on the screen, when it does not."""
+
+    head: int
+    recheck: Callable[[], None]
 
 
 @dataclass
@@ -84,9 +98,9 @@ class Visit:
     """The PIN (or the duress PIN, indistinguishably) was given for this visit's draw."""
     prepared: PreparedDecision | None = None
     """The draw decision's inputs as of the person's list (``DrawFlow.load_choices``)."""
-    decided_at_head: int | None = None
-    """The draw about to open was decided from ``prepared``: its intents commit only if the
-    log's head is still this (``Cabinet._record_intents``, which uses it once)."""
+    decided: DecidedFromList | None = None
+    """The draw about to open was decided from ``prepared`` (``kiosk.cabinet.opening``
+    uses it once)."""
 
 
 @dataclass

@@ -29,14 +29,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 
-from drivers.errors import BusFault, DriverError, DutyCycleExceeded
+from drivers.errors import DriverError
 from drivers.locks.base import LockBank
 from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
-from kiosk.audit import AppendedEvent, HeadMoved, NewEvent
+from kiosk.audit import NewEvent
 from kiosk.cabinet.arming import Arming
 from kiosk.cabinet.contract import Core
 from kiosk.cabinet.facts import CabinetFacts
@@ -51,10 +50,10 @@ from kiosk.cabinet.flows import (
     SensorSupervisor,
     StockFlow,
 )
+from kiosk.cabinet.opening import Opening
 from kiosk.cabinet.options import CabinetError, CabinetOptions, Indicators
 from kiosk.cabinet.registry import Registry
 from kiosk.cabinet.writer import Writer
-from kiosk.errors import AuditError
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
 from kiosk.services import tx
@@ -106,6 +105,7 @@ class Cabinet(Registry):
         self.arming = Arming(locks, self._bus)
         self.writer = Writer(runtime.audit, name=f"writer-{self.code}")
         self.facts = CabinetFacts(self.engine, self.audit, self.cabinet_id)
+        self.opening = Opening(self)
         self._stopping = asyncio.Event()
         Registry.__init__(self)
         for make in DEFAULT_FLOWS if flows is None else flows:
@@ -374,7 +374,7 @@ class Cabinet(Registry):
             self.changed()  # the screen's long-poll wakes on every step, timers and sensors too
         for command in commands:
             if isinstance(command, flow.Unlock):
-                if not await self._unlock(command.slots):
+                if not await self.opening.unlock(command.slots):
                     return  # the fault handling already ended the session
             elif isinstance(command, flow.Relock):
                 for slot in command.slots:
@@ -400,106 +400,6 @@ class Cabinet(Registry):
         if self.visit.stocking is not None:
             return "stock"
         return "return" if self.visit.returning is not None else "intake"
-
-    async def _record_intents(self, slots: tuple[int, ...]) -> None:
-        """Durable intent events, one per slot, committed (in one transaction, by the writer
-        thread) before any lock moves; refused if not durable within ``intent_wait``."""
-        v = self.visit
-        actors = [str(p.id) for p in (v.person, v.manager, v.cosigner) if p is not None]
-        actors += list(v.remote_admins)
-        events = [self._intents[self.opening_kind(slot)](slot, list(actors)) for slot in slots]
-        after, v.decided_at_head = v.decided_at_head, None  # for this opening only
-
-        def record(s: DbSession) -> list[AppendedEvent]:
-            # A draw decided from the list's facts (DrawFlow) stands only if nothing was
-            # logged since they were read: the first intent goes onto that head or not at
-            # all (HeadMoved), checked in the intent's own write transaction.
-            return [tx.log(s, self.audit, event, after=after if i == 0 else None)
-                    for i, event in enumerate(events)]
-
-        stored = await self.writer.durable(
-            record, within_s=self.options.intent_wait.total_seconds(), what="intent")
-        for slot, appended in zip(slots, stored, strict=True):
-            v.intents[slot] = appended.seq
-
-    async def _unlock(self, slots: tuple[int, ...]) -> bool:
-        """Log the intents durably, then move the locks; False if the log or a lock failed.
-
-        While the writer thread commits the intents, the bus thread arms the first slot's
-        board (``kiosk.cabinet.arming``; a board armed when the key was picked hears nothing
-        more), so once the intent is durable the unlock is one frame on the wire (issue 15).
-        The bus thread runs one job at a time, in order: the unlock, queued after the
-        intent, always follows the arming."""
-        arming = self.arming.for_unlock(slots[0]) if slots else None
-        try:
-            await self._record_intents(slots)
-        except (AuditError, SQLAlchemyError) as exc:
-            # Disk full, database locked, or a draw decided from the list's facts when the
-            # log has moved since (HeadMoved): no intent, so no lock may move. Nothing
-            # more can be logged either; an intent already written for an earlier slot is
-            # resolved from the sensors at the next start.
-            log.error("intent not durable, nothing unlocked: %s", exc)
-            if arming is not None:
-                await arming
-            if arming is not None or self.arming.picked_any:
-                await self.driver(self.locks.lock_all)  # the armed boards disarmed again
-            self.visit.resolved.update(self.visit.intents)
-            self.visit.intents.clear()
-            stale = isinstance(exc, HeadMoved)
-            reason = "decision_stale" if stale else "storage_fault"
-            await self.apply(self.session.handle(flow.Cancelled(self.clock(), reason)))
-            self.say(reason, "error")
-            self.beep("deny")
-            return False
-        sensors = self.sensors
-        for slot in slots:
-            try:
-                await self.driver(self.locks.unlock, slot)
-            except DriverError as exc:
-                await self._lock_fault(slot, exc)
-                return False
-            sensors.released(slot, self.clock())
-            self.light(slot, True)
-        self.beep("ok")
-        return True
-
-    async def _lock_fault(self, slot: int, exc: Exception) -> None:
-        """The slot stays locked (fail-locked) and the visit ends saying why. A silent bus is
-        a ``bus_fault`` (K2; ``lock.bus_restored`` follows from the scan once it answers), a
-        coil in its duty-cycle cool-down is no fault at all: the person is told to retry."""
-        said, detail = "lock_fault", None  # "staff alerted": true only once it is recorded
-        intent: dict[str, object] = {"intent_seq": self.visit.intents.get(slot)}
-        try:
-            if isinstance(exc, DutyCycleExceeded):
-                wait_s = max(1, round(exc.retry_after_s))
-                said, detail = "cooling_down", (f"格口 {slot} 正在冷却，请 {wait_s} 秒后再试",
-                                                f"Slot {slot} is cooling down: retry in {wait_s} s")
-                failed = self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc),
-                                      cause="duty_cycle", retry_after_s=exc.retry_after_s)
-                await self.writer.run(lambda s: tx.log(s, self.audit, failed), failed.type)
-            else:
-                kind = "bus_fault" if isinstance(exc, BusFault) else "lock_fault"
-                raise_it = self._alarm_work(kind, f"slot {slot} did not unlock: {exc}",
-                                            rule="K2", slot=slot, payload=intent)
-                failed = self.outcome("unlock.failed", slot, rules=["K2"], detail=str(exc),
-                                      cause=kind)
-
-                def record(s: DbSession) -> None:
-                    raise_it(s)
-                    tx.log(s, self.audit, failed)
-
-                # Awaited: the screen says "staff alerted" only once the alarm is recorded.
-                await self.writer.run(record, f"alarm {kind}")
-                self.changed()
-                if kind == "bus_fault":
-                    self.sensors.bus_down = True  # the alarm is raised; the scan logs the restore
-        except (AuditError, SQLAlchemyError) as fault:
-            log.error("lock fault on slot %s not recorded: %s", slot, fault)
-            said = "lock_fault_unrecorded"
-        self.visit.resolved.add(slot)
-        await self.apply(self.session.handle(flow.Cancelled(self.clock(), "lock_fault")))
-        self.say(said, "error", detail=detail)
-        self.beep("deny")
 
     def outcome(self, type_: str, slot: int, *, rules: list[str], **payload: Any) -> NewEvent:
         """The outcome event of an opening, pointing back to its intent (``intent_seq``)."""
@@ -583,13 +483,13 @@ class Cabinet(Registry):
               beep: bool = True) -> None:
         """Raise an alarm through the alarm service, owned as the settings say (F1); the
         writer thread records it (queued in order, retried while the database is busy)."""
-        self.writer.post(self._alarm_work(kind, message, rule=rule, slot=slot, key=key,
+        self.writer.post(self.alarm_work(kind, message, rule=rule, slot=slot, key=key,
                                           payload=payload), f"alarm {kind}")
         if beep:
             self.beep("alarm")
         self.changed()
 
-    def _alarm_work(self, kind: str, message: str, *, rule: str | None = None,
+    def alarm_work(self, kind: str, message: str, *, rule: str | None = None,
                     slot: int | None = None, key: policy.KeyFacts | None = None,
                     payload: dict[str, object] | None = None) -> Callable[[DbSession], None]:
         """The alarm as a write for the writer thread; its time is when it was seen."""

@@ -72,6 +72,10 @@ class Registry:
         """``kind`` is draw, return or intake; ``build(slot, actors)`` makes its intent event."""
         self._intents[kind] = build
 
+    def intent_builder(self, kind: str) -> Callable[[int, list[str]], NewEvent]:
+        """The intent event maker registered for ``kind`` (``kiosk.cabinet.opening``)."""
+        return self._intents[kind]
+
     def on_tick(self, job: Callable[[dt.datetime], Awaitable[None]]) -> None:
         self._tickers.append(job)
 

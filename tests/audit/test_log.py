@@ -190,7 +190,7 @@ def test_an_event_is_stored_with_its_actors_rules_and_payload(runtime: Runtime) 
 def test_an_append_after_a_head_goes_on_only_while_the_head_is_still_there(
         runtime: Runtime) -> None:
     """``append_in(after=N)``: a draw decided from facts read when the log was at N is
-    logged only if nothing was appended since (issue 15, ``Visit.decided_at_head``)."""
+    logged only if nothing was appended since (issue 15, ``Visit.decided``)."""
     log = _log(runtime)
     first = log.append(NewEvent(type="key.drawn"))
     with write_session(runtime.engine) as session:

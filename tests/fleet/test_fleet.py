@@ -70,7 +70,7 @@ def draw(cab: Cabinet, uid: str) -> str:
     key = next(k for k in d.screen()["keys"] if k["status"] == "ok" and not k["cosign"])
     key_number, slot = key["key_number"], key["slot"]
     d.post("/kiosk/api/draw", {"keys": [key_number], "reason_code": "repair"})
-    assert d.wait_slot_open(slot)
+    assert d.wait_slot_open(slot), d.screen()["message"]  # why it stayed shut
     d.post("/sim/take", {"slot": slot})
     d.wait_state("idle")
     return str(key_number)

@@ -6,37 +6,41 @@ every event written in this process, SQLite's commit mark moves with any commit 
 and the intent goes onto the log only if its head has not moved since the list (checked in
 the intent's own write transaction). What must hold: a right withdrawn meanwhile, in this
 process, by another one or by a bare edit of the database, is weighed at the choice; a
-write that lands after the decision and before the intent makes the intent refuse: nothing
-is written, nothing opens, the screen says so, and the next choice is decided afresh. Real
-SQLite, a real second process, the Kerong board simulator.
+write that lands after the decision and before the intent sends the same choice to be
+decided again from fresh reads: refused with its rule if it no longer stands, opened if
+it does. Real SQLite, a real second process, the Kerong board simulator.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from rig import Rig
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session as DbSession
 
 from kiosk.audit import NewEvent
 from kiosk.cabinet.flows.draw import DrawFlow
 from kiosk.cabinet.options import CabinetError
 from kiosk.services import tx
-from kiosk.store.models import AccessRight
+from kiosk.store.models import AccessRight, Key
 
 WITHDRAW_EVERY_RIGHT = """
 import sys
 from pathlib import Path
-from sqlalchemy import delete
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session as DbSession
 from kiosk.audit import NewEvent
 from kiosk.config import Settings
 from kiosk.runtime import Runtime
 from kiosk.services import tx
-from kiosk.store.models import AccessRight
+from kiosk.store.models import AccessRight, Key
 runtime = Runtime.open(Settings(data_dir=Path(sys.argv[1]), cabinet_id="cab-01"))
 with tx.write(runtime.audit) as s:
     s.execute(delete(AccessRight))
@@ -87,36 +91,96 @@ async def test_K3_a_right_withdrawn_without_an_event_is_weighed_at_the_choice(
     assert not rig.hw.model.is_unlocked(slot)
 
 
-async def test_K2_a_write_between_the_decision_and_the_intent_makes_the_intent_refuse(
-        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The last line: something is committed after the choice was decided from the list's
-    facts and before its intent commits. The intent goes onto the head the list saw or not at
-    all: nothing is written, nothing opens, the screen says why, and the next choice is
-    decided afresh."""
-    uid, _ = rig.card_of(dept="ENG")
-    slot, _ = rig.key("U1203")
-    await rig.cabinet.tap(uid)
+def land_before_the_intent(rig: Rig, monkeypatch: pytest.MonkeyPatch,
+                           write: Callable[[DbSession], object]) -> None:
+    """``write`` (with an event) commits after the choice was decided from the list's facts
+    and before its intent: the narrowest window, the one only the intent's head check sees."""
     writer = rig.cabinet.writer
     durable = writer.durable
+    landed: list[bool] = []
 
     async def a_write_lands_first(*args: Any, **kwargs: Any) -> Any:
-        with tx.write(rig.runtime.audit) as s:
-            s.execute(delete(AccessRight))
-            tx.log(s, rig.runtime.audit, NewEvent(type="right.withdrawn", payload={"all": True}))
+        if not landed:
+            landed.append(True)
+            with tx.write(rig.runtime.audit) as s:
+                write(s)
         return await durable(*args, **kwargs)
 
     monkeypatch.setattr(writer, "durable", a_write_lands_first)
+
+
+async def test_K3_a_right_withdrawn_between_the_decision_and_the_intent_refuses_the_draw(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log moved under the decision: the same choice is decided again from fresh reads,
+    and the withdrawn right refuses it with its rule: logged, on the screen, nothing opened,
+    no intent."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+
+    def withdraw(s: DbSession) -> None:
+        s.execute(delete(AccessRight))
+        tx.log(s, rig.runtime.audit, NewEvent(type="right.withdrawn", payload={"all": True}))
+
+    land_before_the_intent(rig, monkeypatch, withdraw)
     await rig.cabinet.choose_draw(["U1203"], "repair")
     monkeypatch.undo()
+    await rig.cabinet.writer.drain(5)
     screen = rig.cabinet.screen()
-    assert screen["message"]["code"] == "decision_stale"
+    assert screen["message"]["code"] == "no_access_right"
     assert screen["state"] == "idle"
     assert not rig.hw.model.is_unlocked(slot)
     assert rig.events("draw.intent") == []
-    await rig.cabinet.tap(uid)  # the next visit reads afresh: the right is gone
+    denied = rig.events("access.denied")[-1]
+    assert json.loads(denied.payload)["code"] == "no_access_right" and "K3" in denied.rules
+    await rig.cabinet.tap(uid)  # and the next visit reads afresh: the right is still gone
     with pytest.raises(CabinetError):
         await rig.cabinet.choose_draw(["U1203"], "repair")
     assert not rig.hw.model.is_unlocked(slot)
+
+
+async def test_K2_an_unrelated_event_between_the_decision_and_the_intent_still_opens(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A setting applied from the hub (or any event) lands in the window: the draw is decided
+    again, still stands, and opens; its intent follows that event on the log. (Before, the
+    draw was refused as stale: seen as a slot that never opened in the fleet's proxy test.)"""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+    land_before_the_intent(rig, monkeypatch, lambda s: tx.log(
+        s, rig.runtime.audit, NewEvent(type="fleet.config_applied", payload={"cursor": 7})))
+    await rig.cabinet.choose_draw(["U1203"], "repair")
+    monkeypatch.undo()
+    assert rig.hw.model.is_unlocked(slot), rig.cabinet.screen()["message"]
+    applied = rig.events("fleet.config_applied")[-1]
+    assert [e.seq for e in rig.events("draw.intent")] == [applied.seq + 1]
+    assert rig.cabinet.screen()["message"] is None or \
+        rig.cabinet.screen()["message"]["code"] != "decision_stale"
+
+
+async def test_K2_a_draw_that_now_needs_a_cosigner_is_refused_as_stale(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key's group is made co-signed in the window: the draw cannot wait for a custodian
+    on its way to the lock, so it is refused as stale, logged under K2, and nothing opens."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+
+    def cosigned(s: DbSession) -> None:
+        key = s.scalars(select(Key).where(Key.key_number == "U1203")).one()
+        key.group.requires_cosign = True
+        tx.log(s, rig.runtime.audit, NewEvent(type="key_group.changed",
+                                              payload={"requires_cosign": True}))
+
+    land_before_the_intent(rig, monkeypatch, cosigned)
+    await rig.cabinet.choose_draw(["U1203"], "repair")
+    monkeypatch.undo()
+    await rig.cabinet.writer.drain(5)
+    assert rig.cabinet.screen()["message"]["code"] == "decision_stale"
+    assert not rig.hw.model.is_unlocked(slot)
+    assert rig.events("draw.intent") == []
+    denied = rig.events("access.denied")[-1]
+    assert json.loads(denied.payload)["code"] == "decision_stale" and json.loads(denied.rules) == ["K2"]
 
 
 async def test_K2_with_nothing_logged_since_the_list_the_draw_opens(

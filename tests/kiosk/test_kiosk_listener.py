@@ -124,7 +124,7 @@ async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(
     # Now the disk fills between the durable intent and the lock's failure: the alarm
     # cannot be recorded, so the screen must not say anyone was told.
     cabinet = rig.cabinet
-    record_intents = cabinet._record_intents
+    record_intents = cabinet.opening.record_intents
     filled: list[Any] = []
 
     async def intents_then_disk_full(slots: tuple[int, ...]) -> None:
@@ -132,7 +132,7 @@ async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(
         filled.append(database_full(rig))
         filled[-1].__enter__()
 
-    monkeypatch.setattr(cabinet, "_record_intents", intents_then_disk_full)
+    monkeypatch.setattr(cabinet.opening, "record_intents", intents_then_disk_full)
     await rig.cabinet.tap(uid)
     rig.hw.board.sim.set_faults(no_reply=True)
     try:

@@ -353,7 +353,7 @@ class KerongLockBank:
             self._armed.clear()
 
     def armed_boards(self) -> tuple[int, ...]:
-        """The boards whose next unlock will skip its 0x37 (for tests and the health page)."""
+        """The boards whose next unlock will skip its 0x37 (read by tests and the tap bench)."""
         with self._bus:
             now = self._clock()
             return tuple(sorted(b for b, (_, until) in self._armed.items() if now <= until))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import uuid
 
 from sqlalchemy.orm import Session as DbSession
@@ -19,7 +20,7 @@ from kiosk.cabinet.options import CabinetError
 from kiosk.errors import Conflict
 from kiosk.messages import REASONS
 from kiosk.services import approvals
-from kiosk.visit import DrawPlan, PreparedDecision
+from kiosk.visit import DecidedFromList, DrawPlan, PreparedDecision
 
 MAX_KEYS = 5
 
@@ -97,8 +98,26 @@ class DrawFlow:
         event = flow.DrawChosen(now, tuple(plans), needs_cosign=policy.Need.COSIGN in needs)
         if self.pin_asked(now, [plan.key for plan in plans.values()], event):
             return  # the PIN pad is up; the PIN flow goes on with ``event`` once it is right
-        core.visit.decided_at_head = head  # this draw's intents, and nothing else, use it
+        if head is not None:  # this draw's intents, and nothing else, use it
+            core.visit.decided = DecidedFromList(head, functools.partial(
+                self.recheck, key_numbers, reason_code, reason_text, now, needs))
         await core.apply(core.session.handle(event))
+
+    def recheck(self, key_numbers: list[str], reason_code: str, reason_text: str | None,
+                now: dt.datetime, needs: set[policy.Need]) -> None:
+        """Something was logged between the choice, decided from the list's facts, and its
+        intent: the same choice decided again from fresh reads (``kiosk.cabinet.opening``).
+        A key refused now is refused as at the choice (``plan`` logs it with its rule). A
+        draw that would now wait for a co-signer, a PIN or the duty manager cannot take that
+        step on its way to the lock: refused as stale, logged under K2, chosen again."""
+        core = self.core
+        plans, again, _ = self.plan(key_numbers, reason_code, reason_text, now, fresh=True)
+        if again != needs or self.pin_causes(now, plans):
+            core.deny(policy.Decision.deny(
+                "decision_stale", "what the draw needs changed between the choice and the "
+                "unlock", "K2"), person=core.visit.person, keys=key_numbers)
+            raise CabinetError("decision_stale")
+        core.visit.draws = plans
 
     def unchanged_since(self, prepared: PreparedDecision) -> bool:
         """Nothing logged in this process since the list, and on SQLite nothing committed by

@@ -54,8 +54,11 @@ class PinFlow:
             max_tries=cfg.max_tries, lockout=dt.timedelta(minutes=cfg.lockout_min))
 
     def causes(self, now: dt.datetime, keys: list[policy.KeyFacts]) -> tuple[str, ...]:
-        """Why the person at the screen must give a PIN for these keys now (none: no PIN)."""
-        person, _ = self._who()
+        """Why the person at the screen must give a PIN for these keys now (none: no PIN).
+        Asked at the choice and again, past it, when the draw is decided afresh."""
+        person = self.core.visit.person
+        if person is None:
+            return ()
         return tuple(policy.pin_causes(self.rule(), person, keys,
                                        business_time=self.core.calendar.is_business_time(now)))
 
