@@ -156,15 +156,21 @@ def _cycle(person: Driver, badge: str, key: tuple[str, str, int]) -> list[float]
         raise RuntimeError(f"draw of {number} refused: {drawn.status_code} {drawn.text}")
     t.append(time.perf_counter())
     person.post("take", slot=slot)
-    person.until("idle")  # the next scan saw the key leave: the loan is recorded
+    ended = person.until("idle")  # the next scan saw the key leave: the loan is recorded
     t.append(time.perf_counter())
+    said = (ended.get("message") or {}).get("code")
+    if said != "drawn":
+        raise RuntimeError(f"the draw of {number} ended without 'drawn': {ended}")
     person.tap(fob, "await_returner")  # K4: whose badge returns it?
     t.append(time.perf_counter())
     person.tap(badge, "returning")
     t.append(time.perf_counter())
     person.insert(fob, slot)
-    person.until("idle")  # the next scan saw it back: the loan is closed
+    ended = person.until("idle")  # the next scan saw it back: the loan is closed
     t.append(time.perf_counter())
+    said = (ended.get("message") or {}).get("code")
+    if said != "returned":  # the visit ended another way: say how, not later "key is out"
+        raise RuntimeError(f"the return of {number} ended without 'returned': {ended}")
     return [b - a for a, b in itertools.pairwise(t)]
 
 

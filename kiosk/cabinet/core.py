@@ -27,7 +27,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session as DbSession
 
@@ -61,6 +61,8 @@ from kiosk.store.types import utcnow
 from kiosk.visit import Message, Visit
 
 log = logging.getLogger("kiosk.cabinet")
+
+T = TypeVar("T")
 
 ENDED_WELL = ("drawn", "returned", "received", "handed_over", "stocked")
 
@@ -514,7 +516,11 @@ class Cabinet(Registry):
         self.writer.post(work, what)
 
     async def driver(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._bus, fn, *args)
+        return await self.on_bus(fn, *args)
+
+    def on_bus(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue ``fn(*args)`` on the bus thread now (drivers' calls run there, in order)."""
+        return asyncio.get_running_loop().run_in_executor(self._bus, fn, *args)
 
     def light(self, slot: int, on: bool) -> None:
         if self.indicators is not None:

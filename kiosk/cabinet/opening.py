@@ -18,8 +18,10 @@ a refused tap) costs the draw a read, never the opening.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
@@ -28,6 +30,7 @@ from drivers.errors import BusFault, DriverError, DutyCycleExceeded
 from kiosk import session as flow
 from kiosk.audit import AppendedEvent, HeadMoved, NewEvent
 from kiosk.cabinet.options import CabinetError
+from kiosk.cabinet.writer import Work
 from kiosk.errors import AuditError
 from kiosk.services import tx
 
@@ -35,6 +38,11 @@ if TYPE_CHECKING:
     from kiosk.cabinet.core import Cabinet
 
 log = logging.getLogger("kiosk.cabinet")
+
+HANDOFF_WAIT_S = 0.05
+"""How long the lock bus waits on an intent's commit before leaving the unlock to the loop.
+A commit takes a few milliseconds; one that takes longer (a busy database) must not hold
+the bus, whose sensor sweeps go on while the database is locked (issue 15, item 2)."""
 
 
 class Opening:
@@ -52,33 +60,59 @@ class Opening:
         return [core.intent_builder(core.opening_kind(slot))(slot, list(actors))
                 for slot in slots]
 
-    async def _durable(self, events: list[NewEvent], after: int | None) -> list[AppendedEvent]:
-        """Commit ``events`` in one transaction; the first only onto head ``after``, if given."""
-        core = self.core
+    def _record(self, events: list[NewEvent], after: int | None) -> Work[list[AppendedEvent]]:
+        """The intents' write: ``events`` in one transaction, the first only onto head
+        ``after`` if given (else ``HeadMoved``)."""
+        audit = self.core.audit
 
         def record(s: DbSession) -> list[AppendedEvent]:
-            return [tx.log(s, core.audit, event, after=after if i == 0 else None)
+            return [tx.log(s, audit, event, after=after if i == 0 else None)
                     for i, event in enumerate(events)]
+        return record
 
-        return await core.writer.durable(
-            record, within_s=core.options.intent_wait.total_seconds(), what="intent")
+    def _unlock_on_commit(self, committed: concurrent.futures.Future[Any], slot: int) -> bool:
+        """Bus thread: wait for the intent's commit and unlock ``slot`` the moment it lands,
+        with no hop through the loop. True: unlocked. False: the commit failed (the loop
+        hears why from the writer) or did not land within ``HANDOFF_WAIT_S`` (the loop
+        unlocks once it has). A lock that does not move raises, as ``LockBank.unlock``."""
+        try:
+            committed.result(timeout=HANDOFF_WAIT_S)
+        except Exception:  # not yet, or not at all: either way not this thread's to unlock
+            return False
+        self.core.locks.unlock(slot)
+        return True
 
-    async def record_intents(self, slots: tuple[int, ...]) -> None:
+    async def record_intents(self, slots: tuple[int, ...]) -> asyncio.Future[bool] | None:
         """Durable intent events, one per slot, committed before any lock moves; refused if
         not durable within ``intent_wait``. Raises ``CabinetError`` when a draw decided from
-        the list's facts no longer stands once decided afresh (refusal logged and said)."""
-        v = self.core.visit
+        the list's facts no longer stands once decided afresh (refusal logged and said).
+
+        Returns the bus thread's job that unlocks the first slot as its intent commits
+        (``_unlock_on_commit``; its result says whether it did), or None."""
+        core, v = self.core, self.core.visit
+        within_s = core.options.intent_wait.total_seconds()
         decided, v.decided = v.decided, None  # for this opening only
+        job = core.writer.submit_durable(
+            self._record(self.intents(slots), decided.head if decided is not None else None))
+        first = core.on_bus(self._unlock_on_commit, job.committed, slots[0]) if slots else None
         try:
-            stored = await self._durable(self.intents(slots),
-                                         decided.head if decided is not None else None)
+            stored = await core.writer.settle(job, within_s)
         except HeadMoved:
+            if first is not None:
+                await first  # it saw the commit fail: opened nothing
             if decided is None:
                 raise
             decided.recheck()  # the log moved since the list: decided again, or refused
-            stored = await self._durable(self.intents(slots), None)
+            first = None
+            stored = await core.writer.durable(self._record(self.intents(slots), None),
+                                               within_s=within_s, what="intent")
+        except BaseException:
+            if first is not None:
+                await first  # no commit, so it opened nothing
+            raise
         for slot, appended in zip(slots, stored, strict=True):
             v.intents[slot] = appended.seq
+        return first
 
     async def unlock(self, slots: tuple[int, ...]) -> bool:
         """Log the intents durably, then move the locks; False if the log or a lock failed
@@ -86,13 +120,13 @@ class Opening:
 
         While the writer thread commits the intents, the bus thread arms the first slot's
         board (``kiosk.cabinet.arming``; a board armed when the key was picked hears nothing
-        more), so once the intent is durable the unlock is one frame on the wire (issue 15).
-        The bus thread runs one job at a time, in order: the unlock, queued after the
-        intent, always follows the arming."""
+        more) and then waits on the commit itself, so the unlock frame follows the commit
+        without a hop through the loop (issue 15). The bus thread runs one job at a time, in
+        order: the unlock, queued after the arming, always follows it."""
         core = self.core
         arming = core.arming.for_unlock(slots[0]) if slots else None
         try:
-            await self.record_intents(slots)
+            first = await self.record_intents(slots)
         except (AuditError, SQLAlchemyError, CabinetError) as exc:
             # Disk full or database locked: no intent, so no lock may move, and nothing
             # more can be logged either (an intent already written for an earlier slot is
@@ -113,9 +147,10 @@ class Opening:
             core.beep("deny")
             return False
         sensors = core.sensors
-        for slot in slots:
+        for i, slot in enumerate(slots):
             try:
-                await core.driver(core.locks.unlock, slot)
+                if not (i == 0 and first is not None and await first):
+                    await core.driver(core.locks.unlock, slot)
             except DriverError as exc:
                 await self.lock_fault(slot, exc)
                 return False

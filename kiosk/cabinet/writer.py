@@ -41,7 +41,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
@@ -128,6 +128,16 @@ class _Job:
 _STOP = _Job(None, "stop")
 
 
+@dataclass(eq=False)
+class Durable(Generic[T]):
+    """A durable job on its way (``Writer.submit_durable``). ``committed`` resolves with the
+    work's result once it has committed, or fails (also when given up: never committed)."""
+
+    committed: concurrent.futures.Future[T]
+    ticket: _Ticket
+    what: str
+
+
 class Writer:
     """One thread that owns the cabinet's database writes (see the module docstring)."""
 
@@ -157,16 +167,28 @@ class Writer:
     async def durable(self, work: Work[T], *, within_s: float, what: str = "intent") -> T:
         """Queue ``work`` and await its commit for at most ``within_s`` seconds; past that it
         is given up (``StorageBusy``) and will never commit."""
+        return await self.settle(self.submit_durable(work, what), within_s)
+
+    def submit_durable(self, work: Work[T], what: str = "intent") -> Durable[T]:
+        """Queue ``work`` as a durable job and return at once: ``Durable.committed`` is a
+        thread-safe future another thread may block on (the lock bus waits on an intent's
+        commit with it, ``kiosk.cabinet.opening``); ``settle`` awaits it on the loop."""
         ticket = _Ticket()
-        waiting = asyncio.wrap_future(self._submit(_Job(work, what, ticket=ticket)))
+        return Durable(self._submit(_Job(work, what, ticket=ticket)), ticket, what)
+
+    async def settle(self, job: Durable[T], within_s: float) -> T:
+        """Await a ``submit_durable`` job's commit for at most ``within_s`` seconds; past that
+        it is given up (``StorageBusy``) and will never commit."""
+        waiting = asyncio.wrap_future(job.committed)
         try:
-            return await asyncio.wait_for(asyncio.shield(waiting), within_s)
+            result: T = await asyncio.wait_for(asyncio.shield(waiting), within_s)
+            return result
         except TimeoutError:
-            if not ticket.abandon():
+            if not job.ticket.abandon():
                 return await waiting  # it is committing right now: its result stands
             waiting.add_done_callback(_swallow)
-            raise StorageBusy(f"{what} not durable within {within_s:g} s (database busy)") \
-                from None
+            raise StorageBusy(f"{job.what} not durable within {within_s:g} s "
+                              "(database busy)") from None
 
     @property
     def stalled(self) -> bool:

@@ -96,17 +96,17 @@ def land_before_the_intent(rig: Rig, monkeypatch: pytest.MonkeyPatch,
     """``write`` (with an event) commits after the choice was decided from the list's facts
     and before its intent: the narrowest window, the one only the intent's head check sees."""
     writer = rig.cabinet.writer
-    durable = writer.durable
+    submit = writer.submit_durable
     landed: list[bool] = []
 
-    async def a_write_lands_first(*args: Any, **kwargs: Any) -> Any:
+    def a_write_lands_first(*args: Any, **kwargs: Any) -> Any:
         if not landed:
             landed.append(True)
             with tx.write(rig.runtime.audit) as s:
                 write(s)
-        return await durable(*args, **kwargs)
+        return submit(*args, **kwargs)
 
-    monkeypatch.setattr(writer, "durable", a_write_lands_first)
+    monkeypatch.setattr(writer, "submit_durable", a_write_lands_first)
 
 
 async def test_K3_a_right_withdrawn_between_the_decision_and_the_intent_refuses_the_draw(

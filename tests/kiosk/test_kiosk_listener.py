@@ -127,10 +127,11 @@ async def test_a_lock_fault_says_alerted_only_when_the_alarm_is_recorded(
     record_intents = cabinet.opening.record_intents
     filled: list[Any] = []
 
-    async def intents_then_disk_full(slots: tuple[int, ...]) -> None:
-        await record_intents(slots)
+    async def intents_then_disk_full(slots: tuple[int, ...]) -> Any:
+        first = await record_intents(slots)
         filled.append(database_full(rig))
         filled[-1].__enter__()
+        return first
 
     monkeypatch.setattr(cabinet.opening, "record_intents", intents_then_disk_full)
     await rig.cabinet.tap(uid)
