@@ -15,15 +15,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from kiosk.audit.chain import GENESIS_HASH, canonical_json, checkpoint_message, event_hash
 from kiosk.audit.device_key import DeviceKey
+from kiosk.audit.statements import ChainStatements, CoreStatements, SqliteSql, SqliteStatements
 from kiosk.errors import AuditError
 from kiosk.store.db import write_session
-from kiosk.store.models import AuditHead, Checkpoint, Event
+from kiosk.store.models import AuditHead, Checkpoint
 from kiosk.store.types import utcnow
 
 APPEND_ATTEMPTS = 8
@@ -71,17 +72,7 @@ class AppendedEvent:
     than keep each refusal's number until a scrape reads its row: issue 15, item 4)."""
 
 
-_HEADS, _EVENTS = cast(Table, AuditHead.__table__), cast(Table, Event.__table__)
-# Built once, executed as Core statements: the append is on the path from a person's choice
-# to the lock opening (the intent is made durable first), and the ORM's unit of work cost
-# more than the disk's flush (issue 15). The head is read and moved in the caller's write
-# transaction, so the chain is serialised exactly as before.
-_HEAD_FOR_UPDATE = (select(_HEADS.c.seq, _HEADS.c.hash)
-                    .where(_HEADS.c.cabinet_id == bindparam("cabinet")).with_for_update())
-_HEAD_FIRST = insert(_HEADS)
-_HEAD_MOVE = (update(_HEADS).where(_HEADS.c.cabinet_id == bindparam("cabinet"))
-              .values(seq=bindparam("seq"), hash=bindparam("hash")))
-_EVENT_INSERT = insert(_EVENTS)
+_HEADS = cast(Table, AuditHead.__table__)
 _HEAD_SEQ = select(_HEADS.c.seq).where(_HEADS.c.cabinet_id == bindparam("cabinet"))
 
 
@@ -103,6 +94,9 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self.clock = clock
         self.listeners: list[Callable[[AppendedEvent], None]] = []
+        # How the append's statements run (kiosk/audit/statements.py): on SQLite on the
+        # session's DB-API cursor, elsewhere as Core statements.
+        self._sqlite = SqliteSql(engine.dialect) if engine.dialect.name == "sqlite" else None
 
     # ---------------------------------------------------------------------------- writing
     def append(self, event: NewEvent) -> AppendedEvent:
@@ -131,10 +125,11 @@ class AuditLog:
         ``after``, the event is appended only if the head is still that sequence number,
         else :class:`HeadMoved` (a decision made from facts read at ``after`` is stale).
         """
-        head = session.execute(_HEAD_FOR_UPDATE, {"cabinet": self.cabinet_id}).first()
+        run: ChainStatements = (CoreStatements(session) if self._sqlite is None
+                                else SqliteStatements(session, self._sqlite))
+        head = run.head(self.cabinet_id)
         if head is None:
-            session.execute(_HEAD_FIRST, {"cabinet_id": self.cabinet_id, "seq": 0,
-                                          "hash": GENESIS_HASH})
+            run.first_head(self.cabinet_id, GENESIS_HASH)
             prev_seq, prev_hash = 0, GENESIS_HASH
         else:
             prev_seq, prev_hash = head
@@ -157,8 +152,8 @@ class AuditLog:
             "prev_hash": prev_hash,
         }
         digest = event_hash(**fields)
-        session.execute(_EVENT_INSERT, {**fields, "hash": digest})
-        session.execute(_HEAD_MOVE, {"cabinet": self.cabinet_id, "seq": seq, "hash": digest})
+        run.insert_event({**fields, "hash": digest})
+        run.move_head(self.cabinet_id, seq, digest)
         if seq % self.checkpoint_every == 0:
             self._checkpoint_in(session, seq, digest)
         session.flush()  # the checkpoint, and the caller's rows added before (as ever)

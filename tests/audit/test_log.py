@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from audit_forge import fill, sql
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from kiosk.audit import GENESIS_HASH, AppendedEvent, AuditLog, NewEvent
 from kiosk.audit import log as log_module
 from kiosk.audit.verify import ExportedCheckpoint, verify_log
-from kiosk.config import AuditSettings
+from kiosk.config import AuditSettings, Settings
 from kiosk.errors import AuditError
 from kiosk.runtime import Runtime
 from kiosk.store.db import write_session
@@ -240,3 +242,42 @@ def test_a_callers_row_and_its_event_commit_together_or_not_at_all(runtime: Runt
     with runtime.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM notes")).scalar() == 0
     assert log.head() == (0, GENESIS_HASH)
+
+
+@pytest.fixture
+def on_sqlite(tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime on SQLite whatever the run's database: the cursor path is SQLite's."""
+    runtime = Runtime.open(Settings(data_dir=tmp_path / "sqlite", cabinet_id=CAB))
+    yield runtime
+    runtime.close()
+
+
+def test_the_sqlite_cursor_path_stores_exactly_the_row_core_stores(on_sqlite: Runtime) -> None:
+    """On SQLite the append's statements run on the session's DB-API cursor (issue 15); a
+    log forced onto the Core statements must store the same bytes for the same event: the
+    time's text, the JSON, the nulls."""
+    runtime = on_sqlite
+    event = NewEvent(type="draw.intent", actors=["p-1"], slot=7, key_number="U1201",
+                     rules=["K2", "K3"], payload={"reason_code": "repair", "night": False})
+    fast, core = _log(runtime), _log(runtime)
+    core._sqlite = None  # the Core statements, whatever the database
+    for log in (fast, core):
+        with write_session(runtime.engine) as session:
+            log.append_in(session, event)
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT CAST(at AS TEXT), type, actors, slot, key_number, decision, rules, "
+            "payload FROM events WHERE cabinet_id = :c ORDER BY seq"), {"c": CAB}).all()
+    assert len(rows) == 2 and tuple(rows[0]) == tuple(rows[1])
+    assert verify_log(runtime.engine, cabinet_id=CAB).ok
+
+
+def test_a_refused_write_on_the_cursor_path_raises_what_callers_catch(
+        on_sqlite: Runtime) -> None:
+    """The DB-API's own error is raised as SQLAlchemy's, which the cabinet's writer and
+    every caller catch (a bare sqlite3.OperationalError would escape them)."""
+    log = _log(on_sqlite)
+    with write_session(on_sqlite.engine) as session:
+        session.execute(text("PRAGMA query_only = ON"))
+        with pytest.raises(OperationalError, match=r"readonly|read-only|query_only"):
+            log.append_in(session, NewEvent(type="key.drawn"))
