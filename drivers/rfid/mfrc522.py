@@ -453,6 +453,10 @@ class Mfrc522Reader:
     def reader_id(self) -> str:
         return self.config.reader_id
 
+    @property
+    def holding(self) -> bool:
+        return self._debouncer.held is not None
+
     # -- CardReader ------------------------------------------------------------------------
     def wait_for_card(self, timeout: float) -> CardRead | None:
         if self._closed:

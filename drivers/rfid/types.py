@@ -42,6 +42,13 @@ class CardReader(Protocol):
         """The configured name of this reader (appears in every ``CardRead``)."""
         ...
 
+    @property
+    def holding(self) -> bool:
+        """Whether a card already reported is, as far as the reader knows, still on the
+        antenna: the same card counts as a new tap only once this is False again (it has
+        been away for the hold-off). What a person sees as "take the card away first"."""
+        ...
+
     def wait_for_card(self, timeout: float) -> CardRead | None:
         """Return the next new tap, or ``None`` after ``timeout`` seconds (or on close).
 

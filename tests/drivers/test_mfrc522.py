@@ -212,10 +212,14 @@ def test_held_card_is_read_once_then_again_after_removal(
     reader = make_reader()
     tag = badge(UID4)
     cabinet.place_tag(tag)
+    assert not reader.holding
     assert reader.wait_for_card(1.0) is not None
     assert reader.wait_for_card(0.2) is None  # still lying on the antenna
+    assert reader.holding  # "take the card away first"
     cabinet.remove_tag()
     assert reader.wait_for_card(0.2) is None
+    assert reader.wait_for_card(0.3) is None  # the hold-off (0.3 s, two polls) has passed
+    assert not reader.holding
     cabinet.place_tag(tag)
     read = reader.wait_for_card(1.0)
     assert read is not None and read.uid == UID4

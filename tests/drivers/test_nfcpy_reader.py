@@ -64,6 +64,7 @@ def test_reads_a_card_emulated_by_another_process(
         assert read == CardRead(uid=IDM_A, reader_id="desk", credential=None, magic=False)
         assert read.uid_hex == "03FE0102030405AB"
         assert reader.wait_for_card(0.8) is None  # the card stays in the field: one tap
+        assert reader.holding
         card.terminate()  # take the card away ...
         card.wait(10)
         start_card(IDM_B)  # ... and tap another one

@@ -63,9 +63,14 @@ async def badge(rig: Rig, uid: str) -> None:
             raise AssertionError(f"the reader never delivered {uid}")
     finally:
         rig.hw.model.remove_tag(tag)
-    # The card is taken away at 0.1 s; the reader needs it gone for its 0.3 s hold-off
-    # before the same card counts as a new tap.
-    await asyncio.sleep(0.5)
+    # Taken away: the same card counts as a new tap only once the reader has seen it gone
+    # for its hold-off (two polls and 0.3 s). Waited on, not slept: a starved reader thread
+    # took longer than a fixed 0.5 s, and the next tap of the card was never delivered.
+    for _ in range(500):
+        if not rig.hw.reader.holding:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the reader still holds {uid} 10 s after it was taken away")
 
 
 async def draw(rig: Rig, uid: str, key_number: str, reason: str = "repair") -> int:
