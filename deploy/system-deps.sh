@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Debian packages the test suite drives for real: Chromium and a CJK font (the kiosk page
-# and the console in a browser), the PostgreSQL server (the suite's second backend under CI),
+# and the console in a browser), WenQuanYi Zen Hei (the TrueType CJK font embedded in every
+# PDF report: reportlab cannot embed Noto's CFF outlines), the PostgreSQL server (the suite's second backend under CI),
 # socat (real pty pairs for the serial-bus fault tests), poppler-utils (PDF pages as PNG) and
 # ShellCheck (a test lints the deployment scripts).
 # As root (CI, a fresh machine) the missing ones are installed once, before the test workers
@@ -8,7 +9,7 @@
 # is missing; the tests that need it then say so and skip.
 set -euo pipefail
 
-PACKAGES="chromium fonts-noto-cjk postgresql socat poppler-utils shellcheck"
+PACKAGES="chromium fonts-noto-cjk fonts-wqy-zenhei postgresql socat poppler-utils shellcheck"
 
 missing=""
 for pkg in $PACKAGES; do
