@@ -29,7 +29,7 @@ from kiosk.audit import NewEvent
 from kiosk.cabinet.flows.draw import DrawFlow
 from kiosk.cabinet.options import CabinetError
 from kiosk.services import tx
-from kiosk.store.models import AccessRight, Key
+from kiosk.store.models import AccessRight, Key, Slot
 
 WITHDRAW_EVERY_RIGHT = """
 import sys
@@ -40,7 +40,7 @@ from kiosk.audit import NewEvent
 from kiosk.config import Settings
 from kiosk.runtime import Runtime
 from kiosk.services import tx
-from kiosk.store.models import AccessRight, Key
+from kiosk.store.models import AccessRight, Key, Slot
 runtime = Runtime.open(Settings(data_dir=Path(sys.argv[1]), cabinet_id="cab-01"))
 with tx.write(runtime.audit) as s:
     s.execute(delete(AccessRight))
@@ -217,3 +217,34 @@ async def test_K4_a_refused_draw_leaves_no_head_for_the_return_that_follows(rig:
     assert rig.hw.model.is_unlocked(slot)
     await rig.put_back(fob, slot)
     assert len(rig.events("key.returned")) == 1
+
+
+async def test_K2_a_key_given_another_home_meanwhile_is_refused_as_stale(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key is given another home slot in the window: the unlock already queued is for
+    the old slot, so the draw is refused as stale (K2, logged) and neither slot opens."""
+    uid, _ = rig.card_of(dept="ENG")
+    slot, _ = rig.key("U1203")
+    await rig.cabinet.tap(uid)
+
+    def rehomed(s: DbSession) -> None:
+        key = s.scalars(select(Key).where(Key.key_number == "U1203")).one()
+        homes = select(Key.home_slot_id).where(Key.home_slot_id.is_not(None))
+        free = s.scalars(select(Slot).where(Slot.id.not_in(homes))
+                         .order_by(Slot.number)).first()
+        assert free is not None
+        key.home_slot_id = free.id
+        moved.append(free.number)
+        tx.log(s, rig.runtime.audit, NewEvent(type="key.moved", key_number="U1203",
+                                              payload={"slot": free.number}))
+
+    moved: list[int] = []
+    land_before_the_intent(rig, monkeypatch, rehomed)
+    await rig.cabinet.choose_draw(["U1203"], "repair")
+    monkeypatch.undo()
+    await rig.cabinet.writer.drain(5)
+    assert rig.cabinet.screen()["message"]["code"] == "decision_stale"
+    assert not rig.hw.model.is_unlocked(slot) and not rig.hw.model.is_unlocked(moved[0])
+    assert rig.events("draw.intent") == []
+    assert json.loads(rig.events("access.denied")[-1].payload)["code"] == "decision_stale"
+

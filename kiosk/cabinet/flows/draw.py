@@ -109,10 +109,12 @@ class DrawFlow:
         intent: the same choice decided again from fresh reads (``kiosk.cabinet.opening``).
         A key refused now is refused as at the choice (``plan`` logs it with its rule). A
         draw that would now wait for a co-signer, a PIN or the duty manager cannot take that
-        step on its way to the lock: refused as stale, logged under K2, chosen again."""
+        step on its way to the lock, and one whose key now has another home slot would open
+        the slot chosen for the old one: refused as stale, logged under K2, chosen again."""
         core = self.core
         plans, again, _ = self.plan(key_numbers, reason_code, reason_text, now, fresh=True)
-        if again != needs or self.pin_causes(now, plans):
+        if again != needs or plans.keys() != core.visit.draws.keys() \
+                or self.pin_causes(now, plans):
             core.deny(policy.Decision.deny(
                 "decision_stale", "what the draw needs changed between the choice and the "
                 "unlock", "K2"), person=core.visit.person, keys=key_numbers)
