@@ -424,6 +424,9 @@ def screen_keys(ctx: DrawContext, keys: Iterable[KeyFacts] | Standings,
     ins = [_decide_draw(ctx, key, False) for key in grouped.firsts]
     hidden = [proxy and d.code in HIDDEN_FROM_PROXY for d in ins]
     listed_in = [keeper or proxy or d.allowed or d.code == "approval_required" for d in ins]
+    # per standing, the verdict when out (K10, or retired), worked out at its first key out:
+    # a busy cabinet has hundreds of keys out, all of a few standings
+    outs: list[Decision | None] = [None] * len(ins)
     views: list[KeyView] = []
     add = views.append
     for key, group in zip(grouped.keys, grouped.classes, strict=True):
@@ -436,7 +439,9 @@ def screen_keys(ctx: DrawContext, keys: Iterable[KeyFacts] | Standings,
         holder = holders.get(key.id)
         mine = holder is not None and holder.person_id == ctx.person.id
         if mine or keeper or underlying.allowed or underlying.code == "approval_required":
-            decision = _decide_draw(ctx, key, True)  # out (K10), or retired meanwhile
+            decision = outs[group]
+            if decision is None:
+                decision = outs[group] = _decide_draw(ctx, key, True)
         else:
             decision = underlying  # out, but theirs to draw anyway never: say why not
         # A key out can be drawn by no one, so it concerns a colleague only if it is theirs.

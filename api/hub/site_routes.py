@@ -52,7 +52,8 @@ def _page(page: site_lists.Page, limit: int, offset: int) -> dict[str, Any]:
 
 @router.get("/loans", dependencies=[needs(P.LOANS_READ)],
             summary="The fleet's loans by site and cabinet: the keys out now by default "
-                    "(state=out|overdue|returned|all), newest draw first")
+                    "(state=out|overdue|returned|all), newest draw first; the overdue "
+                    "ones most overdue first")
 def list_site_loans(read: SiteReadDep, principal: PrincipalDep, site: Name = None,
                     cabinet_id: Name = None,
                     state: site_lists.LoanState = site_lists.LoanState.OUT,

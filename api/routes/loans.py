@@ -65,7 +65,9 @@ class LoanOut(Out):
         )
 
 
-@router.get("/loans", response_model=Page[LoanOut], dependencies=[needs(P.LOANS_READ)])
+@router.get("/loans", response_model=Page[LoanOut], dependencies=[needs(P.LOANS_READ)],
+            summary="Loans, newest draw first; overdue=true: the keys out past due, most "
+                    "overdue first (K9)")
 def list_loans(
     by: PrincipalDep,
     session: ReadSession,

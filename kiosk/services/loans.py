@@ -43,7 +43,8 @@ def list_loans(
     offset: int,
     now: dt.datetime | None = None,
 ) -> tuple[list[Loan], int]:
-    """``overdue=True``: open and past due (K9's "long overdue"); ``False``: everything else."""
+    """``overdue=True``: open and past due (K9's "long overdue"), most overdue first;
+    ``False``: everything else, newest draw first."""
     now = now or utcnow()
     # a page shows each loan's key number: one IN query for the page, not one per loan
     query = select(Loan).join(Person, Loan.borrower_id == Person.id).options(
@@ -66,9 +67,11 @@ def list_loans(
         query = query.where(Loan.drawn_at >= drawn_since)
     if drawn_before is not None:
         query = query.where(Loan.drawn_at < drawn_before)
-    return tx.page(
-        session, query, order_by=[Loan.drawn_at.desc(), Loan.id], limit=limit, offset=offset
-    )
+    # K9: the overdue list leads with the key to chase first (most overdue), as the
+    # cabinet's overdue report and the hub's overdue list do; the others newest draw first.
+    order_by = ([Loan.due_at, Loan.id] if overdue is True
+                else [Loan.drawn_at.desc(), Loan.id])
+    return tx.page(session, query, order_by=order_by, limit=limit, offset=offset)
 
 
 def get_loan(session: Session, *, by: Principal, loan_id: uuid.UUID) -> Loan:

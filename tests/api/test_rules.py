@@ -306,6 +306,27 @@ def test_k9_loans_filter_overdue_state_person_and_department(world: World) -> No
     assert world.client.get(f"{V1}/loans/{overdue}", headers=leader_b).status_code == 404
 
 
+def test_k9_overdue_loans_come_most_overdue_first(world: World) -> None:
+    """The key to chase first heads the overdue list, as on the cabinet's overdue report and
+    at the hub: a key drawn later can be the longer overdue one; the other lists stay newest
+    draw first."""
+    long_overdue = world.loan("U1201", world.ids["staff_a"], drawn_hours_ago=6,
+                              due_in_hours=-3)
+    just_overdue = world.loan("U1202", world.ids["staff_b"], drawn_hours_ago=5,
+                              due_in_hours=-0.5)
+    supervisor = world.token(AccountRole.SUPERVISOR)
+
+    def ids(**params: Any) -> list[str]:
+        got = world.client.get(f"{V1}/loans", headers=supervisor, params=params)
+        assert got.status_code == 200, got.text
+        return [loan["id"] for loan in got.json()["items"]]
+
+    assert ids(overdue=True) == [str(long_overdue), str(just_overdue)]
+    assert ids(overdue=True, limit=1, offset=1) == [str(just_overdue)]
+    assert ids(state="open") == [str(just_overdue), str(long_overdue)]  # newest draw first
+    assert ids(state="open", overdue=True) == [str(long_overdue), str(just_overdue)]
+
+
 def test_f1_alarm_owner_and_states_open_handled_closed(world: World) -> None:
     duty = world.token(AccountRole.DUTY_MANAGER, person=world.ids["manager"])
     raised = world.client.post(

@@ -68,8 +68,13 @@ def _ship_loans(log: AuditLog, loans: list[Loan]) -> None:
 
 
 def _expected(loans: list[Loan], state: State, cabinet: str | None = None) -> list[str]:
-    """Newest draw first; loans drawn at the same instant, newest id first."""
+    """Newest draw first, loans drawn at the same instant newest id first; the overdue ones
+    most overdue first (the key to chase at the top, K9), loans due at the same instant in
+    id order."""
     kept = [loan for loan in loans if loan.shows(state) and cabinet in (None, loan.cabinet)]
+    if state is State.OVERDUE:
+        return [loan.id for loan in sorted(kept, key=lambda loan: (loan.due,
+                                                                   uuid.UUID(loan.id)))]
     return [loan.id for loan in sorted(kept, key=lambda loan: (loan.drawn, uuid.UUID(loan.id)),
                                        reverse=True)]
 
@@ -90,13 +95,14 @@ def _walk(session: Session, limit: int, **where: Any) -> tuple[list[str], set[in
 
 def _loans_of_a_day() -> list[Loan]:
     """Out and returned interleaved in draw time at both cabinets (the returned loans'
-    page passes keys out at every step), two drawn at the same instant, overdue ones and
-    one due after the clock's now (K9)."""
+    page passes keys out at every step), two drawn and due at the same instant, overdue ones
+    and ones due after the clock's now (K9)."""
     loans = []
     for n in range(14):
         cabinet = CAB if n % 3 else OTHER
         drawn = 1 + n * 0.5 if n != 9 else 1 + 8 * 0.5  # n 8 and 9: the same instant
-        loans.append(Loan(str(uuid.uuid4()), cabinet, drawn, due=drawn + (30 if n % 4 == 1 else 2)))
+        late = n % 4 == 1 and n != 9  # n 1, 5, 13: due after now
+        loans.append(Loan(str(uuid.uuid4()), cabinet, drawn, due=drawn + (30 if late else 2)))
     return loans
 
 

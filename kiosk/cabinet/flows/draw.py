@@ -60,9 +60,10 @@ class DrawFlow:
         with DbSession(self.core.engine) as s:
             head = self.core.audit.head_seq_in(s)
             ctx = self.context(s, now)
-        # the keys and who has them out, from memory and grouped by standing (issue 15);
-        # those imported and not stocked yet are not in the cabinet to draw
-        facts = self.core.facts.snapshot()
+            # the keys and who has them out, from memory and grouped by standing (issue
+            # 15), as of the same head; those imported and not stocked yet are not in the
+            # cabinet to draw
+            facts = self.core.facts.snapshot_at(s.connection(), head)
         self.core.visit.choices = policy.screen_keys(ctx, facts.offered, facts.holders)
         self.core.visit.prepared = PreparedDecision(head, ctx, facts, mark)
 
