@@ -26,7 +26,7 @@ from kiosk.errors import InvalidRequest, NotAuthenticated, PermissionDenied
 from kiosk.fleet import hub, protocol
 from kiosk.fleet.apply import apply_changes
 from kiosk.fleet.changes import changes_since, install_change_tracking, prepare_hub_database
-from kiosk.fleet.ingest import Batch, Refused, ingest
+from kiosk.fleet.ingest import EVENT_FIELDS, Batch, Refused, ingest
 from kiosk.fleet.link import read_batch
 from kiosk.runtime import Runtime
 from kiosk.services.authz import Principal
@@ -245,9 +245,14 @@ def test_a_field_the_log_does_not_have_is_neither_held_nor_trusted(
     assert ingest(hub_log, cabinet_id=CAB, batch=Batch.parse(doc)).new_events == 6
     assert _held(enrolled) == [(e["seq"], e["hash"]) for e in doc["events"]]
     with Session(enrolled.engine) as s:
-        held = s.scalars(select(HubEvent).where(HubEvent.cabinet_id == CAB)).all()
-        assert not hasattr(HubEvent, "approved_by")
-        assert all(e.received_at.year > 2000 for e in held)  # the hub's own time, not theirs
+        rows = s.execute(select(HubEvent.__table__).where(HubEvent.cabinet_id == CAB)
+                         .order_by(HubEvent.seq)).mappings().all()
+    signed = [name for name in EVENT_FIELDS if name != "at"]
+    # every stored column is a signed field or the hub's own; the signed ones as sent
+    assert set(rows[0]) == set(EVENT_FIELDS) | {"received_at"}
+    assert [{n: r[n] for n in signed} for r in rows] == [{n: e[n] for n in signed}
+                                                         for e in doc["events"]]
+    assert all(r["received_at"].year > 2000 for r in rows)  # the hub's own time, not theirs
 
 
 def test_a_record_held_for_another_cabinet_is_never_overwritten(
