@@ -385,8 +385,9 @@ def loans(session: Session, scope: Scope, *, now: dt.datetime, site: str | None 
           cabinet_id: str | None = None, state: LoanState = LoanState.OUT,
           department_id: uuid.UUID | None = None, limit: int = 50, offset: int = 0) -> Page:
     """The fleet's loans as the cabinets shipped them, newest draw first; ``out`` (the
-    keys out now) by default, ``overdue`` those of them past due (K9), most overdue first. ``department_id``
-    is a department leader's own department: only its people's loans, as on a cabinet."""
+    keys out now) by default, ``overdue`` those of them past due (K9), most overdue first.
+    ``department_id`` is a department leader's own department: only its people's loans, as
+    on a cabinet."""
     borrowers = (_department_people(session, department_id) if department_id is not None
                  else None)
     facets = {LoanState.OUT: ["out"], LoanState.OVERDUE: ["out"],
