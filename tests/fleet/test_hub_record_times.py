@@ -119,8 +119,9 @@ def test_0024_fills_the_columns_of_records_held_before_it_and_the_lists_read_by_
         assert every.total == 5
         out = loans(site_lists.LoanState.OUT)
         assert (_ids(out), out.total) == ([str(ids[n]) for n in ("l2", "l1", "l6", "l5")], 4)
-        overdue = loans(site_lists.LoanState.OVERDUE)  # K9: due before 13:00, still out
-        assert (_ids(overdue), overdue.total) == ([str(ids["l1"]), str(ids["l5"])], 2)
+        # K9: due before 13:00, still out; most overdue first (l5 due 09:00, l1 12:00)
+        overdue = loans(site_lists.LoanState.OVERDUE)
+        assert (_ids(overdue), overdue.total) == ([str(ids["l5"]), str(ids["l1"])], 2)
         assert [i["overdue"] for i in overdue.items] == [True, True]
         back = loans(site_lists.LoanState.RETURNED, site="tower-b")
         assert (_ids(back), back.total) == ([str(ids["l3"])], 1)
