@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,29 @@ def import_costs() -> dict[str, dict[str, Any]]:
     return costs
 
 
+PASSWORD = "bench-memory-password-1"
+
+
+def _sqlite_held(client: httpx.Client, api: str) -> Callable[[], float]:
+    """A reader of the daemon's ``kiosk_sqlite_memory_bytes`` (MB), through the admin API as
+    a Prometheus server reads it: what SQLite's page caches hold, inside the RSS measured.
+    It signs in again when its 15-minute access token has run out."""
+    headers: dict[str, str] = {}
+
+    def held() -> float:
+        for _ in range(2):
+            got = client.get(f"{api}/metrics", headers=headers)
+            if got.status_code != 401:
+                break
+            login = client.post(f"{api}/auth/login",
+                                json={"username": "bench", "password": PASSWORD})
+            headers["Authorization"] = f"Bearer {login.raise_for_status().json()['access_token']}"
+        text = got.raise_for_status().text
+        line = next(x for x in text.splitlines() if x.startswith("kiosk_sqlite_memory_bytes "))
+        return float(line.split()[1]) / 2**20
+    return held
+
+
 def _people_and_keys(runtime: Runtime) -> tuple[list[str], list[tuple[str, str, int]]]:
     """Two engineers' badges and 20 unit keys (number, fob, home slot) they may draw."""
     with Session(runtime.engine) as s:
@@ -185,6 +209,10 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float, door_swing_s: float,
         badges, keys = _people_and_keys(runtime)
         loans_before = loans(runtime.engine)
         runtime.close()
+        subprocess.run([sys.executable, "-m", "kiosk", "admin", "create", "bench",
+                        "--password-stdin"], input=PASSWORD + "\n", text=True, check=True,
+                       env={**os.environ, "KIOSK_DATA_DIR": tmp, "KIOSK_CABINET_ID": "cab-01",
+                            "KIOSK_DATABASE_URL": ""}, capture_output=True)
         admin, kiosk = _port(), _port()
         env = {**os.environ, **WHOLE_WEEK, "KIOSK_DATA_DIR": tmp,
                "KIOSK_ADMIN_PORT": str(admin), "KIOSK_KIOSK_PORT": str(kiosk),
@@ -194,6 +222,7 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float, door_swing_s: float,
         base = f"http://127.0.0.1:{kiosk}"
         every = max(1, draws // 10)
         by_draws: dict[str, float] = {}
+        sqlite_by_draws: dict[str, float] = {}
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "kiosk", "run"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -209,11 +238,14 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float, door_swing_s: float,
                 assert client.get(f"http://127.0.0.1:{admin}/api/v1/people").status_code == 401
                 time.sleep(1)
                 after_admin = rss_mb(proc.pid)
+                sqlite_held = _sqlite_held(client, f"http://127.0.0.1:{admin}/api/v1")
+                sqlite_held()  # signed in, the metrics route loaded: before the warm-up
                 person = Driver(client, base)
                 for i in range(warm_up):
                     _cycle(person, badges[i % 2], keys[i % len(keys)])
                 after_warm_up = rss_mb(proc.pid)
                 by_draws["0"] = after_warm_up
+                sqlite_by_draws["0"] = sqlite_held()
                 t_draws = time.perf_counter()
                 spent = [0.0] * len(PHASES)
                 for i in range(draws):
@@ -222,8 +254,9 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float, door_swing_s: float,
                         spent[p] += took_s
                     if (i + 1) % every == 0:
                         by_draws[str(i + 1)] = rss_mb(proc.pid)
-                        print(f"memory: {i + 1:,} draws, daemon RSS {by_draws[str(i + 1)]:.1f} MB",
-                              flush=True)
+                        sqlite_by_draws[str(i + 1)] = sqlite_held()
+                        print(f"memory: {i + 1:,} draws, daemon RSS {by_draws[str(i + 1)]:.2f} MB, "
+                              f"SQLite holds {sqlite_by_draws[str(i + 1)]:.2f} MB", flush=True)
                 took = time.perf_counter() - t_draws
                 after = rss_mb(proc.pid)
         finally:
@@ -243,6 +276,9 @@ def daemon_memory(draws: int, warm_up: int, scan_s: float, door_swing_s: float,
             "scan_interval_s": scan_s, "rss_mb_after_warm_up": after_warm_up,
             "rss_mb_after_draws": after, "rss_growth_mb": after - after_warm_up,
             "rss_mb_by_draws": {k: round(v, 2) for k, v in by_draws.items()},
+            "sqlite_mb_by_draws": {k: round(v, 2) for k, v in sqlite_by_draws.items()},
+            "sqlite_growth_mb": sqlite_by_draws[str(draws)] - sqlite_by_draws["0"]
+            if str(draws) in sqlite_by_draws else None,
             "cycle_ms_mean": took / max(1, draws) * 1000,
             "cycle_phase_ms_mean": {name: round(v / max(1, draws) * 1000, 1)
                                     for name, v in zip(PHASES, spent, strict=True)},

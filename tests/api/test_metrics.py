@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sqlite3
 
 from fastapi.testclient import TestClient
 
@@ -141,3 +142,20 @@ def test_refusals_heard_between_scrapes_are_counted_without_keeping_each_one(
     assert sample(text, "kiosk_denials_total", 'rule="K7"') == 200
     assert sample(text, "kiosk_lock_faults_total", 'slot="2"') == 2
     assert sample(text, "kiosk_lock_faults_total", 'slot="3"') == 1
+
+
+def test_metrics_show_the_memory_sqlite_holds(world: World) -> None:
+    """Issue 15, item 4: a cabinet's RSS grows while SQLite's page caches fill; the scrape
+    says how much SQLite holds, so an operator can tell a cache filling from a leak."""
+    headers = metrics_token(world)
+    before = sample(world.client.get(URL, headers=headers).text, "kiosk_sqlite_memory_bytes")
+    extra = sqlite3.connect(":memory:")
+    try:
+        extra.execute("CREATE TABLE filler (b BLOB)")
+        extra.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 100,)] * 20_000)
+        held = sample(world.client.get(URL, headers=headers).text, "kiosk_sqlite_memory_bytes")
+        assert held - before > 1_500_000  # its pages, about 2 MB, in SQLite's own heap
+    finally:
+        extra.close()
+    after = sample(world.client.get(URL, headers=headers).text, "kiosk_sqlite_memory_bytes")
+    assert after < held - 1_500_000  # given back with the connection
