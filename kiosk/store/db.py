@@ -1,7 +1,8 @@
 """Engine and session creation with the durability settings the audit log relies on.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed event survives a power cut),
-foreign keys on, and a busy timeout so two writers queue instead of failing. Transactions
+foreign keys on, a busy timeout so two writers queue instead of failing, and each
+connection's page cache held to ``CACHE_KIB``. Transactions
 that must serialise (audit appends) begin ``IMMEDIATE`` on SQLite so the write lock is taken
 before the chain head is read; on PostgreSQL the same code takes a row lock instead.
 """
@@ -22,6 +23,14 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger("kiosk.store")
 
 BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 512
+"""Each SQLite connection's page cache, at most (SQLite's own default is 2,000 KiB). A cache
+fills with the pages its connection touches and keeps them up to its cap, so a daemon with
+four or five connections grew by megabytes over its first thousands of draws, as the log
+grew under them, before it levelled off (issue 15, item 4: ``kiosk_sqlite_memory_bytes``
+showed it was that). 128 pages hold what is hot on every path (the B-trees' upper levels,
+the log's last leaves, the chain head); anything else is read back from the operating
+system's page cache, which RSS does not count, at a few microseconds a page."""
 IMMEDIATE = "kiosk_begin_immediate"
 
 
@@ -29,10 +38,12 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                cache_kib: int = CACHE_KIB, **kwargs: Any) -> Engine:
     """Create an engine; for SQLite also create the folder and install the pragmas.
 
-    ``busy_timeout_ms`` is how long a writer waits for another one's lock before failing.
+    ``busy_timeout_ms`` is how long a writer waits for another one's lock before failing;
+    ``cache_kib`` each connection's page cache at most.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -43,7 +54,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: A
     engine = create_engine(
         url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False}, **kwargs
     )
-    _install_sqlite_pragmas(engine, busy_timeout_ms)
+    _install_sqlite_pragmas(engine, busy_timeout_ms, cache_kib)
     return engine
 
 
@@ -79,7 +90,7 @@ def private_folder(folder: Path) -> None:
         log.warning("cannot make %s private (owner only): not its owner", folder)
 
 
-def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int, cache_kib: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN itself, so we choose its kind.
@@ -89,6 +100,7 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute(f"PRAGMA cache_size=-{int(cache_kib)}")  # negative: KiB, not pages
         cur.close()
 
     @event.listens_for(engine, "begin")

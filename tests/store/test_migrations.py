@@ -57,6 +57,28 @@ def test_sqlite_runs_wal_full_sync_with_foreign_keys(tmp_path: object) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -512  # KiB, issue 15
+    engine.dispose()
+
+
+def test_a_sqlite_connection_holds_no_more_than_its_page_cache_cap(tmp_path: object) -> None:
+    """Issue 15, item 4: a connection that has read a database far larger than its cache
+    holds its cap and no more in SQLite's heap (SQLite's default would hold 2 MB)."""
+    from kiosk.store.sqlite_memory import sqlite_memory_used
+
+    engine = make_engine(f"sqlite:///{tmp_path}/big.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE filler (b BLOB)")
+        for _ in range(8):  # 8 MB of rows: 2,000 pages
+            conn.exec_driver_sql("INSERT INTO filler VALUES (?)", [(b"x" * 1000,)] * 1000)
+    engine.dispose()
+    before = sqlite_memory_used()
+    assert before is not None
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*), sum(length(b)) FROM filler").one()[0] == 8000
+        held = sqlite_memory_used()
+        assert held is not None
+        assert held - before < 900 * 1024  # the 512 KiB cache and the connection's own
     engine.dispose()
 
 
