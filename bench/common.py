@@ -48,14 +48,17 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The commit measured; ``+dirty`` when tracked files differed from it."""
+    """The commit measured; ``+dirty`` when tracked files differed from it. The result files
+    themselves do not count: a bench run after another has rewritten one measures the same
+    code."""
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True,
                              check=False)
         return out.stdout.strip() if out.returncode == 0 else ""
 
     head = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/",
+                ":(top,exclude)bench/results")
     return f"{head}+dirty" if dirty else head
 
 

@@ -141,3 +141,27 @@ def test_the_cabinets_grouped_keys_give_the_same_screen_as_a_plain_list() -> Non
         grouped = screen_keys(who, standings(keys), holders)
         assert grouped == screen_keys(who, keys, holders)
         assert [v.key.key_number for v in grouped] == [k.key_number for k in keys]
+
+
+def test_K10_two_keys_out_of_one_standing_each_say_so_to_their_borrower_and_a_keeper() -> None:
+    """Keys out of one standing share one verdict (issue 15's tap path): each key's view is
+    still what it would be alone (code, rules, needs; listed, whose, held by), for the
+    borrower of one of them and for a keeper. Only the reason's wording, which the screen
+    does not show, names the standing's first key out."""
+    mine = replace(KEY, id=uuid.uuid4(), key_number="U0611", label="611 室", on_loan=True)
+    theirs = replace(KEY, id=uuid.uuid4(), key_number="U0612", label="612 室", on_loan=True)
+    assert len(set(standings([mine, theirs]).classes)) == 1  # one standing: one verdict
+    holders = {mine.id: Holder(ALICE.id, ALICE.name, DUE),
+               theirs.id: Holder(BOB.id, BOB.name, DUE)}
+    custodian_ctx = ctx(person=BOB, rights=[replace(RIGHT, person_id=BOB.id)])
+    for who in (ctx(), custodian_ctx):
+        together = by_number(screen_keys(who, [mine, theirs], holders))
+        for key in (mine, theirs):
+            alone = by_number(screen_keys(who, [key], holders))[key.key_number]
+            shown = together[key.key_number]
+            assert (shown.decision.code, shown.decision.rules, shown.decision.needs,
+                    shown.decision.allowed, shown.listed, shown.mine, shown.holder) == (
+                alone.decision.code, alone.decision.rules, alone.decision.needs,
+                alone.decision.allowed, alone.listed, alone.mine, alone.holder)
+            assert not shown.decision.allowed
+    assert by_number(screen_keys(ctx(), [mine, theirs], holders))["U0611"].mine
