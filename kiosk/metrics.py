@@ -21,7 +21,7 @@ from the database at scrape time, so they are always whole.
 | ``kiosk_lock_faults_total{slot}`` | ``alarm.lock_fault``: a slot did not unlock |
 | ``kiosk_audit_head_seq`` | the log's head sequence number |
 | ``kiosk_open_loans`` / ``kiosk_overdue_loans`` | loans not returned / past due |
-| ``kiosk_sqlite_memory_bytes`` | what SQLite's allocator holds in the daemon, its page caches above all (``kiosk.store.sqlite_memory``; absent where the library's counters are out of reach) |
+| ``kiosk_sqlite_memory_bytes`` | what SQLite's allocator holds in the daemon, its page caches above all (``kiosk.store.sqlite_memory``; on SQLite only, and absent where the library's counters are out of reach) |
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ class AuditMetrics(Collector):
         yield GaugeMetricFamily("kiosk_open_loans", "Keys out of the cabinet now.", value=open_)
         yield GaugeMetricFamily("kiosk_overdue_loans", "Keys out past their due time.",
                                 value=overdue)
-        held = sqlite_memory_used()
-        if held is not None:
+        held = sqlite_memory_used() if self.runtime.engine.dialect.name == "sqlite" else None
+        if held is not None:  # on PostgreSQL the database's memory is the server's
             yield GaugeMetricFamily("kiosk_sqlite_memory_bytes",
                                     "Bytes SQLite's allocator holds in this process "
                                     "(page caches, schemas, statements).", value=held)

@@ -26,8 +26,8 @@ BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 512
 """Each SQLite connection's page cache, at most (SQLite's own default is 2,000 KiB). A cache
 fills with the pages its connection touches and keeps them up to its cap, so a daemon with
-four or five connections grew by megabytes over its first thousands of draws, as the log
-grew under them, before it levelled off (issue 15, item 4: ``kiosk_sqlite_memory_bytes``
+four connections grew by about 2 MB over its first thousands of draws, as the log grew
+under them, before it levelled off (issue 15, item 4: ``kiosk_sqlite_memory_bytes``
 showed it was that). 128 pages hold what is hot on every path (the B-trees' upper levels,
 the log's last leaves, the chain head); anything else is read back from the operating
 system's page cache, which RSS does not count, at a few microseconds a page."""
