@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AppendedEvent
 from kiosk.runtime import Runtime
 from kiosk.services.alarms import alarm_kind_of
+from kiosk.store.db import is_sqlite
 from kiosk.store.models import Loan
 from kiosk.store.sqlite_memory import sqlite_memory_used
 from kiosk.store.types import utcnow
@@ -109,7 +110,7 @@ class AuditMetrics(Collector):
         yield GaugeMetricFamily("kiosk_open_loans", "Keys out of the cabinet now.", value=open_)
         yield GaugeMetricFamily("kiosk_overdue_loans", "Keys out past their due time.",
                                 value=overdue)
-        held = sqlite_memory_used() if self.runtime.engine.dialect.name == "sqlite" else None
+        held = sqlite_memory_used() if is_sqlite(self.runtime.engine) else None
         if held is not None:  # on PostgreSQL the database's memory is the server's
             yield GaugeMetricFamily("kiosk_sqlite_memory_bytes",
                                     "Bytes SQLite's allocator holds in this process "

@@ -4,10 +4,10 @@ Why: the daemon's RSS grows by a megabyte or two over its first thousands of dra
 stays level (issue 15, item 4, ``bench/bench_memory.py``). Most of that is SQLite's page
 caches filling towards their cap, one cache per open connection, which no Python-level
 tool sees (``tracemalloc`` counts Python's allocations only). SQLite counts its own:
-``sqlite3_memory_used()`` and its high-water mark. The ``sqlite3`` module does not expose
-them, so they are read through ``ctypes`` from the very library the ``_sqlite3`` extension
-is linked to (looking a symbol up through the extension's handle searches its dependencies
-too), never from a second copy of SQLite that would count nothing.
+``sqlite3_memory_used()``. The ``sqlite3`` module does not expose it, so it is read through
+``ctypes`` from the very library the ``_sqlite3`` extension is linked to (looking a symbol up
+through the extension's handle searches its dependencies too), never from a second copy of
+SQLite that would count nothing.
 """
 
 from __future__ import annotations
@@ -27,22 +27,15 @@ def _library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(_sqlite3.__file__)
         lib.sqlite3_memory_used.restype = ctypes.c_int64
         lib.sqlite3_memory_used.argtypes = []
-        lib.sqlite3_memory_highwater.restype = ctypes.c_int64
-        lib.sqlite3_memory_highwater.argtypes = [ctypes.c_int]
-    except (ImportError, OSError, AttributeError) as exc:  # a build that hides the symbols
-        log.debug("SQLite's memory counters are not reachable: %s", exc)
+    except (ImportError, OSError, AttributeError) as exc:  # a build that hides the symbol
+        log.debug("SQLite's memory counter is not reachable: %s", exc)
         return None
     return lib
 
 
 def sqlite_memory_used() -> int | None:
     """Bytes SQLite's allocator holds now in this process (page caches, schemas,
-    statements), or None where the library's counters cannot be reached."""
+    statements), or None where the library's counter cannot be reached."""
     lib = _library()
     return None if lib is None else int(lib.sqlite3_memory_used())
 
-
-def sqlite_memory_highwater() -> int | None:
-    """The most bytes SQLite's allocator has held at once in this process, or None."""
-    lib = _library()
-    return None if lib is None else int(lib.sqlite3_memory_highwater(0))

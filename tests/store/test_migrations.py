@@ -15,6 +15,7 @@ from kiosk.store import (
 )
 from kiosk.store.db import make_engine
 from kiosk.store.models import Base
+from kiosk.store.sqlite_memory import sqlite_memory_used
 
 
 def test_up_from_empty_down_to_base_and_up_again(db_url: str) -> None:
@@ -64,8 +65,6 @@ def test_sqlite_runs_wal_full_sync_with_foreign_keys(tmp_path: object) -> None:
 def test_a_sqlite_connection_holds_no_more_than_its_page_cache_cap(tmp_path: object) -> None:
     """Issue 15, item 4: a connection that has read a database far larger than its cache
     holds its cap and no more in SQLite's heap (SQLite's default would hold 2 MB)."""
-    from kiosk.store.sqlite_memory import sqlite_memory_used
-
     engine = make_engine(f"sqlite:///{tmp_path}/big.db")
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE filler (b BLOB)")
