@@ -16,8 +16,9 @@ which is what every board holds after any unlock anyway; 0x37 opens nothing. The
 disarms a board that misses a status sweep (it may have reset), and the cabinet forgets every
 arming when the visit ends, so an arming never serves anyone but the person it was sent for.
 
-Every call runs on the cabinet's one bus thread, in order with the unlocks, so an arming
-queued before an unlock always reaches the board first. Drivers without ``arm`` (GPIO,
+Every call runs on the cabinet's lock bus (``kiosk.cabinet.bus``), in order with the
+unlocks: an unlock is sent from the writer thread only while nothing is queued or running on
+the bus, so an arming queued before an unlock always reaches the board first. Drivers without ``arm`` (GPIO,
 Modbus relays, where an unlock is one write) are left alone.
 """
 

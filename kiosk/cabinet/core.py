@@ -20,7 +20,6 @@ flow owns each step, and ``kiosk.records`` owns each kind of fact.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import datetime as dt
 import inspect
@@ -37,6 +36,7 @@ from kiosk import cabinet_screen, policy, records
 from kiosk import session as flow
 from kiosk.audit import NewEvent
 from kiosk.cabinet.arming import Arming
+from kiosk.cabinet.bus import LockBus
 from kiosk.cabinet.contract import Core
 from kiosk.cabinet.facts import CabinetFacts
 from kiosk.cabinet.flows import (
@@ -103,8 +103,8 @@ class Cabinet(Registry):
             self.cabinet_id: uuid.UUID = records.cabinet_row(s, code=self.code).id
         self._lock = asyncio.Lock()
         self.turn_no = 0
-        self._bus = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lockbus")
-        self.arming = Arming(locks, self._bus)
+        self.bus = LockBus()  # the drivers' calls, in order; an idle bus lends the writer a turn
+        self.arming = Arming(locks, self.bus)
         self.writer = Writer(runtime.audit, name=f"writer-{self.code}")
         self.facts = CabinetFacts(self.engine, self.audit, self.cabinet_id)
         self.opening = Opening(self)
@@ -169,7 +169,7 @@ class Cabinet(Registry):
         self.log(NewEvent(type="cabinet.stopped"))
         await self.writer.aclose()
         self.facts.close()
-        self._bus.shutdown(wait=True)
+        self.bus.shutdown(wait=True)
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -520,7 +520,7 @@ class Cabinet(Registry):
 
     def on_bus(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue ``fn(*args)`` on the bus thread now (drivers' calls run there, in order)."""
-        return asyncio.get_running_loop().run_in_executor(self._bus, fn, *args)
+        return asyncio.get_running_loop().run_in_executor(self.bus, fn, *args)
 
     def light(self, slot: int, on: bool) -> None:
         if self.indicators is not None:

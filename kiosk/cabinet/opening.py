@@ -14,14 +14,18 @@ If anything was logged in between, the same choice is decided once more from fre
 (``DecidedFromList.recheck``): it opens if it still stands, and is refused with its rule,
 logged and said, if it does not. An unrelated event (a configuration change from the hub,
 a refused tap) costs the draw a read, never the opening.
+
+The first slot's unlock is sent by the writer thread the moment the intents commit, if the
+lock bus is idle then (``kiosk.cabinet.bus``): no other thread is woken between the commit
+and the lock (issue 15). Busy, the bus gets it from the loop, queued behind its work.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
+import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
@@ -39,10 +43,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kiosk.cabinet")
 
-HANDOFF_WAIT_S = 0.05
-"""How long the lock bus waits on an intent's commit before leaving the unlock to the loop.
-A commit takes a few milliseconds; one that takes longer (a busy database) must not hold
-the bus, whose sensor sweeps go on while the database is locked (issue 15, item 2)."""
+@dataclass(eq=False)
+class FirstUnlock:
+    """The first slot of an opening, unlocked by the writer thread as its intent commits
+    (``Opening.unlock_on_commit``). Read by the loop only once the commit is known, and
+    written by the writer thread before it announces the commit."""
+
+    slot: int
+    opened: bool = False             # the unlock was sent, and the board took it
+    fault: DriverError | None = None  # the unlock was sent, and the lock did not move
 
 
 class Opening:
@@ -70,46 +79,38 @@ class Opening:
                     for i, event in enumerate(events)]
         return record
 
-    def _unlock_on_commit(self, committed: concurrent.futures.Future[Any], slot: int) -> bool:
-        """Bus thread: wait for the intent's commit and unlock ``slot`` the moment it lands,
-        with no hop through the loop. True: unlocked. False: the commit failed (the loop
-        hears why from the writer) or did not land within ``HANDOFF_WAIT_S`` (the loop
-        unlocks once it has). A lock that does not move raises, as ``LockBank.unlock``."""
+    def unlock_on_commit(self, first: FirstUnlock) -> None:
+        """Writer thread, the moment the intents have committed: unlock the first slot here
+        if the lock bus is idle (``LockBus.try_now``), else leave it to the loop. Called only
+        after the commit, so the lock never moves before its intent is durable (K2)."""
         try:
-            committed.result(timeout=HANDOFF_WAIT_S)
-        except Exception:  # not yet, or not at all: either way not this thread's to unlock
-            return False
-        self.core.locks.unlock(slot)
-        return True
+            first.opened = self.core.bus.try_now(self.core.locks.unlock, first.slot)
+        except DriverError as exc:
+            first.fault = exc
 
-    async def record_intents(self, slots: tuple[int, ...]) -> asyncio.Future[bool] | None:
+    async def record_intents(self, slots: tuple[int, ...]) -> FirstUnlock | None:
         """Durable intent events, one per slot, committed before any lock moves; refused if
         not durable within ``intent_wait``. Raises ``CabinetError`` when a draw decided from
         the list's facts no longer stands once decided afresh (refusal logged and said).
 
-        Returns the bus thread's job that unlocks the first slot as its intent commits
-        (``_unlock_on_commit``; its result says whether it did), or None."""
+        Returns what the writer thread did with the first slot as the intents committed
+        (``unlock_on_commit``), or None if it was not asked to."""
         core, v = self.core, self.core.visit
         within_s = core.options.intent_wait.total_seconds()
         decided, v.decided = v.decided, None  # for this opening only
+        first = FirstUnlock(slots[0]) if slots else None
         job = core.writer.submit_durable(
-            self._record(self.intents(slots), decided.head if decided is not None else None))
-        first = core.on_bus(self._unlock_on_commit, job.committed, slots[0]) if slots else None
+            self._record(self.intents(slots), decided.head if decided is not None else None),
+            then=functools.partial(self.unlock_on_commit, first) if first is not None else None)
         try:
             stored = await core.writer.settle(job, within_s)
-        except HeadMoved:
-            if first is not None:
-                await first  # it saw the commit fail: opened nothing
+        except HeadMoved:  # not committed, so nothing opened
             if decided is None:
                 raise
             decided.recheck()  # the log moved since the list: decided again, or refused
             first = None
             stored = await core.writer.durable(self._record(self.intents(slots), None),
                                                within_s=within_s, what="intent")
-        except BaseException:
-            if first is not None:
-                await first  # no commit, so it opened nothing
-            raise
         for slot, appended in zip(slots, stored, strict=True):
             v.intents[slot] = appended.seq
         return first
@@ -120,9 +121,10 @@ class Opening:
 
         While the writer thread commits the intents, the bus thread arms the first slot's
         board (``kiosk.cabinet.arming``; a board armed when the key was picked hears nothing
-        more) and then waits on the commit itself, so the unlock frame follows the commit
-        without a hop through the loop (issue 15). The bus thread runs one job at a time, in
-        order: the unlock, queued after the arming, always follows it."""
+        more); the writer thread then sends the first unlock itself as the commit lands, if
+        the bus is idle by then (issue 15). A bus still busy (the arming, a sensor sweep)
+        gets the unlock from here, queued behind that work, so the arming always precedes
+        it."""
         core = self.core
         arming = core.arming.for_unlock(slots[0]) if slots else None
         try:
@@ -149,7 +151,9 @@ class Opening:
         sensors = core.sensors
         for i, slot in enumerate(slots):
             try:
-                if not (i == 0 and first is not None and await first):
+                if i == 0 and first is not None and first.fault is not None:
+                    raise first.fault
+                if not (i == 0 and first is not None and first.opened):
                     await core.driver(core.locks.unlock, slot)
             except DriverError as exc:
                 await self.lock_fault(slot, exc)

@@ -17,7 +17,10 @@ Three ways in:
 * ``durable``: like ``run`` but given up, and then never committed, if it has not committed
   within ``within_s`` (``StorageBusy``). The intent of an opening uses it: no lock moves
   until its intent is durable, and a cabinet facing a locked database says so within
-  seconds instead of holding the screen (K2, K10).
+  seconds instead of holding the screen (K2, K10). ``submit_durable`` may name a ``then``:
+  called on this thread the moment the job has committed, before its caller hears of it
+  (the opening's first unlock, ``kiosk.cabinet.opening``: no thread to wake between the
+  commit and the lock).
 
 Each job runs inside ``kiosk.services.tx.write`` (one write transaction; the log's
 listeners hear of its events after the commit), so the single write paths
@@ -122,6 +125,7 @@ class _Job:
     what: str
     retry: bool = False
     ticket: _Ticket | None = None
+    then: Callable[[], None] | None = None  # after the commit, on the writer thread
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
 
@@ -169,12 +173,14 @@ class Writer:
         is given up (``StorageBusy``) and will never commit."""
         return await self.settle(self.submit_durable(work, what), within_s)
 
-    def submit_durable(self, work: Work[T], what: str = "intent") -> Durable[T]:
-        """Queue ``work`` as a durable job and return at once: ``Durable.committed`` is a
-        thread-safe future another thread may block on (the lock bus waits on an intent's
-        commit with it, ``kiosk.cabinet.opening``); ``settle`` awaits it on the loop."""
+    def submit_durable(self, work: Work[T], what: str = "intent", *,
+                       then: Callable[[], None] | None = None) -> Durable[T]:
+        """Queue ``work`` as a durable job and return at once; ``settle`` awaits its commit
+        on the loop. ``then`` is called on the writer thread right after the commit and
+        before ``Durable.committed`` resolves, only if it committed; an exception it raises
+        is logged, never turned into the job's failure (the job did commit)."""
         ticket = _Ticket()
-        return Durable(self._submit(_Job(work, what, ticket=ticket)), ticket, what)
+        return Durable(self._submit(_Job(work, what, ticket=ticket, then=then)), ticket, what)
 
     async def settle(self, job: Durable[T], within_s: float) -> T:
         """Await a ``submit_durable`` job's commit for at most ``within_s`` seconds; past that
@@ -262,7 +268,8 @@ class Writer:
                 if self._connection is None:
                     self._connection = self.audit.engine.connect()
                 try:
-                    with tx.write(self.audit, connection=self._connection) as session:
+                    with tx.write(self.audit, connection=self._connection,
+                                  committed=_guarded(job.then, job.what)) as session:
                         result = job.work(session)
                         if ticket is not None and not ticket.claim():
                             raise _Abandoned(job.what)
@@ -287,7 +294,6 @@ class Writer:
                 self._stalled = True
                 self._closing.wait(self.retry_every_s)
 
-
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -295,6 +301,19 @@ class Writer:
                 connection.close()
             except Exception as exc:  # already broken: nothing more to release
                 log.debug("writer connection not closed cleanly: %s", exc)
+
+
+def _guarded(then: Callable[[], None] | None, what: str) -> Callable[[], None] | None:
+    """``then`` made safe to call after a commit: its error is logged, not raised."""
+    if then is None:
+        return None
+
+    def call() -> None:
+        try:
+            then()
+        except Exception:  # the commit stands; its caller decides from what ``then`` left
+            log.exception("after %s committed", what)
+    return call
 
 
 def _swallow(future: asyncio.Future[Any]) -> None:

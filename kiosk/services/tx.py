@@ -8,7 +8,7 @@ listener must never see an event that a rollback later erased.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -25,12 +25,18 @@ T = TypeVar("T")
 
 
 @contextmanager
-def write(audit: AuditLog, *, connection: Connection | None = None) -> Iterator[Session]:
+def write(audit: AuditLog, *, connection: Connection | None = None,
+          committed: Callable[[], None] | None = None) -> Iterator[Session]:
     """A write transaction; events logged with ``log`` are announced after it commits
-    (``connection``: on that one, see ``kiosk.store.db.write_session``)."""
+    (``connection``: on that one, see ``kiosk.store.db.write_session``). ``committed`` is
+    called right after the commit, before the announcements (the cabinet's writer sends an
+    intent's unlock from there: the listeners wake other threads, which would compete with
+    it for the interpreter on the way to the lock); it must not raise."""
     with write_session(audit.engine, connection=connection) as session:
         yield session
         pending: list[AppendedEvent] = list(session.info.get(_PENDING, ()))
+    if committed is not None:
+        committed()
     for stored in pending:
         audit.notify_committed(stored)
 

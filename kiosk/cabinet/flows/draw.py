@@ -67,15 +67,17 @@ class DrawFlow:
         self.core.visit.choices = policy.screen_keys(ctx, facts.offered, facts.holders)
         self.core.visit.prepared = PreparedDecision(head, ctx, facts, mark)
 
-    def inputs(self, s: DbSession, now: dt.datetime, *,
+    def inputs(self, now: dt.datetime, *,
                fresh: bool = False) -> tuple[policy.DrawContext, Snapshot, int | None]:
         """The decision's inputs at the choice: those read for the list if nothing has
-        changed since (the choice is then decided with no read at all, and the log's head
-        they were read at comes third: its intent must go onto it), else read afresh (None)."""
+        changed since (the choice is then decided with no read at all, not even a session
+        made, and the log's head they were read at comes third: its intent must go onto it),
+        else read afresh (None)."""
         prepared = self.core.visit.prepared
         if not fresh and prepared is not None and self.unchanged_since(prepared):
             return dataclasses.replace(prepared.context, now=now), prepared.facts, prepared.head
-        return self.context(s, now), self.core.facts.snapshot(), None
+        with DbSession(self.core.engine) as s:
+            return self.context(s, now), self.core.facts.snapshot(), None
 
     async def choose(self, key_numbers: list[str], reason_code: str,
                      reason_text: str | None) -> None:
@@ -88,16 +90,18 @@ class DrawFlow:
             raise CabinetError("key_unknown", "choose one to five different keys")
         now = core.clock()
         plans, needs, head = self.plan(key_numbers, reason_code, reason_text, now, fresh=False)
-        if head is not None and (policy.Need.COSIGN in needs or self.pin_causes(now, plans)):
+        pin_for = self.pin_causes(now, plans)
+        if head is not None and (policy.Need.COSIGN in needs or pin_for):
             # Its unlock waits for a co-signer or a PIN, so the intent's head check would
             # meet the visit's own events: decided again from fresh reads instead.
             plans, needs, head = self.plan(key_numbers, reason_code, reason_text, now,
                                            fresh=True)
+            pin_for = self.pin_causes(now, plans)
         if policy.Need.DUTY_MANAGER in needs and core.visit.manager is None:
             raise CabinetError("await_manager")  # cannot happen: night visits start there
         core.visit.draws = plans
         event = flow.DrawChosen(now, tuple(plans), needs_cosign=policy.Need.COSIGN in needs)
-        if self.pin_asked(now, [plan.key for plan in plans.values()], event):
+        if self.pin_asked(now, pin_for, event):
             return  # the PIN pad is up; the PIN flow goes on with ``event`` once it is right
         if head is not None:  # this draw's intents, and nothing else, use it
             core.visit.decided = DecidedFromList(head, functools.partial(
@@ -139,24 +143,23 @@ class DrawFlow:
         core = self.core
         plans: dict[int, DrawPlan] = {}
         needs: set[policy.Need] = set()
-        with DbSession(core.engine) as s:  # opens no connection unless it reads
-            ctx, facts, head = self.inputs(s, now, fresh=fresh)
-            for number in key_numbers:
-                key = facts.key(number)
-                if key is None:
-                    raise CabinetError("key_unknown", number)
-                if key.id in facts.awaiting:
-                    core.deny(policy.Decision.deny(
-                        "key_not_stocked", "the key is on record but not in the cabinet yet",
-                        "K2"), person=core.visit.person, key=key)
-                    raise CabinetError("key_not_stocked", number)
-                decision = policy.decide_draw(ctx, key)
-                if not decision.allowed:
-                    core.deny(decision, person=core.visit.person, key=key)
-                    raise CabinetError(decision.code, decision.reason)
-                assert key.home_slot is not None
-                plans[key.home_slot] = DrawPlan(key, decision, reason_code, reason_text)
-                needs |= decision.needs
+        ctx, facts, head = self.inputs(now, fresh=fresh)
+        for number in key_numbers:
+            key = facts.key(number)
+            if key is None:
+                raise CabinetError("key_unknown", number)
+            if key.id in facts.awaiting:
+                core.deny(policy.Decision.deny(
+                    "key_not_stocked", "the key is on record but not in the cabinet yet",
+                    "K2"), person=core.visit.person, key=key)
+                raise CabinetError("key_not_stocked", number)
+            decision = policy.decide_draw(ctx, key)
+            if not decision.allowed:
+                core.deny(decision, person=core.visit.person, key=key)
+                raise CabinetError(decision.code, decision.reason)
+            assert key.home_slot is not None
+            plans[key.home_slot] = DrawPlan(key, decision, reason_code, reason_text)
+            needs |= decision.needs
         return plans, needs, head
 
     def pin_causes(self, now: dt.datetime, plans: dict[int, DrawPlan]) -> tuple[str, ...]:
@@ -184,15 +187,15 @@ class DrawFlow:
                  and view.key.home_slot is not None]
         return core.arming.picked(slots, core.options.timeouts.choose.total_seconds())
 
-    def pin_asked(self, now: dt.datetime, keys: list[policy.KeyFacts],
+    def pin_asked(self, now: dt.datetime, causes: tuple[str, ...],
                   event: flow.DrawChosen) -> bool:
-        """Whether the draw now waits for the person's PIN (``[pin]``; a cabinet built
-        without the PIN flow asks for none)."""
+        """Whether the draw now waits for the person's PIN, for ``causes`` (``pin_causes``;
+        a cabinet built without the PIN flow asks for none)."""
         try:
             pin = self.core.lookup("pin", PinFlow)
         except KeyError:
             return False
-        return pin.ask(now, keys, event)
+        return pin.ask(now, causes, event)
 
     async def request_approval(self, key_number: str) -> None:
         """K7 at the screen: refused a special-room key, the person touches 申请审批; the

@@ -73,13 +73,12 @@ class PinFlow:
         return f"锁定至 {local:%H:%M} · locked until {local:%H:%M}"
 
     # ------------------------------------------------------------- at a draw
-    def ask(self, now: dt.datetime, keys: list[policy.KeyFacts], event: flow.DrawChosen) -> bool:
-        """Called by the draw flow with the chosen draw: True if it now waits for a PIN
-        (the screen shows the pad); refuses (``CabinetError``) a locked card or a person
-        who has no PIN yet."""
+    def ask(self, now: dt.datetime, causes: tuple[str, ...], event: flow.DrawChosen) -> bool:
+        """Called by the draw flow with the chosen draw and why it needs a PIN (``causes``,
+        already weighed for its keys): True if it now waits for a PIN (the screen shows the
+        pad); refuses (``CabinetError``) a locked card or a person who has no PIN yet."""
         core, v = self.core, self.core.visit
         person, uid = self._who()
-        causes = self.causes(now, keys)
         if not causes:
             return False
         with DbSession(core.engine) as s:
