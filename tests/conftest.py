@@ -9,20 +9,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 import migrated_template
 import pg_server
+import pytest
 from chromium_browser import browser, chromium_path  # noqa: F401  (fixtures for every browser test)
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from kiosk.config import Settings
 from kiosk.reports import pdf_process

@@ -12,10 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+import readme_table  # bench/ is scripts, not a package: on pytest's pythonpath
 
-import readme_table  # noqa: E402  (bench/ is scripts, not a package)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_readme_table_matches_the_committed_results() -> None:

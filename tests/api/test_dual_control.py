@@ -10,20 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
-from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-
-from kiosk.services import accounts, tx
-from kiosk.store.models import Event
-from kiosk.store.models_auth import Account, AccountRole
-from kiosk.store.types import utcnow
-from tests.api.conftest import World
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from test_remote_unlock import (
     POLICY,
     V1,
@@ -35,6 +24,12 @@ from test_remote_unlock import (
     admin,
     admin_person,
 )
+
+from kiosk.services import accounts, tx
+from kiosk.store.models import Event
+from kiosk.store.models_auth import Account, AccountRole
+from kiosk.store.types import utcnow
+from tests.api.conftest import World
 
 __all__ = ["admin"]  # the fixture, imported for use here
 PASSWORD = "correct horse battery"

@@ -4,7 +4,6 @@ card tapped at the cabinet is bound, ``GET …/enrol/{id}`` tells the outcome.""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from rig import Rig, close_rig, make_rig
 
 from api.app import create_admin_app
 from api.deps import AdminOptions
@@ -19,10 +19,6 @@ from kiosk.services import accounts, tx
 from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models import Department, Person
 from kiosk.store.models_auth import AccountRole
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "kiosk"))
-
-from rig import Rig, close_rig, make_rig
 
 V1 = "http://admin/api/v1"
 POLICY = AuthPolicy(hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))

@@ -12,7 +12,6 @@ audit event with who and why.
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from rig import Rig, close_rig, make_rig
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,10 +32,6 @@ from kiosk.services import accounts, tx
 from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models import Key
 from kiosk.store.models_auth import AccountRole
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "kiosk"))
-
-from rig import Rig, close_rig, make_rig
 
 V1 = "http://admin/api/v1"
 POLICY = AuthPolicy(hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))

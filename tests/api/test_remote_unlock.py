@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from rig import Rig, close_rig, make_rig
 
 from api.app import create_admin_app
 from api.deps import AdminOptions
@@ -25,10 +25,6 @@ from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models import Event, Person, PersonRole, Role
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.types import utcnow
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "kiosk"))
-
-from rig import Rig, close_rig, make_rig
 
 V1 = "http://admin/api/v1"
 POLICY = AuthPolicy(hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))

@@ -6,15 +6,11 @@ every browser test of the suite through the root conftest.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from browser_rig import Daemon, Kiosk, open_kiosk, start_daemon
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"

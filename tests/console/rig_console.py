@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 from argon2 import PasswordHasher
+from rig import Rig, close_rig, make_rig
 
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.services import accounts, tx
 from kiosk.services.accounts import AuthPolicy
 from kiosk.store.models_auth import AccountRole
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "kiosk"))
-
-from rig import Rig, close_rig, make_rig
 
 POLICY = AuthPolicy(hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))
 PASSWORD = "correct horse battery"
