@@ -19,7 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from kiosk.audit import device_key
 from kiosk.audit.device_key import (
     DeviceKey,
     key_id_of,
@@ -171,6 +173,65 @@ def test_an_encrypted_key_file_is_named_not_a_crash(tmp_path: Path) -> None:
 def test_a_pem_whose_body_is_damaged_is_named(tmp_path: Path) -> None:
     good = DeviceKey.generate().pem()
     path = _write_key(tmp_path / "device.key", good.replace(good.splitlines()[1][:8], b"!!!!!!!!"))
+    with pytest.raises(DeviceKeyError, match=rf"^device key {path} is not a valid PEM key: "):
+        load(path)
+
+
+def _pkcs8_pem(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _wrapped(pem: bytes, width: int) -> bytes:
+    """The same PEM with its base64 body broken into lines of ``width`` characters."""
+    begin, body, end = pem.splitlines()[0], pem.splitlines()[1], pem.splitlines()[-1]
+    lines = [body[i:i + width] for i in range(0, len(body), width)]
+    return b"\n".join([begin, *lines, end]) + b"\n"
+
+
+def test_A1_the_usual_key_file_is_read_without_loading_cryptography(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual form (what the cabinet, ``cryptography`` and ``openssl genpkey`` write, with
+    any line ends and line width) is read here: ``cryptography`` costs the daemon about
+    7 MB to import (issue 15, idle memory) and is asked only about other layouts."""
+    def not_here(path: Path, pem: bytes) -> bytes:
+        raise AssertionError(f"{path} was handed to cryptography")
+
+    monkeypatch.setattr(device_key, "_seed_by_cryptography", not_here)
+    theirs = Ed25519PrivateKey.generate()
+    for name, pem in (("theirs.key", _pkcs8_pem(theirs)),
+                      ("ours.key", DeviceKey.generate().pem()),
+                      ("crlf.key", _pkcs8_pem(theirs).replace(b"\n", b"\r\n")),
+                      ("wrapped.key", _wrapped(_pkcs8_pem(theirs), 20))):
+        key = load(_write_key(tmp_path / name, pem))
+        if name != "ours.key":
+            assert key.sign(b"checkpoint") == theirs.sign(b"checkpoint").hex()
+
+
+def test_A1_a_key_file_with_text_before_its_pem_is_read_by_cryptography(tmp_path: Path) -> None:
+    """Another layout (here the attribute lines ``openssl pkcs12`` writes above the key)
+    goes to ``cryptography``, and the key it holds is the one used."""
+    theirs = Ed25519PrivateKey.generate()
+    path = _write_key(tmp_path / "device.key",
+                      b"Bag Attributes\n    localKeyID: 01 00 00 00\n" + _pkcs8_pem(theirs))
+    assert load(path).sign(b"checkpoint") == theirs.sign(b"checkpoint").hex()
+
+
+def test_an_x25519_key_of_the_same_shape_is_named_not_signed_with(tmp_path: Path) -> None:
+    """An X25519 (key agreement) key's file is the same 48 bytes with another algorithm
+    id: only the whole header says it is no signing key."""
+    path = _write_key(tmp_path / "device.key", _pkcs8_pem(X25519PrivateKey.generate()))
+    with pytest.raises(DeviceKeyError, match=rf"^device key {path} is not an Ed25519 key$"):
+        load(path)
+
+
+def test_a_stray_character_in_the_body_is_refused_not_read_around(tmp_path: Path) -> None:
+    """A key file with one character that base64 does not know is damaged: refused with
+    the file named, as ``openssl`` and ``cryptography`` refuse it, never decoded with the
+    character skipped."""
+    good = DeviceKey.generate().pem()
+    body = good.splitlines()[1]
+    path = _write_key(tmp_path / "device.key", good.replace(body, body[:10] + b"*" + body[10:]))
     with pytest.raises(DeviceKeyError, match=rf"^device key {path} is not a valid PEM key: "):
         load(path)
 

@@ -279,5 +279,42 @@ def test_a_refused_write_on_the_cursor_path_raises_what_callers_catch(
     log = _log(on_sqlite)
     with write_session(on_sqlite.engine) as session:
         session.execute(text("PRAGMA query_only = ON"))
-        with pytest.raises(OperationalError, match=r"readonly|read-only|query_only"):
+        with pytest.raises(OperationalError, match=r"readonly|read-only|query_only") as refused:
             log.append_in(session, NewEvent(type="key.drawn"))
+    # and it names what was refused, as SQLAlchemy's own errors do: the statement (here the
+    # new cabinet's first head) and its values, for the operator reading the daemon's log
+    assert refused.value.statement is not None
+    assert refused.value.statement.startswith("INSERT INTO audit_head")
+    assert refused.value.params == (CAB, 0, GENESIS_HASH)
+
+
+@pytest.mark.parametrize("first", ["core", "cursor"])
+def test_a_new_cabinets_first_event_is_chained_to_genesis_on_either_path(
+        on_sqlite: Runtime, first: str) -> None:
+    """The first append of a cabinet makes its head: by the Core statements (PostgreSQL's,
+    run here on SQLite) or the cursor's, then the other path appends onto it. The log
+    starts at 1, on the genesis hash, and verifies."""
+    fast, core = _log(on_sqlite), _log(on_sqlite)
+    core._sqlite = None
+    order = (core, fast) if first == "core" else (fast, core)
+    for log in order:
+        with write_session(on_sqlite.engine) as session:
+            log.append_in(session, NewEvent(type="cabinet.started"))
+    with on_sqlite.engine.connect() as conn:
+        rows = conn.execute(text("SELECT seq, prev_hash FROM events WHERE cabinet_id = :c "
+                                 "ORDER BY seq"), {"c": CAB}).all()
+    assert [r.seq for r in rows] == [1, 2] and rows[0].prev_hash == GENESIS_HASH
+    assert core.head()[0] == 2 and verify_log(on_sqlite.engine, cabinet_id=CAB).ok
+
+
+def test_the_appended_event_tells_listeners_its_slot_and_rules(on_sqlite: Runtime) -> None:
+    """What an append returns is what the log's listeners hear (the live feed, the
+    cabinet's facts, notifications): the slot and the rules of the event, not only its
+    number and type."""
+    fast, core = _log(on_sqlite), _log(on_sqlite)
+    core._sqlite = None  # the second time by the Core statements
+    for log in (fast, core):
+        with write_session(on_sqlite.engine) as session:
+            stored = log.append_in(session, NewEvent(
+                type="draw.intent", slot=7, key_number="U1201", rules=["K2", "K3"]))
+        assert (stored.slot, stored.rules, stored.key_number) == (7, ("K2", "K3"), "U1201")
