@@ -121,7 +121,7 @@ def report(name: str, figures: dict[str, Any], *, dataset: dict[str, Any]) -> No
 
 # ------------------------------------------------------------------ the tap benches' tools
 BAUD = 19200
-ALL_DAY = {"start": "00:00:00", "end": "23:59:59", "weekdays": [1, 2, 3, 4, 5, 6, 7],
+ALL_DAY = {"start": "00:00:00", "end": "24:00", "weekdays": [1, 2, 3, 4, 5, 6, 7],
            "holidays": []}
 """Business hours round the clock: a run after 18:00 or at the weekend measures the same
 day-time draw, not a K8 night opening waiting for a duty manager."""

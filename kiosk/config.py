@@ -44,7 +44,11 @@ class BusinessHours(_Strict):
     """When the cabinet opens to one badge; outside these hours K8 two-person opening applies."""
 
     start: dt.time = dt.time(8, 30)
-    end: dt.time = dt.time(18, 0)
+    end: dt.time = Field(
+        default=dt.time(18, 0),
+        description='Closing time; "24:00" keeps the cabinet open until midnight (with '
+                    'start "00:00" and every weekday: open round the clock).',
+    )
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
         default_factory=lambda: [1, 2, 3, 4, 5],
         description="ISO weekdays that are working days (1 = Monday).",
@@ -56,6 +60,16 @@ class BusinessHours(_Strict):
         default_factory=list,
         description="Make-up working days (调休): open although a weekend day.",
     )
+
+    @field_validator("end", mode="before")
+    @classmethod
+    def _midnight(cls, value: object) -> object:
+        """"24:00" (ISO 8601's end of a day) is the last instant of the day: a time of day
+        cannot say midnight at the end, and "23:59:59" left the day's last second closed,
+        so a round-the-clock site asked for the duty manager once a night (K8)."""
+        if isinstance(value, str) and value.strip() in ("24:00", "24:00:00"):
+            return dt.time.max
+        return value
 
     @model_validator(mode="after")
     def _start_before_end(self) -> BusinessHours:

@@ -173,7 +173,7 @@ def start_daemon(tmp: Path, *run_args: str, **env_extra: str) -> Daemon:
         "KIOSK_LOG_LEVEL": "WARNING",
         # open all day, every day, so a run at any hour sees the day-time flow (K8 is off)
         "KIOSK_BUSINESS_HOURS__START": "00:00",
-        "KIOSK_BUSINESS_HOURS__END": "23:59:59",
+        "KIOSK_BUSINESS_HOURS__END": "24:00",
         "KIOSK_BUSINESS_HOURS__WEEKDAYS": "[1,2,3,4,5,6,7]",
         "KIOSK_BUSINESS_HOURS__HOLIDAYS": "[]",
         # H1: the screen stops waiting for the incoming keeper soon (the minimum)
