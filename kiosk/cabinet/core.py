@@ -54,6 +54,7 @@ from kiosk.cabinet.opening import Opening
 from kiosk.cabinet.options import CabinetError, CabinetOptions, Indicators
 from kiosk.cabinet.registry import Registry
 from kiosk.cabinet.writer import Writer
+from kiosk.heap import collections_paused
 from kiosk.runtime import Runtime
 from kiosk.services import alarms as alarm_service
 from kiosk.services import tx
@@ -203,8 +204,11 @@ class Cabinet(Registry):
 
     async def choose_draw(self, key_numbers: list[str], reason_code: str,
                           reason_text: str | None = None) -> None:
-        async with self.input():
-            await self.lookup("draw", DrawFlow).choose(key_numbers, reason_code, reason_text)
+        # from the choice to the unlock with no garbage collection (kiosk.heap, issue 15)
+        with collections_paused():
+            async with self.input():
+                await self.lookup("draw", DrawFlow).choose(key_numbers, reason_code,
+                                                           reason_text)
 
     async def pick(self, key_numbers: list[str]) -> int:
         """The person picked keys on the screen and is choosing a reason: arm their boards
