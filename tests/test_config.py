@@ -82,7 +82,8 @@ def test_business_hours_must_start_before_they_end(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("end", "open_at_the_last_second"),
                          [("24:00", True), ("23:59:59", False)])
 def test_K8_a_site_open_until_midnight_says_24_00_and_its_last_second_is_open(
-        tmp_path: Path, end: str, open_at_the_last_second: bool) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str,
+        open_at_the_last_second: bool) -> None:
     """A round-the-clock site: "24:00" ends the day at midnight, so a badge at 23:59:59.5
     is still in business hours (no duty manager asked for, K8). "23:59:59", the only way to
     say it before, left that second closed: a browser test tapping then failed in CI."""
@@ -93,8 +94,9 @@ def test_K8_a_site_open_until_midnight_says_24_00_and_its_last_second_is_open(
     last_second = dt.datetime(2026, 12, 6, 23, 59, 59, 500_000, tzinfo=calendar.zone)
     assert calendar.is_business_time(last_second) is open_at_the_last_second
     assert calendar.is_business_time(last_second + dt.timedelta(seconds=1))  # 00:00:00.5
-    # and the environment says it the same way (KIOSK_BUSINESS_HOURS__END=24:00)
-    assert load_settings(business_hours={"end": "24:00"}).business_hours.end == dt.time.max
+    # and the environment says it the same way
+    monkeypatch.setenv("KIOSK_BUSINESS_HOURS__END", "24:00")
+    assert load_settings().business_hours.end == dt.time.max
 
 
 def test_unknown_time_zone_and_broken_toml_and_missing_file(tmp_path: Path) -> None:
