@@ -429,6 +429,9 @@ class Cabinet(Registry):
                 self._tell(reason, level)
             self.visit = Visit()
             self.arming.forget()
+            # Behind the visit's last writes and seconds before the next person's list:
+            # the WAL folded and started over now, not in the next intent (kiosk.store.wal).
+            self.writer.checkpoint_wal()
 
     def _tell(self, reason: str, level: str) -> None:
         """Say how the visit ended, in full: what the flow that ended it has to tell (which

@@ -33,6 +33,11 @@ has written; as nearly every write is this thread's, its connection's cache stay
 an intent's transaction took half a millisecond less (issue 15: it is on the path from a
 person's choice to the lock). A connection that failed in any other way than "busy" is
 closed and a new one opened for the next job.
+
+That connection also folds SQLite's write-ahead log back into the database itself, at quiet
+moments (``checkpoint_wal``, and after ``IDLE_FOLD_S`` with nothing to write), instead of
+inside whichever commit crosses SQLite's threshold, an intent's as likely as any
+(``kiosk.store.wal``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import asyncio
 import concurrent.futures
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +59,7 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AuditLog
 from kiosk.errors import AuditError
 from kiosk.services import tx
+from kiosk.store import wal
 
 log = logging.getLogger("kiosk.cabinet.writer")
 
@@ -60,6 +67,8 @@ T = TypeVar("T")
 Work = Callable[[Session], T]
 
 RETRY_EVERY_S = 0.2
+IDLE_FOLD_S = 0.5
+"""Nothing to write for this long after a commit: the thread checkpoints the WAL."""
 
 
 class StorageBusy(AuditError):
@@ -71,9 +80,10 @@ class _Abandoned(Exception):
 
 
 def is_busy(exc: BaseException) -> bool:
-    """Whether ``exc`` is SQLite's (or PostgreSQL's lock timeout) "try again later"."""
+    """Whether ``exc`` is SQLite's (or PostgreSQL's lock timeout) "try again later" (raised
+    through SQLAlchemy, or by the DB-API connection itself: ``kiosk.store.wal``)."""
     text = str(exc).lower()
-    return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text
+    return isinstance(exc, OperationalError | sqlite3.OperationalError) and ("locked" in text or "busy" in text
                                                   or "lock timeout" in text)
 
 
@@ -126,6 +136,7 @@ class _Job:
     retry: bool = False
     ticket: _Ticket | None = None
     then: Callable[[], None] | None = None  # after the commit, on the writer thread
+    fold: bool = False  # a WAL checkpoint (``Writer.checkpoint_wal``), no transaction
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
 
 
@@ -146,9 +157,11 @@ class Writer:
     """One thread that owns the cabinet's database writes (see the module docstring)."""
 
     def __init__(self, audit: AuditLog, *, name: str = "kiosk-writer",
-                 retry_every_s: float = RETRY_EVERY_S) -> None:
+                 retry_every_s: float = RETRY_EVERY_S, idle_fold_s: float = IDLE_FOLD_S) -> None:
         self.audit = audit
         self.retry_every_s = retry_every_s
+        self.idle_fold_s = idle_fold_s
+        self._unfolded = False  # committed since the last WAL checkpoint (thread's own)
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._submitted = 0
         self._done = 0
@@ -196,6 +209,14 @@ class Writer:
             raise StorageBusy(f"{job.what} not durable within {within_s:g} s "
                               "(database busy)") from None
 
+    def checkpoint_wal(self) -> None:
+        """The cabinet is quiet for a second or more (a person is reading their list): fold
+        the WAL into the database now, in turn behind what is queued, so that the next
+        intent neither pays for a checkpoint nor appends to a long WAL (``kiosk.store.wal``).
+        Not awaited; nothing is lost if it cannot run."""
+        if not self._closing.is_set():
+            self._submit(_Job(None, "wal checkpoint", fold=True))
+
     @property
     def stalled(self) -> bool:
         """True while a queued write waits for a busy database."""
@@ -241,7 +262,11 @@ class Writer:
     # ----------------------------------------------------------------- the thread
     def _loop(self) -> None:
         while True:
-            job = self._queue.get()
+            try:
+                job = self._queue.get(timeout=self.idle_fold_s if self._unfolded else None)
+            except queue.Empty:  # quiet since the last commit
+                self._fold()
+                continue
             if job is _STOP:
                 self._drop_connection()
                 return
@@ -257,6 +282,8 @@ class Writer:
                 self._done += 1
 
     def _execute(self, job: _Job) -> Any:
+        if job.fold:
+            self._fold()
         if job.work is None:
             return None
         ticket = job.ticket
@@ -267,6 +294,7 @@ class Writer:
             try:
                 if self._connection is None:
                     self._connection = self.audit.engine.connect()
+                    wal.hold_back(self._connection)
                 try:
                     with tx.write(self.audit, connection=self._connection,
                                   committed=_guarded(job.then, job.what)) as session:
@@ -279,6 +307,7 @@ class Writer:
                 if warned:
                     log.warning("database free again: %s written", job.what)
                 self._stalled = False
+                self._unfolded = True
                 return result
             except OperationalError as exc:
                 if not is_busy(exc):
@@ -294,9 +323,32 @@ class Writer:
                 self._stalled = True
                 self._closing.wait(self.retry_every_s)
 
+    def _fold(self) -> None:
+        """A passive WAL checkpoint on this thread's connection (``kiosk.store.wal``); one
+        that fails is logged and tried again after the next commit."""
+        self._unfolded = False
+        if self._connection is None:
+            return
+        try:
+            folded = wal.fold(self._connection)
+        except Exception as exc:  # a checkpoint is housekeeping: the next one catches up
+            if is_busy(exc):
+                log.debug("WAL checkpoint put off: %s", exc)
+                return
+            log.warning("WAL checkpoint not done: %s", exc)
+            self._drop_connection()
+            return
+        if folded is not None and folded.busy:
+            log.debug("WAL checkpoint partial: %s", folded)
+
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
+            try:
+                wal.give_back(connection)
+            except Exception as exc:  # broken: not to be handed to anyone else as it is
+                log.debug("writer connection's checkpoint setting not restored: %s", exc)
+                connection.invalidate()
             try:
                 connection.close()
             except Exception as exc:  # already broken: nothing more to release
