@@ -11,21 +11,11 @@ file once the lock goes and the endpoint says ``settled``.
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import time
 from typing import Any
 
 from browser_rig import Daemon
-
-BLOCKER = """
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-db.execute("ROLLBACK")
-"""
+from lock_holder import write_lock_held
 
 UNKNOWN_CARD = "5EE5A11D"
 
@@ -52,11 +42,7 @@ def test_writes_pending_behind_a_locked_database_are_reported_then_settle(
     daemon.post("/kiosk/api/cancel")
     assert daemon.get("/sim/writes")["settled"] is True
     before = denials_of(daemon, UNKNOWN_CARD)
-    blocker = subprocess.Popen([sys.executable, "-c", BLOCKER, str(daemon.data_dir / "kiosk.db")],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert blocker.stdout is not None and blocker.stdin is not None
-        assert blocker.stdout.readline().strip() == "locked"
+    with write_lock_held(daemon.data_dir / "kiosk.db") as holder:
         daemon.tap(UNKNOWN_CARD)
         shown = refusal_shown(daemon)
         assert shown["message"]["code"] == "card_unknown", shown  # the lock holds no screen
@@ -64,13 +50,7 @@ def test_writes_pending_behind_a_locked_database_are_reported_then_settle(
         waited = daemon.get("/sim/writes?within_s=0.5")
         assert waited["settled"] is False and waited["pending"] >= 1, waited
         assert denials_of(daemon, UNKNOWN_CARD) == before  # not in the file yet
-        blocker.stdin.write("\n")
-        blocker.stdin.flush()
-        assert blocker.wait(timeout=10) == 0
-    finally:
-        if blocker.poll() is None:
-            blocker.kill()
-            blocker.wait()
+        assert holder.release() == 0
     assert daemon.get("/sim/writes")["settled"] is True
     assert denials_of(daemon, UNKNOWN_CARD) == before + 1
     daemon.post("/kiosk/api/cancel")

@@ -10,14 +10,13 @@ a second process for the lock.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lock_holder import write_lock_held
 from sqlalchemy import Connection, Engine, text
 
 from kiosk.store import wal
@@ -111,26 +110,13 @@ def test_a_reader_in_a_read_leaves_the_fold_partial_and_the_wal_as_it_is(
         assert conn.scalar(text("SELECT count(*) FROM rows")) == 6
 
 
-HOLDER = """
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.readline()
-db.execute("ROLLBACK")
-"""
-
-
 def test_another_process_holding_the_write_lock_is_not_waited_for(engine: Engine,
                                                                    tmp_path: Path) -> None:
     """The fold copies what it can and skips starting the WAL over: it never sits out the
     busy timeout (5 s here) on the writer thread, and the timeout is as it was after."""
     db = tmp_path / "kiosk.db"
     write_rows(engine, 10)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with write_lock_held(db) as holder:
         header = wal_header(db)
         done: list[wal.Folded | None] = []
         with engine.connect() as conn:
@@ -141,11 +127,7 @@ def test_another_process_holding_the_write_lock_is_not_waited_for(engine: Engine
             assert done[0] is not None and done[0].folded_pages == done[0].wal_pages
             assert wal_header(db) == header  # the other process's lock: not started over
             assert pragma(conn, "busy_timeout") == 5000
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        holder.wait(timeout=10)
+        assert holder.release() == 0
 
 
 def test_the_writer_connection_holds_automatic_checkpoints_back_and_gives_them_back(
