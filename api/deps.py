@@ -21,9 +21,9 @@ from api.limits import BodyLimits
 from kiosk.audit import AuditLog
 from kiosk.errors import NotAuthenticated
 from kiosk.runtime import Runtime
-from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services import tokens, tx
 from kiosk.services.authz import Permission, Principal
+from kiosk.services.credentials import AuthPolicy
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -93,12 +93,12 @@ def get_principal(
     if credentials is None:
         raise NotAuthenticated("a bearer token is required")
     with tx.read(audit) as session:
-        principal, stale = accounts.authenticate(
+        principal, stale = tokens.authenticate(
             session, secret=credentials.credentials, policy=policy
         )
     if stale:
         with tx.write(audit) as session:
-            accounts.touch(session, token_id=principal.token_id)
+            tokens.touch(session, token_id=principal.token_id)
     return principal
 
 
@@ -114,7 +114,7 @@ def recheck(audit: AuditLog, policy: AuthPolicy, secret: str) -> Principal | Non
     """
     try:
         with tx.read(audit) as session:
-            principal, _ = accounts.authenticate(session, secret=secret, policy=policy)
+            principal, _ = tokens.authenticate(session, secret=secret, policy=policy)
     except NotAuthenticated:
         return None
     return principal

@@ -55,7 +55,7 @@ def create(
 
     from kiosk.runtime import Runtime
     from kiosk.services import accounts, tx
-    from kiosk.services.accounts import AuthPolicy
+    from kiosk.services.credentials import AuthPolicy
     from kiosk.store.models import Department, Person
 
     runtime = Runtime.open(ctx.find_root().obj.settings)

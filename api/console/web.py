@@ -46,7 +46,7 @@ from kiosk.errors import (
     Unavailable,
 )
 from kiosk.runtime import Runtime
-from kiosk.services import accounts, tx, web_sessions
+from kiosk.services import tokens, tx, web_sessions
 from kiosk.services.authz import Permission, Principal
 from kiosk.store.models_auth import TokenKind
 
@@ -348,7 +348,7 @@ def _principal_of(request: Request) -> Principal | None:
     policy = request.app.state.options.auth_policy
     try:
         with tx.read(runtime.audit) as session:
-            principal, _ = accounts.authenticate(session, secret=secret, policy=policy)
+            principal, _ = tokens.authenticate(session, secret=secret, policy=policy)
             slide = web_sessions.due(session, token_id=principal.token_id, policy=policy)
     except NotAuthenticated:
         return None

@@ -35,7 +35,7 @@ from api.limits import _send_problem
 from kiosk.errors import KioskError
 from kiosk.fleet import scope as scopes
 from kiosk.runtime import Runtime
-from kiosk.services import accounts, tx
+from kiosk.services import credentials, tokens, tx
 
 SCOPE_KEY = "kiosk.site_scope"
 """Where the gate leaves the caller's :class:`kiosk.fleet.scope.Scope` in the ASGI scope
@@ -87,10 +87,10 @@ class SiteScopeGate:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app, self.runtime = app, runtime
 
-    def _scope_of(self, secret: str, policy: accounts.AuthPolicy) -> scopes.Scope | None:
+    def _scope_of(self, secret: str, policy: credentials.AuthPolicy) -> scopes.Scope | None:
         try:
             with tx.read(self.runtime.audit) as session:
-                principal, _ = accounts.authenticate(session, secret=secret, policy=policy)
+                principal, _ = tokens.authenticate(session, secret=secret, policy=policy)
                 return scopes.scope_of(session, principal.account_id)
         except KioskError:
             return None  # not signed in: the route itself refuses

@@ -23,7 +23,7 @@ from api.schemas import (
     page_of,
     patch_values,
 )
-from kiosk.services import accounts, dual_control, passwords, tx
+from kiosk.services import accounts, dual_control, passwords, tokens, tx
 from kiosk.services.authz import Permission as P
 from kiosk.store.models_auth import AccountRole, ApiToken
 
@@ -77,7 +77,7 @@ class ApiTokenOut(Out):
             account_id=token.account_id,
             name=token.name,
             prefix=token.prefix,
-            scopes=[P(s) for s in accounts.scopes_of(token)],
+            scopes=[P(s) for s in tokens.scopes_of(token)],
             created_at=token.created_at,
             expires_at=token.expires_at,
             revoked_at=token.revoked_at,

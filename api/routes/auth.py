@@ -12,7 +12,7 @@ from pydantic import Field, StringConstraints
 from api.deps import AuditDep, PolicyDep, PrincipalDep, client_address
 from api.schemas import SINGLE_LINE, Out, Password, Strict
 from kiosk.errors import NotAuthenticated, PermissionDenied, TooManyAttempts
-from kiosk.services import accounts, passwords, tx
+from kiosk.services import password_login, passwords, tokens, tx
 from kiosk.services.authz import Permission
 from kiosk.store.models_auth import Account, AccountRole, TokenKind
 
@@ -67,7 +67,7 @@ class PasswordChangeIn(Strict):
 def login(body: LoginIn, request: Request, audit: AuditDep, policy: PolicyDep) -> TokenOut:
     remote = client_address(request)
     with tx.write(audit) as session:
-        result = accounts.login(
+        result = password_login.login(
             session,
             audit,
             username=body.username,
@@ -92,7 +92,7 @@ def login(body: LoginIn, request: Request, audit: AuditDep, policy: PolicyDep) -
 @router.post("/auth/logout", status_code=204, response_class=Response, summary="End this login")
 def logout(principal: PrincipalDep, audit: AuditDep) -> Response:
     with tx.write(audit) as session:
-        accounts.logout(session, audit, principal=principal)
+        tokens.logout(session, audit, principal=principal)
     return Response(status_code=204)
 
 

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.errors import Conflict, PermissionDenied
 from kiosk.services import tx
-from kiosk.services.accounts import actors_of, visible_account
+from kiosk.services.accounts import visible_account
 from kiosk.services.authz import Principal
+from kiosk.services.credentials import actors_of
 from kiosk.store.models import Person, Role
 from kiosk.store.models_auth import Account
 

@@ -19,38 +19,23 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from kiosk.audit import AuditLog, NewEvent
 from kiosk.errors import PermissionDenied
 from kiosk.services import tx
-from kiosk.services.accounts import (
+from kiosk.services.accounts import visible_account
+from kiosk.services.authz import Principal
+from kiosk.services.credentials import (
     AuthPolicy,
     actors_of,
     check_password_rules,
-    lockout_until,
-    retry_after_seconds,
     verify_password,
-    visible_account,
 )
-from kiosk.services.authz import Principal
-from kiosk.store.models_auth import Account, ApiToken, LoginAttempt, LoginOutcome, TokenKind
+from kiosk.services.password_login import lockout_until, retry_after_seconds
+from kiosk.services.tokens import revoke_all
+from kiosk.store.models_auth import Account, LoginAttempt, LoginOutcome, TokenKind
 from kiosk.store.types import utcnow
-
-
-def _end_credentials(
-    session: Session, account_id: uuid.UUID, *, keep: uuid.UUID | None = None
-) -> None:
-    """Revoke every login session and API token of the account except ``keep``."""
-    query = update(ApiToken).where(
-        ApiToken.account_id == account_id,
-        ApiToken.kind.in_((TokenKind.ACCESS, TokenKind.API)),
-        ApiToken.revoked_at.is_(None),
-    )
-    if keep is not None:
-        query = query.where(ApiToken.id != keep)
-    session.execute(query.values(revoked_at=utcnow()))
 
 
 def set_password(
@@ -67,7 +52,7 @@ def set_password(
     account = visible_account(session, by, account_id)
     account.password_hash = policy.hasher.hash(password)
     account.password_changed_at = utcnow()
-    _end_credentials(session, account.id)
+    revoke_all(session, account.id)
     tx.log(
         session,
         audit,
@@ -135,7 +120,7 @@ def change_own_password(
     account.password_changed_at = now
     session.add(LoginAttempt(username=account.username, remote=remote, at=now,
                              outcome=LoginOutcome.SUCCESS))
-    _end_credentials(session, account.id, keep=principal.token_id)
+    revoke_all(session, account.id, keep=principal.token_id)
     tx.log(
         session,
         audit,

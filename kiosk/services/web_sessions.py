@@ -1,6 +1,6 @@
 """Browser sessions of the web console: an access token that slides while it is used.
 
-A console sign-in is a password login (``accounts.login``: the same lockout, rate limit
+A console sign-in is a password login (``password_login.login``: the same lockout, rate limit
 and audit events as ``POST /auth/login``); the access token it issues becomes the session.
 An API client keeps a fixed 15-minute token, but a person working in the console should not
 be thrown out mid-form while active: each use pushes the expiry out again, so the token
@@ -16,7 +16,7 @@ import uuid
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models_auth import ApiToken, TokenKind
 from kiosk.store.types import utcnow
 

@@ -1,6 +1,6 @@
 """Fixtures for the admin API: an app on the test database, accounts per role, a small tower.
 
-Accounts get their tokens straight from ``kiosk.services.accounts`` (the same code a login
+Accounts get their tokens straight from ``kiosk.services.tokens`` (the same code a login
 runs) so most tests do not pay for argon2; the login tests use a cheaper but real argon2id
 parameter set.
 """
@@ -23,8 +23,8 @@ from api.deps import AdminOptions
 from kiosk.audit import AuditLog
 from kiosk.cabinet import Cabinet, calendar_from
 from kiosk.runtime import Runtime
-from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services import accounts, tokens, tx
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import (
     Card,
     Department,
@@ -102,7 +102,7 @@ class World:
                 department_id=self.ids[f"dept:{dept}"] if dept else None,
                 policy=self.policy,
             )
-            _, secret = accounts.issue_access_token(session, account=account, policy=self.policy)
+            _, secret = tokens.issue_access_token(session, account=account, policy=self.policy)
         return {"Authorization": f"Bearer {secret}"}
 
     def loan(

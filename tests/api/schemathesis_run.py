@@ -39,7 +39,7 @@ from api.app import create_admin_app
 from api.deps import AdminOptions
 from api.schemas import MAX_SEQ
 from kiosk.runtime import Runtime
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Role
 from kiosk.store.models_auth import AccountRole
 from tests.api.conftest import World, attached_cabinet, build_world

@@ -16,8 +16,8 @@ from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.config import Settings
 from kiosk.runtime import Runtime
-from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services import accounts, credentials, tokens, tx
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Event
 from kiosk.store.models_auth import Account, AccountRole, ApiToken
 from tests.api.conftest import FAST_HASHER, World
@@ -50,7 +50,7 @@ def test_login_issues_a_short_lived_token_that_logout_ends(world: World) -> None
     with Session(world.runtime.engine) as session:
         stored = session.scalars(select(ApiToken.token_hash)).all()
     assert body["access_token"] not in stored
-    assert accounts.token_digest(body["access_token"]) in stored
+    assert credentials.token_digest(body["access_token"]) in stored
 
     assert world.client.post(f"{V1}/auth/logout", headers=headers).status_code == 204
     after = world.client.get(f"{V1}/auth/me", headers=headers)
@@ -140,7 +140,7 @@ def test_expired_access_token_is_refused(world: World) -> None:
             session, world.audit, by=None, username="old", password=PASSWORD,
             role=AccountRole.ADMIN, policy=world.policy,
         )
-        _, secret = accounts.issue_access_token(
+        _, secret = tokens.issue_access_token(
             session, account=account, policy=world.policy,
             now=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16),
         )

@@ -25,7 +25,7 @@ from test_remote_unlock import (
     admin_person,
 )
 
-from kiosk.services import accounts, tx
+from kiosk.services import tokens, tx
 from kiosk.store.models import Event
 from kiosk.store.models_auth import Account, AccountRole
 from kiosk.store.types import utcnow
@@ -110,7 +110,7 @@ async def test_k2_the_requester_must_be_an_administrator_in_person(admin: Admin)
         account = Account(username="no-person", password_hash="x", role=AccountRole.ADMIN)
         session.add(account)
         session.flush()
-        _, secret = accounts.issue_access_token(session, account=account, policy=POLICY)
+        _, secret = tokens.issue_access_token(session, account=account, policy=POLICY)
     got = await admin.client.post(f"{V1}/cabinet/remote-unlocks", json=body,
                                   headers={"Authorization": f"Bearer {secret}"})
     assert "admin role" in _problem(got, 403)

@@ -15,8 +15,8 @@ from rig import Rig, close_rig, make_rig
 
 from api.app import create_admin_app
 from api.deps import AdminOptions
-from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services import accounts, tokens, tx
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Department, Person
 from kiosk.store.models_auth import AccountRole
 
@@ -32,7 +32,7 @@ def _headers(rig: Rig, role: AccountRole, *, department: uuid.UUID | None = None
             session, rig.runtime.audit, by=None, username=f"{role.value}-{uuid.uuid4().hex[:6]}",
             password="correct horse battery", role=role, department_id=department, policy=POLICY,
         )
-        _, secret = accounts.issue_access_token(session, account=account, policy=POLICY)
+        _, secret = tokens.issue_access_token(session, account=account, policy=POLICY)
     return {"Authorization": f"Bearer {secret}"}
 
 

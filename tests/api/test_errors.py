@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.runtime import Runtime
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models_auth import AccountRole
 from tests.api.conftest import World
 

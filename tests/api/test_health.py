@@ -18,7 +18,7 @@ from api.app import create_admin_app
 from api.version import package_version
 from kiosk.config import Settings
 from kiosk.runtime import Runtime
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Event
 from kiosk.store.models_auth import AccountRole
 from tests.ports import free_port

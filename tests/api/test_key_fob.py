@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from drivers.identity.onewire import FobId
-from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services import accounts, tokens, tx
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Key
 from kiosk.store.models_auth import AccountRole
 
@@ -66,7 +66,7 @@ def _token(rig: Rig, role: AccountRole, name: str) -> dict[str, str]:
             password="correct horse battery", role=role, person_id=None, department_id=None,
             policy=POLICY,
         )
-        _, secret = accounts.issue_access_token(session, account=account, policy=POLICY)
+        _, secret = tokens.issue_access_token(session, account=account, policy=POLICY)
     return {"Authorization": f"Bearer {secret}"}
 
 

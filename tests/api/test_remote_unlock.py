@@ -20,8 +20,8 @@ from rig import Rig, close_rig, make_rig
 
 from api.app import create_admin_app
 from api.deps import AdminOptions
-from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services import accounts, tokens, tx
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Event, Person, PersonRole, Role
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.types import utcnow
@@ -60,7 +60,7 @@ def _token(rig: Rig, role: AccountRole, name: str, *,
             password="correct horse battery", role=role, person_id=person, department_id=None,
             policy=POLICY,
         )
-        _, secret = accounts.issue_access_token(session, account=account, policy=POLICY)
+        _, secret = tokens.issue_access_token(session, account=account, policy=POLICY)
     return {"Authorization": f"Bearer {secret}"}
 
 

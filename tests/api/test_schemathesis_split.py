@@ -18,7 +18,7 @@ from schemathesis.core.result import Ok
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.runtime import Runtime
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from tests.api.schemathesis_run import PARTS, part_schema
 from tests.api.schemathesis_run import sqlite_db_url as db_url  # noqa: F401
 

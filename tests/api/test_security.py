@@ -30,7 +30,7 @@ from kiosk.daemon import _server
 from kiosk.runtime import Runtime
 from kiosk.services import accounts, tx
 from kiosk.services import events as events_service
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Event
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.types import utcnow

@@ -21,7 +21,7 @@ from rig import Rig, close_rig, make_rig
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models_auth import AccountRole
 
 POLICY = AuthPolicy(hasher=PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1))

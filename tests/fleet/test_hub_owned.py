@@ -20,7 +20,7 @@ from api.deps import AdminOptions
 from api.hub_owned import hub_owned
 from kiosk.fleet import state
 from kiosk.runtime import Runtime
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Card, CardStatus
 from kiosk.store.models_auth import AccountRole
 from tests.api.conftest import FAST_HASHER, World, build_world

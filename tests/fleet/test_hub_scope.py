@@ -26,7 +26,7 @@ from kiosk.fleet import hub
 from kiosk.fleet.ingest import Batch, ingest
 from kiosk.fleet.link import read_batch
 from kiosk.runtime import Runtime
-from kiosk.services import accounts
+from kiosk.services import accounts, credentials, tokens
 from kiosk.store.db import write_session
 from kiosk.store.models import Cabinet, Key, KeyCategory, KeyGroup, Person, Slot
 from kiosk.store.models_auth import AccountRole
@@ -45,11 +45,11 @@ class Hub:
     cabinets: dict[str, Runtime] = field(default_factory=dict)
 
     def token(self, username: str, role: AccountRole) -> dict[str, str]:
-        policy = accounts.AuthPolicy(hasher=FAST_HASHER)
+        policy = credentials.AuthPolicy(hasher=FAST_HASHER)
         with write_session(self.runtime.engine) as s:
             account = accounts.create_account(s, self.runtime.audit, by=None, username=username,
                                               password=PASSWORD, role=role, policy=policy)
-            _, secret = accounts.issue_access_token(s, account=account, policy=policy)
+            _, secret = tokens.issue_access_token(s, account=account, policy=policy)
         return {"Authorization": f"Bearer {secret}"}
 
     def console(self, username: str) -> TestClient:
@@ -68,7 +68,7 @@ class Hub:
 @pytest.fixture
 def fleet(runtime: Runtime, tmp_path: Path) -> Iterator[Hub]:
     app = create_hub_app(runtime, AdminOptions(
-        auth_policy=accounts.AuthPolicy(hasher=FAST_HASHER)))
+        auth_policy=credentials.AuthPolicy(hasher=FAST_HASHER)))
     cabinets = []
     with TestClient(app) as client:
         for site, code in (("tower-a", "cab-a"), ("tower-b", "cab-b")):

@@ -127,16 +127,16 @@ def test_a_department_leader_at_the_hub_sees_its_departments_loans_only(
     (here engineering: 张工's loan at A, not 李工's at B)."""
     from sqlalchemy import select
 
-    from kiosk.services import accounts
+    from kiosk.services import accounts, credentials, tokens
     from tests.api.conftest import FAST_HASHER
 
-    policy = accounts.AuthPolicy(hasher=FAST_HASHER)
+    policy = credentials.AuthPolicy(hasher=FAST_HASHER)
     with write_session(fleet.runtime.engine) as s:
         eng = s.scalars(select(Department).where(Department.code == "ENG")).one()
         account = accounts.create_account(
             s, fleet.runtime.audit, by=None, username="lead-eng", password=PASSWORD,
             role=AccountRole.DEPT_LEADER, department_id=eng.id, policy=policy)
-        _, secret = accounts.issue_access_token(s, account=account, policy=policy)
+        _, secret = tokens.issue_access_token(s, account=account, policy=policy)
     headers = {"Authorization": f"Bearer {secret}"}
     page = _get(fleet.client, "/hub/v1/loans?state=all", headers)
     assert {r["borrower"] for r in page["items"]} == {"张工"} and page["total"] == 2

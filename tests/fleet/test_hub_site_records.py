@@ -130,19 +130,19 @@ def _department_leader(fleet: Hub, username: str = "lead-eng") -> dict[str, str]
     alarms, reports nor handovers (the fixture's 张工 at A is engineering's)."""
     from sqlalchemy import select
 
-    from kiosk.services import accounts
+    from kiosk.services import accounts, credentials, tokens
     from kiosk.store.db import write_session
     from kiosk.store.models import Department
     from tests.api.conftest import FAST_HASHER
     from tests.fleet.test_hub_scope import PASSWORD
 
-    policy = accounts.AuthPolicy(hasher=FAST_HASHER)
+    policy = credentials.AuthPolicy(hasher=FAST_HASHER)
     with write_session(fleet.runtime.engine) as s:
         eng = s.scalars(select(Department).where(Department.code == "ENG")).one()
         account = accounts.create_account(
             s, fleet.runtime.audit, by=None, username=username, password=PASSWORD,
             role=AccountRole.DEPT_LEADER, department_id=eng.id, policy=policy)
-        _, secret = accounts.issue_access_token(s, account=account, policy=policy)
+        _, secret = tokens.issue_access_token(s, account=account, policy=policy)
     return {"Authorization": f"Bearer {secret}"}
 
 

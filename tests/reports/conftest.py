@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_admin_app
 from api.deps import AdminOptions
 from kiosk.runtime import Runtime
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services.credentials import AuthPolicy
 from tests.api.conftest import FAST_HASHER, World, build_world
 from tests.reports.tower import Tower, build_tower, open_runtime
 

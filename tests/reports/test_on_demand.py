@@ -29,8 +29,8 @@ from kiosk.cli import cli
 from kiosk.config import Settings, SiteSettings
 from kiosk.runtime import Runtime
 from kiosk.scheduler import Scheduler
-from kiosk.services import accounts, tx
-from kiosk.services.accounts import AuthPolicy
+from kiosk.services import accounts, tokens, tx
+from kiosk.services.credentials import AuthPolicy
 from kiosk.store.models import Alarm, Event, Loan, Role
 from kiosk.store.models_auth import AccountRole
 from kiosk.store.models_reports import Report, ReportFile
@@ -57,7 +57,7 @@ class Site:
             account = accounts.create_account(
                 session, self.runtime.audit, by=None, username=f"{role.value}-{uuid.uuid4().hex[:6]}",
                 password="correct horse battery", role=role, policy=self.policy)
-            _, secret = accounts.issue_access_token(session, account=account, policy=self.policy)
+            _, secret = tokens.issue_access_token(session, account=account, policy=self.policy)
         return {"Authorization": f"Bearer {secret}"}
 
     def count(self, model: type) -> int:
