@@ -35,7 +35,7 @@ from kiosk.audit import AuditLog, NewEvent
 from kiosk.errors import Conflict, InvalidRequest, NotFound
 from kiosk.fleet import state
 from kiosk.fleet.hub import raise_alarm
-from kiosk.fleet.ingest import Refused
+from kiosk.fleet.refusal import Refused
 from kiosk.fleet.scope import Scope
 from kiosk.fleet.site_lists import _one as record_in_scope
 from kiosk.store.db import write_session

@@ -26,8 +26,9 @@ from kiosk.errors import InvalidRequest, NotAuthenticated, PermissionDenied
 from kiosk.fleet import hub, protocol
 from kiosk.fleet.apply import apply_changes
 from kiosk.fleet.changes import changes_since, install_change_tracking, prepare_hub_database
-from kiosk.fleet.ingest import EVENT_FIELDS, Batch, Refused, ingest
+from kiosk.fleet.ingest import EVENT_FIELDS, Batch, ingest
 from kiosk.fleet.link import read_batch
+from kiosk.fleet.refusal import Refused
 from kiosk.runtime import Runtime
 from kiosk.services.authz import Principal
 from kiosk.services.cards import issue_card, revoke

@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kiosk.fleet import report_files, state
-from kiosk.fleet.ingest import Refused
 from kiosk.fleet.link import FleetLink
+from kiosk.fleet.refusal import Refused
 from kiosk.reports import store as report_store
 from kiosk.reports.data import build_daily
 from kiosk.runtime import Runtime
