@@ -83,8 +83,8 @@ def is_busy(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite's (or PostgreSQL's lock timeout) "try again later" (raised
     through SQLAlchemy, or by the DB-API connection itself: ``kiosk.store.wal``)."""
     text = str(exc).lower()
-    return isinstance(exc, OperationalError | sqlite3.OperationalError) and ("locked" in text or "busy" in text
-                                                  or "lock timeout" in text)
+    return isinstance(exc, OperationalError | sqlite3.OperationalError) and (
+        "locked" in text or "busy" in text or "lock timeout" in text)
 
 
 class _Ticket:
@@ -210,10 +210,10 @@ class Writer:
                               "(database busy)") from None
 
     def checkpoint_wal(self) -> None:
-        """The cabinet is quiet for a second or more (a person is reading their list): fold
-        the WAL into the database now, in turn behind what is queued, so that the next
-        intent neither pays for a checkpoint nor appends to a long WAL (``kiosk.store.wal``).
-        Not awaited; nothing is lost if it cannot run."""
+        """The cabinet has gone quiet (a visit ended: the next person's choice is seconds
+        away): fold the WAL into the database now, in turn behind what is queued, so that
+        the next intent neither pays for a checkpoint nor writes the WAL's header
+        (``kiosk.store.wal``). Not awaited; nothing is lost if it cannot run."""
         if not self._closing.is_set():
             self._submit(_Job(None, "wal checkpoint", fold=True))
 
@@ -338,8 +338,8 @@ class Writer:
             log.warning("WAL checkpoint not done: %s", exc)
             self._drop_connection()
             return
-        if folded is not None and folded.busy:
-            log.debug("WAL checkpoint partial: %s", folded)
+        if folded is not None and folded.folded_pages < folded.wal_pages:
+            log.debug("WAL checkpoint partial (a reader is behind): %s", folded)
 
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None

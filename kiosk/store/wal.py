@@ -13,9 +13,12 @@ is written from its start again by the next commit.
 
 So the cabinet's writer connection (``kiosk.cabinet.writer``) holds its automatic
 checkpoint back to ``BACKSTOP_PAGES`` and checkpoints itself when nothing waits: when a
-person has just been shown their list (the choice is a second or more away) and when
-nothing was written for a while. A passive checkpoint never waits for a reader or a writer;
-what it cannot fold now it folds the next time. Other connections (the admin API's, the
+visit has ended (the next person's choice is seconds away) and when nothing was written for
+a while. Not at the tap: the fold's write would land between the person's list and their
+choice, and a choice decided from the list stands only while nothing at all was committed
+since (``CabinetFacts.commit_mark``), so every choice would have been decided again
+from fresh reads. A passive checkpoint never waits for a reader or a writer; what it cannot
+fold now it folds the next time. Other connections (the admin API's, the
 command line's) keep SQLite's default: their commits are not on the way to a lock.
 
 PostgreSQL has no such file: every function here does nothing there.
