@@ -70,6 +70,7 @@ if str(ROOT) not in sys.path:  # `python bench/crash_harness.py` from anywhere
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from common import provenance  # noqa: E402
 from crash_child import CABINET, MAX_PULSE_MS, settings_for  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
@@ -881,8 +882,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             result = harness.totals(time.monotonic() - started)
             harness.close()
+    # where, when and on what it ran, as every bench result says (bench/common.py)
+    stamped = {"bench": "crash", **provenance(), "seed": args.seed, **result}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.out.write_text(json.dumps(stamped, indent=2, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
     print_table(result)
     return 0 if result["ok"] else 1
 

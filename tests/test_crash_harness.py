@@ -29,6 +29,7 @@ def test_crash_harness_four_kills_lose_nothing(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["ok"] and result["failures"] == []
+    assert result["commit"] and result["machine"] and result["seed"] == 3  # where it ran
     assert result["discrepancies"] == 0
     assert result["kills"] == 4 and result["restarts"] == 4
     assert result["events"] >= result["events_acknowledged"] > 0
