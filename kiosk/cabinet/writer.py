@@ -46,7 +46,6 @@ import asyncio
 import concurrent.futures
 import logging
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ from kiosk.audit import AuditLog
 from kiosk.errors import AuditError
 from kiosk.services import tx
 from kiosk.store import wal
+from kiosk.store.db import is_busy
 
 log = logging.getLogger("kiosk.cabinet.writer")
 
@@ -77,14 +77,6 @@ class StorageBusy(AuditError):
 
 class _Abandoned(Exception):
     """Raised inside the writer thread to roll back a durable write its caller gave up on."""
-
-
-def is_busy(exc: BaseException) -> bool:
-    """Whether ``exc`` is SQLite's (or PostgreSQL's lock timeout) "try again later" (raised
-    through SQLAlchemy, or by the DB-API connection itself: ``kiosk.store.wal``)."""
-    text = str(exc).lower()
-    return isinstance(exc, OperationalError | sqlite3.OperationalError) and (
-        "locked" in text or "busy" in text or "lock timeout" in text)
 
 
 class _Ticket:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("kiosk.store")
@@ -36,6 +38,14 @@ IMMEDIATE = "kiosk_begin_immediate"
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's (or PostgreSQL's lock timeout) "try again later", raised
+    through SQLAlchemy or by the DB-API connection itself (``kiosk.store.wal``)."""
+    text = str(exc).lower()
+    return isinstance(exc, OperationalError | sqlite3.OperationalError) and (
+        "locked" in text or "busy" in text or "lock timeout" in text)
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,

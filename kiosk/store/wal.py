@@ -32,6 +32,8 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection
 
+from kiosk.store.db import is_busy, is_sqlite
+
 log = logging.getLogger("kiosk.store")
 
 DEFAULT_PAGES = 1000
@@ -53,7 +55,7 @@ class Folded(NamedTuple):
 
 
 def _is_sqlite(connection: Connection) -> bool:
-    return connection.dialect.name == "sqlite"
+    return is_sqlite(connection.engine)
 
 
 def hold_back(connection: Connection) -> None:
@@ -97,7 +99,7 @@ def _restart(connection: Connection) -> None:
         (version,) = _pragma(connection, "user_version") or (0,)
         _pragma(connection, f"user_version={int(version)}")
     except sqlite3.OperationalError as exc:
-        if "locked" not in str(exc) and "busy" not in str(exc):
+        if not is_busy(exc):
             raise
         log.debug("WAL not started over (database busy): %s", exc)
     finally:
